@@ -1,0 +1,45 @@
+# Gatherly: every target bootstraps .venv itself from a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PG_DEFAULT := postgresql+psycopg://postgres@127.0.0.1:5432/test
+# Run the suite on PostgreSQL too when a server answers on 127.0.0.1:5432.
+PG_UP := $(shell $(PYTHON) -c "import socket; s=socket.socket(); s.settimeout(1); print(1 if s.connect_ex(('127.0.0.1', 5432)) == 0 else '')" 2>/dev/null)
+GATHERLY_TEST_POSTGRES_URL ?= $(if $(PG_UP),$(PG_DEFAULT),)
+export GATHERLY_TEST_POSTGRES_URL
+
+.PHONY: demo test lint bench format clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(VENV)/.installed $@
+
+demo: $(VENV)/.installed
+	$(BIN)/gatherly demo
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
+	@if [ -n "$$GATHERLY_TEST_POSTGRES_URL" ]; then echo "PostgreSQL tests: on ($$GATHERLY_TEST_POSTGRES_URL)"; else echo "PostgreSQL tests: off (no server on 127.0.0.1:5432)"; fi
+	$(BIN)/pytest
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/access.py
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

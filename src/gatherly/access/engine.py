@@ -1,0 +1,571 @@
+"""The access engine: who may do what with which record (SPEC B1–B3; reference §2.6–2.7).
+
+One module, generic over record types (see ``access.registry``):
+
+- ``load_principal`` gathers a user's facts once per request: BU, teams, and every grant
+  of their own roles and their teams' roles (a handful of rows, never record ids).
+- ``readable`` / ``scope`` turn those facts into one SQL predicate over the record table:
+  ownership, team ownership, BU depth through the closure table, and shares — all
+  evaluated by the database, so lists, counts and exports stay one statement.
+- ``explain`` walks the same rules in Python for one record and reports every path that
+  grants or fails; ``can`` is its verdict. The two implementations check each other in
+  the property tests.
+
+Rules decided here (see docs/access.md): access is purely additive; a disabled user has no
+access; a system administrator has all; a privilege must be held at some level before
+any path (ownership, share) can grant it; a team's roles are anchored at the team's BU
+and their privileges also apply to records the member owns ("direct user level and team
+privileges", the default for new Dataverse roles).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, false, literal, or_, select, true
+from sqlalchemy.orm import Session
+
+from gatherly.access import registry
+from gatherly.access.levels import SHARE_BITS, Level, Privilege, rights_from_mask
+from gatherly.access.models import (
+    OWNER_TEAM,
+    OWNER_USER,
+    PRINCIPAL_ORGANIZATION,
+    PRINCIPAL_TEAM,
+    PRINCIPAL_USER,
+    RecordShare,
+)
+from gatherly.core.exceptions import Forbidden, NotFound
+from gatherly.org.models import (
+    BusinessUnit,
+    BusinessUnitClosure,
+    RolePrivilege,
+    SecurityRole,
+    Team,
+    TeamMember,
+    TeamRole,
+    User,
+    UserRole,
+)
+
+S = TypeVar("S", bound=Select[Any])
+
+
+class OwnedRecord(Protocol):
+    """What the engine needs to know about one record."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def owner_type(self) -> str: ...
+    @property
+    def owner_id(self) -> int: ...
+    @property
+    def owning_bu_id(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One privilege on one record type at a level, from a role, anchored at a BU."""
+
+    record_type: str
+    privilege: str
+    level: Level
+    anchor_bu_id: int
+    role_id: int
+    role_name: str
+    team_id: int | None = None
+    team_name: str | None = None
+
+    def describe(self) -> str:
+        """Human wording, e.g. ``role 'Marketer' via team 'EMEA' (business_unit at BU 3)``."""
+        via = f" via team {self.team_name!r}" if self.team_name else ""
+        return f"role {self.role_name!r}{via} ({self.level.label} at BU {self.anchor_bu_id})"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A user's security facts, loaded once per request by ``load_principal``."""
+
+    user_id: int
+    username: str
+    business_unit_id: int
+    disabled: bool
+    team_ids: frozenset[int]
+    grants: tuple[Grant, ...]
+    system_admin_role: str | None = None
+    team_names: dict[int, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def is_system_admin(self) -> bool:
+        """True when one of the user's roles (direct or via a team) is System Administrator."""
+        return self.system_admin_role is not None and not self.disabled
+
+    def grants_for(self, record_type: str, privilege: Privilege | str) -> list[Grant]:
+        """The grants of ``privilege`` on ``record_type``, broadest first."""
+        found = [
+            g
+            for g in self.grants
+            if g.record_type == record_type and g.privilege == Privilege(privilege)
+        ]
+        return sorted(found, key=lambda g: -g.level)
+
+    def max_level(self, record_type: str, privilege: Privilege | str) -> Level:
+        """The broadest level at which the user holds ``privilege`` (NONE if not held)."""
+        if self.disabled:
+            return Level.NONE
+        if self.is_system_admin:
+            return Level.ORGANIZATION
+        grants = self.grants_for(record_type, privilege)
+        return grants[0].level if grants else Level.NONE
+
+
+def load_principal(db: Session, user_id: int) -> Principal:
+    """Load a user's BU, teams and grants (direct roles and their teams' roles).
+
+    Raises:
+        NotFound: no such user.
+    """
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found", field="user_id")
+    teams = db.execute(
+        select(Team.id, Team.name, Team.business_unit_id)
+        .join(TeamMember, TeamMember.team_id == Team.id)
+        .where(TeamMember.user_id == user_id)
+    ).all()
+    team_bu = {t.id: t.business_unit_id for t in teams}
+    role_cols = (
+        SecurityRole.id,
+        SecurityRole.name,
+        SecurityRole.is_system_admin,
+        RolePrivilege.record_type,
+        RolePrivilege.privilege,
+        RolePrivilege.level,
+    )
+    direct = db.execute(
+        select(*role_cols)
+        .join(UserRole, UserRole.role_id == SecurityRole.id)
+        .outerjoin(RolePrivilege, RolePrivilege.role_id == SecurityRole.id)
+        .where(UserRole.user_id == user_id)
+    ).all()
+    via_team = (
+        db.execute(
+            select(TeamRole.team_id, *role_cols)
+            .join(SecurityRole, SecurityRole.id == TeamRole.role_id)
+            .outerjoin(RolePrivilege, RolePrivilege.role_id == SecurityRole.id)
+            .where(TeamRole.team_id.in_(team_bu))
+        ).all()
+        if team_bu
+        else []
+    )
+    team_names = {t.id: t.name for t in teams}
+    grants: set[Grant] = set()
+    admin_role: str | None = None
+    rows = [(None, r) for r in direct] + [(r.team_id, r) for r in via_team]
+    for team_id, row in rows:
+        if row.is_system_admin and admin_role is None:
+            admin_role = row.name
+        if row.record_type is None or row.level <= Level.NONE:
+            continue
+        grants.add(
+            Grant(
+                record_type=row.record_type,
+                privilege=row.privilege,
+                level=Level(row.level),
+                anchor_bu_id=user.business_unit_id if team_id is None else team_bu[team_id],
+                role_id=row.id,
+                role_name=row.name,
+                team_id=team_id,
+                team_name=None if team_id is None else team_names[team_id],
+            )
+        )
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        business_unit_id=user.business_unit_id,
+        disabled=user.disabled,
+        team_ids=frozenset(team_bu),
+        grants=tuple(sorted(grants, key=lambda g: (g.record_type, g.privilege, -g.level))),
+        system_admin_role=admin_role,
+        team_names=team_names,
+    )
+
+
+def readable(
+    principal: Principal, record_type: str, privilege: Privilege | str = Privilege.READ
+) -> ColumnElement[bool]:
+    """The SQL predicate selecting the records of ``record_type`` the principal may act on.
+
+    Args:
+        principal: from ``load_principal``.
+        record_type: a registered, owned record type (``"contact"``).
+        privilege: read by default; write/delete/… give the rows those apply to.
+
+    Returns:
+        A boolean SQLAlchemy expression over the type's model; ``false()`` when nothing
+        is allowed, ``true()`` at organization level.
+
+    Example:
+        >>> stmt = select(func.count()).select_from(Contact)
+        >>> stmt.where(readable(principal, "contact"))
+    """
+    rtype = registry.get(record_type)
+    privilege = Privilege(privilege)
+    level = principal.max_level(record_type, privilege)
+    if level == Level.NONE:
+        return false()
+    if level == Level.ORGANIZATION:
+        return true()
+    if rtype.organization_owned:
+        return false()
+    model = rtype.model
+    uid = principal.user_id
+    team_ids = sorted(principal.team_ids)
+    grants = principal.grants_for(record_type, privilege)
+    local = sorted({g.anchor_bu_id for g in grants if g.level == Level.BUSINESS_UNIT})
+    deep = sorted({g.anchor_bu_id for g in grants if g.level == Level.PARENT_CHILD})
+
+    terms: list[ColumnElement[bool]] = [and_(model.owner_type == OWNER_USER, model.owner_id == uid)]
+    if team_ids:
+        terms.append(and_(model.owner_type == OWNER_TEAM, model.owner_id.in_(team_ids)))
+    if local:
+        terms.append(model.owning_bu_id.in_(local))
+    if deep:
+        subtree = select(BusinessUnitClosure.descendant_id).where(
+            BusinessUnitClosure.ancestor_id.in_(deep)
+        )
+        terms.append(model.owning_bu_id.in_(subtree))
+    terms.append(
+        model.id.in_(_shared_ids(principal, record_type, SHARE_BITS[privilege]))
+        if privilege in SHARE_BITS
+        else false()
+    )
+    return or_(*terms)
+
+
+def _share_recipients(principal: Principal) -> ColumnElement[bool]:
+    team_ids = sorted(principal.team_ids)
+    recipients = [
+        and_(
+            RecordShare.principal_type == PRINCIPAL_USER,
+            RecordShare.principal_id == principal.user_id,
+        ),
+        and_(RecordShare.principal_type == PRINCIPAL_ORGANIZATION, RecordShare.principal_id == 0),
+    ]
+    if team_ids:
+        recipients.append(
+            and_(
+                RecordShare.principal_type == PRINCIPAL_TEAM, RecordShare.principal_id.in_(team_ids)
+            )
+        )
+    return or_(*recipients)
+
+
+def _shared_ids(principal: Principal, record_type: str, bit: int) -> Select[int]:
+    return select(RecordShare.record_id).where(
+        RecordShare.record_type == record_type,
+        _share_recipients(principal),
+        RecordShare.rights.op("&")(literal(bit)) != 0,
+    )
+
+
+def scope(
+    stmt: S,
+    *,
+    principal: Principal,
+    record_type: str,
+    privilege: Privilege | str = Privilege.READ,
+) -> S:
+    """Add the access predicate for ``record_type`` to ``stmt`` (see ``readable``)."""
+    return stmt.where(readable(principal, record_type, privilege))
+
+
+# ---------------------------------------------------------------- one record, in Python
+
+
+@dataclass(frozen=True)
+class AccessPath:
+    """One way to the record that the engine checked, and whether it grants."""
+
+    path: str
+    granted: bool
+    detail: str
+    role: str | None = None
+    level: str | None = None
+    team: str | None = None
+
+
+@dataclass
+class Explanation:
+    """Why a principal may or may not exercise a privilege on a record."""
+
+    allowed: bool
+    user_id: int
+    username: str
+    privilege: str
+    record_type: str
+    record_id: int | None
+    summary: str
+    paths: list[AccessPath] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the API and CLI."""
+        return {
+            "allowed": self.allowed,
+            "user_id": self.user_id,
+            "username": self.username,
+            "privilege": self.privilege,
+            "record_type": self.record_type,
+            "record_id": self.record_id,
+            "summary": self.summary,
+            "paths": [p.__dict__ for p in self.paths],
+        }
+
+
+def _in_subtree(db: Session, anchor_bu_id: int, bu_id: int) -> bool:
+    row = db.execute(
+        select(BusinessUnitClosure.depth).where(
+            BusinessUnitClosure.ancestor_id == anchor_bu_id,
+            BusinessUnitClosure.descendant_id == bu_id,
+        )
+    ).first()
+    return row is not None
+
+
+def _bu_name(db: Session, bu_id: int) -> str:
+    bu = db.get(BusinessUnit, bu_id)
+    return f"{bu.name!r} (id {bu_id})" if bu else f"id {bu_id}"
+
+
+def explain(
+    db: Session,
+    principal: Principal,
+    privilege: Privilege | str,
+    record_type: str,
+    record: OwnedRecord | None = None,
+) -> Explanation:
+    """Every path that grants or fails ``privilege`` on ``record`` for ``principal``.
+
+    ``record`` may be None for organization-owned types (the privilege alone decides).
+    """
+    privilege = Privilege(privilege)
+    rtype = registry.get(record_type)
+    out = Explanation(
+        allowed=False,
+        user_id=principal.user_id,
+        username=principal.username,
+        privilege=privilege.value,
+        record_type=record_type,
+        record_id=None if record is None else record.id,
+        summary="",
+    )
+
+    def grant(path: AccessPath) -> None:
+        out.paths.append(path)
+        out.allowed = out.allowed or path.granted
+
+    if principal.disabled:
+        out.summary = f"denied: user {principal.username!r} is disabled"
+        out.paths.append(AccessPath("disabled", False, out.summary))
+        return out
+    if principal.is_system_admin:
+        grant(
+            AccessPath(
+                "system_administrator",
+                True,
+                f"role {principal.system_admin_role!r} grants every privilege",
+                role=principal.system_admin_role,
+            )
+        )
+        out.summary = "allowed: system administrator"
+        return out
+    grants = principal.grants_for(record_type, privilege)
+    if not grants:
+        out.summary = (
+            f"denied: no role of {principal.username!r} grants {privilege.value} "
+            f"on {record_type} at any level (the privilege check fails before any path)"
+        )
+        out.paths.append(AccessPath("privilege", False, out.summary))
+        return out
+    for g in grants:
+        if g.level == Level.ORGANIZATION:
+            grant(
+                AccessPath(
+                    "organization",
+                    True,
+                    g.describe() + ": every record",
+                    role=g.role_name,
+                    level=g.level.label,
+                    team=g.team_name,
+                )
+            )
+    if rtype.organization_owned or record is None:
+        if not out.allowed:
+            grant(
+                AccessPath(
+                    "organization",
+                    False,
+                    f"{record_type} is organization-owned: needs the organization level",
+                )
+            )
+        out.summary = (
+            "allowed" if out.allowed else "denied"
+        ) + f": {privilege.value} on {record_type}"
+        return out
+
+    where = _bu_name(db, record.owning_bu_id)
+    for g in grants:
+        if g.level == Level.PARENT_CHILD:
+            ok = _in_subtree(db, g.anchor_bu_id, record.owning_bu_id)
+            verb = "is" if ok else "is not"
+            grant(
+                AccessPath(
+                    "parent_child",
+                    ok,
+                    f"{g.describe()}: record's BU {where} {verb} in that BU's subtree",
+                    role=g.role_name,
+                    level=g.level.label,
+                    team=g.team_name,
+                )
+            )
+        elif g.level == Level.BUSINESS_UNIT:
+            ok = g.anchor_bu_id == record.owning_bu_id
+            verb = "is" if ok else "is not"
+            grant(
+                AccessPath(
+                    "business_unit",
+                    ok,
+                    f"{g.describe()}: record's BU {where} {verb} that BU",
+                    role=g.role_name,
+                    level=g.level.label,
+                    team=g.team_name,
+                )
+            )
+    best = grants[0]
+    if record.owner_type == OWNER_USER:
+        ok = record.owner_id == principal.user_id
+        grant(
+            AccessPath(
+                "ownership",
+                ok,
+                "the user owns the record"
+                if ok
+                else f"owned by another user (id {record.owner_id})",
+                role=best.role_name,
+                level=best.level.label,
+            )
+        )
+    else:
+        ok = record.owner_id in principal.team_ids
+        team = principal.team_names.get(record.owner_id)
+        grant(
+            AccessPath(
+                "team_ownership",
+                ok,
+                f"owned by team {team!r}, of which the user is a member"
+                if ok
+                else f"owned by team id {record.owner_id}, the user is not a member",
+                role=best.role_name,
+                level=best.level.label,
+                team=team,
+            )
+        )
+    if privilege in SHARE_BITS:
+        shares = db.execute(
+            select(RecordShare).where(
+                RecordShare.record_type == record_type,
+                RecordShare.record_id == record.id,
+                _share_recipients(principal),
+            )
+        ).scalars()
+        for share in shares:
+            ok = bool(share.rights & SHARE_BITS[privilege])
+            rights = ",".join(r.value for r in rights_from_mask(share.rights))
+            to = {PRINCIPAL_USER: "the user", PRINCIPAL_ORGANIZATION: "the organization"}.get(
+                share.principal_type,
+                f"team {principal.team_names.get(share.principal_id)!r}",
+            )
+            grant(
+                AccessPath(
+                    "share",
+                    ok,
+                    f"shared with {to} with rights [{rights}]",
+                    team=principal.team_names.get(share.principal_id)
+                    if share.principal_type == PRINCIPAL_TEAM
+                    else None,
+                )
+            )
+    out.summary = (
+        f"{'allowed' if out.allowed else 'denied'}: {privilege.value} on {record_type} "
+        f"{record.id} for {principal.username!r}"
+    )
+    return out
+
+
+def can(
+    db: Session,
+    principal: Principal,
+    privilege: Privilege | str,
+    record_type: str,
+    record: OwnedRecord | None = None,
+) -> bool:
+    """True when ``principal`` may exercise ``privilege`` on ``record`` (see ``explain``)."""
+    return explain(db, principal, privilege, record_type, record).allowed
+
+
+def require(
+    db: Session,
+    principal: Principal,
+    privilege: Privilege | str,
+    record_type: str,
+    record: OwnedRecord | None = None,
+) -> None:
+    """Raise Forbidden unless ``can``; the message says which privilege is missing."""
+    result = explain(db, principal, privilege, record_type, record)
+    if not result.allowed:
+        raise Forbidden(
+            f"you may not {Privilege(privilege).value} this {record_type}: {result.summary}"
+        )
+
+
+def can_create_in(
+    db: Session,
+    principal: Principal,
+    record_type: str,
+    *,
+    owner_type: str,
+    owner_id: int,
+    owning_bu_id: int,
+) -> None:
+    """Check that the principal may create a record with this owner and owning BU.
+
+    Basic: owner is the user or one of their teams; Local/Deep: the owning BU is within
+    reach of a Create grant's anchor; Global: anything (reference §2.6, Create).
+
+    Raises:
+        Forbidden: with the reason.
+    """
+    if principal.disabled:
+        raise Forbidden("disabled users cannot create records")
+    if principal.is_system_admin:
+        return
+    grants = principal.grants_for(record_type, Privilege.CREATE)
+    if not grants:
+        raise Forbidden(f"no role grants create on {record_type}")
+    for g in grants:
+        if g.level == Level.ORGANIZATION:
+            return
+        if g.level == Level.PARENT_CHILD and _in_subtree(db, g.anchor_bu_id, owning_bu_id):
+            return
+        if g.level == Level.BUSINESS_UNIT and g.anchor_bu_id == owning_bu_id:
+            return
+    if (owner_type == OWNER_USER and owner_id == principal.user_id) or (
+        owner_type == OWNER_TEAM and owner_id in principal.team_ids
+    ):
+        return
+    raise Forbidden(
+        f"your create privilege on {record_type} does not reach BU {owning_bu_id} or that owner",
+        field="owner",
+    )

@@ -1,0 +1,70 @@
+"""Record types the access engine knows, registered by the domains that own them.
+
+The engine never imports contact or event code: each domain calls ``register`` at import
+time of its models module, and the engine looks types up here by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gatherly.core.exceptions import ValidationFailed
+
+
+@dataclass(frozen=True)
+class RecordType:
+    """A kind of record the engine can secure.
+
+    ``model`` is None for organization-owned types (BUs, users, teams, roles): they have no
+    owner, so only the levels none and organization mean anything (reference §1.3).
+    """
+
+    name: str
+    label: str
+    model: Any = None
+
+    @property
+    def organization_owned(self) -> bool:
+        """True when records of this type have no owner and no owning BU."""
+        return self.model is None
+
+
+_REGISTRY: dict[str, RecordType] = {}
+
+
+def register(name: str, label: str, model: Any = None) -> RecordType:
+    """Register a record type (idempotent for the same model)."""
+    record_type = RecordType(name=name, label=label, model=model)
+    existing = _REGISTRY.get(name)
+    if existing is not None and existing.model is not model:
+        raise RuntimeError(f"record type {name!r} registered twice with different models")
+    _REGISTRY[name] = record_type
+    return record_type
+
+
+def get(name: str, *, field: str = "record_type") -> RecordType:
+    """Look up a record type or fail with a validation error naming the field."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ValidationFailed(
+            f"unknown record type {name!r}; known types: {known}", field=field
+        ) from None
+
+
+def all_types() -> list[RecordType]:
+    """Every registered type, sorted by name."""
+    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+
+
+def owned_types() -> list[RecordType]:
+    """The user-or-team-owned types (those with an owner and an owning BU)."""
+    return [t for t in all_types() if not t.organization_owned]
+
+
+register("business_unit", "Business unit")
+register("user", "User")
+register("team", "Team")
+register("security_role", "Security role")

@@ -1,0 +1,47 @@
+"""Request dependencies: a database session per request and the authenticated principal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from gatherly.access.engine import Principal, load_principal
+from gatherly.core.exceptions import Unauthenticated
+from gatherly.org import service as org_service
+
+bearer = HTTPBearer(auto_error=False, description="A per-user API token: `gly_…`")
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """A session committed when the route returns, rolled back when it raises."""
+    session: Session = request.app.state.session_factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+DbSession = Annotated[Session, Depends(get_db)]
+
+
+def current_principal(
+    db: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The caller, from ``Authorization: Bearer <token>``; 401 without a valid token."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("send an API token as 'Authorization: Bearer <token>'")
+    user = org_service.authenticate_token(db, secret=credentials.credentials)
+    db.commit()  # keep last_used_at even when the route then fails
+    return load_principal(db, user.id)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -1,0 +1,47 @@
+"""The application factory: ``create_app(settings)`` builds the ASGI app, no import side effects."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+import gatherly.models  # noqa: F401 - registers every record type with the access engine
+from gatherly import __version__
+from gatherly.access.router import router as access_router
+from gatherly.api import errors
+from gatherly.contact.router import contacts, leads
+from gatherly.core.config import Settings
+from gatherly.core.db import make_engine, make_session_factory
+from gatherly.org.router import router as org_router
+
+API = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API app on the configured database."""
+    settings = settings or Settings()
+    app = FastAPI(
+        title="Gatherly",
+        version=__version__,
+        description="Marketing events from Microsoft Teams webinars, with business-unit security.",
+        openapi_url=f"{API}/openapi.json",
+        docs_url=f"{API}/docs",
+        redoc_url=None,
+    )
+    engine = make_engine(settings.database_url)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    errors.install(app)
+    for router in (org_router, access_router, contacts, leads):
+        app.include_router(router, prefix=API)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> RedirectResponse:
+        return RedirectResponse(f"{API}/docs")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

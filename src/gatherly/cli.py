@@ -1,0 +1,397 @@
+"""The ``gatherly`` command: database, server, demo, users, BUs, roles and access (Typer)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+import gatherly.models  # noqa: F401 - registers every record type
+from gatherly.access import engine as access
+from gatherly.access import registry
+from gatherly.access.levels import Privilege
+from gatherly.core import migrate
+from gatherly.core.config import Settings
+from gatherly.core.db import make_engine, make_session_factory, transaction
+from gatherly.core.exceptions import GatherlyError, NotFound
+from gatherly.org import defaults
+from gatherly.org import service as org
+from gatherly.org.models import BusinessUnit, SecurityRole, User
+
+app = typer.Typer(
+    help="Gatherly: Teams webinars into marketing events, with BU security.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Users and their API tokens.", no_args_is_help=True)
+bu_app = typer.Typer(help="Business units.", no_args_is_help=True)
+roles_app = typer.Typer(help="Security roles and their assignment.", no_args_is_help=True)
+access_app = typer.Typer(help="The access engine.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(bu_app, name="bu")
+app.add_typer(roles_app, name="roles")
+app.add_typer(access_app, name="access")
+
+out = Console()
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@contextmanager
+def session() -> Iterator[Session]:
+    """A committed-on-success session on the configured database."""
+    engine = make_engine(Settings().database_url)
+    try:
+        with transaction(make_session_factory(engine)) as db:
+            yield db
+    finally:
+        engine.dispose()
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def upgrade_database(settings: Settings) -> None:
+    """Run migrations, then make sure the root BU and built-in roles exist."""
+    engine = make_engine(settings.database_url)
+    try:
+        migrate.upgrade(engine)
+        with transaction(make_session_factory(engine)) as db:
+            defaults.ensure_defaults(db)
+    finally:
+        engine.dispose()
+
+
+def _bu(db: Session, ref: str | None) -> BusinessUnit:
+    if ref is None:
+        return org.get_root(db)
+    if ref.isdigit():
+        return org.get_bu(db, bu_id=int(ref), field="bu")
+    bu = db.execute(select(BusinessUnit).where(BusinessUnit.name == ref)).scalar()
+    if bu is None:
+        raise NotFound(f"business unit {ref!r} not found", field="bu")
+    return bu
+
+
+def _user(db: Session, ref: str) -> User:
+    return (
+        org.get_user(db, user_id=int(ref))
+        if ref.isdigit()
+        else org.get_user_by_username(db, username=ref)
+    )
+
+
+# ------------------------------------------------------------------ db, serve, demo
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply migrations and create the root BU and built-in roles (idempotent)."""
+    settings = Settings()
+    upgrade_database(settings)
+    out.print(f"database is up to date: {make_engine(settings.database_url).url!r}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Upgrade the database, then serve the API (docs at /api/v1/docs)."""
+    import uvicorn
+
+    from gatherly.app import create_app
+
+    settings = Settings()
+    upgrade_database(settings)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Start the server.")
+    ] = True,
+) -> None:
+    """Seed the sample organisation, print sign-in tokens, and serve."""
+    from gatherly import demo as sample
+
+    settings = Settings()
+    upgrade_database(settings)
+    with session() as db:
+        sample.seed(db)
+        tokens = sample.issue_tokens(db)
+        total = sample.contact_total(db)
+    base = f"http://{host}:{port}"
+    table = Table(title=f"Sample users ({total} contacts in all)")
+    for col in ("user", "role", "business unit"):
+        table.add_column(col)
+    table.add_column("API token", no_wrap=True, overflow="ignore")
+    for t in tokens:
+        table.add_row(t.username, t.role, t.business_unit, t.token)
+    Console(width=200).print(table)
+    by_name = {t.username: t.token for t in tokens}
+    out.print("Each sample user's password is 'gatherly-demo'. The same list, per user:")
+    for name in ("olivia", "emma", "gustav", "ulla"):
+        out.print(
+            f"  curl -s -H 'Authorization: Bearer {by_name[name]}' {base}/api/v1/contacts/count",
+            soft_wrap=True,
+        )
+    out.print(f"API docs: {base}/api/v1/docs")
+    if serve_after:
+        serve(host=host, port=port)
+
+
+# ------------------------------------------------------------------ users
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    bu: Annotated[str | None, typer.Option(help="BU name or id (default: the root).")] = None,
+    email: Annotated[str | None, typer.Option()] = None,
+    full_name: Annotated[str, typer.Option()] = "",
+    role: Annotated[list[str] | None, typer.Option(help="Role name; repeat for several.")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Sign-in password (prompted if '-').")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a user, optionally with roles."""
+    from gatherly.contact.schemas import normalize_email
+
+    if password == "-":  # noqa: S105 - "-" asks for a prompt
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    with session() as db:
+        if email:
+            try:
+                email = normalize_email(email)
+            except ValueError as exc:
+                raise GatherlyError(str(exc), field="email") from None
+        user = org.create_user(
+            db,
+            username=username,
+            business_unit_id=_bu(db, bu).id,
+            email=email,
+            full_name=full_name,
+            password=password,
+        )
+        for name in role or []:
+            org.assign_role(db, role_id=org.get_role_by_name(db, name=name).id, user_id=user.id)
+        data = {"id": user.id, "username": user.username, "business_unit_id": user.business_unit_id}
+    _print_json(data) if as_json else out.print(f"created user {username!r} (id {data['id']})")
+
+
+@users_app.command("list")
+def users_list(as_json: JsonOpt = False) -> None:
+    """List users with their BU and roles."""
+    with session() as db:
+        names = {bu.id: bu.name for bu in db.execute(select(BusinessUnit)).scalars()}
+        rows: list[dict[str, Any]] = [
+            {
+                "id": u.id,
+                "username": u.username,
+                "email": u.email,
+                "business_unit": names[u.business_unit_id],
+                "disabled": u.disabled,
+                "roles": [r.name for r in org.roles_of_user(db, user_id=u.id)],
+            }
+            for u in db.execute(select(User).order_by(User.username)).scalars()
+        ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "username", "business unit", "roles", "disabled")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["username"],
+            r["business_unit"],
+            ", ".join(r["roles"]),
+            "yes" if r["disabled"] else "",
+        )
+    out.print(table)
+
+
+@users_app.command("token")
+def users_token(
+    username: str,
+    name: Annotated[str, typer.Option(help="A label for the token.")] = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API token for a user and print it (shown this once)."""
+    with session() as db:
+        user = _user(db, username)
+        token, secret = org.create_token(db, user_id=user.id, name=name)
+    if as_json:
+        _print_json({"id": token.id, "user": user.username, "token": secret})
+    else:
+        sys.stdout.write(secret + "\n")
+
+
+@users_app.command("revoke-token")
+def users_revoke_token(username: str, token_id: int) -> None:
+    """Revoke one of a user's API tokens."""
+    with session() as db:
+        org.revoke_token(db, user_id=_user(db, username).id, token_id=token_id)
+    out.print(f"token {token_id} revoked")
+
+
+# ------------------------------------------------------------------ business units
+
+
+@bu_app.command("create")
+def bu_create(
+    name: str,
+    parent: Annotated[
+        str | None, typer.Option(help="Parent BU name or id (default: the root).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a business unit (and its default team)."""
+    with session() as db:
+        bu = org.create_bu(db, name=name, parent_id=_bu(db, parent).id)
+        data = {"id": bu.id, "name": bu.name, "parent_id": bu.parent_id}
+    _print_json(data) if as_json else out.print(f"created business unit {name!r} (id {data['id']})")
+
+
+@bu_app.command("list")
+def bu_list(as_json: JsonOpt = False) -> None:
+    """Show the BU tree."""
+    with session() as db:
+        rows: list[dict[str, Any]] = [
+            {"id": b.id, "name": b.name, "parent_id": b.parent_id}
+            for b in db.execute(select(BusinessUnit).order_by(BusinessUnit.id)).scalars()
+        ]
+    if as_json:
+        _print_json(rows)
+        return
+    nodes: dict[int | None, Any] = {}
+    root = next(r for r in rows if r["parent_id"] is None)
+    nodes[root["id"]] = tree = Tree(f"{root['name']} [dim](id {root['id']})[/]")
+    pending = [r for r in rows if r is not root]
+    while pending:
+        rest = []
+        for r in pending:
+            if r["parent_id"] in nodes:
+                nodes[r["id"]] = nodes[r["parent_id"]].add(f"{r['name']} [dim](id {r['id']})[/]")
+            else:
+                rest.append(r)
+        pending = rest
+    out.print(tree)
+
+
+# ------------------------------------------------------------------ roles
+
+
+@roles_app.command("list")
+def roles_list(as_json: JsonOpt = False) -> None:
+    """List roles with their privileges."""
+    with session() as db:
+        rows: list[dict[str, Any]] = []
+        for role in db.execute(select(SecurityRole).order_by(SecurityRole.name)).scalars():
+            privileges = org.role_privileges(db, role_id=role.id)
+            rows.append(
+                {
+                    "id": role.id,
+                    "name": role.name,
+                    "builtin": role.is_builtin,
+                    "system_admin": role.is_system_admin,
+                    "description": role.description,
+                    "privileges": {
+                        t: {p: lv.label for p, lv in pr.items()} for t, pr in privileges.items()
+                    },
+                }
+            )
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "name", "contact read", "description")
+    for r in rows:
+        level = (
+            "all" if r["system_admin"] else r["privileges"].get("contact", {}).get("read", "none")
+        )
+        table.add_row(str(r["id"]), r["name"], level, r["description"])
+    out.print(table)
+
+
+@roles_app.command("assign")
+def roles_assign(
+    role: Annotated[str, typer.Argument(help="Role name or id.")],
+    user: Annotated[str | None, typer.Option(help="Username or id.")] = None,
+    team: Annotated[str | None, typer.Option(help="Team id.")] = None,
+) -> None:
+    """Assign a role to a user or a team."""
+    if (user is None) == (team is None):
+        raise GatherlyError("give exactly one of --user or --team", field="user")
+    with session() as db:
+        r = (
+            org.get_role(db, role_id=int(role))
+            if role.isdigit()
+            else org.get_role_by_name(db, name=role)
+        )
+        if user is not None:
+            org.assign_role(db, role_id=r.id, user_id=_user(db, user).id)
+        else:
+            org.assign_role(db, role_id=r.id, team_id=org.get_team(db, team_id=int(team or 0)).id)
+    out.print(f"assigned {r.name!r} to {'user ' + user if user else 'team ' + str(team)}")
+
+
+# ------------------------------------------------------------------ access
+
+
+@access_app.command("explain")
+def access_explain(
+    user: Annotated[str, typer.Option(help="Username or id.")],
+    record_type: Annotated[str, typer.Option("--type", help="Record type, e.g. contact.")],
+    record_id: Annotated[int | None, typer.Option("--id", help="Record id.")] = None,
+    privilege: Annotated[Privilege, typer.Option(help="Privilege to explain.")] = Privilege.READ,
+    as_json: JsonOpt = False,
+) -> None:
+    """Explain why a user may or may not act on a record."""
+    with session() as db:
+        principal = access.load_principal(db, _user(db, user).id)
+        rtype = registry.get(record_type, field="type")
+        record = None
+        if not rtype.organization_owned:
+            if record_id is None:
+                raise GatherlyError("--id is required for this record type", field="id")
+            record = db.get(rtype.model, record_id)
+            if record is None:
+                raise NotFound(f"{record_type} {record_id} not found", field="id")
+        result = access.explain(db, principal, privilege, record_type, record).as_dict()
+    if as_json:
+        _print_json(result)
+        return
+    out.print(("[green]" if result["allowed"] else "[red]") + result["summary"] + "[/]")
+    for p in result["paths"]:
+        mark = "[green]✓[/]" if p["granted"] else "[dim]✗[/]"
+        out.print(f"  {mark} {p['path']}: {p['detail']}")
+
+
+def main() -> None:
+    """Entry point: run the app, turning expected errors into one line and exit code 1."""
+    err = Console(stderr=True)
+    try:
+        app()
+    except GatherlyError as exc:
+        where = f" ({exc.field})" if exc.field else ""
+        err.print(f"error{where}: {exc.message}", highlight=False)
+        raise SystemExit(1) from None
+    except SQLAlchemyError as exc:
+        err.print(f"database error: {str(exc).splitlines()[0]}", highlight=False)
+        raise SystemExit(1) from None

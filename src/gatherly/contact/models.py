@@ -1,0 +1,79 @@
+"""Contacts, leads and tombstones of deleted contacts (SPEC M, T8)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gatherly.access import registry
+from gatherly.access.models import OwnedMixin, owned_indexes
+from gatherly.core.db import Base, UTCDateTime, utcnow
+
+
+class PersonMixin(OwnedMixin):
+    """The person fields contacts and leads share, with audit columns."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="")
+    company: Mapped[str] = mapped_column(String(200), default="")
+    job_title: Mapped[str] = mapped_column(String(200), default="")
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    country: Mapped[str | None] = mapped_column(String(2))
+    custom: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(Integer)
+    modified_by_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class Contact(PersonMixin, Base):
+    """A person marketing talks to."""
+
+    __tablename__ = "contact"
+    __table_args__ = (
+        *owned_indexes("contact"),
+        Index("ix_contact_modified", "modified_at", "id"),
+        Index("ix_contact_email", "email"),
+    )
+
+
+class Lead(PersonMixin, Base):
+    """A prospect with a topic and a qualification status, optionally tied to a contact."""
+
+    __tablename__ = "lead"
+    __table_args__ = (
+        *owned_indexes("lead"),
+        Index("ix_lead_modified", "modified_at", "id"),
+        Index("ix_lead_email", "email"),
+    )
+
+    topic: Mapped[str] = mapped_column(String(300), default="")
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    source: Mapped[str] = mapped_column(String(60), default="manual")
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contact.id", ondelete="SET NULL"), index=True
+    )
+
+
+class Tombstone(Base):
+    """What remains of a deleted contact or lead, so syncs do not re-create it (T8)."""
+
+    __tablename__ = "tombstone"
+    __table_args__ = (Index("ix_tombstone_email", "email", "owning_bu_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    record_type: Mapped[str] = mapped_column(String(60))
+    record_id: Mapped[int] = mapped_column(Integer)
+    email: Mapped[str | None] = mapped_column(String(320))
+    owning_bu_id: Mapped[int] = mapped_column(Integer)
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_by_id: Mapped[int | None] = mapped_column(Integer)
+
+
+registry.register("contact", "Contact", Contact)
+registry.register("lead", "Lead", Lead)

@@ -1,0 +1,154 @@
+"""REST routes for contacts and leads; both are built by one factory over ``Kind``."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel
+
+from gatherly.access.levels import rights_from_mask
+from gatherly.access.models import RecordShare
+from gatherly.api.deps import CurrentPrincipal, DbSession
+from gatherly.contact import service
+from gatherly.contact.schemas import (
+    AssignIn,
+    ContactCreate,
+    ContactUpdate,
+    CountOut,
+    LeadCreate,
+    LeadOut,
+    LeadUpdate,
+    PageOut,
+    PersonOut,
+    ShareIn,
+    ShareOut,
+)
+from gatherly.core.pagination import MAX_LIMIT
+
+
+def _share_out(row: RecordShare) -> ShareOut:
+    return ShareOut(
+        id=row.id,
+        principal_type=row.principal_type,
+        principal_id=None if row.principal_type == "organization" else row.principal_id,
+        rights=[r.value for r in rights_from_mask(row.rights)],
+        created_at=row.created_at,
+    )
+
+
+def make_router(
+    kind: service.Kind,
+    create_schema: type[ContactCreate],
+    update_schema: type[BaseModel],
+    out_schema: type[PersonOut],
+) -> APIRouter:
+    """CRUD, count, assign and share routes for one person kind."""
+    router = APIRouter(prefix=f"/{kind.record_type}s", tags=[f"{kind.record_type}s"])
+    label = kind.label
+
+    def filters(
+        q: Annotated[str | None, Query(description="Search names, company and email")] = None,
+        email: str | None = None,
+        country: str | None = None,
+        company: str | None = None,
+        owning_bu_id: int | None = None,
+        owner_type: Literal["user", "team"] | None = None,
+        owner_id: int | None = None,
+        status: str | None = None,
+    ) -> service.ListFilter:
+        return service.ListFilter(
+            q=q,
+            email=email,
+            country=country,
+            company=company,
+            owning_bu_id=owning_bu_id,
+            owner_type=owner_type,
+            owner_id=owner_id,
+            status=status,
+        )
+
+    FilterDep = Annotated[service.ListFilter, Depends(filters)]  # noqa: N806 - a type alias
+
+    @router.get("", summary=f"List {label}s you may read", response_model=PageOut[out_schema])  # type: ignore[valid-type]
+    def list_(
+        db: DbSession,
+        principal: CurrentPrincipal,
+        flt: FilterDep,
+        sort: str = "-modified_at",
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    ) -> Any:
+        page = service.list_records(
+            db=db, principal=principal, kind=kind, flt=flt, sort=sort, cursor=cursor, limit=limit
+        )
+        return {"items": page.items, "next_cursor": page.next_cursor}
+
+    @router.get("/count", summary=f"Count {label}s you may read")
+    def count(db: DbSession, principal: CurrentPrincipal, flt: FilterDep) -> CountOut:
+        return CountOut(count=service.count_records(db=db, principal=principal, kind=kind, flt=flt))
+
+    @router.post("", status_code=201, summary=f"Create a {label}", response_model=out_schema)
+    def create(
+        body: create_schema,  # type: ignore[valid-type]
+        db: DbSession,
+        principal: CurrentPrincipal,
+    ) -> Any:
+        return service.create(db=db, principal=principal, kind=kind, record_in=body)
+
+    @router.get("/{record_id}", summary=f"Read a {label}", response_model=out_schema)
+    def read(record_id: int, db: DbSession, principal: CurrentPrincipal) -> Any:
+        return service.get(db=db, principal=principal, kind=kind, record_id=record_id)
+
+    @router.patch("/{record_id}", summary=f"Change a {label}", response_model=out_schema)
+    def patch(
+        record_id: int,
+        body: update_schema,  # type: ignore[valid-type]
+        db: DbSession,
+        principal: CurrentPrincipal,
+    ) -> Any:
+        return service.update(
+            db=db, principal=principal, kind=kind, record_id=record_id, record_in=body
+        )
+
+    @router.delete(
+        "/{record_id}", status_code=204, summary=f"Delete a {label} (leaves a tombstone)"
+    )
+    def delete(record_id: int, db: DbSession, principal: CurrentPrincipal) -> Response:
+        service.delete_record(db=db, principal=principal, kind=kind, record_id=record_id)
+        return Response(status_code=204)
+
+    @router.post(
+        "/{record_id}/assign", summary=f"Give a {label} to another owner", response_model=out_schema
+    )
+    def assign(record_id: int, body: AssignIn, db: DbSession, principal: CurrentPrincipal) -> Any:
+        return service.assign(
+            db=db, principal=principal, kind=kind, record_id=record_id, owner=body.owner
+        )
+
+    @router.get("/{record_id}/shares", summary=f"Who a {label} is shared with")
+    def shares(record_id: int, db: DbSession, principal: CurrentPrincipal) -> list[ShareOut]:
+        rows = service.list_shares(db=db, principal=principal, kind=kind, record_id=record_id)
+        return [_share_out(r) for r in rows]
+
+    @router.post("/{record_id}/shares", status_code=201, summary=f"Share a {label}")
+    def add_share(
+        record_id: int, body: ShareIn, db: DbSession, principal: CurrentPrincipal
+    ) -> ShareOut:
+        row = service.share(
+            db=db, principal=principal, kind=kind, record_id=record_id, share_in=body
+        )
+        return _share_out(row)
+
+    @router.delete("/{record_id}/shares/{share_id}", status_code=204, summary="Revoke a share")
+    def remove_share(
+        record_id: int, share_id: int, db: DbSession, principal: CurrentPrincipal
+    ) -> Response:
+        service.unshare(
+            db=db, principal=principal, kind=kind, record_id=record_id, share_id=share_id
+        )
+        return Response(status_code=204)
+
+    return router
+
+
+contacts = make_router(service.CONTACT, ContactCreate, ContactUpdate, PersonOut)
+leads = make_router(service.LEAD, LeadCreate, LeadUpdate, LeadOut)

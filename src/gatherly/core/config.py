@@ -1,0 +1,28 @@
+"""Settings from the environment and `.env`, prefix ``GATHERLY_`` (nested with ``__``)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; built once by the entry point and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATHERLY_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    database_url: str = Field(
+        default="sqlite:///var/gatherly.db",
+        description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://… in production.",
+    )
+    secret_key: SecretStr = Field(
+        default=SecretStr("change-me-in-production"),
+        description="Signs sessions and encrypts stored credentials.",
+    )
+    log_level: str = Field(default="INFO")
+    redis_url: str | None = Field(default=None, description="Job queue on Redis when set.")

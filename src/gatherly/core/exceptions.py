@@ -1,0 +1,54 @@
+"""The error tree. Services raise these; the API maps them to JSON, the CLI to one line."""
+
+from __future__ import annotations
+
+
+class GatherlyError(Exception):
+    """Base of every error the product raises on purpose."""
+
+    status_code = 400
+    code = "error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def as_dict(self) -> dict[str, str | None]:
+        """The JSON body shape: ``{"code", "message", "field"}``."""
+        return {"code": self.code, "message": self.message, "field": self.field}
+
+
+class NotFound(GatherlyError):
+    """The record does not exist, or the caller may not read it (the two look alike)."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class Unauthenticated(GatherlyError):
+    """No valid credentials were presented."""
+
+    status_code = 401
+    code = "unauthenticated"
+
+
+class Forbidden(GatherlyError):
+    """The caller may read the record (or none is involved) but lacks the privilege."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class Conflict(GatherlyError):
+    """The change would break an invariant (duplicate name, BU still in use, …)."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class ValidationFailed(GatherlyError):
+    """Input is malformed; ``field`` names the offending field."""
+
+    status_code = 422
+    code = "validation_failed"

@@ -1,0 +1,182 @@
+"""The sample organisation ``make demo`` seeds: BUs, users at each role tier, contacts."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from gatherly.contact.models import Contact
+from gatherly.core.db import utcnow
+from gatherly.org import service as org
+from gatherly.org.models import ApiToken, BusinessUnit, User
+
+DEMO_PASSWORD = "gatherly-demo"  # noqa: S105 - published sample password
+# (name, parent)
+BUS = [
+    ("EMEA", None),
+    ("Germany", "EMEA"),
+    ("France", "EMEA"),
+    ("Americas", None),
+    ("United States", "Americas"),
+    ("Brazil", "Americas"),
+]
+# (username, full name, BU or None for the root, role)
+USERS = [
+    ("admin", "Avery Admin", None, "System Administrator"),
+    ("olivia", "Olivia Org", None, "Marketing Administrator"),
+    ("emma", "Emma EMEA", "EMEA", "Marketing Manager"),
+    ("gustav", "Gustav Germany", "Germany", "Marketer"),
+    ("fran", "Françoise France", "France", "Marketer"),
+    ("ulla", "Ulla User", "Germany", "Marketing Assistant"),
+    ("ana", "Ana Americas", "Americas", "Marketing Manager"),
+    ("sam", "Sam States", "United States", "Marketer"),
+]
+COUNTRY = {
+    "Germany": "DE",
+    "France": "FR",
+    "United States": "US",
+    "Brazil": "BR",
+    "EMEA": "GB",
+    "Americas": "CA",
+    None: "JP",
+}
+FIRST = [
+    "Anna",
+    "Ben",
+    "Chloé",
+    "Daniel",
+    "Eva",
+    "Felix",
+    "Giulia",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kai",
+    "Lena",
+    "Mateo",
+    "Nora",
+    "Omar",
+    "Paula",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tara",
+]
+LAST = [
+    "Schmidt",
+    "Martin",
+    "Silva",
+    "Johnson",
+    "Müller",
+    "Dubois",
+    "Santos",
+    "Brown",
+    "Weber",
+    "Bernard",
+    "Costa",
+    "Miller",
+    "Wagner",
+    "Petit",
+    "Lima",
+    "Davis",
+]
+COMPANIES = ["Contoso", "Fabrikam", "Northwind", "Tailspin", "Woodgrove", "Litware", "Adatum"]
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    """A sample user, their role and a fresh API token."""
+
+    username: str
+    role: str
+    business_unit: str
+    token: str
+
+
+def seed(db: Session, *, contacts: int = 3000, seed_value: int = 7) -> None:
+    """Create the sample organisation once; a second run changes nothing."""
+    if db.execute(select(BusinessUnit.id).where(BusinessUnit.name == "EMEA")).first():
+        return
+    root = org.get_root(db)
+    ids: dict[str | None, int] = {None: root.id}
+    for name, parent in BUS:
+        ids[name] = org.create_bu(db, name=name, parent_id=ids[parent]).id
+    users: dict[str, User] = {}
+    for username, full_name, bu, role in USERS:
+        user = org.create_user(
+            db,
+            username=username,
+            full_name=full_name,
+            email=f"{username}@gatherly.example",
+            business_unit_id=ids[bu],
+            password=DEMO_PASSWORD,
+        )
+        org.assign_role(db, role_id=org.get_role_by_name(db, name=role).id, user_id=user.id)
+        users[username] = user
+    events = org.create_team(
+        db,
+        name="EMEA Events Team",
+        business_unit_id=ids["EMEA"],
+        description="Owns the contacts of EMEA events.",
+    )
+    org.assign_role(db, role_id=org.get_role_by_name(db, name="Marketer").id, team_id=events.id)
+    for member in ("gustav", "fran"):
+        org.add_member(db, team_id=events.id, user_id=users[member].id)
+
+    rng = random.Random(seed_value)
+    owners = [u for u in users.values() if u.username != "admin"]
+    now = utcnow()
+    rows = []
+    for i in range(contacts):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        if rng.random() < 0.05:
+            owner_type, owner_id, bu_id = "team", events.id, ids["EMEA"]
+        else:
+            owner = rng.choice(owners)
+            owner_type, owner_id, bu_id = "user", owner.id, owner.business_unit_id
+        bu_name = next(n for n, v in ids.items() if v == bu_id)
+        rows.append(
+            {
+                "email": f"{first}.{last}.{i}@example.com".lower(),
+                "first_name": first,
+                "last_name": last,
+                "company": rng.choice(COMPANIES),
+                "job_title": rng.choice(["Marketing Lead", "CTO", "Analyst", "Buyer", ""]),
+                "phone": "",
+                "country": COUNTRY[bu_name],
+                "custom": {},
+                "owner_type": owner_type,
+                "owner_id": owner_id,
+                "owning_bu_id": bu_id,
+                "created_at": now,
+                "modified_at": now,
+            }
+        )
+    db.execute(insert(Contact), rows)
+    db.flush()
+
+
+def issue_tokens(db: Session) -> list[DemoUser]:
+    """Revoke earlier demo tokens and issue one fresh token per sample user."""
+    out = []
+    names = {bu.id: bu.name for bu in db.execute(select(BusinessUnit)).scalars()}
+    for username, _full, _bu, role in USERS:
+        user = org.get_user_by_username(db, username=username)
+        db.execute(
+            update(ApiToken)
+            .where(
+                ApiToken.user_id == user.id, ApiToken.name == "demo", ApiToken.revoked_at.is_(None)
+            )
+            .values(revoked_at=utcnow())
+        )
+        _token, secret = org.create_token(db, user_id=user.id, name="demo")
+        out.append(DemoUser(username, role, names[user.business_unit_id], secret))
+    return out
+
+
+def contact_total(db: Session) -> int:
+    """How many contacts exist (for the demo banner)."""
+    return int(db.execute(select(func.count()).select_from(Contact)).scalar_one())

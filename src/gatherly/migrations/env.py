@@ -1,0 +1,40 @@
+"""Alembic environment: runs on the connection or URL the caller configures."""
+
+from __future__ import annotations
+
+from alembic import context
+
+import gatherly.models
+from gatherly.core.db import make_engine
+
+target_metadata = gatherly.models.Base.metadata
+config = context.config
+
+
+def run_migrations() -> None:
+    """Run migrations on a passed-in connection, or on ``sqlalchemy.url``."""
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=True,
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
+    with engine.connect() as conn:
+        context.configure(
+            connection=conn,
+            target_metadata=target_metadata,
+            render_as_batch=True,
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+run_migrations()

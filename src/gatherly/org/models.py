@@ -1,0 +1,166 @@
+"""Business units, users, teams, security roles and API tokens (SPEC B1, B2)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gatherly.core.db import Base, UTCDateTime, utcnow
+
+
+class BusinessUnit(Base):
+    """A node of the BU tree; the one row without a parent is the organisation (root)."""
+
+    __tablename__ = "business_unit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(160), unique=True)
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("business_unit.id", ondelete="RESTRICT"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BusinessUnitClosure(Base):
+    """Transitive closure of the BU tree: one row per (ancestor, descendant), self included.
+
+    The access engine answers "is BU x under BU a" with one indexed lookup here.
+    """
+
+    __tablename__ = "business_unit_closure"
+
+    ancestor_id: Mapped[int] = mapped_column(
+        ForeignKey("business_unit.id", ondelete="CASCADE"), primary_key=True
+    )
+    descendant_id: Mapped[int] = mapped_column(
+        ForeignKey("business_unit.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    depth: Mapped[int] = mapped_column(Integer)
+
+
+class User(Base):
+    """A person who signs in; belongs to exactly one BU."""
+
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(120), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    full_name: Mapped[str] = mapped_column(String(200), default="")
+    business_unit_id: Mapped[int] = mapped_column(
+        ForeignKey("business_unit.id", ondelete="RESTRICT"), index=True
+    )
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Team(Base):
+    """An owner team: belongs to one BU, has members from any BU, can own records and hold roles.
+
+    ``default_for_bu_id`` is set on the one default team of each BU, whose membership the
+    system keeps equal to that BU's users.
+    """
+
+    __tablename__ = "team"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(160), unique=True)
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    business_unit_id: Mapped[int] = mapped_column(
+        ForeignKey("business_unit.id", ondelete="RESTRICT"), index=True
+    )
+    default_for_bu_id: Mapped[int | None] = mapped_column(
+        ForeignKey("business_unit.id", ondelete="CASCADE"), unique=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def is_default(self) -> bool:
+        """True for a BU's system-managed default team."""
+        return self.default_for_bu_id is not None
+
+
+class TeamMember(Base):
+    """Membership of a user in a team."""
+
+    __tablename__ = "team_member"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("team.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class SecurityRole(Base):
+    """A named set of privileges; ``is_system_admin`` grants everything."""
+
+    __tablename__ = "security_role"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(160), unique=True)
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    is_system_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RolePrivilege(Base):
+    """One (record type, privilege) granted by a role at an access level (see access.levels)."""
+
+    __tablename__ = "role_privilege"
+
+    role_id: Mapped[int] = mapped_column(
+        ForeignKey("security_role.id", ondelete="CASCADE"), primary_key=True
+    )
+    record_type: Mapped[str] = mapped_column(String(60), primary_key=True)
+    privilege: Mapped[str] = mapped_column(String(20), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer)
+
+
+class UserRole(Base):
+    """A role assigned directly to a user; its BU depths anchor at the user's BU."""
+
+    __tablename__ = "user_role"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True
+    )
+    role_id: Mapped[int] = mapped_column(
+        ForeignKey("security_role.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class TeamRole(Base):
+    """A role assigned to a team; its BU depths anchor at the team's BU."""
+
+    __tablename__ = "team_role"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("team.id", ondelete="CASCADE"), primary_key=True
+    )
+    role_id: Mapped[int] = mapped_column(
+        ForeignKey("security_role.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class ApiToken(Base):
+    """A per-user API token; only its SHA-256 is stored, the secret is shown once."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (UniqueConstraint("token_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(120))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

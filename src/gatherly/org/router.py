@@ -1,0 +1,392 @@
+"""Admin routes for BUs, users, teams, roles, role assignments and API tokens.
+
+BUs, users, teams and roles are organization-owned record types: reading them needs the
+read privilege at organization level (every built-in role has it), changing them needs
+create/write/delete (System Administrator).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gatherly.access import engine as access
+from gatherly.access.levels import Privilege
+from gatherly.api.deps import CurrentPrincipal, DbSession
+from gatherly.org import schemas as s
+from gatherly.org import service
+from gatherly.org.models import BusinessUnit, SecurityRole, Team, User
+
+router = APIRouter(tags=["organisation"])
+Ok = Response(status_code=204)
+
+
+def _require(
+    db: Session, principal: access.Principal, privilege: Privilege, record_type: str
+) -> None:
+    access.require(db, principal, privilege, record_type)
+
+
+def _role_out(db: Session, role: SecurityRole) -> s.RoleOut:
+    privileges = service.role_privileges(db, role_id=role.id)
+    return s.RoleOut(
+        id=role.id,
+        name=role.name,
+        description=role.description,
+        is_system_admin=role.is_system_admin,
+        is_builtin=role.is_builtin,
+        privileges={t: {p: lv.label for p, lv in privs.items()} for t, privs in privileges.items()},
+    )
+
+
+@router.get("/me", tags=["me"], summary="Who you are and what your roles grant")
+def me(db: DbSession, principal: CurrentPrincipal) -> s.MeOut:
+    user = service.get_user(db, user_id=principal.user_id)
+    return s.MeOut(
+        user=s.UserOut.model_validate(user),
+        system_administrator=principal.is_system_admin,
+        teams=sorted(principal.team_ids),
+        grants=[
+            s.GrantOut(
+                record_type=g.record_type,
+                privilege=g.privilege,
+                level=g.level.label,
+                anchor_bu_id=g.anchor_bu_id,
+                role=g.role_name,
+                team=g.team_name,
+            )
+            for g in principal.grants
+        ],
+    )
+
+
+# ------------------------------------------------------------------ business units
+
+
+@router.get("/business-units", tags=["business units"])
+def list_bus(db: DbSession, principal: CurrentPrincipal) -> list[s.BusinessUnitOut]:
+    _require(db, principal, Privilege.READ, "business_unit")
+    rows = db.execute(select(BusinessUnit).order_by(BusinessUnit.id)).scalars()
+    return [s.BusinessUnitOut.model_validate(r) for r in rows]
+
+
+@router.post("/business-units", status_code=201, tags=["business units"])
+def create_bu(
+    body: s.BusinessUnitIn, db: DbSession, principal: CurrentPrincipal
+) -> s.BusinessUnitOut:
+    _require(db, principal, Privilege.CREATE, "business_unit")
+    bu = service.create_bu(
+        db, name=body.name, parent_id=body.parent_id, description=body.description
+    )
+    return s.BusinessUnitOut.model_validate(bu)
+
+
+@router.get("/business-units/{bu_id}", tags=["business units"])
+def get_bu(bu_id: int, db: DbSession, principal: CurrentPrincipal) -> s.BusinessUnitOut:
+    _require(db, principal, Privilege.READ, "business_unit")
+    return s.BusinessUnitOut.model_validate(service.get_bu(db, bu_id=bu_id, field="bu_id"))
+
+
+@router.patch(
+    "/business-units/{bu_id}",
+    tags=["business units"],
+    summary="Rename, describe or re-parent a business unit",
+)
+def patch_bu(
+    bu_id: int, body: s.BusinessUnitPatch, db: DbSession, principal: CurrentPrincipal
+) -> s.BusinessUnitOut:
+    _require(db, principal, Privilege.WRITE, "business_unit")
+    bu = service.update_bu(
+        db, bu_id=bu_id, name=body.name, description=body.description, parent_id=body.parent_id
+    )
+    return s.BusinessUnitOut.model_validate(bu)
+
+
+@router.delete(
+    "/business-units/{bu_id}",
+    status_code=204,
+    tags=["business units"],
+    summary="Delete an empty business unit",
+)
+def delete_bu(bu_id: int, db: DbSession, principal: CurrentPrincipal) -> Response:
+    _require(db, principal, Privilege.DELETE, "business_unit")
+    service.delete_bu(db, bu_id=bu_id)
+    return Ok
+
+
+# ------------------------------------------------------------------ users
+
+
+@router.get("/users", tags=["users"])
+def list_users(
+    db: DbSession, principal: CurrentPrincipal, business_unit_id: int | None = None
+) -> list[s.UserOut]:
+    _require(db, principal, Privilege.READ, "user")
+    stmt = select(User).order_by(User.username)
+    if business_unit_id is not None:
+        stmt = stmt.where(User.business_unit_id == business_unit_id)
+    return [s.UserOut.model_validate(u) for u in db.execute(stmt).scalars()]
+
+
+@router.post("/users", status_code=201, tags=["users"])
+def create_user(body: s.UserIn, db: DbSession, principal: CurrentPrincipal) -> s.UserOut:
+    _require(db, principal, Privilege.CREATE, "user")
+    user = service.create_user(
+        db,
+        username=body.username,
+        email=body.email,
+        full_name=body.full_name,
+        business_unit_id=body.business_unit_id,
+        password=body.password,
+    )
+    return s.UserOut.model_validate(user)
+
+
+@router.get("/users/{user_id}", tags=["users"])
+def get_user(user_id: int, db: DbSession, principal: CurrentPrincipal) -> s.UserOut:
+    _require(db, principal, Privilege.READ, "user")
+    return s.UserOut.model_validate(service.get_user(db, user_id=user_id))
+
+
+@router.patch(
+    "/users/{user_id}",
+    tags=["users"],
+    summary="Change a user; business_unit_id moves them (records follow unless move_records=false)",
+)
+def patch_user(
+    user_id: int, body: s.UserPatch, db: DbSession, principal: CurrentPrincipal
+) -> s.UserOut:
+    _require(db, principal, Privilege.WRITE, "user")
+    fields = body.model_fields_set
+    user = service.update_user(
+        db,
+        user_id=user_id,
+        full_name=body.full_name if "full_name" in fields else None,
+        email=body.email if "email" in fields else None,
+        disabled=body.disabled if "disabled" in fields else None,
+    )
+    if body.business_unit_id is not None:
+        user = service.move_user(
+            db,
+            user_id=user_id,
+            business_unit_id=body.business_unit_id,
+            move_records=body.move_records,
+        )
+    return s.UserOut.model_validate(user)
+
+
+@router.get("/users/{user_id}/roles", tags=["users"])
+def user_roles(user_id: int, db: DbSession, principal: CurrentPrincipal) -> list[s.RoleOut]:
+    _require(db, principal, Privilege.READ, "security_role")
+    service.get_user(db, user_id=user_id)
+    return [_role_out(db, r) for r in service.roles_of_user(db, user_id=user_id)]
+
+
+@router.post("/users/{user_id}/roles", status_code=204, tags=["users"])
+def assign_user_role(
+    user_id: int, body: s.RoleRef, db: DbSession, principal: CurrentPrincipal
+) -> Response:
+    _require(db, principal, Privilege.ASSIGN, "security_role")
+    service.assign_role(db, role_id=body.role_id, user_id=service.get_user(db, user_id=user_id).id)
+    return Ok
+
+
+@router.delete("/users/{user_id}/roles/{role_id}", status_code=204, tags=["users"])
+def unassign_user_role(
+    user_id: int, role_id: int, db: DbSession, principal: CurrentPrincipal
+) -> Response:
+    _require(db, principal, Privilege.ASSIGN, "security_role")
+    service.unassign_role(db, role_id=role_id, user_id=service.get_user(db, user_id=user_id).id)
+    return Ok
+
+
+def _token_owner(db: Session, principal: access.Principal, user_id: int) -> int:
+    """Your own tokens are yours to manage; someone else's need write on users."""
+    if user_id != principal.user_id:
+        _require(db, principal, Privilege.WRITE, "user")
+    return service.get_user(db, user_id=user_id).id
+
+
+@router.get("/users/{user_id}/tokens", tags=["tokens"])
+def list_tokens(user_id: int, db: DbSession, principal: CurrentPrincipal) -> list[s.TokenOut]:
+    uid = _token_owner(db, principal, user_id)
+    return [s.TokenOut.model_validate(t) for t in service.list_tokens(db, user_id=uid)]
+
+
+@router.post(
+    "/users/{user_id}/tokens",
+    status_code=201,
+    tags=["tokens"],
+    summary="Create an API token; the secret is in this response only",
+)
+def create_token(
+    user_id: int, body: s.TokenIn, db: DbSession, principal: CurrentPrincipal
+) -> s.TokenCreated:
+    uid = _token_owner(db, principal, user_id)
+    token, secret = service.create_token(db, user_id=uid, name=body.name)
+    return s.TokenCreated(**s.TokenOut.model_validate(token).model_dump(), token=secret)
+
+
+@router.delete("/users/{user_id}/tokens/{token_id}", status_code=204, tags=["tokens"])
+def revoke_token(
+    user_id: int, token_id: int, db: DbSession, principal: CurrentPrincipal
+) -> Response:
+    service.revoke_token(db, user_id=_token_owner(db, principal, user_id), token_id=token_id)
+    return Ok
+
+
+# ------------------------------------------------------------------ teams
+
+
+def _team_out(team: Team) -> s.TeamOut:
+    return s.TeamOut.model_validate(team)
+
+
+@router.get("/teams", tags=["teams"])
+def list_teams(db: DbSession, principal: CurrentPrincipal) -> list[s.TeamOut]:
+    _require(db, principal, Privilege.READ, "team")
+    return [_team_out(t) for t in db.execute(select(Team).order_by(Team.name)).scalars()]
+
+
+@router.post("/teams", status_code=201, tags=["teams"])
+def create_team(body: s.TeamIn, db: DbSession, principal: CurrentPrincipal) -> s.TeamOut:
+    _require(db, principal, Privilege.CREATE, "team")
+    return _team_out(
+        service.create_team(
+            db, name=body.name, business_unit_id=body.business_unit_id, description=body.description
+        )
+    )
+
+
+@router.get("/teams/{team_id}", tags=["teams"])
+def get_team(team_id: int, db: DbSession, principal: CurrentPrincipal) -> s.TeamOut:
+    _require(db, principal, Privilege.READ, "team")
+    return _team_out(service.get_team(db, team_id=team_id))
+
+
+@router.patch("/teams/{team_id}", tags=["teams"])
+def patch_team(
+    team_id: int, body: s.TeamPatch, db: DbSession, principal: CurrentPrincipal
+) -> s.TeamOut:
+    _require(db, principal, Privilege.WRITE, "team")
+    return _team_out(
+        service.update_team(
+            db,
+            team_id=team_id,
+            name=body.name,
+            description=body.description,
+            business_unit_id=body.business_unit_id,
+        )
+    )
+
+
+@router.delete("/teams/{team_id}", status_code=204, tags=["teams"])
+def delete_team(team_id: int, db: DbSession, principal: CurrentPrincipal) -> Response:
+    _require(db, principal, Privilege.DELETE, "team")
+    service.delete_team(db, team_id=team_id)
+    return Ok
+
+
+@router.get("/teams/{team_id}/members", tags=["teams"])
+def team_members(team_id: int, db: DbSession, principal: CurrentPrincipal) -> list[s.UserOut]:
+    _require(db, principal, Privilege.READ, "team")
+    service.get_team(db, team_id=team_id)
+    return [s.UserOut.model_validate(u) for u in service.team_members(db, team_id=team_id)]
+
+
+@router.post("/teams/{team_id}/members", status_code=204, tags=["teams"])
+def add_member(
+    team_id: int, body: s.MemberIn, db: DbSession, principal: CurrentPrincipal
+) -> Response:
+    _require(db, principal, Privilege.WRITE, "team")
+    service.add_member(db, team_id=team_id, user_id=body.user_id)
+    return Ok
+
+
+@router.delete("/teams/{team_id}/members/{user_id}", status_code=204, tags=["teams"])
+def remove_member(
+    team_id: int, user_id: int, db: DbSession, principal: CurrentPrincipal
+) -> Response:
+    _require(db, principal, Privilege.WRITE, "team")
+    service.remove_member(db, team_id=team_id, user_id=user_id)
+    return Ok
+
+
+@router.get("/teams/{team_id}/roles", tags=["teams"])
+def team_roles(team_id: int, db: DbSession, principal: CurrentPrincipal) -> list[s.RoleOut]:
+    _require(db, principal, Privilege.READ, "security_role")
+    service.get_team(db, team_id=team_id)
+    return [_role_out(db, r) for r in service.roles_of_team(db, team_id=team_id)]
+
+
+@router.post("/teams/{team_id}/roles", status_code=204, tags=["teams"])
+def assign_team_role(
+    team_id: int, body: s.RoleRef, db: DbSession, principal: CurrentPrincipal
+) -> Response:
+    _require(db, principal, Privilege.ASSIGN, "security_role")
+    service.assign_role(db, role_id=body.role_id, team_id=service.get_team(db, team_id=team_id).id)
+    return Ok
+
+
+@router.delete("/teams/{team_id}/roles/{role_id}", status_code=204, tags=["teams"])
+def unassign_team_role(
+    team_id: int, role_id: int, db: DbSession, principal: CurrentPrincipal
+) -> Response:
+    _require(db, principal, Privilege.ASSIGN, "security_role")
+    service.unassign_role(db, role_id=role_id, team_id=service.get_team(db, team_id=team_id).id)
+    return Ok
+
+
+# ------------------------------------------------------------------ roles
+
+
+@router.get("/roles", tags=["roles"])
+def list_roles(db: DbSession, principal: CurrentPrincipal) -> list[s.RoleOut]:
+    _require(db, principal, Privilege.READ, "security_role")
+    rows = db.execute(select(SecurityRole).order_by(SecurityRole.name)).scalars()
+    return [_role_out(db, r) for r in rows]
+
+
+@router.post("/roles", status_code=201, tags=["roles"])
+def create_role(body: s.RoleIn, db: DbSession, principal: CurrentPrincipal) -> s.RoleOut:
+    _require(db, principal, Privilege.CREATE, "security_role")
+    privileges = service.validate_privileges(body.privileges)
+    return _role_out(
+        db,
+        service.create_role(
+            db, name=body.name, description=body.description, privileges=privileges
+        ),
+    )
+
+
+@router.get("/roles/{role_id}", tags=["roles"])
+def get_role(role_id: int, db: DbSession, principal: CurrentPrincipal) -> s.RoleOut:
+    _require(db, principal, Privilege.READ, "security_role")
+    return _role_out(db, service.get_role(db, role_id=role_id))
+
+
+@router.patch(
+    "/roles/{role_id}", tags=["roles"], summary="Change a custom role (privileges replace the set)"
+)
+def patch_role(
+    role_id: int, body: s.RolePatch, db: DbSession, principal: CurrentPrincipal
+) -> s.RoleOut:
+    _require(db, principal, Privilege.WRITE, "security_role")
+    privileges = None if body.privileges is None else service.validate_privileges(body.privileges)
+    role = service.update_role(
+        db, role_id=role_id, name=body.name, description=body.description, privileges=privileges
+    )
+    return _role_out(db, role)
+
+
+@router.delete("/roles/{role_id}", status_code=204, tags=["roles"])
+def delete_role(role_id: int, db: DbSession, principal: CurrentPrincipal) -> Response:
+    _require(db, principal, Privilege.DELETE, "security_role")
+    service.delete_role(db, role_id=role_id)
+    return Ok
+
+
+__all__: list[Any] = ["router"]

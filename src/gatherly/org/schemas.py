@@ -1,0 +1,167 @@
+"""Input and output shapes of the organisation API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gatherly.contact.schemas import normalize_email
+
+Name = Annotated[str, Field(min_length=1, max_length=160)]
+
+
+class Strict(BaseModel):
+    """Unknown fields are an error, strings are trimmed."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class BusinessUnitIn(Strict):
+    name: Name
+    parent_id: int
+    description: str = ""
+
+
+class BusinessUnitPatch(Strict):
+    name: Name | None = None
+    parent_id: int | None = None
+    description: str | None = None
+
+
+class BusinessUnitOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    parent_id: int | None
+    description: str
+    created_at: datetime
+
+
+class UserIn(Strict):
+    username: Annotated[str, Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9_.@-]+$")]
+    email: str | None = None
+    full_name: str = ""
+    business_unit_id: int | None = None
+    password: Annotated[str, Field(min_length=8)] | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return None if not value else normalize_email(value)
+
+
+class UserPatch(Strict):
+    email: str | None = None
+    full_name: str | None = None
+    disabled: bool | None = None
+    business_unit_id: int | None = None
+    move_records: bool = True
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return None if not value else normalize_email(value)
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    username: str
+    email: str | None
+    full_name: str
+    business_unit_id: int
+    disabled: bool
+    created_at: datetime
+
+
+class TeamIn(Strict):
+    name: Name
+    business_unit_id: int
+    description: str = ""
+
+
+class TeamPatch(Strict):
+    name: Name | None = None
+    business_unit_id: int | None = None
+    description: str | None = None
+
+
+class TeamOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    business_unit_id: int
+    description: str
+    is_default: bool
+    created_at: datetime
+
+
+class MemberIn(Strict):
+    user_id: int
+
+
+class RoleRef(Strict):
+    role_id: int
+
+
+PrivilegesIn = dict[str, dict[str, str | int]]
+
+
+class RoleIn(Strict):
+    name: Name
+    description: str = ""
+    privileges: PrivilegesIn = Field(
+        default_factory=dict,
+        description='{"contact": {"read": "business_unit", "write": "user"}, …}',
+    )
+
+
+class RolePatch(Strict):
+    name: Name | None = None
+    description: str | None = None
+    privileges: PrivilegesIn | None = None
+
+
+class RoleOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    is_system_admin: bool
+    is_builtin: bool
+    privileges: dict[str, dict[str, str]]
+
+
+class TokenIn(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=120)] = "api"
+
+
+class TokenOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The secret; shown this once, never again.")
+
+
+class GrantOut(BaseModel):
+    record_type: str
+    privilege: str
+    level: str
+    anchor_bu_id: int
+    role: str
+    team: str | None
+
+
+class MeOut(BaseModel):
+    user: UserOut
+    system_administrator: bool
+    teams: list[int]
+    grants: list[GrantOut]

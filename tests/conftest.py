@@ -1,0 +1,101 @@
+"""Shared fixtures: a migrated database per backend (SQLite always, PostgreSQL when
+``GATHERLY_TEST_POSTGRES_URL`` is set), a clean organisation per test, and API clients."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+import gatherly.models
+from gatherly.app import create_app
+from gatherly.core import migrate
+from gatherly.core.config import Settings
+from gatherly.core.db import make_engine, make_session_factory
+from gatherly.org import defaults
+
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("GATHERLY_TEST_POSTGRES_URL") else [])
+
+
+def _postgres_url(schema: str) -> str:
+    base = os.environ["GATHERLY_TEST_POSTGRES_URL"]
+    joiner = "&" if "?" in base else "?"
+    return f"{base}{joiner}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A freshly migrated database for the whole session, one per backend."""
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp("db") / "gatherly.db"
+        url = f"sqlite:///{path}"
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield url
+        return
+    schema = f"gatherly_test_{os.getpid()}"
+    admin = make_engine(os.environ["GATHERLY_TEST_POSTGRES_URL"])
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = _postgres_url(schema)
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    """The session's engine on the migrated database."""
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+def reset_database(engine: Engine) -> None:
+    """Empty every table and recreate the root BU and built-in roles."""
+    tables = [t for t in gatherly.models.Base.metadata.sorted_tables]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(t.name for t in tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(tables):
+                conn.execute(table.delete())
+    with Session(engine) as db, db.begin():
+        defaults.ensure_defaults(db)
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A session factory on a clean organisation (root BU + built-in roles)."""
+    reset_database(engine)
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def db(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session on a clean organisation; commit explicitly when a test needs to."""
+    with session_factory() as session:
+        yield session
+
+
+@pytest.fixture
+def client(database_url: str, session_factory: sessionmaker[Session]) -> Iterator[TestClient]:
+    """An API client on the same clean database (requests carry no token by default)."""
+    app = create_app(Settings(database_url=database_url))
+    with TestClient(app) as test_client:
+        yield test_client
+    app.state.engine.dispose()

@@ -1,0 +1,79 @@
+"""Helpers that build organisations for tests through the real services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from gatherly.access.engine import Principal, load_principal
+from gatherly.access.levels import Level
+from gatherly.contact.models import Contact
+from gatherly.org import service as org
+from gatherly.org.models import BusinessUnit, Team, User
+
+
+def bu(db: Session, name: str, parent: BusinessUnit | None = None) -> BusinessUnit:
+    """A BU under ``parent`` (the root when None)."""
+    return org.create_bu(db, name=name, parent_id=(parent or org.get_root(db)).id)
+
+
+def role(
+    db: Session,
+    name: str,
+    level: Level,
+    record_type: str = "contact",
+    privileges: tuple[str, ...] = ("read",),
+) -> int:
+    """A custom role granting ``privileges`` on ``record_type`` at ``level``; returns its id."""
+    return org.create_role(
+        db, name=name, privileges={record_type: dict.fromkeys(privileges, level)}
+    ).id
+
+
+def user(db: Session, name: str, home: BusinessUnit | None = None, *roles: int | str) -> User:
+    """A user in ``home`` with roles given by id or built-in name."""
+    u = org.create_user(db, username=name, business_unit_id=None if home is None else home.id)
+    for r in roles:
+        role_id = r if isinstance(r, int) else org.get_role_by_name(db, name=r).id
+        org.assign_role(db, role_id=role_id, user_id=u.id)
+    return u
+
+
+def team(
+    db: Session, name: str, home: BusinessUnit, *members: User, roles: tuple[int | str, ...] = ()
+) -> Team:
+    """An owner team in ``home`` with members and roles."""
+    t = org.create_team(db, name=name, business_unit_id=home.id)
+    for m in members:
+        org.add_member(db, team_id=t.id, user_id=m.id)
+    for r in roles:
+        role_id = r if isinstance(r, int) else org.get_role_by_name(db, name=r).id
+        org.assign_role(db, role_id=role_id, team_id=t.id)
+    return t
+
+
+def contact(db: Session, owner: User | Team, *, bu_id: int | None = None, **fields: Any) -> Contact:
+    """A contact owned by a user or team, in the owner's BU unless ``bu_id`` says otherwise."""
+    owner_type = "team" if isinstance(owner, Team) else "user"
+    record = Contact(
+        owner_type=owner_type,
+        owner_id=owner.id,
+        owning_bu_id=bu_id if bu_id is not None else owner.business_unit_id,
+        **fields,
+    )
+    db.add(record)
+    db.flush()
+    return record
+
+
+def principal(db: Session, u: User) -> Principal:
+    """The user's principal, loaded fresh."""
+    return load_principal(db, u.id)
+
+
+def token(db: Session, u: User) -> dict[str, str]:
+    """Authorization headers with a new API token for ``u`` (committed)."""
+    _t, secret = org.create_token(db, user_id=u.id, name="test")
+    db.commit()
+    return {"Authorization": f"Bearer {secret}"}
