@@ -72,6 +72,8 @@ def reset_database(engine: Engine) -> None:
             names = ", ".join(t.name for t in tables)
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         else:
+            # The BU tree references itself; cut it first so rows can go in any order.
+            conn.execute(text("UPDATE business_unit SET parent_id = NULL"))
             for table in reversed(tables):
                 conn.execute(table.delete())
     with Session(engine) as db, db.begin():

@@ -10,7 +10,7 @@ import hashlib
 import secrets
 
 from argon2 import PasswordHasher
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import delete, func, insert, literal, select, true, update
 from sqlalchemy.orm import Session, aliased
 
 from gatherly.access import registry
@@ -166,7 +166,10 @@ def _reparent(db: Session, bu: BusinessUnit, parent_id: int) -> None:
     db.execute(
         insert(BusinessUnitClosure).from_select(
             ["ancestor_id", "descendant_id", "depth"],
+            # Every ancestor of the new parent times every node of the moving subtree.
             select(above.ancestor_id, below.descendant_id, above.depth + below.depth + 1)
+            .select_from(above)
+            .join(below, true())
             .where(above.descendant_id == parent_id)
             .where(below.ancestor_id == bu.id),
         )
