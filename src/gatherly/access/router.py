@@ -11,6 +11,7 @@ from gatherly.access import engine, registry
 from gatherly.access.levels import Privilege
 from gatherly.api.deps import CurrentPrincipal, DbSession
 from gatherly.core.exceptions import NotFound
+from gatherly.core.ids import QueryId
 
 router = APIRouter(tags=["access"])
 
@@ -23,9 +24,9 @@ def explain(
     db: DbSession,
     principal: CurrentPrincipal,
     record_type: str,
-    record_id: int | None = None,
+    record_id: QueryId = None,
     privilege: Privilege = Privilege.READ,
-    user_id: int | None = None,
+    user_id: QueryId = None,
 ) -> dict[str, Any]:
     """Your own access is always yours to explain; another user's needs write on users."""
     if user_id is not None and user_id != principal.user_id:

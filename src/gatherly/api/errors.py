@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gatherly.core.exceptions import GatherlyError, Unauthenticated
@@ -55,8 +56,18 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
+    # Input validation should catch these first; this is the net for what slips through
+    # (a value the database cannot store), so it answers 422 rather than 500.
+    return JSONResponse(
+        _body("validation_failed", "a value is out of range or cannot be stored", None),
+        status_code=422,
+    )
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(GatherlyError, _gatherly_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

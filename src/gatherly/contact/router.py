@@ -22,6 +22,7 @@ from gatherly.contact.schemas import (
     ShareIn,
     ShareOut,
 )
+from gatherly.core.ids import PathId, QueryId
 from gatherly.core.pagination import MAX_LIMIT
 
 
@@ -50,9 +51,9 @@ def make_router(
         email: str | None = None,
         country: str | None = None,
         company: str | None = None,
-        owning_bu_id: int | None = None,
+        owning_bu_id: QueryId = None,
         owner_type: Literal["user", "team"] | None = None,
-        owner_id: int | None = None,
+        owner_id: QueryId = None,
         status: str | None = None,
     ) -> service.ListFilter:
         return service.ListFilter(
@@ -95,12 +96,12 @@ def make_router(
         return service.create(db=db, principal=principal, kind=kind, record_in=body)
 
     @router.get("/{record_id}", summary=f"Read a {label}", response_model=out_schema)
-    def read(record_id: int, db: DbSession, principal: CurrentPrincipal) -> Any:
+    def read(record_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
         return service.get(db=db, principal=principal, kind=kind, record_id=record_id)
 
     @router.patch("/{record_id}", summary=f"Change a {label}", response_model=out_schema)
     def patch(
-        record_id: int,
+        record_id: PathId,
         body: update_schema,  # type: ignore[valid-type]
         db: DbSession,
         principal: CurrentPrincipal,
@@ -112,26 +113,28 @@ def make_router(
     @router.delete(
         "/{record_id}", status_code=204, summary=f"Delete a {label} (leaves a tombstone)"
     )
-    def delete(record_id: int, db: DbSession, principal: CurrentPrincipal) -> Response:
+    def delete(record_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
         service.delete_record(db=db, principal=principal, kind=kind, record_id=record_id)
         return Response(status_code=204)
 
     @router.post(
         "/{record_id}/assign", summary=f"Give a {label} to another owner", response_model=out_schema
     )
-    def assign(record_id: int, body: AssignIn, db: DbSession, principal: CurrentPrincipal) -> Any:
+    def assign(
+        record_id: PathId, body: AssignIn, db: DbSession, principal: CurrentPrincipal
+    ) -> Any:
         return service.assign(
             db=db, principal=principal, kind=kind, record_id=record_id, owner=body.owner
         )
 
     @router.get("/{record_id}/shares", summary=f"Who a {label} is shared with")
-    def shares(record_id: int, db: DbSession, principal: CurrentPrincipal) -> list[ShareOut]:
+    def shares(record_id: PathId, db: DbSession, principal: CurrentPrincipal) -> list[ShareOut]:
         rows = service.list_shares(db=db, principal=principal, kind=kind, record_id=record_id)
         return [_share_out(r) for r in rows]
 
     @router.post("/{record_id}/shares", status_code=201, summary=f"Share a {label}")
     def add_share(
-        record_id: int, body: ShareIn, db: DbSession, principal: CurrentPrincipal
+        record_id: PathId, body: ShareIn, db: DbSession, principal: CurrentPrincipal
     ) -> ShareOut:
         row = service.share(
             db=db, principal=principal, kind=kind, record_id=record_id, share_in=body
@@ -140,7 +143,7 @@ def make_router(
 
     @router.delete("/{record_id}/shares/{share_id}", status_code=204, summary="Revoke a share")
     def remove_share(
-        record_id: int, share_id: int, db: DbSession, principal: CurrentPrincipal
+        record_id: PathId, share_id: PathId, db: DbSession, principal: CurrentPrincipal
     ) -> Response:
         service.unshare(
             db=db, principal=principal, kind=kind, record_id=record_id, share_id=share_id

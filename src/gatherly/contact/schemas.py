@@ -10,6 +10,9 @@ import pycountry
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gatherly.core.ids import Id
+from gatherly.core.schemas import StrictModel
+
 CUSTOM_KEY = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 PHONE = re.compile(r"^\+?[0-9 ().\-/]{3,38}(?:\s*(?:x|ext\.?)\s*[0-9]{1,6})?$")
 LEAD_STATUSES = ("new", "contacted", "qualified", "disqualified")
@@ -37,17 +40,15 @@ def normalize_country(value: str) -> str:
     return str(found.alpha_2)
 
 
-class OwnerRef(BaseModel):
+class OwnerRef(StrictModel):
     """A record's owner: a user or a team."""
 
     type: Literal["user", "team"]
-    id: int
+    id: Id
 
 
-class PersonFields(BaseModel):
+class PersonFields(StrictModel):
     """Fields shared by create and update; every one optional here."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     email: str | None = None
     first_name: Annotated[str, Field(max_length=100)] = ""
@@ -99,13 +100,13 @@ class ContactUpdate(PersonFields):
     """A partial update: only the fields sent are changed."""
 
 
-class LeadFields(BaseModel):
+class LeadFields(StrictModel):
     """Lead-only fields."""
 
     topic: Annotated[str, Field(max_length=300)] = ""
     status: Literal["new", "contacted", "qualified", "disqualified"] = "new"
     source: Annotated[str, Field(max_length=60)] = "manual"
-    contact_id: int | None = None
+    contact_id: Id | None = None
 
 
 class LeadCreate(LeadFields, ContactCreate):
@@ -116,19 +117,17 @@ class LeadUpdate(LeadFields, ContactUpdate):
     """A partial update of a lead."""
 
 
-class AssignIn(BaseModel):
+class AssignIn(StrictModel):
     """Give a record to another user or team."""
 
-    model_config = ConfigDict(extra="forbid")
     owner: OwnerRef
 
 
-class ShareIn(BaseModel):
+class ShareIn(StrictModel):
     """Share a record with a user, a team or the whole organisation."""
 
-    model_config = ConfigDict(extra="forbid")
     principal_type: Literal["user", "team", "organization"]
-    principal_id: int | None = None
+    principal_id: Id | None = None
     rights: list[Literal["read", "write", "delete", "append", "append_to", "assign", "share"]] = (
         Field(min_length=1)
     )

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
 from gatherly.api.deps import CurrentPrincipal, DbSession
+from gatherly.core.ids import PathId, QueryId
 from gatherly.org import schemas as s
 from gatherly.org import service
 from gatherly.org.models import BusinessUnit, SecurityRole, Team, User
@@ -85,7 +86,7 @@ def create_bu(
 
 
 @router.get("/business-units/{bu_id}", tags=["business units"])
-def get_bu(bu_id: int, db: DbSession, principal: CurrentPrincipal) -> s.BusinessUnitOut:
+def get_bu(bu_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.BusinessUnitOut:
     _require(db, principal, Privilege.READ, "business_unit")
     return s.BusinessUnitOut.model_validate(service.get_bu(db, bu_id=bu_id, field="bu_id"))
 
@@ -96,7 +97,7 @@ def get_bu(bu_id: int, db: DbSession, principal: CurrentPrincipal) -> s.Business
     summary="Rename, describe or re-parent a business unit",
 )
 def patch_bu(
-    bu_id: int, body: s.BusinessUnitPatch, db: DbSession, principal: CurrentPrincipal
+    bu_id: PathId, body: s.BusinessUnitPatch, db: DbSession, principal: CurrentPrincipal
 ) -> s.BusinessUnitOut:
     _require(db, principal, Privilege.WRITE, "business_unit")
     bu = service.update_bu(
@@ -111,7 +112,7 @@ def patch_bu(
     tags=["business units"],
     summary="Delete an empty business unit",
 )
-def delete_bu(bu_id: int, db: DbSession, principal: CurrentPrincipal) -> Response:
+def delete_bu(bu_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
     _require(db, principal, Privilege.DELETE, "business_unit")
     service.delete_bu(db, bu_id=bu_id)
     return Ok
@@ -122,7 +123,7 @@ def delete_bu(bu_id: int, db: DbSession, principal: CurrentPrincipal) -> Respons
 
 @router.get("/users", tags=["users"])
 def list_users(
-    db: DbSession, principal: CurrentPrincipal, business_unit_id: int | None = None
+    db: DbSession, principal: CurrentPrincipal, business_unit_id: QueryId = None
 ) -> list[s.UserOut]:
     _require(db, principal, Privilege.READ, "user")
     stmt = select(User).order_by(User.username)
@@ -146,7 +147,7 @@ def create_user(body: s.UserIn, db: DbSession, principal: CurrentPrincipal) -> s
 
 
 @router.get("/users/{user_id}", tags=["users"])
-def get_user(user_id: int, db: DbSession, principal: CurrentPrincipal) -> s.UserOut:
+def get_user(user_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.UserOut:
     _require(db, principal, Privilege.READ, "user")
     return s.UserOut.model_validate(service.get_user(db, user_id=user_id))
 
@@ -157,7 +158,7 @@ def get_user(user_id: int, db: DbSession, principal: CurrentPrincipal) -> s.User
     summary="Change a user; business_unit_id moves them (records follow unless move_records=false)",
 )
 def patch_user(
-    user_id: int, body: s.UserPatch, db: DbSession, principal: CurrentPrincipal
+    user_id: PathId, body: s.UserPatch, db: DbSession, principal: CurrentPrincipal
 ) -> s.UserOut:
     _require(db, principal, Privilege.WRITE, "user")
     fields = body.model_fields_set
@@ -179,7 +180,7 @@ def patch_user(
 
 
 @router.get("/users/{user_id}/roles", tags=["users"])
-def user_roles(user_id: int, db: DbSession, principal: CurrentPrincipal) -> list[s.RoleOut]:
+def user_roles(user_id: PathId, db: DbSession, principal: CurrentPrincipal) -> list[s.RoleOut]:
     _require(db, principal, Privilege.READ, "security_role")
     service.get_user(db, user_id=user_id)
     return [_role_out(db, r) for r in service.roles_of_user(db, user_id=user_id)]
@@ -187,7 +188,7 @@ def user_roles(user_id: int, db: DbSession, principal: CurrentPrincipal) -> list
 
 @router.post("/users/{user_id}/roles", status_code=204, tags=["users"])
 def assign_user_role(
-    user_id: int, body: s.RoleRef, db: DbSession, principal: CurrentPrincipal
+    user_id: PathId, body: s.RoleRef, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.ASSIGN, "security_role")
     service.assign_role(db, role_id=body.role_id, user_id=service.get_user(db, user_id=user_id).id)
@@ -196,14 +197,14 @@ def assign_user_role(
 
 @router.delete("/users/{user_id}/roles/{role_id}", status_code=204, tags=["users"])
 def unassign_user_role(
-    user_id: int, role_id: int, db: DbSession, principal: CurrentPrincipal
+    user_id: PathId, role_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.ASSIGN, "security_role")
     service.unassign_role(db, role_id=role_id, user_id=service.get_user(db, user_id=user_id).id)
     return Ok
 
 
-def _token_owner(db: Session, principal: access.Principal, user_id: int) -> int:
+def _token_owner(db: Session, principal: access.Principal, user_id: PathId) -> int:
     """Your own tokens are yours to manage; someone else's need write on users."""
     if user_id != principal.user_id:
         _require(db, principal, Privilege.WRITE, "user")
@@ -211,7 +212,7 @@ def _token_owner(db: Session, principal: access.Principal, user_id: int) -> int:
 
 
 @router.get("/users/{user_id}/tokens", tags=["tokens"])
-def list_tokens(user_id: int, db: DbSession, principal: CurrentPrincipal) -> list[s.TokenOut]:
+def list_tokens(user_id: PathId, db: DbSession, principal: CurrentPrincipal) -> list[s.TokenOut]:
     uid = _token_owner(db, principal, user_id)
     return [s.TokenOut.model_validate(t) for t in service.list_tokens(db, user_id=uid)]
 
@@ -223,7 +224,7 @@ def list_tokens(user_id: int, db: DbSession, principal: CurrentPrincipal) -> lis
     summary="Create an API token; the secret is in this response only",
 )
 def create_token(
-    user_id: int, body: s.TokenIn, db: DbSession, principal: CurrentPrincipal
+    user_id: PathId, body: s.TokenIn, db: DbSession, principal: CurrentPrincipal
 ) -> s.TokenCreated:
     uid = _token_owner(db, principal, user_id)
     token, secret = service.create_token(db, user_id=uid, name=body.name)
@@ -232,7 +233,7 @@ def create_token(
 
 @router.delete("/users/{user_id}/tokens/{token_id}", status_code=204, tags=["tokens"])
 def revoke_token(
-    user_id: int, token_id: int, db: DbSession, principal: CurrentPrincipal
+    user_id: PathId, token_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     service.revoke_token(db, user_id=_token_owner(db, principal, user_id), token_id=token_id)
     return Ok
@@ -262,14 +263,14 @@ def create_team(body: s.TeamIn, db: DbSession, principal: CurrentPrincipal) -> s
 
 
 @router.get("/teams/{team_id}", tags=["teams"])
-def get_team(team_id: int, db: DbSession, principal: CurrentPrincipal) -> s.TeamOut:
+def get_team(team_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.TeamOut:
     _require(db, principal, Privilege.READ, "team")
     return _team_out(service.get_team(db, team_id=team_id))
 
 
 @router.patch("/teams/{team_id}", tags=["teams"])
 def patch_team(
-    team_id: int, body: s.TeamPatch, db: DbSession, principal: CurrentPrincipal
+    team_id: PathId, body: s.TeamPatch, db: DbSession, principal: CurrentPrincipal
 ) -> s.TeamOut:
     _require(db, principal, Privilege.WRITE, "team")
     return _team_out(
@@ -284,14 +285,14 @@ def patch_team(
 
 
 @router.delete("/teams/{team_id}", status_code=204, tags=["teams"])
-def delete_team(team_id: int, db: DbSession, principal: CurrentPrincipal) -> Response:
+def delete_team(team_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
     _require(db, principal, Privilege.DELETE, "team")
     service.delete_team(db, team_id=team_id)
     return Ok
 
 
 @router.get("/teams/{team_id}/members", tags=["teams"])
-def team_members(team_id: int, db: DbSession, principal: CurrentPrincipal) -> list[s.UserOut]:
+def team_members(team_id: PathId, db: DbSession, principal: CurrentPrincipal) -> list[s.UserOut]:
     _require(db, principal, Privilege.READ, "team")
     service.get_team(db, team_id=team_id)
     return [s.UserOut.model_validate(u) for u in service.team_members(db, team_id=team_id)]
@@ -299,7 +300,7 @@ def team_members(team_id: int, db: DbSession, principal: CurrentPrincipal) -> li
 
 @router.post("/teams/{team_id}/members", status_code=204, tags=["teams"])
 def add_member(
-    team_id: int, body: s.MemberIn, db: DbSession, principal: CurrentPrincipal
+    team_id: PathId, body: s.MemberIn, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.WRITE, "team")
     service.add_member(db, team_id=team_id, user_id=body.user_id)
@@ -308,7 +309,7 @@ def add_member(
 
 @router.delete("/teams/{team_id}/members/{user_id}", status_code=204, tags=["teams"])
 def remove_member(
-    team_id: int, user_id: int, db: DbSession, principal: CurrentPrincipal
+    team_id: PathId, user_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.WRITE, "team")
     service.remove_member(db, team_id=team_id, user_id=user_id)
@@ -316,7 +317,7 @@ def remove_member(
 
 
 @router.get("/teams/{team_id}/roles", tags=["teams"])
-def team_roles(team_id: int, db: DbSession, principal: CurrentPrincipal) -> list[s.RoleOut]:
+def team_roles(team_id: PathId, db: DbSession, principal: CurrentPrincipal) -> list[s.RoleOut]:
     _require(db, principal, Privilege.READ, "security_role")
     service.get_team(db, team_id=team_id)
     return [_role_out(db, r) for r in service.roles_of_team(db, team_id=team_id)]
@@ -324,7 +325,7 @@ def team_roles(team_id: int, db: DbSession, principal: CurrentPrincipal) -> list
 
 @router.post("/teams/{team_id}/roles", status_code=204, tags=["teams"])
 def assign_team_role(
-    team_id: int, body: s.RoleRef, db: DbSession, principal: CurrentPrincipal
+    team_id: PathId, body: s.RoleRef, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.ASSIGN, "security_role")
     service.assign_role(db, role_id=body.role_id, team_id=service.get_team(db, team_id=team_id).id)
@@ -333,7 +334,7 @@ def assign_team_role(
 
 @router.delete("/teams/{team_id}/roles/{role_id}", status_code=204, tags=["teams"])
 def unassign_team_role(
-    team_id: int, role_id: int, db: DbSession, principal: CurrentPrincipal
+    team_id: PathId, role_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.ASSIGN, "security_role")
     service.unassign_role(db, role_id=role_id, team_id=service.get_team(db, team_id=team_id).id)
@@ -363,7 +364,7 @@ def create_role(body: s.RoleIn, db: DbSession, principal: CurrentPrincipal) -> s
 
 
 @router.get("/roles/{role_id}", tags=["roles"])
-def get_role(role_id: int, db: DbSession, principal: CurrentPrincipal) -> s.RoleOut:
+def get_role(role_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.RoleOut:
     _require(db, principal, Privilege.READ, "security_role")
     return _role_out(db, service.get_role(db, role_id=role_id))
 
@@ -372,7 +373,7 @@ def get_role(role_id: int, db: DbSession, principal: CurrentPrincipal) -> s.Role
     "/roles/{role_id}", tags=["roles"], summary="Change a custom role (privileges replace the set)"
 )
 def patch_role(
-    role_id: int, body: s.RolePatch, db: DbSession, principal: CurrentPrincipal
+    role_id: PathId, body: s.RolePatch, db: DbSession, principal: CurrentPrincipal
 ) -> s.RoleOut:
     _require(db, principal, Privilege.WRITE, "security_role")
     privileges = None if body.privileges is None else service.validate_privileges(body.privileges)
@@ -383,7 +384,7 @@ def patch_role(
 
 
 @router.delete("/roles/{role_id}", status_code=204, tags=["roles"])
-def delete_role(role_id: int, db: DbSession, principal: CurrentPrincipal) -> Response:
+def delete_role(role_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
     _require(db, principal, Privilege.DELETE, "security_role")
     service.delete_role(db, role_id=role_id)
     return Ok

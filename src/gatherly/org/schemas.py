@@ -8,25 +8,25 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gatherly.contact.schemas import normalize_email
+from gatherly.core.ids import Id
+from gatherly.core.schemas import StrictModel
 
 Name = Annotated[str, Field(min_length=1, max_length=160)]
 
 
-class Strict(BaseModel):
+class Strict(StrictModel):
     """Unknown fields are an error, strings are trimmed."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class BusinessUnitIn(Strict):
     name: Name
-    parent_id: int
+    parent_id: Id
     description: str = ""
 
 
 class BusinessUnitPatch(Strict):
     name: Name | None = None
-    parent_id: int | None = None
+    parent_id: Id | None = None
     description: str | None = None
 
 
@@ -43,7 +43,7 @@ class UserIn(Strict):
     username: Annotated[str, Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9_.@-]+$")]
     email: str | None = None
     full_name: str = ""
-    business_unit_id: int | None = None
+    business_unit_id: Id | None = None
     password: Annotated[str, Field(min_length=8)] | None = None
 
     @field_validator("email")
@@ -56,7 +56,7 @@ class UserPatch(Strict):
     email: str | None = None
     full_name: str | None = None
     disabled: bool | None = None
-    business_unit_id: int | None = None
+    business_unit_id: Id | None = None
     move_records: bool = True
 
     @field_validator("email")
@@ -71,20 +71,20 @@ class UserOut(BaseModel):
     username: str
     email: str | None
     full_name: str
-    business_unit_id: int
+    business_unit_id: Id
     disabled: bool
     created_at: datetime
 
 
 class TeamIn(Strict):
     name: Name
-    business_unit_id: int
+    business_unit_id: Id
     description: str = ""
 
 
 class TeamPatch(Strict):
     name: Name | None = None
-    business_unit_id: int | None = None
+    business_unit_id: Id | None = None
     description: str | None = None
 
 
@@ -92,18 +92,18 @@ class TeamOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
     name: str
-    business_unit_id: int
+    business_unit_id: Id
     description: str
     is_default: bool
     created_at: datetime
 
 
 class MemberIn(Strict):
-    user_id: int
+    user_id: Id
 
 
 class RoleRef(Strict):
-    role_id: int
+    role_id: Id
 
 
 PrivilegesIn = dict[str, dict[str, str | int]]

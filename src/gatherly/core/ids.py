@@ -1,0 +1,16 @@
+"""Record ids as the API accepts them: positive and within the database's INTEGER range.
+
+Bounding ids at the edge turns ``/contacts/99999999999999999999`` into a clear 422 instead
+of an overflow inside the database driver.
+"""
+
+from typing import Annotated
+
+from fastapi import Path, Query
+from pydantic import Field
+
+MAX_ID = 2**31 - 1
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
