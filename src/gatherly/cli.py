@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 from sqlalchemy import select
@@ -101,7 +102,7 @@ def db_upgrade() -> None:
     """Apply migrations and create the root BU and built-in roles (idempotent)."""
     settings = Settings()
     upgrade_database(settings)
-    out.print(f"database is up to date: {make_engine(settings.database_url).url!r}")
+    out.print(f"database is up to date: {make_engine(settings.database_url).url!r}", markup=False)
 
 
 @app.command()
@@ -193,7 +194,9 @@ def users_create(
         for name in role or []:
             org.assign_role(db, role_id=org.get_role_by_name(db, name=name).id, user_id=user.id)
         data = {"id": user.id, "username": user.username, "business_unit_id": user.business_unit_id}
-    _print_json(data) if as_json else out.print(f"created user {username!r} (id {data['id']})")
+    _print_json(data) if as_json else out.print(
+        f"created user {username!r} (id {data['id']})", markup=False
+    )
 
 
 @users_app.command("list")
@@ -219,9 +222,9 @@ def users_list(as_json: JsonOpt = False) -> None:
     for r in rows:
         table.add_row(
             str(r["id"]),
-            r["username"],
-            r["business_unit"],
-            ", ".join(r["roles"]),
+            escape(r["username"]),
+            escape(r["business_unit"]),
+            escape(", ".join(r["roles"])),
             "yes" if r["disabled"] else "",
         )
     out.print(table)
@@ -266,7 +269,9 @@ def bu_create(
     with session() as db:
         bu = org.create_bu(db, name=name, parent_id=_bu(db, parent).id)
         data = {"id": bu.id, "name": bu.name, "parent_id": bu.parent_id}
-    _print_json(data) if as_json else out.print(f"created business unit {name!r} (id {data['id']})")
+    _print_json(data) if as_json else out.print(
+        f"created business unit {name!r} (id {data['id']})", markup=False
+    )
 
 
 @bu_app.command("list")
@@ -282,13 +287,15 @@ def bu_list(as_json: JsonOpt = False) -> None:
         return
     nodes: dict[int | None, Any] = {}
     root = next(r for r in rows if r["parent_id"] is None)
-    nodes[root["id"]] = tree = Tree(f"{root['name']} [dim](id {root['id']})[/]")
+    nodes[root["id"]] = tree = Tree(f"{escape(root['name'])} [dim](id {root['id']})[/]")
     pending = [r for r in rows if r is not root]
     while pending:
         rest = []
         for r in pending:
             if r["parent_id"] in nodes:
-                nodes[r["id"]] = nodes[r["parent_id"]].add(f"{r['name']} [dim](id {r['id']})[/]")
+                nodes[r["id"]] = nodes[r["parent_id"]].add(
+                    f"{escape(r['name'])} [dim](id {r['id']})[/]"
+                )
             else:
                 rest.append(r)
         pending = rest
@@ -325,7 +332,7 @@ def roles_list(as_json: JsonOpt = False) -> None:
         level = (
             "all" if r["system_admin"] else r["privileges"].get("contact", {}).get("read", "none")
         )
-        table.add_row(str(r["id"]), r["name"], level, r["description"])
+        table.add_row(str(r["id"]), escape(r["name"]), level, escape(r["description"]))
     out.print(table)
 
 
@@ -338,6 +345,8 @@ def roles_assign(
     """Assign a role to a user or a team."""
     if (user is None) == (team is None):
         raise GatherlyError("give exactly one of --user or --team", field="user")
+    if team is not None and not team.isdigit():
+        raise GatherlyError(f"--team takes a team id, not {team!r}", field="team")
     with session() as db:
         r = (
             org.get_role(db, role_id=int(role))
@@ -348,7 +357,9 @@ def roles_assign(
             org.assign_role(db, role_id=r.id, user_id=_user(db, user).id)
         else:
             org.assign_role(db, role_id=r.id, team_id=org.get_team(db, team_id=int(team or 0)).id)
-    out.print(f"assigned {r.name!r} to {'user ' + user if user else 'team ' + str(team)}")
+    out.print(
+        f"assigned {r.name!r} to {'user ' + user if user else 'team ' + str(team)}", markup=False
+    )
 
 
 # ------------------------------------------------------------------ access
@@ -377,10 +388,10 @@ def access_explain(
     if as_json:
         _print_json(result)
         return
-    out.print(("[green]" if result["allowed"] else "[red]") + result["summary"] + "[/]")
+    out.print(("[green]" if result["allowed"] else "[red]") + escape(result["summary"]) + "[/]")
     for p in result["paths"]:
         mark = "[green]✓[/]" if p["granted"] else "[dim]✗[/]"
-        out.print(f"  {mark} {p['path']}: {p['detail']}")
+        out.print(f"  {mark} {p['path']}: {escape(p['detail'])}")
 
 
 def main() -> None:
@@ -390,8 +401,13 @@ def main() -> None:
         app()
     except GatherlyError as exc:
         where = f" ({exc.field})" if exc.field else ""
-        err.print(f"error{where}: {exc.message}", highlight=False)
+        err.print(f"error{where}: {exc.message}", highlight=False, markup=False, soft_wrap=True)
         raise SystemExit(1) from None
     except SQLAlchemyError as exc:
-        err.print(f"database error: {str(exc).splitlines()[0]}", highlight=False)
+        err.print(
+            f"database error: {str(exc).splitlines()[0]}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
         raise SystemExit(1) from None

@@ -1,0 +1,127 @@
+"""``gatherly demo --no-serve``: the sample organisation, its tokens, and re-running it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gatherly import demo as sample
+from gatherly.contact.models import Contact
+from gatherly.core.exceptions import Unauthenticated
+from gatherly.org import service as org
+from gatherly.org.models import ApiToken
+from tests.cli.helpers import CliRun, DemoOutput, SeededDemo, make_cli, parse_demo, session_on
+
+SAMPLE_USERS = {username: (bu or "Organization", role) for username, _n, bu, role in sample.USERS}
+SAMPLE_BUS = {
+    "Organization": None,
+    "EMEA": "Organization",
+    "Germany": "EMEA",
+    "France": "EMEA",
+    "Americas": "Organization",
+    "United States": "Americas",
+    "Brazil": "Americas",
+}
+CURL_USERS = ["olivia", "emma", "gustav", "ulla"]
+
+
+def run_demo(cli: CliRun, *args: str) -> DemoOutput:
+    return parse_demo(cli("demo", "--no-serve", *args).stdout)
+
+
+def contact_count(db: Session) -> int:
+    return int(db.execute(select(func.count()).select_from(Contact)).scalar_one())
+
+
+@pytest.fixture
+def demo_cli(db_url: str) -> CliRun:
+    """The CLI on a fresh, never-upgraded SQLite file (demo upgrades it itself)."""
+    return make_cli(db_url)
+
+
+def test_demo_seeds_the_sample_business_units_users_and_3000_contacts(
+    seeded_demo: SeededDemo,
+) -> None:
+    cli = make_cli(seeded_demo.database_url)
+    assert "Sample users (3000 contacts in all)" in seeded_demo.output.text
+
+    bus = json.loads(cli("bu", "list", "--json").stdout)
+    names = {b["id"]: b["name"] for b in bus}
+    assert {b["name"]: names.get(b["parent_id"]) for b in bus} == SAMPLE_BUS
+
+    users = json.loads(cli("users", "list", "--json").stdout)
+    assert len(users) == 8
+    assert {u["username"]: (u["business_unit"], *u["roles"]) for u in users} == SAMPLE_USERS
+
+    with session_on(seeded_demo.database_url) as db:
+        assert contact_count(db) == 3000
+        # Sample users can also sign in with the published password.
+        user = org.verify_password(db, username="ulla", password=sample.DEMO_PASSWORD)
+        assert user.username == "ulla"
+
+
+def test_demo_prints_a_working_token_per_user_and_curl_lines(seeded_demo: SeededDemo) -> None:
+    output = seeded_demo.output
+    assert set(output.tokens) == set(SAMPLE_USERS)
+    assert len(set(output.tokens.values())) == 8
+
+    with session_on(seeded_demo.database_url) as db:
+        for username, token in output.tokens.items():
+            assert org.authenticate_token(db, secret=token).username == username
+
+    assert len(output.curl_lines) == len(CURL_USERS)
+    for line, username in zip(output.curl_lines, CURL_USERS, strict=True):
+        assert line == (
+            f"curl -s -H 'Authorization: Bearer {output.tokens[username]}' "
+            "http://127.0.0.1:8000/api/v1/contacts/count"
+        )
+    assert "API docs: http://127.0.0.1:8000/api/v1/docs" in output.text
+
+
+def test_demo_again_adds_no_contacts_and_replaces_only_the_demo_tokens(
+    demo_cli: CliRun, open_db: Callable[[], Session]
+) -> None:
+    first = run_demo(demo_cli)
+    personal = demo_cli("users", "token", "olivia", "--name", "laptop").stdout.strip()
+    second = run_demo(demo_cli, "--host", "demo.example", "--port", "9123")
+
+    db = open_db()
+    assert contact_count(db) == 3000
+    assert len(json.loads(demo_cli("bu", "list", "--json").stdout)) == len(SAMPLE_BUS)
+    assert len(json.loads(demo_cli("users", "list", "--json").stdout)) == 8
+
+    assert set(second.tokens) == set(SAMPLE_USERS)
+    for username in SAMPLE_USERS:
+        assert second.tokens[username] != first.tokens[username]
+        assert org.authenticate_token(db, secret=second.tokens[username]).username == username
+        with pytest.raises(Unauthenticated, match="revoked"):
+            org.authenticate_token(db, secret=first.tokens[username])
+    # The curl lines carry the new tokens and follow --host/--port.
+    assert second.curl_lines == [
+        f"curl -s -H 'Authorization: Bearer {second.tokens[u]}' "
+        "http://demo.example:9123/api/v1/contacts/count"
+        for u in CURL_USERS
+    ]
+    # A token the user made for themselves is not a demo token and survives.
+    assert org.authenticate_token(db, secret=personal).username == "olivia"
+
+    active_demo = db.execute(
+        select(ApiToken.user_id, func.count())
+        .where(ApiToken.name == "demo", ApiToken.revoked_at.is_(None))
+        .group_by(ApiToken.user_id)
+    ).all()
+    assert len(active_demo) == 8
+    assert all(n == 1 for _user, n in active_demo)
+
+
+def test_demo_on_an_existing_organisation_keeps_its_users(demo_cli: CliRun) -> None:
+    demo_cli("db", "upgrade")
+    demo_cli("users", "create", "existing", "--role", "Marketer")
+    output = run_demo(demo_cli)
+    assert set(output.tokens) == set(SAMPLE_USERS)
+    users = {u["username"] for u in json.loads(demo_cli("users", "list", "--json").stdout)}
+    assert users == {*SAMPLE_USERS, "existing"}
