@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,22 @@ def _postgres_url(schema: str) -> str:
     return f"{base}{joiner}options=-csearch_path%3D{schema}"
 
 
+@contextmanager
+def postgres_schema(name: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL schema for this process; yields its URL, drops it after."""
+    schema = f"{name}_{os.getpid()}"
+    admin = make_engine(os.environ["GATHERLY_TEST_POSTGRES_URL"])
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield _postgres_url(schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -41,19 +58,11 @@ def database_url(
         engine.dispose()
         yield url
         return
-    schema = f"gatherly_test_{os.getpid()}"
-    admin = make_engine(os.environ["GATHERLY_TEST_POSTGRES_URL"])
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = _postgres_url(schema)
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    admin.dispose()
+    with postgres_schema("gatherly_test") as url:
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield url
 
 
 @pytest.fixture(scope="session")

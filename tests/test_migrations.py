@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 import gatherly.models
 from gatherly.core import migrate
 from gatherly.core.db import make_engine
-from tests.conftest import BACKENDS, _postgres_url
+from tests.conftest import BACKENDS, postgres_schema
 
 
 @pytest.fixture(params=BACKENDS)
@@ -22,15 +21,8 @@ def blank_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # typ
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'm.db'}"
         return
-    schema = f"gatherly_migr_{os.getpid()}"
-    admin = make_engine(os.environ["GATHERLY_TEST_POSTGRES_URL"])
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    yield _postgres_url(schema)
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    admin.dispose()
+    with postgres_schema("gatherly_migr") as url:
+        yield url
 
 
 def test_upgrade_downgrade_upgrade_and_models_match(blank_url: str) -> None:
