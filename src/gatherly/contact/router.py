@@ -21,7 +21,9 @@ from gatherly.contact.schemas import (
     PersonOut,
     ShareIn,
     ShareOut,
+    normalize_country,
 )
+from gatherly.core.exceptions import ValidationFailed
 from gatherly.core.ids import PathId, QueryId
 from gatherly.core.pagination import MAX_LIMIT
 
@@ -54,8 +56,17 @@ def make_router(
         owning_bu_id: QueryId = None,
         owner_type: Literal["user", "team"] | None = None,
         owner_id: QueryId = None,
-        status: str | None = None,
+        status: Literal["new", "contacted", "qualified", "disqualified"] | None = None,
     ) -> service.ListFilter:
+        # Filters take what the fields take: a status no lead has, or a status on
+        # contacts, or an unknown country is an error, never a silently empty result.
+        if status is not None and kind is not service.LEAD:
+            raise ValidationFailed(f"{label}s have no status", field="status")
+        if country:
+            try:
+                country = normalize_country(country)
+            except ValueError as exc:
+                raise ValidationFailed(str(exc), field="country") from None
         return service.ListFilter(
             q=q,
             email=email,

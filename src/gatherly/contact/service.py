@@ -24,7 +24,7 @@ from gatherly.access.models import (
 from gatherly.contact.models import Contact, Lead, PersonMixin, Tombstone
 from gatherly.contact.schemas import ContactCreate, OwnerRef, PersonFields, ShareIn
 from gatherly.core.db import utcnow
-from gatherly.core.exceptions import NotFound, ValidationFailed
+from gatherly.core.exceptions import Forbidden, NotFound, ValidationFailed
 from gatherly.core.pagination import Page, paginate
 from gatherly.org import service as org_service
 from gatherly.org.models import RolePrivilege, TeamRole
@@ -160,9 +160,16 @@ def _resolve_owner(db: Session, owner: OwnerRef) -> int:
     return org_service.get_team(db, team_id=owner.id, field="owner.id").business_unit_id
 
 
-def _check_lead_links(db: Session, principal: access.Principal, data: dict[str, Any]) -> None:
+def _check_lead_links(
+    db: Session, principal: access.Principal, data: dict[str, Any], lead: PersonMixin | None
+) -> None:
+    """Linking a lead to a contact needs Append on the lead and Append To on the contact."""
     contact_id = data.get("contact_id")
     if contact_id is not None:
+        if lead is not None:
+            access.require(db, principal, Privilege.APPEND, "lead", lead)
+        elif principal.max_level("lead", Privilege.APPEND) == Level.NONE:
+            raise Forbidden("linking a lead to a contact needs the append privilege on leads")
         contact = db.execute(
             access.scope(
                 select(Contact).where(Contact.id == contact_id),
@@ -195,7 +202,7 @@ def create(
     )
     data = record_in.model_dump(exclude={"owner"})
     if kind.model is Lead:
-        _check_lead_links(db, principal, data)
+        _check_lead_links(db, principal, data, None)
     now = utcnow()
     record = kind.model(
         **data,
@@ -226,7 +233,7 @@ def update(
     )
     data = record_in.model_dump(include=record_in.model_fields_set)
     if kind.model is Lead:
-        _check_lead_links(db, principal, data)
+        _check_lead_links(db, principal, data, record)
     for key, value in data.items():
         setattr(record, key, value)
     record.modified_at = utcnow()

@@ -50,6 +50,17 @@ def _decode(cursor: str, sort: str) -> tuple[Any, int]:
     return value, row_id
 
 
+def _check_type(value: Any, key: SQLColumnExpression[Any]) -> None:
+    """A cursor is opaque, but a forged one must not reach the database with a wrong type."""
+    try:
+        expected = getattr(key, "type").python_type  # noqa: B009 - typed as a protocol
+    except (AttributeError, NotImplementedError):
+        return
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if not ok:
+        raise ValidationFailed("cursor is not one this API issued", field="cursor")
+
+
 def paginate(
     db: Session,
     stmt: Select[Any],
@@ -83,6 +94,7 @@ def paginate(
     key = sortable[name]
     if cursor:
         value, last_id = _decode(cursor, sort)
+        _check_type(value, key)
         bound = literal(value, type_=getattr(key, "type", None))
         if descending:
             stmt = stmt.where(or_(key < bound, and_(key == bound, id_column < last_id)))

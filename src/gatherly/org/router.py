@@ -161,14 +161,8 @@ def patch_user(
     user_id: PathId, body: s.UserPatch, db: DbSession, principal: CurrentPrincipal
 ) -> s.UserOut:
     _require(db, principal, Privilege.WRITE, "user")
-    fields = body.model_fields_set
-    user = service.update_user(
-        db,
-        user_id=user_id,
-        full_name=body.full_name if "full_name" in fields else None,
-        email=body.email if "email" in fields else None,
-        disabled=body.disabled if "disabled" in fields else None,
-    )
+    changes = body.model_dump(include=body.model_fields_set & {"full_name", "email", "disabled"})
+    user = service.update_user(db, user_id=user_id, **changes)
     if body.business_unit_id is not None:
         user = service.move_user(
             db,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any
 
 from argon2 import PasswordHasher
 from sqlalchemy import delete, func, insert, literal, select, true, update
@@ -31,6 +32,8 @@ from gatherly.org.models import (
     UserRole,
 )
 
+# Marks a keyword argument the caller did not give (None is a value: "clear it").
+UNSET: Any = object()
 TOKEN_PREFIX = "gly_"  # noqa: S105 - a prefix, not a secret
 _hasher = PasswordHasher()
 
@@ -130,7 +133,7 @@ def update_bu(
     parent_id: int | None = None,
 ) -> BusinessUnit:
     """Rename, describe or re-parent a BU; re-parenting rewrites the closure in SQL."""
-    bu = get_bu(db, bu_id=bu_id)
+    bu = get_bu(db, bu_id=bu_id, field="bu_id")
     if name is not None and name.strip() != bu.name:
         team = default_team(db, bu_id=bu.id)
         bu.name = _check_name_free(db, BusinessUnit, name, exclude_id=bu.id)
@@ -179,7 +182,7 @@ def _reparent(db: Session, bu: BusinessUnit, parent_id: int) -> None:
 
 def delete_bu(db: Session, *, bu_id: int) -> None:
     """Delete an empty BU; refused while it has children, users, teams or records."""
-    bu = get_bu(db, bu_id=bu_id)
+    bu = get_bu(db, bu_id=bu_id, field="bu_id")
     if bu.parent_id is None:
         raise Conflict("the root business unit cannot be deleted")
     reasons = []
@@ -268,17 +271,17 @@ def update_user(
     db: Session,
     *,
     user_id: int,
-    full_name: str | None = None,
-    email: str | None = None,
-    disabled: bool | None = None,
+    full_name: str = UNSET,
+    email: str | None = UNSET,
+    disabled: bool = UNSET,
 ) -> User:
-    """Change a user's name, email or disabled flag (a disabled user keeps their records)."""
+    """Change the fields given (``email=None`` clears it); a disabled user keeps their records."""
     user = get_user(db, user_id=user_id)
-    if full_name is not None:
+    if full_name is not UNSET:
         user.full_name = full_name
-    if email is not None:
+    if email is not UNSET:
         user.email = email
-    if disabled is not None:
+    if disabled is not UNSET:
         user.disabled = disabled
     db.flush()
     return user

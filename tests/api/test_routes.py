@@ -1,0 +1,221 @@
+"""Every API route authenticates: walked from the app's own route table, not a hand list."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import gatherly.models
+from gatherly.access.levels import Level
+from gatherly.access.models import RecordShare
+from gatherly.org import service as org_service
+from tests import factories as f
+from tests.api.conftest import Org
+from tests.api.helpers import API, assert_error
+
+DOC_PATHS = {f"{API}/openapi.json", f"{API}/docs", f"{API}/docs/oauth2-redirect"}
+
+
+def api_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, path template) of every APIRoute under /api/v1, included routers expanded."""
+    try:  # FastAPI >= 0.137 keeps included routers as nodes; this flattens them.
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # pragma: no cover - older FastAPI: app.routes is already flat
+        flat: list[Any] = list(app.routes)
+        pairs = [(r, r.path) for r in flat]
+    else:
+        pairs = [(c.original_route, c.path) for c in iter_route_contexts(app.routes)]
+    found = set()
+    for route, path in pairs:
+        if not isinstance(route, APIRoute) or not path.startswith(API) or path in DOC_PATHS:
+            continue
+        for method in route.methods or ():
+            found.add((method, path))
+    return sorted(found)
+
+
+def test_the_route_walk_finds_every_documented_operation(client: TestClient) -> None:
+    routes = api_routes(client.app)  # type: ignore[arg-type]
+    documented = {
+        (method.upper(), path)
+        for path, operations in client.app.openapi()["paths"].items()  # type: ignore[attr-defined]
+        for method in operations
+    }
+    assert set(routes) == documented
+    assert len(routes) >= 40
+    for expected in [
+        ("GET", f"{API}/me"),
+        ("GET", f"{API}/contacts/count"),
+        ("DELETE", f"{API}/leads/{{record_id}}/shares/{{share_id}}"),
+        ("POST", f"{API}/users/{{user_id}}/tokens"),
+        ("GET", f"{API}/access/explain"),
+    ]:
+        assert expected in routes
+
+
+def _snapshot(db: Session) -> dict[str, list[tuple[Any, ...]]]:
+    db.expire_all()
+    return {
+        table.name: sorted(tuple(map(repr, row)) for row in db.execute(select(table)).all())
+        for table in gatherly.models.Base.metadata.sorted_tables
+    }
+
+
+@pytest.fixture
+def targets(db: Session, org: Org) -> dict[str, Any]:
+    """Real ids for every path parameter and a valid body for every write route."""
+    role_id = f.role(db, "Custom", Level.USER)
+    admin_role = org_service.get_role_by_name(db, name="System Administrator").id
+    victim = org.users["marketer"]
+    token, _secret = org_service.create_token(db, user_id=victim.id, name="victim")
+    org_service.assign_role(db, role_id=role_id, user_id=victim.id)
+    org_service.assign_role(db, role_id=role_id, team_id=org.campaign.id)
+    shares = {}
+    for kind, rid in (("contact", org.contacts["marketer"]), ("lead", org.leads["marketer"])):
+        row = RecordShare(
+            record_type=kind, record_id=rid, principal_type="user", principal_id=victim.id, rights=1
+        )
+        db.add(row)
+        db.flush()
+        shares[kind] = row.id
+    db.commit()
+    ids = {
+        "bu_id": org.sales_eu.id,
+        "user_id": victim.id,
+        "team_id": org.campaign.id,
+        "role_id": role_id,
+        "token_id": token.id,
+    }
+    bodies = {
+        "/business-units": {"name": "Intruders", "parent_id": org.root.id},
+        "/business-units/{bu_id}": {"parent_id": org.support.id},
+        "/users": {"username": "intruder"},
+        "/users/{user_id}": {"disabled": True},
+        "/users/{user_id}/roles": {"role_id": admin_role},
+        "/users/{user_id}/tokens": {"name": "stolen"},
+        "/teams": {"name": "Intruder team", "business_unit_id": org.root.id},
+        "/teams/{team_id}": {"name": "Renamed"},
+        "/teams/{team_id}/members": {"user_id": victim.id},
+        "/teams/{team_id}/roles": {"role_id": admin_role},
+        "/roles": {"name": "Intruder", "privileges": {"contact": {"read": "organization"}}},
+        "/roles/{role_id}": {"privileges": {"contact": {"read": "organization"}}},
+        "/contacts": {"last_name": "Intruder"},
+        "/leads": {"last_name": "Intruder"},
+        "/contacts/{record_id}": {"first_name": "Intruder"},
+        "/leads/{record_id}": {"first_name": "Intruder"},
+        "/contacts/{record_id}/assign": {"owner": {"type": "user", "id": victim.id}},
+        "/leads/{record_id}/assign": {"owner": {"type": "user", "id": victim.id}},
+        "/contacts/{record_id}/shares": {"principal_type": "organization", "rights": ["read"]},
+        "/leads/{record_id}/shares": {"principal_type": "organization", "rights": ["read"]},
+    }
+    return {"ids": ids, "bodies": bodies, "shares": shares, "org": org}
+
+
+def _url(template: str, targets: dict[str, Any]) -> str:
+    org: Org = targets["org"]
+    kind = "lead" if template.startswith(f"{API}/leads") else "contact"
+    ids = {
+        **targets["ids"],
+        "record_id": org.leads["marketer"] if kind == "lead" else org.contacts["marketer"],
+        "share_id": targets["shares"][kind],
+    }
+
+    def fill(match: re.Match[str]) -> str:
+        return str(ids[match.group(1)])
+
+    return re.sub(r"\{(\w+)\}", fill, template)
+
+
+def _request(
+    client: TestClient,
+    method: str,
+    template: str,
+    targets: dict[str, Any],
+    headers: dict[str, str],
+) -> Any:
+    url = _url(template, targets)
+    params = {"record_type": "contact", "record_id": targets["org"].contacts["marketer"]}
+    kwargs: dict[str, Any] = {"headers": headers}
+    if template == f"{API}/access/explain":
+        kwargs["params"] = params
+    if method in {"POST", "PATCH", "PUT"}:
+        kwargs["json"] = targets["bodies"].get(template.removeprefix(API), {})
+    return client.request(method, url, **kwargs)
+
+
+def test_every_route_answers_401_without_a_valid_token(
+    client: TestClient, db: Session, targets: dict[str, Any]
+) -> None:
+    org: Org = targets["org"]
+    root = org.root
+    # Two system administrators whose tokens would open every route: one token revoked,
+    # the other user disabled.
+    revoked_admin = f.user(db, "revoked_admin", root, "System Administrator")
+    disabled_admin = f.user(db, "disabled_admin", root, "System Administrator")
+    db.commit()
+    revoked = f.token(db, revoked_admin)
+    disabled = f.token(db, disabled_admin)
+    for t in org_service.list_tokens(db, user_id=revoked_admin.id):
+        org_service.revoke_token(db, user_id=revoked_admin.id, token_id=t.id)
+    disabled_admin.disabled = True
+    db.commit()
+
+    routes = api_routes(client.app)  # type: ignore[arg-type]
+    before = _snapshot(db)
+    credentials = {
+        "no token": {},
+        "revoked token": revoked,
+        "disabled user": disabled,
+    }
+    for method, template in routes:
+        for label, headers in credentials.items():
+            response = _request(client, method, template, targets, headers)
+            error = assert_error(response, 401)
+            assert error["code"] == "unauthenticated", (method, template, label)
+            assert response.headers["www-authenticate"] == "Bearer", (method, template, label)
+    # Not one of those requests changed anything (not even a token's last use).
+    assert _snapshot(db) == before
+
+    # The same requests with a working admin token succeed, so the 401s above were about
+    # the token alone: the ids are real and the bodies valid. Reads first, then creates,
+    # changes and deletes (deepest paths first); two deletes are refused for their data.
+    admin = org.headers["admin"]
+    order = {"GET": 0, "POST": 1, "PATCH": 2, "DELETE": 3}
+    in_use = {f"{API}/business-units/{{bu_id}}", f"{API}/teams/{{team_id}}"}
+    for method, template in sorted(routes, key=lambda r: (order[r[0]], -len(r[1]), r[1])):
+        response = _request(client, method, template, targets, admin)
+        refused = method == "DELETE" and template in in_use
+        assert response.status_code == 409 if refused else response.status_code < 300, (
+            method,
+            template,
+            response.text,
+        )
+
+
+def test_malformed_or_unknown_credentials_answer_401(client: TestClient) -> None:
+    for authorization in (
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic YWRtaW46YWRtaW4=",
+        "Bearer gly_not-a-token",
+        "gly_x",
+    ):
+        response = client.get(f"{API}/contacts", headers={"Authorization": authorization})
+        assert assert_error(response, 401)["code"] == "unauthenticated", authorization
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_token_secret_with_another_scheme_is_refused(client: TestClient, org: Org) -> None:
+    secret = org.headers["admin"]["Authorization"].removeprefix("Bearer ")
+    assert client.get(f"{API}/me", headers=org.headers["admin"]).status_code == 200
+    for header in (f"Basic {secret}", f"Token {secret}", secret):
+        response = client.get(f"{API}/me", headers={"Authorization": header})
+        assert_error(response, 401)
