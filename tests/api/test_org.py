@@ -624,3 +624,13 @@ def test_patch_user_changes_only_the_fields_sent_and_null_clears_the_email(
     cleared = client.patch(url, json={"email": None}, headers=admin).json()
     assert cleared["email"] is None
     assert cleared["full_name"] == "Mara Marketer"
+
+
+def test_patch_user_refuses_null_for_fields_that_cannot_be_empty(
+    client: TestClient, org: Org
+) -> None:
+    url = f"{API}/users/{org.users['marketer'].id}"
+    for field in ("full_name", "disabled"):
+        assert_error(
+            client.patch(url, json={field: None}, headers=org.headers["admin"]), 422, field
+        )

@@ -53,9 +53,11 @@ class UserIn(Strict):
 
 
 class UserPatch(Strict):
+    """Only the fields sent change; ``email: null`` clears the email."""
+
     email: str | None = None
-    full_name: str | None = None
-    disabled: bool | None = None
+    full_name: str = ""
+    disabled: bool = False
     business_unit_id: Id | None = None
     move_records: bool = True
 
