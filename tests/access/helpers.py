@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gatherly.access.engine import can, load_principal, readable
+from gatherly.access.engine import Principal, can, count, load_principal, scope
 from gatherly.access.levels import Privilege
 from gatherly.contact.models import Contact
 from gatherly.org.models import User
 
 
+def selected(db: Session, principal: Principal, privilege: Privilege | str) -> set[int]:
+    """Contact ids the engine's SQL selects, checked to agree across every query shape.
+
+    The list predicate, a lookup of each record by id, and the split count are three SQL
+    forms of one rule; any disagreement among them fails here.
+    """
+    listed = set(
+        db.execute(
+            scope(
+                select(Contact.id), principal=principal, record_type="contact", privilege=privilege
+            )
+        ).scalars()
+    )
+    looked_up = set()
+    for contact_id in db.execute(select(Contact.id)).scalars():
+        stmt = scope(
+            select(Contact.id).where(Contact.id == contact_id),
+            principal=principal,
+            record_type="contact",
+            privilege=privilege,
+            shape="lookup",
+        )
+        if db.execute(stmt).first() is not None:
+            looked_up.add(contact_id)
+    assert looked_up == listed, f"lookup {sorted(looked_up)} != list {sorted(listed)}"
+    counted = count(
+        db, select(Contact), principal=principal, record_type="contact", privilege=privilege
+    )
+    assert counted == len(listed), f"count {counted} != {len(listed)} listed"
+    return listed
+
+
 def visible(db: Session, user: User, privilege: Privilege = Privilege.READ) -> set[int]:
-    """Contact ids the SQL predicate selects, after checking count and can() agree with it."""
+    """Contact ids the SQL selects, after checking every shape and can() agree with it."""
     principal = load_principal(db, user.id)
-    predicate = readable(principal, "contact", privilege)
-    ids = set(db.execute(select(Contact.id).where(predicate)).scalars())
-    count = db.execute(select(func.count()).select_from(Contact).where(predicate)).scalar_one()
-    assert count == len(ids), "count and list disagree"
+    ids = selected(db, principal, privilege)
     by_can = {
         c.id
         for c in db.execute(select(Contact)).scalars()

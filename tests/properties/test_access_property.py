@@ -9,14 +9,15 @@ from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from gatherly.access.engine import can, load_principal, readable
+from gatherly.access.engine import can, load_principal
 from gatherly.access.levels import Level, Privilege
 from gatherly.access.models import RecordShare
 from gatherly.contact.models import Contact
 from gatherly.org import service as org
+from tests.access.helpers import selected
 from tests.conftest import reset_database
 
 PRIVILEGES = ("read", "write")
@@ -211,11 +212,7 @@ def _check(engine: Engine, world: World) -> None:
         for ui, uid in enumerate(user_ids):
             principal = load_principal(db, uid)
             for privilege in PRIVILEGES:
-                selected = set(
-                    db.execute(
-                        select(Contact.id).where(readable(principal, "contact", privilege))
-                    ).scalars()
-                )
+                found = selected(db, principal, privilege)
                 by_can = set()
                 expected = set()
                 for ri, rid in enumerate(record_ids):
@@ -225,7 +222,7 @@ def _check(engine: Engine, world: World) -> None:
                         by_can.add(rid)
                     if oracle(world, ui, privilege, ri):
                         expected.add(rid)
-                assert selected == expected, f"readable != oracle for u{ui} {privilege}"
+                assert found == expected, f"readable != oracle for u{ui} {privilege}"
                 assert by_can == expected, f"can != oracle for u{ui} {privilege}"
 
 

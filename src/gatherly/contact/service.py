@@ -57,9 +57,10 @@ class ListFilter:
     status: str | None = None
 
 
-def _filtered(kind: Kind, principal: access.Principal, flt: ListFilter) -> Select[Any]:
+def _filtered(kind: Kind, flt: ListFilter) -> Select[Any]:
+    """The filters alone; callers add the access predicate in the form their query needs."""
     m = kind.model
-    stmt = access.scope(select(m), principal=principal, record_type=kind.record_type)
+    stmt = select(m)
     if flt.q:
         like = f"%{flt.q.strip().lower()}%"
         stmt = stmt.where(
@@ -114,7 +115,7 @@ def list_records(
     """A page of the records the caller may read, filtered and sorted."""
     return paginate(
         db,
-        _filtered(kind, principal, flt),
+        access.scope(_filtered(kind, flt), principal=principal, record_type=kind.record_type),
         id_column=kind.model.id,
         sortable=sortable(kind),
         sort=sort,
@@ -125,10 +126,7 @@ def list_records(
 
 def count_records(*, db: Session, principal: access.Principal, kind: Kind, flt: ListFilter) -> int:
     """How many records match, among those the caller may read."""
-    stmt = _filtered(kind, principal, flt).with_only_columns(
-        func.count(), maintain_column_froms=True
-    )
-    return int(db.execute(stmt).scalar_one())
+    return access.count(db, _filtered(kind, flt), principal=principal, record_type=kind.record_type)
 
 
 def get(
@@ -144,6 +142,7 @@ def get(
         select(kind.model).where(kind.model.id == record_id),
         principal=principal,
         record_type=kind.record_type,
+        shape="lookup",
     )
     record = cast(PersonMixin | None, db.execute(stmt).scalar())
     if record is None:
@@ -175,6 +174,7 @@ def _check_lead_links(
                 select(Contact).where(Contact.id == contact_id),
                 principal=principal,
                 record_type="contact",
+                shape="lookup",
             )
         ).scalar()
         if contact is None:
