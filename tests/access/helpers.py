@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gatherly.access.engine import Principal, can, count, load_principal, scope
+from gatherly.access.engine import Principal, can, count, get, load_principal, scope
 from gatherly.access.levels import Privilege
 from gatherly.contact.models import Contact
 from gatherly.org.models import User
@@ -26,14 +26,14 @@ def selected(db: Session, principal: Principal, privilege: Privilege | str) -> s
     )
     looked_up = set()
     for contact_id in db.execute(select(Contact.id)).scalars():
-        stmt = scope(
-            select(Contact.id).where(Contact.id == contact_id),
+        found = get(
+            db,
             principal=principal,
             record_type="contact",
+            record_id=contact_id,
             privilege=privilege,
-            shape="lookup",
         )
-        if db.execute(stmt).first() is not None:
+        if found is not None:
             looked_up.add(contact_id)
     assert looked_up == listed, f"lookup {sorted(looked_up)} != list {sorted(listed)}"
     counted = count(

@@ -26,17 +26,21 @@ from typing import Any, Literal, Protocol, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     and_,
     any_,
+    bindparam,
     exists,
     false,
     func,
     literal,
     not_,
+    null,
     or_,
     select,
     true,
+    union_all,
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import True_
@@ -160,27 +164,26 @@ def load_principal(db: Session, user_id: int) -> Principal:
         RolePrivilege.privilege,
         RolePrivilege.level,
     )
-    direct = db.execute(
-        select(*role_cols)
+    # Direct roles (team_id NULL) and the roles of the user's teams, in one round trip.
+    direct = (
+        select(null().cast(Integer).label("team_id"), *role_cols)
         .join(UserRole, UserRole.role_id == SecurityRole.id)
         .outerjoin(RolePrivilege, RolePrivilege.role_id == SecurityRole.id)
         .where(UserRole.user_id == user_id)
-    ).all()
-    via_team = (
-        db.execute(
-            select(TeamRole.team_id, *role_cols)
-            .join(SecurityRole, SecurityRole.id == TeamRole.role_id)
-            .outerjoin(RolePrivilege, RolePrivilege.role_id == SecurityRole.id)
-            .where(TeamRole.team_id.in_(team_bu))
-        ).all()
-        if team_bu
-        else []
     )
+    via_team = (
+        select(TeamRole.team_id, *role_cols)
+        .join(SecurityRole, SecurityRole.id == TeamRole.role_id)
+        .join(TeamMember, TeamMember.team_id == TeamRole.team_id)
+        .outerjoin(RolePrivilege, RolePrivilege.role_id == SecurityRole.id)
+        .where(TeamMember.user_id == user_id)
+    )
+    role_rows = db.execute(union_all(direct, via_team)).all()
     team_names = {t.id: t.name for t in teams}
     grants: set[Grant] = set()
     admin_role: str | None = None
-    rows = [(None, r) for r in direct] + [(r.team_id, r) for r in via_team]
-    for team_id, row in rows:
+    for row in role_rows:
+        team_id = row.team_id
         if row.is_system_admin and admin_role is None:
             admin_role = row.name
         if row.record_type is None or row.level <= Level.NONE:
@@ -385,6 +388,32 @@ def scope(
     if isinstance(predicate, True_):
         return stmt
     return stmt.where(predicate)
+
+
+@functools.lru_cache(maxsize=4096)
+def _lookup_statement(principal: Principal, record_type: str, privilege: Privilege) -> Select[Any]:
+    model = registry.get(record_type).model
+    stmt = select(model).where(model.id == bindparam("record_id"))
+    return scope(
+        stmt, principal=principal, record_type=record_type, privilege=privilege, shape="lookup"
+    )
+
+
+def get(
+    db: Session,
+    *,
+    principal: Principal,
+    record_type: str,
+    record_id: int,
+    privilege: Privilege | str = Privilege.READ,
+) -> Any:
+    """The record with this id if the principal may exercise ``privilege`` on it, else None.
+
+    The statement is built once per principal and reused with a new id, so a lookup costs
+    the database round trip and little else.
+    """
+    stmt = _lookup_statement(principal, record_type, Privilege(privilege))
+    return db.execute(stmt, {"record_id": record_id}).scalar()
 
 
 def count(

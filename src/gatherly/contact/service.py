@@ -138,13 +138,10 @@ def get(
     privilege: Privilege = Privilege.READ,
 ) -> PersonMixin:
     """One record the caller may read (NotFound otherwise), then checked for ``privilege``."""
-    stmt = access.scope(
-        select(kind.model).where(kind.model.id == record_id),
-        principal=principal,
-        record_type=kind.record_type,
-        shape="lookup",
+    record = cast(
+        PersonMixin | None,
+        access.get(db, principal=principal, record_type=kind.record_type, record_id=record_id),
     )
-    record = cast(PersonMixin | None, db.execute(stmt).scalar())
     if record is None:
         raise NotFound(f"{kind.label} {record_id} not found", field="id")
     if privilege != Privilege.READ:
@@ -169,14 +166,7 @@ def _check_lead_links(
             access.require(db, principal, Privilege.APPEND, "lead", lead)
         elif principal.max_level("lead", Privilege.APPEND) == Level.NONE:
             raise Forbidden("linking a lead to a contact needs the append privilege on leads")
-        contact = db.execute(
-            access.scope(
-                select(Contact).where(Contact.id == contact_id),
-                principal=principal,
-                record_type="contact",
-                shape="lookup",
-            )
-        ).scalar()
+        contact = access.get(db, principal=principal, record_type="contact", record_id=contact_id)
         if contact is None:
             raise ValidationFailed(f"contact {contact_id} not found", field="contact_id")
         access.require(db, principal, Privilege.APPEND_TO, "contact", contact)
