@@ -279,6 +279,7 @@ def _member(column: Any, subquery: Select[Any], form: Literal["in", "any"]) -> C
     return cast(ColumnElement[bool], column.in_(subquery))
 
 
+@functools.lru_cache(maxsize=4096)
 def _bu_part(model: Any, reach: _Reach, form: Literal["in", "any"]) -> ColumnElement[bool]:
     terms: list[ColumnElement[bool]] = []
     if reach.local:
@@ -291,6 +292,7 @@ def _bu_part(model: Any, reach: _Reach, form: Literal["in", "any"]) -> ColumnEle
     return or_(*terms)
 
 
+@functools.lru_cache(maxsize=4096)
 def _personal_part(
     principal: Principal,
     model: Any,
