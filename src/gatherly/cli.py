@@ -145,11 +145,14 @@ def demo(
     for t in tokens:
         table.add_row(t.username, t.role, t.business_unit, t.token)
     Console(width=200).print(table)
-    by_name = {t.username: t.token for t in tokens}
-    out.print("Each sample user's password is 'gatherly-demo'. The same list, per user:")
+    by_user = {t.username: t for t in tokens}
+    out.print("Each sample user's password is 'gatherly-demo'.")
+    out.print("How many contacts each user may read — the same list, four security roles:")
     for name in ("olivia", "emma", "gustav", "ulla"):
+        t = by_user[name]
+        out.print(f"  # {name}: {t.role} in {t.business_unit}", markup=False)
         out.print(
-            f"  curl -s -H 'Authorization: Bearer {by_name[name]}' {base}/api/v1/contacts/count",
+            f"  curl -s -H 'Authorization: Bearer {t.token}' {base}/api/v1/contacts/count",
             soft_wrap=True,
         )
     out.print(f"API docs: {base}/api/v1/docs")
