@@ -10,7 +10,7 @@ from sqlalchemy import select
 from gatherly.access import engine, registry
 from gatherly.access.levels import Privilege
 from gatherly.api.deps import CurrentPrincipal, DbSession
-from gatherly.core.exceptions import NotFound
+from gatherly.core.exceptions import NotFound, ValidationFailed
 from gatherly.core.ids import QueryId
 
 router = APIRouter(tags=["access"])
@@ -38,8 +38,6 @@ def explain(
     record = None
     if not rtype.organization_owned:
         if record_id is None:
-            from gatherly.core.exceptions import ValidationFailed
-
             raise ValidationFailed("record_id is required for this record type", field="record_id")
         record = db.execute(select(rtype.model).where(rtype.model.id == record_id)).scalar()
         # An explainer who may not read the record must not learn that it exists.

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from gatherly.access.levels import rights_from_mask
 from gatherly.access.models import RecordShare
-from gatherly.api.deps import CurrentPrincipal, DbSession
+from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
 from gatherly.contact import service
 from gatherly.contact.schemas import (
     AssignIn,
@@ -126,7 +126,7 @@ def make_router(
     )
     def delete(record_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
         service.delete_record(db=db, principal=principal, kind=kind, record_id=record_id)
-        return Response(status_code=204)
+        return no_content()
 
     @router.post(
         "/{record_id}/assign", summary=f"Give a {label} to another owner", response_model=out_schema
@@ -159,7 +159,7 @@ def make_router(
         service.unshare(
             db=db, principal=principal, kind=kind, record_id=record_id, share_id=share_id
         )
-        return Response(status_code=204)
+        return no_content()
 
     return router
 

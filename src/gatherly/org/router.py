@@ -7,22 +7,19 @@ create/write/delete (System Administrator).
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
-from gatherly.api.deps import CurrentPrincipal, DbSession
+from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
 from gatherly.core.ids import PathId, QueryId
 from gatherly.org import schemas as s
 from gatherly.org import service
 from gatherly.org.models import BusinessUnit, SecurityRole, Team, User
 
 router = APIRouter(tags=["organisation"])
-Ok = Response(status_code=204)
 
 
 def _require(
@@ -115,7 +112,7 @@ def patch_bu(
 def delete_bu(bu_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
     _require(db, principal, Privilege.DELETE, "business_unit")
     service.delete_bu(db, bu_id=bu_id)
-    return Ok
+    return no_content()
 
 
 # ------------------------------------------------------------------ users
@@ -186,7 +183,7 @@ def assign_user_role(
 ) -> Response:
     _require(db, principal, Privilege.ASSIGN, "security_role")
     service.assign_role(db, role_id=body.role_id, user_id=service.get_user(db, user_id=user_id).id)
-    return Ok
+    return no_content()
 
 
 @router.delete("/users/{user_id}/roles/{role_id}", status_code=204, tags=["users"])
@@ -195,7 +192,7 @@ def unassign_user_role(
 ) -> Response:
     _require(db, principal, Privilege.ASSIGN, "security_role")
     service.unassign_role(db, role_id=role_id, user_id=service.get_user(db, user_id=user_id).id)
-    return Ok
+    return no_content()
 
 
 def _token_owner(db: Session, principal: access.Principal, user_id: PathId) -> int:
@@ -230,7 +227,7 @@ def revoke_token(
     user_id: PathId, token_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     service.revoke_token(db, user_id=_token_owner(db, principal, user_id), token_id=token_id)
-    return Ok
+    return no_content()
 
 
 # ------------------------------------------------------------------ teams
@@ -282,7 +279,7 @@ def patch_team(
 def delete_team(team_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
     _require(db, principal, Privilege.DELETE, "team")
     service.delete_team(db, team_id=team_id)
-    return Ok
+    return no_content()
 
 
 @router.get("/teams/{team_id}/members", tags=["teams"])
@@ -298,7 +295,7 @@ def add_member(
 ) -> Response:
     _require(db, principal, Privilege.WRITE, "team")
     service.add_member(db, team_id=team_id, user_id=body.user_id)
-    return Ok
+    return no_content()
 
 
 @router.delete("/teams/{team_id}/members/{user_id}", status_code=204, tags=["teams"])
@@ -307,7 +304,7 @@ def remove_member(
 ) -> Response:
     _require(db, principal, Privilege.WRITE, "team")
     service.remove_member(db, team_id=team_id, user_id=user_id)
-    return Ok
+    return no_content()
 
 
 @router.get("/teams/{team_id}/roles", tags=["teams"])
@@ -323,7 +320,7 @@ def assign_team_role(
 ) -> Response:
     _require(db, principal, Privilege.ASSIGN, "security_role")
     service.assign_role(db, role_id=body.role_id, team_id=service.get_team(db, team_id=team_id).id)
-    return Ok
+    return no_content()
 
 
 @router.delete("/teams/{team_id}/roles/{role_id}", status_code=204, tags=["teams"])
@@ -332,7 +329,7 @@ def unassign_team_role(
 ) -> Response:
     _require(db, principal, Privilege.ASSIGN, "security_role")
     service.unassign_role(db, role_id=role_id, team_id=service.get_team(db, team_id=team_id).id)
-    return Ok
+    return no_content()
 
 
 # ------------------------------------------------------------------ roles
@@ -381,7 +378,4 @@ def patch_role(
 def delete_role(role_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
     _require(db, principal, Privilege.DELETE, "security_role")
     service.delete_role(db, role_id=role_id)
-    return Ok
-
-
-__all__: list[Any] = ["router"]
+    return no_content()
