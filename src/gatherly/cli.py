@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -158,6 +159,27 @@ def demo(
     out.print(f"API docs: {base}/api/v1/docs")
     if serve_after:
         serve(host=host, port=port)
+
+
+@app.command("graph-emulator")
+def graph_emulator(
+    fixture: Annotated[
+        Path, typer.Option(help="Fixture JSON: tenant, applications, users, webinars.")
+    ],
+    port: Annotated[int, typer.Option(help="TCP port.")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+) -> None:
+    """Serve the bundled Microsoft Graph emulator on a fixture (token endpoint, /v1.0, /_emulator)."""
+    import uvicorn
+
+    from gatherly.graph_emulator import EmulatorState, create_emulator_app, load_fixture
+
+    state = EmulatorState(load_fixture(fixture))
+    tenant = state.tenant["id"]
+    base = f"http://{host}:{port}"
+    out.print(f"Graph emulator for tenant {tenant} on {base}", markup=False, soft_wrap=True)
+    out.print(f"  token endpoint: {base}/{tenant}/oauth2/v2.0/token", markup=False, soft_wrap=True)
+    uvicorn.run(create_emulator_app(state), host=host, port=port, log_level="warning")
 
 
 # ------------------------------------------------------------------ users

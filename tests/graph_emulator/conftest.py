@@ -1,0 +1,85 @@
+"""The emulator served for real: uvicorn on a free loopback port in a background thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+
+from gatherly.graph_emulator import EmulatorState, create_emulator_app
+from tests.graph_emulator import fixture as fx
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+
+
+@dataclass
+class Emulator:
+    """A running emulator: its base URL and its state."""
+
+    base_url: str
+    state: EmulatorState
+
+    def token(self, app: str = fx.APP, secret: str = fx.SECRET) -> str:
+        """A fresh access token from the emulator's token endpoint."""
+        response = httpx.post(
+            f"{self.base_url}/{fx.TENANT}/oauth2/v2.0/token",
+            data={
+                "client_id": app,
+                "client_secret": secret,
+                "scope": GRAPH_SCOPE,
+                "grant_type": "client_credentials",
+            },
+        )
+        assert response.status_code == 200, response.text
+        token: str = response.json()["access_token"]
+        return token
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        """An httpx client on ``/v1.0`` carrying a bearer token."""
+        headers = {"Authorization": f"Bearer {token or self.token()}"}
+        return httpx.Client(base_url=f"{self.base_url}/v1.0", headers=headers, timeout=10)
+
+
+@pytest.fixture(scope="session")
+def running() -> Iterator[Emulator]:
+    """One emulator for the test session (reset before each test)."""
+    state = EmulatorState(fx.build(), page_size=10)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_emulator_app(state), log_level="critical", lifespan="off", ws="none", http="h11"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "emulator did not start"
+        time.sleep(0.02)
+    try:
+        yield Emulator(f"http://127.0.0.1:{port}", state)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture
+def emulator(running: Emulator) -> Emulator:
+    """The running emulator, reset to the fixture."""
+    httpx.post(f"{running.base_url}/_emulator/reset").raise_for_status()
+    return running
+
+
+@pytest.fixture
+def graph(emulator: Emulator) -> Iterator[httpx.Client]:
+    """A client with a token for the fully permitted application."""
+    with emulator.client() as client:
+        yield client
