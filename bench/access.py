@@ -209,7 +209,7 @@ def compare(
 
 def engine_count(db: Session, principal: Principal) -> int:
     """(a) the count of readable contacts, as the application runs it (``access.count``)."""
-    return count(db, select(Contact), principal=principal, record_type="contact")
+    return count(db, principal=principal, record_type="contact")
 
 
 def page_stmt(principal: Principal) -> Select[Any]:

@@ -40,6 +40,8 @@ def selected(db: Session, principal: Principal, privilege: Privilege | str) -> s
         db, select(Contact), principal=principal, record_type="contact", privilege=privilege
     )
     assert counted == len(listed), f"count {counted} != {len(listed)} listed"
+    counted_all = count(db, principal=principal, record_type="contact", privilege=privilege)
+    assert counted_all == len(listed), f"unfiltered count {counted_all} != {len(listed)} listed"
     return listed
 
 

@@ -420,42 +420,59 @@ def get(
 
 def count(
     db: Session,
-    stmt: Select[Any],
+    stmt: Select[Any] | None = None,
     *,
     principal: Principal,
     record_type: str,
     privilege: Privilege | str = Privilege.READ,
 ) -> int:
-    """How many rows of ``stmt`` (a filtered select of the type's model) the principal may reach.
+    """How many rows of ``stmt`` (a filtered select of the type's model; None for all of
+    them) the principal may reach.
 
     With a BU part, the count is split in two disjoint halves — the rows in the reached BUs
     (answered from the owning-BU index alone) plus the rows elsewhere that ownership, a team
-    or a share grants — which keeps large BU-level counts index-only on PostgreSQL.
+    or a share grants — which keeps large BU-level counts index-only on PostgreSQL. The
+    unfiltered count's statement is built once per principal.
 
     Example:
         >>> count(db, select(Contact).where(Contact.country == "DE"), principal=p,
         ...       record_type="contact")
     """
     privilege = Privilege(privilege)
-    base = stmt.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
-    reach = _reach(principal, record_type, privilege)
-    if reach.level == Level.NONE:
+    if principal.max_level(record_type, privilege) == Level.NONE:
         return 0
+    if stmt is None:
+        query = _count_all_statement(principal, record_type, privilege)
+    else:
+        query = _count_statement(principal, record_type, privilege, stmt)
+    return int(db.execute(query).scalar_one())
+
+
+@functools.lru_cache(maxsize=4096)
+def _count_all_statement(
+    principal: Principal, record_type: str, privilege: Privilege
+) -> Select[Any]:
+    model = registry.get(record_type).model
+    return _count_statement(principal, record_type, privilege, select(model))
+
+
+def _count_statement(
+    principal: Principal, record_type: str, privilege: Privilege, source: Select[Any]
+) -> Select[Any]:
     rtype = registry.get(record_type)
+    base = source.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
+    reach = _reach(principal, record_type, privilege)
     if rtype.organization_owned or reach.level == Level.ORGANIZATION or not reach.has_bu:
-        query = scope(
+        return scope(
             base, principal=principal, record_type=record_type, privilege=privilege, shape="count"
         )
-    else:
-        postgres = principal.dialect == "postgresql"
-        share_form: Literal["any", "in"] = "any" if postgres else "in"
-        inside = _bu_part(rtype.model, reach, share_form)
-        personal = _personal_part(principal, rtype.model, record_type, privilege, share_form)
-        query = select(
-            base.where(inside).scalar_subquery()
-            + base.where(not_(inside), personal).scalar_subquery()
-        )
-    return int(db.execute(query).scalar_one())
+    postgres = principal.dialect == "postgresql"
+    share_form: Literal["any", "in"] = "any" if postgres else "in"
+    inside = _bu_part(rtype.model, reach, share_form)
+    personal = _personal_part(principal, rtype.model, record_type, privilege, share_form)
+    return select(
+        base.where(inside).scalar_subquery() + base.where(not_(inside), personal).scalar_subquery()
+    )
 
 
 # ---------------------------------------------------------------- one record, in Python
