@@ -168,3 +168,19 @@ def test_granting_is_per_organizer(graph: httpx.Client) -> None:
     assert graph.get(f"{WEBINARS}/{fx.LAUNCH}").status_code == 200
     response = graph.get(f"{WEBINARS}/getByUserIdAndRole(userId='{fx.TOMAS}', role='coOrganizer')")
     assert [w["id"] for w in response.json()["value"]] == [fx.DRAFT]
+
+
+def test_openid_configuration_points_at_the_emulator(emulator: Emulator) -> None:
+    response = httpx.get(f"{emulator.base_url}/{fx.DOMAIN}/v2.0/.well-known/openid-configuration")
+    assert response.status_code == 200
+    body = response.json()
+    base = f"{emulator.base_url}/{fx.TENANT}"
+    assert body["token_endpoint"] == f"{base}/oauth2/v2.0/token"
+    assert body["authorization_endpoint"] == f"{base}/oauth2/v2.0/authorize"
+    assert body["issuer"] == f"{base}/v2.0"
+    assert "client_secret_post" in body["token_endpoint_auth_methods_supported"]
+    unknown = httpx.get(
+        f"{emulator.base_url}/nowhere.example/v2.0/.well-known/openid-configuration"
+    )
+    assert unknown.status_code == 400
+    assert unknown.json()["error_codes"] == [90002]

@@ -52,3 +52,29 @@ class ValidationFailed(GatherlyError):
 
     status_code = 422
     code = "validation_failed"
+
+
+class SyncError(GatherlyError):
+    """A sync against an external system (Microsoft Graph) failed."""
+
+    status_code = 502
+    code = "sync_error"
+
+
+class RetriableSyncError(SyncError):
+    """The failure is transient (throttling, outage, dropped connection); try again later."""
+
+    status_code = 503
+    code = "sync_retriable"
+
+
+class FatalSyncError(SyncError):
+    """Retrying will not help until someone changes configuration or data."""
+
+    code = "sync_fatal"
+
+
+class SkippableRecordError(SyncError):
+    """One record is unusable; the sync skips it, records why and carries on."""
+
+    code = "sync_skippable_record"

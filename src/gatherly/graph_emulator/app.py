@@ -4,6 +4,10 @@ Serves what the connector needs to prove SPEC T1 (token, permissions named on 40
 T2 (application access policy 403s and silent omission) and T12 (paging, 429/503/504,
 dropped connections, expired tokens).
 
+Also serves the tenant's OpenID configuration document
+(``GET /{tenant}/v2.0/.well-known/openid-configuration``), which msal reads before it asks
+for a token.
+
 Follows ../shared/reference/graph-webinars.md: identity-platform token errors (§1.1),
 permissions and the application access policy (§1.2, §1.3), endpoints W1-W4, R1-R4, S1-S2,
 A1-A3, M1, C1-C3, T1-T3 (§2), paging (§2.6), the error envelope and throttling (§4).
@@ -198,6 +202,51 @@ async def _token(request: Request) -> Response:
     value, _ = state.issue_token(client_id)
     return JSONResponse(
         {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": value}
+    )
+
+
+async def _openid_configuration(request: Request) -> Response:
+    """The tenant's OpenID Connect discovery document, shaped like login.microsoftonline.com's."""
+    state: EmulatorState = request.app.state.emulator
+    tenant = request.path_params["tenant"]
+    known = {state.tenant["id"].lower(), *(d.lower() for d in state.tenant["domains"])}
+    if tenant.lower() not in known:
+        return _aad_error(
+            state,
+            400,
+            "invalid_tenant",
+            90002,
+            f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID "
+            "and are signing into the correct cloud.",
+        )
+    base = f"{str(request.base_url).rstrip('/')}/{state.tenant['id']}"
+    return JSONResponse(
+        {
+            "token_endpoint": f"{base}/oauth2/v2.0/token",
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_post",
+                "private_key_jwt",
+                "client_secret_basic",
+            ],
+            "jwks_uri": f"{base}/discovery/v2.0/keys",
+            "response_modes_supported": ["query", "fragment", "form_post"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "issuer": f"{base}/v2.0",
+            "request_uri_parameter_supported": False,
+            "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
+            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+            "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+            "http_logout_supported": True,
+            "frontchannel_logout_supported": True,
+            "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
+            "tenant_region_scope": "EU",
+            "cloud_instance_name": "microsoftonline.com",
+            "cloud_graph_host_name": "graph.windows.net",
+            "msgraph_host": "graph.microsoft.com",
+        }
     )
 
 
@@ -585,6 +634,8 @@ def _iso(now: datetime) -> str:
 
 CONTROL_ROUTES = {
     "GET /_emulator/": "this index",
+    "GET /{tenant}/v2.0/.well-known/openid-configuration": "OpenID configuration msal reads"
+    " (token_endpoint, authorization_endpoint, issuer)",
     "GET /_emulator/state": "tenant, clock, faults, webinars with registration statuses",
     "GET /_emulator/requests?since=N": "request log: method, path, query, status, time, fault",
     "POST /_emulator/reset": "back to the fixture: no tokens, no faults, empty log, real time",
@@ -843,6 +894,11 @@ def create_emulator_app(state: EmulatorState) -> ASGIApp:
     """Build the emulator's ASGI app around ``state`` (no side effects until served)."""
     routes = [
         Route("/{tenant}/oauth2/v2.0/token", _token, methods=["POST"]),
+        Route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            _openid_configuration,
+            methods=["GET"],
+        ),
         Route("/v1.0/{path:path}", _graph, methods=["GET"]),
         Route("/_emulator/", _control(_index), methods=["GET"]),
         Route("/_emulator/state", _control(_state), methods=["GET"]),

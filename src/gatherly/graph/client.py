@@ -1,0 +1,121 @@
+"""The Graph client the connector uses: JSON, paged collections and content bytes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from gatherly.core.exceptions import FatalSyncError
+from gatherly.graph.auth import Credential
+from gatherly.graph.transport import GraphStats, GraphTransport
+
+GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
+
+
+class GraphClient:
+    """Microsoft Graph over httpx; pass ``transport`` to run in-process (ASGITransport)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credential: Credential,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        rate_per_second: float = 25.0,
+        timeout: float = 30.0,
+        max_attempts: int = 6,
+        backoff_base: float = 0.5,
+        backoff_max: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        seed: int | None = None,
+    ) -> None:
+        self._transport = GraphTransport(
+            base_url,
+            credential,
+            transport=transport,
+            rate_per_second=rate_per_second,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            sleep=sleep,
+            clock=clock,
+            now=now,
+            seed=seed,
+        )
+
+    @property
+    def stats(self) -> GraphStats:
+        """Requests, retries and throttling met so far."""
+        return self._transport.stats
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self._transport.close()
+
+    def __enter__(self) -> GraphClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """GET one Graph resource (path under the base URL, or absolute URL) as a JSON object."""
+        response = self._transport.get(path, params)
+        try:
+            body = response.json()
+        except ValueError:
+            raise FatalSyncError(f"Graph answered {path} with a body that is not JSON") from None
+        if not isinstance(body, dict):
+            raise FatalSyncError(f"Graph answered {path} with JSON that is not an object")
+        return body
+
+    def get_bytes(self, path: str, params: dict[str, Any] | None = None) -> bytes:
+        """GET raw content (transcript VTT, recording MP4) as bytes."""
+        return self._transport.get(path, params).content
+
+    def paginate(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Yield every item of a Graph collection, following ``@odata.nextLink`` to the end.
+
+        Args:
+            path: Collection path under the base URL, e.g.
+                ``/solutions/virtualEvents/webinars``.
+            params: Query options for the first page only; nextLinks already carry them.
+
+        Returns:
+            An iterator over the items of ``value`` on every page, in server order.
+
+        Raises:
+            FatalSyncError: A page has no ``value`` list, a nextLink repeats (a paging loop)
+                or points at another host.
+            GraphError: Graph answered with an error after retries (see ``graph.errors``).
+            GraphConnectionError: Graph stayed unreachable after retries.
+
+        Example:
+            >>> for webinar in client.paginate("/solutions/virtualEvents/webinars"):
+            ...     print(webinar["id"])  # doctest: +SKIP
+        """
+        url, query, seen = path, params, set[str]()
+        while True:
+            page = self.get_json(url, query)
+            items = page.get("value")
+            if not isinstance(items, list):
+                raise FatalSyncError(f"Graph page of {path} has no 'value' list")
+            yield from items
+            next_link = page.get("@odata.nextLink")
+            if not next_link:
+                return
+            if not isinstance(next_link, str) or not self._transport.same_origin(next_link):
+                raise FatalSyncError(f"Graph nextLink of {path} points elsewhere: {next_link!r}")
+            if next_link in seen:
+                raise FatalSyncError(
+                    f"Graph paging loop on {path}: nextLink repeated after {len(seen)} pages"
+                )
+            seen.add(next_link)
+            url, query = next_link, None
