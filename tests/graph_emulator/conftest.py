@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -46,10 +47,9 @@ class Emulator:
         return httpx.Client(base_url=f"{self.base_url}/v1.0", headers=headers, timeout=10)
 
 
-@pytest.fixture(scope="session")
-def running() -> Iterator[Emulator]:
-    """One emulator for the test session (reset before each test)."""
-    state = EmulatorState(fx.build(), page_size=10)
+@contextmanager
+def serve(state: EmulatorState) -> Iterator[Emulator]:
+    """Serve an emulator state over real HTTP on a free loopback port until the block ends."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -69,6 +69,13 @@ def running() -> Iterator[Emulator]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@pytest.fixture(scope="session")
+def running() -> Iterator[Emulator]:
+    """One emulator for the test session (reset before each test)."""
+    with serve(EmulatorState(fx.build(), page_size=10)) as emulator:
+        yield emulator
 
 
 @pytest.fixture

@@ -180,6 +180,11 @@ def record(obj: dict[str, Any]) -> dict[str, Any]:
             seconds = _seconds(interval["joinDateTime"], interval["leaveDateTime"])
         intervals.append({**interval, "durationInSeconds": seconds})
     out["attendanceIntervals"] = intervals
+    identity = out["identity"]
+    if isinstance(identity, dict) and "tenantId" in identity and "@odata.type" not in identity:
+        # ``identity`` is declared as the base type; an identity with a tenantId is the derived
+        # communicationsUserIdentity, which Graph announces with @odata.type (§3.6, §3.9).
+        out["identity"] = {"@odata.type": "#microsoft.graph.communicationsUserIdentity", **identity}
     if out["totalAttendanceInSeconds"] is None:
         out["totalAttendanceInSeconds"] = sum(i["durationInSeconds"] for i in intervals)
     return out
