@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from typing import Any
-
-import httpx
 
 from gatherly.core.exceptions import FatalSyncError
 from gatherly.graph.auth import Credential
@@ -19,36 +15,9 @@ GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
 class GraphClient:
     """Microsoft Graph over httpx; pass ``transport`` to run in-process (ASGITransport)."""
 
-    def __init__(
-        self,
-        base_url: str,
-        credential: Credential,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        rate_per_second: float = 25.0,
-        timeout: float = 30.0,
-        max_attempts: int = 6,
-        backoff_base: float = 0.5,
-        backoff_max: float = 60.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        seed: int | None = None,
-    ) -> None:
-        self._transport = GraphTransport(
-            base_url,
-            credential,
-            transport=transport,
-            rate_per_second=rate_per_second,
-            timeout=timeout,
-            max_attempts=max_attempts,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            sleep=sleep,
-            clock=clock,
-            now=now,
-            seed=seed,
-        )
+    def __init__(self, base_url: str, credential: Credential, **options: Any) -> None:
+        """``options`` are GraphTransport's: transport, rate_per_second, timeout, retries…"""
+        self._transport = GraphTransport(base_url, credential, **options)
 
     @property
     def stats(self) -> GraphStats:
