@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
 
 from gatherly.graph_emulator import EmulatorState, create_emulator_app
 from tests.graph_emulator import fixture as fx
+from tests.loopback import serve_asgi
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 
@@ -50,25 +47,8 @@ class Emulator:
 @contextmanager
 def serve(state: EmulatorState) -> Iterator[Emulator]:
     """Serve an emulator state over real HTTP on a free loopback port until the block ends."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_emulator_app(state), log_level="critical", lifespan="off", ws="none", http="h11"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "emulator did not start"
-        time.sleep(0.02)
-    try:
-        yield Emulator(f"http://127.0.0.1:{port}", state)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_asgi(create_emulator_app(state)) as base_url:
+        yield Emulator(base_url, state)
 
 
 @pytest.fixture(scope="session")
