@@ -171,3 +171,17 @@ def test_passwords_are_argon2_hashed_and_verified(db: Session) -> None:
         org.verify_password(db, username="pw", password="wrong horse")
     with pytest.raises(ValidationFailed):
         org.set_password(db, user_id=u.id, password="short")
+
+
+def test_token_use_is_recorded_at_most_once_per_interval(db: Session) -> None:
+    u = f.user(db, "tok3")
+    token, secret = org.create_token(db, user_id=u.id)
+    org.authenticate_token(db, secret=secret)
+    first = token.last_used_at
+    assert first is not None
+    org.authenticate_token(db, secret=secret)
+    assert token.last_used_at == first  # a second request soon after writes nothing
+    token.last_used_at = first - org.TOKEN_USE_RESOLUTION
+    org.authenticate_token(db, secret=secret)
+    assert token.last_used_at is not None
+    assert token.last_used_at > first - org.TOKEN_USE_RESOLUTION

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import select
 
 from gatherly.access import engine, registry
 from gatherly.access.levels import Privilege
@@ -39,8 +38,8 @@ def explain(
     if not rtype.organization_owned:
         if record_id is None:
             raise ValidationFailed("record_id is required for this record type", field="record_id")
-        record = db.execute(select(rtype.model).where(rtype.model.id == record_id)).scalar()
         # An explainer who may not read the record must not learn that it exists.
-        if record is None or not engine.can(db, principal, Privilege.READ, record_type, record):
+        record = engine.get(db, principal=principal, record_type=record_type, record_id=record_id)
+        if record is None:
             raise NotFound(f"{record_type} {record_id} not found", field="record_id")
     return engine.explain(db, subject, privilege, record_type, record).as_dict()

@@ -41,7 +41,8 @@ def current_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send an API token as 'Authorization: Bearer <token>'")
     user = org_service.authenticate_token(db, secret=credentials.credentials)
-    db.commit()  # keep last_used_at even when the route then fails
+    if db.dirty:
+        db.commit()  # keep last_used_at even when the route then fails
     return load_principal(db, user.id)
 
 

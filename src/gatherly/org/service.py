@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -34,6 +35,7 @@ from gatherly.org.models import (
 
 # Marks a keyword argument the caller did not give (None is a value: "clear it").
 UNSET: Any = object()
+TOKEN_USE_RESOLUTION = timedelta(minutes=5)  # how precise last_used_at is
 TOKEN_PREFIX = "gly_"  # noqa: S105 - a prefix, not a secret
 _hasher = PasswordHasher()
 
@@ -688,7 +690,11 @@ def authenticate_token(db: Session, *, secret: str) -> User:
     user = db.get(User, token.user_id)
     if user is None or user.disabled:
         raise Unauthenticated("this user is disabled")
-    token.last_used_at = utcnow()
+    now = utcnow()
+    # Record use at most once per interval: writing on every request would make each read
+    # a write transaction (on SQLite, a trip through the single write lock).
+    if token.last_used_at is None or now - token.last_used_at >= TOKEN_USE_RESOLUTION:
+        token.last_used_at = now
     return user
 
 
