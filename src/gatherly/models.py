@@ -3,6 +3,8 @@
 from gatherly.access import models as access_models
 from gatherly.contact import models as contact_models
 from gatherly.core.db import Base
+from gatherly.event import models as event_models
 from gatherly.org import models as org_models
+from gatherly.teams import models as teams_models
 
-__all__ = ["Base", "access_models", "contact_models", "org_models"]
+__all__ = ["Base", "access_models", "contact_models", "event_models", "org_models", "teams_models"]

@@ -18,11 +18,14 @@ class RecordType:
 
     ``model`` is None for organization-owned types (BUs, users, teams, roles): they have no
     owner, so only the levels none and organization mean anything (reference §1.3).
+    ``setting`` marks an organization-owned type that holds installation settings (the
+    Teams connection, say): nobody reads it by default, marketing administrators manage it.
     """
 
     name: str
     label: str
     model: Any = None
+    setting: bool = False
 
     @property
     def organization_owned(self) -> bool:
@@ -33,9 +36,9 @@ class RecordType:
 _REGISTRY: dict[str, RecordType] = {}
 
 
-def register(name: str, label: str, model: Any = None) -> RecordType:
+def register(name: str, label: str, model: Any = None, *, setting: bool = False) -> RecordType:
     """Register a record type (idempotent for the same model)."""
-    record_type = RecordType(name=name, label=label, model=model)
+    record_type = RecordType(name=name, label=label, model=model, setting=setting)
     existing = _REGISTRY.get(name)
     if existing is not None and existing.model is not model:
         raise RuntimeError(f"record type {name!r} registered twice with different models")

@@ -29,6 +29,11 @@ class PersonMixin(OwnedMixin):
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(Integer)
     modified_by_id: Mapped[int | None] = mapped_column(Integer)
+    # Where the record came from: "manual", "teams_sync", … and, for a sync, which run and
+    # which marketing event created it (ids, not foreign keys: contact sits below events).
+    origin: Mapped[str] = mapped_column(String(30), default="manual", server_default="manual")
+    origin_sync_run_id: Mapped[int | None] = mapped_column(Integer)
+    origin_event_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class Contact(PersonMixin, Base):

@@ -26,3 +26,14 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO")
     redis_url: str | None = Field(default=None, description="Job queue on Redis when set.")
+    teams_client_secret: SecretStr | None = Field(
+        default=None,
+        description="The Teams app's client secret, when it is not stored (encrypted) in the "
+        "database by `gatherly teams connect`.",
+    )
+    graph_rate_per_second: float = Field(
+        default=25.0, gt=0, description="Graph requests per second the connector stays under."
+    )
+    graph_concurrency: int = Field(
+        default=4, ge=1, le=32, description="Webinars fetched from Graph at the same time."
+    )

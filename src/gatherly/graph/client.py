@@ -24,6 +24,10 @@ class GraphClient:
         """Requests, retries and throttling met so far."""
         return self._transport.stats
 
+    def access_token(self) -> str:
+        """A valid bearer token for this client's app (acquired now if none is cached)."""
+        return self._transport.credential.token()
+
     def close(self) -> None:
         """Release the HTTP connections."""
         self._transport.close()

@@ -48,6 +48,7 @@ READ_ARTIFACTS = "OnlineMeetingArtifact.Read.All"
 READ_MEETINGS = "OnlineMeetings.Read.All"
 READ_RECORDINGS = "OnlineMeetingRecording.Read.All"
 READ_TRANSCRIPTS = "OnlineMeetingTranscript.Read.All"
+READ_USERS = "User.Read.All"
 MAX_REPORTS = 10  # Graph lists only the 10 most recent attendance reports (reference §6.5)
 WWW_AUTHENTICATE = (
     'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize",'
@@ -499,6 +500,24 @@ def _sessions(call: _Call, webinar: dict[str, Any], rest: list[str], fragment: s
     raise _bad_segment(rest[3])
 
 
+def _users(call: _Call, rest: list[str]) -> Response:
+    """GET /users and /users/{id or userPrincipalName} (User.Read.All)."""
+    call.require(READ_USERS, "Directory.Read.All")
+    users = sorted(call.state.data["users"], key=lambda u: str(u["id"]))
+    if not rest:
+        return call.collection("users", [shapes.user(u) for u in users])
+    wanted = rest[0].lower()
+    for u in users:
+        if wanted in (str(u["id"]).lower(), str(u.get("userPrincipalName") or "").lower()):
+            return call.entity("users/$entity", shapes.user(u))
+    raise GraphError(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{rest[0]}' does not exist or one of its queried reference-property "
+        "objects are not present.",
+    )
+
+
 def _meetings(call: _Call, user_id: str, rest: list[str]) -> Response:
     state = call.state
     user = next((u for u in state.data["users"] if u["id"] == user_id), None)
@@ -578,6 +597,8 @@ async def _graph(request: Request) -> Response:
         seg = call.segments
         if seg[:3] == ["solutions", "virtualEvents", "webinars"]:
             response = _webinars(call, seg[3:])
+        elif seg and seg[0] == "users" and len(seg) <= 2:
+            response = _users(call, seg[1:])
         elif len(seg) >= 3 and seg[0] == "users":
             response = _meetings(call, seg[1], seg[2:])
         else:

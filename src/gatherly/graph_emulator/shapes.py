@@ -133,6 +133,26 @@ def _shape(odata_type: str, template: dict[str, Any], obj: dict[str, Any]) -> di
     return out
 
 
+USER: dict[str, Any] = {
+    "id": None,
+    "businessPhones": [],
+    "displayName": None,
+    "givenName": None,
+    "jobTitle": None,
+    "mail": None,
+    "mobilePhone": None,
+    "officeLocation": None,
+    "preferredLanguage": None,
+    "surname": None,
+    "userPrincipalName": None,
+}
+
+
+def user(obj: dict[str, Any]) -> dict[str, Any]:
+    """A directory user with Graph's default property set (no access-policy field)."""
+    return {key: obj.get(key, list(d) if isinstance(d, list) else d) for key, d in USER.items()}
+
+
 def webinar(obj: dict[str, Any]) -> dict[str, Any]:
     """A virtualEventWebinar."""
     return _shape("virtualEventWebinar", WEBINAR, obj)

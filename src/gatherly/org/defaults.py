@@ -68,7 +68,12 @@ def builtin_privileges(role: BuiltinRole) -> service.PrivilegeMap:
         t.name: {p.value: role.level for p in Privilege} for t in registry.owned_types()
     }
     for t in registry.all_types():
-        if t.organization_owned:
+        if t.setting:
+            # Installation settings (integrations): organization-level marketing roles
+            # manage them; nobody else reads them.
+            if role.level == Level.ORGANIZATION:
+                privileges[t.name] = {p.value: Level.ORGANIZATION for p in Privilege}
+        elif t.organization_owned:
             # Everyone may look up BUs, users, teams and roles (to pick owners and read
             # the org chart); changing them takes the System Administrator role.
             privileges[t.name] = {Privilege.READ.value: Level.ORGANIZATION}

@@ -24,6 +24,7 @@ from gatherly.org.models import (
     ApiToken,
     BusinessUnit,
     BusinessUnitClosure,
+    FeatureSwitch,
     RolePrivilege,
     SecurityRole,
     Team,
@@ -714,3 +715,31 @@ def verify_password(db: Session, *, username: str, password: str) -> User:
     if user.disabled:
         raise Unauthenticated("this user is disabled")
     return user
+
+
+BU_SCOPING = "bu_scoping"
+FEATURES = {BU_SCOPING: "Business unit scoping (outbound marketing)"}
+
+
+def feature_enabled(db: Session, name: str) -> bool:
+    """Whether an installation-wide switch is on (absent means off)."""
+    switch = db.get(FeatureSwitch, name)
+    return bool(switch and switch.enabled)
+
+
+def set_feature(db: Session, *, name: str, enabled: bool, by_user_id: int | None) -> FeatureSwitch:
+    """Turn a switch on or off; data is never touched, only how it is read from now on."""
+    if name not in FEATURES:
+        raise ValidationFailed(
+            f"unknown feature {name!r}; known: {', '.join(sorted(FEATURES))}", field="name"
+        )
+    switch = db.get(FeatureSwitch, name)
+    if switch is None:
+        switch = FeatureSwitch(name=name, enabled=enabled, changed_by_id=by_user_id)
+        db.add(switch)
+    elif switch.enabled != enabled:
+        switch.enabled = enabled
+        switch.changed_at = utcnow()
+        switch.changed_by_id = by_user_id
+    db.flush()
+    return switch

@@ -1,0 +1,68 @@
+"""Graph's times: ``dateTimeTimeZone`` with Windows zone names, and UTC DateTimeOffsets.
+
+Windows names map to IANA through CLDR's windowsZones (``tzlocal.windows_tz``); an unknown
+zone is an error, never silently UTC (reference §6.11).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tzlocal import windows_tz
+
+from gatherly.core.exceptions import SkippableRecordError
+
+
+def iana_zone(name: str) -> str:
+    """The IANA zone for a Windows (or already IANA) zone name."""
+    if name in ("UTC", "Etc/UTC", "tzone://Microsoft/Utc"):
+        return "UTC"
+    iana = windows_tz.win_tz.get(name)
+    if iana:
+        return iana
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SkippableRecordError(f"unknown time zone {name!r}") from None
+    return name
+
+
+def _parse_iso(value: str) -> datetime:
+    text = value.strip().replace("Z", "+00:00")
+    # Graph writes 7 fractional digits; Python takes at most 6.
+    if "." in text:
+        head, _, tail = text.partition(".")
+        digits = "".join(c for c in tail if c.isdigit())
+        zone = tail[len(digits) :]
+        text = f"{head}.{digits[:6]}{zone}"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise SkippableRecordError(f"not a date-time: {value!r}") from None
+
+
+def parse_offset(value: str | None) -> datetime | None:
+    """A Graph DateTimeOffset in UTC; naive values (doc samples omit the Z) are UTC."""
+    if not value:
+        return None
+    parsed = _parse_iso(value)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_date_time_zone(value: Any) -> tuple[datetime | None, str]:
+    """A ``dateTimeTimeZone`` (or a bare ISO string, as doc samples show) → (UTC time, IANA zone)."""
+    if value is None:
+        return None, "UTC"
+    if isinstance(value, str):
+        return parse_offset(value), "UTC"
+    if not isinstance(value, dict) or not isinstance(value.get("dateTime"), str):
+        raise SkippableRecordError(f"not a dateTimeTimeZone: {value!r}")
+    zone = iana_zone(str(value.get("timeZone") or "UTC"))
+    local = _parse_iso(value["dateTime"])
+    if local.tzinfo is not None:
+        return local.astimezone(UTC), zone
+    return local.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC), zone

@@ -1,0 +1,1 @@
+"""Marketing events, registrations, attendance and the contact timeline."""

@@ -1,0 +1,298 @@
+"""Reading marketing events: lists, counts, reconciliation and the contact timeline (SPEC T6, T7, T9).
+
+Every query goes through the access engine: events by ``marketing_event``, the people
+on them by ``event_registration`` / ``event_attendance`` (owned by the event's owner, B10).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from gatherly.access import engine as access
+from gatherly.core.exceptions import NotFound, ValidationFailed
+from gatherly.core.pagination import Page, paginate
+from gatherly.event.models import (
+    AttendanceInterval,
+    EventAttendance,
+    EventRegistration,
+    EventSession,
+    MarketingEvent,
+    RegistrationStatusChange,
+)
+
+EVENT = "marketing_event"
+REGISTRATION = "event_registration"
+ATTENDANCE = "event_attendance"
+EVENT_STATUSES = ("draft", "published", "canceled", "other")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Filters for the event list (the T6 properties)."""
+
+    q: str | None = None
+    status: str | None = None
+    organizer: str | None = None
+    start_from: datetime | None = None
+    start_to: datetime | None = None
+    source: str | None = None
+
+
+def _filtered(flt: EventFilter) -> Select[Any]:
+    stmt = select(MarketingEvent)
+    if flt.q:
+        stmt = stmt.where(MarketingEvent.name.ilike(f"%{flt.q}%"))
+    if flt.status:
+        if flt.status not in EVENT_STATUSES:
+            raise ValidationFailed(
+                f"status must be one of {', '.join(EVENT_STATUSES)}", field="status"
+            )
+        stmt = stmt.where(MarketingEvent.status == flt.status)
+    if flt.organizer:
+        needle = f"%{flt.organizer.strip().casefold()}%"
+        stmt = stmt.where(
+            func.lower(MarketingEvent.organizer_name).like(needle)
+            | MarketingEvent.organizer_email.like(needle)
+        )
+    if flt.start_from:
+        stmt = stmt.where(MarketingEvent.start_at >= flt.start_from)
+    if flt.start_to:
+        stmt = stmt.where(MarketingEvent.start_at < flt.start_to)
+    if flt.source:
+        stmt = stmt.where(MarketingEvent.source == flt.source)
+    return stmt
+
+
+SORTABLE = {
+    "start_at": MarketingEvent.start_at,
+    "name": MarketingEvent.name,
+    "registrant_count": MarketingEvent.registrant_count,
+    "attendee_count": MarketingEvent.attendee_count,
+    "modified_at": MarketingEvent.modified_at,
+}
+
+
+def list_events(
+    *,
+    db: Session,
+    principal: access.Principal,
+    flt: EventFilter = EventFilter(),
+    sort: str = "-start_at",
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """A page of the events the caller may read."""
+    return paginate(
+        db,
+        access.scope(_filtered(flt), principal=principal, record_type=EVENT),
+        id_column=MarketingEvent.id,
+        sortable=SORTABLE,
+        sort=sort,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+def count_events(
+    *, db: Session, principal: access.Principal, flt: EventFilter = EventFilter()
+) -> int:
+    """How many events match, among those the caller may read."""
+    stmt = None if flt == EventFilter() else _filtered(flt)
+    return int(access.count(db, stmt, principal=principal, record_type=EVENT))
+
+
+def get_event(*, db: Session, principal: access.Principal, event_id: int) -> MarketingEvent:
+    """One event the caller may read (NotFound otherwise)."""
+    event = access.get(db, principal=principal, record_type=EVENT, record_id=event_id)
+    if event is None:
+        raise NotFound(f"marketing event {event_id} not found", field="event_id")
+    return cast(MarketingEvent, event)
+
+
+def sessions(*, db: Session, principal: access.Principal, event_id: int) -> list[EventSession]:
+    """The sessions of an event the caller may read."""
+    get_event(db=db, principal=principal, event_id=event_id)
+    return list(
+        db.scalars(
+            select(EventSession)
+            .where(EventSession.event_id == event_id)
+            .order_by(EventSession.start_at, EventSession.id)
+        )
+    )
+
+
+def registrations(
+    *, db: Session, principal: access.Principal, event_id: int, status: str | None = None
+) -> list[EventRegistration]:
+    """The event's registrations the caller may read, by email."""
+    get_event(db=db, principal=principal, event_id=event_id)
+    stmt = select(EventRegistration).where(EventRegistration.event_id == event_id)
+    if status:
+        stmt = stmt.where(EventRegistration.status == status)
+    stmt = access.scope(stmt, principal=principal, record_type=REGISTRATION)
+    return list(db.scalars(stmt.order_by(EventRegistration.email, EventRegistration.id)))
+
+
+def attendance(
+    *, db: Session, principal: access.Principal, event_id: int
+) -> list[tuple[EventAttendance, list[AttendanceInterval]]]:
+    """The event's attendance rows the caller may read, each with its intervals."""
+    get_event(db=db, principal=principal, event_id=event_id)
+    stmt = access.scope(
+        select(EventAttendance).where(EventAttendance.event_id == event_id),
+        principal=principal,
+        record_type=ATTENDANCE,
+    )
+    rows = list(db.scalars(stmt.order_by(EventAttendance.person_key)))
+    intervals: dict[int, list[AttendanceInterval]] = {r.id: [] for r in rows}
+    if rows:
+        for interval in db.scalars(
+            select(AttendanceInterval)
+            .join(EventAttendance, EventAttendance.id == AttendanceInterval.attendance_id)
+            .where(EventAttendance.event_id == event_id)
+            .order_by(AttendanceInterval.join_at)
+        ):
+            if interval.attendance_id in intervals:
+                intervals[interval.attendance_id].append(interval)
+    return [(r, intervals[r.id]) for r in rows]
+
+
+def reconciliation(*, db: Session, principal: access.Principal, event_id: int) -> dict[str, Any]:
+    """Every number on the event with the people behind it, and who is kept but not counted.
+
+    Registrants = distinct counted emails whose status is ``registered``; cancellations =
+    counted emails whose only status is ``canceled``; attendees = counted people with time in
+    a session; no-shows = registrants who never attended (§4b). Lists name only people the
+    caller may read.
+    """
+    event = get_event(db=db, principal=principal, event_id=event_id)
+    regs = registrations(db=db, principal=principal, event_id=event_id)
+    att = [a for a, _ in attendance(db=db, principal=principal, event_id=event_id)]
+    registered = sorted(
+        {r.email for r in regs if r.status == "registered" and not r.excluded_reason and r.email}
+    )
+    canceled = sorted(
+        {r.email for r in regs if r.status == "canceled" and not r.excluded_reason and r.email}
+        - set(registered)
+    )
+    attendees = sorted(a.person_key for a in att if not a.excluded_reason and a.total_seconds > 0)
+    other: dict[str, list[str]] = {}
+    for r in regs:
+        if r.status not in ("registered", "canceled") and not r.excluded_reason and r.email:
+            other.setdefault(r.status, []).append(r.email)
+    excluded: dict[str, list[str]] = {}
+    for key, reason in [(r.email or r.external_id, r.excluded_reason) for r in regs] + [
+        (a.email or a.display_name or a.person_key, a.excluded_reason) for a in att
+    ]:
+        if reason and key not in excluded.setdefault(reason, []):
+            excluded[reason].append(key)
+    return {
+        "event_id": event.id,
+        "counts": {
+            "registrants": event.registrant_count,
+            "attendees": event.attendee_count,
+            "cancellations": event.cancellation_count,
+            "no_shows": len(set(registered) - set(attendees)),
+        },
+        "registrants": registered,
+        "cancellations": canceled,
+        "attendees": attendees,
+        "no_shows": sorted(set(registered) - set(attendees)),
+        "other_statuses": {k: sorted(v) for k, v in sorted(other.items())},
+        "not_counted": {k: sorted(v) for k, v in sorted(excluded.items())},
+    }
+
+
+def timeline(*, db: Session, principal: access.Principal, contact_id: int) -> list[dict[str, Any]]:
+    """A contact's webinar participation, newest event first (T9).
+
+    Each entry: the event and its date, the registration status with its history, when the
+    contact first joined and last left, total seconds attended (the sum of every interval),
+    and the intervals themselves.
+    """
+    if access.get(db, principal=principal, record_type="contact", record_id=contact_id) is None:
+        raise NotFound(f"contact {contact_id} not found", field="contact_id")
+    events_stmt = access.scope(select(MarketingEvent.id), principal=principal, record_type=EVENT)
+    regs = db.scalars(
+        access.scope(
+            select(EventRegistration).where(
+                EventRegistration.contact_id == contact_id,
+                EventRegistration.event_id.in_(events_stmt),
+            ),
+            principal=principal,
+            record_type=REGISTRATION,
+        )
+    ).all()
+    atts = db.scalars(
+        access.scope(
+            select(EventAttendance).where(
+                EventAttendance.contact_id == contact_id,
+                EventAttendance.event_id.in_(events_stmt),
+            ),
+            principal=principal,
+            record_type=ATTENDANCE,
+        )
+    ).all()
+    event_ids = {r.event_id for r in regs} | {a.event_id for a in atts}
+    if not event_ids:
+        return []
+    events = {
+        e.id: e for e in db.scalars(select(MarketingEvent).where(MarketingEvent.id.in_(event_ids)))
+    }
+    history: dict[int, list[RegistrationStatusChange]] = {}
+    for change in db.scalars(
+        select(RegistrationStatusChange)
+        .where(RegistrationStatusChange.registration_id.in_([r.id for r in regs]))
+        .order_by(RegistrationStatusChange.changed_at, RegistrationStatusChange.id)
+    ):
+        history.setdefault(change.registration_id, []).append(change)
+    intervals: dict[int, list[AttendanceInterval]] = {}
+    for interval in db.scalars(
+        select(AttendanceInterval)
+        .where(AttendanceInterval.attendance_id.in_([a.id for a in atts]))
+        .order_by(AttendanceInterval.join_at)
+    ):
+        intervals.setdefault(interval.attendance_id, []).append(interval)
+    entries: list[dict[str, Any]] = []
+    for event_id in event_ids:
+        event = events[event_id]
+        reg = next((r for r in regs if r.event_id == event_id), None)
+        att = next((a for a in atts if a.event_id == event_id), None)
+        entries.append(
+            {
+                "event_id": event.id,
+                "event_name": event.name,
+                "event_start_at": event.start_at,
+                "event_end_at": event.end_at,
+                "registration_status": reg.status if reg else None,
+                "registered_at": reg.registered_at if reg else None,
+                "canceled_at": reg.canceled_at if reg else None,
+                "status_history": [
+                    {"status": h.status, "at": h.changed_at} for h in history.get(reg.id, [])
+                ]
+                if reg
+                else [],
+                "attended": bool(att and att.total_seconds > 0),
+                "first_join_at": att.first_join_at if att else None,
+                "last_leave_at": att.last_leave_at if att else None,
+                "total_seconds": att.total_seconds if att else 0,
+                "intervals": [
+                    {
+                        "join_at": i.join_at,
+                        "leave_at": i.leave_at,
+                        "duration_seconds": i.duration_seconds,
+                    }
+                    for i in intervals.get(att.id, [])
+                ]
+                if att
+                else [],
+            }
+        )
+    entries.sort(key=lambda e: e["event_start_at"] or _EPOCH, reverse=True)
+    return entries

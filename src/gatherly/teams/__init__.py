@@ -1,0 +1,1 @@
+"""The Microsoft Teams webinar connector: connection, settings, organizers, sync."""

@@ -1,0 +1,126 @@
+"""The Teams connection and settings, organizers, webinars and sync runs (SPEC T1–T5, T12)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gatherly.access import registry
+from gatherly.core.db import Base, UTCDateTime, utcnow
+
+# Organizer statuses (T2).
+ORGANIZER_OK = "ok"
+ORGANIZER_POLICY = "policy_not_granted"
+ORGANIZER_PERMISSION = "permission_missing"
+ORGANIZER_EXCLUDED = "excluded"
+ORGANIZER_ERROR = "error"
+ORGANIZER_UNCHECKED = "unchecked"
+
+# Sync run statuses.
+RUN_RUNNING = "running"
+RUN_SUCCEEDED = "succeeded"
+RUN_PARTIAL = "partial"  # some organizers or webinars failed; the rest synced
+RUN_FAILED = "failed"
+RUN_INTERRUPTED = "interrupted"  # the process died; a re-run converges
+
+
+class TeamsConnection(Base):
+    """The single Teams connection with its global settings (T1, T3).
+
+    The client secret is stored encrypted with the installation's secret key, or left
+    empty and read from ``GATHERLY_TEAMS_CLIENT_SECRET``.
+    """
+
+    __tablename__ = "teams_connection"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(200))
+    client_id: Mapped[str] = mapped_column(String(200))
+    client_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    authority: Mapped[str] = mapped_column(String(500))
+    graph_url: Mapped[str] = mapped_column(String(500))
+    granted_permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(20), default="connected")
+    status_detail: Mapped[str] = mapped_column(Text, default="")
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sync_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    organizer_exclusion_domains: Mapped[list[str]] = mapped_column(JSON, default=list)
+    contact_exclusion_domains: Mapped[list[str]] = mapped_column(JSON, default=list)
+    default_owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    policy_name: Mapped[str] = mapped_column(String(100), default="Gatherly-Webinar-Sync")
+    sync_interval_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_by_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class TeamsOrganizer(Base):
+    """A Teams user of the tenant, with their per-user settings (T4) and status (T2)."""
+
+    __tablename__ = "teams_organizer"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    graph_user_id: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str] = mapped_column(String(300), default="")
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    status: Mapped[str] = mapped_column(String(30), default=ORGANIZER_UNCHECKED)
+    status_detail: Mapped[str] = mapped_column(Text, default="")
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sync_new_by_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    sync_recordings: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"), index=True
+    )
+
+
+class TeamsWebinar(Base):
+    """A webinar seen in Teams, whether or not it is synced (T4, T5)."""
+
+    __tablename__ = "teams_webinar"
+    __table_args__ = (Index("ix_teams_webinar_organizer", "organizer_id", "start_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    graph_id: Mapped[str] = mapped_column(String(300), unique=True)
+    organizer_id: Mapped[int] = mapped_column(ForeignKey("teams_organizer.id", ondelete="CASCADE"))
+    display_name: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(20), default="")
+    start_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sync_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("marketing_event.id", ondelete="SET NULL"), index=True
+    )
+    discovered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class SyncRun(Base):
+    """One sync: when, what it fetched and changed, retries met, errors per organizer/webinar."""
+
+    __tablename__ = "sync_run"
+    __table_args__ = (Index("ix_sync_run_started", "started_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # full | webinar | scheduled
+    webinar_graph_id: Mapped[str | None] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20), default=RUN_RUNNING)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    triggered_by_id: Mapped[int | None] = mapped_column(Integer)
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    progress_label: Mapped[str] = mapped_column(String(500), default="")
+    fetched: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    graph_stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+registry.register("teams_integration", "Microsoft Teams integration", setting=True)

@@ -1,0 +1,524 @@
+"""The Teams connection, global and per-user settings, organizers and webinars (SPEC T1–T5).
+
+Who may do what: the connection and global settings take the ``teams_integration``
+privilege at organization level (marketing and system administrators); an organizer
+mapped to a Gatherly user (same email) manages their own webinars and defaults (T5).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from cryptography.fernet import Fernet, InvalidToken
+from pydantic import SecretStr
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gatherly.access.engine import Principal
+from gatherly.access.levels import Level, Privilege
+from gatherly.core.config import Settings
+from gatherly.core.db import utcnow
+from gatherly.core.exceptions import (
+    Conflict,
+    FatalSyncError,
+    Forbidden,
+    NotFound,
+    SyncError,
+    ValidationFailed,
+)
+from gatherly.graph.auth import ClientSecretCredential, TokenError, authority_url
+from gatherly.graph.client import GRAPH_BASE_URL, GraphClient
+from gatherly.org.models import User
+from gatherly.teams import fetch
+from gatherly.teams.models import (
+    ORGANIZER_EXCLUDED,
+    ORGANIZER_PERMISSION,
+    ORGANIZER_POLICY,
+    TeamsConnection,
+    TeamsOrganizer,
+    TeamsWebinar,
+)
+
+RECORD_TYPE = "teams_integration"
+CONNECTION_ID = 1
+_DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_UNSET: Any = object()
+
+
+# ------------------------------------------------------------------ who may
+
+
+def is_admin(principal: Principal, privilege: Privilege = Privilege.WRITE) -> bool:
+    """Whether the user manages the Teams integration (organization-level privilege)."""
+    return principal.max_level(RECORD_TYPE, privilege) >= Level.ORGANIZATION
+
+
+def require_admin(principal: Principal, privilege: Privilege = Privilege.WRITE) -> None:
+    """Raise Forbidden unless the user manages the Teams integration."""
+    if not is_admin(principal, privilege):
+        raise Forbidden(
+            f"managing the Microsoft Teams integration takes the {privilege.value} privilege on "
+            f"{RECORD_TYPE} at organization level (e.g. the Marketing Administrator role)"
+        )
+
+
+def can_manage_organizer(principal: Principal, organizer: TeamsOrganizer) -> bool:
+    """Admins manage every organizer; an organizer manages themself (T5)."""
+    if principal.disabled:
+        return False
+    return is_admin(principal) or organizer.user_id == principal.user_id
+
+
+# ------------------------------------------------------------------ secrets
+
+
+def _fernet(settings: Settings) -> Fernet:
+    digest = hashlib.sha256(
+        b"gatherly/teams-client-secret\0" + settings.secret_key.get_secret_value().encode()
+    ).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
+def encrypt_secret(settings: Settings, secret: SecretStr) -> str:
+    """The client secret encrypted with the installation's secret key."""
+    return _fernet(settings).encrypt(secret.get_secret_value().encode()).decode()
+
+
+def client_secret(settings: Settings, connection: TeamsConnection) -> SecretStr:
+    """The stored secret decrypted, else ``GATHERLY_TEAMS_CLIENT_SECRET``."""
+    if connection.client_secret_encrypted:
+        try:
+            plain = _fernet(settings).decrypt(connection.client_secret_encrypted.encode())
+        except InvalidToken:
+            raise FatalSyncError(
+                "the stored Teams client secret cannot be decrypted: GATHERLY_SECRET_KEY "
+                "changed since it was saved; run `gatherly teams connect` again"
+            ) from None
+        return SecretStr(plain.decode())
+    if settings.teams_client_secret is not None:
+        return settings.teams_client_secret
+    raise FatalSyncError(
+        "no Teams client secret: none is stored and GATHERLY_TEAMS_CLIENT_SECRET is not set"
+    )
+
+
+# ------------------------------------------------------------------ clients
+
+ClientFactory = Callable[[TeamsConnection], GraphClient]
+
+
+def client_factory(
+    settings: Settings, *, transport: httpx.BaseTransport | None = None, **options: Any
+) -> ClientFactory:
+    """Builds Graph clients for a connection (``transport`` runs the emulator in-process)."""
+
+    def make(connection: TeamsConnection) -> GraphClient:
+        credential = ClientSecretCredential(
+            connection.authority,
+            connection.client_id,
+            client_secret(settings, connection),
+            transport=transport,
+        )
+        options.setdefault("rate_per_second", settings.graph_rate_per_second)
+        return GraphClient(connection.graph_url, credential, transport=transport, **options)
+
+    return make
+
+
+# ------------------------------------------------------------------ connection (T1)
+
+
+def get_connection(db: Session) -> TeamsConnection:
+    """The Teams connection, or NotFound telling how to make one."""
+    connection = db.get(TeamsConnection, CONNECTION_ID)
+    if connection is None:
+        raise NotFound(
+            "Microsoft Teams is not connected: run `gatherly teams connect` "
+            "or POST /api/v1/teams/connection"
+        )
+    return connection
+
+
+@dataclass(frozen=True)
+class PermissionCheck:
+    """What the token grants against what the sync needs."""
+
+    granted: list[str]
+    missing_required: list[str]
+    missing_optional: list[str]
+
+    @property
+    def status(self) -> str:
+        """``connected``, ``limited`` (no recordings/transcripts) or ``missing_permissions``."""
+        if self.missing_required:
+            return "missing_permissions"
+        return "limited" if self.missing_optional else "connected"
+
+    def describe(self, client_id: str) -> str:
+        """One paragraph an admin can act on."""
+        if not (self.missing_required or self.missing_optional):
+            return "All permissions the sync needs are granted."
+        missing = self.missing_required + self.missing_optional
+        what = (
+            "The sync cannot run without"
+            if self.missing_required
+            else "Limited install: recordings and transcripts cannot be synced without"
+        )
+        return (
+            f"{what} the Microsoft Graph application permission(s) {', '.join(missing)}. "
+            f"Grant them in the Microsoft Entra admin center: App registrations › {client_id} "
+            "› API permissions › Add a permission › Microsoft Graph › Application permissions, "
+            "then 'Grant admin consent'."
+        )
+
+
+def check_permissions(granted: list[str]) -> PermissionCheck:
+    """Compare a token's roles with the permissions the sync needs."""
+    return PermissionCheck(
+        granted=granted,
+        missing_required=[p for p in fetch.REQUIRED_PERMISSIONS if p not in granted],
+        missing_optional=[p for p in fetch.RECORDING_PERMISSIONS if p not in granted],
+    )
+
+
+def _probe(make_client: ClientFactory, connection: TeamsConnection) -> PermissionCheck:
+    """Acquire a token, read its permissions and make one Graph call with it."""
+    with make_client(connection) as client:
+        try:
+            token = client.access_token()
+        except TokenError as exc:
+            raise ValidationFailed(str(exc), field="client_secret") from None
+        except SyncError as exc:
+            raise ValidationFailed(str(exc), field="authority") from None
+        roles = fetch.token_permissions(token)
+        check = check_permissions(roles if roles is not None else [])
+        if "User.Read.All" in check.granted or roles is None:
+            try:
+                client.get_json("/users", {"$top": "1"})
+            except SyncError as exc:
+                raise ValidationFailed(
+                    f"the token was issued but Graph refused a test call: {exc}", field="graph_url"
+                ) from None
+    return check
+
+
+def _user(db: Session, user_id: int, field: str) -> User:
+    user = db.get(User, user_id)
+    if user is None:
+        raise ValidationFailed(f"no user with id {user_id}", field=field)
+    return user
+
+
+def connect(
+    db: Session,
+    settings: Settings,
+    *,
+    tenant_id: str,
+    client_id: str,
+    client_secret: SecretStr | None,
+    authority: str | None = None,
+    graph_url: str | None = None,
+    default_owner_id: int | None = None,
+    by_user_id: int | None = None,
+    make_client: ClientFactory | None = None,
+) -> tuple[TeamsConnection, PermissionCheck]:
+    """Check the credentials and permissions, then save the connection (secret encrypted).
+
+    Raises:
+        ValidationFailed: The token was refused (field ``client_secret``), the authority or
+            Graph unreachable, or a permission the sync cannot run without is missing
+            (field ``permissions``, naming each one). Nothing is saved then.
+    """
+    tenant_id, client_id = tenant_id.strip(), client_id.strip()
+    if not tenant_id:
+        raise ValidationFailed("the tenant id is required", field="tenant_id")
+    if not client_id:
+        raise ValidationFailed("the client id is required", field="client_id")
+    if client_secret is not None and not client_secret.get_secret_value():
+        raise ValidationFailed("the client secret is empty", field="client_secret")
+    if client_secret is None and settings.teams_client_secret is None:
+        raise ValidationFailed(
+            "give the client secret, or set GATHERLY_TEAMS_CLIENT_SECRET", field="client_secret"
+        )
+    if default_owner_id is not None:
+        _user(db, default_owner_id, "default_owner_id")
+    candidate = TeamsConnection(
+        id=CONNECTION_ID,
+        tenant_id=tenant_id,
+        client_id=client_id,
+        client_secret_encrypted=encrypt_secret(settings, client_secret) if client_secret else None,
+        authority=(authority or authority_url(tenant_id)).rstrip("/"),
+        graph_url=(graph_url or GRAPH_BASE_URL).rstrip("/"),
+    )
+    check = _probe(make_client or client_factory(settings), candidate)
+    if check.missing_required:
+        raise ValidationFailed(check.describe(client_id), field="permissions")
+    connection = db.get(TeamsConnection, CONNECTION_ID)
+    if connection is None:
+        connection = TeamsConnection(
+            id=CONNECTION_ID,
+            sync_enabled=True,
+            organizer_exclusion_domains=[],
+            contact_exclusion_domains=[],
+            default_owner_id=default_owner_id or by_user_id,
+        )
+        db.add(connection)
+    elif default_owner_id is not None:
+        connection.default_owner_id = default_owner_id
+    for key in ("tenant_id", "client_id", "client_secret_encrypted", "authority", "graph_url"):
+        setattr(connection, key, getattr(candidate, key))
+    connection.granted_permissions = check.granted
+    connection.status = check.status
+    connection.status_detail = check.describe(client_id)
+    connection.checked_at = connection.modified_at = utcnow()
+    connection.modified_by_id = by_user_id
+    db.flush()
+    return connection, check
+
+
+def check_connection(
+    db: Session, settings: Settings, *, make_client: ClientFactory | None = None
+) -> tuple[TeamsConnection, PermissionCheck]:
+    """Re-check the saved connection's token and permissions and record the outcome."""
+    connection = get_connection(db)
+    try:
+        check = _probe(make_client or client_factory(settings), connection)
+    except (ValidationFailed, FatalSyncError) as exc:
+        connection.status, connection.status_detail = "failed", str(exc)
+        connection.checked_at = utcnow()
+        db.flush()
+        raise
+    connection.granted_permissions = check.granted
+    connection.status = check.status
+    connection.status_detail = check.describe(connection.client_id)
+    connection.checked_at = utcnow()
+    db.flush()
+    return connection, check
+
+
+def disconnect(db: Session) -> None:
+    """Forget the connection and its secret; synced events and contacts stay."""
+    db.delete(get_connection(db))
+    db.flush()
+
+
+# ------------------------------------------------------------------ global settings (T3)
+
+
+def normalize_domain(value: str, *, field: str) -> str:
+    """An email domain, lower-cased, with a leading ``@`` or ``*.`` dropped."""
+    text = value.strip().lower().removeprefix("@").removeprefix("*.")
+    if not _DOMAIN.match(text):
+        raise ValidationFailed(f"{value!r} is not an email domain like contoso.com", field=field)
+    return text
+
+
+def _domains(values: list[str], field: str) -> list[str]:
+    out: list[str] = []
+    for i, value in enumerate(values):
+        domain = normalize_domain(value, field=f"{field}[{i}]")
+        if domain not in out:
+            out.append(domain)
+    return sorted(out)
+
+
+def update_settings(
+    db: Session,
+    *,
+    sync_enabled: bool = _UNSET,
+    organizer_exclusion_domains: list[str] = _UNSET,
+    contact_exclusion_domains: list[str] = _UNSET,
+    default_owner_id: int | None = _UNSET,
+    sync_interval_minutes: int = _UNSET,
+    policy_name: str = _UNSET,
+    by_user_id: int | None = None,
+) -> TeamsConnection:
+    """Change global settings; everything is validated before anything changes."""
+    connection = get_connection(db)
+    changes: dict[str, Any] = {}
+    if sync_enabled is not _UNSET:
+        changes["sync_enabled"] = bool(sync_enabled)
+    if organizer_exclusion_domains is not _UNSET:
+        changes["organizer_exclusion_domains"] = _domains(
+            organizer_exclusion_domains, "organizer_exclusion_domains"
+        )
+    if contact_exclusion_domains is not _UNSET:
+        changes["contact_exclusion_domains"] = _domains(
+            contact_exclusion_domains, "contact_exclusion_domains"
+        )
+    if default_owner_id is not _UNSET:
+        if default_owner_id is not None:
+            _user(db, default_owner_id, "default_owner_id")
+        changes["default_owner_id"] = default_owner_id
+    if sync_interval_minutes is not _UNSET:
+        if not 5 <= sync_interval_minutes <= 1440:
+            raise ValidationFailed(
+                "the sync interval must be between 5 and 1440 minutes",
+                field="sync_interval_minutes",
+            )
+        changes["sync_interval_minutes"] = sync_interval_minutes
+    if policy_name is not _UNSET:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", policy_name):
+            raise ValidationFailed(
+                "the policy name takes letters, digits, '-', '_' and '.' (at most 64)",
+                field="policy_name",
+            )
+        changes["policy_name"] = policy_name
+    for key, value in changes.items():
+        setattr(connection, key, value)
+    if changes:
+        connection.modified_at = utcnow()
+        connection.modified_by_id = by_user_id
+    db.flush()
+    return connection
+
+
+# ------------------------------------------------------------------ organizers (T2, T4)
+
+
+def remedy(connection: TeamsConnection, organizer: TeamsOrganizer) -> list[str]:
+    """What an admin runs or does so the organizer syncs (T2), empty when nothing is needed."""
+    if organizer.status == ORGANIZER_POLICY:
+        policy, app = connection.policy_name, connection.client_id
+        return [
+            "# In Teams PowerShell (Install-Module MicrosoftTeams; Connect-MicrosoftTeams):",
+            "# 1. Create the policy for this app (once):",
+            f'New-CsApplicationAccessPolicy -Identity {policy} -AppIds "{app}" '
+            '-Description "Gatherly webinar sync"',
+            f"# 2. Grant it to {organizer.display_name or organizer.graph_user_id}:",
+            f'Grant-CsApplicationAccessPolicy -PolicyName {policy} -Identity "{organizer.graph_user_id}"',
+            "#    or to all current users:",
+            f"Get-CsOnlineUser | Grant-CsApplicationAccessPolicy -PolicyName {policy}",
+            "#    or to everyone without a policy of their own (global):",
+            f"Grant-CsApplicationAccessPolicy -PolicyName {policy} -Global",
+            "# A user holds one application access policy at a time: if they already have one,",
+            "# add this app id to it instead of granting a new policy:",
+            f'Set-CsApplicationAccessPolicy -Identity <existing policy> -AppIds @{{Add="{app}"}}',
+            "# Changes can take up to 30 minutes to reach Microsoft Graph.",
+        ]
+    if organizer.status == ORGANIZER_PERMISSION:
+        return [organizer.status_detail]
+    return []
+
+
+def map_organizer_user(db: Session, email: str | None) -> int | None:
+    """The Gatherly user with the organizer's email, if there is exactly one."""
+    if not email:
+        return None
+    ids = db.scalars(select(User.id).where(func.lower(User.email) == email).limit(2)).all()
+    return ids[0] if len(ids) == 1 else None
+
+
+def list_organizers(db: Session, principal: Principal) -> list[TeamsOrganizer]:
+    """Admins see every Teams user; others see only the organizer mapped to them."""
+    stmt = select(TeamsOrganizer).order_by(TeamsOrganizer.display_name, TeamsOrganizer.id)
+    if not is_admin(principal, Privilege.READ):
+        stmt = stmt.where(TeamsOrganizer.user_id == principal.user_id)
+    return list(db.scalars(stmt))
+
+
+def get_organizer(db: Session, principal: Principal, *, organizer_id: int) -> TeamsOrganizer:
+    """One organizer the user may manage (404 otherwise, so ids do not leak)."""
+    organizer = db.get(TeamsOrganizer, organizer_id)
+    if organizer is None or not (
+        is_admin(principal, Privilege.READ) or organizer.user_id == principal.user_id
+    ):
+        raise NotFound(f"no Teams organizer with id {organizer_id}")
+    return organizer
+
+
+def update_organizer(
+    db: Session,
+    principal: Principal,
+    *,
+    organizer_id: int,
+    sync_new_by_default: bool | None = None,
+    sync_recordings: bool | None = None,
+) -> TeamsOrganizer:
+    """Per-user settings (T4): sync new webinars by default; recordings and transcripts."""
+    organizer = get_organizer(db, principal, organizer_id=organizer_id)
+    if not can_manage_organizer(principal, organizer):
+        raise Forbidden("only an administrator or the organizer may change these settings")
+    if organizer.status == ORGANIZER_EXCLUDED and sync_new_by_default:
+        raise Conflict(
+            "this organizer's domain is excluded from sync; remove it from the organizer "
+            "exclusions first",
+            field="sync_new_by_default",
+        )
+    if sync_new_by_default is not None:
+        organizer.sync_new_by_default = sync_new_by_default
+    if sync_recordings is not None:
+        organizer.sync_recordings = sync_recordings
+    db.flush()
+    return organizer
+
+
+# ------------------------------------------------------------------ webinars (T4, T5)
+
+
+def list_webinars(
+    db: Session, principal: Principal, *, organizer_id: int | None = None
+) -> list[tuple[TeamsWebinar, TeamsOrganizer]]:
+    """Webinars seen in Teams with their organizer, newest first, as the user may see them."""
+    stmt = (
+        select(TeamsWebinar, TeamsOrganizer)
+        .join(TeamsOrganizer, TeamsOrganizer.id == TeamsWebinar.organizer_id)
+        .order_by(TeamsWebinar.start_at.desc(), TeamsWebinar.id)
+    )
+    if organizer_id is not None:
+        stmt = stmt.where(TeamsWebinar.organizer_id == organizer_id)
+    if not is_admin(principal, Privilege.READ):
+        stmt = stmt.where(TeamsOrganizer.user_id == principal.user_id)
+    return [(w, o) for w, o in db.execute(stmt).tuples()]
+
+
+def get_webinar(db: Session, principal: Principal, *, webinar_id: int) -> TeamsWebinar:
+    """One webinar the user may see: by Gatherly id (404 otherwise)."""
+    found = db.execute(
+        select(TeamsWebinar, TeamsOrganizer)
+        .join(TeamsOrganizer, TeamsOrganizer.id == TeamsWebinar.organizer_id)
+        .where(TeamsWebinar.id == webinar_id)
+    ).first()
+    if found is None:
+        raise NotFound(f"no Teams webinar with id {webinar_id}")
+    webinar, organizer = found
+    if not (is_admin(principal, Privilege.READ) or organizer.user_id == principal.user_id):
+        raise NotFound(f"no Teams webinar with id {webinar_id}")
+    return webinar
+
+
+def find_webinar(db: Session, principal: Principal, *, ref: str) -> TeamsWebinar:
+    """A webinar by Gatherly id or Graph id (for the CLI's ``--webinar``)."""
+    if ref.isdigit():
+        return get_webinar(db, principal, webinar_id=int(ref))
+    webinar_id = db.scalar(select(TeamsWebinar.id).where(TeamsWebinar.graph_id == ref))
+    if webinar_id is None:
+        raise NotFound(
+            f"no Teams webinar {ref!r}; run a sync to discover webinars", field="webinar"
+        )
+    return get_webinar(db, principal, webinar_id=webinar_id)
+
+
+def set_webinar_sync(
+    db: Session, principal: Principal, *, webinar_id: int, enabled: bool
+) -> TeamsWebinar:
+    """Tick or untick Sync on a webinar (its future updates then flow in)."""
+    webinar = get_webinar(db, principal, webinar_id=webinar_id)
+    organizer = db.get(TeamsOrganizer, webinar.organizer_id)
+    assert organizer is not None
+    if not can_manage_organizer(principal, organizer):
+        raise Forbidden("only an administrator or the webinar's organizer may change Sync")
+    if enabled and organizer.status == ORGANIZER_EXCLUDED:
+        raise Conflict(
+            "this webinar's organizer is in an excluded domain; it is never synced",
+            field="sync_enabled",
+        )
+    webinar.sync_enabled = enabled
+    db.flush()
+    return webinar

@@ -1,0 +1,1011 @@
+"""The Teams webinar sync: discover, fetch, and apply to events and contacts (SPEC T2, T6–T12, B8, B10).
+
+Shape of a run (every step idempotent, so a killed run re-run converges):
+
+1. *Discover* (full runs): list the tenant's users, refresh each organizer's status (T2)
+   by asking Graph for the webinars they organize, and record new webinars, ticked or
+   not per the organizer's default (T4). One transaction per organizer.
+2. *Fetch* each ticked webinar completely (registrations, sessions, attendance) from Graph,
+   a few at a time, before writing anything about it.
+3. *Apply* one webinar per transaction: diff the fetched state against the stored one and
+   write only what differs, so a second run with nothing changed writes no rows.
+
+A dry run does the same work inside transactions that are rolled back, and reports what
+would change. Counting rules and exclusions follow §4b of the issue: the organizer,
+co-organizers and presenters, contact-exclusion domains, tombstoned contacts and records
+without an email are kept but never counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gatherly.access.models import OWNER_USER
+from gatherly.contact.models import Contact, Tombstone
+from gatherly.core.config import Settings
+from gatherly.core.db import utcnow
+from gatherly.core.exceptions import FatalSyncError, GatherlyError, SyncError
+from gatherly.event.models import (
+    EXCLUDED_INTERNAL,
+    EXCLUDED_NO_EMAIL,
+    EXCLUDED_ORGANIZER,
+    EXCLUDED_PRESENTER,
+    EXCLUDED_TOMBSTONED,
+    AttendanceInterval,
+    EventAttendance,
+    EventRegistration,
+    EventSession,
+    MarketingEvent,
+    RegistrationStatusChange,
+)
+from gatherly.graph.client import GraphClient
+from gatherly.graph.errors import AccessPolicyMissing, PermissionMissing
+from gatherly.org import service as org_service
+from gatherly.org.models import User
+from gatherly.teams import fetch
+from gatherly.teams import service as teams_service
+from gatherly.teams.models import (
+    ORGANIZER_ERROR,
+    ORGANIZER_EXCLUDED,
+    ORGANIZER_OK,
+    ORGANIZER_PERMISSION,
+    ORGANIZER_POLICY,
+    RUN_FAILED,
+    RUN_INTERRUPTED,
+    RUN_PARTIAL,
+    RUN_RUNNING,
+    RUN_SUCCEEDED,
+    SyncRun,
+    TeamsConnection,
+    TeamsOrganizer,
+    TeamsWebinar,
+)
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int, str], None]
+STALE_AFTER = timedelta(minutes=10)  # a running run without a heartbeat this long is dead
+_ROLE_RANK = {"None": 0, "Attendee": 1, "Presenter": 2, "Organizer": 3}
+_CHUNK = 500
+
+
+@dataclass
+class Target:
+    """A webinar the run will fetch and apply."""
+
+    webinar: fetch.Webinar
+    organizer_id: int
+
+
+@dataclass
+class RunReport:
+    """What a run did (or, dry, would do)."""
+
+    run_id: int | None
+    status: str
+    dry_run: bool
+    fetched: Counter[str] = field(default_factory=Counter)
+    changes: Counter[str] = field(default_factory=Counter)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    plan: list[dict[str, Any]] = field(default_factory=list)
+    graph_stats: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "fetched": dict(sorted(self.fetched.items())),
+            "changes": dict(sorted(self.changes.items())),
+            "errors": self.errors,
+            "plan": self.plan,
+            "graph_stats": self.graph_stats,
+        }
+
+
+class Syncer:
+    """One sync run. Use ``run_sync``; this class holds the run's state."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        settings: Settings,
+        *,
+        dry_run: bool = False,
+        progress: ProgressCallback | None = None,
+        make_client: teams_service.ClientFactory | None = None,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.session_factory = session_factory
+        self.settings = settings
+        self.dry_run = dry_run
+        self.progress = progress or (lambda done, total, label: None)
+        self.make_client = make_client or teams_service.client_factory(settings)
+        self.now = now
+        self.report = RunReport(run_id=None, status=RUN_RUNNING, dry_run=dry_run)
+        self.planned_contacts: set[tuple[str, int | None]] = set()
+
+    # -------------------------------------------------------------- transactions
+
+    @contextmanager
+    def _unit(self) -> Iterator[Session]:
+        """One unit of work: committed, or rolled back in a dry run."""
+        db = self.session_factory()
+        try:
+            yield db
+            if self.dry_run:
+                db.rollback()
+            else:
+                db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        finally:
+            db.close()
+
+    def _error(self, scope: str, ref: str, name: str, exc: BaseException) -> None:
+        code = exc.code if isinstance(exc, GatherlyError) else type(exc).__name__
+        message = str(exc) if isinstance(exc, GatherlyError) else f"{type(exc).__name__}: {exc}"
+        self.report.errors.append(
+            {"scope": scope, "id": ref, "name": name, "code": code, "message": message}
+        )
+        log.warning("sync %s %s (%s) failed: %s", scope, ref, name, message)
+
+    # -------------------------------------------------------------- run record
+
+    def _start(self, kind: str, webinar_graph_id: str | None, by_user_id: int | None) -> None:
+        if self.dry_run:
+            return
+        with self._unit() as db:
+            cutoff = self.now() - STALE_AFTER
+            for stale in db.scalars(
+                select(SyncRun).where(SyncRun.status == RUN_RUNNING, SyncRun.heartbeat_at < cutoff)
+            ):
+                stale.status, stale.finished_at = RUN_INTERRUPTED, stale.heartbeat_at
+            run = SyncRun(
+                kind=kind,
+                webinar_graph_id=webinar_graph_id,
+                status=RUN_RUNNING,
+                started_at=self.now(),
+                heartbeat_at=self.now(),
+                triggered_by_id=by_user_id,
+                fetched={},
+                changes={},
+                graph_stats={},
+                errors=[],
+            )
+            db.add(run)
+            db.flush()
+            self.report.run_id = run.id
+
+    def _beat(self, done: int, total: int, label: str) -> None:
+        self.progress(done, total, label)
+        if self.report.run_id is None:
+            return
+        with self._unit() as db:
+            run = db.get(SyncRun, self.report.run_id)
+            if run is not None:
+                run.progress_done, run.progress_total, run.progress_label = done, total, label
+                run.heartbeat_at = self.now()
+                run.fetched = dict(self.report.fetched)
+                run.changes = dict(self.report.changes)
+
+    def _finish(self, client: GraphClient | None) -> None:
+        if client is not None:
+            self.report.graph_stats = client.stats.as_dict()
+        if self.report.status == RUN_RUNNING:
+            self.report.status = RUN_PARTIAL if self.report.errors else RUN_SUCCEEDED
+        if self.report.run_id is None:
+            return
+        with self._unit() as db:
+            run = db.get(SyncRun, self.report.run_id)
+            assert run is not None
+            run.status = self.report.status
+            run.finished_at = run.heartbeat_at = self.now()
+            run.fetched = dict(self.report.fetched)
+            run.changes = dict(self.report.changes)
+            run.graph_stats = self.report.graph_stats
+            run.errors = self.report.errors
+
+    # -------------------------------------------------------------- the run
+
+    def run(
+        self,
+        *,
+        webinar_graph_id: str | None = None,
+        kind: str | None = None,
+        by_user_id: int | None = None,
+    ) -> RunReport:
+        """Run a full sync, or one webinar's (Sync now)."""
+        kind = kind or ("webinar" if webinar_graph_id else "full")
+        self._start(kind, webinar_graph_id, by_user_id)
+        client: GraphClient | None = None
+        try:
+            with self.session_factory() as db:
+                connection = teams_service.get_connection(db)
+                db.expunge(connection)
+            if not connection.sync_enabled:
+                self.report.errors.append(
+                    {
+                        "scope": "installation",
+                        "id": "",
+                        "name": "sync webinar data",
+                        "code": "sync_disabled",
+                        "message": "'Sync webinar data' is off in the Teams settings; nothing synced",
+                    }
+                )
+                self.report.status = RUN_SUCCEEDED
+                return self.report
+            client = self.make_client(connection)
+            if webinar_graph_id:
+                targets = self._one(client, connection, webinar_graph_id)
+            else:
+                targets = self._discover(client, connection)
+            self._sync_targets(client, connection, targets)
+        except GatherlyError as exc:
+            self._error("run", "", kind, exc)
+            self.report.status = RUN_FAILED
+        except Exception as exc:
+            self._error("run", "", kind, exc)
+            self.report.status = RUN_FAILED
+            raise
+        except BaseException:
+            self.report.status = RUN_INTERRUPTED
+            raise
+        finally:
+            self._finish(client)
+            if client is not None:
+                client.close()
+        return self.report
+
+    # -------------------------------------------------------------- discovery (T2, T4)
+
+    def _discover(self, client: GraphClient, connection: TeamsConnection) -> list[Target]:
+        users = fetch.list_users(client)
+        self.report.fetched["users"] += len(users)
+        excluded = set(connection.organizer_exclusion_domains)
+        targets: list[Target] = []
+        for index, user in enumerate(users, 1):
+            self.progress(index, len(users), f"checking {user.display_name or user.id}")
+            status, detail, webinars = ORGANIZER_OK, "", list[fetch.Webinar]()
+            if fetch.email_domain(user.email) in excluded:
+                status, detail = (
+                    ORGANIZER_EXCLUDED,
+                    f"domain {fetch.email_domain(user.email)} is excluded",
+                )
+            else:
+                try:
+                    webinars = fetch.organizer_webinars(client, user.id)
+                except AccessPolicyMissing as exc:
+                    status, detail = ORGANIZER_POLICY, exc.graph_message
+                except PermissionMissing as exc:
+                    status, detail = ORGANIZER_PERMISSION, exc.describe()
+                except SyncError as exc:
+                    status, detail = ORGANIZER_ERROR, str(exc)
+                    self._error("organizer", user.id, user.display_name, exc)
+            self.report.fetched["webinars"] += len(webinars)
+            with self._unit() as db:
+                organizer = self._upsert_organizer(db, user, status, detail)
+                for webinar in webinars:
+                    row = self._upsert_webinar(db, organizer, webinar)
+                    if row.sync_enabled and status == ORGANIZER_OK:
+                        targets.append(Target(webinar=webinar, organizer_id=organizer.id))
+        return targets
+
+    def _upsert_organizer(
+        self, db: Session, user: fetch.GraphUser, status: str, detail: str
+    ) -> TeamsOrganizer:
+        organizer = db.scalar(select(TeamsOrganizer).where(TeamsOrganizer.graph_user_id == user.id))
+        if organizer is None:
+            organizer = TeamsOrganizer(graph_user_id=user.id, sync_new_by_default=False)
+            db.add(organizer)
+            self.report.changes["organizers_created"] += 1
+        user_id = organizer.user_id or teams_service.map_organizer_user(db, user.email)
+        values = {"display_name": user.display_name, "email": user.email, "user_id": user_id}
+        _assign(organizer, values)
+        if organizer.status != status or organizer.status_detail != detail:
+            organizer.status, organizer.status_detail = status, detail
+            organizer.status_changed_at = self.now()
+            self.report.changes["organizer_statuses_changed"] += 1
+        db.flush()
+        return organizer
+
+    def _upsert_webinar(
+        self, db: Session, organizer: TeamsOrganizer, webinar: fetch.Webinar
+    ) -> TeamsWebinar:
+        row = db.scalar(select(TeamsWebinar).where(TeamsWebinar.graph_id == webinar.id))
+        values = {
+            "organizer_id": organizer.id,
+            "display_name": webinar.display_name[:500],
+            "status": webinar.status,
+            "start_at": webinar.start_at,
+            "end_at": webinar.end_at,
+        }
+        if row is None:
+            row = TeamsWebinar(
+                graph_id=webinar.id,
+                sync_enabled=organizer.sync_new_by_default and organizer.status == ORGANIZER_OK,
+                discovered_at=self.now(),
+                last_error="",
+                **values,
+            )
+            db.add(row)
+            self.report.changes["webinars_discovered"] += 1
+        elif _assign(row, values):
+            self.report.changes["webinars_updated"] += 1
+        db.flush()
+        return row
+
+    def _one(self, client: GraphClient, connection: TeamsConnection, graph_id: str) -> list[Target]:
+        with self.session_factory() as db:
+            row = db.scalar(select(TeamsWebinar).where(TeamsWebinar.graph_id == graph_id))
+            if row is None:
+                raise FatalSyncError(
+                    f"unknown webinar {graph_id!r}: run a full sync to discover it"
+                )
+            organizer = db.get(TeamsOrganizer, row.organizer_id)
+            assert organizer is not None
+            if organizer.status == ORGANIZER_EXCLUDED:
+                raise FatalSyncError(
+                    f"the organizer of {row.display_name!r} is in an excluded domain; never synced"
+                )
+            organizer_id, name = organizer.id, organizer.display_name
+        try:
+            webinar = fetch.get_webinar(client, graph_id)
+        except AccessPolicyMissing as exc:
+            with self._unit() as db:
+                organizer = db.get(TeamsOrganizer, organizer_id)
+                assert organizer is not None
+                organizer.status, organizer.status_detail = ORGANIZER_POLICY, exc.graph_message
+            raise FatalSyncError(
+                f"no application access policy grants this app access to {name}'s webinars "
+                "(see `gatherly teams organizers` for the commands)"
+            ) from None
+        self.report.fetched["webinars"] += 1
+        return [Target(webinar=webinar, organizer_id=organizer_id)]
+
+    # -------------------------------------------------------------- fetch + apply
+
+    def _sync_targets(
+        self, client: GraphClient, connection: TeamsConnection, targets: list[Target]
+    ) -> None:
+        total = len(targets)
+        self._beat(0, total, "fetching webinars")
+        now = self.now()
+
+        def load(target: Target) -> fetch.WebinarData | BaseException:
+            try:
+                return fetch.fetch_webinar(client, target.webinar, now=now)
+            except Exception as exc:  # reported per webinar; the run goes on
+                return exc
+
+        workers = max(1, min(self.settings.graph_concurrency, total))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="graph") as pool:
+            for done, (target, data) in enumerate(
+                zip(targets, pool.map(load, targets), strict=True), 1
+            ):
+                name = target.webinar.display_name
+                if isinstance(data, BaseException):
+                    self._webinar_failed(target, data)
+                else:
+                    self.report.fetched["registrations"] += len(data.registrations)
+                    self.report.fetched["sessions"] += len(data.sessions)
+                    self.report.fetched["attendance_reports"] += sum(
+                        len(s.reports) for s in data.sessions
+                    )
+                    try:
+                        self._apply(connection, target, data)
+                    except GatherlyError as exc:
+                        self._webinar_failed(target, exc)
+                self._beat(done, total, name)
+
+    def _webinar_failed(self, target: Target, exc: BaseException) -> None:
+        self._error("webinar", target.webinar.id, target.webinar.display_name, exc)
+        if self.dry_run:
+            return
+        with self._unit() as db:
+            row = db.scalar(select(TeamsWebinar).where(TeamsWebinar.graph_id == target.webinar.id))
+            if row is not None:
+                row.last_error = str(exc)[:2000]
+
+    def _apply(self, connection: TeamsConnection, target: Target, data: fetch.WebinarData) -> None:
+        with self._unit() as db:
+            applier = _Applier(db, self, connection, target, data)
+            applier.apply()
+            self.report.changes.update(applier.changes)
+            if self.dry_run:
+                self.report.plan.append(applier.plan())
+
+
+def _assign(obj: Any, values: dict[str, Any]) -> bool:
+    """Set only the attributes whose value differs; True when anything changed."""
+    changed = False
+    for key, value in values.items():
+        if getattr(obj, key) != value:
+            setattr(obj, key, value)
+            changed = True
+    return changed
+
+
+def _split_name(display_name: str) -> tuple[str, str]:
+    first, _, last = display_name.strip().partition(" ")
+    return first[:100], last.strip()[:100]
+
+
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+@dataclass
+class _Person:
+    """One person on the event, merged from their registrations and attendance records."""
+
+    key: str
+    email: str | None
+    display_name: str = ""
+    identity_id: str | None = None
+    role: str = "None"
+    registration_external_id: str | None = None
+    intervals: dict[tuple[str, datetime], tuple[str, fetch.Interval]] = field(default_factory=dict)
+
+
+class _Applier:
+    """Applies one fetched webinar to the database, writing only differences."""
+
+    def __init__(
+        self,
+        db: Session,
+        syncer: Syncer,
+        connection: TeamsConnection,
+        target: Target,
+        data: fetch.WebinarData,
+    ) -> None:
+        self.db = db
+        self.syncer = syncer
+        self.connection = connection
+        self.target = target
+        self.data = data
+        self.run_id = syncer.report.run_id
+        self.changes: Counter[str] = Counter()
+        self.excluded: dict[str, list[str]] = {}
+        self.new_contacts: list[str] = []
+        self.event_action = "unchanged"
+        self.scoping = org_service.feature_enabled(db, org_service.BU_SCOPING)
+        self.event: MarketingEvent | None = None
+
+    # -------------------------------------------------------------- owner (B10)
+
+    def _owner(self) -> User:
+        organizer = self.db.get(TeamsOrganizer, self.target.organizer_id)
+        assert organizer is not None
+        for user_id in (organizer.user_id, self.connection.default_owner_id):
+            if user_id is not None and (user := self.db.get(User, user_id)) is not None:
+                return user
+        raise FatalSyncError(
+            f"no owner for webinars of {organizer.display_name}: map the organizer to a "
+            "Gatherly user (same email) or set a default owner in the Teams settings"
+        )
+
+    # -------------------------------------------------------------- apply
+
+    def apply(self) -> None:
+        webinar = self.data.webinar
+        owner = self._owner()
+        event = self.event = self._event(owner)
+        sessions = self._sessions(event)
+        people = self._people()
+        reasons = self._reasons(people)
+        contacts = self._contacts(event, people, reasons)
+        registrations = self._registrations(event, reasons, contacts)
+        self._attendance(event, people, reasons, contacts, registrations, sessions)
+        self.db.flush()
+        self._counts(event)
+        row = self.db.scalar(select(TeamsWebinar).where(TeamsWebinar.graph_id == webinar.id))
+        if row is not None:
+            changed = bool(self.changes) or row.event_id != event.id or row.last_error != ""
+            _assign(row, {"event_id": event.id, "last_error": ""})
+            if changed:
+                row.last_changed_at = self.syncer.now()
+        self.db.flush()
+
+    def _event(self, owner: User) -> MarketingEvent:
+        webinar = self.data.webinar
+        first = min(
+            self.data.sessions, key=lambda s: (s.start_at is None, s.start_at), default=None
+        )
+        values = {
+            "name": webinar.display_name[:500],
+            "description": webinar.description,
+            "event_type": "webinar",
+            "status": webinar.status,
+            "start_at": webinar.start_at,
+            "end_at": webinar.end_at,
+            "time_zone": webinar.time_zone,
+            "organizer_name": webinar.organizer_name[:300],
+            "organizer_email": self._organizer_email(),
+            "audience": webinar.audience[:30],
+            "join_url": first.join_url if first else None,
+            "source": "teams",
+        }
+        event = self.db.scalar(
+            select(MarketingEvent).where(MarketingEvent.external_id == webinar.id)
+        )
+        if event is None:
+            event = MarketingEvent(
+                external_id=webinar.id,
+                owner_type=OWNER_USER,
+                owner_id=owner.id,
+                owning_bu_id=owner.business_unit_id,
+                created_by_sync_run_id=self.run_id,
+                modified_by_sync_run_id=self.run_id,
+                created_at=self.syncer.now(),
+                modified_at=self.syncer.now(),
+                **values,
+            )
+            self.db.add(event)
+            self.db.flush()
+            self.changes["events_created"] += 1
+            self.event_action = "create"
+        elif _assign(event, values):
+            event.modified_at = self.syncer.now()
+            event.modified_by_sync_run_id = self.run_id
+            self.changes["events_updated"] += 1
+            self.event_action = "update"
+        return event
+
+    def _organizer_email(self) -> str | None:
+        organizer = self.db.get(TeamsOrganizer, self.target.organizer_id)
+        return organizer.email if organizer else None
+
+    def _sessions(self, event: MarketingEvent) -> dict[str, EventSession]:
+        existing = {
+            s.external_id: s
+            for s in self.db.scalars(select(EventSession).where(EventSession.event_id == event.id))
+        }
+        for session in self.data.sessions:
+            values = {
+                "subject": session.subject,
+                "start_at": session.start_at,
+                "end_at": session.end_at,
+                "join_url": session.join_url,
+            }
+            row = existing.get(session.id)
+            if row is None:
+                row = EventSession(event_id=event.id, external_id=session.id, **values)
+                self.db.add(row)
+                existing[session.id] = row
+                self.changes["sessions_created"] += 1
+            elif _assign(row, values):
+                self.changes["sessions_updated"] += 1
+        self.db.flush()
+        return existing
+
+    # -------------------------------------------------------------- people and reasons
+
+    def _people(self) -> dict[str, _Person]:
+        """Everyone in the attendance reports, keyed like §4b says (normalised email)."""
+        people: dict[str, _Person] = {}
+        for session in self.data.sessions:
+            for report in session.reports:
+                for record in report.records:
+                    key = record.email or (
+                        f"id:{record.identity_id}"
+                        if record.identity_id
+                        else f"anon:{record.display_name.casefold()}"
+                    )
+                    person = people.setdefault(key, _Person(key=key, email=record.email))
+                    person.display_name = person.display_name or record.display_name
+                    person.identity_id = person.identity_id or record.identity_id
+                    if _ROLE_RANK[record.role] > _ROLE_RANK[person.role]:
+                        person.role = record.role
+                    person.registration_external_id = (
+                        person.registration_external_id or record.registration_id
+                    )
+                    for interval in record.intervals:
+                        person.intervals[(report.id, interval.join_at)] = (session.id, interval)
+        return people
+
+    def _reasons(self, people: dict[str, _Person]) -> dict[str, str | None]:
+        """Why each email (or attendance key) is not counted; None when it is counted."""
+        webinar = self.data.webinar
+        organizer_ids = {webinar.organizer_id} - {None}
+        organizer_emails = {self._organizer_email()} - {None}
+        presenter_ids = set(webinar.co_organizer_ids)
+        presenter_emails: set[str] = set()
+        for person in people.values():
+            if person.role in ("Organizer", "Presenter") and person.email:
+                (organizer_emails if person.role == "Organizer" else presenter_emails).add(
+                    person.email
+                )
+            if person.role == "Presenter" and person.identity_id:
+                presenter_ids.add(person.identity_id)
+        user_ids: dict[str, str | None] = {
+            r.email: r.user_id for r in self.data.registrations if r.email
+        }
+        for person in people.values():
+            if person.email and person.identity_id:
+                user_ids.setdefault(person.email, person.identity_id)
+        internal = set(self.connection.contact_exclusion_domains)
+        keys = {r.email for r in self.data.registrations if r.email} | set(people)
+        tombstoned = self._tombstoned(
+            [k for k in keys if "@" in k and not k.startswith(("id:", "anon:"))]
+        )
+        reasons: dict[str, str | None] = {}
+        for key in keys:
+            email = key if not key.startswith(("id:", "anon:")) else None
+            known = people.get(key)
+            uid = user_ids.get(key) if email else (known.identity_id if known else None)
+            role = known.role if known else "None"
+            if (email in organizer_emails) or (uid in organizer_ids) or role == "Organizer":
+                reasons[key] = EXCLUDED_ORGANIZER
+            elif email in presenter_emails or uid in presenter_ids or role == "Presenter":
+                reasons[key] = EXCLUDED_PRESENTER
+            elif email is None:
+                reasons[key] = EXCLUDED_NO_EMAIL
+            elif fetch.email_domain(email) in internal:
+                reasons[key] = EXCLUDED_INTERNAL
+            elif email in tombstoned:
+                reasons[key] = EXCLUDED_TOMBSTONED
+            else:
+                reasons[key] = None
+            if reasons[key]:
+                self.excluded.setdefault(str(reasons[key]), []).append(email or key)
+        for values in self.excluded.values():
+            values.sort()
+        return reasons
+
+    def _tombstoned(self, emails: list[str]) -> set[str]:
+        """Emails of deleted contacts with no live contact now (T8); BU-aware when scoping is on."""
+        found: set[str] = set()
+        bu = self._owning_bu()
+        for chunk in _chunks(sorted(emails)):
+            stmt = select(Tombstone.email).where(
+                Tombstone.record_type == "contact", Tombstone.email.in_(chunk)
+            )
+            if self.scoping:
+                stmt = stmt.where(Tombstone.owning_bu_id == bu)
+            found.update(e for e in self.db.scalars(stmt) if e)
+        if not found:
+            return found
+        live = self._existing_contacts(sorted(found))
+        return found - set(live)
+
+    def _owning_bu(self) -> int:
+        assert self.event is not None
+        return self.event.owning_bu_id
+
+    def _existing_contacts(self, emails: list[str]) -> dict[str, int]:
+        """Email → contact id, matched per B8: in the event's BU when scoping is on."""
+        bu = self._owning_bu()
+        out: dict[str, int] = {}
+        for chunk in _chunks(emails):
+            stmt = select(Contact.email, Contact.id).where(Contact.email.in_(chunk))
+            if self.scoping:
+                stmt = stmt.where(Contact.owning_bu_id == bu)
+            for email, contact_id in self.db.execute(stmt.order_by(Contact.id.desc())):
+                if email:
+                    out[email] = contact_id  # descending, so the oldest wins
+        return out
+
+    # -------------------------------------------------------------- contacts (T8, B8)
+
+    def _contacts(
+        self, event: MarketingEvent, people: dict[str, _Person], reasons: dict[str, str | None]
+    ) -> dict[str, int]:
+        counted = sorted(k for k, r in reasons.items() if r is None)
+        contacts = self._existing_contacts(counted)
+        names: dict[str, tuple[str, str]] = {}
+        for reg in self.data.registrations:
+            if reg.email and (reg.first_name or reg.last_name):
+                names.setdefault(reg.email, (reg.first_name, reg.last_name))
+        for key in counted:
+            if key in contacts:
+                continue
+            first, last = names.get(key) or _split_name(
+                people[key].display_name if key in people else ""
+            )
+            plan_key = (key, event.owning_bu_id if self.scoping else None)
+            if plan_key not in self.syncer.planned_contacts:
+                self.new_contacts.append(key)
+                self.changes["contacts_created"] += 1
+            if self.syncer.dry_run:
+                self.syncer.planned_contacts.add(plan_key)
+            contact = Contact(
+                email=key,
+                first_name=first,
+                last_name=last,
+                owner_type=event.owner_type,
+                owner_id=event.owner_id,
+                owning_bu_id=event.owning_bu_id,
+                origin="teams_sync",
+                origin_sync_run_id=self.run_id,
+                origin_event_id=event.id,
+                created_at=self.syncer.now(),
+                modified_at=self.syncer.now(),
+                custom={},
+            )
+            self.db.add(contact)
+            self.db.flush()
+            contacts[key] = contact.id
+        return contacts
+
+    # -------------------------------------------------------------- registrations (T10)
+
+    def _registrations(
+        self, event: MarketingEvent, reasons: dict[str, str | None], contacts: dict[str, int]
+    ) -> dict[str, EventRegistration]:
+        existing = {
+            r.external_id: r
+            for r in self.db.scalars(
+                select(EventRegistration).where(EventRegistration.event_id == event.id)
+            )
+        }
+        now = self.syncer.now()
+        for reg in self.data.registrations:
+            reason = reasons.get(reg.email) if reg.email else EXCLUDED_NO_EMAIL
+            values = {
+                "email": reg.email,
+                "first_name": reg.first_name,
+                "last_name": reg.last_name,
+                "status": reg.status,
+                "registered_at": reg.registered_at,
+                "canceled_at": reg.canceled_at,
+                "contact_id": contacts.get(reg.email) if reg.email and reason is None else None,
+                "excluded_reason": reason,
+                "owner_type": event.owner_type,
+                "owner_id": event.owner_id,
+                "owning_bu_id": event.owning_bu_id,
+            }
+            row = existing.get(reg.id)
+            if row is None:
+                row = EventRegistration(
+                    event_id=event.id,
+                    external_id=reg.id,
+                    created_at=now,
+                    created_by_sync_run_id=self.run_id,
+                    **values,
+                )
+                self.db.add(row)
+                self.db.flush()
+                existing[reg.id] = row
+                self.changes["registrations_created"] += 1
+                if reg.status == "canceled" and reg.registered_at is not None:
+                    self._history(row, "registered", reg.registered_at)
+                self._history(row, reg.status, _status_time(reg, reg.registered_at or now))
+            else:
+                previous = row.status
+                if _assign(row, values):
+                    self.changes["registrations_updated"] += 1
+                    if previous != reg.status:
+                        self.changes["registration_status_changes"] += 1
+                        self._history(row, reg.status, _status_time(reg, now))
+        return existing
+
+    def _history(self, row: EventRegistration, status: str, at: datetime) -> None:
+        self.db.add(
+            RegistrationStatusChange(
+                registration_id=row.id,
+                status=status,
+                changed_at=at,
+                observed_at=self.syncer.now(),
+                sync_run_id=self.run_id,
+            )
+        )
+
+    # -------------------------------------------------------------- attendance (T9)
+
+    def _attendance(
+        self,
+        event: MarketingEvent,
+        people: dict[str, _Person],
+        reasons: dict[str, str | None],
+        contacts: dict[str, int],
+        registrations: dict[str, EventRegistration],
+        sessions: dict[str, EventSession],
+    ) -> None:
+        fetched_reports = {r.id for s in self.data.sessions for r in s.reports}
+        existing = {
+            a.person_key: a
+            for a in self.db.scalars(
+                select(EventAttendance).where(EventAttendance.event_id == event.id)
+            )
+        }
+        stored: dict[int, dict[tuple[str, datetime], AttendanceInterval]] = {}
+        if existing:
+            for interval in self.db.scalars(
+                select(AttendanceInterval)
+                .join(EventAttendance, EventAttendance.id == AttendanceInterval.attendance_id)
+                .where(EventAttendance.event_id == event.id)
+            ):
+                stored.setdefault(interval.attendance_id, {})[
+                    (interval.report_external_id, interval.join_at)
+                ] = interval
+        by_email = {r.email: r for r in registrations.values() if r.email}
+        for key, person in people.items():
+            reason = reasons.get(key)
+            registration = registrations.get(person.registration_external_id or "") or (
+                by_email.get(person.email) if person.email else None
+            )
+            row = existing.pop(key, None)
+            values: dict[str, Any] = {
+                "email": person.email,
+                "display_name": person.display_name,
+                "role": person.role,
+                "registration_id": registration.id if registration else None,
+                "contact_id": contacts.get(key) if reason is None else None,
+                "excluded_reason": reason,
+                "owner_type": event.owner_type,
+                "owner_id": event.owner_id,
+                "owning_bu_id": event.owning_bu_id,
+            }
+            if row is None:
+                row = EventAttendance(
+                    event_id=event.id,
+                    person_key=key,
+                    created_at=self.syncer.now(),
+                    created_by_sync_run_id=self.run_id,
+                    total_seconds=0,
+                    **values,
+                )
+                self.db.add(row)
+                self.db.flush()
+                self.changes["attendance_created"] += 1
+                created = True
+            else:
+                created, changed = False, _assign(row, values)
+            kept = self._intervals(row, person, stored.get(row.id, {}), fetched_reports, sessions)
+            totals = {
+                "first_join_at": min((i.join_at for i in kept), default=None),
+                "last_leave_at": max((i.leave_at for i in kept), default=None),
+                "total_seconds": sum(i.duration_seconds for i in kept),
+            }
+            if (_assign(row, totals) or changed) and not created:
+                self.changes["attendance_updated"] += 1
+        # People no longer in any fetched report keep only intervals of reports Graph no
+        # longer lists (it shows the 10 most recent): never drop data Graph has aged out.
+        for row in existing.values():
+            kept = self._intervals(
+                row,
+                _Person(key=row.person_key, email=row.email),
+                stored.get(row.id, {}),
+                fetched_reports,
+                sessions,
+            )
+            if not kept:
+                self.db.delete(row)
+                self.changes["attendance_deleted"] += 1
+
+    def _intervals(
+        self,
+        row: EventAttendance,
+        person: _Person,
+        stored: dict[tuple[str, datetime], AttendanceInterval],
+        fetched_reports: set[str],
+        sessions: dict[str, EventSession],
+    ) -> list[AttendanceInterval]:
+        kept: list[AttendanceInterval] = []
+        for key, interval in stored.items():
+            if key[0] in fetched_reports and key not in person.intervals:
+                self.db.delete(interval)
+                self.changes["intervals_deleted"] += 1
+            else:
+                kept.append(interval)
+        for key, (session_id, fetched) in person.intervals.items():
+            values = {
+                "session_id": sessions[session_id].id,
+                "leave_at": fetched.leave_at,
+                "duration_seconds": fetched.seconds,
+            }
+            existing = stored.get(key)
+            if existing is None:
+                existing = AttendanceInterval(
+                    attendance_id=row.id, report_external_id=key[0], join_at=key[1], **values
+                )
+                self.db.add(existing)
+                kept.append(existing)
+                self.changes["intervals_created"] += 1
+            elif _assign(existing, values):
+                self.changes["intervals_updated"] += 1
+        return kept
+
+    # -------------------------------------------------------------- counts (T6, T7, §4b)
+
+    def _counts(self, event: MarketingEvent) -> None:
+        counted = and_(
+            EventRegistration.event_id == event.id, EventRegistration.excluded_reason.is_(None)
+        )
+        registered = select(EventRegistration.email).where(
+            counted, EventRegistration.status == "registered"
+        )
+        registrants = self.db.scalar(
+            select(func.count(func.distinct(EventRegistration.email))).where(
+                counted, EventRegistration.status == "registered"
+            )
+        )
+        cancellations = self.db.scalar(
+            select(func.count(func.distinct(EventRegistration.email))).where(
+                counted,
+                EventRegistration.status == "canceled",
+                EventRegistration.email.not_in(registered),
+            )
+        )
+        attendees = self.db.scalar(
+            select(func.count()).where(
+                EventAttendance.event_id == event.id,
+                EventAttendance.excluded_reason.is_(None),
+                EventAttendance.total_seconds > 0,
+            )
+        )
+        counts = {
+            "registrant_count": int(registrants or 0),
+            "cancellation_count": int(cancellations or 0),
+            "attendee_count": int(attendees or 0),
+        }
+        if _assign(event, counts):
+            self.changes["event_counts_changed"] += 1
+
+    def plan(self) -> dict[str, Any]:
+        """What this webinar's apply did (dry run: would do)."""
+        return {
+            "webinar_id": self.data.webinar.id,
+            "webinar": self.data.webinar.display_name,
+            "event": self.event_action,
+            "changes": dict(sorted(self.changes.items())),
+            "contacts_to_create": self.new_contacts,
+            "excluded": self.excluded,
+        }
+
+
+def _status_time(reg: fetch.Registration, now: datetime) -> datetime:
+    if reg.status == "canceled" and reg.canceled_at is not None:
+        return reg.canceled_at
+    return now
+
+
+def run_sync(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    webinar_graph_id: str | None = None,
+    dry_run: bool = False,
+    kind: str | None = None,
+    by_user_id: int | None = None,
+    progress: ProgressCallback | None = None,
+    make_client: teams_service.ClientFactory | None = None,
+) -> RunReport:
+    """Run a sync: the whole tenant, or one webinar (``webinar_graph_id``, *Sync now*).
+
+    Args:
+        session_factory: Sessions on the product database; each unit of work commits alone.
+        settings: Installation settings (secret key, Graph rate and concurrency).
+        webinar_graph_id: Sync only this webinar, ticked or not.
+        dry_run: Do everything but roll every transaction back; the report's ``plan`` says
+            what would change.
+        kind: Recorded on the run (``full``, ``webinar``, ``scheduled``).
+        by_user_id: Who asked (recorded on the run).
+        progress: Called with (done, total, label) as webinars complete.
+        make_client: Builds the Graph client (tests pass one on the in-process emulator).
+
+    Returns:
+        The run's report; the same facts are stored on its ``sync_run`` row.
+
+    Example:
+        >>> report = run_sync(factory, settings)  # doctest: +SKIP
+        >>> report.changes["events_created"]  # doctest: +SKIP
+    """
+    syncer = Syncer(
+        session_factory, settings, dry_run=dry_run, progress=progress, make_client=make_client
+    )
+    return syncer.run(webinar_graph_id=webinar_graph_id, kind=kind, by_user_id=by_user_id)
