@@ -29,8 +29,11 @@ class GraphClient:
         return self._transport.credential.token()
 
     def close(self) -> None:
-        """Release the HTTP connections."""
+        """Release the HTTP connections (the credential's too, when it has any)."""
         self._transport.close()
+        close_credential = getattr(self._transport.credential, "close", None)
+        if callable(close_credential):
+            close_credential()
 
     def __enter__(self) -> GraphClient:
         return self

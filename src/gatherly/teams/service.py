@@ -475,7 +475,7 @@ def list_webinars(
         stmt = stmt.where(TeamsWebinar.organizer_id == organizer_id)
     if not is_admin(principal, Privilege.READ):
         stmt = stmt.where(TeamsOrganizer.user_id == principal.user_id)
-    return [(w, o) for w, o in db.execute(stmt).tuples()]
+    return [(w, o) for w, o in db.execute(stmt)]
 
 
 def get_webinar(db: Session, principal: Principal, *, webinar_id: int) -> TeamsWebinar:

@@ -164,30 +164,22 @@ class Syncer:
 
     # -------------------------------------------------------------- run record
 
-    def _start(self, kind: str, webinar_graph_id: str | None, by_user_id: int | None) -> None:
+    def _start(
+        self, kind: str, webinar_graph_id: str | None, by_user_id: int | None, run_id: int | None
+    ) -> None:
         if self.dry_run:
             return
+        if run_id is not None:
+            self.report.run_id = run_id
+            return
         with self._unit() as db:
-            cutoff = self.now() - STALE_AFTER
-            for stale in db.scalars(
-                select(SyncRun).where(SyncRun.status == RUN_RUNNING, SyncRun.heartbeat_at < cutoff)
-            ):
-                stale.status, stale.finished_at = RUN_INTERRUPTED, stale.heartbeat_at
-            run = SyncRun(
+            self.report.run_id = create_run(
+                db,
                 kind=kind,
                 webinar_graph_id=webinar_graph_id,
-                status=RUN_RUNNING,
-                started_at=self.now(),
-                heartbeat_at=self.now(),
-                triggered_by_id=by_user_id,
-                fetched={},
-                changes={},
-                graph_stats={},
-                errors=[],
-            )
-            db.add(run)
-            db.flush()
-            self.report.run_id = run.id
+                by_user_id=by_user_id,
+                now=self.now,
+            ).id
 
     def _beat(self, done: int, total: int, label: str) -> None:
         self.progress(done, total, label)
@@ -226,10 +218,11 @@ class Syncer:
         webinar_graph_id: str | None = None,
         kind: str | None = None,
         by_user_id: int | None = None,
+        run_id: int | None = None,
     ) -> RunReport:
-        """Run a full sync, or one webinar's (Sync now)."""
+        """Run a full sync, or one webinar's (Sync now); ``run_id`` continues a queued run."""
         kind = kind or ("webinar" if webinar_graph_id else "full")
-        self._start(kind, webinar_graph_id, by_user_id)
+        self._start(kind, webinar_graph_id, by_user_id, run_id)
         client: GraphClient | None = None
         try:
             with self.session_factory() as db:
@@ -426,6 +419,41 @@ class Syncer:
             self.report.changes.update(applier.changes)
             if self.dry_run:
                 self.report.plan.append(applier.plan())
+
+
+def create_run(
+    db: Session,
+    *,
+    kind: str,
+    webinar_graph_id: str | None = None,
+    by_user_id: int | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> SyncRun:
+    """Record a run about to start (the API creates it, then a worker runs it).
+
+    Runs still marked running without a heartbeat for ``STALE_AFTER`` died with their
+    process: they are marked interrupted here.
+    """
+    cutoff = now() - STALE_AFTER
+    for stale in db.scalars(
+        select(SyncRun).where(SyncRun.status == RUN_RUNNING, SyncRun.heartbeat_at < cutoff)
+    ):
+        stale.status, stale.finished_at = RUN_INTERRUPTED, stale.heartbeat_at
+    run = SyncRun(
+        kind=kind,
+        webinar_graph_id=webinar_graph_id,
+        status=RUN_RUNNING,
+        started_at=now(),
+        heartbeat_at=now(),
+        triggered_by_id=by_user_id,
+        fetched={},
+        changes={},
+        graph_stats={},
+        errors=[],
+    )
+    db.add(run)
+    db.flush()
+    return run
 
 
 def _assign(obj: Any, values: dict[str, Any]) -> bool:
@@ -982,6 +1010,7 @@ def run_sync(
     dry_run: bool = False,
     kind: str | None = None,
     by_user_id: int | None = None,
+    run_id: int | None = None,
     progress: ProgressCallback | None = None,
     make_client: teams_service.ClientFactory | None = None,
 ) -> RunReport:
@@ -995,6 +1024,7 @@ def run_sync(
             what would change.
         kind: Recorded on the run (``full``, ``webinar``, ``scheduled``).
         by_user_id: Who asked (recorded on the run).
+        run_id: A run already recorded by ``create_run`` (queued by the API) to carry out.
         progress: Called with (done, total, label) as webinars complete.
         make_client: Builds the Graph client (tests pass one on the in-process emulator).
 
@@ -1008,4 +1038,6 @@ def run_sync(
     syncer = Syncer(
         session_factory, settings, dry_run=dry_run, progress=progress, make_client=make_client
     )
-    return syncer.run(webinar_graph_id=webinar_graph_id, kind=kind, by_user_id=by_user_id)
+    return syncer.run(
+        webinar_graph_id=webinar_graph_id, kind=kind, by_user_id=by_user_id, run_id=run_id
+    )
