@@ -82,15 +82,29 @@ class RateLimiter:
         self._next = 0.0
         self._lock = threading.Lock()
 
-    def acquire(self) -> float:
-        """Block until the next request may start; returns the seconds waited."""
+    def hold(self, seconds: float) -> None:
+        """Let no request start for ``seconds`` (Graph's Retry-After applies to the whole app).
+
+        Threads already waiting for a slot see the hold when they wake and wait on.
+        """
         with self._lock:
-            now = self._clock()
-            wait = max(0.0, self._next - now)
-            if wait > 0:
-                self._sleep(wait)
-            self._next = max(now, self._next) + self.interval
-            return wait
+            self._next = max(self._next, self._clock() + seconds)
+
+    def acquire(self) -> float:
+        """Block until the next request may start; returns the seconds waited.
+
+        The lock is never held while sleeping, so a ``hold`` takes effect at once.
+        """
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                wait = self._next - now
+                if wait <= 0:
+                    self._next = max(now, self._next) + self.interval
+                    return waited
+            self._sleep(wait)
+            waited += wait
 
 
 def parse_retry_after(value: str | None, now: Callable[[], datetime]) -> float | None:
@@ -254,6 +268,9 @@ class GraphTransport:
         elif response.status_code in RETRIABLE_STATUSES:
             self.stats.unavailable += 1
         if isinstance(error, GraphRetriableError):
+            if retry_after is not None:
+                # Every thread of this client waits, not only the one that was told to.
+                self._limiter.hold(retry_after)
             raise _Retry(error, retry_after)
         raise error
 

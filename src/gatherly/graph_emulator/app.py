@@ -303,15 +303,27 @@ class _Call:
         return JSONResponse({"@odata.context": self.context(fragment), **obj})
 
     def collection(
-        self, fragment: str, items: list[dict[str, Any]], *, paged: bool = True
+        self,
+        fragment: str,
+        items: list[dict[str, Any]],
+        *,
+        paged: bool = True,
+        shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> Response:
+        """A collection page; ``shape`` is applied to the page's items only (large lists)."""
+        page = self._page(fragment, items, paged=paged)
+        if shape is not None:
+            page["value"] = [shape(item) for item in page["value"]]
+        return JSONResponse(page)
+
+    def _page(self, fragment: str, items: list[dict[str, Any]], *, paged: bool) -> dict[str, Any]:
         params = self.request.query_params
         body: dict[str, Any] = {"@odata.context": self.context(fragment)}
         if params.get("$count", "").lower() == "true":
             body["@odata.count"] = len(items)
         if not paged:
             body["value"] = items
-            return JSONResponse(body)
+            return body
         size = self.state.page_size
         if "$top" in params:
             top = params["$top"]
@@ -333,7 +345,7 @@ class _Call:
             query.append(("$skiptoken", token))
             encoded = "&".join(f"{quote(k, safe='$')}={quote(v, safe='')}" for k, v in query)
             body["@odata.nextLink"] = f"{self.base}{self.raw_path.lstrip('/')}?{encoded}"
-        return JSONResponse(body)
+        return body
 
     # lookups ------------------------------------------------------
 
@@ -382,11 +394,11 @@ def _webinars(call: _Call, rest: list[str]) -> Response:
     call.require(READ_EVENTS)
     if not rest:  # W1: ungranted organizers are silently left out
         visible = [
-            shapes.webinar(w)
+            w
             for w in sorted(state.data["webinars"], key=lambda w: str(w["id"]))
             if state.granted(state.organizer_id(w))
         ]
-        return call.collection("solutions/virtualEvents/webinars", visible)
+        return call.collection("solutions/virtualEvents/webinars", visible, shape=shapes.webinar)
     head = rest[0]
     if (args := _function(head, "getByUserIdAndRole")) is not None and len(rest) == 1:
         return _by_user(call, args.get("userId", ""), args.get("role", ""))
@@ -424,8 +436,10 @@ def _by_user(call: _Call, user_id: str, role: str) -> Response:
         return user_id in co_organizers and state.granted(state.organizer_id(webinar))
 
     ordered = sorted(state.data["webinars"], key=lambda w: str(w["id"]))
-    found = [shapes.webinar(w) for w in ordered if matches(w)]
-    return call.collection("Collection(microsoft.graph.virtualEventWebinar)", found)
+    found = [w for w in ordered if matches(w)]
+    return call.collection(
+        "Collection(microsoft.graph.virtualEventWebinar)", found, shape=shapes.webinar
+    )
 
 
 def _registrations(
@@ -440,9 +454,7 @@ def _registrations(
         raise _bad_segment(head)
     if len(rest) == 1:
         ordered = sorted(items, key=lambda r: str(r["id"]))
-        return call.collection(
-            f"{fragment}/registrations", [shapes.registration(r) for r in ordered]
-        )
+        return call.collection(f"{fragment}/registrations", ordered, shape=shapes.registration)
     if len(rest) == 2:
         reg = _find(items, rest[1], "Registration")
         return call.entity(f"{fragment}/registrations/$entity", shapes.registration(reg))
@@ -476,7 +488,7 @@ def _sessions(call: _Call, webinar: dict[str, Any], rest: list[str], fragment: s
     items: list[dict[str, Any]] = webinar.get("sessions", [])
     if not rest:
         ordered = sorted(items, key=lambda s: str(s["id"]))
-        return call.collection(f"{fragment}/sessions", [shapes.session_summary(s) for s in ordered])
+        return call.collection(f"{fragment}/sessions", ordered, shape=shapes.session_summary)
     session = _find(items, rest[0], "Session")
     if len(rest) == 1:
         return call.entity(f"{fragment}/sessions/$entity", shapes.session(session))
@@ -495,8 +507,10 @@ def _sessions(call: _Call, webinar: dict[str, Any], rest: list[str], fragment: s
         expand = call.request.query_params.get("$expand", "") == "attendanceRecords"
         return call.entity(f"{base}/$entity", shapes.report(report, expand_records=expand))
     if rest[3] == "attendanceRecords" and len(rest) == 4:
-        records = [shapes.record(r) for r in report.get("attendanceRecords", [])]
-        return call.collection(f"{base}('{rest[2]}')/attendanceRecords", records)
+        records = report.get("attendanceRecords", [])
+        return call.collection(
+            f"{base}('{rest[2]}')/attendanceRecords", records, shape=shapes.record
+        )
     raise _bad_segment(rest[3])
 
 
@@ -505,7 +519,7 @@ def _users(call: _Call, rest: list[str]) -> Response:
     call.require(READ_USERS, "Directory.Read.All")
     users = sorted(call.state.data["users"], key=lambda u: str(u["id"]))
     if not rest:
-        return call.collection("users", [shapes.user(u) for u in users])
+        return call.collection("users", users, shape=shapes.user)
     wanted = rest[0].lower()
     for u in users:
         if wanted in (str(u["id"]).lower(), str(u.get("userPrincipalName") or "").lower()):
@@ -572,7 +586,8 @@ def _meetings(call: _Call, user_id: str, rest: list[str]) -> Response:
         )
 
     if len(rest) == 3:
-        return call.collection(base, [shaped(i) for i in sorted(items, key=lambda i: str(i["id"]))])
+        ordered_items = sorted(items, key=lambda i: str(i["id"]))
+        return call.collection(base, ordered_items, shape=shaped)
     item = _find(items, rest[3], kind.capitalize())
     if len(rest) == 4:
         return call.entity(f"{base}/$entity", shaped(item))
@@ -882,6 +897,13 @@ class _FrontDoor:
                     "time": _iso(at),
                     "duration_ms": round((time.monotonic() - started) * 1000, 1),
                     "fault": kind,
+                    # The Retry-After this answer carried (seconds), so tests and benchmarks
+                    # can check the client waited: 429/503/504 send it unless told not to.
+                    "retry_after": (
+                        state.faults.retry_after
+                        if picked and picked[1] and kind in ("429", "503", "504")
+                        else None
+                    ),
                 }
             )
 
