@@ -12,7 +12,9 @@ from gatherly.api import errors
 from gatherly.contact.router import contacts, leads
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory
+from gatherly.event.router import router as events_router
 from gatherly.org.router import router as org_router
+from gatherly.teams.router import router as teams_router
 
 API = "/api/v1"
 
@@ -33,7 +35,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     errors.install(app)
-    for router in (org_router, access_router, contacts, leads):
+    # The Teams connector first: its /teams/connection etc. would otherwise match the
+    # organisation's /teams/{team_id}.
+    for router in (teams_router, org_router, access_router, contacts, leads, events_router):
         app.include_router(router, prefix=API)
 
     @app.get("/", include_in_schema=False)

@@ -1,4 +1,4 @@
-"""The ``gatherly`` command: database, server, demo, users, BUs, roles and access (Typer)."""
+"""The ``gatherly`` command: database, server, demo, users, BUs, roles, access; domain sub-apps."""
 
 from __future__ import annotations
 
@@ -24,11 +24,14 @@ from gatherly.access import registry
 from gatherly.access.levels import Privilege
 from gatherly.core import migrate
 from gatherly.core.config import Settings
-from gatherly.core.db import make_engine, make_session_factory, transaction
+from gatherly.core.db import make_engine, make_session_factory, session_scope, transaction
 from gatherly.core.exceptions import GatherlyError, NotFound
+from gatherly.event.cli import contacts_app, events_app
+from gatherly.jobs.cli import worker as worker_command
 from gatherly.org import defaults
 from gatherly.org import service as org
 from gatherly.org.models import BusinessUnit, SecurityRole, User
+from gatherly.teams.cli import app as teams_app
 
 app = typer.Typer(
     help="Gatherly: Teams webinars into marketing events, with BU security.",
@@ -45,6 +48,10 @@ app.add_typer(users_app, name="users")
 app.add_typer(bu_app, name="bu")
 app.add_typer(roles_app, name="roles")
 app.add_typer(access_app, name="access")
+app.add_typer(teams_app, name="teams")
+app.add_typer(events_app, name="events")
+app.add_typer(contacts_app, name="contacts")
+app.command(name="worker")(worker_command)
 
 out = Console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -53,12 +60,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 @contextmanager
 def session() -> Iterator[Session]:
     """A committed-on-success session on the configured database."""
-    engine = make_engine(Settings().database_url)
-    try:
-        with transaction(make_session_factory(engine)) as db:
-            yield db
-    finally:
-        engine.dispose()
+    with session_scope(Settings().database_url) as db:
+        yield db
 
 
 def _print_json(data: Any) -> None:
@@ -110,15 +113,33 @@ def db_upgrade() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Run a job worker in this process (Sync now, scheduled syncs); turn it off "
+            "when separate `gatherly worker` processes consume the queue.",
+        ),
+    ] = True,
 ) -> None:
-    """Upgrade the database, then serve the API (docs at /api/v1/docs)."""
+    """Upgrade the database, then serve the API (docs at /api/v1/docs) and, by default, a worker."""
     import uvicorn
 
     from gatherly.app import create_app
+    from gatherly.jobs.queue import Jobs
 
     settings = Settings()
     upgrade_database(settings)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+    consumer = Jobs(settings).consumer(workers=2) if worker else None
+    if consumer is not None:
+        consumer.start()
+    try:
+        uvicorn.run(
+            create_app(settings), host=host, port=port, log_level=settings.log_level.lower()
+        )
+    finally:
+        if consumer is not None:
+            consumer.stop()
 
 
 @app.command()
@@ -126,14 +147,26 @@ def demo(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     serve_after: Annotated[
-        bool, typer.Option("--serve/--no-serve", help="Start the server.")
+        bool, typer.Option("--serve/--no-serve", help="Start the worker and the server.")
     ] = True,
+    fixture: Annotated[
+        Path, typer.Option(help="Sample Teams tenant for the bundled Graph emulator.")
+    ] = Path("examples/sample-tenant.json"),
+    emulator_port: Annotated[
+        int, typer.Option(help="Port of the Graph emulator (0: any free port).")
+    ] = 8765,
 ) -> None:
-    """Seed the sample organisation, print sign-in tokens, and serve."""
+    """Seed the sample organisation, sync the emulated Teams tenant, start the worker and serve."""
+    from contextlib import ExitStack
+
     from gatherly import demo as sample
+    from gatherly.core.background import serve_in_thread
+    from gatherly.graph_emulator import EmulatorState, create_emulator_app, load_fixture
+    from gatherly.teams.cli import print_report, run_with_progress
 
     settings = Settings()
     upgrade_database(settings)
+    tenant = load_fixture(fixture)
     with session() as db:
         sample.seed(db)
         tokens = sample.issue_tokens(db)
@@ -156,9 +189,40 @@ def demo(
             f"  curl -s -H 'Authorization: Bearer {t.token}' {base}/api/v1/contacts/count",
             soft_wrap=True,
         )
-    out.print(f"API docs: {base}/api/v1/docs")
-    if serve_after:
-        serve(host=host, port=port)
+    with ExitStack() as stack:
+        try:
+            emulator = stack.enter_context(
+                serve_in_thread(create_emulator_app(EmulatorState(tenant)), port=emulator_port)
+            )
+        except (OSError, RuntimeError):  # the port is taken: any free one will do
+            emulator = stack.enter_context(
+                serve_in_thread(create_emulator_app(EmulatorState(tenant)))
+            )
+        engine = make_engine(settings.database_url)
+        stack.callback(engine.dispose)
+        factory = make_session_factory(engine)
+        with transaction(factory) as db:
+            sample.connect_sample_tenant(db, settings, fixture=tenant, emulator_url=emulator)
+        out.print(
+            f"\nMicrosoft Teams: the sample tenant is served by the Graph emulator at {emulator}"
+        )
+        run_with_progress(factory, settings)  # discovers organizers and their webinars
+        with transaction(factory) as db:
+            ticked = sample.tick_everything(db)
+        out.print(f"Syncing {ticked} webinars into marketing events …")
+        print_report(run_with_progress(factory, settings))
+        out.print(
+            "\nMarketing events as Gustav (Marketer, Germany; owns the synced webinars) sees them:"
+        )
+        out.print(
+            f"  curl -s -H 'Authorization: Bearer {by_user['gustav'].token}' {base}/api/v1/events",
+            soft_wrap=True,
+        )
+        out.print("Organizer statuses and the access-policy remedy: gatherly teams organizers")
+        out.print(f"API docs: {base}/api/v1/docs")
+        if serve_after:
+            out.print("Worker: starting with the server (scheduled refreshes and Sync now).")
+            serve(host=host, port=port, worker=True)
 
 
 @app.command("graph-emulator")

@@ -1,17 +1,23 @@
-"""The sample organisation ``make demo`` seeds: BUs, users at each role tier, contacts."""
+"""The sample organisation ``make demo`` seeds (BUs, users at each role tier, contacts) and its
+connection to the emulated sample Teams tenant."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from gatherly.contact.models import Contact
+from gatherly.core.config import Settings
 from gatherly.core.db import utcnow
 from gatherly.org import service as org
 from gatherly.org.models import ApiToken, BusinessUnit, User
+from gatherly.teams import service as teams_service
+from gatherly.teams.models import ORGANIZER_OK, TeamsConnection, TeamsOrganizer, TeamsWebinar
 
 DEMO_PASSWORD = "gatherly-demo"  # noqa: S105 - published sample password
 # (name, parent)
@@ -180,3 +186,50 @@ def issue_tokens(db: Session) -> list[DemoUser]:
 def contact_total(db: Session) -> int:
     """How many contacts exist (for the demo banner)."""
     return int(db.execute(select(func.count()).select_from(Contact)).scalar_one())
+
+
+# The sample tenant's own domains: partner-agency.example's organizer is excluded from
+# sync, and contoso.example staff are never created as contacts (SPEC T3).
+DEMO_ORGANIZER_EXCLUSIONS = ["partner-agency.example"]
+DEMO_CONTACT_EXCLUSIONS = ["contoso.example"]
+DEMO_EVENT_OWNER = "gustav"  # owns webinars whose organizer has no Gatherly user
+
+
+def connect_sample_tenant(
+    db: Session, settings: Settings, *, fixture: dict[str, Any], emulator_url: str
+) -> TeamsConnection:
+    """Connect to the emulated sample tenant with its fully permitted app, demo exclusions."""
+    app = fixture["applications"][0]
+    tenant = fixture["tenant"]["id"]
+    admin = org.get_user_by_username(db, username="admin")
+    owner = org.get_user_by_username(db, username=DEMO_EVENT_OWNER)
+    teams_service.connect(
+        db,
+        settings,
+        tenant_id=tenant,
+        client_id=app["appId"],
+        client_secret=SecretStr(app["secret"]),
+        authority=f"{emulator_url}/{tenant}",
+        graph_url=f"{emulator_url}/v1.0",
+        default_owner_id=owner.id,
+        by_user_id=admin.id,
+    )
+    return teams_service.update_settings(
+        db,
+        organizer_exclusion_domains=DEMO_ORGANIZER_EXCLUSIONS,
+        contact_exclusion_domains=DEMO_CONTACT_EXCLUSIONS,
+        by_user_id=admin.id,
+    )
+
+
+def tick_everything(db: Session) -> int:
+    """Tick Sync on every discovered webinar of a syncable organizer, and make new webinars
+    of those organizers sync by default; returns how many webinars are ticked."""
+    ok = select(TeamsOrganizer.id).where(TeamsOrganizer.status == ORGANIZER_OK)
+    db.execute(
+        update(TeamsOrganizer).where(TeamsOrganizer.id.in_(ok)).values(sync_new_by_default=True)
+    )
+    db.execute(
+        update(TeamsWebinar).where(TeamsWebinar.organizer_id.in_(ok)).values(sync_enabled=True)
+    )
+    return int(db.scalar(select(func.count()).where(TeamsWebinar.sync_enabled)) or 0)

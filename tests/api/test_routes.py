@@ -21,6 +21,11 @@ from tests.api.conftest import Org
 from tests.api.helpers import API, assert_error
 
 DOC_PATHS = {f"{API}/openapi.json", f"{API}/docs", f"{API}/docs/oauth2-redirect"}
+# Routes that need a connected Teams tenant (the Graph emulator) to succeed: their success
+# paths are covered by tests/api/test_teams_api.py and test_events_api.py.
+CONNECTOR = re.compile(
+    rf"^{API}/(teams/(connection|settings|organizers|webinars|sync)|events/\{{event_id\}})"
+)
 
 
 def api_routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -92,6 +97,11 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
         "team_id": org.campaign.id,
         "role_id": role_id,
         "token_id": token.id,
+        "contact_id": org.contacts["marketer"],
+        "event_id": 1,
+        "organizer_id": 1,
+        "webinar_id": 1,
+        "run_id": 1,
     }
     bodies = {
         "/business-units": {"name": "Intruders", "parent_id": org.root.id},
@@ -187,9 +197,11 @@ def test_every_route_answers_401_without_a_valid_token(
     # the token alone: the ids are real and the bodies valid. Reads first, then creates,
     # changes and deletes (deepest paths first); two deletes are refused for their data.
     admin = org.headers["admin"]
-    order = {"GET": 0, "POST": 1, "PATCH": 2, "DELETE": 3}
+    order = {"GET": 0, "POST": 1, "PUT": 1, "PATCH": 2, "DELETE": 3}
     in_use = {f"{API}/business-units/{{bu_id}}", f"{API}/teams/{{team_id}}"}
     for method, template in sorted(routes, key=lambda r: (order[r[0]], -len(r[1]), r[1])):
+        if CONNECTOR.match(template):
+            continue
         response = _request(client, method, template, targets, admin)
         refused = method == "DELETE" and template in in_use
         assert response.status_code == 409 if refused else response.status_code < 300, (

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,6 +56,10 @@ def subprocess_env(database_url: str) -> dict[str, str]:
     """The current environment, pointed at ``database_url``, with a plain 80-column terminal."""
     env = {k: v for k, v in os.environ.items() if k not in _TERMINAL_VARS}
     env["GATHERLY_DATABASE_URL"] = database_url
+    # `serve` embeds a worker: its queue goes beside the test's files, not into ./var.
+    env["GATHERLY_QUEUE_PATH"] = str(
+        Path(tempfile.gettempdir()) / f"gatherly-queue-{os.getpid()}.db"
+    )
     env["COLUMNS"] = "80"  # the default width of a non-terminal; long lines must not wrap
     env["NO_COLOR"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"
@@ -83,6 +88,8 @@ def make_cli(database_url: str) -> CliRun:
     runner = CliRunner()
     env: dict[str, str | None] = {k: None for k in _TERMINAL_VARS}
     env["GATHERLY_DATABASE_URL"] = database_url
+    # The emulator on loopback takes far more than Graph's 25 requests a second.
+    env["GATHERLY_GRAPH_RATE_PER_SECOND"] = "500"
 
     def run(*args: str, ok: bool = True) -> Result:
         result = runner.invoke(app, list(args), env=env)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from gatherly import demo as sample
 from gatherly.contact.models import Contact
 from gatherly.core.exceptions import Unauthenticated
+from gatherly.event.models import MarketingEvent
 from gatherly.org import service as org
 from gatherly.org.models import ApiToken
 from tests.cli.helpers import CliRun, DemoOutput, SeededDemo, make_cli, parse_demo, session_on
@@ -33,8 +34,23 @@ def run_demo(cli: CliRun, *args: str) -> DemoOutput:
     return parse_demo(cli("demo", "--no-serve", *args).stdout)
 
 
+def test_demo_syncs_the_emulated_teams_tenant_into_events(seeded_demo: SeededDemo) -> None:
+    assert "sync succeeded" in seeded_demo.output.text
+    with session_on(seeded_demo.database_url) as db:
+        events = db.scalars(select(MarketingEvent)).all()
+        gustav = org.get_user_by_username(db, username=sample.DEMO_EVENT_OWNER)
+        assert len(events) == 8
+        assert {(e.owner_id, e.owning_bu_id) for e in events} == {
+            (gustav.id, gustav.business_unit_id)
+        }
+        synced = db.execute(select(func.count()).where(Contact.origin == "teams_sync")).scalar_one()
+        assert synced > 0
+        assert not db.scalar(select(func.count()).where(Contact.email.endswith("@contoso.example")))
+
+
 def contact_count(db: Session) -> int:
-    return int(db.execute(select(func.count()).select_from(Contact)).scalar_one())
+    """Contacts the demo seeds (the Teams sync adds its own, origin teams_sync)."""
+    return int(db.execute(select(func.count()).where(Contact.origin == "manual")).scalar_one())
 
 
 @pytest.fixture
@@ -58,7 +74,8 @@ def test_demo_seeds_the_sample_business_units_users_and_3000_contacts(
     assert {u["username"]: (u["business_unit"], *u["roles"]) for u in users} == SAMPLE_USERS
 
     with session_on(seeded_demo.database_url) as db:
-        assert contact_count(db) == 3000
+        seeded = select(func.count()).where(Contact.origin == "manual")
+        assert db.execute(seeded).scalar_one() == 3000
         # Sample users can also sign in with the published password.
         user = org.verify_password(db, username="ulla", password=sample.DEMO_PASSWORD)
         assert user.username == "ulla"
@@ -73,12 +90,17 @@ def test_demo_prints_a_working_token_per_user_and_curl_lines(seeded_demo: Seeded
         for username, token in output.tokens.items():
             assert org.authenticate_token(db, secret=token).username == username
 
-    assert len(output.curl_lines) == len(CURL_USERS)
-    for line, username in zip(output.curl_lines, CURL_USERS, strict=True):
+    count_lines = [line for line in output.curl_lines if line.endswith("/contacts/count")]
+    assert len(count_lines) == len(CURL_USERS)
+    for line, username in zip(count_lines, CURL_USERS, strict=True):
         assert line == (
             f"curl -s -H 'Authorization: Bearer {output.tokens[username]}' "
             "http://127.0.0.1:8000/api/v1/contacts/count"
         )
+    assert output.curl_lines[-1] == (
+        f"curl -s -H 'Authorization: Bearer {output.tokens['gustav']}' "
+        "http://127.0.0.1:8000/api/v1/events"
+    )
     assert "API docs: http://127.0.0.1:8000/api/v1/docs" in output.text
 
 
@@ -105,6 +127,9 @@ def test_demo_again_adds_no_contacts_and_replaces_only_the_demo_tokens(
         f"curl -s -H 'Authorization: Bearer {second.tokens[u]}' "
         "http://demo.example:9123/api/v1/contacts/count"
         for u in CURL_USERS
+    ] + [
+        f"curl -s -H 'Authorization: Bearer {second.tokens['gustav']}' "
+        "http://demo.example:9123/api/v1/events"
     ]
     # A token the user made for themselves is not a demo token and survives.
     assert org.authenticate_token(db, secret=personal).username == "olivia"

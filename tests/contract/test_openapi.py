@@ -20,15 +20,26 @@ from gatherly.app import create_app
 from gatherly.core import migrate
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine
+from gatherly.graph.transport import SyncASGITransport
+from gatherly.graph_emulator import EmulatorState, create_emulator_app, load_fixture
 from gatherly.org import defaults
+from gatherly.teams.service import client_factory
 from tests import factories as f
+from tests.teams.conftest import SAMPLE
 
 HEADERS: dict[str, str] = {}
 # Schemathesis collects operations at import time, so the app exists before the fixtures;
 # its database file is created and seeded by the module fixture below.
 DB_DIR = Path(tempfile.mkdtemp(prefix="gatherly-contract-"))
 DB_URL = f"sqlite:///{DB_DIR / 'contract.db'}"
-APP = create_app(Settings(database_url=DB_URL))
+SETTINGS = Settings(database_url=DB_URL, queue_path=str(DB_DIR / "queue.db"))
+APP = create_app(SETTINGS)
+# Whatever authority or Graph URL the fuzzer sends to PUT /teams/connection, the connector
+# talks to the bundled emulator in-process: never to the network.
+APP.state.graph_client_factory = client_factory(
+    SETTINGS,
+    transport=SyncASGITransport(create_emulator_app(EmulatorState(load_fixture(SAMPLE)))),
+)
 schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", APP)
 
 

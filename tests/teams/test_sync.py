@@ -14,11 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from gatherly.access.engine import load_principal
 from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact
+from gatherly.core.config import Settings
 from gatherly.core.exceptions import Conflict, NotFound, ValidationFailed
 from gatherly.event import service as event_service
 from gatherly.event.models import (
     AttendanceInterval,
     EventAttendance,
+    EventRecording,
     EventRegistration,
     MarketingEvent,
     RegistrationStatusChange,
@@ -734,3 +736,65 @@ def test_emulator_users_endpoint_needs_user_read_all(tenant: Tenant) -> None:
     ).json()
     assert {u["displayName"] for u in users["value"]} >= {"Marta Lindqvist", "Kenji Sato"}
     assert "applicationAccessPolicy" not in users["value"][0]
+
+
+# ---------------------------------------------------------------- T11 recordings and transcripts
+
+
+def _recordings_for(connected: Connected, name: str) -> None:
+    connected.sync()
+    with connected.session_factory() as db, db.begin():
+        organizer = _organizer(db, name)
+        admin = load_principal(db, connected.admin_id)
+        teams.update_organizer(db, admin, organizer_id=organizer.id, sync_recordings=True)
+
+
+def test_t11_recordings_and_transcripts_sync_for_users_whose_setting_says_so(
+    connected: Connected, tenant: Tenant
+) -> None:
+    _recordings_for(connected, "Marta Lindqvist")
+    connected.tick_all()
+    report = connected.sync()
+    assert report.status == "succeeded", report.errors
+    session = tenant.webinar("Autumn Product Launch")["sessions"][0]
+    fixture_transcript = session["transcripts"][0]
+    with connected.session_factory() as db:
+        autumn = _event(db, "Autumn Product Launch")
+        principal = load_principal(db, connected.admin_id)
+        recordings, transcripts = event_service.recordings(
+            db=db, principal=principal, event_id=autumn.id
+        )
+        assert [r.external_id for r in recordings] == [session["recordings"][0]["id"]]
+        assert len(transcripts) == 1
+        transcript, cues = transcripts[0]
+        assert transcript.external_id == fixture_transcript["id"]
+        assert transcript.vtt == fixture_transcript["content"]
+        assert transcript.recording_id == recordings[0].id  # paired by contentCorrelationId
+        assert cues[0].speaker == "Marta Lindqvist"
+        assert cues[0].text == "Welcome everyone, thanks for joining us today."
+        assert (cues[0].start_ms, cues[0].end_ms) == (0, 5440)
+        assert len(cues) == fixture_transcript["content"].count(" --> ")
+        # Tomas's setting is off: his webinars' recordings are not synced.
+        apac = _event(db, "APAC Partner Briefing")
+        assert event_service.recordings(db=db, principal=principal, event_id=apac.id) == ([], [])
+    assert connected.sync().changes == {}
+
+
+def test_t11_a_limited_install_syncs_everything_else_and_says_what_is_missing(
+    session_factory: sessionmaker[Session], database_url: str, tenant: Tenant
+) -> None:
+    from tests.teams.conftest import connect
+
+    settings = Settings(database_url=database_url, graph_rate_per_second=500)
+    admin_id = connect(session_factory, settings, tenant, app_index=1)
+    limited = Connected(session_factory, settings, tenant, admin_id)
+    _recordings_for(limited, "Marta Lindqvist")
+    limited.tick_all()
+    report = limited.sync()
+    assert report.status == "partial"
+    [error] = [e for e in report.errors if e["code"] == "limited_install"]
+    assert "OnlineMeetingRecording.Read.All" in error["message"]
+    assert "OnlineMeetingTranscript.Read.All" in error["message"]
+    with session_factory() as db:
+        assert _event(db, "Autumn Product Launch").attendee_count > 0
+        assert _count(db, EventRecording) == 0

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO")
     redis_url: str | None = Field(default=None, description="Job queue on Redis when set.")
+    queue_path: str = Field(
+        default="var/queue.db", description="The job queue's SQLite file when Redis is not set."
+    )
     teams_client_secret: SecretStr | None = Field(
         default=None,
         description="The Teams app's client secret, when it is not stored (encrypted) in the "

@@ -87,3 +87,14 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session that commits on success and rolls back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def session_scope(database_url: str) -> Iterator[Session]:
+    """A committed-on-success session on its own engine, disposed after (CLI commands)."""
+    engine = make_engine(database_url)
+    try:
+        with transaction(make_session_factory(engine)) as db:
+            yield db
+    finally:
+        engine.dispose()

@@ -101,11 +101,12 @@ def paginate(
         else:
             stmt = stmt.where(or_(key > bound, and_(key == bound, id_column > last_id)))
     order = (key.desc(), id_column.desc()) if descending else (key.asc(), id_column.asc())
-    rows = list(db.execute(stmt.order_by(*order).limit(limit + 1)).scalars())
+    # The sort key is selected with the row, so the cursor holds exactly what SQL compared
+    # (sort keys over nullable columns are coalesced by their sortable map).
+    rows = list(db.execute(stmt.add_columns(key).order_by(*order).limit(limit + 1)).all())
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        last = rows[-1]
-        value = getattr(last, name)
-        next_cursor = _encode(sort, "" if value is None else value, last.id)
-    return Page(items=rows, next_cursor=next_cursor)
+        last, value = rows[-1]
+        next_cursor = _encode(sort, value, last.id)
+    return Page(items=[row[0] for row in rows], next_cursor=next_cursor)

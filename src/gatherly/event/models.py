@@ -1,4 +1,5 @@
-"""Marketing events, their sessions, registrations and attendance (SPEC T6, T7, T9, B10).
+"""Marketing events, their sessions, registrations, attendance, recordings and transcripts
+(SPEC T6, T7, T9, T11, B10).
 
 A synced Teams webinar is one ``MarketingEvent``. Registrations keep their status history;
 attendance is one row per person per event with every join/leave interval under it.
@@ -174,3 +175,62 @@ class AttendanceInterval(Base):
 registry.register("marketing_event", "Marketing event", MarketingEvent)
 registry.register("event_registration", "Event registration", EventRegistration)
 registry.register("event_attendance", "Event attendance", EventAttendance)
+
+
+class EventRecording(Base):
+    """A recording of a session (T11): its Graph metadata and where its content lives."""
+
+    __tablename__ = "event_recording"
+    __table_args__ = (UniqueConstraint("session_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("marketing_event.id", ondelete="CASCADE"), index=True
+    )
+    session_id: Mapped[int] = mapped_column(ForeignKey("event_session.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(500))
+    meeting_id: Mapped[str] = mapped_column(String(500))
+    content_correlation_id: Mapped[str | None] = mapped_column(String(200))
+    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    content_url: Mapped[str | None] = mapped_column(Text)
+
+
+class EventTranscript(Base):
+    """A session transcript (T11) with its WebVTT text; cues hold it parsed."""
+
+    __tablename__ = "event_transcript"
+    __table_args__ = (UniqueConstraint("session_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("marketing_event.id", ondelete="CASCADE"), index=True
+    )
+    session_id: Mapped[int] = mapped_column(ForeignKey("event_session.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(500))
+    meeting_id: Mapped[str] = mapped_column(String(500))
+    content_correlation_id: Mapped[str | None] = mapped_column(String(200))
+    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    content_url: Mapped[str | None] = mapped_column(Text)
+    vtt: Mapped[str] = mapped_column(Text, default="")
+    recording_id: Mapped[int | None] = mapped_column(
+        ForeignKey("event_recording.id", ondelete="SET NULL")
+    )
+
+
+class TranscriptCue(Base):
+    """One cue of a transcript: who spoke, when (milliseconds from the start), what."""
+
+    __tablename__ = "event_transcript_cue"
+    __table_args__ = (UniqueConstraint("transcript_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transcript_id: Mapped[int] = mapped_column(
+        ForeignKey("event_transcript.id", ondelete="CASCADE")
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    start_ms: Mapped[int] = mapped_column(Integer)
+    end_ms: Mapped[int] = mapped_column(Integer)
+    speaker: Mapped[str] = mapped_column(String(300), default="")
+    text: Mapped[str] = mapped_column(Text, default="")

@@ -1,4 +1,5 @@
-"""Reading marketing events: lists, counts, reconciliation and the contact timeline (SPEC T6, T7, T9).
+"""Reading marketing events: lists, counts, reconciliation, recordings and transcripts, and the
+contact timeline (SPEC T6, T7, T9, T11).
 
 Every query goes through the access engine: events by ``marketing_event``, the people
 on them by ``event_registration`` / ``event_attendance`` (owned by the event's owner, B10).
@@ -10,19 +11,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, literal, select
 from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
+from gatherly.core.db import UTCDateTime
 from gatherly.core.exceptions import NotFound, ValidationFailed
 from gatherly.core.pagination import Page, paginate
 from gatherly.event.models import (
     AttendanceInterval,
     EventAttendance,
+    EventRecording,
     EventRegistration,
     EventSession,
+    EventTranscript,
     MarketingEvent,
     RegistrationStatusChange,
+    TranscriptCue,
 )
 
 EVENT = "marketing_event"
@@ -70,7 +75,8 @@ def _filtered(flt: EventFilter) -> Select[Any]:
 
 
 SORTABLE = {
-    "start_at": MarketingEvent.start_at,
+    # Events without a start date sort as if they started at the epoch (keys are never null).
+    "start_at": func.coalesce(MarketingEvent.start_at, literal(_EPOCH, UTCDateTime)),
     "name": MarketingEvent.name,
     "registrant_count": MarketingEvent.registrant_count,
     "attendee_count": MarketingEvent.attendee_count,
@@ -161,6 +167,36 @@ def attendance(
             if interval.attendance_id in intervals:
                 intervals[interval.attendance_id].append(interval)
     return [(r, intervals[r.id]) for r in rows]
+
+
+def recordings(
+    *, db: Session, principal: access.Principal, event_id: int
+) -> tuple[list[EventRecording], list[tuple[EventTranscript, list[TranscriptCue]]]]:
+    """An event's recordings and transcripts (with cues), for those who may read it (T11)."""
+    get_event(db=db, principal=principal, event_id=event_id)
+    recs = list(
+        db.scalars(
+            select(EventRecording)
+            .where(EventRecording.event_id == event_id)
+            .order_by(EventRecording.recorded_at, EventRecording.id)
+        )
+    )
+    transcripts = list(
+        db.scalars(
+            select(EventTranscript)
+            .where(EventTranscript.event_id == event_id)
+            .order_by(EventTranscript.recorded_at, EventTranscript.id)
+        )
+    )
+    cues: dict[int, list[TranscriptCue]] = {t.id: [] for t in transcripts}
+    if transcripts:
+        for cue in db.scalars(
+            select(TranscriptCue)
+            .where(TranscriptCue.transcript_id.in_(list(cues)))
+            .order_by(TranscriptCue.transcript_id, TranscriptCue.seq)
+        ):
+            cues[cue.transcript_id].append(cue)
+    return recs, [(t, cues[t.id]) for t in transcripts]
 
 
 def reconciliation(*, db: Session, principal: access.Principal, event_id: int) -> dict[str, Any]:

@@ -16,9 +16,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+import webvtt
+
 from gatherly.core.exceptions import SkippableRecordError
 from gatherly.core.timezones import parse_date_time_zone, parse_offset
 from gatherly.graph.client import GraphClient
+from gatherly.graph.errors import GraphError
 
 # Needed for any sync: webinars and registrations, attendance, and the organizer list.
 REQUIRED_PERMISSIONS = ("VirtualEvent.Read.All", "OnlineMeetingArtifact.Read.All", "User.Read.All")
@@ -144,6 +147,42 @@ class Report:
 
 
 @dataclass(frozen=True)
+class Recording:
+    """A callRecording's metadata (the bytes stay in Teams; ``content_url`` points at them)."""
+
+    id: str
+    meeting_id: str
+    correlation_id: str | None
+    created_at: datetime | None
+    ended_at: datetime | None
+    content_url: str | None
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One WebVTT cue: milliseconds from the start, the speaker (``<v>`` voice) and text."""
+
+    start_ms: int
+    end_ms: int
+    speaker: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A callTranscript with its VTT content, parsed into cues."""
+
+    id: str
+    meeting_id: str
+    correlation_id: str | None
+    created_at: datetime | None
+    ended_at: datetime | None
+    content_url: str | None
+    vtt: str
+    cues: tuple[Cue, ...]
+
+
+@dataclass(frozen=True)
 class Session:
     """A session with its attendance reports (empty until the meeting has ended)."""
 
@@ -153,6 +192,8 @@ class Session:
     end_at: datetime | None
     join_url: str | None
     reports: tuple[Report, ...]
+    recordings: tuple[Recording, ...] = ()
+    transcripts: tuple[Transcript, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -176,6 +217,9 @@ class WebinarData:
     webinar: Webinar
     sessions: list[Session] = field(default_factory=list)
     registrations: list[Registration] = field(default_factory=list)
+    # Recordings and transcripts Graph refused (402 metered, 403 policy or permission):
+    # the webinar's other data still syncs, the run reports these.
+    artifact_errors: list[str] = field(default_factory=list)
 
 
 def parse_user(obj: dict[str, Any]) -> GraphUser:
@@ -276,10 +320,71 @@ def get_webinar(client: GraphClient, webinar_id: str) -> Webinar:
     )
 
 
-def fetch_webinar(client: GraphClient, webinar: Webinar, *, now: datetime) -> WebinarData:
-    """Registrations, full sessions and the attendance of every started session.
+def parse_vtt(text: str) -> tuple[Cue, ...]:
+    """WebVTT (Teams' transcript format) → cues with speaker, times and text."""
+    try:
+        captions = webvtt.from_string(text)
+    except (webvtt.errors.MalformedFileError, webvtt.errors.MalformedCaptionError) as exc:
+        raise SkippableRecordError(f"transcript is not valid WebVTT: {exc}") from None
+    return tuple(
+        Cue(
+            start_ms=c.start_time.in_milliseconds(),
+            end_ms=c.end_time.in_milliseconds(),
+            speaker=str(c.voice or "")[:300],
+            text=str(c.text),
+        )
+        for c in captions.captions
+    )
 
-    Sessions not yet started are not asked for reports: none can exist (§6.3).
+
+def _artifact_meta(obj: dict[str, Any], url_key: str) -> dict[str, Any]:
+    return {
+        "id": str(obj["id"]),
+        "meeting_id": str(obj.get("meetingId") or ""),
+        "correlation_id": obj.get("contentCorrelationId") or None,
+        "created_at": parse_offset(obj.get("createdDateTime")),
+        "ended_at": parse_offset(obj.get("endDateTime")),
+        "content_url": obj.get(url_key) or None,
+    }
+
+
+def fetch_artifacts(
+    client: GraphClient, organizer_id: str, join_url: str
+) -> tuple[tuple[Recording, ...], tuple[Transcript, ...]]:
+    """A session's recordings and transcripts, found through its online meeting (§2.5)."""
+    odata_url = join_url.replace("'", "''")
+    meetings = list(
+        client.paginate(
+            _path("users", organizer_id, "onlineMeetings"),
+            {"$filter": f"JoinWebUrl eq '{odata_url}'"},
+        )
+    )
+    if not meetings or not meetings[0].get("id"):
+        return (), ()
+    meeting = _path("users", organizer_id, "onlineMeetings", str(meetings[0]["id"]))
+    recordings = tuple(
+        Recording(**_artifact_meta(r, "recordingContentUrl"))
+        for r in client.paginate(f"{meeting}/recordings")
+        if r.get("id")
+    )
+    transcripts = []
+    for t in client.paginate(f"{meeting}/transcripts"):
+        if not t.get("id"):
+            continue
+        content_path = f"{meeting}/transcripts/{quote(str(t['id']), safe='@')}/content"
+        vtt = client.get_bytes(content_path, {"$format": "text/vtt"}).decode("utf-8", "replace")
+        meta = _artifact_meta(t, "transcriptContentUrl")
+        transcripts.append(Transcript(**meta, vtt=vtt, cues=parse_vtt(vtt)))
+    return recordings, tuple(transcripts)
+
+
+def fetch_webinar(
+    client: GraphClient, webinar: Webinar, *, now: datetime, artifacts: bool = False
+) -> WebinarData:
+    """Registrations, full sessions and the attendance of every started session, plus
+    recordings and transcripts when ``artifacts`` (the organizer's T11 setting).
+
+    Sessions not yet started are not asked for reports or artifacts: none can exist (§6.3).
     """
     base = ("solutions", "virtualEvents", "webinars", webinar.id)
     data = WebinarData(webinar=webinar)
@@ -306,14 +411,27 @@ def fetch_webinar(client: GraphClient, webinar: Webinar, *, now: datetime) -> We
                 reports.append(
                     Report(id=report_id, records=tuple(parse_record(r) for r in records))
                 )
+        join_url = full.get("joinWebUrl") or None
+        recordings: tuple[Recording, ...] = ()
+        transcripts: tuple[Transcript, ...] = ()
+        started = start_at is None or start_at <= now
+        if artifacts and started and join_url and webinar.organizer_id:
+            try:
+                recordings, transcripts = fetch_artifacts(client, webinar.organizer_id, join_url)
+            except GraphError as exc:
+                data.artifact_errors.append(
+                    f"session {summary.get('subject') or session_id}: {exc}"
+                )
         data.sessions.append(
             Session(
                 id=session_id,
                 subject=str(full.get("subject") or "")[:500],
                 start_at=start_at,
                 end_at=end_at,
-                join_url=full.get("joinWebUrl") or None,
+                join_url=join_url,
                 reports=tuple(reports),
+                recordings=recordings,
+                transcripts=transcripts,
             )
         )
     return data

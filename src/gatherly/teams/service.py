@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from cryptography.fernet import Fernet, InvalidToken
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from gatherly.access.engine import Principal
@@ -40,6 +40,7 @@ from gatherly.teams.models import (
     ORGANIZER_EXCLUDED,
     ORGANIZER_PERMISSION,
     ORGANIZER_POLICY,
+    SyncRun,
     TeamsConnection,
     TeamsOrganizer,
     TeamsWebinar,
@@ -522,3 +523,22 @@ def set_webinar_sync(
     webinar.sync_enabled = enabled
     db.flush()
     return webinar
+
+
+# ------------------------------------------------------------------ sync runs (T12)
+
+
+def runs_visible_to(principal: Principal) -> Select[SyncRun]:
+    """Sync runs the caller may see: admins all, others those they started."""
+    stmt = select(SyncRun)
+    if not is_admin(principal, Privilege.READ):
+        stmt = stmt.where(SyncRun.triggered_by_id == principal.user_id)
+    return stmt
+
+
+def get_run(db: Session, principal: Principal, *, run_id: int) -> SyncRun:
+    """One sync run the caller may see (404 otherwise)."""
+    run = db.scalar(runs_visible_to(principal).where(SyncRun.id == run_id))
+    if run is None:
+        raise NotFound(f"no sync run with id {run_id}", field="run_id")
+    return run

@@ -1,4 +1,5 @@
-"""The Teams webinar sync: discover, fetch, and apply to events and contacts (SPEC T2, T6–T12, B8, B10).
+"""The Teams webinar sync: discover, fetch, and apply to events and contacts (SPEC T2, T6–T12,
+B8, B10).
 
 Shape of a run (every step idempotent, so a killed run re-run converges):
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.access.models import OWNER_USER
@@ -43,10 +44,13 @@ from gatherly.event.models import (
     EXCLUDED_TOMBSTONED,
     AttendanceInterval,
     EventAttendance,
+    EventRecording,
     EventRegistration,
     EventSession,
+    EventTranscript,
     MarketingEvent,
     RegistrationStatusChange,
+    TranscriptCue,
 )
 from gatherly.graph.client import GraphClient
 from gatherly.graph.errors import AccessPolicyMissing, PermissionMissing
@@ -81,10 +85,11 @@ _CHUNK = 500
 
 @dataclass
 class Target:
-    """A webinar the run will fetch and apply."""
+    """A webinar the run will fetch and apply; ``artifacts``: with recordings/transcripts."""
 
     webinar: fetch.Webinar
     organizer_id: int
+    artifacts: bool = False
 
 
 @dataclass
@@ -290,11 +295,34 @@ class Syncer:
             self.report.fetched["webinars"] += len(webinars)
             with self._unit() as db:
                 organizer = self._upsert_organizer(db, user, status, detail)
+                artifacts = self._artifacts_allowed(connection, organizer)
                 for webinar in webinars:
                     row = self._upsert_webinar(db, organizer, webinar)
                     if row.sync_enabled and status == ORGANIZER_OK:
-                        targets.append(Target(webinar=webinar, organizer_id=organizer.id))
+                        targets.append(Target(webinar, organizer.id, artifacts))
         return targets
+
+    def _artifacts_allowed(self, connection: TeamsConnection, organizer: TeamsOrganizer) -> bool:
+        """Recordings and transcripts when the organizer's setting says so (T11) and the app
+        holds the permissions; a limited install is reported once per run."""
+        if not organizer.sync_recordings:
+            return False
+        missing = [
+            p for p in fetch.RECORDING_PERMISSIONS if p not in connection.granted_permissions
+        ]
+        if missing and not any(e["code"] == "limited_install" for e in self.report.errors):
+            self.report.errors.append(
+                {
+                    "scope": "installation",
+                    "id": "",
+                    "name": "recordings and transcripts",
+                    "code": "limited_install",
+                    "message": "recordings and transcripts are on for some organizers, but the "
+                    f"app lacks {', '.join(missing)} (limited install); grant them and "
+                    "run `gatherly teams test`",
+                }
+            )
+        return not missing
 
     def _upsert_organizer(
         self, db: Session, user: fetch.GraphUser, status: str, detail: str
@@ -354,6 +382,7 @@ class Syncer:
                     f"the organizer of {row.display_name!r} is in an excluded domain; never synced"
                 )
             organizer_id, name = organizer.id, organizer.display_name
+            artifacts = self._artifacts_allowed(connection, organizer)
         try:
             webinar = fetch.get_webinar(client, graph_id)
         except AccessPolicyMissing as exc:
@@ -366,7 +395,7 @@ class Syncer:
                 "(see `gatherly teams organizers` for the commands)"
             ) from None
         self.report.fetched["webinars"] += 1
-        return [Target(webinar=webinar, organizer_id=organizer_id)]
+        return [Target(webinar, organizer_id, artifacts)]
 
     # -------------------------------------------------------------- fetch + apply
 
@@ -379,7 +408,9 @@ class Syncer:
 
         def load(target: Target) -> fetch.WebinarData | BaseException:
             try:
-                return fetch.fetch_webinar(client, target.webinar, now=now)
+                return fetch.fetch_webinar(
+                    client, target.webinar, now=now, artifacts=target.artifacts
+                )
             except Exception as exc:  # reported per webinar; the run goes on
                 return exc
 
@@ -401,6 +432,16 @@ class Syncer:
                         self._apply(connection, target, data)
                     except GatherlyError as exc:
                         self._webinar_failed(target, exc)
+                    for message in data.artifact_errors:
+                        self.report.errors.append(
+                            {
+                                "scope": "recordings",
+                                "id": target.webinar.id,
+                                "name": name,
+                                "code": "recordings_unavailable",
+                                "message": message,
+                            }
+                        )
                 self._beat(done, total, name)
 
     def _webinar_failed(self, target: Target, exc: BaseException) -> None:
@@ -538,6 +579,7 @@ class _Applier:
         contacts = self._contacts(event, people, reasons)
         registrations = self._registrations(event, reasons, contacts)
         self._attendance(event, people, reasons, contacts, registrations, sessions)
+        self._recordings(event, sessions)
         self.db.flush()
         self._counts(event)
         row = self.db.scalar(select(TeamsWebinar).where(TeamsWebinar.graph_id == webinar.id))
@@ -738,6 +780,7 @@ class _Applier:
         for reg in self.data.registrations:
             if reg.email and (reg.first_name or reg.last_name):
                 names.setdefault(reg.email, (reg.first_name, reg.last_name))
+        created: dict[str, Contact] = {}
         for key in counted:
             if key in contacts:
                 continue
@@ -764,9 +807,10 @@ class _Applier:
                 modified_at=self.syncer.now(),
                 custom={},
             )
-            self.db.add(contact)
-            self.db.flush()
-            contacts[key] = contact.id
+            created[key] = contact
+        self.db.add_all(created.values())
+        self.db.flush()  # one batch of INSERTs, not one per contact
+        contacts.update({key: contact.id for key, contact in created.items()})
         return contacts
 
     # -------------------------------------------------------------- registrations (T10)
@@ -781,6 +825,7 @@ class _Applier:
             )
         }
         now = self.syncer.now()
+        created: list[tuple[EventRegistration, fetch.Registration]] = []
         for reg in self.data.registrations:
             reason = reasons.get(reg.email) if reg.email else EXCLUDED_NO_EMAIL
             values = {
@@ -805,13 +850,8 @@ class _Applier:
                     created_by_sync_run_id=self.run_id,
                     **values,
                 )
-                self.db.add(row)
-                self.db.flush()
                 existing[reg.id] = row
-                self.changes["registrations_created"] += 1
-                if reg.status == "canceled" and reg.registered_at is not None:
-                    self._history(row, "registered", reg.registered_at)
-                self._history(row, reg.status, _status_time(reg, reg.registered_at or now))
+                created.append((row, reg))
             else:
                 previous = row.status
                 if _assign(row, values):
@@ -819,6 +859,14 @@ class _Applier:
                     if previous != reg.status:
                         self.changes["registration_status_changes"] += 1
                         self._history(row, reg.status, _status_time(reg, now))
+        self.db.add_all(row for row, _ in created)
+        self.db.flush()  # one batch of INSERTs; the ids are needed for the history
+        for row, reg in created:
+            if reg.status == "canceled" and reg.registered_at is not None:
+                self._history(row, "registered", reg.registered_at)
+            self._history(row, reg.status, _status_time(reg, reg.registered_at or now))
+        if created:
+            self.changes["registrations_created"] += len(created)
         return existing
 
     def _history(self, row: EventRegistration, status: str, at: datetime) -> None:
@@ -861,6 +909,7 @@ class _Applier:
                     (interval.report_external_id, interval.join_at)
                 ] = interval
         by_email = {r.email: r for r in registrations.values() if r.email}
+        rows: list[tuple[EventAttendance, _Person, bool, bool]] = []  # row, person, new, changed
         for key, person in people.items():
             reason = reasons.get(key)
             registration = registrations.get(person.registration_external_id or "") or (
@@ -888,18 +937,20 @@ class _Applier:
                     **values,
                 )
                 self.db.add(row)
-                self.db.flush()
-                self.changes["attendance_created"] += 1
-                created = True
+                rows.append((row, person, True, False))
             else:
-                created, changed = False, _assign(row, values)
+                rows.append((row, person, False, _assign(row, values)))
+        self.db.flush()  # one batch of INSERTs for the new rows; intervals need their ids
+        if new_rows := sum(1 for _, _, new, _ in rows if new):
+            self.changes["attendance_created"] += new_rows
+        for row, person, new, changed in rows:
             kept = self._intervals(row, person, stored.get(row.id, {}), fetched_reports, sessions)
             totals = {
                 "first_join_at": min((i.join_at for i in kept), default=None),
                 "last_leave_at": max((i.leave_at for i in kept), default=None),
                 "total_seconds": sum(i.duration_seconds for i in kept),
             }
-            if (_assign(row, totals) or changed) and not created:
+            if (_assign(row, totals) or changed) and not new:
                 self.changes["attendance_updated"] += 1
         # People no longer in any fetched report keep only intervals of reports Graph no
         # longer lists (it shows the 10 most recent): never drop data Graph has aged out.
@@ -948,6 +999,82 @@ class _Applier:
                 self.changes["intervals_updated"] += 1
         return kept
 
+    # -------------------------------------------------------------- recordings (T11)
+
+    def _recordings(self, event: MarketingEvent, sessions: dict[str, EventSession]) -> None:
+        """Upsert recordings and transcripts by Graph id; never delete what Graph stops
+        listing (artifacts of expired meetings disappear from Graph, not from history)."""
+        recordings = {
+            (r.session_id, r.external_id): r
+            for r in self.db.scalars(
+                select(EventRecording).where(EventRecording.event_id == event.id)
+            )
+        }
+        transcripts = {
+            (t.session_id, t.external_id): t
+            for t in self.db.scalars(
+                select(EventTranscript).where(EventTranscript.event_id == event.id)
+            )
+        }
+        for session in self.data.sessions:
+            session_id = sessions[session.id].id
+            for rec in session.recordings:
+                values = _artifact_values(rec)
+                row = recordings.get((session_id, rec.id))
+                if row is None:
+                    row = EventRecording(
+                        event_id=event.id, session_id=session_id, external_id=rec.id, **values
+                    )
+                    self.db.add(row)
+                    recordings[(session_id, rec.id)] = row
+                    self.changes["recordings_created"] += 1
+                elif _assign(row, values):
+                    self.changes["recordings_updated"] += 1
+            self.db.flush()
+            by_correlation = {
+                r.content_correlation_id: r.id
+                for (sid, _), r in recordings.items()
+                if sid == session_id and r.content_correlation_id
+            }
+            for tr in session.transcripts:
+                values = {
+                    **_artifact_values(tr),
+                    "vtt": tr.vtt,
+                    "recording_id": by_correlation.get(tr.correlation_id or ""),
+                }
+                row_t = transcripts.get((session_id, tr.id))
+                if row_t is None:
+                    row_t = EventTranscript(
+                        event_id=event.id, session_id=session_id, external_id=tr.id, **values
+                    )
+                    self.db.add(row_t)
+                    self.db.flush()
+                    self.changes["transcripts_created"] += 1
+                    self._cues(row_t, tr.cues)
+                else:
+                    vtt_changed = row_t.vtt != tr.vtt
+                    if _assign(row_t, values):
+                        self.changes["transcripts_updated"] += 1
+                    if vtt_changed:
+                        self.db.execute(
+                            delete(TranscriptCue).where(TranscriptCue.transcript_id == row_t.id)
+                        )
+                        self._cues(row_t, tr.cues)
+
+    def _cues(self, transcript: EventTranscript, cues: tuple[fetch.Cue, ...]) -> None:
+        self.db.add_all(
+            TranscriptCue(
+                transcript_id=transcript.id,
+                seq=seq,
+                start_ms=cue.start_ms,
+                end_ms=cue.end_ms,
+                speaker=cue.speaker,
+                text=cue.text,
+            )
+            for seq, cue in enumerate(cues)
+        )
+        self.changes["transcript_cues_created"] += len(cues)
+
     # -------------------------------------------------------------- counts (T6, T7, §4b)
 
     def _counts(self, event: MarketingEvent) -> None:
@@ -994,6 +1121,16 @@ class _Applier:
             "contacts_to_create": self.new_contacts,
             "excluded": self.excluded,
         }
+
+
+def _artifact_values(item: fetch.Recording | fetch.Transcript) -> dict[str, Any]:
+    return {
+        "meeting_id": item.meeting_id,
+        "content_correlation_id": item.correlation_id,
+        "recorded_at": item.created_at,
+        "ended_at": item.ended_at,
+        "content_url": item.content_url,
+    }
 
 
 def _status_time(reg: fetch.Registration, now: datetime) -> datetime:

@@ -272,6 +272,37 @@ def upgrade() -> None:
         batch_op.create_index("ix_event_attendance_owning_bu_id", ["owning_bu_id"], unique=False)
 
     op.create_table(
+        "event_recording",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("event_id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("external_id", sa.String(length=500), nullable=False),
+        sa.Column("meeting_id", sa.String(length=500), nullable=False),
+        sa.Column("content_correlation_id", sa.String(length=200), nullable=True),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("content_url", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["event_id"],
+            ["marketing_event.id"],
+            name=op.f("fk_event_recording_event_id_marketing_event"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["event_session.id"],
+            name=op.f("fk_event_recording_session_id_event_session"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_event_recording")),
+        sa.UniqueConstraint(
+            "session_id", "external_id", name=op.f("uq_event_recording_session_id_external_id")
+        ),
+    )
+    with op.batch_alter_table("event_recording", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_event_recording_event_id"), ["event_id"], unique=False)
+
+    op.create_table(
         "event_registration_status",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("registration_id", sa.Integer(), nullable=False),
@@ -356,6 +387,67 @@ def upgrade() -> None:
             name=op.f("uq_event_attendance_interval_attendance_id_report_external_id_join_at"),
         ),
     )
+    op.create_table(
+        "event_transcript",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("event_id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("external_id", sa.String(length=500), nullable=False),
+        sa.Column("meeting_id", sa.String(length=500), nullable=False),
+        sa.Column("content_correlation_id", sa.String(length=200), nullable=True),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("content_url", sa.Text(), nullable=True),
+        sa.Column("vtt", sa.Text(), nullable=False),
+        sa.Column("recording_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["event_id"],
+            ["marketing_event.id"],
+            name=op.f("fk_event_transcript_event_id_marketing_event"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["recording_id"],
+            ["event_recording.id"],
+            name=op.f("fk_event_transcript_recording_id_event_recording"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["event_session.id"],
+            name=op.f("fk_event_transcript_session_id_event_session"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_event_transcript")),
+        sa.UniqueConstraint(
+            "session_id", "external_id", name=op.f("uq_event_transcript_session_id_external_id")
+        ),
+    )
+    with op.batch_alter_table("event_transcript", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_event_transcript_event_id"), ["event_id"], unique=False
+        )
+
+    op.create_table(
+        "event_transcript_cue",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("transcript_id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("start_ms", sa.Integer(), nullable=False),
+        sa.Column("end_ms", sa.Integer(), nullable=False),
+        sa.Column("speaker", sa.String(length=300), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["transcript_id"],
+            ["event_transcript.id"],
+            name=op.f("fk_event_transcript_cue_transcript_id_event_transcript"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_event_transcript_cue")),
+        sa.UniqueConstraint(
+            "transcript_id", "seq", name=op.f("uq_event_transcript_cue_transcript_id_seq")
+        ),
+    )
     with op.batch_alter_table("contact", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("origin", sa.String(length=30), server_default="manual", nullable=False)
@@ -385,6 +477,11 @@ def downgrade() -> None:
         batch_op.drop_column("origin_sync_run_id")
         batch_op.drop_column("origin")
 
+    op.drop_table("event_transcript_cue")
+    with op.batch_alter_table("event_transcript", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_event_transcript_event_id"))
+
+    op.drop_table("event_transcript")
     op.drop_table("event_attendance_interval")
     with op.batch_alter_table("teams_webinar", schema=None) as batch_op:
         batch_op.drop_index("ix_teams_webinar_organizer")
@@ -395,6 +492,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_event_registration_status_reg")
 
     op.drop_table("event_registration_status")
+    with op.batch_alter_table("event_recording", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_event_recording_event_id"))
+
+    op.drop_table("event_recording")
     with op.batch_alter_table("event_attendance", schema=None) as batch_op:
         batch_op.drop_index("ix_event_attendance_owning_bu_id")
         batch_op.drop_index("ix_event_attendance_owner")

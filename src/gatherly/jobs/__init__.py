@@ -1,0 +1,1 @@
+"""The job queue and the schedule (Huey: SQLite embedded, Redis when configured)."""

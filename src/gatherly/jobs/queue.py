@@ -1,0 +1,84 @@
+"""The job queue (SPEC T12): Huey on a SQLite file by default — embedded, no server, one
+consumer — and on Redis when ``GATHERLY_REDIS_URL`` is set, for many consumers on many
+machines. See docs/decisions.md.
+
+``Jobs(settings)`` builds the queue and registers the tasks; the web app enqueues with
+it and ``gatherly worker`` consumes with it, so both sides agree on task names.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey, crontab  # type: ignore[import-untyped]
+from huey.consumer import Consumer  # type: ignore[import-untyped]
+from sqlalchemy.orm import Session, sessionmaker
+
+from gatherly.core.config import Settings
+from gatherly.core.db import make_engine, make_session_factory
+from gatherly.teams import jobs as teams_jobs
+
+log = logging.getLogger(__name__)
+QUEUE_NAME = "gatherly"
+SCHEDULE_LOCK = "teams-scheduled-sync"
+
+
+def make_huey(settings: Settings) -> Huey:
+    """Redis storage when a Redis URL is configured, else a SQLite file beside the data."""
+    if settings.redis_url:
+        return RedisHuey(QUEUE_NAME, url=settings.redis_url, results=False, utc=True)
+    path = Path(settings.queue_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(QUEUE_NAME, filename=str(path), results=False, utc=True)
+
+
+class Jobs:
+    """The queue with Gatherly's tasks registered on it."""
+
+    def __init__(
+        self, settings: Settings, *, session_factory: sessionmaker[Session] | None = None
+    ) -> None:
+        self.settings = settings
+        self.huey = make_huey(settings)
+        self._factory = session_factory
+
+        @self.huey.task(name="teams.sync")  # type: ignore[untyped-decorator]
+        def teams_sync(run_id: int, webinar_graph_id: str | None = None) -> None:
+            report = teams_jobs.run_queued(
+                self.session_factory(),
+                self.settings,
+                run_id=run_id,
+                webinar_graph_id=webinar_graph_id,
+            )
+            log.info("sync run %s: %s", run_id, report.status)
+
+        @self.huey.periodic_task(crontab(minute="*"), name="teams.schedule")  # type: ignore[untyped-decorator]
+        def teams_schedule() -> None:
+            # With many consumers (Redis), only one decides and runs the scheduled sync.
+            with self.huey.lock_task(SCHEDULE_LOCK):
+                report = teams_jobs.run_scheduled_if_due(self.session_factory(), self.settings)
+            if report is not None:
+                log.info("scheduled sync run %s: %s", report.run_id, report.status)
+
+        self.teams_sync: Any = teams_sync
+        self.teams_schedule: Any = teams_schedule
+
+    def session_factory(self) -> sessionmaker[Session]:
+        """Sessions on the product database, created on first use in the worker."""
+        if self._factory is None:
+            self._factory = make_session_factory(make_engine(self.settings.database_url))
+        return self._factory
+
+    def enqueue_sync(self, *, run_id: int, webinar_graph_id: str | None = None) -> None:
+        """Queue a recorded run for the worker."""
+        self.teams_sync(run_id, webinar_graph_id)
+
+    def consumer(self, *, workers: int = 1, schedule: bool = True) -> Consumer:
+        """A consumer running tasks and, unless told not to, the schedule."""
+        return self.huey.create_consumer(workers=workers, worker_type="thread", periodic=schedule)
+
+    def pending(self) -> int:
+        """Tasks waiting in the queue."""
+        return int(self.huey.pending_count())

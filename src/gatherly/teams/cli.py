@@ -1,0 +1,559 @@
+"""``gatherly teams``: connect a tenant, settings, organizers, webinars and sync (SPEC T1–T5, T12)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from pydantic import SecretStr
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gatherly.access.engine import Principal, load_principal
+from gatherly.access.levels import Privilege
+from gatherly.core.config import Settings
+from gatherly.core.db import make_engine, make_session_factory, session_scope, transaction
+from gatherly.core.exceptions import GatherlyError, NotFound, ValidationFailed
+from gatherly.org import service as org
+from gatherly.org.models import User
+from gatherly.teams import service as teams
+from gatherly.teams.models import RUN_FAILED, RUN_PARTIAL, TeamsConnection, TeamsOrganizer
+from gatherly.teams.sync import RunReport, run_sync
+
+app = typer.Typer(
+    help="Microsoft Teams webinar sync: connection, settings, organizers, webinars, sync.",
+    no_args_is_help=True,
+)
+out = Console()
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+AsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        help="Act as this user (username or id) with their rights; "
+        "default: the operator, with full rights.",
+    ),
+]
+
+
+@contextmanager
+def _session(settings: Settings) -> Iterator[Session]:
+    with session_scope(settings.database_url) as db:
+        yield db
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _find_user(db: Session, ref: str, field: str) -> User:
+    if ref.isdigit():
+        return org.get_user(db, user_id=int(ref), field=field)
+    user = db.scalar(select(User).where(User.username == ref))
+    if user is None:
+        raise NotFound(f"user {ref!r} not found", field=field)
+    return user
+
+
+def _principal(db: Session, ref: str | None) -> Principal:
+    """The ``--as`` user, or the operator (full rights, recorded as nobody)."""
+    if ref is not None:
+        return load_principal(db, _find_user(db, ref, "as").id)
+    return Principal(
+        user_id=0,
+        username="(operator)",
+        business_unit_id=org.get_root(db).id,
+        disabled=False,
+        team_ids=frozenset(),
+        grants=(),
+        system_admin_role="command-line operator",
+        dialect=db.get_bind().dialect.name,
+    )
+
+
+def _by(principal: Principal) -> int | None:
+    return principal.user_id or None
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def _settings_dict(db: Session, c: TeamsConnection) -> dict[str, Any]:
+    owner = db.get(User, c.default_owner_id) if c.default_owner_id else None
+    return {
+        "tenant_id": c.tenant_id,
+        "client_id": c.client_id,
+        "client_secret_source": "stored (encrypted)"
+        if c.client_secret_encrypted
+        else "from GATHERLY_TEAMS_CLIENT_SECRET",
+        "authority": c.authority,
+        "graph_url": c.graph_url,
+        "status": c.status,
+        "status_detail": c.status_detail,
+        "granted_permissions": c.granted_permissions,
+        "checked_at": c.checked_at,
+        "sync_enabled": c.sync_enabled,
+        "organizer_exclusion_domains": c.organizer_exclusion_domains,
+        "contact_exclusion_domains": c.contact_exclusion_domains,
+        "default_owner": owner.username if owner else None,
+        "sync_interval_minutes": c.sync_interval_minutes,
+        "policy_name": c.policy_name,
+    }
+
+
+def _print_status(data: dict[str, Any]) -> None:
+    colour = {"connected": "green", "limited": "yellow"}.get(data["status"], "red")
+    out.print(
+        f"[{colour}]{escape(data['status'])}[/]: tenant {escape(data['tenant_id'])}, "
+        f"app {escape(data['client_id'])}",
+        soft_wrap=True,
+    )
+    out.print(data["status_detail"], markup=False, soft_wrap=True)
+
+
+# ------------------------------------------------------------------ connection (T1)
+
+
+@app.command()
+def connect(
+    tenant_id: Annotated[str, typer.Option(help="Directory (tenant) id.")],
+    client_id: Annotated[str, typer.Option(help="Application (client) id.")],
+    client_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="Client secret, stored encrypted; '-' prompts for it. Omit it to read "
+            "GATHERLY_TEAMS_CLIENT_SECRET at each sync (then nothing is stored).",
+        ),
+    ] = None,
+    authority: Annotated[
+        str | None, typer.Option(help="Token authority (default: login.microsoftonline.com).")
+    ] = None,
+    graph_url: Annotated[
+        str | None, typer.Option(help="Graph base URL (default: graph.microsoft.com/v1.0).")
+    ] = None,
+    default_owner: Annotated[
+        str | None, typer.Option(help="Username owning webinars of unmapped organizers.")
+    ] = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the app's token and permissions, then save the connection."""
+    if client_secret == "-":  # noqa: S105 - "-" asks for a prompt
+        client_secret = typer.prompt("client secret", hide_input=True)
+    settings = Settings()
+    with _session(settings) as db:
+        principal = _principal(db, as_user)
+        teams.require_admin(principal)
+        owner_id = _find_user(db, default_owner, "default_owner").id if default_owner else None
+        connection, _ = teams.connect(
+            db,
+            settings,
+            tenant_id=tenant_id,
+            client_id=client_id,
+            client_secret=SecretStr(client_secret) if client_secret is not None else None,
+            authority=authority,
+            graph_url=graph_url,
+            default_owner_id=owner_id,
+            by_user_id=_by(principal),
+        )
+        data = _settings_dict(db, connection)
+    _print_json(data) if as_json else _print_status(data)
+
+
+@app.command("test")
+def check_command(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Re-check the saved connection's token and permissions."""
+    settings = Settings()
+    failure: GatherlyError | None = None
+    with _session(settings) as db:
+        teams.require_admin(_principal(db, as_user))
+        try:
+            connection, _ = teams.check_connection(db, settings)
+        except GatherlyError as exc:
+            failure = exc  # the failed status is saved, then reported
+        else:
+            data = _settings_dict(db, connection)
+    if failure is not None:
+        raise failure
+    _print_json(data) if as_json else _print_status(data)
+
+
+@app.command("disconnect")
+def disconnect_command(as_user: AsOpt = None) -> None:
+    """Forget the connection and its secret (synced events and contacts stay)."""
+    with _session(Settings()) as db:
+        teams.require_admin(_principal(db, as_user))
+        teams.disconnect(db)
+    out.print("disconnected from Microsoft Teams")
+
+
+# ------------------------------------------------------------------ settings (T3)
+
+
+@app.command("settings")
+def settings_command(
+    sync: Annotated[
+        bool | None, typer.Option("--sync/--no-sync", help="Sync webinar data at all.")
+    ] = None,
+    organizer_exclusion: Annotated[
+        list[str] | None,
+        typer.Option(help="Domain whose organizers are never synced; repeat; replaces the list."),
+    ] = None,
+    contact_exclusion: Annotated[
+        list[str] | None,
+        typer.Option(help="Domain whose people never become contacts; repeat; replaces the list."),
+    ] = None,
+    clear_organizer_exclusions: Annotated[
+        bool, typer.Option(help="Empty the organizer exclusions.")
+    ] = False,
+    clear_contact_exclusions: Annotated[
+        bool, typer.Option(help="Empty the contact exclusions.")
+    ] = False,
+    default_owner: Annotated[
+        str | None, typer.Option(help="Username owning webinars of unmapped organizers.")
+    ] = None,
+    interval: Annotated[
+        int | None, typer.Option(help="Minutes between scheduled syncs (5–1440).")
+    ] = None,
+    policy_name: Annotated[
+        str | None, typer.Option(help="Application access policy name in the remedies.")
+    ] = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the global Teams settings; options change them (all validated first)."""
+    changes: dict[str, Any] = {}
+    for name, values, clear in (
+        ("organizer_exclusion_domains", organizer_exclusion, clear_organizer_exclusions),
+        ("contact_exclusion_domains", contact_exclusion, clear_contact_exclusions),
+    ):
+        if values and clear:
+            raise ValidationFailed("give the domains or the clear option, not both", field=name)
+        if values or clear:
+            changes[name] = values or []
+    if sync is not None:
+        changes["sync_enabled"] = sync
+    if interval is not None:
+        changes["sync_interval_minutes"] = interval
+    if policy_name is not None:
+        changes["policy_name"] = policy_name
+    with _session(Settings()) as db:
+        principal = _principal(db, as_user)
+        if default_owner is not None:
+            changes["default_owner_id"] = _find_user(db, default_owner, "default_owner").id
+        teams.require_admin(principal, Privilege.WRITE if changes else Privilege.READ)
+        connection = teams.update_settings(db, **changes, by_user_id=_by(principal))
+        data = _settings_dict(db, connection)
+    if as_json:
+        _print_json(data)
+        return
+    for key, value in data.items():
+        text = ", ".join(value) if isinstance(value, list) else value
+        out.print(f"{key}: {'' if text is None else text}", markup=False, soft_wrap=True)
+
+
+# ------------------------------------------------------------------ organizers (T2, T4)
+
+
+def _organizer_dict(connection: TeamsConnection, o: TeamsOrganizer) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "graph_user_id": o.graph_user_id,
+        "display_name": o.display_name,
+        "email": o.email,
+        "status": o.status,
+        "status_detail": o.status_detail,
+        "sync_new_by_default": o.sync_new_by_default,
+        "sync_recordings": o.sync_recordings,
+        "user_id": o.user_id,
+        "remedy": teams.remedy(connection, o),
+    }
+
+
+def _print_remedy(o: dict[str, Any], seen: set[str]) -> None:
+    """The organizer's remedy, leaving out lines already printed for another organizer."""
+    out.print(
+        f"\n{o['display_name'] or o['graph_user_id']} ({o['status']}, object id "
+        f"{o['graph_user_id']}):",
+        markup=False,
+        soft_wrap=True,
+    )
+    for line in o["remedy"]:
+        if line not in seen:
+            out.print(f"  {line}", markup=False, soft_wrap=True, highlight=False)
+            seen.add(line)
+
+
+def _tick(value: bool) -> str:
+    return "✓" if value else ""
+
+
+@app.command("organizers")
+def organizers(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Teams users with their sync status; prints the fix for each one that cannot sync."""
+    with _session(Settings()) as db:
+        connection = teams.get_connection(db)
+        rows = [
+            _organizer_dict(connection, o)
+            for o in teams.list_organizers(db, _principal(db, as_user))
+        ]
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        out.print("no organizers yet: run `gatherly teams sync` to discover them")
+        return
+    table = Table("id", "name", "email", "status", "sync new", "recordings")
+    for o in rows:
+        table.add_row(
+            str(o["id"]),
+            escape(o["display_name"]),
+            escape(o["email"] or ""),
+            escape(o["status"]),
+            _tick(o["sync_new_by_default"]),
+            _tick(o["sync_recordings"]),
+        )
+    out.print(table)
+    seen: set[str] = set()
+    for o in rows:
+        if o["remedy"]:
+            _print_remedy(o, seen)
+
+
+def _find_organizer(db: Session, principal: Principal, ref: str) -> TeamsOrganizer:
+    if ref.isdigit():
+        return teams.get_organizer(db, principal, organizer_id=int(ref))
+    organizer_id = db.scalar(
+        select(TeamsOrganizer.id).where(
+            or_(
+                func.lower(TeamsOrganizer.email) == ref.strip().lower(),
+                TeamsOrganizer.graph_user_id == ref,
+            )
+        )
+    )
+    if organizer_id is None:
+        raise NotFound(f"no Teams organizer {ref!r}", field="organizer")
+    return teams.get_organizer(db, principal, organizer_id=organizer_id)
+
+
+@app.command("organizer")
+def organizer(
+    ref: Annotated[str, typer.Argument(help="Organizer email, Graph user id or Gatherly id.")],
+    sync_new: Annotated[
+        bool | None,
+        typer.Option("--sync-new/--no-sync-new", help="Tick Sync on newly found webinars."),
+    ] = None,
+    recordings: Annotated[
+        bool | None,
+        typer.Option("--recordings/--no-recordings", help="Sync recordings and transcripts."),
+    ] = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one organizer; options change their per-user settings (T4)."""
+    with _session(Settings()) as db:
+        principal = _principal(db, as_user)
+        found = _find_organizer(db, principal, ref)
+        if sync_new is not None or recordings is not None:
+            found = teams.update_organizer(
+                db,
+                principal,
+                organizer_id=found.id,
+                sync_new_by_default=sync_new,
+                sync_recordings=recordings,
+            )
+        data = _organizer_dict(teams.get_connection(db), found)
+    if as_json:
+        _print_json(data)
+        return
+    for key in ("id", "display_name", "email", "graph_user_id", "status"):
+        out.print(f"{key}: {data[key] or ''}", markup=False, soft_wrap=True)
+    out.print(f"sync new webinars by default: {'yes' if data['sync_new_by_default'] else 'no'}")
+    out.print(f"sync recordings and transcripts: {'yes' if data['sync_recordings'] else 'no'}")
+    if data["remedy"]:
+        _print_remedy(data, set())
+
+
+# ------------------------------------------------------------------ webinars (T4, T5)
+
+
+@app.command("webinars")
+def webinars(
+    organizer_ref: Annotated[
+        str | None, typer.Option("--organizer", help="Only this organizer (email or id).")
+    ] = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Webinars found in Teams, newest first, with their Sync tick and linked event."""
+    with _session(Settings()) as db:
+        principal = _principal(db, as_user)
+        organizer_id = _find_organizer(db, principal, organizer_ref).id if organizer_ref else None
+        rows: list[dict[str, Any]] = [
+            {
+                "id": w.id,
+                "graph_id": w.graph_id,
+                "name": w.display_name,
+                "start_at": w.start_at,
+                "end_at": w.end_at,
+                "status": w.status,
+                "organizer": o.display_name,
+                "organizer_email": o.email,
+                "sync_enabled": w.sync_enabled,
+                "event_id": w.event_id,
+                "last_changed_at": w.last_changed_at,
+                "last_error": w.last_error,
+            }
+            for w, o in teams.list_webinars(db, principal, organizer_id=organizer_id)
+        ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "name", "start (UTC)", "status", "organizer", "sync", "event", "error")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            escape(r["name"]),
+            _when(r["start_at"]),
+            escape(r["status"]),
+            escape(r["organizer"]),
+            _tick(r["sync_enabled"]),
+            str(r["event_id"] or ""),
+            escape(r["last_error"]),
+        )
+    out.print(table)
+
+
+@app.command("tick")
+def tick(
+    refs: Annotated[list[str], typer.Argument(help="Webinar ids (Gatherly or Graph).")],
+    off: Annotated[bool, typer.Option("--off", help="Untick instead.")] = False,
+    as_user: AsOpt = None,
+) -> None:
+    """Tick Sync on webinars so their data flows in (--off unticks)."""
+    with _session(Settings()) as db:
+        principal = _principal(db, as_user)
+        names = []
+        for ref in refs:
+            webinar = teams.find_webinar(db, principal, ref=ref)
+            teams.set_webinar_sync(db, principal, webinar_id=webinar.id, enabled=not off)
+            names.append(f"{webinar.id} {webinar.display_name}")
+    for name in names:
+        out.print(f"{'unticked' if off else 'ticked'} {name}", markup=False, soft_wrap=True)
+
+
+# ------------------------------------------------------------------ sync (T12)
+
+
+def _counts(counter: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counter.items() if v) or "none"
+
+
+def print_report(report: RunReport) -> None:
+    """A run's summary: fetched, changes, the dry-run plan and errors."""
+    data = report.as_dict()
+    run = "dry run" if report.dry_run else f"run {report.run_id}"
+    colour = {RUN_FAILED: "red", RUN_PARTIAL: "yellow"}.get(report.status, "green")
+    out.print(f"sync [{colour}]{report.status}[/] ({run})")
+    out.print(f"fetched: {_counts(data['fetched'])}", markup=False, soft_wrap=True)
+    changes = _counts(data["changes"])
+    out.print(
+        f"{'would change' if report.dry_run else 'changes'}: "
+        f"{'no changes' if changes == 'none' else changes}",
+        markup=False,
+        soft_wrap=True,
+    )
+    for plan in report.plan:
+        out.print(
+            f"\n{plan['webinar']}: event {plan['event']}; {_counts(plan['changes'])}",
+            markup=False,
+            soft_wrap=True,
+        )
+        if plan["contacts_to_create"]:
+            out.print(
+                f"  contacts to create ({len(plan['contacts_to_create'])}): "
+                + ", ".join(plan["contacts_to_create"]),
+                markup=False,
+                soft_wrap=True,
+            )
+        for reason, people in plan["excluded"].items():
+            out.print(
+                f"  not counted ({reason}): {', '.join(people)}", markup=False, soft_wrap=True
+            )
+    if report.errors:
+        out.print(f"\n[red]errors ({len(report.errors)}):[/]")
+    for e in report.errors:
+        who = f"{e['scope']} {e['name'] or e['id']}".strip()
+        out.print(f"  {who}: {e['message']}", markup=False, soft_wrap=True)
+
+
+def run_with_progress(
+    factory: sessionmaker[Session], settings: Settings, **options: Any
+) -> RunReport:
+    """``run_sync`` with a transient Rich progress bar on stderr."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("connecting to Microsoft Graph", total=None)
+
+        def progress(done: int, total: int, label: str) -> None:
+            bar.update(task, completed=done, total=total or None, description=label)
+
+        return run_sync(factory, settings, progress=progress, **options)
+
+
+@app.command("sync")
+def sync(
+    webinar: Annotated[
+        str | None, typer.Option(help="Sync now: only this webinar (Gatherly or Graph id).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Write nothing; print what would change.")
+    ] = False,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sync now with a progress bar and summarise; exit 0 succeeded, 2 partial, 1 failed."""
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    try:
+        factory = make_session_factory(engine)
+        with transaction(factory) as db:
+            principal = _principal(db, as_user)
+            graph_id = None
+            if webinar is not None:
+                found = teams.find_webinar(db, principal, ref=webinar)
+                organizer_row = db.get(TeamsOrganizer, found.organizer_id)
+                if organizer_row is None or not teams.can_manage_organizer(
+                    principal, organizer_row
+                ):
+                    teams.require_admin(principal)
+                graph_id = found.graph_id
+            else:
+                teams.require_admin(principal)
+        report = run_with_progress(
+            factory,
+            settings,
+            webinar_graph_id=graph_id,
+            dry_run=dry_run,
+            by_user_id=_by(principal),
+        )
+    finally:
+        engine.dispose()
+    _print_json(report.as_dict()) if as_json else print_report(report)
+    if report.status in (RUN_FAILED, RUN_PARTIAL):
+        raise typer.Exit(1 if report.status == RUN_FAILED else 2)

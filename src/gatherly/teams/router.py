@@ -1,0 +1,307 @@
+"""REST routes for the Microsoft Teams connector: connection, settings, organizers, webinars
+and sync runs (SPEC T1–T5, T12).
+
+The connection and global settings are admin only (``teams.service.require_admin``);
+organizers and webinars are visible to admins and to the organizer mapped to the caller.
+*Sync now* and full syncs are recorded as a run, then queued for the worker
+(``gatherly worker``, or the one ``gatherly serve`` embeds); a dry run answers at once.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from gatherly.access.engine import Principal
+from gatherly.access.levels import Privilege
+from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
+from gatherly.contact.schemas import PageOut
+from gatherly.core.config import Settings
+from gatherly.core.exceptions import Forbidden, GatherlyError, NotFound
+from gatherly.core.ids import PathId, QueryId
+from gatherly.core.pagination import MAX_LIMIT, paginate
+from gatherly.jobs.queue import Jobs
+from gatherly.teams import schemas as s
+from gatherly.teams import service, sync
+from gatherly.teams.models import SyncRun, TeamsConnection, TeamsOrganizer, TeamsWebinar
+
+router = APIRouter(prefix="/teams", tags=["microsoft teams"])
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _jobs(request: Request) -> Jobs:
+    """The app's job queue, opened on first use."""
+    jobs: Jobs | None = getattr(request.app.state, "jobs", None)
+    if jobs is None:
+        jobs = request.app.state.jobs = Jobs(
+            _settings(request), session_factory=request.app.state.session_factory
+        )
+    return jobs
+
+
+def _client_factory(request: Request) -> service.ClientFactory | None:
+    """The Graph client factory tests inject (``app.state.graph_client_factory``), else None."""
+    return getattr(request.app.state, "graph_client_factory", None)
+
+
+def _connection_out(connection: TeamsConnection, settings: Settings) -> s.ConnectionOut:
+    check = service.check_permissions(list(connection.granted_permissions or []))
+    if connection.client_secret_encrypted:
+        source = "stored"
+    else:
+        source = "environment" if settings.teams_client_secret is not None else "missing"
+    return s.ConnectionOut(
+        tenant_id=connection.tenant_id,
+        client_id=connection.client_id,
+        authority=connection.authority,
+        graph_url=connection.graph_url,
+        status=connection.status,
+        status_detail=connection.status_detail,
+        granted_permissions=check.granted,
+        missing_permissions=check.missing_required + check.missing_optional,
+        secret_source=source,
+        checked_at=connection.checked_at,
+        modified_at=connection.modified_at,
+        settings=s.TeamsSettingsOut.model_validate(connection),
+    )
+
+
+def _organizer_out(organizer: TeamsOrganizer, connection: TeamsConnection | None) -> s.OrganizerOut:
+    return s.OrganizerOut(
+        id=organizer.id,
+        graph_user_id=organizer.graph_user_id,
+        display_name=organizer.display_name,
+        email=organizer.email,
+        status=organizer.status,
+        status_detail=organizer.status_detail,
+        status_changed_at=organizer.status_changed_at,
+        remedy=service.remedy(connection, organizer) if connection else [],
+        sync_new_by_default=organizer.sync_new_by_default,
+        sync_recordings=organizer.sync_recordings,
+        user_id=organizer.user_id,
+    )
+
+
+def _webinar_out(webinar: TeamsWebinar, organizer: TeamsOrganizer) -> s.WebinarOut:
+    fields = {k: getattr(webinar, k) for k in s.WebinarOut.model_fields if k != "organizer_name"}
+    return s.WebinarOut.model_validate({**fields, "organizer_name": organizer.display_name})
+
+
+def _run_out(request: Request, run: SyncRun) -> s.SyncRunOut:
+    out = s.SyncRunOut.model_validate(run)
+    out.links = {"self": request.url_for("get_sync_run", run_id=run.id).path}
+    return out
+
+
+def _optional_connection(db: Session) -> TeamsConnection | None:
+    try:
+        return service.get_connection(db)
+    except NotFound:
+        return None
+
+
+# ------------------------------------------------------------------ connection (T1, T3)
+
+
+@router.get("/connection", summary="The Teams connection and global settings (admin)")
+def get_connection(request: Request, db: DbSession, principal: CurrentPrincipal) -> s.ConnectionOut:
+    service.require_admin(principal, Privilege.READ)
+    return _connection_out(service.get_connection(db), _settings(request))
+
+
+@router.put(
+    "/connection",
+    summary="Connect to a tenant: checks the credentials and permissions, then saves (admin)",
+)
+def put_connection(
+    request: Request, body: s.ConnectionIn, db: DbSession, principal: CurrentPrincipal
+) -> s.ConnectionOut:
+    service.require_admin(principal)
+    connection, _check = service.connect(
+        db,
+        _settings(request),
+        tenant_id=body.tenant_id,
+        client_id=body.client_id,
+        client_secret=body.client_secret,
+        authority=body.authority,
+        graph_url=body.graph_url,
+        default_owner_id=body.default_owner_id,
+        by_user_id=principal.user_id,
+        make_client=_client_factory(request),
+    )
+    return _connection_out(connection, _settings(request))
+
+
+@router.post(
+    "/connection/test", summary="Check the saved credentials and permissions again (admin)"
+)
+def check_connection(
+    request: Request, db: DbSession, principal: CurrentPrincipal
+) -> s.ConnectionOut:
+    service.require_admin(principal)
+    try:
+        connection, _check = service.check_connection(
+            db, _settings(request), make_client=_client_factory(request)
+        )
+    except GatherlyError:
+        db.commit()  # keep the failed status the check recorded
+        raise
+    return _connection_out(connection, _settings(request))
+
+
+@router.delete(
+    "/connection",
+    status_code=204,
+    summary="Forget the connection and its secret; synced data stays (admin)",
+)
+def delete_connection(db: DbSession, principal: CurrentPrincipal) -> Response:
+    service.require_admin(principal, Privilege.DELETE)
+    service.disconnect(db)
+    return no_content()
+
+
+@router.patch("/settings", summary="Change global settings; only the fields sent (admin)")
+def patch_settings(
+    body: s.SettingsPatch, db: DbSession, principal: CurrentPrincipal
+) -> s.TeamsSettingsOut:
+    service.require_admin(principal)
+    connection = service.update_settings(
+        db, by_user_id=principal.user_id, **body.model_dump(exclude_unset=True)
+    )
+    return s.TeamsSettingsOut.model_validate(connection)
+
+
+# ------------------------------------------------------------------ organizers (T2, T4)
+
+
+@router.get("/organizers", summary="Teams users with their status and the remedy for it")
+def list_organizers(db: DbSession, principal: CurrentPrincipal) -> list[s.OrganizerOut]:
+    connection = _optional_connection(db)
+    return [_organizer_out(o, connection) for o in service.list_organizers(db, principal)]
+
+
+@router.patch("/organizers/{organizer_id}", summary="An organizer's sync defaults (T4)")
+def patch_organizer(
+    organizer_id: PathId, body: s.OrganizerPatch, db: DbSession, principal: CurrentPrincipal
+) -> s.OrganizerOut:
+    organizer = service.update_organizer(
+        db,
+        principal,
+        organizer_id=organizer_id,
+        sync_new_by_default=body.sync_new_by_default,
+        sync_recordings=body.sync_recordings,
+    )
+    return _organizer_out(organizer, _optional_connection(db))
+
+
+# ------------------------------------------------------------------ webinars (T4, T5)
+
+
+@router.get("/webinars", summary="Webinars seen in Teams, newest first")
+def list_webinars(
+    db: DbSession, principal: CurrentPrincipal, organizer_id: QueryId = None
+) -> list[s.WebinarOut]:
+    rows = service.list_webinars(db, principal, organizer_id=organizer_id)
+    return [_webinar_out(w, o) for w, o in rows]
+
+
+@router.patch("/webinars/{webinar_id}", summary="Tick or untick Sync on a webinar")
+def patch_webinar(
+    webinar_id: PathId, body: s.WebinarPatch, db: DbSession, principal: CurrentPrincipal
+) -> s.WebinarOut:
+    webinar = service.set_webinar_sync(
+        db, principal, webinar_id=webinar_id, enabled=body.sync_enabled
+    )
+    organizer = service.get_organizer(db, principal, organizer_id=webinar.organizer_id)
+    return _webinar_out(webinar, organizer)
+
+
+# ------------------------------------------------------------------ sync runs (T12)
+
+
+@router.post(
+    "/sync",
+    status_code=202,
+    response_model=s.SyncRunOut,
+    summary="Start a sync (admin), or Sync now on one webinar (admin or its organizer)",
+    responses={200: {"model": s.SyncReportOut, "description": "Dry run: the plan, no writes"}},
+)
+def start_sync(
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    body: s.SyncIn | None = None,
+) -> Any:
+    body = body or s.SyncIn()
+    graph_id = _sync_target(db, principal, body.webinar_id)
+    service.get_connection(db)
+    db.commit()  # release the request's transaction before the sync opens its own
+    options: dict[str, Any] = {
+        "webinar_graph_id": graph_id,
+        "by_user_id": principal.user_id,
+        "make_client": _client_factory(request),
+    }
+    factory, settings = request.app.state.session_factory, _settings(request)
+    if body.dry_run:
+        report = sync.run_sync(factory, settings, dry_run=True, **options)
+        out = s.SyncReportOut.model_validate(report.as_dict())
+        return JSONResponse(out.model_dump(mode="json"), status_code=200)
+    run = sync.create_run(
+        db,
+        kind="webinar" if graph_id else "full",
+        webinar_graph_id=graph_id,
+        by_user_id=principal.user_id,
+    )
+    db.commit()  # the run exists before a worker looks for it
+    _jobs(request).enqueue_sync(run_id=run.id, webinar_graph_id=graph_id)
+    return _run_out(request, run)
+
+
+def _sync_target(db: Session, principal: Principal, webinar_id: int | None) -> str | None:
+    """The webinar's Graph id (its organizer or an admin may sync it); None for a full sync."""
+    if webinar_id is None:
+        service.require_admin(principal)
+        return None
+    webinar = service.get_webinar(db, principal, webinar_id=webinar_id)
+    organizer = service.get_organizer(db, principal, organizer_id=webinar.organizer_id)
+    if not service.can_manage_organizer(principal, organizer):
+        raise Forbidden("only an administrator or the webinar's organizer may sync it")
+    return webinar.graph_id
+
+
+@router.get(
+    "/sync-runs",
+    summary="Sync runs, newest first (admins: all; others: those they started)",
+    response_model=PageOut[s.SyncRunOut],
+)
+def list_sync_runs(
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+) -> Any:
+    page = paginate(
+        db,
+        service.runs_visible_to(principal),
+        id_column=SyncRun.id,
+        sortable={"started_at": SyncRun.started_at},
+        sort="-started_at",
+        cursor=cursor,
+        limit=limit,
+    )
+    return {"items": [_run_out(request, r) for r in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/sync-runs/{run_id}", summary="One sync run: progress, counts, errors")
+def get_sync_run(
+    request: Request, run_id: PathId, db: DbSession, principal: CurrentPrincipal
+) -> s.SyncRunOut:
+    return _run_out(request, service.get_run(db, principal, run_id=run_id))

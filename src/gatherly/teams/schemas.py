@@ -1,0 +1,229 @@
+"""Input and output shapes of the Microsoft Teams connector API (SPEC T1–T5).
+
+The client secret is input only (``SecretStr``): no output shape has a field for it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from gatherly.core.ids import Id
+from gatherly.core.schemas import StrictModel
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+GraphText = Annotated[str, Field(min_length=1, max_length=200)]
+Url = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+def check_url(value: str, *, needs_path: bool) -> str:
+    """An https URL with a host (plain http only on loopback, as the Graph client allows)."""
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+    except ValueError:
+        raise ValueError(f"{value!r} is not a URL") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError(f"{value!r} must look like https://host/…")
+    if parts.scheme == "http" and host not in _LOOPBACK:
+        raise ValueError("plain http is only allowed on loopback (the Graph emulator)")
+    if needs_path and len(parts.path.strip("/")) < 1:
+        raise ValueError(f"{value!r} must name the tenant: https://host/{{tenant}}")
+    return value
+
+
+class ConnectionIn(StrictModel):
+    """Connect (or reconnect) to a tenant with an app registration's credentials (T1)."""
+
+    tenant_id: GraphText
+    client_id: GraphText
+    client_secret: Annotated[SecretStr, Field(max_length=500)] | None = Field(
+        default=None,
+        description="Optional when GATHERLY_TEAMS_CLIENT_SECRET is set; never returned.",
+    )
+    authority: Url | None = Field(
+        default=None, description="Default: https://login.microsoftonline.com/{tenant_id}"
+    )
+    graph_url: Url | None = Field(default=None, description="Default: Microsoft Graph v1.0")
+    default_owner_id: Id | None = None
+
+    @field_validator("authority")
+    @classmethod
+    def _authority(cls, value: str | None) -> str | None:
+        return None if value is None else check_url(value, needs_path=True)
+
+    @field_validator("graph_url")
+    @classmethod
+    def _graph_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url(value, needs_path=False)
+
+
+class SettingsPatch(StrictModel):
+    """A partial update of the global settings (T3): only the fields sent change."""
+
+    sync_enabled: bool | None = None
+    organizer_exclusion_domains: Annotated[list[str], Field(max_length=1000)] | None = None
+    contact_exclusion_domains: Annotated[list[str], Field(max_length=1000)] | None = None
+    default_owner_id: Id | None = Field(default=None, description="null clears it")
+    sync_interval_minutes: int | None = Field(default=None, description="5 … 1440")
+    policy_name: Annotated[str, Field(max_length=200)] | None = None
+
+    @field_validator(
+        "sync_enabled",
+        "organizer_exclusion_domains",
+        "contact_exclusion_domains",
+        "sync_interval_minutes",
+        "policy_name",
+    )
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Runs only for values sent (defaults are not validated): null is refused here.
+        if value is None:
+            raise ValueError("may not be null; leave the field out to keep it")
+        return value
+
+
+class TeamsSettingsOut(BaseModel):
+    """The global settings (T3)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    sync_enabled: bool
+    organizer_exclusion_domains: list[str]
+    contact_exclusion_domains: list[str]
+    default_owner_id: int | None
+    sync_interval_minutes: int
+    policy_name: str
+
+
+class ConnectionOut(BaseModel):
+    """The connection as an admin sees it: never the secret, only where it comes from."""
+
+    tenant_id: str
+    client_id: str
+    authority: str
+    graph_url: str
+    status: str
+    status_detail: str
+    granted_permissions: list[str]
+    missing_permissions: list[str]
+    secret_source: Literal["stored", "environment", "missing"]
+    checked_at: datetime | None
+    modified_at: datetime
+    settings: TeamsSettingsOut
+
+
+class OrganizerOut(BaseModel):
+    """A Teams user with their status (T2), the remedy for it and their settings (T4)."""
+
+    id: int
+    graph_user_id: str
+    display_name: str
+    email: str | None
+    status: str
+    status_detail: str
+    status_changed_at: datetime | None
+    remedy: list[str]
+    sync_new_by_default: bool
+    sync_recordings: bool
+    user_id: int | None
+
+
+class OrganizerPatch(StrictModel):
+    """Per-organizer settings (T4); a field left out (or null) keeps its value."""
+
+    sync_new_by_default: bool | None = None
+    sync_recordings: bool | None = None
+
+
+class WebinarOut(BaseModel):
+    """A webinar seen in Teams and whether it is synced (T4, T5)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    graph_id: str
+    organizer_id: int
+    organizer_name: str
+    display_name: str
+    status: str
+    start_at: datetime | None
+    end_at: datetime | None
+    sync_enabled: bool
+    event_id: int | None
+    discovered_at: datetime
+    last_changed_at: datetime | None
+    last_error: str
+
+
+class WebinarPatch(StrictModel):
+    """Tick or untick Sync on a webinar."""
+
+    sync_enabled: bool
+
+
+class SyncIn(StrictModel):
+    """Run a sync: the whole tenant, or one webinar (*Sync now*); ``dry_run`` only plans."""
+
+    webinar_id: Id | None = Field(default=None, description="A Gatherly Teams webinar id")
+    dry_run: bool = False
+
+
+class SyncErrorOut(BaseModel):
+    """One failure of a run, per organizer, webinar or the run itself."""
+
+    scope: str
+    id: str
+    name: str
+    code: str
+    message: str
+
+
+class PlanItemOut(BaseModel):
+    """What a dry run would do to one webinar's event."""
+
+    webinar_id: str
+    webinar: str
+    event: str
+    changes: dict[str, int]
+    contacts_to_create: list[str]
+    excluded: dict[str, list[str]]
+
+
+class SyncReportOut(BaseModel):
+    """A dry run's report: what would change; nothing was written."""
+
+    run_id: int | None
+    status: str
+    dry_run: bool
+    fetched: dict[str, int]
+    changes: dict[str, int]
+    errors: list[SyncErrorOut]
+    plan: list[PlanItemOut]
+    graph_stats: dict[str, int | float]
+
+
+class SyncRunOut(BaseModel):
+    """A sync run: its progress while running, what it fetched and changed when done."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    webinar_graph_id: str | None
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    heartbeat_at: datetime
+    triggered_by_id: int | None
+    progress_done: int
+    progress_total: int
+    progress_label: str
+    fetched: dict[str, int]
+    changes: dict[str, int]
+    graph_stats: dict[str, int | float]
+    errors: list[SyncErrorOut]
+    links: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,45 @@
+"""``gatherly worker`` in its own process, for tests that need queued jobs carried out."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from gatherly.core.config import Settings
+
+
+@contextmanager
+def worker_process(settings: Settings) -> Iterator[subprocess.Popen[str]]:
+    """``gatherly worker --no-schedule`` with the test's settings in the environment."""
+    env = {
+        **os.environ,
+        "GATHERLY_DATABASE_URL": settings.database_url,
+        "GATHERLY_QUEUE_PATH": settings.queue_path,
+        "GATHERLY_GRAPH_RATE_PER_SECOND": str(settings.graph_rate_per_second),
+        "GATHERLY_SECRET_KEY": settings.secret_key.get_secret_value(),
+    }
+    env.pop("GATHERLY_REDIS_URL", None)
+    if settings.redis_url:
+        env["GATHERLY_REDIS_URL"] = settings.redis_url
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from gatherly.cli import main; main()", "worker", "--no-schedule"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
