@@ -32,7 +32,7 @@ lint: $(VENV)/.installed-test
 
 test: lint
 	@if [ -n "$$GATHERLY_TEST_POSTGRES_URL" ]; then echo "PostgreSQL tests: on ($$GATHERLY_TEST_POSTGRES_URL)"; else echo "PostgreSQL tests: off (no server on 127.0.0.1:5432)"; fi
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/access.py

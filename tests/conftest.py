@@ -77,14 +77,18 @@ def reset_database(engine: Engine) -> None:
     """Empty every table and recreate the root BU and built-in roles."""
     tables = [t for t in gatherly.models.Base.metadata.sorted_tables]
     with engine.begin() as conn:
+        # DELETE, not TRUNCATE: on a few rows per table it is several times faster on
+        # PostgreSQL. The BU tree references itself; cut it first so rows can go in order.
+        conn.execute(text("UPDATE business_unit SET parent_id = NULL"))
+        for table in reversed(tables):
+            conn.execute(table.delete())
         if engine.dialect.name == "postgresql":
-            names = ", ".join(t.name for t in tables)
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            # The BU tree references itself; cut it first so rows can go in any order.
-            conn.execute(text("UPDATE business_unit SET parent_id = NULL"))
-            for table in reversed(tables):
-                conn.execute(table.delete())
+            # Ids start at 1 again, as on SQLite once a table is empty.
+            serial = [t.name for t in tables if "id" in t.c and t.c.id.autoincrement is not False]
+            resets = ", ".join(
+                f"setval(pg_get_serial_sequence('{name}', 'id'), 1, false)" for name in serial
+            )
+            conn.execute(text(f"SELECT {resets}"))
     with Session(engine) as db, db.begin():
         defaults.ensure_defaults(db)
 

@@ -19,6 +19,7 @@ def worker_process(settings: Settings) -> Iterator[subprocess.Popen[str]]:
         **os.environ,
         "GATHERLY_DATABASE_URL": settings.database_url,
         "GATHERLY_QUEUE_PATH": settings.queue_path,
+        "GATHERLY_QUEUE_NAME": settings.queue_name,
         "GATHERLY_GRAPH_RATE_PER_SECOND": str(settings.graph_rate_per_second),
         "GATHERLY_SECRET_KEY": settings.secret_key.get_secret_value(),
     }

@@ -3,6 +3,7 @@ queued syncs from Huey on SQLite, and on Redis; the schedule decides when a refr
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -76,7 +77,12 @@ def test_t12_worker_runs_queued_sync_from_the_sqlite_queue(
 @pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
 def test_t12_worker_runs_queued_sync_from_redis(connected: Connected, tmp_path: Path) -> None:
     settings = connected.settings.model_copy(
-        update={"redis_url": "redis://127.0.0.1:6379/15", "queue_path": str(tmp_path / "unused.db")}
+        update={
+            "redis_url": "redis://127.0.0.1:6379/15",
+            # Test processes running side by side each get their own queue on the server.
+            "queue_name": f"gatherly-test-{os.getpid()}",
+            "queue_path": str(tmp_path / "unused.db"),
+        }
     )
     _queued_sync_through_worker(connected, settings)
     assert not (tmp_path / "unused.db").exists()

@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO")
     redis_url: str | None = Field(default=None, description="Job queue on Redis when set.")
+    queue_name: str = Field(
+        default="gatherly",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="The queue's name: installations sharing one Redis need different names.",
+    )
     queue_path: str = Field(
         default="var/queue.db", description="The job queue's SQLite file when Redis is not set."
     )

@@ -21,17 +21,16 @@ from gatherly.core.db import make_engine, make_session_factory
 from gatherly.teams import jobs as teams_jobs
 
 log = logging.getLogger(__name__)
-QUEUE_NAME = "gatherly"
 SCHEDULE_LOCK = "teams-scheduled-sync"
 
 
 def make_huey(settings: Settings) -> Huey:
     """Redis storage when a Redis URL is configured, else a SQLite file beside the data."""
     if settings.redis_url:
-        return RedisHuey(QUEUE_NAME, url=settings.redis_url, results=False, utc=True)
+        return RedisHuey(settings.queue_name, url=settings.redis_url, results=False, utc=True)
     path = Path(settings.queue_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey(QUEUE_NAME, filename=str(path), results=False, utc=True)
+    return SqliteHuey(settings.queue_name, filename=str(path), results=False, utc=True)
 
 
 class Jobs:

@@ -49,6 +49,7 @@ from gatherly.teams.models import (
 RECORD_TYPE = "teams_integration"
 CONNECTION_ID = 1
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _UNSET: Any = object()
 
 
@@ -190,7 +191,13 @@ def check_permissions(granted: list[str]) -> PermissionCheck:
 
 def _probe(make_client: ClientFactory, connection: TeamsConnection) -> PermissionCheck:
     """Acquire a token, read its permissions and make one Graph call with it."""
-    with make_client(connection) as client:
+    try:
+        client = make_client(connection)
+    except (SyncError, httpx.InvalidURL) as exc:
+        raise ValidationFailed(
+            f"cannot use this authority or Graph URL: {exc}", field="authority"
+        ) from None
+    with client:
         try:
             token = client.access_token()
         except TokenError as exc:
@@ -237,10 +244,17 @@ def connect(
             (field ``permissions``, naming each one). Nothing is saved then.
     """
     tenant_id, client_id = tenant_id.strip(), client_id.strip()
-    if not tenant_id:
-        raise ValidationFailed("the tenant id is required", field="tenant_id")
-    if not client_id:
-        raise ValidationFailed("the client id is required", field="client_id")
+    if not (_GUID.match(tenant_id) or _DOMAIN.match(tenant_id.lower())):
+        raise ValidationFailed(
+            "the tenant id is the directory's GUID or one of its verified domains "
+            "(e.g. contoso.onmicrosoft.com)",
+            field="tenant_id",
+        )
+    if not _GUID.match(client_id):
+        raise ValidationFailed(
+            "the client id is the app registration's Application (client) ID, a GUID",
+            field="client_id",
+        )
     if client_secret is not None and not client_secret.get_secret_value():
         raise ValidationFailed("the client secret is empty", field="client_secret")
     if client_secret is None and settings.teams_client_secret is None:

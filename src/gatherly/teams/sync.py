@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, delete, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.access.models import OWNER_USER
@@ -553,6 +553,7 @@ class _Applier:
         self.event_action = "unchanged"
         self.scoping = org_service.feature_enabled(db, org_service.BU_SCOPING)
         self.event: MarketingEvent | None = None
+        self.new_intervals: list[dict[str, Any]] = []
 
     # -------------------------------------------------------------- owner (B10)
 
@@ -780,7 +781,8 @@ class _Applier:
         for reg in self.data.registrations:
             if reg.email and (reg.first_name or reg.last_name):
                 names.setdefault(reg.email, (reg.first_name, reg.last_name))
-        created: dict[str, Contact] = {}
+        now = self.syncer.now()
+        created: list[dict[str, Any]] = []
         for key in counted:
             if key in contacts:
                 continue
@@ -793,31 +795,50 @@ class _Applier:
                 self.changes["contacts_created"] += 1
             if self.syncer.dry_run:
                 self.syncer.planned_contacts.add(plan_key)
-            contact = Contact(
-                email=key,
-                first_name=first,
-                last_name=last,
-                owner_type=event.owner_type,
-                owner_id=event.owner_id,
-                owning_bu_id=event.owning_bu_id,
-                origin="teams_sync",
-                origin_sync_run_id=self.run_id,
-                origin_event_id=event.id,
-                created_at=self.syncer.now(),
-                modified_at=self.syncer.now(),
-                custom={},
+            created.append(
+                {
+                    "email": key,
+                    "first_name": first,
+                    "last_name": last,
+                    "owner_type": event.owner_type,
+                    "owner_id": event.owner_id,
+                    "owning_bu_id": event.owning_bu_id,
+                    "origin": "teams_sync",
+                    "origin_sync_run_id": self.run_id,
+                    "origin_event_id": event.id,
+                    "created_at": now,
+                    "modified_at": now,
+                    "custom": {},
+                }
             )
-            created[key] = contact
-        self.db.add_all(created.values())
-        self.db.flush()  # one batch of INSERTs, not one per contact
-        contacts.update({key: contact.id for key, contact in created.items()})
+        if created:
+            contacts.update(
+                self._insert(
+                    Contact,
+                    created,
+                    select(Contact.email, Contact.id).where(
+                        Contact.origin_event_id == event.id,
+                        Contact.origin == "teams_sync",
+                        Contact.created_at == now,
+                    ),
+                )
+            )
         return contacts
+
+    def _insert(self, model: Any, rows: list[dict[str, Any]], found: Any) -> dict[Any, int]:
+        """Insert new rows in one executemany, then read their ids back with ``found``
+        (a select of key, id): far faster than ORM objects or RETURNING on large batches."""
+        if not rows:
+            return {}
+        self.db.execute(insert(model), rows)
+        return {key: row_id for key, row_id in self.db.execute(found)}
 
     # -------------------------------------------------------------- registrations (T10)
 
     def _registrations(
         self, event: MarketingEvent, reasons: dict[str, str | None], contacts: dict[str, int]
-    ) -> dict[str, EventRegistration]:
+    ) -> dict[str, tuple[int, str | None]]:
+        """Upsert registrations; returns Graph registration id → (row id, email)."""
         existing = {
             r.external_id: r
             for r in self.db.scalars(
@@ -825,7 +846,8 @@ class _Applier:
             )
         }
         now = self.syncer.now()
-        created: list[tuple[EventRegistration, fetch.Registration]] = []
+        created: list[dict[str, Any]] = []
+        history: list[tuple[str, str, datetime]] = []  # (Graph id, status, when)
         for reg in self.data.registrations:
             reason = reasons.get(reg.email) if reg.email else EXCLUDED_NO_EMAIL
             values = {
@@ -843,42 +865,54 @@ class _Applier:
             }
             row = existing.get(reg.id)
             if row is None:
-                row = EventRegistration(
-                    event_id=event.id,
-                    external_id=reg.id,
-                    created_at=now,
-                    created_by_sync_run_id=self.run_id,
-                    **values,
+                created.append(
+                    {
+                        "event_id": event.id,
+                        "external_id": reg.id,
+                        "created_at": now,
+                        "created_by_sync_run_id": self.run_id,
+                        **values,
+                    }
                 )
-                existing[reg.id] = row
-                created.append((row, reg))
+                if reg.status == "canceled" and reg.registered_at is not None:
+                    history.append((reg.id, "registered", reg.registered_at))
+                history.append((reg.id, reg.status, _status_time(reg, reg.registered_at or now)))
             else:
                 previous = row.status
                 if _assign(row, values):
                     self.changes["registrations_updated"] += 1
                     if previous != reg.status:
                         self.changes["registration_status_changes"] += 1
-                        self._history(row, reg.status, _status_time(reg, now))
-        self.db.add_all(row for row, _ in created)
-        self.db.flush()  # one batch of INSERTs; the ids are needed for the history
-        for row, reg in created:
-            if reg.status == "canceled" and reg.registered_at is not None:
-                self._history(row, "registered", reg.registered_at)
-            self._history(row, reg.status, _status_time(reg, reg.registered_at or now))
-        if created:
-            self.changes["registrations_created"] += len(created)
-        return existing
-
-    def _history(self, row: EventRegistration, status: str, at: datetime) -> None:
-        self.db.add(
-            RegistrationStatusChange(
-                registration_id=row.id,
-                status=status,
-                changed_at=at,
-                observed_at=self.syncer.now(),
-                sync_run_id=self.run_id,
+                        history.append((reg.id, reg.status, _status_time(reg, now)))
+        ids = {r.external_id: r.id for r in existing.values()}
+        ids.update(
+            self._insert(
+                EventRegistration,
+                created,
+                select(EventRegistration.external_id, EventRegistration.id).where(
+                    EventRegistration.event_id == event.id
+                ),
             )
         )
+        if created:
+            self.changes["registrations_created"] += len(created)
+        if history:
+            self.db.execute(
+                insert(RegistrationStatusChange),
+                [
+                    {
+                        "registration_id": ids[graph_id],
+                        "status": status,
+                        "changed_at": at,
+                        "observed_at": now,
+                        "sync_run_id": self.run_id,
+                    }
+                    for graph_id, status, at in history
+                ],
+            )
+        emails = {r.id: r.email for r in self.data.registrations}
+        emails.update({r.external_id: r.email for r in existing.values()})
+        return {graph_id: (row_id, emails.get(graph_id)) for graph_id, row_id in ids.items()}
 
     # -------------------------------------------------------------- attendance (T9)
 
@@ -888,7 +922,7 @@ class _Applier:
         people: dict[str, _Person],
         reasons: dict[str, str | None],
         contacts: dict[str, int],
-        registrations: dict[str, EventRegistration],
+        registrations: dict[str, tuple[int, str | None]],
         sessions: dict[str, EventSession],
     ) -> None:
         fetched_reports = {r.id for s in self.data.sessions for r in s.reports}
@@ -908,55 +942,71 @@ class _Applier:
                 stored.setdefault(interval.attendance_id, {})[
                     (interval.report_external_id, interval.join_at)
                 ] = interval
-        by_email = {r.email: r for r in registrations.values() if r.email}
-        rows: list[tuple[EventAttendance, _Person, bool, bool]] = []  # row, person, new, changed
+        by_email = {email: row_id for row_id, email in registrations.values() if email}
+        created: list[dict[str, Any]] = []
         for key, person in people.items():
             reason = reasons.get(key)
-            registration = registrations.get(person.registration_external_id or "") or (
-                by_email.get(person.email) if person.email else None
-            )
-            row = existing.pop(key, None)
+            found = registrations.get(person.registration_external_id or "")
+            registration_id = found[0] if found else by_email.get(person.email or "")
             values: dict[str, Any] = {
                 "email": person.email,
                 "display_name": person.display_name,
                 "role": person.role,
-                "registration_id": registration.id if registration else None,
+                "registration_id": registration_id,
                 "contact_id": contacts.get(key) if reason is None else None,
                 "excluded_reason": reason,
                 "owner_type": event.owner_type,
                 "owner_id": event.owner_id,
                 "owning_bu_id": event.owning_bu_id,
             }
+            row = existing.pop(key, None)
             if row is None:
-                row = EventAttendance(
-                    event_id=event.id,
-                    person_key=key,
-                    created_at=self.syncer.now(),
-                    created_by_sync_run_id=self.run_id,
-                    total_seconds=0,
-                    **values,
+                spans = [i for _, i in person.intervals.values()]
+                created.append(
+                    {
+                        "event_id": event.id,
+                        "person_key": key,
+                        "created_at": self.syncer.now(),
+                        "created_by_sync_run_id": self.run_id,
+                        "first_join_at": min((i.join_at for i in spans), default=None),
+                        "last_leave_at": max((i.leave_at for i in spans), default=None),
+                        "total_seconds": sum(i.seconds for i in spans),
+                        **values,
+                    }
                 )
-                self.db.add(row)
-                rows.append((row, person, True, False))
-            else:
-                rows.append((row, person, False, _assign(row, values)))
-        self.db.flush()  # one batch of INSERTs for the new rows; intervals need their ids
-        if new_rows := sum(1 for _, _, new, _ in rows if new):
-            self.changes["attendance_created"] += new_rows
-        for row, person, new, changed in rows:
-            kept = self._intervals(row, person, stored.get(row.id, {}), fetched_reports, sessions)
+                continue
+            changed = _assign(row, values)
+            kept = self._intervals(
+                row.id, person, stored.get(row.id, {}), fetched_reports, sessions
+            )
             totals = {
-                "first_join_at": min((i.join_at for i in kept), default=None),
-                "last_leave_at": max((i.leave_at for i in kept), default=None),
-                "total_seconds": sum(i.duration_seconds for i in kept),
+                "first_join_at": min((i[0] for i in kept), default=None),
+                "last_leave_at": max((i[1] for i in kept), default=None),
+                "total_seconds": sum(i[2] for i in kept),
             }
-            if (_assign(row, totals) or changed) and not new:
+            if _assign(row, totals) or changed:
                 self.changes["attendance_updated"] += 1
+        new_ids = self._insert(
+            EventAttendance,
+            created,
+            select(EventAttendance.person_key, EventAttendance.id).where(
+                EventAttendance.event_id == event.id
+            ),
+        )
+        if created:
+            self.changes["attendance_created"] += len(created)
+        for row_values in created:
+            key = row_values["person_key"]
+            self._intervals(new_ids[key], people[key], {}, fetched_reports, sessions)
+        if self.new_intervals:
+            self.db.execute(insert(AttendanceInterval), self.new_intervals)
+            self.changes["intervals_created"] += len(self.new_intervals)
+            self.new_intervals = []
         # People no longer in any fetched report keep only intervals of reports Graph no
         # longer lists (it shows the 10 most recent): never drop data Graph has aged out.
         for row in existing.values():
             kept = self._intervals(
-                row,
+                row.id,
                 _Person(key=row.person_key, email=row.email),
                 stored.get(row.id, {}),
                 fetched_reports,
@@ -968,19 +1018,15 @@ class _Applier:
 
     def _intervals(
         self,
-        row: EventAttendance,
+        attendance_id: int,
         person: _Person,
         stored: dict[tuple[str, datetime], AttendanceInterval],
         fetched_reports: set[str],
         sessions: dict[str, EventSession],
-    ) -> list[AttendanceInterval]:
-        kept: list[AttendanceInterval] = []
-        for key, interval in stored.items():
-            if key[0] in fetched_reports and key not in person.intervals:
-                self.db.delete(interval)
-                self.changes["intervals_deleted"] += 1
-            else:
-                kept.append(interval)
+    ) -> list[tuple[datetime, datetime, int]]:
+        """Bring one person's intervals in line with the fetched reports; returns every kept
+        interval as (join, leave, seconds), including those of reports Graph aged out."""
+        new: list[dict[str, Any]] = []
         for key, (session_id, fetched) in person.intervals.items():
             values = {
                 "session_id": sessions[session_id].id,
@@ -989,14 +1035,25 @@ class _Applier:
             }
             existing = stored.get(key)
             if existing is None:
-                existing = AttendanceInterval(
-                    attendance_id=row.id, report_external_id=key[0], join_at=key[1], **values
+                new.append(
+                    {
+                        "attendance_id": attendance_id,
+                        "report_external_id": key[0],
+                        "join_at": key[1],
+                        **values,
+                    }
                 )
-                self.db.add(existing)
-                kept.append(existing)
-                self.changes["intervals_created"] += 1
             elif _assign(existing, values):
                 self.changes["intervals_updated"] += 1
+        kept: list[tuple[datetime, datetime, int]] = []
+        for key, interval in stored.items():
+            if key[0] in fetched_reports and key not in person.intervals:
+                self.db.delete(interval)
+                self.changes["intervals_deleted"] += 1
+            else:
+                kept.append((interval.join_at, interval.leave_at, interval.duration_seconds))
+        self.new_intervals += new  # inserted in one batch by _attendance
+        kept += [(n["join_at"], n["leave_at"], n["duration_seconds"]) for n in new]
         return kept
 
     # -------------------------------------------------------------- recordings (T11)
