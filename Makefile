@@ -8,7 +8,7 @@ PG_UP := $(shell $(PYTHON) -c "import socket; s=socket.socket(); s.settimeout(1)
 GATHERLY_TEST_POSTGRES_URL ?= $(if $(PG_UP),$(PG_DEFAULT),)
 export GATHERLY_TEST_POSTGRES_URL
 
-.PHONY: demo test lint bench format clean
+.PHONY: demo test lint bench bench-sync format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ test: lint
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/access.py
+
+bench-sync: $(VENV)/.installed-test
+	$(BIN)/python bench/sync.py
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format .

@@ -261,7 +261,7 @@ def test_sync_reports_changes_then_a_second_sync_reports_none(run: CliRun) -> No
     assert first["changes"]["events_created"] > 0
     assert first["changes"]["contacts_created"] > 0
     assert first["errors"] == []
-    second = as_json(run("teams", "sync", "--json"))
+    second = as_json(run("teams", "sync", "--all", "--json"))  # --all: the same full sync
     assert second["status"] == "succeeded"
     assert not any(second["changes"].values()), second["changes"]
     assert "changes: no changes" in plain(run("teams", "sync").stdout)
@@ -277,6 +277,9 @@ def test_sync_one_webinar(run: CliRun) -> None:
     report = as_json(run("teams", "sync", "--webinar", str(webinar["id"]), "--json"))
     assert report["changes"]["events_created"] == 1
     assert report["fetched"]["webinars"] == 1
+    both = run("teams", "sync", "--webinar", str(webinar["id"]), "--all", ok=False)
+    assert both.exit_code == 1
+    assert "--webinar ID or --all, not both" in both.output
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(run: CliRun, connected: Connected) -> None:

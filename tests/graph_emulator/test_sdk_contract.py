@@ -48,6 +48,8 @@ from msgraph.generated.models.online_meeting_collection_response import (
     OnlineMeetingCollectionResponse,
 )
 from msgraph.generated.models.teamwork_user_identity import TeamworkUserIdentity
+from msgraph.generated.models.user import User
+from msgraph.generated.models.user_collection_response import UserCollectionResponse
 from msgraph.generated.models.virtual_event_registration import VirtualEventRegistration
 from msgraph.generated.models.virtual_event_registration_collection_response import (
     VirtualEventRegistrationCollectionResponse,
@@ -240,6 +242,13 @@ def _users_by_role(state: EmulatorState, role: str) -> list[str]:
 
 
 ENDPOINTS = [
+    Endpoint(
+        "U1 list users",
+        UserCollectionResponse,
+        lambda st: ["/users"],
+        collection=True,
+    ),
+    Endpoint("U2 get user", User, lambda st: [f"/users/{u['id']}" for u in st.data["users"]]),
     Endpoint(
         "W1 list webinars",
         VirtualEventWebinarCollectionResponse,

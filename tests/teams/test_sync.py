@@ -798,3 +798,21 @@ def test_t11_a_limited_install_syncs_everything_else_and_says_what_is_missing(
     with session_factory() as db:
         assert _event(db, "Autumn Product Launch").attendee_count > 0
         assert _count(db, EventRecording) == 0
+
+
+def test_t9_a_capped_attendance_expansion_falls_back_to_paging_the_records(
+    connected: Connected, tenant: Tenant
+) -> None:
+    connected.full_sync()
+    reference = snapshot(connected.session_factory)
+    with connected.session_factory() as db, db.begin():
+        for model in (AttendanceInterval, EventAttendance):
+            db.execute(model.__table__.delete())
+    tenant.state.expand_limit = 3
+    try:
+        connected.sync()
+    finally:
+        tenant.state.expand_limit = None
+    assert snapshot(connected.session_factory) == reference
+    paged = [r for r in tenant.requests() if r["path"].endswith("/attendanceRecords")]
+    assert paged  # the records endpoint was used because the expansion came back short

@@ -76,6 +76,9 @@ class EmulatorState:
         validate_fixture(fixture)
         self._original = copy.deepcopy(fixture)
         self.page_size = page_size
+        # Cut $expand=attendanceRecords at this many records (None: all), as a capped
+        # Graph expansion would.
+        self.expand_limit: int | None = None
         self.report_lag_seconds = report_lag_seconds
         self.policy_code = policy_code
         self.policy_message = policy_message

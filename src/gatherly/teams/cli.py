@@ -521,6 +521,12 @@ def sync(
     webinar: Annotated[
         str | None, typer.Option(help="Sync now: only this webinar (Gatherly or Graph id).")
     ] = None,
+    everything: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Every organizer and ticked webinar (the default without --webinar)."
+        ),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Write nothing; print what would change.")
     ] = False,
@@ -528,6 +534,8 @@ def sync(
     as_json: JsonOpt = False,
 ) -> None:
     """Sync now with a progress bar and summarise; exit 0 succeeded, 2 partial, 1 failed."""
+    if everything and webinar is not None:
+        raise ValidationFailed("give --webinar ID or --all, not both", field="all")
     settings = Settings()
     engine = make_engine(settings.database_url)
     try:

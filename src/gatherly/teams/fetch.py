@@ -348,6 +348,29 @@ def _artifact_meta(obj: dict[str, Any], url_key: str) -> dict[str, Any]:
     }
 
 
+def report_records(
+    client: GraphClient, report_path: str, listed: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """A report's attendance records: one A2 call with ``$expand=attendanceRecords``
+    (following ``attendanceRecords@odata.nextLink`` if Graph pages the expansion).
+
+    Graph does not document a cap on the expansion, so the result is checked against the
+    report's ``totalParticipantCount``: if fewer came back, the records endpoint (A3) is
+    paged instead — never lose attendance to a silent truncation.
+    """
+    body = client.get_json(report_path, {"$expand": "attendanceRecords"})
+    records = body.get("attendanceRecords")
+    if isinstance(records, list):
+        records = list(records)
+        next_link = body.get("attendanceRecords@odata.nextLink")
+        if isinstance(next_link, str) and next_link:
+            records.extend(client.paginate(next_link))
+        expected = listed.get("totalParticipantCount", body.get("totalParticipantCount"))
+        if not isinstance(expected, int) or len(records) >= expected:
+            return records
+    return list(client.paginate(f"{report_path}/attendanceRecords"))
+
+
 def fetch_artifacts(
     client: GraphClient, organizer_id: str, join_url: str
 ) -> tuple[tuple[Recording, ...], tuple[Transcript, ...]]:
@@ -407,7 +430,7 @@ def fetch_webinar(
                 if not report_id or report_id in seen:
                     continue  # §6.4: dedupe reports by id
                 seen.add(report_id)
-                records = client.paginate(_path(*report_base, report_id, "attendanceRecords"))
+                records = report_records(client, _path(*report_base, report_id), report)
                 reports.append(
                     Report(id=report_id, records=tuple(parse_record(r) for r in records))
                 )
