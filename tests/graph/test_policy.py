@@ -51,7 +51,7 @@ def test_rate_limiter_spaces_requests() -> None:
         starts.append(now[0])
     for i, start in enumerate(starts):
         assert sum(1 for t in starts[i:] if t < start + 1.0) <= 10
-    assert starts[-1] == pytest.approx(24 * 0.102)
+    assert starts[-1] == pytest.approx(24 * RateLimiter.SAFETY / 10)
 
 
 def test_second_401_after_refresh_is_fatal() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.contact.models import Contact
@@ -17,6 +17,7 @@ from gatherly.event.models import (
     EventRegistration,
     EventSession,
     MarketingEvent,
+    RegistrationStatusChange,
 )
 
 
@@ -161,3 +162,18 @@ def snapshot(session_factory: sessionmaker[Session]) -> dict[str, list[tuple[Any
                 for c in db.scalars(select(Contact))
             ),
         }
+
+
+def wipe_synced(session_factory: sessionmaker[Session]) -> None:
+    """Delete what syncs wrote (events and everything under them, and contacts), keeping the
+    connection, organizers and ticked webinars: the next sync starts from scratch."""
+    with session_factory() as db, db.begin():
+        for model in (
+            AttendanceInterval,
+            EventAttendance,
+            RegistrationStatusChange,
+            EventRegistration,
+            MarketingEvent,
+            Contact,
+        ):
+            db.execute(delete(model))

@@ -11,28 +11,19 @@ import time
 
 from sqlalchemy import func, select
 
-from gatherly.contact.models import Contact
 from gatherly.event.models import (
-    AttendanceInterval,
-    EventAttendance,
-    EventRegistration,
     MarketingEvent,
-    RegistrationStatusChange,
 )
 from gatherly.teams.models import SyncRun
 from tests.teams.conftest import Connected
-from tests.teams.oracle import snapshot
+from tests.teams.oracle import snapshot, wipe_synced
 
 
 def test_t12_a_sync_process_killed_with_sigkill_converges_on_rerun(connected: Connected) -> None:
     connected.full_sync()
     reference = snapshot(connected.session_factory)
-    with connected.session_factory() as db, db.begin():
-        for model in (AttendanceInterval, EventAttendance, RegistrationStatusChange):
-            db.execute(model.__table__.delete())
-        db.execute(EventRegistration.__table__.delete())
-        db.execute(MarketingEvent.__table__.delete())
-        db.execute(Contact.__table__.delete())
+    wipe_synced(connected.session_factory)
+    with connected.session_factory() as db:
         last_run = db.scalar(select(func.max(SyncRun.id)))
     env = {
         **os.environ,

@@ -30,7 +30,7 @@ from gatherly.teams import service as teams
 from gatherly.teams.models import SyncRun, TeamsConnection, TeamsOrganizer, TeamsWebinar
 from tests import factories
 from tests.teams.conftest import INTERNAL_DOMAIN, Connected, Tenant
-from tests.teams.oracle import expected_counts, snapshot
+from tests.teams.oracle import expected_counts, snapshot, wipe_synced
 
 
 def _event(db: Session, name: str) -> MarketingEvent:
@@ -525,17 +525,7 @@ def test_t12_faults_at_20_percent_end_equal_to_the_fault_free_run(
 ) -> None:
     connected.full_sync()
     clean = snapshot(connected.session_factory)
-    with connected.session_factory() as db, db.begin():
-        for model in (
-            AttendanceInterval,
-            EventAttendance,
-            RegistrationStatusChange,
-            EventRegistration,
-        ):
-            db.execute(model.__table__.delete())
-        db.execute(select(func.count()).select_from(MarketingEvent))
-        db.execute(MarketingEvent.__table__.delete())
-        db.execute(Contact.__table__.delete())
+    wipe_synced(connected.session_factory)
     tenant.control(
         "faults",
         {
@@ -565,16 +555,7 @@ class _Kill(BaseException):
 def test_t12_a_killed_sync_rerun_ends_equal(connected: Connected, after: int) -> None:
     connected.full_sync()
     reference = snapshot(connected.session_factory)
-    with connected.session_factory() as db, db.begin():
-        for model in (
-            AttendanceInterval,
-            EventAttendance,
-            RegistrationStatusChange,
-            EventRegistration,
-        ):
-            db.execute(model.__table__.delete())
-        db.execute(MarketingEvent.__table__.delete())
-        db.execute(Contact.__table__.delete())
+    wipe_synced(connected.session_factory)
 
     def die(done: int, total: int, label: str) -> None:
         # Discovery reports "checking <user>"; webinars report their names as they land.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from gatherly.access import registry
 from gatherly.access.models import OwnedMixin, owned_indexes
@@ -177,42 +177,40 @@ registry.register("event_registration", "Event registration", EventRegistration)
 registry.register("event_attendance", "Event attendance", EventAttendance)
 
 
-class EventRecording(Base):
-    """A recording of a session (T11): its Graph metadata and where its content lives."""
+class _SessionArtifact:
+    """What recordings and transcripts share: their session and Graph metadata (T11)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+    @declared_attr
+    def event_id(cls) -> Mapped[int]:  # noqa: N805 - SQLAlchemy declared_attr
+        return mapped_column(ForeignKey("marketing_event.id", ondelete="CASCADE"), index=True)
+
+    @declared_attr
+    def session_id(cls) -> Mapped[int]:  # noqa: N805 - SQLAlchemy declared_attr
+        return mapped_column(ForeignKey("event_session.id", ondelete="CASCADE"))
+
+    external_id: Mapped[str] = mapped_column(String(500))
+    meeting_id: Mapped[str] = mapped_column(String(500))
+    content_correlation_id: Mapped[str | None] = mapped_column(String(200))
+    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    content_url: Mapped[str | None] = mapped_column(Text)
+
+
+class EventRecording(_SessionArtifact, Base):
+    """A recording of a session: its Graph metadata and where its content lives."""
 
     __tablename__ = "event_recording"
     __table_args__ = (UniqueConstraint("session_id", "external_id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    event_id: Mapped[int] = mapped_column(
-        ForeignKey("marketing_event.id", ondelete="CASCADE"), index=True
-    )
-    session_id: Mapped[int] = mapped_column(ForeignKey("event_session.id", ondelete="CASCADE"))
-    external_id: Mapped[str] = mapped_column(String(500))
-    meeting_id: Mapped[str] = mapped_column(String(500))
-    content_correlation_id: Mapped[str | None] = mapped_column(String(200))
-    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    content_url: Mapped[str | None] = mapped_column(Text)
 
-
-class EventTranscript(Base):
-    """A session transcript (T11) with its WebVTT text; cues hold it parsed."""
+class EventTranscript(_SessionArtifact, Base):
+    """A session transcript with its WebVTT text; cues hold it parsed."""
 
     __tablename__ = "event_transcript"
     __table_args__ = (UniqueConstraint("session_id", "external_id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    event_id: Mapped[int] = mapped_column(
-        ForeignKey("marketing_event.id", ondelete="CASCADE"), index=True
-    )
-    session_id: Mapped[int] = mapped_column(ForeignKey("event_session.id", ondelete="CASCADE"))
-    external_id: Mapped[str] = mapped_column(String(500))
-    meeting_id: Mapped[str] = mapped_column(String(500))
-    content_correlation_id: Mapped[str | None] = mapped_column(String(200))
-    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    content_url: Mapped[str | None] = mapped_column(Text)
     vtt: Mapped[str] = mapped_column(Text, default="")
     recording_id: Mapped[int | None] = mapped_column(
         ForeignKey("event_recording.id", ondelete="SET NULL")

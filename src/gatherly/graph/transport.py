@@ -65,7 +65,9 @@ class GraphStats:
 class RateLimiter:
     """Spaces request starts so no one-second window holds more than ``rate`` requests."""
 
-    SAFETY = 1.02  # 2 % slack so server-side windows stay under the rate despite jitter
+    # 10 % slack: requests are spaced when sent, but Graph counts them when they arrive, and
+    # network jitter can bunch arrivals (the full benchmark saw 26 in a second at 2 %).
+    SAFETY = 1.1
 
     def __init__(
         self,

@@ -169,15 +169,9 @@ class Cue:
 
 
 @dataclass(frozen=True)
-class Transcript:
-    """A callTranscript with its VTT content, parsed into cues."""
+class Transcript(Recording):
+    """A callTranscript: a recording's metadata plus its VTT content, parsed into cues."""
 
-    id: str
-    meeting_id: str
-    correlation_id: str | None
-    created_at: datetime | None
-    ended_at: datetime | None
-    content_url: str | None
     vtt: str
     cues: tuple[Cue, ...]
 
