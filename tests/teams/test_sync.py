@@ -717,6 +717,28 @@ def test_emulator_users_endpoint_needs_user_read_all(tenant: Tenant) -> None:
     ).json()
     assert {u["displayName"] for u in users["value"]} >= {"Marta Lindqvist", "Kenji Sato"}
     assert "applicationAccessPolicy" not in users["value"][0]
+    # Without User.Read.All (or Directory.Read.All) Graph refuses, naming the permission.
+    tenant.state.data["applications"].append(
+        {
+            "appId": "1e1e1e1e-2222-4333-8444-555566667777",
+            "secret": "s4",
+            "permissions": ["VirtualEvent.Read.All"],
+        }
+    )
+    bare = httpx.post(
+        f"{tenant.base_url}/{tenant.tenant_id}/oauth2/v2.0/token",
+        data={
+            "client_id": "1e1e1e1e-2222-4333-8444-555566667777",
+            "client_secret": "s4",
+            "scope": "https://graph.microsoft.com/.default",
+            "grant_type": "client_credentials",
+        },
+    ).json()["access_token"]
+    refused = httpx.get(
+        f"{tenant.base_url}/v1.0/users", headers={"Authorization": f"Bearer {bare}"}
+    )
+    assert refused.status_code == 403
+    assert "User.Read.All" in refused.json()["error"]["message"]
 
 
 # ---------------------------------------------------------------- T11 recordings and transcripts

@@ -138,6 +138,23 @@ def registrations(
 ) -> list[EventRegistration]:
     """The event's registrations the caller may read, by email."""
     get_event(db=db, principal=principal, event_id=event_id)
+    return _registration_rows(db, principal, event_id, status)
+
+
+def _attendance_rows(
+    db: Session, principal: access.Principal, event_id: int
+) -> list[EventAttendance]:
+    stmt = access.scope(
+        select(EventAttendance).where(EventAttendance.event_id == event_id),
+        principal=principal,
+        record_type=ATTENDANCE,
+    )
+    return list(db.scalars(stmt.order_by(EventAttendance.person_key)))
+
+
+def _registration_rows(
+    db: Session, principal: access.Principal, event_id: int, status: str | None = None
+) -> list[EventRegistration]:
     stmt = select(EventRegistration).where(EventRegistration.event_id == event_id)
     if status:
         stmt = stmt.where(EventRegistration.status == status)
@@ -150,12 +167,7 @@ def attendance(
 ) -> list[tuple[EventAttendance, list[AttendanceInterval]]]:
     """The event's attendance rows the caller may read, each with its intervals."""
     get_event(db=db, principal=principal, event_id=event_id)
-    stmt = access.scope(
-        select(EventAttendance).where(EventAttendance.event_id == event_id),
-        principal=principal,
-        record_type=ATTENDANCE,
-    )
-    rows = list(db.scalars(stmt.order_by(EventAttendance.person_key)))
+    rows = _attendance_rows(db, principal, event_id)
     intervals: dict[int, list[AttendanceInterval]] = {r.id: [] for r in rows}
     if rows:
         for interval in db.scalars(
@@ -208,8 +220,9 @@ def reconciliation(*, db: Session, principal: access.Principal, event_id: int) -
     caller may read.
     """
     event = get_event(db=db, principal=principal, event_id=event_id)
-    regs = registrations(db=db, principal=principal, event_id=event_id)
-    att = [a for a, _ in attendance(db=db, principal=principal, event_id=event_id)]
+    # The event is looked up once; people are read without their intervals (not needed).
+    regs = _registration_rows(db, principal, event_id)
+    att = _attendance_rows(db, principal, event_id)
     registered = sorted(
         {r.email for r in regs if r.status == "registered" and not r.excluded_reason and r.email}
     )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -42,12 +40,6 @@ AsOpt = Annotated[
         "default: the operator, with full rights.",
     ),
 ]
-
-
-@contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
-    with session_scope(settings.database_url) as db:
-        yield db
 
 
 def _print_json(data: Any) -> None:
@@ -150,7 +142,7 @@ def connect(
     if client_secret == "-":  # noqa: S105 - "-" asks for a prompt
         client_secret = typer.prompt("client secret", hide_input=True)
     settings = Settings()
-    with _session(settings) as db:
+    with session_scope(settings.database_url) as db:
         principal = _principal(db, as_user)
         teams.require_admin(principal)
         owner_id = _find_user(db, default_owner, "default_owner").id if default_owner else None
@@ -174,7 +166,7 @@ def check_command(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
     """Re-check the saved connection's token and permissions."""
     settings = Settings()
     failure: GatherlyError | None = None
-    with _session(settings) as db:
+    with session_scope(settings.database_url) as db:
         teams.require_admin(_principal(db, as_user))
         try:
             connection, _ = teams.check_connection(db, settings)
@@ -190,7 +182,7 @@ def check_command(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
 @app.command("disconnect")
 def disconnect_command(as_user: AsOpt = None) -> None:
     """Forget the connection and its secret (synced events and contacts stay)."""
-    with _session(Settings()) as db:
+    with session_scope(Settings().database_url) as db:
         teams.require_admin(_principal(db, as_user))
         teams.disconnect(db)
     out.print("disconnected from Microsoft Teams")
@@ -246,7 +238,7 @@ def settings_command(
         changes["sync_interval_minutes"] = interval
     if policy_name is not None:
         changes["policy_name"] = policy_name
-    with _session(Settings()) as db:
+    with session_scope(Settings().database_url) as db:
         principal = _principal(db, as_user)
         if default_owner is not None:
             changes["default_owner_id"] = _find_user(db, default_owner, "default_owner").id
@@ -300,7 +292,7 @@ def _tick(value: bool) -> str:
 @app.command("organizers")
 def organizers(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
     """Teams users with their sync status; prints the fix for each one that cannot sync."""
-    with _session(Settings()) as db:
+    with session_scope(Settings().database_url) as db:
         connection = teams.get_connection(db)
         rows = [
             _organizer_dict(connection, o)
@@ -360,7 +352,7 @@ def organizer(
     as_json: JsonOpt = False,
 ) -> None:
     """Show one organizer; options change their per-user settings (T4)."""
-    with _session(Settings()) as db:
+    with session_scope(Settings().database_url) as db:
         principal = _principal(db, as_user)
         found = _find_organizer(db, principal, ref)
         if sync_new is not None or recordings is not None:
@@ -395,7 +387,7 @@ def webinars(
     as_json: JsonOpt = False,
 ) -> None:
     """Webinars found in Teams, newest first, with their Sync tick and linked event."""
-    with _session(Settings()) as db:
+    with session_scope(Settings().database_url) as db:
         principal = _principal(db, as_user)
         organizer_id = _find_organizer(db, principal, organizer_ref).id if organizer_ref else None
         rows: list[dict[str, Any]] = [
@@ -440,7 +432,7 @@ def tick(
     as_user: AsOpt = None,
 ) -> None:
     """Tick Sync on webinars so their data flows in (--off unticks)."""
-    with _session(Settings()) as db:
+    with session_scope(Settings().database_url) as db:
         principal = _principal(db, as_user)
         names = []
         for ref in refs:
