@@ -108,9 +108,11 @@ def db(session_factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 @pytest.fixture
-def client(database_url: str, session_factory: sessionmaker[Session]) -> Iterator[TestClient]:
+def client(
+    database_url: str, session_factory: sessionmaker[Session], tmp_path: Path
+) -> Iterator[TestClient]:
     """An API client on the same clean database (requests carry no token by default)."""
-    app = create_app(Settings(database_url=database_url))
+    app = create_app(Settings(database_url=database_url, queue_path=str(tmp_path / "queue.db")))
     with TestClient(app) as test_client:
         yield test_client
     app.state.engine.dispose()

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from gatherly.access.engine import Principal, load_principal
 from gatherly.access.levels import Level
 from gatherly.contact.models import Contact
+from gatherly.event.models import EventAttendance, EventRegistration, MarketingEvent
 from gatherly.org import service as org
 from gatherly.org.models import BusinessUnit, Team, User
 
@@ -77,3 +78,57 @@ def token(db: Session, u: User) -> dict[str, str]:
     _t, secret = org.create_token(db, user_id=u.id, name="test")
     db.commit()
     return {"Authorization": f"Bearer {secret}"}
+
+
+def event(db: Session, owner: User, name: str = "Webinar", **fields: Any) -> MarketingEvent:
+    """A marketing event owned by ``owner`` in the owner's BU."""
+    record = MarketingEvent(
+        name=name,
+        owner_type="user",
+        owner_id=owner.id,
+        owning_bu_id=owner.business_unit_id,
+        **fields,
+    )
+    db.add(record)
+    db.flush()
+    return record
+
+
+def registration(
+    db: Session, ev: MarketingEvent, person: Contact, status: str = "registered", **fields: Any
+) -> EventRegistration:
+    """A registration of ``person`` for ``ev``, owned like the event (B10)."""
+    record = EventRegistration(
+        event_id=ev.id,
+        external_id=f"reg-{ev.id}-{person.id}",
+        email=person.email,
+        status=status,
+        contact_id=person.id,
+        owner_type=ev.owner_type,
+        owner_id=ev.owner_id,
+        owning_bu_id=ev.owning_bu_id,
+        **fields,
+    )
+    db.add(record)
+    db.flush()
+    return record
+
+
+def attendance(
+    db: Session, ev: MarketingEvent, person: Contact, seconds: int = 1800, **fields: Any
+) -> EventAttendance:
+    """``person`` attended ``ev`` for ``seconds``, owned like the event (B10)."""
+    record = EventAttendance(
+        event_id=ev.id,
+        person_key=person.email or f"id:{person.id}",
+        email=person.email,
+        contact_id=person.id,
+        total_seconds=seconds,
+        owner_type=ev.owner_type,
+        owner_id=ev.owner_id,
+        owning_bu_id=ev.owning_bu_id,
+        **fields,
+    )
+    db.add(record)
+    db.flush()
+    return record

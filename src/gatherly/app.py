@@ -10,9 +10,11 @@ from gatherly import __version__
 from gatherly.access.router import router as access_router
 from gatherly.api import errors
 from gatherly.contact.router import contacts, leads
+from gatherly.core import changes
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory
 from gatherly.event.router import router as events_router
+from gatherly.jobs.queue import app_jobs
 from gatherly.org.router import router as org_router
 from gatherly.teams.router import router as teams_router
 
@@ -34,6 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    # Commits that change what segments depend on queue their refresh on the worker.
+    changes.install_waker(app.state.session_factory, lambda: app_jobs(app).wake_segments())
     errors.install(app)
     # The Teams connector first: its /teams/connection etc. would otherwise match the
     # organisation's /teams/{team_id}.

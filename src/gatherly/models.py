@@ -2,9 +2,22 @@
 
 from gatherly.access import models as access_models
 from gatherly.contact import models as contact_models
+from gatherly.core import audit as audit_models
+from gatherly.core import changes as change_models
 from gatherly.core.db import Base
 from gatherly.event import models as event_models
 from gatherly.org import models as org_models
+from gatherly.segment import models as segment_models
 from gatherly.teams import models as teams_models
 
-__all__ = ["Base", "access_models", "contact_models", "event_models", "org_models", "teams_models"]
+__all__ = [
+    "Base",
+    "access_models",
+    "audit_models",
+    "change_models",
+    "contact_models",
+    "event_models",
+    "org_models",
+    "segment_models",
+    "teams_models",
+]

@@ -23,6 +23,7 @@ from gatherly.access.models import (
 )
 from gatherly.contact.models import Contact, Lead, PersonMixin, Tombstone
 from gatherly.contact.schemas import ContactCreate, OwnerRef, PersonFields, ShareIn
+from gatherly.core import changes
 from gatherly.core.db import utcnow
 from gatherly.core.exceptions import Forbidden, NotFound, ValidationFailed
 from gatherly.core.pagination import Page, paginate
@@ -174,6 +175,12 @@ def _check_lead_links(
         access.require(db, principal, Privilege.APPEND_TO, "contact", contact)
 
 
+def _changed(db: Session, kind: Kind, record: PersonMixin) -> None:
+    """Contacts feed segments: note the change so dependent segments refresh."""
+    if kind.record_type == CONTACT.record_type:
+        changes.record(db, changes.CONTACT, contact_ids=[record.id])
+
+
 def create(
     *,
     db: Session,
@@ -208,6 +215,7 @@ def create(
     )
     db.add(record)
     db.flush()
+    _changed(db, kind, record)
     return record
 
 
@@ -231,6 +239,7 @@ def update(
     record.modified_at = utcnow()
     record.modified_by_id = principal.user_id
     db.flush()
+    _changed(db, kind, record)
     return record
 
 
@@ -308,6 +317,7 @@ def assign(
     record.modified_at = utcnow()
     record.modified_by_id = principal.user_id
     db.flush()
+    _changed(db, kind, record)
     return record
 
 

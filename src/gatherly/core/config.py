@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     graph_rate_per_second: float = Field(
         default=25.0, gt=0, description="Graph requests per second the connector stays under."
     )
+    segment_relative_refresh_minutes: int = Field(
+        default=60,
+        ge=1,
+        description="How often segments with relative dates ('in the last 90 days') are "
+        "recomputed as time passes.",
+    )
     graph_concurrency: int = Field(
         default=4, ge=1, le=32, description="Webinars fetched from Graph at the same time."
     )

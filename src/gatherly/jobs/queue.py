@@ -9,19 +9,24 @@ it and ``gatherly worker`` consumes with it, so both sides agree on task names.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab  # type: ignore[import-untyped]
 from huey.consumer import Consumer  # type: ignore[import-untyped]
+from huey.exceptions import TaskLockedException  # type: ignore[import-untyped]
 from sqlalchemy.orm import Session, sessionmaker
 
+from gatherly.core import changes
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory
+from gatherly.segment import jobs as segment_jobs
 from gatherly.teams import jobs as teams_jobs
 
 log = logging.getLogger(__name__)
 SCHEDULE_LOCK = "teams-scheduled-sync"
+SEGMENT_LOCK = "segment-refresh"
 
 
 def make_huey(settings: Settings) -> Huey:
@@ -61,14 +66,58 @@ class Jobs:
             if report is not None:
                 log.info("scheduled sync run %s: %s", report.run_id, report.status)
 
+        @self.huey.task(name="segments.process")  # type: ignore[untyped-decorator]
+        def segments_process() -> None:
+            self._refresh_segments(periodic=False)
+
+        @self.huey.periodic_task(crontab(minute="*"), name="segments.schedule")  # type: ignore[untyped-decorator]
+        def segments_schedule() -> None:
+            self._refresh_segments(periodic=True)
+
         self.teams_sync: Any = teams_sync
         self.teams_schedule: Any = teams_schedule
+        self.segments_process: Any = segments_process
+        self.segments_schedule: Any = segments_schedule
+
+    def _refresh_segments(self, *, periodic: bool) -> None:
+        """Drain the change outbox (and, on the schedule, refresh segments that are due).
+
+        One consumer at a time: a wake-up that finds the lock taken does nothing, since the
+        holder drains what it finds and the schedule picks up the rest within a minute.
+        """
+        try:
+            with self.huey.lock_task(SEGMENT_LOCK):
+                report = segment_jobs.process_changes(self.session_factory())
+                if periodic:
+                    age = timedelta(minutes=self.settings.segment_relative_refresh_minutes)
+                    due = segment_jobs.refresh_due(self.session_factory(), max_age=age)
+                    report.refreshed.extend(due.refreshed)
+        except TaskLockedException:
+            return
+        for result in report.refreshed:
+            log.info(
+                "segment %s refreshed: +%s -%s = %s (%.3f s)",
+                result.segment_id,
+                result.added,
+                result.removed,
+                result.total,
+                result.seconds,
+            )
 
     def session_factory(self) -> sessionmaker[Session]:
-        """Sessions on the product database, created on first use in the worker."""
+        """Sessions on the product database, created on first use in the worker (whose
+        commits that record data changes then queue a segment refresh)."""
         if self._factory is None:
             self._factory = make_session_factory(make_engine(self.settings.database_url))
+            changes.install_waker(self._factory, self.wake_segments)
         return self._factory
+
+    def wake_segments(self) -> None:
+        """Queue a drain of the change outbox (called after commits that recorded changes)."""
+        try:
+            self.segments_process()
+        except Exception:  # the periodic drain catches up; a commit must not fail for this
+            log.warning("could not queue the segment refresh; the schedule will catch up")
 
     def enqueue_sync(self, *, run_id: int, webinar_graph_id: str | None = None) -> None:
         """Queue a recorded run for the worker."""
@@ -81,3 +130,11 @@ class Jobs:
     def pending(self) -> int:
         """Tasks waiting in the queue."""
         return int(self.huey.pending_count())
+
+
+def app_jobs(app: Any) -> Jobs:
+    """The web app's queue, opened on first use with the app's sessions."""
+    jobs: Jobs | None = getattr(app.state, "jobs", None)
+    if jobs is None:
+        jobs = app.state.jobs = Jobs(app.state.settings, session_factory=app.state.session_factory)
+    return jobs

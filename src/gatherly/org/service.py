@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 from gatherly.access import registry
 from gatherly.access.levels import Level, Privilege
 from gatherly.access.models import OWNER_TEAM, OWNER_USER
+from gatherly.core import audit, changes
 from gatherly.core.db import utcnow
 from gatherly.core.exceptions import Conflict, NotFound, Unauthenticated, ValidationFailed
 from gatherly.org.models import (
@@ -331,6 +332,8 @@ def move_user(
                 .where(m.owner_type == OWNER_USER, m.owner_id == user.id)
                 .values(owning_bu_id=new_bu.id)
             )
+        # Segment scopes follow their owner's BU, and so do the contacts that moved.
+        changes.record(db, changes.OWNER, ref_id=user.id)
     db.flush()
     return user
 
@@ -718,7 +721,11 @@ def verify_password(db: Session, *, username: str, password: str) -> User:
 
 
 BU_SCOPING = "bu_scoping"
-FEATURES = {BU_SCOPING: "Business unit scoping (outbound marketing)"}
+SEGMENT_TOTALS = "segment_totals"
+FEATURES = {
+    BU_SCOPING: "Business unit scoping (outbound marketing)",
+    SEGMENT_TOTALS: "Show segment totals beside what a viewer may read ('visible to you: X of Y')",
+}
 
 
 def feature_enabled(db: Session, name: str) -> bool:
@@ -728,12 +735,14 @@ def feature_enabled(db: Session, name: str) -> bool:
 
 
 def set_feature(db: Session, *, name: str, enabled: bool, by_user_id: int | None) -> FeatureSwitch:
-    """Turn a switch on or off; data is never touched, only how it is read from now on."""
+    """Turn a switch on or off, audited; data is never touched, only how it is read from now
+    on. Flipping BU scoping recomputes every segment's membership (on the worker)."""
     if name not in FEATURES:
         raise ValidationFailed(
             f"unknown feature {name!r}; known: {', '.join(sorted(FEATURES))}", field="name"
         )
     switch = db.get(FeatureSwitch, name)
+    before = bool(switch and switch.enabled)
     if switch is None:
         switch = FeatureSwitch(name=name, enabled=enabled, changed_by_id=by_user_id)
         db.add(switch)
@@ -742,4 +751,21 @@ def set_feature(db: Session, *, name: str, enabled: bool, by_user_id: int | None
         switch.changed_at = utcnow()
         switch.changed_by_id = by_user_id
     db.flush()
+    if before != enabled:
+        audit.log(
+            db,
+            actor_id=by_user_id,
+            action="feature.set",
+            target=name,
+            enabled=enabled,
+            previous=before,
+        )
+        if name == BU_SCOPING:
+            changes.record(db, changes.ALL)
     return switch
+
+
+def features(db: Session) -> list[FeatureSwitch]:
+    """Every known switch with its state (absent ones shown as off, never changed)."""
+    stored = {f.name: f for f in db.execute(select(FeatureSwitch)).scalars()}
+    return [stored.get(name) or FeatureSwitch(name=name, enabled=False) for name in FEATURES]

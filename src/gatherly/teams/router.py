@@ -23,7 +23,7 @@ from gatherly.core.config import Settings
 from gatherly.core.exceptions import Forbidden, GatherlyError, NotFound
 from gatherly.core.ids import PathId, QueryId
 from gatherly.core.pagination import MAX_LIMIT, paginate
-from gatherly.jobs.queue import Jobs
+from gatherly.jobs.queue import Jobs, app_jobs
 from gatherly.teams import schemas as s
 from gatherly.teams import service, sync
 from gatherly.teams.models import SyncRun, TeamsConnection, TeamsOrganizer, TeamsWebinar
@@ -38,12 +38,7 @@ def _settings(request: Request) -> Settings:
 
 def _jobs(request: Request) -> Jobs:
     """The app's job queue, opened on first use."""
-    jobs: Jobs | None = getattr(request.app.state, "jobs", None)
-    if jobs is None:
-        jobs = request.app.state.jobs = Jobs(
-            _settings(request), session_factory=request.app.state.session_factory
-        )
-    return jobs
+    return app_jobs(request.app)
 
 
 def _client_factory(request: Request) -> service.ClientFactory | None:

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.access.models import OWNER_USER
 from gatherly.contact.models import Contact, Tombstone
+from gatherly.core import changes as data_changes
 from gatherly.core.config import Settings
 from gatherly.core.db import utcnow
 from gatherly.core.exceptions import FatalSyncError, GatherlyError, SyncError
@@ -554,6 +555,8 @@ class _Applier:
         self.scoping = org_service.feature_enabled(db, org_service.BU_SCOPING)
         self.event: MarketingEvent | None = None
         self.new_intervals: list[dict[str, Any]] = []
+        self.created_contact_ids: set[int] = set()
+        self.unlinked_contacts: set[int] = set()  # whose attendance rows were removed
 
     # -------------------------------------------------------------- owner (B10)
 
@@ -583,6 +586,14 @@ class _Applier:
         self._recordings(event, sessions)
         self.db.flush()
         self._counts(event)
+        if self.changes:
+            # Segments depending on this event, or on these people, refresh after commit.
+            linked = set(contacts.values()) | self.unlinked_contacts
+            data_changes.record(self.db, data_changes.EVENT, ref_id=event.id, contact_ids=linked)
+            if self.created_contact_ids:
+                data_changes.record(
+                    self.db, data_changes.CONTACT, contact_ids=self.created_contact_ids
+                )
         row = self.db.scalar(select(TeamsWebinar).where(TeamsWebinar.graph_id == webinar.id))
         if row is not None:
             changed = bool(self.changes) or row.event_id != event.id or row.last_error != ""
@@ -812,17 +823,17 @@ class _Applier:
                 }
             )
         if created:
-            contacts.update(
-                self._insert(
-                    Contact,
-                    created,
-                    select(Contact.email, Contact.id).where(
-                        Contact.origin_event_id == event.id,
-                        Contact.origin == "teams_sync",
-                        Contact.created_at == now,
-                    ),
-                )
+            new_ids = self._insert(
+                Contact,
+                created,
+                select(Contact.email, Contact.id).where(
+                    Contact.origin_event_id == event.id,
+                    Contact.origin == "teams_sync",
+                    Contact.created_at == now,
+                ),
             )
+            contacts.update(new_ids)
+            self.created_contact_ids.update(new_ids.values())
         return contacts
 
     def _insert(self, model: Any, rows: list[dict[str, Any]], found: Any) -> dict[Any, int]:
@@ -1013,6 +1024,8 @@ class _Applier:
                 sessions,
             )
             if not kept:
+                if row.contact_id is not None:
+                    self.unlinked_contacts.add(row.contact_id)
                 self.db.delete(row)
                 self.changes["attendance_deleted"] += 1
 

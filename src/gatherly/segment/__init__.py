@@ -1,0 +1,1 @@
+"""Segments, marketing lists and business-unit scoping (SPEC B4, B5, B13, T6)."""
