@@ -16,6 +16,8 @@ from gatherly.core.db import make_engine, make_session_factory
 from gatherly.event.router import router as events_router
 from gatherly.jobs.queue import app_jobs
 from gatherly.org.router import router as org_router
+from gatherly.segment.router import lists as lists_router
+from gatherly.segment.router import router as segments_router
 from gatherly.teams.router import router as teams_router
 
 API = "/api/v1"
@@ -41,7 +43,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # The Teams connector first: its /teams/connection etc. would otherwise match the
     # organisation's /teams/{team_id}.
-    for router in (teams_router, org_router, access_router, contacts, leads, events_router):
+    for router in (
+        teams_router,
+        org_router,
+        access_router,
+        contacts,
+        leads,
+        events_router,
+        segments_router,
+        lists_router,
+    ):
         app.include_router(router, prefix=API)
 
     @app.get("/", include_in_schema=False)

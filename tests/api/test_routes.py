@@ -16,6 +16,7 @@ import gatherly.models
 from gatherly.access.levels import Level
 from gatherly.access.models import RecordShare
 from gatherly.org import service as org_service
+from gatherly.segment import service as segment_service
 from tests import factories as f
 from tests.api.conftest import Org
 from tests.api.helpers import API, assert_error
@@ -90,8 +91,14 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
         db.add(row)
         db.flush()
         shares[kind] = row.id
+    actor = f.principal(db, victim)
+    mlist = segment_service.create_list(db, principal=actor, name="Targets")
+    static = segment_service.create_segment(db, principal=actor, name="Picked", kind="static")
     db.commit()
     ids = {
+        "list_id": mlist.id,
+        "segment_id": static.id,
+        "name": "segment_totals",
         "bu_id": org.sales_eu.id,
         "user_id": victim.id,
         "team_id": org.campaign.id,
@@ -124,6 +131,17 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
         "/leads/{record_id}/assign": {"owner": {"type": "user", "id": victim.id}},
         "/contacts/{record_id}/shares": {"principal_type": "organization", "rights": ["read"]},
         "/leads/{record_id}/shares": {"principal_type": "organization", "rights": ["read"]},
+        "/lists": {"name": "Intruders"},
+        "/lists/{list_id}": {"name": "Renamed"},
+        "/lists/{list_id}/members": {"contact_ids": [org.contacts["marketer"]]},
+        "/lists/{list_id}/members/remove": {"contact_ids": [org.contacts["marketer"]]},
+        "/lists/{list_id}/import": {"csv": "email\nnobody@x.example\n"},
+        "/segments": {"name": "Intruders", "criteria": {"contact": {"country": "DE"}}},
+        "/segments/preview": {"criteria": {"contact": {"country": "DE"}}},
+        "/segments/{segment_id}": {"name": "Renamed"},
+        "/segments/{segment_id}/members": {"contact_ids": [org.contacts["marketer"]]},
+        "/segments/{segment_id}/members/remove": {"contact_ids": [org.contacts["marketer"]]},
+        "/admin/features/{name}": {"enabled": True},
     }
     return {"ids": ids, "bodies": bodies, "shares": shares, "org": org}
 
@@ -155,6 +173,8 @@ def _request(
     kwargs: dict[str, Any] = {"headers": headers}
     if template == f"{API}/access/explain":
         kwargs["params"] = params
+    if template == f"{API}/segments/{{segment_id}}/explain":
+        kwargs["params"] = {"contact_id": params["record_id"]}
     if method in {"POST", "PATCH", "PUT"}:
         kwargs["json"] = targets["bodies"].get(template.removeprefix(API), {})
     return client.request(method, url, **kwargs)

@@ -7,17 +7,21 @@ create/write/delete (System Administrator).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
+from gatherly.core import audit
+from gatherly.core.exceptions import Forbidden
 from gatherly.core.ids import PathId, QueryId
 from gatherly.org import schemas as s
 from gatherly.org import service
-from gatherly.org.models import BusinessUnit, SecurityRole, Team, User
+from gatherly.org.models import BusinessUnit, FeatureSwitch, SecurityRole, Team, User
 
 router = APIRouter(tags=["organisation"])
 
@@ -379,3 +383,50 @@ def delete_role(role_id: PathId, db: DbSession, principal: CurrentPrincipal) -> 
     _require(db, principal, Privilege.DELETE, "security_role")
     service.delete_role(db, role_id=role_id)
     return no_content()
+
+
+# ------------------------------------------------------------------ features and audit
+
+
+def _require_admin(principal: access.Principal) -> None:
+    if not principal.is_system_admin:
+        raise Forbidden("only a system administrator may change or audit installation settings")
+
+
+def _feature_out(switch: FeatureSwitch) -> s.FeatureOut:
+    return s.FeatureOut(
+        name=switch.name,
+        label=service.FEATURES[switch.name],
+        enabled=bool(switch.enabled),
+        changed_at=switch.changed_at,
+        changed_by_id=switch.changed_by_id,
+    )
+
+
+@router.get("/admin/features", tags=["settings"], summary="Installation-wide feature switches")
+def list_features(db: DbSession, principal: CurrentPrincipal) -> list[s.FeatureOut]:
+    return [_feature_out(f) for f in service.features(db)]
+
+
+@router.put(
+    "/admin/features/{name}",
+    tags=["settings"],
+    summary="Turn a switch on or off (system administrators; audited)",
+)
+def set_feature(
+    name: str, body: s.FeatureIn, db: DbSession, principal: CurrentPrincipal
+) -> s.FeatureOut:
+    _require_admin(principal)
+    switch = service.set_feature(db, name=name, enabled=body.enabled, by_user_id=principal.user_id)
+    return _feature_out(switch)
+
+
+@router.get("/admin/audit", tags=["settings"], summary="The audit trail, newest first")
+def list_audit(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    action: Annotated[str | None, Query(max_length=60)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[s.AuditOut]:
+    _require_admin(principal)
+    return [s.AuditOut.model_validate(e) for e in audit.entries(db, action=action, limit=limit)]

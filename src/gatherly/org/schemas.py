@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -167,3 +167,34 @@ class MeOut(BaseModel):
     system_administrator: bool
     teams: list[int]
     grants: list[GrantOut]
+
+
+class FeatureOut(BaseModel):
+    """An installation-wide switch."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    label: str
+    enabled: bool
+    changed_at: datetime | None
+    changed_by_id: int | None
+
+
+class FeatureIn(StrictModel):
+    """Turn a switch on or off."""
+
+    enabled: bool
+
+
+class AuditOut(BaseModel):
+    """One audited administrative action."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor_id: int | None
+    action: str
+    target: str
+    details: dict[str, Any]

@@ -252,7 +252,7 @@ def _node(raw: Any, path: str, depth: int, counter: list[int]) -> Node:
         )
     keys = set(raw)
     if keys & {"all", "any"}:
-        _only(raw, path, {next(iter(keys & {"all", "any"}))})
+        _only(raw, path, {sorted(keys & {"all", "any"})[0]})  # sorted: a stable error path
         kind = "all" if "all" in raw else "any"
         items = raw[kind]
         if not isinstance(items, list) or not items:
@@ -522,7 +522,8 @@ def _compare(
         return (blank if value else not_(blank)), []
     if kind == "date":
         return _date_compare(column, op, value, ctx), [column]
-    if kind == "string" and not case_exact:
+    # Patterns ignore case on every field: SQLite's LIKE does anyway, PostgreSQL's does not.
+    if kind == "string" and (not case_exact or op in ("contains", "starts_with", "ends_with")):
         column = func.lower(column)
         value = tuple(v.lower() for v in value) if isinstance(value, tuple) else value.lower()
     ops: dict[str, Callable[[], ColumnElement[bool]]] = {
@@ -583,7 +584,10 @@ def _custom_condition(c: Condition, ctx: Context) -> Leaf:
     else:
         is_number = func.json_type(Contact.custom, f'$."{key}"').in_(("integer", "real"))
     number = case((is_number, cast(text, Float)), else_=None)
-    return _compare(number, "number", c.op, c.value, ctx)
+    # Floats, not ints: PostgreSQL would otherwise bind an IN list as its first value's
+    # type, and ``IN (10::INTEGER, 3.5::INTEGER)`` matches 4, not 3.5.
+    value = tuple(map(float, c.value)) if isinstance(c.value, tuple) else float(c.value)
+    return _compare(number, "number", c.op, value, ctx)
 
 
 def _event_column(name: str) -> Any:

@@ -597,7 +597,7 @@ def create_segment(
     return segment
 
 
-_UNSET: Any = object()
+UNSET: Any = object()
 
 
 def update_segment(
@@ -607,7 +607,7 @@ def update_segment(
     segment_id: int,
     name: str | None = None,
     description: str | None = None,
-    criteria: Any = _UNSET,
+    criteria: Any = UNSET,
     scope: str | None = None,
 ) -> Segment:
     """Change a segment (needs Write); new criteria or scope queue a full refresh."""
@@ -616,7 +616,7 @@ def update_segment(
     if scope is not None and scope != segment.scope:
         _check_scope(principal, scope)
         segment.scope, refresh = scope, True
-    if criteria is not _UNSET:
+    if criteria is not UNSET:
         if segment.kind == STATIC:
             raise ValidationFailed("a static segment has no criteria", field="criteria")
         if criteria is None:

@@ -1,0 +1,361 @@
+"""REST routes for segments and marketing lists (SPEC B5, B13).
+
+Every route reads through ``segment.service``, so through the access engine: a segment or
+list the caller may not read answers 404 and is neither listed nor counted, and members
+are only ever the contacts the caller may read, counted as such.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from gatherly.access import engine as access
+from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
+from gatherly.contact.schemas import CountOut, PageOut
+from gatherly.core.ids import PathId
+from gatherly.core.pagination import MAX_LIMIT
+from gatherly.segment import schemas as s
+from gatherly.segment import service
+
+router = APIRouter(tags=["segments"])
+lists = APIRouter(prefix="/lists", tags=["marketing lists"])
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Search = Annotated[str | None, Query(max_length=200, description="Search names")]
+MemberSort = Annotated[
+    str, Query(description="last_name, first_name, email, company, created_at, modified_at, id")
+]
+EXPORT_FIELDS = ("id", "email", "first_name", "last_name", "company", "country", "owning_bu_id")
+
+
+# ---------------------------------------------------------------- marketing lists
+
+
+@lists.get("", summary="Marketing lists you may read", response_model=PageOut[s.ListOut])
+def list_lists(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    q: Search = None,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> Any:
+    page = service.list_lists(db, principal=principal, q=q, cursor=cursor, limit=limit)
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@lists.get("/count", summary="Count marketing lists you may read")
+def count_lists(db: DbSession, principal: CurrentPrincipal, q: Search = None) -> CountOut:
+    return CountOut(count=service.count_lists(db, principal=principal, q=q))
+
+
+@lists.post("", status_code=201, summary="Create a marketing list", response_model=s.ListOut)
+def create_list(body: s.ListIn, db: DbSession, principal: CurrentPrincipal) -> Any:
+    return service.create_list(
+        db, principal=principal, name=body.name, description=body.description, owner=body.owner
+    )
+
+
+@lists.get("/{list_id}", summary="One marketing list", response_model=s.ListOut)
+def get_list(list_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
+    return service.get_list(db, principal=principal, list_id=list_id)
+
+
+@lists.patch("/{list_id}", summary="Rename a marketing list", response_model=s.ListOut)
+def update_list(
+    list_id: PathId, body: s.ListUpdate, db: DbSession, principal: CurrentPrincipal
+) -> Any:
+    return service.update_list(
+        db, principal=principal, list_id=list_id, name=body.name, description=body.description
+    )
+
+
+@lists.delete("/{list_id}", status_code=204, summary="Delete a list no segment uses")
+def delete_list(list_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
+    service.delete_list(db, principal=principal, list_id=list_id)
+    return no_content()
+
+
+@lists.get("/{list_id}/members", summary="The list's members you may read, and their count")
+def list_members(
+    list_id: PathId,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    sort: MemberSort = "last_name",
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> s.MembersOut:
+    page, visible = service.list_members(
+        db, principal=principal, list_id=list_id, cursor=cursor, limit=limit, sort=sort
+    )
+    return s.MembersOut.model_validate(
+        {
+            "items": page.items,
+            "next_cursor": page.next_cursor,
+            "visible": visible,
+            "total": None,
+            "source": "materialised",
+            "refreshed_at": None,
+        },
+        from_attributes=True,
+    )
+
+
+@lists.post("/{list_id}/members", summary="Add contacts (by id) to a list")
+def add_members(
+    list_id: PathId, body: s.ContactIdsIn, db: DbSession, principal: CurrentPrincipal
+) -> s.MembershipOut:
+    done = service.add_to_list(
+        db, principal=principal, list_id=list_id, contact_ids=body.contact_ids
+    )
+    return s.MembershipOut.model_validate(done, from_attributes=True)
+
+
+@lists.post("/{list_id}/members/remove", summary="Remove contacts (by id) from a list")
+def remove_members(
+    list_id: PathId, body: s.ContactIdsIn, db: DbSession, principal: CurrentPrincipal
+) -> s.MembershipOut:
+    done = service.remove_from_list(
+        db, principal=principal, list_id=list_id, contact_ids=body.contact_ids
+    )
+    return s.MembershipOut.model_validate(done, from_attributes=True)
+
+
+@lists.post("/{list_id}/import", summary="Add the contacts a CSV of emails names")
+def import_csv(
+    list_id: PathId, body: s.CsvIn, db: DbSession, principal: CurrentPrincipal
+) -> s.MembershipOut:
+    done = service.import_csv(db, principal=principal, list_id=list_id, text=body.csv)
+    return s.MembershipOut.model_validate(done, from_attributes=True)
+
+
+# ---------------------------------------------------------------- segments
+
+
+def _detail(db: Session, principal: access.Principal, segment: Any) -> s.SegmentDetailOut:
+    counts = service.segment_counts(db, principal=principal, segment=segment)
+    return s.SegmentDetailOut.model_validate(
+        {
+            **s.SegmentOut.model_validate(segment).model_dump(),
+            "applied_scope": service.effective_scope(db, segment),
+            "scope_business_unit_id": service.scope_bu(db, segment),
+            "visible_members": counts["visible"],
+            "total_members": counts["total"],
+        }
+    )
+
+
+@router.get("/segments", summary="Segments you may read", response_model=PageOut[s.SegmentOut])
+def list_segments(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    q: Search = None,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> Any:
+    page = service.list_segments(db, principal=principal, q=q, cursor=cursor, limit=limit)
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@router.get("/segments/count", summary="Count segments you may read")
+def count_segments(db: DbSession, principal: CurrentPrincipal, q: Search = None) -> CountOut:
+    return CountOut(count=service.count_segments(db, principal=principal, q=q))
+
+
+@router.post("/segments", status_code=201, summary="Create a segment (its refresh is queued)")
+def create_segment(
+    body: s.SegmentIn, db: DbSession, principal: CurrentPrincipal
+) -> s.SegmentDetailOut:
+    segment = service.create_segment(
+        db,
+        principal=principal,
+        name=body.name,
+        kind=body.kind,
+        criteria=body.criteria,
+        scope=body.scope,
+        description=body.description,
+        owner=body.owner,
+    )
+    return _detail(db, principal, segment)
+
+
+@router.post("/segments/preview", summary="Evaluate criteria without saving: count + first rows")
+def preview(body: s.PreviewIn, db: DbSession, principal: CurrentPrincipal) -> s.PreviewOut:
+    result = service.preview(
+        db,
+        principal=principal,
+        criteria=body.criteria,
+        scope=body.scope,
+        owner=body.owner,
+        limit=body.limit,
+    )
+    return s.PreviewOut.model_validate(
+        {
+            "visible": result.visible,
+            "total": result.total,
+            "applied_scope": result.scope,
+            "scope_business_unit_id": result.scope_bu_id,
+            "items": result.items,
+        },
+        from_attributes=True,
+    )
+
+
+@router.get("/segments/{segment_id}", summary="One segment with what you see of it")
+def get_segment(
+    segment_id: PathId, db: DbSession, principal: CurrentPrincipal
+) -> s.SegmentDetailOut:
+    segment = service.get_segment(db, principal=principal, segment_id=segment_id)
+    return _detail(db, principal, segment)
+
+
+@router.patch("/segments/{segment_id}", summary="Change a segment")
+def update_segment(
+    segment_id: PathId, body: s.SegmentUpdate, db: DbSession, principal: CurrentPrincipal
+) -> s.SegmentDetailOut:
+    fields = body.model_fields_set
+    segment = service.update_segment(
+        db,
+        principal=principal,
+        segment_id=segment_id,
+        name=body.name,
+        description=body.description,
+        scope=body.scope,
+        criteria=body.criteria if "criteria" in fields else service.UNSET,
+    )
+    return _detail(db, principal, segment)
+
+
+@router.delete("/segments/{segment_id}", status_code=204, summary="Delete a segment")
+def delete_segment(segment_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
+    service.delete_segment(db, principal=principal, segment_id=segment_id)
+    return no_content()
+
+
+@router.get("/segments/{segment_id}/members", summary="Members you may read, and their count")
+def members(
+    segment_id: PathId,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    live: Annotated[bool, Query(description="Evaluate now instead of the last refresh")] = False,
+    sort: MemberSort = "last_name",
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> s.MembersOut:
+    found = service.members(
+        db,
+        principal=principal,
+        segment_id=segment_id,
+        live=live,
+        cursor=cursor,
+        limit=limit,
+        sort=sort,
+    )
+    return s.MembersOut.model_validate(
+        {
+            "items": found.page.items,
+            "next_cursor": found.page.next_cursor,
+            "visible": found.visible,
+            "total": found.total,
+            "source": found.source,
+            "refreshed_at": found.refreshed_at,
+        },
+        from_attributes=True,
+    )
+
+
+@router.get(
+    "/segments/{segment_id}/members.csv",
+    summary="Export the members you may read as CSV",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def export_members(
+    segment_id: PathId, request: Request, db: DbSession, principal: CurrentPrincipal
+) -> StreamingResponse:
+    service.get_segment(db, principal=principal, segment_id=segment_id)  # 404 before streaming
+    factory = request.app.state.session_factory
+
+    def rows() -> Iterator[str]:
+        # The request's session closes before the body streams: read with a session of our own.
+        with factory() as own:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(EXPORT_FIELDS)
+            for n, contact in enumerate(
+                service.iter_visible_members(own, principal=principal, segment_id=segment_id)
+            ):
+                writer.writerow([getattr(contact, f) or "" for f in EXPORT_FIELDS])
+                if n % 1000 == 999:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+            yield buffer.getvalue()
+
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="segment-{segment_id}.csv"'},
+    )
+
+
+@router.post("/segments/{segment_id}/members", summary="Add contacts to a static segment")
+def add_static_members(
+    segment_id: PathId, body: s.ContactIdsIn, db: DbSession, principal: CurrentPrincipal
+) -> s.MembershipOut:
+    done = service.add_static_members(
+        db, principal=principal, segment_id=segment_id, contact_ids=body.contact_ids
+    )
+    return s.MembershipOut.model_validate(done, from_attributes=True)
+
+
+@router.post(
+    "/segments/{segment_id}/members/remove", summary="Remove contacts from a static segment"
+)
+def remove_static_members(
+    segment_id: PathId, body: s.ContactIdsIn, db: DbSession, principal: CurrentPrincipal
+) -> s.MembershipOut:
+    done = service.remove_static_members(
+        db, principal=principal, segment_id=segment_id, contact_ids=body.contact_ids
+    )
+    return s.MembershipOut.model_validate(done, from_attributes=True)
+
+
+@router.post("/segments/{segment_id}/refresh", summary="Recompute the membership now")
+def refresh(segment_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.RefreshOut:
+    result = service.refresh_for(db, principal=principal, segment_id=segment_id)
+    if result is None:
+        return s.RefreshOut(segment_id=segment_id, queued=False)
+    return s.RefreshOut(
+        segment_id=segment_id,
+        queued=False,
+        added=result.added,
+        removed=result.removed,
+        seconds=round(result.seconds, 4),
+    )
+
+
+@router.get("/segments/{segment_id}/explain", summary="Why a contact is in or out")
+def explain(
+    segment_id: PathId,
+    contact_id: Annotated[int, Query(ge=1, le=2**31 - 1)],
+    db: DbSession,
+    principal: CurrentPrincipal,
+    viewer_id: Annotated[
+        int | None,
+        Query(ge=1, le=2**31 - 1, description="Explain for another user (administrators)"),
+    ] = None,
+) -> dict[str, Any]:
+    return service.explain(
+        db,
+        principal=principal,
+        segment_id=segment_id,
+        contact_id=contact_id,
+        viewer_id=viewer_id,
+    )
