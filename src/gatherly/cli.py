@@ -1,4 +1,5 @@
-"""The ``gatherly`` command: database, server, demo, users, BUs, roles, access; domain sub-apps."""
+"""The ``gatherly`` command: database, server, demo, users, BUs, roles, features, access; domain
+sub-apps."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,12 +27,13 @@ from gatherly.access.levels import Privilege
 from gatherly.core import migrate
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory, session_scope, transaction
-from gatherly.core.exceptions import GatherlyError, NotFound
+from gatherly.core.exceptions import Forbidden, GatherlyError, NotFound
 from gatherly.event.cli import contacts_app, events_app
 from gatherly.jobs.cli import worker as worker_command
 from gatherly.org import defaults
 from gatherly.org import service as org
-from gatherly.org.models import BusinessUnit, SecurityRole, User
+from gatherly.org.models import BusinessUnit, FeatureSwitch, SecurityRole, User
+from gatherly.segment.cli import find_user, lists_app, segments_app
 from gatherly.teams.cli import app as teams_app
 
 app = typer.Typer(
@@ -43,14 +46,20 @@ users_app = typer.Typer(help="Users and their API tokens.", no_args_is_help=True
 bu_app = typer.Typer(help="Business units.", no_args_is_help=True)
 roles_app = typer.Typer(help="Security roles and their assignment.", no_args_is_help=True)
 access_app = typer.Typer(help="The access engine.", no_args_is_help=True)
+features_app = typer.Typer(
+    help="Installation-wide feature switches (BU scoping, segment totals).", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(bu_app, name="bu")
 app.add_typer(roles_app, name="roles")
 app.add_typer(access_app, name="access")
+app.add_typer(features_app, name="features")
 app.add_typer(teams_app, name="teams")
 app.add_typer(events_app, name="events")
 app.add_typer(contacts_app, name="contacts")
+app.add_typer(segments_app, name="segments")
+app.add_typer(lists_app, name="lists")
 app.command(name="worker")(worker_command)
 
 out = Console()
@@ -162,6 +171,7 @@ def demo(
     from gatherly import demo as sample
     from gatherly.core.background import serve_in_thread
     from gatherly.graph_emulator import EmulatorState, create_emulator_app, load_fixture
+    from gatherly.segment import jobs as segment_jobs
     from gatherly.teams.cli import print_report, run_with_progress
 
     settings = Settings()
@@ -218,6 +228,19 @@ def demo(
             f"  curl -s -H 'Authorization: Bearer {by_user['gustav'].token}' {base}/api/v1/events",
             soft_wrap=True,
         )
+        with transaction(factory) as db:
+            samples = sample.sample_segments(db)
+        segment_jobs.process_changes(factory)
+        out.print("\nSegments (materialised; members and counts differ per viewer, SPEC B5):")
+        for item in samples:
+            out.print(f"  #{item.id} {item.name} (owner {item.owner})", markup=False)
+        first = samples[0].id
+        for name in ("olivia", "gustav"):
+            out.print(
+                f"  curl -s -H 'Authorization: Bearer {by_user[name].token}' "
+                f"{base}/api/v1/segments/{first}/members",
+                soft_wrap=True,
+            )
         out.print("Organizer statuses and the access-policy remedy: gatherly teams organizers")
         out.print(f"API docs: {base}/api/v1/docs")
         if serve_after:
@@ -449,6 +472,87 @@ def roles_assign(
     out.print(
         f"assigned {r.name!r} to {'user ' + user if user else 'team ' + str(team)}", markup=False
     )
+
+
+# ------------------------------------------------------------------ feature switches
+
+
+class Switch(StrEnum):
+    """A switch position."""
+
+    on = "on"
+    off = "off"
+
+
+def _feature_dict(db: Session, switch: FeatureSwitch) -> dict[str, Any]:
+    by = db.get(User, switch.changed_by_id) if switch.changed_by_id else None
+    return {
+        "name": switch.name,
+        "label": org.FEATURES[switch.name],
+        "enabled": bool(switch.enabled),
+        "changed_at": switch.changed_at,
+        "changed_by": by.username if by else None,
+    }
+
+
+@features_app.command("list")
+def features_list(as_json: JsonOpt = False) -> None:
+    """Every feature switch, on or off, with who changed it last."""
+    with session() as db:
+        rows = [_feature_dict(db, f) for f in org.features(db)]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("name", "state", "changed (UTC)", "by", "what it does")
+    for r in rows:
+        changed = r["changed_at"].strftime("%Y-%m-%d %H:%M") if r["changed_at"] else ""
+        table.add_row(
+            r["name"],
+            "on" if r["enabled"] else "off",
+            changed,
+            escape(r["changed_by"] or ""),
+            escape(r["label"]),
+        )
+    out.print(table)
+
+
+@features_app.command("set")
+def features_set(
+    name: Annotated[str, typer.Argument(help=f"The switch: {', '.join(org.FEATURES)}.")],
+    state: Annotated[Switch, typer.Argument(help="on or off.")],
+    as_user: Annotated[
+        str, typer.Option("--as", help="The system administrator making the change (audited).")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Turn a switch on or off (system administrators only; audited)."""
+    with session() as db:
+        user = find_user(db, as_user, "as")
+        if not access.load_principal(db, user.id).is_system_admin:
+            raise Forbidden(
+                "forbidden: only a system administrator may turn feature switches on or off",
+                field="as",
+            )
+        before = org.feature_enabled(db, name)
+        data = _feature_dict(
+            db, org.set_feature(db, name=name, enabled=state == Switch.on, by_user_id=user.id)
+        )
+    data["previous"] = before
+    if as_json:
+        _print_json(data)
+        return
+    was, now = ("on" if before else "off"), ("on" if data["enabled"] else "off")
+    if was == now:
+        out.print(f"{name} is already {now}; nothing changed", markup=False)
+        return
+    out.print(f"{name}: {was} -> {now} (by {user.username}, audited)", markup=False)
+    if name == org.BU_SCOPING:
+        out.print(
+            "every segment's membership is recomputed by the worker "
+            "(or now: gatherly segments refresh --pending)",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 # ------------------------------------------------------------------ access

@@ -233,3 +233,67 @@ def tick_everything(db: Session) -> int:
         update(TeamsWebinar).where(TeamsWebinar.organizer_id.in_(ok)).values(sync_enabled=True)
     )
     return int(db.scalar(select(func.count()).where(TeamsWebinar.sync_enabled)) or 0)
+
+
+DEMO_LIST = "Webinar VIPs"
+
+
+@dataclass(frozen=True)
+class DemoSegment:
+    """A sample segment and its owner."""
+
+    id: int
+    name: str
+    owner: str
+
+
+def sample_segments(db: Session) -> list[DemoSegment]:
+    """A marketing list and three segments over the synced events (idempotent by name).
+
+    Olivia (organization level) owns an organization-scoped segment and the list; Gustav
+    (Marketer, Germany) owns business-unit-scoped ones. They materialise on the worker.
+    """
+    from gatherly.access.engine import load_principal
+    from gatherly.segment import service as segments
+    from gatherly.segment.models import MarketingList, Segment
+
+    olivia = load_principal(db, org.get_user_by_username(db, username="olivia").id)
+    gustav = load_principal(db, org.get_user_by_username(db, username="gustav").id)
+    lst = db.execute(select(MarketingList).where(MarketingList.name == DEMO_LIST)).scalar()
+    if lst is None:
+        lst = segments.create_list(db, principal=olivia, name=DEMO_LIST)
+        vips = db.execute(
+            select(Contact.id).where(Contact.origin == "teams_sync").order_by(Contact.id).limit(25)
+        ).scalars()
+        ids = list(vips)
+        if ids:
+            segments.add_to_list(db, principal=olivia, list_id=lst.id, contact_ids=ids)
+    wanted: list[tuple[str, Any, Any, str]] = [
+        (
+            "Attended a webinar for 30+ minutes",
+            olivia,
+            {"participation": "attended", "min_minutes": 30},
+            "organization",
+        ),
+        (
+            "Registered but did not attend",
+            gustav,
+            {"participation": "not_attended"},
+            "business_unit",
+        ),
+        (
+            "Webinar VIPs or attendees of an hour or more",
+            olivia,
+            {"any": [{"list": lst.id}, {"participation": "attended", "min_minutes": 60}]},
+            "organization",
+        ),
+    ]
+    out = []
+    for name, who, criteria, scope in wanted:
+        found = db.execute(select(Segment).where(Segment.name == name)).scalar()
+        if found is None:
+            found = segments.create_segment(
+                db, principal=who, name=name, criteria=criteria, scope=scope
+            )
+        out.append(DemoSegment(found.id, name, who.username))
+    return out

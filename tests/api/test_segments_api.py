@@ -323,3 +323,19 @@ def test_switch_changes_are_audited(client: TestClient, org: Org) -> None:
         ("feature.set", "bu_scoping", True),
     ]
     assert {e["actor_id"] for e in entries} == {org.users["admin"].id}
+
+
+def test_refresh_answers_with_the_callers_counts_only(
+    client: TestClient, db: Session, org: Org
+) -> None:
+    segment = _create(client, "orgadmin", org)
+    _share_with_everyone(db, "segment", segment["id"])
+    response = client.post(
+        f"{API}/segments/{segment['id']}/refresh", headers=org.headers["eu_marketer"]
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["visible_members"] == 1  # of 7 members: nothing about the other six
+    assert body["total_members"] is None
+    assert not {"added", "removed"} & set(body)
+    assert body["refreshed_at"] is not None

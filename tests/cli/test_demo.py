@@ -48,6 +48,13 @@ def test_demo_syncs_the_emulated_teams_tenant_into_events(seeded_demo: SeededDem
         assert not db.scalar(select(func.count()).where(Contact.email.endswith("@contoso.example")))
 
 
+def count_segments(db: Session) -> int:
+    """Sample segments (the demo creates them once, by name)."""
+    from gatherly.segment.models import Segment
+
+    return int(db.execute(select(func.count()).select_from(Segment)).scalar_one())
+
+
 def contact_count(db: Session) -> int:
     """Contacts the demo seeds (the Teams sync adds its own, origin teams_sync)."""
     return int(db.execute(select(func.count()).where(Contact.origin == "manual")).scalar_one())
@@ -97,10 +104,15 @@ def test_demo_prints_a_working_token_per_user_and_curl_lines(seeded_demo: Seeded
             f"curl -s -H 'Authorization: Bearer {output.tokens[username]}' "
             "http://127.0.0.1:8000/api/v1/contacts/count"
         )
-    assert output.curl_lines[-1] == (
+    assert (
         f"curl -s -H 'Authorization: Bearer {output.tokens['gustav']}' "
         "http://127.0.0.1:8000/api/v1/events"
-    )
+    ) in output.curl_lines
+    members = [line for line in output.curl_lines if line.endswith("/members")]
+    assert [line.split("Bearer ")[1].split("'")[0] for line in members] == [
+        output.tokens["olivia"],
+        output.tokens["gustav"],
+    ]
     assert "API docs: http://127.0.0.1:8000/api/v1/docs" in output.text
 
 
@@ -130,7 +142,13 @@ def test_demo_again_adds_no_contacts_and_replaces_only_the_demo_tokens(
     ] + [
         f"curl -s -H 'Authorization: Bearer {second.tokens['gustav']}' "
         "http://demo.example:9123/api/v1/events"
+    ] + [
+        f"curl -s -H 'Authorization: Bearer {second.tokens[u]}' "
+        "http://demo.example:9123/api/v1/segments/1/members"
+        for u in ("olivia", "gustav")
     ]
+    # Running it again made no second copy of the sample segments.
+    assert count_segments(db) == 3
     # A token the user made for themselves is not a demo token and survives.
     assert org.authenticate_token(db, secret=personal).username == "olivia"
 
@@ -150,3 +168,26 @@ def test_demo_on_an_existing_organisation_keeps_its_users(demo_cli: CliRun) -> N
     assert set(output.tokens) == set(SAMPLE_USERS)
     users = {u["username"] for u in json.loads(demo_cli("users", "list", "--json").stdout)}
     assert users == {*SAMPLE_USERS, "existing"}
+
+
+def test_demo_materialises_sample_segments_whose_counts_differ_per_viewer(
+    seeded_demo: SeededDemo,
+) -> None:
+    from gatherly.access.engine import load_principal
+    from gatherly.segment import service as segments
+    from gatherly.segment.models import Segment
+
+    assert "Segments (materialised" in seeded_demo.output.text
+    with session_on(seeded_demo.database_url) as db:
+        rows = db.scalars(select(Segment).order_by(Segment.id)).all()
+        assert len(rows) == 3
+        assert {s.refresh_state for s in rows} == {"fresh"}
+        attended = rows[0]
+        assert attended.member_total > 0
+        olivia = load_principal(db, org.get_user_by_username(db, username="olivia").id)
+        seen = segments.segment_counts(db, principal=olivia, segment=attended)
+        assert seen["visible"] == attended.member_total  # organization level reads them all
+        fran = load_principal(db, org.get_user_by_username(db, username="fran").id)
+        # Fran (Marketer, France) cannot open Olivia's segment at all.
+        with pytest.raises(Exception, match="not found"):
+            segments.get_segment(db, principal=fran, segment_id=attended.id)

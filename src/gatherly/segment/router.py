@@ -330,14 +330,14 @@ def remove_static_members(
 @router.post("/segments/{segment_id}/refresh", summary="Recompute the membership now")
 def refresh(segment_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.RefreshOut:
     result = service.refresh_for(db, principal=principal, segment_id=segment_id)
-    if result is None:
-        return s.RefreshOut(segment_id=segment_id, queued=False)
+    segment = service.get_segment(db, principal=principal, segment_id=segment_id)
+    counts = service.segment_counts(db, principal=principal, segment=segment)
     return s.RefreshOut(
         segment_id=segment_id,
-        queued=False,
-        added=result.added,
-        removed=result.removed,
-        seconds=round(result.seconds, 4),
+        refreshed_at=segment.refreshed_at,
+        seconds=None if result is None else round(result.seconds, 4),
+        visible_members=counts["visible"],
+        total_members=counts["total"],
     )
 
 

@@ -161,10 +161,11 @@ class PreviewOut(BaseModel):
 
 
 class RefreshOut(BaseModel):
-    """A refresh's result, or the queued job."""
+    """A refresh's result, counted as the caller may see it (adds and removes of members
+    the caller may not read are not revealed)."""
 
     segment_id: int
-    queued: bool
-    added: int | None = None
-    removed: int | None = None
-    seconds: float | None = None
+    refreshed_at: datetime | None
+    seconds: float | None
+    visible_members: int
+    total_members: int | None = Field(description="When the segment_totals setting allows it")
