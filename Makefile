@@ -8,7 +8,7 @@ PG_UP := $(shell $(PYTHON) -c "import socket; s=socket.socket(); s.settimeout(1)
 GATHERLY_TEST_POSTGRES_URL ?= $(if $(PG_UP),$(PG_DEFAULT),)
 export GATHERLY_TEST_POSTGRES_URL
 
-.PHONY: demo test lint bench bench-sync format clean
+.PHONY: demo test lint bench bench-sync bench-segments format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench: $(VENV)/.installed-test
 
 bench-sync: $(VENV)/.installed-test
 	$(BIN)/python bench/sync.py
+
+bench-segments: $(VENV)/.installed-test
+	$(BIN)/python bench/segments.py
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format .

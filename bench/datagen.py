@@ -15,7 +15,7 @@ import random
 import sqlite3
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -396,8 +396,14 @@ def _fmt(us: int) -> str:
     return (EPOCH + timedelta(microseconds=us)).isoformat(sep=" ", timespec="microseconds")[:26]
 
 
-def contact_rows(plan: Plan, ids: Ids, *, tz_suffix: str = "") -> Iterator[tuple[Any, ...]]:
-    """The contact rows in CONTACT_COLUMNS order; ids are 1..N, timestamps as UTC text."""
+def contact_rows(
+    plan: Plan, ids: Ids, *, tz_suffix: str = "", countries: Sequence[str | None] = COUNTRIES
+) -> Iterator[tuple[Any, ...]]:
+    """The contact rows in CONTACT_COLUMNS order; ids are 1..N, timestamps as UTC text.
+
+    ``countries`` is what each contact's country is drawn from (uniformly; repeat a value to
+    weight it); the default is the access benchmark's.
+    """
     rng = random.Random(f"{plan.sizes.seed}-contact-text")
     first, last, companies = FIRST.split(), LAST.split(), COMPANIES.split()
     year_us = 365 * 24 * 3600 * 1_000_000
@@ -416,7 +422,7 @@ def contact_rows(plan: Plan, ids: Ids, *, tz_suffix: str = "") -> Iterator[tuple
             rng.choice(companies),
             rng.choice(TITLES),
             f"+49 30 {i:07d}",
-            rng.choice(COUNTRIES),
+            rng.choice(countries),
             "{}",
             _fmt(modified - rng.randrange(year_us)) + tz_suffix,
             _fmt(modified) + tz_suffix,
@@ -436,7 +442,13 @@ def share_rows(plan: Plan, ids: Ids, *, tz_suffix: str = "") -> Iterator[tuple[A
         yield (n, "contact", record + 1, ptype, pid, rights, created, None)
 
 
-def _load_sqlite(engine: Engine, plan: Plan, ids: Ids, log: Callable[[str], None]) -> None:
+def _load_sqlite(
+    engine: Engine,
+    plan: Plan,
+    ids: Ids,
+    log: Callable[[str], None],
+    countries: Sequence[str | None] = COUNTRIES,
+) -> None:
     path = engine.url.database
     assert path
     con = sqlite3.connect(path, isolation_level=None)
@@ -446,7 +458,10 @@ def _load_sqlite(engine: Engine, plan: Plan, ids: Ids, log: Callable[[str], None
         con.execute("BEGIN")
         cols = ", ".join(CONTACT_COLUMNS)
         marks = ", ".join("?" * len(CONTACT_COLUMNS))
-        con.executemany(f"INSERT INTO contact ({cols}) VALUES ({marks})", contact_rows(plan, ids))
+        con.executemany(
+            f"INSERT INTO contact ({cols}) VALUES ({marks})",
+            contact_rows(plan, ids, countries=countries),
+        )
         cols = ", ".join(SHARE_COLUMNS)
         marks = ", ".join("?" * len(SHARE_COLUMNS))
         con.executemany(
@@ -460,14 +475,20 @@ def _load_sqlite(engine: Engine, plan: Plan, ids: Ids, log: Callable[[str], None
         con.close()
 
 
-def _load_postgresql(engine: Engine, plan: Plan, ids: Ids, log: Callable[[str], None]) -> None:
+def _load_postgresql(
+    engine: Engine,
+    plan: Plan,
+    ids: Ids,
+    log: Callable[[str], None],
+    countries: Sequence[str | None] = COUNTRIES,
+) -> None:
     raw = engine.raw_connection()
     try:
         con = raw.driver_connection
         assert con is not None
         with con.cursor() as cur:
             with cur.copy(f"COPY contact ({', '.join(CONTACT_COLUMNS)}) FROM STDIN") as copy:
-                for row in contact_rows(plan, ids, tz_suffix="+00"):
+                for row in contact_rows(plan, ids, tz_suffix="+00", countries=countries):
                     copy.write_row(row)
             with cur.copy(f"COPY record_share ({', '.join(SHARE_COLUMNS)}) FROM STDIN") as copy:
                 for row in share_rows(plan, ids, tz_suffix="+00"):
@@ -502,11 +523,18 @@ def read_meta(engine: Engine) -> dict[str, str]:
         return {}
 
 
-def build(engine: Engine, plan: Plan, log: Callable[[str], None]) -> list[Viewer]:
+def build(
+    engine: Engine,
+    plan: Plan,
+    log: Callable[[str], None],
+    *,
+    countries: Sequence[str | None] = COUNTRIES,
+) -> list[Viewer]:
     """Migrate an empty database, create the organisation and load the data.
 
     Returns the viewers with database ids. The fingerprint is written last, so an
-    interrupted build is never mistaken for a finished one.
+    interrupted build is never mistaken for a finished one. ``countries`` goes to
+    ``contact_rows`` (bench/segments.py draws from more; bench/access.py keeps the default).
     """
     t0 = time.perf_counter()
     migrate.upgrade(engine)
@@ -515,9 +543,9 @@ def build(engine: Engine, plan: Plan, log: Callable[[str], None]) -> list[Viewer
     log(f"organisation created ({time.perf_counter() - t0:.1f} s); loading contacts and shares")
     t1 = time.perf_counter()
     if engine.dialect.name == "sqlite":
-        _load_sqlite(engine, plan, ids, log)
+        _load_sqlite(engine, plan, ids, log, countries)
     else:
-        _load_postgresql(engine, plan, ids, log)
+        _load_postgresql(engine, plan, ids, log, countries)
     log(f"contacts and shares loaded ({time.perf_counter() - t1:.1f} s)")
     viewers = [
         Viewer(

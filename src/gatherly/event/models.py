@@ -87,6 +87,8 @@ class EventRegistration(OwnedMixin, Base):
         *owned_indexes("event_registration"),
         UniqueConstraint("event_id", "external_id"),
         Index("ix_event_registration_email", "event_id", "email"),
+        # Segment criteria look registrations up per contact (docs/segments.md).
+        Index("ix_event_registration_contact", "contact_id", "event_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -98,9 +100,7 @@ class EventRegistration(OwnedMixin, Base):
     status: Mapped[str] = mapped_column(String(30))
     registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    contact_id: Mapped[int | None] = mapped_column(
-        ForeignKey("contact.id", ondelete="SET NULL"), index=True
-    )
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="SET NULL"))
     excluded_reason: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_sync_run_id: Mapped[int | None] = mapped_column(Integer)
@@ -133,6 +133,16 @@ class EventAttendance(OwnedMixin, Base):
     __table_args__ = (
         *owned_indexes("event_attendance"),
         UniqueConstraint("event_id", "person_key"),
+        # Segment criteria: per contact (EXISTS), and per event (attended a set of events),
+        # both index-only for "attended, at least N minutes" (bench/segments.py).
+        Index("ix_event_attendance_contact", "contact_id", "event_id", "excluded_reason"),
+        Index(
+            "ix_event_attendance_event_contact",
+            "event_id",
+            "contact_id",
+            "total_seconds",
+            "excluded_reason",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -144,9 +154,7 @@ class EventAttendance(OwnedMixin, Base):
     registration_id: Mapped[int | None] = mapped_column(
         ForeignKey("event_registration.id", ondelete="SET NULL")
     )
-    contact_id: Mapped[int | None] = mapped_column(
-        ForeignKey("contact.id", ondelete="SET NULL"), index=True
-    )
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="SET NULL"))
     first_join_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_leave_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     total_seconds: Mapped[int] = mapped_column(Integer, default=0)

@@ -35,13 +35,16 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     not_,
     or_,
     select,
     true,
+    union_all,
 )
 
 from gatherly.contact.models import Contact
+from gatherly.core.db import UTCDateTime
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.event.models import EventAttendance, EventRegistration, MarketingEvent
 from gatherly.segment.models import MarketingListMember
@@ -427,6 +430,8 @@ def _scalar(spec: _FieldSpec, name: str, value: Any, path: str) -> Any:
         return value.strip().upper()
     if name == "email":
         return value.strip().casefold()
+    if name in ("origin", "type", "status"):  # stored lower-case, compared exactly
+        return value.strip().lower()
     return value
 
 
@@ -450,10 +455,33 @@ def _date(value: Any, path: str) -> datetime:
 
 @dataclass(frozen=True)
 class Context:
-    """What a compilation depends on besides the tree: the clock and the database dialect."""
+    """What a compilation depends on besides the tree: the clock, the database dialect and
+    the SQL form of sub-queries.
+
+    ``correlated`` picks ``EXISTS (… = contact.id)`` over ``contact.id IN (…)`` for list and
+    participation nodes. PostgreSQL always gets EXISTS: inside an OR it cannot turn an IN
+    into a semi-join and, when the sub-query's rows outgrow ``work_mem``, rescans them for
+    every contact. SQLite materialises an IN sub-query once, which is best when the whole
+    table is scanned (an organization-level viewer, a refresh), while EXISTS is best when
+    the access predicate already narrows the contacts to a BU; the caller says which
+    (``None``: IN). Measured with bench/segments.py (docs/segments.md).
+    """
 
     now: datetime
     dialect: str = "sqlite"
+    correlated: bool | None = None
+
+    @property
+    def exists_form(self) -> bool:
+        """Whether list and participation nodes compile to correlated EXISTS."""
+        return self.dialect == "postgresql" or bool(self.correlated)
+
+    def when(self, value: datetime) -> Any:
+        """A timestamp bound: inline on PostgreSQL so a prepared statement's generic plan
+        never hides the dates from the planner (the value is a datetime we formatted)."""
+        if self.dialect == "postgresql":
+            return literal_column(f"TIMESTAMPTZ '{value.isoformat()}'", UTCDateTime())
+        return value
 
 
 def compile_predicate(criteria: Criteria | Node, ctx: Context) -> ColumnElement[bool]:
@@ -472,7 +500,19 @@ def _compile(node: Node, ctx: Context, *, negated: bool) -> ColumnElement[bool]:
         parts = [_compile(c, ctx, negated=negated) for c in node.children]
         # De Morgan: a negated all is an any of negated children, and the reverse.
         conjunctive = (node.kind == "all") != negated
-        return and_(*parts) if conjunctive else or_(*parts)
+        if conjunctive:
+            # Cheap column tests first: SQLite evaluates the terms it does not index in
+            # the order written, so a sub-query then runs only for contacts that pass.
+            order = sorted(range(len(parts)), key=lambda i: _has_subqueries(node.children[i]))
+            return and_(*(parts[i] for i in order))
+        if ctx.dialect == "postgresql" and not ctx.correlated and _has_subqueries(node):
+            # Scanning every contact (organization level, refresh), an OR over sub-queries
+            # is one index-driven branch per child on PostgreSQL, where a plain OR would
+            # test every sub-query against every contact. A BU-level viewer's contacts
+            # come from the BU index first: there the plain OR of EXISTS is faster.
+            branches = [select(Contact.id).where(part) for part in parts]
+            return Contact.id.in_(union_all(*branches))
+        return or_(*parts)
     if node.kind == "not":
         return _compile(node.children[0], ctx, negated=not negated)
     if node.kind == "contact":
@@ -482,13 +522,21 @@ def _compile(node: Node, ctx: Context, *, negated: bool) -> ColumnElement[bool]:
         return or_(*(_negate(expr, nulls) for expr, nulls in leaves))
     if node.kind == "list":
         assert node.list_id is not None
-        members = select(MarketingListMember.contact_id).where(
-            MarketingListMember.list_id == node.list_id
-        )
-        expr = Contact.id.in_(members)
+        m = MarketingListMember
+        column: Any = m.contact_id
+        where: list[ColumnElement[bool]] = [m.list_id == node.list_id]
     else:
-        expr = Contact.id.in_(_participants(node, ctx))
+        column, where = _participants(node, ctx)
+    expr: ColumnElement[bool]
+    if ctx.exists_form:
+        expr = select(literal(1)).where(column == Contact.id, *where).exists()
+    else:
+        expr = Contact.id.in_(select(column).where(*where))
     return not_(expr) if negated else expr
+
+
+def _has_subqueries(node: Node) -> bool:
+    return any(n.kind in ("list", "participation") for n in node.walk())
 
 
 def _negate(expr: ColumnElement[bool], nullable: Sequence[Any]) -> ColumnElement[bool]:
@@ -543,20 +591,21 @@ def _compare(
 
 def _date_compare(column: Any, op: str, value: Any, ctx: Context) -> ColumnElement[bool]:
     day = timedelta(days=1)
+    when = ctx.when
     if op == "before":
-        return and_(column < value)
+        return and_(column < when(value))
     if op == "after":
-        return and_(column >= value)
+        return and_(column >= when(value))
     if op == "on":
-        return and_(column >= value, column < value + day)
+        return and_(column >= when(value), column < when(value + day))
     if op == "between":
-        return and_(column >= value[0], column <= value[1])
+        return and_(column >= when(value[0]), column <= when(value[1]))
     delta = timedelta(days=value)
     if op == "in_last_days":
-        return and_(column >= ctx.now - delta, column <= ctx.now)
+        return and_(column >= when(ctx.now - delta), column <= when(ctx.now))
     if op == "in_next_days":
-        return and_(column >= ctx.now, column <= ctx.now + delta)
-    return and_(column < ctx.now - delta)  # more_than_days_ago
+        return and_(column >= when(ctx.now), column <= when(ctx.now + delta))
+    return and_(column < when(ctx.now - delta))  # more_than_days_ago
 
 
 def _custom_condition(c: Condition, ctx: Context) -> Leaf:
@@ -619,7 +668,10 @@ def _event_predicate(conditions: Sequence[Condition], ctx: Context) -> list[Colu
                 found.append(or_(email, name))
             continue
         kind = EVENT_FIELDS[c.field].kind
-        expr, _ = _compare(_event_column(c.field), kind, c.op, c.value, ctx)
+        # Types and statuses are stored lower-case and compared exactly (values are
+        # lower-cased when parsed): lower(column) would hide the planner's statistics.
+        exact = c.field in ("type", "status")
+        expr, _ = _compare(_event_column(c.field), kind, c.op, c.value, ctx, case_exact=exact)
         found.append(expr)
     return found
 
@@ -635,8 +687,8 @@ def _event_ids_only(conditions: Sequence[Condition]) -> Any:
     return None
 
 
-def _participants(node: Node, ctx: Context) -> Any:
-    """The ids of contacts with the node's participation in a matching event."""
+def _participants(node: Node, ctx: Context) -> tuple[Any, list[ColumnElement[bool]]]:
+    """The contact column and conditions of the rows behind the node's participation."""
     ids = _event_ids_only(node.conditions)
     event_filter = [] if ids is not None else _event_predicate(node.conditions, ctx)
 
@@ -645,6 +697,10 @@ def _participants(node: Node, ctx: Context) -> Any:
             return [table.event_id.in_(ids)] if len(ids) > 1 else [table.event_id == ids[0]]
         if not event_filter:
             return []
+        if ctx.exists_form:
+            # Per contact, join its few rows to their events; an IN list of matching
+            # events would make SQLite probe the index once per event for every contact.
+            return [table.event_id == MarketingEvent.id, *event_filter]
         matching = select(MarketingEvent.id).where(*event_filter)
         return [table.event_id.in_(matching)]
 
@@ -655,7 +711,7 @@ def _participants(node: Node, ctx: Context) -> Any:
             where.append(a.total_seconds >= node.min_seconds)
         if node.max_seconds is not None:
             where.append(a.total_seconds <= node.max_seconds)
-        return select(a.contact_id).where(*where)
+        return a.contact_id, where
     r = EventRegistration
     status = CANCELED if node.participation == "cancelled" else REGISTERED
     where = [r.contact_id.is_not(None), r.excluded_reason.is_(None), r.status == status]
@@ -672,7 +728,7 @@ def _participants(node: Node, ctx: Context) -> Any:
             .exists()
         )
         where.append(not_(attended))
-    return select(r.contact_id).where(*where)
+    return r.contact_id, where
 
 
 def node_columns(criteria: Criteria, ctx: Context) -> list[tuple[Node, ColumnElement[Any]]]:

@@ -108,12 +108,14 @@ def process_changes(factory: sessionmaker[Session], *, now: datetime | None = No
             )
             if not rows:
                 return report
-            last_id = rows[-1].id
+            read = [row.id for row in rows]
             plan = _plan(db, rows)
         for segment_id in sorted(plan):
             _refresh_one(factory, segment_id, plan[segment_id].restriction(), now, report)
         with transaction(factory) as db:
-            db.execute(delete(DataChange).where(DataChange.id <= last_id))
+            # Exactly the rows read: on PostgreSQL a transaction holding a lower id can
+            # commit after this pass read a higher one; its row stays for the next pass.
+            db.execute(delete(DataChange).where(DataChange.id.in_(read)))
         report.changes += len(rows)
 
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
     select,
     union,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
@@ -88,8 +89,13 @@ def _dialect(db: Session) -> str:
     return db.get_bind().dialect.name
 
 
-def _context(db: Session, now: datetime | None = None) -> crit.Context:
-    return crit.Context(now=now or utcnow(), dialect=_dialect(db))
+def _context(
+    db: Session, now: datetime | None = None, viewer: access.Principal | None = None
+) -> crit.Context:
+    # A viewer below organization level reaches contacts through a BU index first, where
+    # correlated sub-queries beat scanning them whole (see crit.Context).
+    narrowed = viewer is not None and viewer.max_level(CONTACT, Privilege.READ) < Level.ORGANIZATION
+    return crit.Context(now=now or utcnow(), dialect=_dialect(db), correlated=narrowed)
 
 
 def _owner(
@@ -162,9 +168,14 @@ def parse_criteria(db: Session, principal: access.Principal, tree: Any) -> crit.
 
 
 def _member_predicate(
-    db: Session, parsed: crit.Criteria, scope_bu_id: int | None, now: datetime | None = None
+    db: Session,
+    parsed: crit.Criteria,
+    scope_bu_id: int | None,
+    now: datetime | None = None,
+    viewer: access.Principal | None = None,
 ) -> ColumnElement[bool]:
-    return and_(crit.compile_predicate(parsed, _context(db, now)), *_scope_filter(scope_bu_id))
+    ctx = _context(db, now, viewer)
+    return and_(crit.compile_predicate(parsed, ctx), *_scope_filter(scope_bu_id))
 
 
 def evaluate_statement(
@@ -173,18 +184,32 @@ def evaluate_statement(
     *,
     scope_bu_id: int | None = None,
     now: datetime | None = None,
+    viewer: access.Principal | None = None,
 ) -> Select[Any]:
     """``select(Contact)`` of the contacts a tree matches within a scope (no viewer filter).
 
     This is the one statement evaluation, previews, refresh and the benchmark all use; add
-    the viewer with ``access.scope`` or ``access.count``.
+    the viewer with ``access.scope`` or ``access.count``, and pass the same ``viewer`` here
+    so the SQL takes the form that suits how the viewer's access narrows the contacts.
     """
     parsed = tree if isinstance(tree, crit.Criteria) else crit.parse(tree)
-    return select(Contact).where(_member_predicate(db, parsed, scope_bu_id, now))
+    return select(Contact).where(_member_predicate(db, parsed, scope_bu_id, now, viewer))
+
+
+def custom_plans(db: Session) -> None:
+    """On PostgreSQL, plan this transaction's statements with their values.
+
+    psycopg prepares a statement from its sixth run, and the server may then switch to a
+    generic plan that cannot see which BU, countries or lists a segment names; for these
+    queries that costs up to 7x (bench/segments.py). Cheap and local to the transaction.
+    """
+    if _dialect(db) == "postgresql":
+        db.execute(sql_text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
 def count_visible(db: Session, principal: access.Principal, stmt: Select[Any]) -> int:
     """How many contacts of ``stmt`` the viewer may read."""
+    custom_plans(db)
     return access.count(db, stmt, principal=principal, record_type=CONTACT)
 
 
@@ -494,6 +519,7 @@ def _page(
     limit: int,
     sort: str,
 ) -> Page:
+    custom_plans(db)
     return paginate(
         db,
         access.scope(stmt, principal=principal, record_type=CONTACT),
@@ -720,14 +746,15 @@ class Members:
 
 
 def membership_statement(
-    db: Session, segment: Segment, *, live: bool = False
+    db: Session, segment: Segment, *, live: bool = False, viewer: access.Principal | None = None
 ) -> tuple[Select[Any], str]:
     """``select(Contact)`` of a segment's membership: materialised, or evaluated now."""
     if segment.kind == STATIC or (segment.refreshed_at is not None and not live):
         members = select(SegmentMember.contact_id).where(SegmentMember.segment_id == segment.id)
         return select(Contact).where(Contact.id.in_(members)), "materialised"
     parsed = crit.parse(segment.criteria)
-    return evaluate_statement(db, parsed, scope_bu_id=scope_bu(db, segment)), "live"
+    stmt = evaluate_statement(db, parsed, scope_bu_id=scope_bu(db, segment), viewer=viewer)
+    return stmt, "live"
 
 
 def members(
@@ -742,7 +769,7 @@ def members(
 ) -> Members:
     """The segment's members the viewer may read, with that count (B5)."""
     segment = get_segment(db, principal=principal, segment_id=segment_id)
-    stmt, source = membership_statement(db, segment, live=live)
+    stmt, source = membership_statement(db, segment, live=live, viewer=principal)
     page = _page(db, principal, stmt, cursor=cursor, limit=limit, sort=sort)
     visible = count_visible(db, principal, stmt)
     total = _count_all(db, stmt) if totals_visible(db) else None
@@ -792,7 +819,7 @@ def preview(
     _owner_ref, bu_id = _owner(db, principal, owner)
     applied = scope if scoping_on(db) else SCOPE_ORGANIZATION
     scope_bu_id = bu_id if applied == SCOPE_BUSINESS_UNIT else None
-    stmt = evaluate_statement(db, parsed, scope_bu_id=scope_bu_id)
+    stmt = evaluate_statement(db, parsed, scope_bu_id=scope_bu_id, viewer=principal)
     page = _page(db, principal, stmt, cursor=None, limit=limit, sort="last_name")
     total = _count_all(db, stmt) if totals_visible(db) else None
     return Preview(count_visible(db, principal, stmt), total, page.items, applied, scope_bu_id)
@@ -830,21 +857,29 @@ def refresh(
     if segment is None or segment.kind != DYNAMIC:
         return None
     started = clock.perf_counter()
+    custom_plans(db)
     now = now or utcnow()
     bu_id = scope_bu(db, segment)
     pred = _member_predicate(db, crit.parse(segment.criteria), bu_id, now)
     limit = [restrict] if restrict is not None else []
-    matching = select(Contact.id).where(pred, *limit)
-    gone = delete(SegmentMember).where(
-        SegmentMember.segment_id == segment.id, SegmentMember.contact_id.not_in(matching)
+    members = (
+        select(func.count())
+        .select_from(SegmentMember)
+        .where(SegmentMember.segment_id == segment.id)
     )
+    before = int(db.execute(members).scalar_one())
+    # NOT EXISTS, not NOT IN: PostgreSQL cannot hash a NOT IN sub-query larger than
+    # work_mem and would rescan it for every member.
+    still = select(literal(1)).where(Contact.id == SegmentMember.contact_id, pred, *limit)
+    gone = delete(SegmentMember).where(SegmentMember.segment_id == segment.id, ~still.exists())
     if restrict is not None:
         gone = gone.where(SegmentMember.contact_id.in_(select(Contact.id).where(restrict)))
-    removed = int(getattr(db.execute(gone), "rowcount", 0) or 0)
+    db.execute(gone)
+    middle = int(db.execute(members).scalar_one())
     already = exists().where(
         SegmentMember.segment_id == segment.id, SegmentMember.contact_id == Contact.id
     )
-    joined = db.execute(
+    db.execute(
         insert(SegmentMember).from_select(
             ["segment_id", "contact_id", "added_at"],
             select(literal(segment.id), Contact.id, literal(now, UTCDateTime())).where(
@@ -852,12 +887,9 @@ def refresh(
             ),
         )
     )
-    added = int(getattr(joined, "rowcount", 0) or 0)
-    total = db.execute(
-        select(func.count())
-        .select_from(SegmentMember)
-        .where(SegmentMember.segment_id == segment.id)
-    ).scalar_one()
+    # Counted, not read from rowcount: drivers do not all report it for INSERT … SELECT.
+    total = int(db.execute(members).scalar_one())
+    removed, added = before - middle, total - middle
     seconds = clock.perf_counter() - started
     segment.member_total = int(total)
     segment.scope_bu_id = bu_id
