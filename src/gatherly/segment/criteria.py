@@ -718,6 +718,15 @@ def _participants(node: Node, ctx: Context) -> tuple[Any, list[ColumnElement[boo
     where.extend(on_events(r))
     if node.participation == "not_attended":
         a = EventAttendance
+        if ids is not None and len(ids) == 1 and ctx.dialect == "sqlite":
+            # One event: its attendees, materialised once by SQLite, instead of a probe per
+            # registration (PostgreSQL plans the correlated form as an anti-join anyway,
+            # and could not hash a NOT IN larger than work_mem).
+            attendees = select(a.contact_id).where(
+                a.event_id == ids[0], a.contact_id.is_not(None), a.excluded_reason.is_(None)
+            )
+            where.append(r.contact_id.not_in(attendees))
+            return r.contact_id, where
         attended = (
             select(literal(1))
             .where(
