@@ -527,8 +527,11 @@ def _compile(node: Node, ctx: Context, *, negated: bool) -> ColumnElement[bool]:
         where: list[ColumnElement[bool]] = [m.list_id == node.list_id]
     else:
         column, where = _participants(node, ctx)
+    # On SQLite a node naming its events by id selects few rows: materialised once as an
+    # IN list it beats a probe per contact whoever the viewer is.
+    named = node.kind == "participation" and _event_ids_only(node.conditions) is not None
     expr: ColumnElement[bool]
-    if ctx.exists_form:
+    if ctx.exists_form and not (named and ctx.dialect == "sqlite"):
         expr = select(literal(1)).where(column == Contact.id, *where).exists()
     else:
         expr = Contact.id.in_(select(column).where(*where))
