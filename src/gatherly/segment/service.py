@@ -313,20 +313,33 @@ def list_lists(
     limit: int = 50,
 ) -> Page:
     """A page of the lists the caller may read, newest first."""
-    return paginate(
-        db,
-        access.scope(_named(MarketingList, q), principal=principal, record_type=LIST),
-        id_column=MarketingList.id,
-        sortable={"id": MarketingList.id, "name": MarketingList.name},
-        sort="-id",
-        cursor=cursor,
-        limit=limit,
-    )
+    return _named_page(db, principal, MarketingList, LIST, q=q, cursor=cursor, limit=limit)
 
 
 def count_lists(db: Session, *, principal: access.Principal, q: str | None = None) -> int:
     """How many lists the caller may read."""
     return access.count(db, _named(MarketingList, q), principal=principal, record_type=LIST)
+
+
+def _named_page(
+    db: Session,
+    principal: access.Principal,
+    model: Any,
+    record_type: str,
+    *,
+    q: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Page:
+    return paginate(
+        db,
+        access.scope(_named(model, q), principal=principal, record_type=record_type),
+        id_column=model.id,
+        sortable={"id": model.id, "name": model.name},
+        sort="-id",
+        cursor=cursor,
+        limit=limit,
+    )
 
 
 def _named(model: Any, q: str | None) -> Select[Any]:
@@ -680,15 +693,7 @@ def list_segments(
     limit: int = 50,
 ) -> Page:
     """A page of the segments the caller may read, newest first."""
-    return paginate(
-        db,
-        access.scope(_named(Segment, q), principal=principal, record_type=SEGMENT),
-        id_column=Segment.id,
-        sortable={"id": Segment.id, "name": Segment.name},
-        sort="-id",
-        cursor=cursor,
-        limit=limit,
-    )
+    return _named_page(db, principal, Segment, SEGMENT, q=q, cursor=cursor, limit=limit)
 
 
 def count_segments(db: Session, *, principal: access.Principal, q: str | None = None) -> int:
