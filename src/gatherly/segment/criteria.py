@@ -575,7 +575,13 @@ def _compare(
         return _date_compare(column, op, value, ctx), [column]
     # Patterns ignore case on every field: SQLite's LIKE does anyway, PostgreSQL's does not.
     if kind == "string" and (not case_exact or op in ("contains", "starts_with", "ends_with")):
-        column = func.lower(column)
+        values = value if isinstance(value, tuple) else (value,)
+        if ctx.dialect == "sqlite" and not all(v.isascii() for v in values):
+            # SQLite's lower() folds ASCII only; Python's, registered per connection
+            # (core/db.py), folds every letter. ASCII values keep the fast built-in.
+            column = func.unicode_lower(column)
+        else:
+            column = func.lower(column)
         value = tuple(v.lower() for v in value) if isinstance(value, tuple) else value.lower()
     ops: dict[str, Callable[[], ColumnElement[bool]]] = {
         "equals": lambda: column == value,
