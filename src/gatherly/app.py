@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 
 import gatherly.models  # noqa: F401 - registers every record type with the access engine
 from gatherly import __version__
@@ -19,6 +18,7 @@ from gatherly.org.router import router as org_router
 from gatherly.segment.router import lists as lists_router
 from gatherly.segment.router import router as segments_router
 from gatherly.teams.router import router as teams_router
+from gatherly.web.router import router as web_router
 
 API = "/api/v1"
 
@@ -55,9 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router, prefix=API)
 
-    @app.get("/", include_in_schema=False)
-    def index() -> RedirectResponse:
-        return RedirectResponse(f"{API}/docs")
+    app.include_router(web_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -9,6 +9,7 @@ from gatherly.event import models as event_models
 from gatherly.org import models as org_models
 from gatherly.segment import models as segment_models
 from gatherly.teams import models as teams_models
+from gatherly.web import models as web_models
 
 __all__ = [
     "Base",
@@ -20,4 +21,5 @@ __all__ = [
     "org_models",
     "segment_models",
     "teams_models",
+    "web_models",
 ]
