@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gatherly.access.engine import Principal, load_principal
-from gatherly.access.levels import Level
+from gatherly.access.levels import Level, Privilege, rights_mask
+from gatherly.access.models import RecordShare
 from gatherly.contact.models import Contact
 from gatherly.event.models import EventAttendance, EventRegistration, MarketingEvent
 from gatherly.org import service as org
@@ -132,3 +133,17 @@ def attendance(
     db.add(record)
     db.flush()
     return record
+
+
+def share_with_organization(db: Session, record_type: str, record_id: int) -> None:
+    """Share a record (read) with the whole organisation, committed."""
+    db.add(
+        RecordShare(
+            record_type=record_type,
+            record_id=record_id,
+            principal_type="organization",
+            principal_id=0,
+            rights=rights_mask({Privilege.READ}),
+        )
+    )
+    db.commit()

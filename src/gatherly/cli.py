@@ -3,7 +3,6 @@ sub-apps."""
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ import gatherly.models  # noqa: F401 - registers every record type
 from gatherly.access import engine as access
 from gatherly.access import registry
 from gatherly.access.levels import Privilege
+from gatherly.clitools import find_user, print_json
 from gatherly.core import migrate
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory, session_scope, transaction
@@ -33,7 +33,7 @@ from gatherly.jobs.cli import worker as worker_command
 from gatherly.org import defaults
 from gatherly.org import service as org
 from gatherly.org.models import BusinessUnit, FeatureSwitch, SecurityRole, User
-from gatherly.segment.cli import find_user, lists_app, segments_app
+from gatherly.segment.cli import lists_app, segments_app
 from gatherly.teams.cli import app as teams_app
 
 app = typer.Typer(
@@ -71,10 +71,6 @@ def session() -> Iterator[Session]:
     """A committed-on-success session on the configured database."""
     with session_scope(Settings().database_url) as db:
         yield db
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def upgrade_database(settings: Settings) -> None:
@@ -306,7 +302,7 @@ def users_create(
         for name in role or []:
             org.assign_role(db, role_id=org.get_role_by_name(db, name=name).id, user_id=user.id)
         data = {"id": user.id, "username": user.username, "business_unit_id": user.business_unit_id}
-    _print_json(data) if as_json else out.print(
+    print_json(data) if as_json else out.print(
         f"created user {username!r} (id {data['id']})", markup=False
     )
 
@@ -328,7 +324,7 @@ def users_list(as_json: JsonOpt = False) -> None:
             for u in db.execute(select(User).order_by(User.username)).scalars()
         ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("id", "username", "business unit", "roles", "disabled")
     for r in rows:
@@ -353,7 +349,7 @@ def users_token(
         user = _user(db, username)
         token, secret = org.create_token(db, user_id=user.id, name=name)
     if as_json:
-        _print_json({"id": token.id, "user": user.username, "token": secret})
+        print_json({"id": token.id, "user": user.username, "token": secret})
     else:
         sys.stdout.write(secret + "\n")
 
@@ -381,7 +377,7 @@ def bu_create(
     with session() as db:
         bu = org.create_bu(db, name=name, parent_id=_bu(db, parent).id)
         data = {"id": bu.id, "name": bu.name, "parent_id": bu.parent_id}
-    _print_json(data) if as_json else out.print(
+    print_json(data) if as_json else out.print(
         f"created business unit {name!r} (id {data['id']})", markup=False
     )
 
@@ -395,7 +391,7 @@ def bu_list(as_json: JsonOpt = False) -> None:
             for b in db.execute(select(BusinessUnit).order_by(BusinessUnit.id)).scalars()
         ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     nodes: dict[int | None, Any] = {}
     root = next(r for r in rows if r["parent_id"] is None)
@@ -437,7 +433,7 @@ def roles_list(as_json: JsonOpt = False) -> None:
                 }
             )
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("id", "name", "contact read", "description")
     for r in rows:
@@ -501,7 +497,7 @@ def features_list(as_json: JsonOpt = False) -> None:
     with session() as db:
         rows = [_feature_dict(db, f) for f in org.features(db)]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("name", "state", "changed (UTC)", "by", "what it does")
     for r in rows:
@@ -539,7 +535,7 @@ def features_set(
         )
     data["previous"] = before
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     was, now = ("on" if before else "off"), ("on" if data["enabled"] else "off")
     if was == now:
@@ -579,7 +575,7 @@ def access_explain(
                 raise NotFound(f"{record_type} {record_id} not found", field="id")
         result = access.explain(db, principal, privilege, record_type, record).as_dict()
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     out.print(("[green]" if result["allowed"] else "[red]") + escape(result["summary"]) + "[/]")
     for p in result["paths"]:

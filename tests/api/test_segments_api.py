@@ -12,10 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gatherly.access.levels import Privilege, rights_mask
-from gatherly.access.models import RecordShare
 from gatherly.core.changes import DataChange
 from gatherly.segment import jobs
+from tests import factories as f
 from tests.api.conftest import VISIBLE, Org
 from tests.api.helpers import API, assert_error, count, visible_ids
 
@@ -27,19 +26,6 @@ def _create(client: TestClient, who: str, org: Org, **body: Any) -> dict[str, An
     response = client.post(f"{API}/segments", json=body, headers=org.headers[who])
     assert response.status_code == 201, response.text
     return dict(response.json())
-
-
-def _share_with_everyone(db: Session, record_type: str, record_id: int) -> None:
-    db.add(
-        RecordShare(
-            record_type=record_type,
-            record_id=record_id,
-            principal_type="organization",
-            principal_id=0,
-            rights=rights_mask({Privilege.READ}),
-        )
-    )
-    db.commit()
 
 
 def _drain(session_factory: sessionmaker[Session]) -> None:
@@ -88,7 +74,7 @@ def test_members_and_their_count_are_only_what_the_viewer_may_read(
     client: TestClient, db: Session, org: Org, session_factory: sessionmaker[Session]
 ) -> None:
     segment = _create(client, "orgadmin", org)
-    _share_with_everyone(db, "segment", segment["id"])
+    f.share_with_organization(db, "segment", segment["id"])
     _drain(session_factory)
     for viewer, keys in VISIBLE.items():
         if viewer == "nobody":
@@ -121,7 +107,7 @@ def test_total_beside_visible_when_the_admin_allows_it(
     client: TestClient, db: Session, org: Org, session_factory: sessionmaker[Session]
 ) -> None:
     segment = _create(client, "orgadmin", org)
-    _share_with_everyone(db, "segment", segment["id"])
+    f.share_with_organization(db, "segment", segment["id"])
     _drain(session_factory)
     _set_feature(client, org, "segment_totals", True)
     body = client.get(
@@ -242,7 +228,7 @@ def test_explain_over_http(
     client: TestClient, db: Session, org: Org, session_factory: sessionmaker[Session]
 ) -> None:
     segment = _create(client, "orgadmin", org, criteria={"contact": {"country": "DE"}})
-    _share_with_everyone(db, "segment", segment["id"])
+    f.share_with_organization(db, "segment", segment["id"])
     url = f"{API}/segments/{segment['id']}/explain"
     mine = client.get(
         url, params={"contact_id": org.contacts["marketer"]}, headers=org.headers["marketer"]
@@ -329,7 +315,7 @@ def test_refresh_answers_with_the_callers_counts_only(
     client: TestClient, db: Session, org: Org
 ) -> None:
     segment = _create(client, "orgadmin", org)
-    _share_with_everyone(db, "segment", segment["id"])
+    f.share_with_organization(db, "segment", segment["id"])
     response = client.post(
         f"{API}/segments/{segment['id']}/refresh", headers=org.headers["eu_marketer"]
     )

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from gatherly import demo as sample
 from gatherly.contact.models import Contact
-from gatherly.core.exceptions import Unauthenticated
+from gatherly.core.exceptions import NotFound, Unauthenticated
 from gatherly.event.models import MarketingEvent
 from gatherly.org import service as org
 from gatherly.org.models import ApiToken
@@ -189,5 +189,5 @@ def test_demo_materialises_sample_segments_whose_counts_differ_per_viewer(
         assert seen["visible"] == attended.member_total  # organization level reads them all
         fran = load_principal(db, org.get_user_by_username(db, username="fran").id)
         # Fran (Marketer, France) cannot open Olivia's segment at all.
-        with pytest.raises(Exception, match="not found"):
+        with pytest.raises(NotFound, match="not found"):
             segments.get_segment(db, principal=fran, segment_id=attended.id)

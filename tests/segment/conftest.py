@@ -9,8 +9,6 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.access.engine import Principal
-from gatherly.access.levels import Privilege, rights_mask
-from gatherly.access.models import RecordShare
 from gatherly.contact.models import Contact
 from gatherly.org import service as org
 from gatherly.org.models import User
@@ -53,16 +51,7 @@ class Org:
 
     def share_with_everyone(self, segment_id: int) -> None:
         """Share a segment (read) with the whole organisation, so every viewer opens it."""
-        self.db.add(
-            RecordShare(
-                record_type="segment",
-                record_id=segment_id,
-                principal_type="organization",
-                principal_id=0,
-                rights=rights_mask({Privilege.READ}),
-            )
-        )
-        self.db.commit()
+        f.share_with_organization(self.db, "segment", segment_id)
 
     def drain(self) -> jobs.DrainReport:
         self.db.commit()

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from gatherly.core.audit import AuditEntry
 from gatherly.core.changes import DataChange
-from gatherly.core.exceptions import Forbidden, ValidationFailed
+from gatherly.core.exceptions import Forbidden, NotFound, ValidationFailed
 from gatherly.org import service as org
 from gatherly.segment import service as seg
 from gatherly.segment.models import Segment
@@ -153,7 +153,7 @@ def test_b5_live_evaluation_equals_materialised_membership(acme: Org) -> None:
 
 def test_b5_viewer_without_read_on_the_segment_gets_not_found(acme: Org) -> None:
     seg_id = acme.segment("uA")
-    with pytest.raises(Exception, match="not found"):
+    with pytest.raises(NotFound, match="not found"):
         seg.members(acme.db, principal=acme.p("uB"), segment_id=seg_id)
 
 

@@ -152,7 +152,7 @@ def get(
     return record
 
 
-def _resolve_owner(db: Session, owner: OwnerRef) -> int:
+def resolve_owner(db: Session, owner: OwnerRef) -> int:
     """The owning BU an owner implies; NotFound if the owner does not exist."""
     if owner.type == OWNER_USER:
         return org_service.get_user(db, user_id=owner.id, field="owner.id").business_unit_id
@@ -190,7 +190,7 @@ def create(
 ) -> PersonMixin:
     """Create a record owned by ``record_in.owner`` (default: the caller) in the owner's BU."""
     owner = record_in.owner or OwnerRef(type="user", id=principal.user_id)
-    bu_id = _resolve_owner(db, owner)
+    bu_id = resolve_owner(db, owner)
     access.can_create_in(
         db,
         principal,
@@ -306,7 +306,7 @@ def assign(
     record = get(
         db=db, principal=principal, kind=kind, record_id=record_id, privilege=Privilege.ASSIGN
     )
-    bu_id = _resolve_owner(db, owner)
+    bu_id = resolve_owner(db, owner)
     if not _owner_can_read(db, owner, kind.record_type):
         raise ValidationFailed(
             f"the new owner ({owner.type} {owner.id}) has no read privilege on "

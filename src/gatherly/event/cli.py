@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -13,17 +9,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from gatherly.access.engine import Principal, load_principal
-from gatherly.core.config import Settings
-from gatherly.core.db import session_scope
-from gatherly.core.exceptions import NotFound
+from gatherly.clitools import acting, print_json
 from gatherly.event import service as events
 from gatherly.event.models import MarketingEvent
-from gatherly.org import service as org
-from gatherly.org.models import User
 
 events_app = typer.Typer(help="Marketing events (synced Teams webinars).", no_args_is_help=True)
 contacts_app = typer.Typer(help="Contacts.", no_args_is_help=True)
@@ -37,24 +26,6 @@ AsOpt = Annotated[
         "read is shown.",
     ),
 ]
-
-
-@contextmanager
-def _reader(ref: str) -> Iterator[tuple[Session, Principal]]:
-    """A session on the configured database and the ``--as`` user's principal."""
-    with session_scope(Settings().database_url) as db:
-        user = (
-            org.get_user(db, user_id=int(ref), field="as")
-            if ref.isdigit()
-            else db.scalar(select(User).where(User.username == ref))
-        )
-        if user is None:
-            raise NotFound(f"user {ref!r} not found", field="as")
-        yield db, load_principal(db, user.id)
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _when(value: datetime | None, seconds: bool = False) -> str:
@@ -98,7 +69,7 @@ def events_list(
     """Events the user may read, newest first, with their counts."""
     flt = events.EventFilter(q=q, status=status, organizer=organizer)
     rows: list[dict[str, Any]] = []
-    with _reader(as_user) as (db, principal):
+    with acting(as_user) as (db, principal):
         cursor: str | None = None
         while True:
             page = events.list_events(db=db, principal=principal, flt=flt, cursor=cursor, limit=200)
@@ -107,7 +78,7 @@ def events_list(
             if cursor is None:
                 break
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("id", "name", "start (UTC)", "status", "organizer", "reg.", "att.", "canc.")
     for r in rows:
@@ -132,7 +103,7 @@ def events_show(
     as_json: JsonOpt = False,
 ) -> None:
     """One event: properties, counts, sessions and who is behind each number."""
-    with _reader(as_user) as (db, principal):
+    with acting(as_user) as (db, principal):
         data = _event_dict(events.get_event(db=db, principal=principal, event_id=event_id))
         data["sessions"] = [
             {"id": s.id, "subject": s.subject, "start_at": s.start_at, "end_at": s.end_at}
@@ -154,7 +125,7 @@ def events_show(
             for t, cues in transcripts
         ]
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     for key, value in data.items():
         if key not in ("sessions", "reconciliation", "description", "recordings", "transcripts"):
@@ -198,10 +169,10 @@ def contacts_timeline(
     as_json: JsonOpt = False,
 ) -> None:
     """A contact's webinars: date, registration, first join, last leave, time attended."""
-    with _reader(as_user) as (db, principal):
+    with acting(as_user) as (db, principal):
         entries = events.timeline(db=db, principal=principal, contact_id=contact_id)
     if as_json:
-        _print_json(entries)
+        print_json(entries)
         return
     if not entries:
         out.print(f"contact {contact_id} has no webinar participation")

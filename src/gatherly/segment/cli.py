@@ -23,14 +23,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gatherly.access.engine import Principal, load_principal
+from gatherly.clitools import acting, find_user, print_json
 from gatherly.contact.models import Contact
 from gatherly.core.config import Settings
-from gatherly.core.db import make_engine, make_session_factory, session_scope
-from gatherly.core.exceptions import NotFound, ValidationFailed
+from gatherly.core.db import make_engine, make_session_factory
+from gatherly.core.exceptions import ValidationFailed
 from gatherly.org.models import BusinessUnit, Team, User
 from gatherly.segment import criteria as crit
 from gatherly.segment import jobs, service
@@ -75,29 +74,6 @@ CriteriaOpt = Annotated[
 CriteriaFileOpt = Annotated[
     Path | None, typer.Option("--criteria-file", help="A file holding the criteria JSON.")
 ]
-
-
-def find_user(db: Session, ref: str, field: str) -> User:
-    """A user by username or id (NotFound naming ``field``)."""
-    user = (
-        db.get(User, int(ref))
-        if ref.isdigit()
-        else db.scalar(select(User).where(User.username == ref))
-    )
-    if user is None:
-        raise NotFound(f"user {ref!r} not found", field=field)
-    return user
-
-
-@contextmanager
-def _acting(ref: str) -> Iterator[tuple[Session, Principal]]:
-    """A committed-on-success session and the ``--as`` user's principal."""
-    with session_scope(Settings().database_url) as db:
-        yield db, load_principal(db, find_user(db, ref, "as").id)
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _when(value: datetime | None) -> str:
@@ -235,7 +211,7 @@ def segments_create(
 ) -> None:
     """Create a segment owned by the user; its membership is computed on the next refresh."""
     tree = _read_criteria(criteria, criteria_file)
-    with _acting(as_user) as (db, principal), _criteria_errors():
+    with acting(as_user) as (db, principal), _criteria_errors():
         segment = service.create_segment(
             db,
             principal=principal,
@@ -247,7 +223,7 @@ def segments_create(
         )
         data = _segment_dict(db, segment)
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     out.print(f"created {data['kind']} segment {name!r} (id {data['id']})", markup=False)
     if data["kind"] == DYNAMIC:
@@ -267,7 +243,7 @@ def segments_list(
 ) -> None:
     """Segments the user may read, newest first."""
     rows: list[dict[str, Any]] = []
-    with _acting(as_user) as (db, principal):
+    with acting(as_user) as (db, principal):
         cursor: str | None = None
         while True:
             page = service.list_segments(db, principal=principal, q=q, cursor=cursor, limit=200)
@@ -276,7 +252,7 @@ def segments_list(
             if cursor is None:
                 break
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("id", "name", "kind", "scope", "owner", "refresh", "refreshed (UTC)")
     for r in rows:
@@ -300,13 +276,13 @@ def segments_show(
     as_json: JsonOpt = False,
 ) -> None:
     """One segment: scope, refresh state, criteria and how many members the user may see."""
-    with _acting(as_user) as (db, principal):
+    with acting(as_user) as (db, principal):
         segment = service.get_segment(db, principal=principal, segment_id=segment_id)
         data = _segment_dict(db, segment)
         data["scoping_on"] = service.scoping_on(db)
         data["members"] = service.segment_counts(db, principal=principal, segment=segment)
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     counts = data["members"]
     lines = [
@@ -357,7 +333,7 @@ def segments_members(
             "--csv exports the segment's current membership; it takes neither --json nor --live",
             field="csv",
         )
-    with _acting(as_user) as (db, principal):
+    with acting(as_user) as (db, principal):
         if as_csv:
             writer = csv.writer(sys.stdout, lineterminator="\n")
             writer.writerow(CSV_COLUMNS)
@@ -379,7 +355,7 @@ def segments_members(
             "items": [_contact_dict(c) for c in found.page.items],
         }
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     out.print(_contacts_table(data["items"]))
     shown = len(data["items"])
@@ -420,9 +396,8 @@ def segments_refresh(
             "give a segment id and --as USER, or --pending to process the change outbox",
             field="id",
         )
-    with _acting(as_user) as (db, principal):
-        result = service.refresh_for(db, principal=principal, segment_id=segment_id)
-        segment = service.get_segment(db, principal=principal, segment_id=segment_id)
+    with acting(as_user) as (db, principal):
+        segment, result = service.refresh_for(db, principal=principal, segment_id=segment_id)
         counts = service.segment_counts(db, principal=principal, segment=segment)
     data: dict[str, Any] = {"segment_id": segment_id, "refreshed": result is not None}
     data["visible"], data["total"] = counts["visible"], counts["total"]
@@ -432,7 +407,7 @@ def segments_refresh(
         if counts["total"] is not None:
             data["added"], data["removed"] = result.added, result.removed
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     if result is None:
         out.print(f"segment {segment_id} is static: its members are kept by hand")
@@ -464,7 +439,7 @@ def _refresh_pending(as_json: bool) -> None:
         "failed": failed,
     }
     if as_json:
-        _print_json(data)
+        print_json(data)
     else:
         out.print(
             f"processed {drained.changes} change(s); refreshed {len(refreshed)} segment(s)",
@@ -497,13 +472,13 @@ def segments_explain(
     as_json: JsonOpt = False,
 ) -> None:
     """Why a contact is in or out of a segment: each criteria node, the scope, the viewer."""
-    with _acting(as_user) as (db, principal):
+    with acting(as_user) as (db, principal):
         viewer_id = find_user(db, viewer, "viewer").id if viewer is not None else None
         data = service.explain(
             db, principal=principal, segment_id=segment_id, contact_id=contact, viewer_id=viewer_id
         )
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     verdict = "is a member" if data["member"] else "is not a member"
     out.print(f"contact {data['contact_id']} {verdict} of segment {data['segment_id']}")
@@ -553,7 +528,7 @@ def segments_preview(
     tree = _read_criteria(criteria, criteria_file)
     if tree is None:
         raise ValidationFailed("give --criteria or --criteria-file", field="criteria")
-    with _acting(as_user) as (db, principal), _criteria_errors():
+    with acting(as_user) as (db, principal), _criteria_errors():
         found = service.preview(
             db,
             principal=principal,
@@ -569,7 +544,7 @@ def segments_preview(
             "items": [_contact_dict(c) for c in found.items],
         }
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     limited = "" if data["scope_bu_id"] is None else f" (BU {data['scope_bu_id']})"
     out.print(f"scope applied: {data['scope']}{limited}", markup=False)
@@ -588,11 +563,11 @@ def lists_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an empty marketing list owned by the user."""
-    with _acting(as_user) as (db, principal):
+    with acting(as_user) as (db, principal):
         row = service.create_list(db, principal=principal, name=name, description=description)
         data = _list_dict(db, row)
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     out.print(f"created marketing list {name!r} (id {data['id']})", markup=False)
 
@@ -605,7 +580,7 @@ def lists_list(
 ) -> None:
     """Marketing lists the user may read, newest first."""
     rows: list[dict[str, Any]] = []
-    with _acting(as_user) as (db, principal):
+    with acting(as_user) as (db, principal):
         cursor: str | None = None
         while True:
             page = service.list_lists(db, principal=principal, q=q, cursor=cursor, limit=200)
@@ -614,7 +589,7 @@ def lists_list(
             if cursor is None:
                 break
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("id", "name", "owner", "business unit", "description")
     for r in rows:
@@ -637,13 +612,13 @@ def lists_show(
     as_json: JsonOpt = False,
 ) -> None:
     """One list: owner, how many members the user may read, and the first of them."""
-    with _acting(as_user) as (db, principal):
+    with acting(as_user) as (db, principal):
         data = _list_dict(db, service.get_list(db, principal=principal, list_id=list_id))
         page, visible = service.list_members(db, principal=principal, list_id=list_id, limit=limit)
         data["visible_members"] = visible
         data["members"] = [_contact_dict(c) for c in page.items]
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     for line in (
         f"marketing list {data['id']}: {data['name']}",
@@ -667,12 +642,12 @@ def lists_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Add contacts the user may read to a list the user may write."""
-    with _acting(as_user) as (db, principal):
+    with acting(as_user) as (db, principal):
         change = service.add_to_list(
             db, principal=principal, list_id=list_id, contact_ids=contact_ids
         )
     if as_json:
-        _print_json({"list_id": list_id, "added": change.added, "already": change.already})
+        print_json({"list_id": list_id, "added": change.added, "already": change.already})
         return
     out.print(f"added {change.added} contact(s); {change.already} already on the list")
 
@@ -685,12 +660,12 @@ def lists_remove(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove contacts the user may read from a list the user may write."""
-    with _acting(as_user) as (db, principal):
+    with acting(as_user) as (db, principal):
         change = service.remove_from_list(
             db, principal=principal, list_id=list_id, contact_ids=contact_ids
         )
     if as_json:
-        _print_json(
+        print_json(
             {"list_id": list_id, "removed": change.removed, "not_members": change.not_members}
         )
         return
@@ -714,13 +689,13 @@ def lists_import(
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationFailed(f"cannot read {file}: {exc}", field="file") from None
-    with _acting(as_user) as (db, principal):
+    with acting(as_user) as (db, principal):
         change = service.import_csv(db, principal=principal, list_id=list_id, text=text)
     data = {"list_id": list_id, **asdict(change)}
     data.pop("removed")
     data.pop("not_members")
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     out.print(
         f"read {change.rows} row(s): added {change.added}, already members {change.already}, "

@@ -32,14 +32,12 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    false,
     func,
     literal,
     literal_column,
     not_,
     or_,
     select,
-    true,
     union_all,
 )
 
@@ -755,8 +753,3 @@ def node_columns(criteria: Criteria, ctx: Context) -> list[tuple[Node, ColumnEle
         (node, case((_compile(node, ctx, negated=False), 1), else_=0))
         for node in criteria.root.walk()
     ]
-
-
-def always(value: bool) -> ColumnElement[bool]:
-    """A constant predicate."""
-    return true() if value else false()

@@ -329,8 +329,7 @@ def remove_static_members(
 
 @router.post("/segments/{segment_id}/refresh", summary="Recompute the membership now")
 def refresh(segment_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.RefreshOut:
-    result = service.refresh_for(db, principal=principal, segment_id=segment_id)
-    segment = service.get_segment(db, principal=principal, segment_id=segment_id)
+    segment, result = service.refresh_for(db, principal=principal, segment_id=segment_id)
     counts = service.segment_counts(db, principal=principal, segment=segment)
     return s.RefreshOut(
         segment_id=segment_id,

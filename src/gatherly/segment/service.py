@@ -37,7 +37,6 @@ from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
 from gatherly.access.levels import Level, Privilege
-from gatherly.access.models import OWNER_USER
 from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact
 from gatherly.contact.schemas import OwnerRef
@@ -101,12 +100,9 @@ def _context(
 def _owner(
     db: Session, principal: access.Principal, owner: OwnerRef | None
 ) -> tuple[OwnerRef, int]:
+    """The owner (default: the caller) and the owning BU it implies."""
     owner = owner or OwnerRef(type="user", id=principal.user_id)
-    if owner.type == OWNER_USER:
-        bu_id = org_service.get_user(db, user_id=owner.id, field="owner.id").business_unit_id
-    else:
-        bu_id = org_service.get_team(db, team_id=owner.id, field="owner.id").business_unit_id
-    return owner, bu_id
+    return owner, contact_service.resolve_owner(db, owner)
 
 
 # ---------------------------------------------------------------- scope (B5)
@@ -211,6 +207,12 @@ def count_visible(db: Session, principal: access.Principal, stmt: Select[Any]) -
     """How many contacts of ``stmt`` the viewer may read."""
     custom_plans(db)
     return access.count(db, stmt, principal=principal, record_type=CONTACT)
+
+
+def _counts(db: Session, principal: access.Principal, stmt: Select[Any]) -> tuple[int, int | None]:
+    """What the viewer may read of ``stmt``, and the total when the setting allows it."""
+    total = _count_all(db, stmt) if totals_visible(db) else None
+    return count_visible(db, principal, stmt), total
 
 
 def _count_all(db: Session, stmt: Select[Any]) -> int:
@@ -776,8 +778,7 @@ def members(
     segment = get_segment(db, principal=principal, segment_id=segment_id)
     stmt, source = membership_statement(db, segment, live=live, viewer=principal)
     page = _page(db, principal, stmt, cursor=cursor, limit=limit, sort=sort)
-    visible = count_visible(db, principal, stmt)
-    total = _count_all(db, stmt) if totals_visible(db) else None
+    visible, total = _counts(db, principal, stmt)
     return Members(page, visible, total, source, segment.refreshed_at)
 
 
@@ -786,7 +787,7 @@ def iter_visible_members(
 ) -> Iterator[Contact]:
     """Every member the viewer may read, in id order, a chunk at a time (CSV export)."""
     segment = get_segment(db, principal=principal, segment_id=segment_id)
-    stmt, _source = membership_statement(db, segment)
+    stmt, _source = membership_statement(db, segment, viewer=principal)
     scoped = access.scope(stmt, principal=principal, record_type=CONTACT).order_by(Contact.id)
     last = 0
     while True:
@@ -826,8 +827,8 @@ def preview(
     scope_bu_id = bu_id if applied == SCOPE_BUSINESS_UNIT else None
     stmt = evaluate_statement(db, parsed, scope_bu_id=scope_bu_id, viewer=principal)
     page = _page(db, principal, stmt, cursor=None, limit=limit, sort="last_name")
-    total = _count_all(db, stmt) if totals_visible(db) else None
-    return Preview(count_visible(db, principal, stmt), total, page.items, applied, scope_bu_id)
+    visible, total = _counts(db, principal, stmt)
+    return Preview(visible, total, page.items, applied, scope_bu_id)
 
 
 # ---------------------------------------------------------------- refresh
@@ -908,10 +909,10 @@ def refresh(
 
 def refresh_for(
     db: Session, *, principal: access.Principal, segment_id: int
-) -> RefreshResult | None:
-    """A full refresh asked for by a user (needs Read on the segment)."""
+) -> tuple[Segment, RefreshResult | None]:
+    """A full refresh asked for by a user (needs Read on the segment); the segment after it."""
     segment = get_segment(db, principal=principal, segment_id=segment_id)
-    return refresh(db, segment_id=segment.id)
+    return segment, refresh(db, segment_id=segment.id)
 
 
 def contacts_of_events(event_ids: Sequence[int]) -> ColumnElement[bool]:
@@ -1011,6 +1012,6 @@ def explain(
 
 def segment_counts(db: Session, *, principal: access.Principal, segment: Segment) -> dict[str, Any]:
     """The viewer's count of a segment's members, and the total when the setting allows."""
-    stmt, source = membership_statement(db, segment)
-    total = _count_all(db, stmt) if totals_visible(db) else None
-    return {"visible": count_visible(db, principal, stmt), "total": total, "source": source}
+    stmt, source = membership_statement(db, segment, viewer=principal)
+    visible, total = _counts(db, principal, stmt)
+    return {"visible": visible, "total": total, "source": source}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -17,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.access.engine import Principal, load_principal
 from gatherly.access.levels import Privilege
+from gatherly.clitools import find_user, print_json
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory, session_scope, transaction
 from gatherly.core.exceptions import GatherlyError, NotFound, ValidationFailed
@@ -42,23 +41,10 @@ AsOpt = Annotated[
 ]
 
 
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def _find_user(db: Session, ref: str, field: str) -> User:
-    if ref.isdigit():
-        return org.get_user(db, user_id=int(ref), field=field)
-    user = db.scalar(select(User).where(User.username == ref))
-    if user is None:
-        raise NotFound(f"user {ref!r} not found", field=field)
-    return user
-
-
 def _principal(db: Session, ref: str | None) -> Principal:
     """The ``--as`` user, or the operator (full rights, recorded as nobody)."""
     if ref is not None:
-        return load_principal(db, _find_user(db, ref, "as").id)
+        return load_principal(db, find_user(db, ref, "as").id)
     return Principal(
         user_id=0,
         username="(operator)",
@@ -145,7 +131,7 @@ def connect(
     with session_scope(settings.database_url) as db:
         principal = _principal(db, as_user)
         teams.require_admin(principal)
-        owner_id = _find_user(db, default_owner, "default_owner").id if default_owner else None
+        owner_id = find_user(db, default_owner, "default_owner").id if default_owner else None
         connection, _ = teams.connect(
             db,
             settings,
@@ -158,7 +144,7 @@ def connect(
             by_user_id=_by(principal),
         )
         data = _settings_dict(db, connection)
-    _print_json(data) if as_json else _print_status(data)
+    print_json(data) if as_json else _print_status(data)
 
 
 @app.command("test")
@@ -176,7 +162,7 @@ def check_command(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
             data = _settings_dict(db, connection)
     if failure is not None:
         raise failure
-    _print_json(data) if as_json else _print_status(data)
+    print_json(data) if as_json else _print_status(data)
 
 
 @app.command("disconnect")
@@ -241,12 +227,12 @@ def settings_command(
     with session_scope(Settings().database_url) as db:
         principal = _principal(db, as_user)
         if default_owner is not None:
-            changes["default_owner_id"] = _find_user(db, default_owner, "default_owner").id
+            changes["default_owner_id"] = find_user(db, default_owner, "default_owner").id
         teams.require_admin(principal, Privilege.WRITE if changes else Privilege.READ)
         connection = teams.update_settings(db, **changes, by_user_id=_by(principal))
         data = _settings_dict(db, connection)
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     for key, value in data.items():
         text = ", ".join(value) if isinstance(value, list) else value
@@ -299,7 +285,7 @@ def organizers(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
             for o in teams.list_organizers(db, _principal(db, as_user))
         ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
         out.print("no organizers yet: run `gatherly teams sync` to discover them")
@@ -365,7 +351,7 @@ def organizer(
             )
         data = _organizer_dict(teams.get_connection(db), found)
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     for key in ("id", "display_name", "email", "graph_user_id", "status"):
         out.print(f"{key}: {data[key] or ''}", markup=False, soft_wrap=True)
@@ -408,7 +394,7 @@ def webinars(
             for w, o in teams.list_webinars(db, principal, organizer_id=organizer_id)
         ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("id", "name", "start (UTC)", "status", "organizer", "sync", "event", "error")
     for r in rows:
@@ -554,6 +540,6 @@ def sync(
         )
     finally:
         engine.dispose()
-    _print_json(report.as_dict()) if as_json else print_report(report)
+    print_json(report.as_dict()) if as_json else print_report(report)
     if report.status in (RUN_FAILED, RUN_PARTIAL):
         raise typer.Exit(1 if report.status == RUN_FAILED else 2)
