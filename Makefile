@@ -8,7 +8,7 @@ PG_UP := $(shell $(PYTHON) -c "import socket; s=socket.socket(); s.settimeout(1)
 GATHERLY_TEST_POSTGRES_URL ?= $(if $(PG_UP),$(PG_DEFAULT),)
 export GATHERLY_TEST_POSTGRES_URL
 
-.PHONY: demo test lint bench bench-sync bench-segments format clean
+.PHONY: demo test lint chromium bench bench-sync bench-segments format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,15 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+# The web UI tests drive Debian's Chromium; install it when it is missing.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "Installing Debian's chromium for the browser tests (apt-get)"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+test: lint chromium
 	@if [ -n "$$GATHERLY_TEST_POSTGRES_URL" ]; then echo "PostgreSQL tests: on ($$GATHERLY_TEST_POSTGRES_URL)"; else echo "PostgreSQL tests: off (no server on 127.0.0.1:5432)"; fi
 	$(BIN)/pytest -n auto
 

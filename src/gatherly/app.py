@@ -18,7 +18,7 @@ from gatherly.org.router import router as org_router
 from gatherly.segment.router import lists as lists_router
 from gatherly.segment.router import router as segments_router
 from gatherly.teams.router import router as teams_router
-from gatherly.web.router import router as web_router
+from gatherly.web import site
 
 API = "/api/v1"
 
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router, prefix=API)
 
-    app.include_router(web_router)
+    site.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -6,11 +6,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gatherly.core.exceptions import GatherlyError, Unauthenticated
+from gatherly.core.exceptions import GatherlyError, Unauthenticated, ValidationFailed
+from gatherly.web import pages
 
 
 def _body(code: str, message: str, field: str | None, **extra: Any) -> dict[str, Any]:
@@ -24,15 +25,17 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _gatherly_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _gatherly_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatherlyError)
+    if pages.is_web(request):
+        return pages.error_page(request, exc)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
     return JSONResponse(
         _body(exc.code, exc.message, exc.field), status_code=exc.status_code, headers=headers
     )
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
@@ -43,14 +46,20 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     ]
     first = errors[0] if errors else {"field": "body", "message": "invalid request"}
     message = f"{first['field']}: {first['message']}"
+    if pages.is_web(request):
+        return pages.error_page(request, ValidationFailed(message, field=first["field"]))
     return JSONResponse(
         _body("validation_failed", message, first["field"], errors=errors), status_code=422
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    if pages.is_web(request):
+        error = GatherlyError(str(exc.detail))
+        error.status_code, error.code = exc.status_code, code
+        return pages.error_page(request, error)
     return JSONResponse(
         _body(code, str(exc.detail), None), status_code=exc.status_code, headers=exc.headers
     )

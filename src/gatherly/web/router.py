@@ -6,23 +6,17 @@ access engine as the API. A page that needs a user redirects to ``/signin`` with
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
-from sqlalchemy.orm import Session
 
-from gatherly.api.deps import get_db
 from gatherly.core.exceptions import Unauthenticated
 from gatherly.org import service as org_service
 from gatherly.web import auth
+from gatherly.web.pages import CsrfRefused, CurrentViewer, WebDb, page
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-WebDb = Annotated[Session, Depends(get_db, scope="function")]
 
 
 def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
@@ -37,10 +31,6 @@ def _cookie(response: Response, request: Request, name: str, value: str, max_age
     )
 
 
-def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, template, context, status_code=status_code)
-
-
 def _safe_next(value: str | None) -> str:
     """Only local paths: an open redirect would let a link send users elsewhere."""
     if value and value.startswith("/") and not value.startswith("//"):
@@ -48,16 +38,12 @@ def _safe_next(value: str | None) -> str:
     return "/"
 
 
-def _csrf_refused(request: Request) -> HTMLResponse:
-    return _page(request, "csrf.html", status_code=403)
-
-
 @router.get("/signin", response_class=HTMLResponse)
 def signin_form(request: Request, db: WebDb, next: str | None = None) -> Response:
     if auth.current(db, request.cookies.get(auth.SESSION_COOKIE)) is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
     token = auth.new_token()
-    response = _page(request, "signin.html", csrf=token, next=_safe_next(next), error=None)
+    response = page(request, "signin.html", csrf=token, next=_safe_next(next), error=None)
     _cookie(response, request, auth.CSRF_COOKIE, token, max_age=3600)
     return response
 
@@ -72,13 +58,13 @@ def signin(
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
     if not auth.tokens_match(request.cookies.get(auth.CSRF_COOKIE), csrf):
-        return _csrf_refused(request)
+        raise CsrfRefused
     try:
         user = org_service.verify_password(db, username=username.strip(), password=password)
     except Unauthenticated as exc:
         if "disabled" in exc.message:
-            return _page(request, "disabled.html", status_code=403, username=username)
-        return _page(
+            return page(request, "disabled.html", status_code=403, username=username)
+        return page(
             request,
             "signin.html",
             status_code=401,
@@ -103,7 +89,7 @@ def signout(
         return RedirectResponse("/signin", status_code=303)
     row, _user = found
     if not auth.tokens_match(row.csrf_token, csrf):
-        return _csrf_refused(request)
+        raise CsrfRefused
     auth.end(db, row)
     response = RedirectResponse("/signin", status_code=303)
     response.delete_cookie(auth.SESSION_COOKIE, path="/")
@@ -111,23 +97,8 @@ def signout(
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, db: WebDb) -> Response:
-    found = auth.current(db, request.cookies.get(auth.SESSION_COOKIE))
-    if found is None:
-        return RedirectResponse("/signin?next=" + quote("/"), status_code=303)
-    row, user = found
-    if user.disabled:
-        auth.end(db, row)
-        response = _page(request, "disabled.html", status_code=403, username=user.username)
-        response.delete_cookie(auth.SESSION_COOKIE, path="/")
-        return response
+def home(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
+    user = viewer.user
     bu = org_service.get_bu(db, bu_id=user.business_unit_id)
     roles = org_service.roles_of_user(db, user_id=user.id)
-    return _page(
-        request,
-        "home.html",
-        user=user,
-        business_unit=bu.name,
-        roles=[r.name for r in roles],
-        csrf=row.csrf_token,
-    )
+    return page(request, "home.html", viewer, business_unit=bu.name, roles=[r.name for r in roles])

@@ -1,0 +1,155 @@
+"""What every web page shares: the signed-in viewer, CSRF checks, rendering and errors.
+
+A page route takes ``viewer: CurrentViewer`` (redirects to ``/signin`` without a live
+session, shows the disabled page for a disabled user) and reads only through the
+services with ``viewer.principal``, the same access engine the API uses. A route that
+changes anything also takes ``_: CsrfChecked``: the session's token must come with the
+request, as the ``csrf`` form field or (htmx) the ``X-CSRF-Token`` header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+
+from gatherly.access.engine import Principal, load_principal
+from gatherly.api.deps import get_db
+from gatherly.core.exceptions import GatherlyError
+from gatherly.org.models import User
+from gatherly.web import auth
+from gatherly.web.models import WebSession
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+WebDb = Annotated[Session, Depends(get_db, scope="function")]
+CSRF_HEADER = "X-CSRF-Token"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in user of a page: their session, user row and access principal."""
+
+    session: WebSession
+    user: User
+    principal: Principal
+
+    @property
+    def csrf(self) -> str:
+        return self.session.csrf_token
+
+    @property
+    def is_admin(self) -> bool:
+        return self.principal.is_system_admin
+
+
+class SignInRequired(Exception):
+    """No live session: the page answers with a redirect to the sign-in form."""
+
+
+class DisabledUser(Exception):
+    def __init__(self, username: str) -> None:
+        self.username = username
+
+
+class CsrfRefused(Exception):
+    """A change without this session's token (a forged or stale form)."""
+
+
+def current_viewer(request: Request, db: WebDb) -> Viewer:
+    found = auth.current(db, request.cookies.get(auth.SESSION_COOKIE))
+    if found is None:
+        raise SignInRequired
+    row, user = found
+    if user.disabled:
+        auth.end(db, row)
+        db.commit()
+        raise DisabledUser(user.username)
+    viewer = Viewer(session=row, user=user, principal=load_principal(db, user.id))
+    request.state.viewer = viewer  # for error pages raised later in the route
+    return viewer
+
+
+CurrentViewer = Annotated[Viewer, Depends(current_viewer)]
+
+
+async def csrf_checked(request: Request, viewer: CurrentViewer) -> None:
+    given = request.headers.get(CSRF_HEADER)
+    if given is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        value = (await request.form()).get("csrf")
+        given = value if isinstance(value, str) else None
+    if not auth.tokens_match(viewer.csrf, given):
+        raise CsrfRefused
+
+
+CsrfChecked = Annotated[None, Depends(csrf_checked)]
+
+
+def page(
+    request: Request,
+    template: str,
+    viewer: Viewer | None = None,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """Render ``template``; with a viewer, the layout shows the navigation and sign-out."""
+    return templates.TemplateResponse(
+        request, template, {"viewer": viewer, **context}, status_code=status_code
+    )
+
+
+def is_web(request: Request) -> bool:
+    """Web pages are everything outside the API (and the health check)."""
+    path = request.url.path
+    return not (path.startswith("/api/") or path == "/healthz" or path.startswith("/static/"))
+
+
+def error_page(request: Request, exc: GatherlyError) -> HTMLResponse:
+    """A service error on a page (not found, forbidden, conflict …) as an HTML page."""
+    try:
+        viewer: Viewer | None = request.state.viewer
+    except AttributeError:
+        viewer = None
+    return page(
+        request,
+        "error.html",
+        viewer,
+        status_code=exc.status_code,
+        title={404: "Not found", 403: "Not allowed"}.get(exc.status_code, "Cannot do that"),
+        message=exc.message,
+    )
+
+
+def _sign_in_redirect(request: Request, _exc: Exception) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    location = "/signin?next=" + quote(target, safe="")
+    if request.headers.get("HX-Request"):
+        # htmx follows redirects inside the fragment; send the whole page to sign-in.
+        return Response(status_code=200, headers={"HX-Redirect": location})
+    return RedirectResponse(location, status_code=303)
+
+
+def _disabled(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DisabledUser)
+    response = page(request, "disabled.html", status_code=403, username=exc.username)
+    response.delete_cookie(auth.SESSION_COOKIE, path="/")
+    return response
+
+
+def _csrf(request: Request, _exc: Exception) -> Response:
+    return page(request, "csrf.html", status_code=403)
+
+
+def install(app: FastAPI) -> None:
+    """Register the page-level handlers (redirect to sign-in, disabled, CSRF refused)."""
+    app.add_exception_handler(SignInRequired, _sign_in_redirect)
+    app.add_exception_handler(DisabledUser, _disabled)
+    app.add_exception_handler(CsrfRefused, _csrf)

@@ -1,0 +1,20 @@
+"""Mount the web UI on the app: static files, page error handlers and every page router."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from gatherly.web import admin, contacts, events, pages, segments, teams
+from gatherly.web.router import router as home
+
+
+def install(app: FastAPI) -> None:
+    """Serve the UI at ``/`` beside the API."""
+    pages.install(app)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    for module in (teams, events, contacts, segments, admin):
+        app.include_router(module.router)
+    app.include_router(home)

@@ -1,0 +1,127 @@
+"""Browser tests: Debian's Chromium driven by Playwright against a live server on loopback.
+
+``live`` serves the real app (uvicorn in a thread) on the test database for the whole
+session; each test still starts from a clean organisation (``session_factory``). ``browser``
+is one headless Chromium per test process; ``page`` is a fresh context (no cookies) at
+desktop width, ``phone`` one at phone width. ``shot(page, name)`` saves a screenshot under
+``var/screenshots/`` for people to look at after the run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+from sqlalchemy.orm import Session, sessionmaker
+
+from gatherly.app import create_app
+from gatherly.core.config import Settings
+from gatherly.org import service as org
+from gatherly.org.models import User
+from tests.loopback import serve_asgi
+
+CHROMIUM = os.environ.get("GATHERLY_TEST_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+PASSWORD = "correct horse battery"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@dataclass
+class Live:
+    """The app served over HTTP on loopback, and the settings it runs with."""
+
+    url: str
+    settings: Settings
+    backend: str
+
+
+@pytest.fixture(scope="session")
+def live(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    settings = Settings(
+        database_url=database_url,
+        queue_path=str(tmp_path_factory.mktemp("queue") / "queue.db"),
+        graph_rate_per_second=500,
+    )
+    app = create_app(settings)
+    with serve_asgi(app) as url:
+        yield Live(url, settings, database_url.split(":", 1)[0].split("+", 1)[0])
+    app.state.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _page(browser: Browser, live: Live, viewport: dict[str, int]) -> Iterator[Page]:
+    context = browser.new_context(base_url=live.url, viewport=viewport)  # type: ignore[arg-type]
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(browser: Browser, live: Live, session_factory: sessionmaker[Session]) -> Iterator[Page]:
+    """A fresh desktop-width browser tab on the live app (clean organisation)."""
+    yield from _page(browser, live, DESKTOP)
+
+
+@pytest.fixture
+def phone(browser: Browser, live: Live, session_factory: sessionmaker[Session]) -> Iterator[Page]:
+    """A fresh phone-width browser tab on the live app (clean organisation)."""
+    yield from _page(browser, live, PHONE)
+
+
+def with_password(db: Session, user: User) -> User:
+    """Give a test user the shared test password so a browser can sign in as them."""
+    org.set_password(db, user_id=user.id, password=PASSWORD)
+    return user
+
+
+def sign_in(page: Page, username: str, password: str = PASSWORD, next: str = "/") -> None:
+    """Sign in through the form, as a person would; fails the test if it does not work."""
+    page.goto(f"/signin?next={next}")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"^(?!.*/signin)"))
+
+
+def shot(page: Page, name: str, live: Live) -> Path:
+    """Save a full-page screenshot as var/screenshots/<name>-<backend>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}-{live.backend}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def no_horizontal_scroll(page: Page) -> None:
+    """The page fits its width (tables scroll inside their own box, the page does not)."""
+    overflow = page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 1, f"the page is {overflow}px wider than the screen"
