@@ -186,7 +186,10 @@ def demo(
         table.add_row(t.username, t.role, t.business_unit, t.token)
     Console(width=200).print(table)
     by_user = {t.username: t for t in tokens}
-    out.print("Each sample user's password is 'gatherly-demo'.")
+    out.print(
+        f"Web UI: open {base}/ and sign in as any sample user above (admin is the system "
+        "administrator; gustav sees only Germany) with the password 'gatherly-demo'."
+    )
     out.print("How many contacts each user may read — the same list, four security roles:")
     for name in ("olivia", "emma", "gustav", "ulla"):
         t = by_user[name]

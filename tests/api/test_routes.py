@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +19,7 @@ from gatherly.segment import service as segment_service
 from tests import factories as f
 from tests.api.conftest import Org
 from tests.api.helpers import API, assert_error
+from tests.routing import api_route_pairs
 
 DOC_PATHS = {f"{API}/openapi.json", f"{API}/docs", f"{API}/docs/oauth2-redirect"}
 # Routes that need a connected Teams tenant (the Graph emulator) to succeed: their success
@@ -31,16 +31,9 @@ CONNECTOR = re.compile(
 
 def api_routes(app: FastAPI) -> list[tuple[str, str]]:
     """(method, path template) of every APIRoute under /api/v1, included routers expanded."""
-    try:  # FastAPI >= 0.137 keeps included routers as nodes; this flattens them.
-        from fastapi.routing import iter_route_contexts
-    except ImportError:  # pragma: no cover - older FastAPI: app.routes is already flat
-        flat: list[Any] = list(app.routes)
-        pairs = [(r, r.path) for r in flat]
-    else:
-        pairs = [(c.original_route, c.path) for c in iter_route_contexts(app.routes)]
     found = set()
-    for route, path in pairs:
-        if not isinstance(route, APIRoute) or not path.startswith(API) or path in DOC_PATHS:
+    for route, path in api_route_pairs(app):
+        if not path.startswith(API) or path in DOC_PATHS:
             continue
         for method in route.methods or ():
             found.add((method, path))
