@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +20,12 @@ from gatherly.core import migrate
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory
 from gatherly.org import defaults
+from gatherly.org import service as org_service
+
+# Argon2 at its production cost takes ~0.15 s a hash; tests set and check hundreds of
+# passwords. The same algorithm with a small cost keeps them fast (a hash carries its own
+# parameters, so verification is unchanged); the product keeps argon2-cffi's defaults.
+org_service._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("GATHERLY_TEST_POSTGRES_URL") else [])
 

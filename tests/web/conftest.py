@@ -2,7 +2,7 @@
 
 ``live`` serves the real app (uvicorn in a thread) on the test database for the whole
 session; each test still starts from a clean organisation (``session_factory``). ``browser``
-is one headless Chromium per test process; ``page`` is a fresh context (no cookies) at
+is one headless Chromium per test module; ``page`` is a fresh context (no cookies) at
 desktop width, ``phone`` one at phone width. ``shot(page, name)`` saves a screenshot under
 ``var/screenshots/`` for people to look at after the run.
 """
@@ -41,6 +41,31 @@ CHROMIUM_ARGS = [
 ]
 
 
+BROWSER_ON_POSTGRES = os.environ.get("GATHERLY_TEST_BROWSER_POSTGRES") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests run on SQLite; on PostgreSQL only with GATHERLY_TEST_BROWSER_POSTGRES=1.
+
+    What a page shows comes from the services, whose SQL runs on both databases in the
+    route tests here (TestClient) and in the service suites; driving Chromium a second time
+    over the same pages would double the suite's slowest part for no new SQL.
+    """
+    if BROWSER_ON_POSTGRES:
+        return
+    skipped = [
+        item
+        for item in items
+        if isinstance(item, pytest.Function)
+        and {"page", "phone"} & set(item.fixturenames)
+        and getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("database_url") == "postgresql"
+    ]
+    if skipped:
+        config.hook.pytest_deselected(items=skipped)
+        items[:] = [item for item in items if item not in skipped]
+
+
 @dataclass
 class Live:
     """The app served over HTTP on loopback, and the settings it runs with."""
@@ -63,8 +88,10 @@ def live(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     app.state.engine.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Per module, not per session: while Playwright's sync API is open it keeps an event
+    # loop running on this thread, and other tests' asyncio.run() would then fail.
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
     with sync_playwright() as pw:

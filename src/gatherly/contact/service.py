@@ -6,6 +6,7 @@ the access engine, and a record the caller may not read is reported as not found
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from gatherly.access import engine as access
 from gatherly.access.levels import Level, Privilege, rights_mask
 from gatherly.access.models import (
+    OWNER_TEAM,
     OWNER_USER,
     PRINCIPAL_ORGANIZATION,
     PRINCIPAL_TEAM,
@@ -28,7 +30,7 @@ from gatherly.core.db import utcnow
 from gatherly.core.exceptions import Forbidden, NotFound, ValidationFailed
 from gatherly.core.pagination import Page, paginate
 from gatherly.org import service as org_service
-from gatherly.org.models import RolePrivilege, TeamRole
+from gatherly.org.models import BusinessUnit, RolePrivilege, Team, TeamRole, User
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,55 @@ def get(
     if privilege != Privilege.READ:
         access.require(db, principal, privilege, kind.record_type, record)
     return record
+
+
+@dataclass(frozen=True)
+class OwnerNames:
+    """Display names of records' owners and owning BUs; a missing key means "not shown"."""
+
+    owners: dict[tuple[str, int], str]
+    business_units: dict[int, str]
+
+    def owner(self, record: PersonMixin) -> str | None:
+        """The owner's name, or None when the caller may not read users (or teams)."""
+        return self.owners.get((record.owner_type, record.owner_id))
+
+    def business_unit(self, record: PersonMixin) -> str | None:
+        """The owning BU's name, or None when the caller may not read BUs."""
+        return self.business_units.get(record.owning_bu_id)
+
+
+def owner_names(
+    db: Session, *, principal: access.Principal, records: Sequence[PersonMixin]
+) -> OwnerNames:
+    """Names of the owners and owning BUs of ``records`` (records the caller already read).
+
+    Users, teams and BUs are organization-owned types: their names are given only when the
+    caller holds Read on that type (every built-in role does), in one query per type.
+    """
+
+    def may_read(record_type: str) -> bool:
+        return principal.max_level(record_type, Privilege.READ) > Level.NONE
+
+    user_ids = {r.owner_id for r in records if r.owner_type == OWNER_USER}
+    team_ids = {r.owner_id for r in records if r.owner_type != OWNER_USER}
+    bu_ids = {r.owning_bu_id for r in records}
+    owners: dict[tuple[str, int], str] = {}
+    if user_ids and may_read("user"):
+        for uid, username, full_name in db.execute(
+            select(User.id, User.username, User.full_name).where(User.id.in_(user_ids))
+        ):
+            owners[(OWNER_USER, uid)] = full_name or username
+    if team_ids and may_read("team"):
+        for tid, name in db.execute(select(Team.id, Team.name).where(Team.id.in_(team_ids))):
+            owners[(OWNER_TEAM, tid)] = name
+    bus: dict[int, str] = {}
+    if bu_ids and may_read("business_unit"):
+        rows = db.execute(
+            select(BusinessUnit.id, BusinessUnit.name).where(BusinessUnit.id.in_(bu_ids))
+        )
+        bus = {bu_id: name for bu_id, name in rows}
+    return OwnerNames(owners=owners, business_units=bus)
 
 
 def resolve_owner(db: Session, owner: OwnerRef) -> int:

@@ -333,6 +333,7 @@ def timeline(*, db: Session, principal: access.Principal, contact_id: int) -> li
                 "total_seconds": att.total_seconds if att else 0,
                 "intervals": [
                     {
+                        "session_id": i.session_id,
                         "join_at": i.join_at,
                         "leave_at": i.leave_at,
                         "duration_seconds": i.duration_seconds,

@@ -23,6 +23,8 @@ from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory
 from gatherly.segment import jobs as segment_jobs
 from gatherly.teams import jobs as teams_jobs
+from gatherly.teams import sync
+from gatherly.teams.models import SyncRun
 
 log = logging.getLogger(__name__)
 SCHEDULE_LOCK = "teams-scheduled-sync"
@@ -122,6 +124,19 @@ class Jobs:
     def enqueue_sync(self, *, run_id: int, webinar_graph_id: str | None = None) -> None:
         """Queue a recorded run for the worker."""
         self.teams_sync(run_id, webinar_graph_id)
+
+    def start_sync(self, db: Session, *, webinar_graph_id: str | None, by_user_id: int) -> SyncRun:
+        """Record a run (one webinar's *Sync now*, or a full sync), commit it so the
+        worker can find it, and queue it; the API and the web page both start runs here."""
+        run = sync.create_run(
+            db,
+            kind="webinar" if webinar_graph_id else "full",
+            webinar_graph_id=webinar_graph_id,
+            by_user_id=by_user_id,
+        )
+        db.commit()
+        self.enqueue_sync(run_id=run.id, webinar_graph_id=webinar_graph_id)
+        return run
 
     def consumer(self, *, workers: int = 1, schedule: bool = True) -> Consumer:
         """A consumer running tasks and, unless told not to, the schedule."""

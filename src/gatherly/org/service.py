@@ -209,6 +209,33 @@ def delete_bu(db: Session, *, bu_id: int) -> None:
     db.flush()
 
 
+def org_totals(db: Session) -> dict[str, int]:
+    """How many BUs, users, teams and roles there are, by record type name."""
+    models = {
+        "business_unit": BusinessUnit,
+        "user": User,
+        "team": Team,
+        "security_role": SecurityRole,
+    }
+    return {
+        name: db.execute(select(func.count()).select_from(model)).scalar_one()
+        for name, model in models.items()
+    }
+
+
+def list_bus(db: Session) -> list[BusinessUnit]:
+    """Every BU, by name (callers check read on business_unit first, as the API does)."""
+    return list(db.execute(select(BusinessUnit).order_by(BusinessUnit.name)).scalars())
+
+
+def user_counts_by_bu(db: Session) -> dict[int, int]:
+    """``{bu_id: number of users}`` for the BUs that have users."""
+    rows = db.execute(
+        select(User.business_unit_id, func.count()).group_by(User.business_unit_id)
+    ).all()
+    return {bu_id: n for bu_id, n in rows}
+
+
 def default_team(db: Session, *, bu_id: int) -> Team:
     """The system-managed default team of a BU."""
     team = db.execute(select(Team).where(Team.default_for_bu_id == bu_id)).scalar_one()
@@ -262,6 +289,32 @@ def create_user(
     db.add(TeamMember(team_id=default_team(db, bu_id=bu_id).id, user_id=user.id))
     db.flush()
     return user
+
+
+def list_users(db: Session, *, search: str = "", limit: int = 100) -> tuple[list[User], int]:
+    """Users whose username, full name or email contains ``search`` (case-insensitive), by
+    username, at most ``limit``; with the number that match."""
+    stmt = select(User)
+    needle = search.strip().lower()
+    if needle:
+        stmt = stmt.where(
+            func.lower(User.username).contains(needle, autoescape=True)
+            | func.lower(User.full_name).contains(needle, autoescape=True)
+            | func.lower(func.coalesce(User.email, "")).contains(needle, autoescape=True)
+        )
+    total = db.execute(
+        stmt.with_only_columns(func.count(), maintain_column_froms=True)
+    ).scalar_one()
+    users = db.execute(stmt.order_by(User.username).limit(limit)).scalars()
+    return list(users), total
+
+
+def usernames(db: Session, *, user_ids: set[int]) -> dict[int, str]:
+    """``{user_id: username}`` for the ids given."""
+    if not user_ids:
+        return {}
+    rows = db.execute(select(User.id, User.username).where(User.id.in_(user_ids))).all()
+    return {uid: name for uid, name in rows}
 
 
 def set_password(db: Session, *, user_id: int, password: str) -> None:
@@ -447,6 +500,29 @@ def team_members(db: Session, *, team_id: int) -> list[User]:
     )
 
 
+def list_teams(db: Session) -> list[Team]:
+    """Every team, by name."""
+    return list(db.execute(select(Team).order_by(Team.name)).scalars())
+
+
+def member_counts(db: Session) -> dict[int, int]:
+    """``{team_id: number of members}`` for the teams that have members."""
+    rows = db.execute(select(TeamMember.team_id, func.count()).group_by(TeamMember.team_id)).all()
+    return {team_id: n for team_id, n in rows}
+
+
+def teams_of_user(db: Session, *, user_id: int) -> list[Team]:
+    """The teams a user belongs to (their BU's default team included), by name."""
+    return list(
+        db.execute(
+            select(Team)
+            .join(TeamMember, TeamMember.team_id == Team.id)
+            .where(TeamMember.user_id == user_id)
+            .order_by(Team.name)
+        ).scalars()
+    )
+
+
 # ------------------------------------------------------------------ roles
 
 PrivilegeMap = dict[str, dict[str, Level]]
@@ -620,6 +696,27 @@ def roles_of_team(db: Session, *, team_id: int) -> list[SecurityRole]:
             .order_by(SecurityRole.name)
         ).scalars()
     )
+
+
+def list_roles(db: Session) -> list[SecurityRole]:
+    """Every role, by name."""
+    return list(db.execute(select(SecurityRole).order_by(SecurityRole.name)).scalars())
+
+
+def role_names_by_user(db: Session, *, user_ids: set[int]) -> dict[int, list[str]]:
+    """``{user_id: [role name, …]}`` of the roles assigned directly to these users."""
+    if not user_ids:
+        return {}
+    rows = db.execute(
+        select(UserRole.user_id, SecurityRole.name)
+        .join(SecurityRole, SecurityRole.id == UserRole.role_id)
+        .where(UserRole.user_id.in_(user_ids))
+        .order_by(SecurityRole.name)
+    ).all()
+    out: dict[int, list[str]] = {}
+    for uid, name in rows:
+        out.setdefault(uid, []).append(name)
+    return out
 
 
 def sync_builtin_role(

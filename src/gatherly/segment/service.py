@@ -323,6 +323,20 @@ def count_lists(db: Session, *, principal: access.Principal, q: str | None = Non
     return access.count(db, _named(MarketingList, q), principal=principal, record_type=LIST)
 
 
+def lists_of_contact(
+    db: Session, *, principal: access.Principal, contact_id: int
+) -> list[MarketingList]:
+    """The lists the caller may read that hold a contact the caller may read, by name."""
+    contact_service.get(db=db, principal=principal, kind=CONTACT_KIND, record_id=contact_id)
+    stmt = select(MarketingList).where(
+        MarketingList.id.in_(
+            select(MarketingListMember.list_id).where(MarketingListMember.contact_id == contact_id)
+        )
+    )
+    scoped = access.scope(stmt, principal=principal, record_type=LIST)
+    return list(db.scalars(scoped.order_by(MarketingList.name, MarketingList.id)))
+
+
 def _named_page(
     db: Session,
     principal: access.Principal,

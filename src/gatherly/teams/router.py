@@ -15,12 +15,11 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from gatherly.access.engine import Principal
 from gatherly.access.levels import Privilege
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
 from gatherly.contact.schemas import PageOut
 from gatherly.core.config import Settings
-from gatherly.core.exceptions import Forbidden, GatherlyError, NotFound
+from gatherly.core.exceptions import GatherlyError, NotFound
 from gatherly.core.ids import PathId, QueryId
 from gatherly.core.pagination import MAX_LIMIT, paginate
 from gatherly.jobs.queue import Jobs, app_jobs
@@ -235,7 +234,7 @@ def start_sync(
     body: s.SyncIn | None = None,
 ) -> Any:
     body = body or s.SyncIn()
-    graph_id = _sync_target(db, principal, body.webinar_id)
+    graph_id = service.sync_target(db, principal, webinar_id=body.webinar_id)
     service.get_connection(db)
     db.commit()  # release the request's transaction before the sync opens its own
     options: dict[str, Any] = {
@@ -248,27 +247,8 @@ def start_sync(
         report = sync.run_sync(factory, settings, dry_run=True, **options)
         out = s.SyncReportOut.model_validate(report.as_dict())
         return JSONResponse(out.model_dump(mode="json"), status_code=200)
-    run = sync.create_run(
-        db,
-        kind="webinar" if graph_id else "full",
-        webinar_graph_id=graph_id,
-        by_user_id=principal.user_id,
-    )
-    db.commit()  # the run exists before a worker looks for it
-    _jobs(request).enqueue_sync(run_id=run.id, webinar_graph_id=graph_id)
+    run = _jobs(request).start_sync(db, webinar_graph_id=graph_id, by_user_id=principal.user_id)
     return _run_out(request, run)
-
-
-def _sync_target(db: Session, principal: Principal, webinar_id: int | None) -> str | None:
-    """The webinar's Graph id (its organizer or an admin may sync it); None for a full sync."""
-    if webinar_id is None:
-        service.require_admin(principal)
-        return None
-    webinar = service.get_webinar(db, principal, webinar_id=webinar_id)
-    organizer = service.get_organizer(db, principal, organizer_id=webinar.organizer_id)
-    if not service.can_manage_organizer(principal, organizer):
-        raise Forbidden("only an administrator or the webinar's organizer may sync it")
-    return webinar.graph_id
 
 
 @router.get(

@@ -430,11 +430,19 @@ def map_organizer_user(db: Session, email: str | None) -> int | None:
     return ids[0] if len(ids) == 1 else None
 
 
-def list_organizers(db: Session, principal: Principal) -> list[TeamsOrganizer]:
-    """Admins see every Teams user; others see only the organizer mapped to them."""
+def list_organizers(
+    db: Session, principal: Principal, *, user_id: int | None = None
+) -> list[TeamsOrganizer]:
+    """Admins see every Teams user; others see only the organizer mapped to them.
+
+    ``user_id`` keeps only the organizers mapped to that Gatherly user (the web page's
+    "My webinars" for an admin who also organizes).
+    """
     stmt = select(TeamsOrganizer).order_by(TeamsOrganizer.display_name, TeamsOrganizer.id)
     if not is_admin(principal, Privilege.READ):
         stmt = stmt.where(TeamsOrganizer.user_id == principal.user_id)
+    if user_id is not None:
+        stmt = stmt.where(TeamsOrganizer.user_id == user_id)
     return list(db.scalars(stmt))
 
 
@@ -548,6 +556,25 @@ def runs_visible_to(principal: Principal) -> Select[SyncRun]:
     if not is_admin(principal, Privilege.READ):
         stmt = stmt.where(SyncRun.triggered_by_id == principal.user_id)
     return stmt
+
+
+def sync_target(db: Session, principal: Principal, *, webinar_id: int | None) -> str | None:
+    """The Graph id of a webinar to *Sync now* (its organizer or an admin may); None for a
+    full sync, which only admins may start."""
+    if webinar_id is None:
+        require_admin(principal)
+        return None
+    webinar = get_webinar(db, principal, webinar_id=webinar_id)
+    organizer = get_organizer(db, principal, organizer_id=webinar.organizer_id)
+    if not can_manage_organizer(principal, organizer):
+        raise Forbidden("only an administrator or the webinar's organizer may sync it")
+    return webinar.graph_id
+
+
+def recent_runs(db: Session, principal: Principal, *, limit: int = 10) -> list[SyncRun]:
+    """The newest sync runs the caller may see."""
+    stmt = runs_visible_to(principal).order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
+    return list(db.scalars(stmt.limit(limit)))
 
 
 def get_run(db: Session, principal: Principal, *, run_id: int) -> SyncRun:

@@ -1,7 +1,798 @@
-"""Web pages: admin (issue 5)."""
+"""Web pages: administration of BUs, users, teams, roles, feature switches and the
+"explain access" tool (issue 5; SPEC B1–B4).
+
+Every route mirrors the REST admin routes' checks (``org/router.py``, ``access/router.py``):
+reading BUs, users, teams and roles needs read on that type (organization level, every
+built-in role has it); creating, changing and deleting them needs create/write/delete
+(System Administrator); assigning roles needs assign on security_role; feature switches
+change only for system administrators. A page shows a change form only to a viewer the
+matching POST route would accept.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
-router = APIRouter(include_in_schema=False)
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticError
+from sqlalchemy.orm import Session
+
+from gatherly.access import engine as access
+from gatherly.access import registry
+from gatherly.access.levels import Level, Privilege
+from gatherly.core import audit
+from gatherly.core.exceptions import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ValidationFailed,
+)
+from gatherly.core.ids import Id, PathId
+from gatherly.org import schemas as s
+from gatherly.org import service
+from gatherly.org.models import BusinessUnit
+from gatherly.web.pages import CsrfChecked, CurrentViewer, Viewer, WebDb, page
+
+router = APIRouter(
+    prefix="/admin",
+    include_in_schema=False,
+)
+
+ORG_TYPES = ("business_unit", "user", "team", "security_role")
+FormText = Annotated[str, Form(max_length=2000)]
+M = TypeVar("M", bound=BaseModel)
+# Errors a form shows next to its fields; anything else (a missing page record) is a page.
+FormErrors = (ValidationFailed, Conflict, NotFound, Forbidden)
+
+LEVEL_WORDS = {
+    Level.NONE: "None",
+    Level.USER: "User",
+    Level.BUSINESS_UNIT: "Business unit",
+    Level.PARENT_CHILD: "Parent: child BUs",
+    Level.ORGANIZATION: "Organization",
+}
+PATH_WORDS = {
+    "system_administrator": "System administrator",
+    "privilege": "Privilege check",
+    "organization": "Organization level",
+    "parent_child": "Parent: child business units",
+    "business_unit": "Business unit level",
+    "ownership": "Ownership",
+    "team_ownership": "Team ownership",
+    "share": "Share",
+    "disabled": "Disabled user",
+}
+
+
+class ByBu(BaseModel):
+    """The business unit a rename-or-move form names."""
+
+    bu_id: Id
+
+
+@dataclass(frozen=True)
+class FormError:
+    """A refused form: which form (``create``, ``delete-3`` …), which field, and why."""
+
+    form: str
+    field: str | None
+    message: str
+
+
+def _can(db: Session, viewer: Viewer, privilege: Privilege, record_type: str) -> bool:
+    return access.can(db, viewer.principal, privilege, record_type)
+
+
+def _require(db: Session, viewer: Viewer, privilege: Privilege, record_type: str) -> None:
+    access.require(db, viewer.principal, privilege, record_type)
+
+
+def _require_admin(viewer: Viewer) -> None:
+    # The same rule and words as the API's feature switch routes.
+    if not viewer.is_admin:
+        raise Forbidden("only a system administrator may change or audit installation settings")
+
+
+def _parse(model: type[M], **data: str) -> M:
+    """Validate a form with the API's input model (empty fields count as not given)."""
+    try:
+        return model.model_validate({k: v for k, v in data.items() if v != ""})
+    except PydanticError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else None
+        message = {
+            "missing": "this field is required",
+            "string_pattern_mismatch": "use only letters, digits and . _ @ -",
+        }.get(first["type"], first["msg"])
+        raise ValidationFailed(message.removeprefix("Value error, "), field=field) from None
+
+
+def _refused(
+    db: Session, form: str, exc: ValidationFailed | Conflict | NotFound | Forbidden
+) -> tuple[FormError, int]:
+    """Undo whatever the refused change did, and say where and why (422 for bad ids)."""
+    db.rollback()
+    status = 422 if isinstance(exc, NotFound) else exc.status_code
+    return FormError(form, exc.field, exc.message), status
+
+
+def _back(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _attempt(db: Session, form: str, change: Callable[[], None]) -> tuple[FormError, int] | None:
+    """Run a change; on a service refusal roll it back and return the inline error."""
+    try:
+        change()
+    except FormErrors as exc:
+        return _refused(db, form, exc)
+    return None
+
+
+# ------------------------------------------------------------------ overview
+
+
+@router.get("", response_class=HTMLResponse)
+def overview(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
+    readable = [t for t in ORG_TYPES if _can(db, viewer, Privilege.READ, t)]
+    if not readable:
+        raise Forbidden("you may not read business units, users, teams or roles")
+    totals = service.org_totals(db)
+    return page(
+        request,
+        "admin/overview.html",
+        viewer,
+        readable=readable,
+        totals={t: totals[t] for t in readable},
+    )
+
+
+# ------------------------------------------------------------------ business units
+
+
+def _bu_page(
+    request: Request,
+    db: Session,
+    viewer: Viewer,
+    *,
+    error: FormError | None = None,
+    status_code: int = 200,
+    values: dict[str, str] | None = None,
+) -> Response:
+    _require(db, viewer, Privilege.READ, "business_unit")
+    bus = service.list_bus(db)
+    children: dict[int | None, list[BusinessUnit]] = {}
+    for bu in bus:
+        children.setdefault(bu.parent_id, []).append(bu)
+    counts = service.user_counts_by_bu(db) if _can(db, viewer, Privilege.READ, "user") else None
+    return page(
+        request,
+        "admin/business_units.html",
+        viewer,
+        status_code=status_code,
+        bus=bus,
+        roots=children.get(None, []),
+        children=children,
+        user_counts=counts,
+        may={
+            p: _can(db, viewer, Privilege(p), "business_unit")
+            for p in ("create", "write", "delete")
+        },
+        error=error,
+        values=values or {},
+    )
+
+
+@router.get("/business-units", response_class=HTMLResponse)
+def business_units(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
+    return _bu_page(request, db, viewer)
+
+
+@router.post("/business-units", response_class=HTMLResponse)
+def create_bu(
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+    name: FormText = "",
+    parent_id: FormText = "",
+) -> Response:
+    _require(db, viewer, Privilege.CREATE, "business_unit")
+
+    def change() -> None:
+        body = _parse(s.BusinessUnitIn, name=name, parent_id=parent_id)
+        service.create_bu(db, name=body.name, parent_id=body.parent_id)
+
+    if refused := _attempt(db, "create", change):
+        error, status = refused
+        values = {"name": name, "parent_id": parent_id}
+        return _bu_page(request, db, viewer, error=error, status_code=status, values=values)
+    return _back("/admin/business-units")
+
+
+@router.post("/business-units/update", response_class=HTMLResponse)
+def update_bu(
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+    bu_id: FormText = "",
+    name: FormText = "",
+    parent_id: FormText = "",
+) -> Response:
+    _require(db, viewer, Privilege.WRITE, "business_unit")
+
+    def change() -> None:
+        target = _parse(ByBu, bu_id=bu_id).bu_id
+        body = _parse(s.BusinessUnitPatch, name=name, parent_id=parent_id)
+        if body.name is None and body.parent_id is None:
+            raise ValidationFailed("enter a new name or choose a new parent", field="name")
+        service.update_bu(db, bu_id=target, name=body.name, parent_id=body.parent_id)
+
+    if refused := _attempt(db, "update", change):
+        error, status = refused
+        values = {"bu_id": bu_id, "name": name, "parent_id": parent_id}
+        return _bu_page(request, db, viewer, error=error, status_code=status, values=values)
+    return _back("/admin/business-units")
+
+
+@router.post("/business-units/{bu_id}/delete", response_class=HTMLResponse)
+def delete_bu(
+    request: Request, bu_id: PathId, db: WebDb, viewer: CurrentViewer, _: CsrfChecked
+) -> Response:
+    _require(db, viewer, Privilege.DELETE, "business_unit")
+    service.get_bu(db, bu_id=bu_id, field="bu_id")
+    if refused := _attempt(db, f"delete-{bu_id}", lambda: service.delete_bu(db, bu_id=bu_id)):
+        error, status = refused
+        return _bu_page(request, db, viewer, error=error, status_code=status)
+    return _back("/admin/business-units")
+
+
+# ------------------------------------------------------------------ users
+
+
+def _bu_names(db: Session, viewer: Viewer) -> dict[int, str] | None:
+    """BU names by id, or None when the viewer may not read BUs (pages then show ids)."""
+    if not _can(db, viewer, Privilege.READ, "business_unit"):
+        return None
+    return {bu.id: bu.name for bu in service.list_bus(db)}
+
+
+def _users_page(
+    request: Request,
+    db: Session,
+    viewer: Viewer,
+    *,
+    q: str = "",
+    error: FormError | None = None,
+    status_code: int = 200,
+    values: dict[str, str] | None = None,
+) -> Response:
+    _require(db, viewer, Privilege.READ, "user")
+    users, total = service.list_users(db, search=q)
+    roles = None
+    if _can(db, viewer, Privilege.READ, "security_role"):
+        roles = service.role_names_by_user(db, user_ids={u.id for u in users})
+    bu_names = _bu_names(db, viewer)
+    return page(
+        request,
+        "admin/users.html",
+        viewer,
+        status_code=status_code,
+        users=users,
+        total=total,
+        q=q,
+        roles=roles,
+        bu_names=bu_names,
+        may_create=bu_names is not None and _can(db, viewer, Privilege.CREATE, "user"),
+        error=error,
+        values=values or {},
+    )
+
+
+@router.get("/users", response_class=HTMLResponse)
+def users(request: Request, db: WebDb, viewer: CurrentViewer, q: str = "") -> Response:
+    return _users_page(request, db, viewer, q=q[:200])
+
+
+@router.post("/users", response_class=HTMLResponse)
+def create_user(
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+    username: FormText = "",
+    full_name: FormText = "",
+    email: FormText = "",
+    business_unit_id: FormText = "",
+    password: FormText = "",
+) -> Response:
+    _require(db, viewer, Privilege.CREATE, "user")
+    created: list[int] = []
+
+    def change() -> None:
+        body = _parse(
+            s.UserIn,
+            username=username,
+            full_name=full_name,
+            email=email,
+            business_unit_id=business_unit_id,
+            password=password,
+        )
+        user = service.create_user(
+            db,
+            username=body.username,
+            email=body.email,
+            full_name=body.full_name,
+            business_unit_id=body.business_unit_id,
+            password=body.password,
+        )
+        created.append(user.id)
+
+    if refused := _attempt(db, "create", change):
+        error, status = refused
+        values = {
+            "username": username,
+            "full_name": full_name,
+            "email": email,
+            "business_unit_id": business_unit_id,
+        }
+        return _users_page(request, db, viewer, error=error, status_code=status, values=values)
+    return _back(f"/admin/users/{created[0]}")
+
+
+def _user_page(
+    request: Request,
+    db: Session,
+    viewer: Viewer,
+    user_id: int,
+    *,
+    error: FormError | None = None,
+    status_code: int = 200,
+) -> Response:
+    _require(db, viewer, Privilege.READ, "user")
+    user = service.get_user(db, user_id=user_id)
+    read_roles = _can(db, viewer, Privilege.READ, "security_role")
+    bu_names = _bu_names(db, viewer)
+    return page(
+        request,
+        "admin/user.html",
+        viewer,
+        status_code=status_code,
+        user=user,
+        bu_names=bu_names,
+        roles=service.roles_of_user(db, user_id=user.id) if read_roles else None,
+        all_roles=service.list_roles(db) if read_roles else [],
+        teams=(
+            service.teams_of_user(db, user_id=user.id)
+            if _can(db, viewer, Privilege.READ, "team")
+            else None
+        ),
+        may_write=_can(db, viewer, Privilege.WRITE, "user"),
+        may_move=bu_names is not None and _can(db, viewer, Privilege.WRITE, "user"),
+        may_assign=read_roles and _can(db, viewer, Privilege.ASSIGN, "security_role"),
+        error=error,
+    )
+
+
+@router.get("/users/{user_id}", response_class=HTMLResponse)
+def user_detail(request: Request, user_id: PathId, db: WebDb, viewer: CurrentViewer) -> Response:
+    return _user_page(request, db, viewer, user_id)
+
+
+def _user_change(
+    request: Request,
+    db: Session,
+    viewer: Viewer,
+    user_id: int,
+    privilege: tuple[Privilege, str],
+    form: str,
+    change: Callable[[], None],
+) -> Response:
+    """The shape of every change on a user's page: check, find the user, change or explain."""
+    _require(db, viewer, *privilege)
+    service.get_user(db, user_id=user_id)
+    if refused := _attempt(db, form, change):
+        error, status = refused
+        return _user_page(request, db, viewer, user_id, error=error, status_code=status)
+    return _back(f"/admin/users/{user_id}")
+
+
+@router.post("/users/{user_id}/disabled", response_class=HTMLResponse)
+def set_disabled(
+    request: Request,
+    user_id: PathId,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+    disabled: FormText = "",
+) -> Response:
+    def change() -> None:
+        if disabled not in ("true", "false"):
+            raise ValidationFailed("choose disable or enable", field="disabled")
+        service.update_user(db, user_id=user_id, disabled=disabled == "true")
+
+    write = (Privilege.WRITE, "user")
+    return _user_change(request, db, viewer, user_id, write, "disabled", change)
+
+
+@router.post("/users/{user_id}/move", response_class=HTMLResponse)
+def move_user(
+    request: Request,
+    user_id: PathId,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+    business_unit_id: FormText = "",
+    move_records: FormText = "",
+) -> Response:
+    def change() -> None:
+        body = _parse(
+            s.UserPatch,
+            business_unit_id=business_unit_id,
+            move_records="true" if move_records else "false",
+        )
+        if body.business_unit_id is None:
+            raise ValidationFailed("choose a business unit", field="business_unit_id")
+        service.move_user(
+            db,
+            user_id=user_id,
+            business_unit_id=body.business_unit_id,
+            move_records=body.move_records,
+        )
+
+    write = (Privilege.WRITE, "user")
+    return _user_change(request, db, viewer, user_id, write, "move", change)
+
+
+@router.post("/users/{user_id}/roles", response_class=HTMLResponse)
+def assign_user_role(
+    request: Request,
+    user_id: PathId,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+    role_id: FormText = "",
+) -> Response:
+    def change() -> None:
+        body = _parse(s.RoleRef, role_id=role_id)
+        service.assign_role(db, role_id=body.role_id, user_id=user_id)
+
+    assign = (Privilege.ASSIGN, "security_role")
+    return _user_change(request, db, viewer, user_id, assign, "assign", change)
+
+
+@router.post("/users/{user_id}/roles/{role_id}/delete", response_class=HTMLResponse)
+def unassign_user_role(
+    request: Request,
+    user_id: PathId,
+    role_id: PathId,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+) -> Response:
+    assign = (Privilege.ASSIGN, "security_role")
+    return _user_change(
+        request,
+        db,
+        viewer,
+        user_id,
+        assign,
+        "assign",
+        lambda: service.unassign_role(db, role_id=role_id, user_id=user_id),
+    )
+
+
+# ------------------------------------------------------------------ teams
+
+
+@router.get("/teams", response_class=HTMLResponse)
+def teams(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
+    _require(db, viewer, Privilege.READ, "team")
+    return page(
+        request,
+        "admin/teams.html",
+        viewer,
+        teams=service.list_teams(db),
+        members=service.member_counts(db),
+        bu_names=_bu_names(db, viewer),
+    )
+
+
+def _team_page(
+    request: Request,
+    db: Session,
+    viewer: Viewer,
+    team_id: int,
+    *,
+    error: FormError | None = None,
+    status_code: int = 200,
+    values: dict[str, str] | None = None,
+) -> Response:
+    _require(db, viewer, Privilege.READ, "team")
+    team = service.get_team(db, team_id=team_id)
+    read_roles = _can(db, viewer, Privilege.READ, "security_role")
+    bu_names = _bu_names(db, viewer)
+    return page(
+        request,
+        "admin/team.html",
+        viewer,
+        status_code=status_code,
+        team=team,
+        bu_names=bu_names,
+        members=service.team_members(db, team_id=team.id),
+        read_users=_can(db, viewer, Privilege.READ, "user"),
+        roles=service.roles_of_team(db, team_id=team.id) if read_roles else None,
+        all_roles=service.list_roles(db) if read_roles else [],
+        may_edit_members=not team.is_default and _can(db, viewer, Privilege.WRITE, "team"),
+        may_assign=read_roles and _can(db, viewer, Privilege.ASSIGN, "security_role"),
+        error=error,
+        values=values or {},
+    )
+
+
+@router.get("/teams/{team_id}", response_class=HTMLResponse)
+def team_detail(request: Request, team_id: PathId, db: WebDb, viewer: CurrentViewer) -> Response:
+    return _team_page(request, db, viewer, team_id)
+
+
+def _team_change(
+    request: Request,
+    db: Session,
+    viewer: Viewer,
+    team_id: int,
+    privilege: tuple[Privilege, str],
+    form: str,
+    change: Callable[[], None],
+    values: dict[str, str] | None = None,
+) -> Response:
+    """The shape of every change on a team's page: check, find the team, change or explain."""
+    _require(db, viewer, *privilege)
+    service.get_team(db, team_id=team_id)
+    if refused := _attempt(db, form, change):
+        error, status = refused
+        return _team_page(
+            request, db, viewer, team_id, error=error, status_code=status, values=values
+        )
+    return _back(f"/admin/teams/{team_id}")
+
+
+@router.post("/teams/{team_id}/members", response_class=HTMLResponse)
+def add_member(
+    request: Request,
+    team_id: PathId,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+    username: FormText = "",
+) -> Response:
+    def change() -> None:
+        if not username.strip():
+            raise ValidationFailed("enter a username", field="username")
+        user = service.get_user_by_username(db, username=username.strip())
+        service.add_member(db, team_id=team_id, user_id=user.id)
+
+    write = (Privilege.WRITE, "team")
+    values = {"username": username}
+    return _team_change(request, db, viewer, team_id, write, "members", change, values)
+
+
+@router.post("/teams/{team_id}/members/{user_id}/delete", response_class=HTMLResponse)
+def remove_member(
+    request: Request,
+    team_id: PathId,
+    user_id: PathId,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+) -> Response:
+    write = (Privilege.WRITE, "team")
+    return _team_change(
+        request,
+        db,
+        viewer,
+        team_id,
+        write,
+        "members",
+        lambda: service.remove_member(db, team_id=team_id, user_id=user_id),
+    )
+
+
+@router.post("/teams/{team_id}/roles", response_class=HTMLResponse)
+def assign_team_role(
+    request: Request,
+    team_id: PathId,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+    role_id: FormText = "",
+) -> Response:
+    def change() -> None:
+        body = _parse(s.RoleRef, role_id=role_id)
+        service.assign_role(db, role_id=body.role_id, team_id=team_id)
+
+    assign = (Privilege.ASSIGN, "security_role")
+    return _team_change(request, db, viewer, team_id, assign, "assign", change)
+
+
+@router.post("/teams/{team_id}/roles/{role_id}/delete", response_class=HTMLResponse)
+def unassign_team_role(
+    request: Request,
+    team_id: PathId,
+    role_id: PathId,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+) -> Response:
+    assign = (Privilege.ASSIGN, "security_role")
+    return _team_change(
+        request,
+        db,
+        viewer,
+        team_id,
+        assign,
+        "assign",
+        lambda: service.unassign_role(db, role_id=role_id, team_id=team_id),
+    )
+
+
+# ------------------------------------------------------------------ roles
+
+
+@router.get("/roles", response_class=HTMLResponse)
+def roles(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
+    _require(db, viewer, Privilege.READ, "security_role")
+    return page(request, "admin/roles.html", viewer, roles=service.list_roles(db))
+
+
+@router.get("/roles/{role_id}", response_class=HTMLResponse)
+def role_detail(request: Request, role_id: PathId, db: WebDb, viewer: CurrentViewer) -> Response:
+    _require(db, viewer, Privilege.READ, "security_role")
+    role = service.get_role(db, role_id=role_id)
+    return page(
+        request,
+        "admin/role.html",
+        viewer,
+        role=role,
+        matrix=service.role_privileges(db, role_id=role.id),
+        record_types=registry.all_types(),
+        privileges=list(Privilege),
+        level_words=LEVEL_WORDS,
+    )
+
+
+# ------------------------------------------------------------------ settings
+
+
+def _settings_page(
+    request: Request,
+    db: Session,
+    viewer: Viewer,
+    *,
+    error: FormError | None = None,
+    status_code: int = 200,
+) -> Response:
+    # Which switches are on is for anyone signed in (as GET /admin/features); the audit
+    # trail and the toggles are for system administrators (as GET /admin/audit, PUT).
+    entries = audit.entries(db, limit=20) if viewer.is_admin else []
+    actors = service.usernames(db, user_ids={e.actor_id for e in entries if e.actor_id})
+    return page(
+        request,
+        "admin/settings.html",
+        viewer,
+        status_code=status_code,
+        features=service.features(db),
+        labels=service.FEATURES,
+        entries=entries,
+        actors=actors,
+        error=error,
+    )
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
+    return _settings_page(request, db, viewer)
+
+
+@router.post("/settings/{name}", response_class=HTMLResponse)
+def set_feature(
+    request: Request,
+    name: str,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+    enabled: FormText = "",
+) -> Response:
+    _require_admin(viewer)
+    if name not in service.FEATURES:
+        raise NotFound(f"unknown feature {name!r}")
+
+    def change() -> None:
+        if enabled not in ("true", "false"):
+            raise ValidationFailed("choose on or off", field="enabled")
+        service.set_feature(
+            db, name=name, enabled=enabled == "true", by_user_id=viewer.principal.user_id
+        )
+
+    if refused := _attempt(db, f"feature-{name}", change):
+        error, status = refused
+        return _settings_page(request, db, viewer, error=error, status_code=status)
+    return _back("/admin/settings")
+
+
+# ------------------------------------------------------------------ explain access
+
+
+def _explain(
+    db: Session, viewer: Viewer, username: str, record_type: str, record_id: str, privilege: str
+) -> access.Explanation:
+    """The API's explain, from form text: same checks, same order (access/router.py)."""
+    if username and username != viewer.user.username:
+        # Explaining someone else's access needs write on users; checked before the
+        # lookup so nobody can probe usernames through it.
+        _require(db, viewer, Privilege.WRITE, "user")
+        subject = access.load_principal(db, service.get_user_by_username(db, username=username).id)
+    else:
+        subject = viewer.principal
+    rtype = registry.get(record_type)
+    try:
+        wanted = Privilege(privilege)
+    except ValueError:
+        raise ValidationFailed(f"unknown privilege {privilege!r}", field="privilege") from None
+    record = None
+    if not rtype.organization_owned:
+        if not record_id.strip():
+            raise ValidationFailed(
+                "a record id is required for this record type", field="record_id"
+            )
+        if not record_id.strip().isdigit() or not 1 <= int(record_id) <= 2**31 - 1:
+            raise ValidationFailed("a record id is a positive whole number", field="record_id")
+        # An explainer who may not read the record must not learn that it exists.
+        record = access.get(
+            db, principal=viewer.principal, record_type=record_type, record_id=int(record_id)
+        )
+        if record is None:
+            raise NotFound(f"{record_type} {record_id.strip()} not found", field="record_id")
+    return access.explain(db, subject, wanted, record_type, record)
+
+
+@router.get("/explain", response_class=HTMLResponse)
+def explain(
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    username: str = "",
+    record_type: str = "",
+    record_id: str = "",
+    privilege: str = "read",
+) -> Response:
+    username = username.strip()[:120]
+    values = {
+        "username": username or viewer.user.username,
+        "record_type": record_type,
+        "record_id": record_id[:20],
+        "privilege": privilege,
+    }
+    answer: access.Explanation | None = None
+    error: FormError | None = None
+    status_code = 200
+    if record_type:
+        try:
+            answer = _explain(db, viewer, username, record_type, record_id[:20], privilege)
+        except FormErrors as exc:
+            field = exc.field if exc.field != "user_id" else "username"
+            error = FormError("explain", field or "username", exc.message)
+            status_code = 422 if isinstance(exc, NotFound) else exc.status_code
+    context: dict[str, Any] = {
+        "values": values,
+        "record_types": registry.all_types(),
+        "privileges": list(Privilege),
+        "answer": answer,
+        "path_words": PATH_WORDS,
+        "error": error,
+    }
+    return page(request, "admin/explain.html", viewer, status_code=status_code, **context)

@@ -23,6 +23,7 @@ from gatherly.web.models import WebSession
 SESSION_COOKIE = "gatherly_session"
 CSRF_COOKIE = "gatherly_signin_csrf"
 LIFETIME = timedelta(hours=12)
+SEEN_EVERY = timedelta(minutes=5)
 
 
 def _digest(secret: str) -> str:
@@ -67,7 +68,8 @@ def current(db: Session, secret: str | None) -> tuple[WebSession, User] | None:
     user = db.get(User, row.user_id)
     if user is None:
         return None
-    row.last_seen_at = now
+    if now - row.last_seen_at >= SEEN_EVERY:
+        row.last_seen_at = now  # not on every request: a page view should not be a write
     return row, user
 
 

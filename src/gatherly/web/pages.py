@@ -22,9 +22,8 @@ from sqlalchemy.orm import Session
 from gatherly.access.engine import Principal, load_principal
 from gatherly.api.deps import get_db
 from gatherly.core.exceptions import GatherlyError
-from gatherly.org.models import User
+from gatherly.teams import service as teams_service
 from gatherly.web import auth
-from gatherly.web.models import WebSession
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 WebDb = Annotated[Session, Depends(get_db, scope="function")]
@@ -32,20 +31,34 @@ CSRF_HEADER = "X-CSRF-Token"
 
 
 @dataclass(frozen=True)
+class SignedInUser:
+    """The facts of the signed-in user a page needs, copied out of the database row so an
+    error page can still draw the layout after the request's transaction rolled back."""
+
+    id: int
+    username: str
+    full_name: str
+    email: str | None
+    business_unit_id: int
+
+
+@dataclass(frozen=True)
 class Viewer:
-    """The signed-in user of a page: their session, user row and access principal."""
+    """The signed-in user of a page: who they are, their access principal, the CSRF token."""
 
-    session: WebSession
-    user: User
+    user: SignedInUser
     principal: Principal
-
-    @property
-    def csrf(self) -> str:
-        return self.session.csrf_token
+    csrf: str
 
     @property
     def is_admin(self) -> bool:
+        """A system administrator: the installation's admin pages and switches."""
         return self.principal.is_system_admin
+
+    @property
+    def manages_teams(self) -> bool:
+        """May open Integrations › Microsoft Teams (organization-level marketing admins)."""
+        return teams_service.is_admin(self.principal)
 
 
 class SignInRequired(Exception):
@@ -70,7 +83,19 @@ def current_viewer(request: Request, db: WebDb) -> Viewer:
         auth.end(db, row)
         db.commit()
         raise DisabledUser(user.username)
-    viewer = Viewer(session=row, user=user, principal=load_principal(db, user.id))
+    if db.dirty:
+        db.commit()  # last seen: kept even when the page then fails
+    viewer = Viewer(
+        user=SignedInUser(
+            id=user.id,
+            username=user.username,
+            full_name=user.full_name,
+            email=user.email,
+            business_unit_id=user.business_unit_id,
+        ),
+        principal=load_principal(db, user.id),
+        csrf=row.csrf_token,
+    )
     request.state.viewer = viewer  # for error pages raised later in the route
     return viewer
 
@@ -120,7 +145,7 @@ def error_page(request: Request, exc: GatherlyError) -> HTMLResponse:
         viewer = None
     return page(
         request,
-        "error.html",
+        "error_fragment.html" if request.headers.get("HX-Request") else "error.html",
         viewer,
         status_code=exc.status_code,
         title={404: "Not found", 403: "Not allowed"}.get(exc.status_code, "Cannot do that"),
