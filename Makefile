@@ -7,6 +7,8 @@ PG_DEFAULT := postgresql+psycopg://postgres@127.0.0.1:5432/test
 PG_UP := $(shell $(PYTHON) -c "import socket; s=socket.socket(); s.settimeout(1); print(1 if s.connect_ex(('127.0.0.1', 5432)) == 0 else '')" 2>/dev/null)
 GATHERLY_TEST_POSTGRES_URL ?= $(if $(PG_UP),$(PG_DEFAULT),)
 export GATHERLY_TEST_POSTGRES_URL
+# One worker more than cores: many tests wait on a browser, a worker process or HTTP.
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)) + 1)")
 
 .PHONY: demo test lint chromium bench bench-sync bench-segments format clean
 
@@ -40,7 +42,7 @@ chromium:
 
 test: lint chromium
 	@if [ -n "$$GATHERLY_TEST_POSTGRES_URL" ]; then echo "PostgreSQL tests: on ($$GATHERLY_TEST_POSTGRES_URL)"; else echo "PostgreSQL tests: off (no server on 127.0.0.1:5432)"; fi
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/access.py

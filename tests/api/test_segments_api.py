@@ -130,6 +130,13 @@ def test_preview_counts_what_the_caller_may_read_and_saves_nothing(
     assert len(body["items"]) == 1
     assert body["applied_scope"] == "organization"  # scoping is off
     assert count(client, "segments", org.headers["manager"]) == 0
+    counts_only = client.post(
+        f"{API}/segments/preview",
+        json={"criteria": {"contact": {"country": "DE"}}, "limit": 0},
+        headers=org.headers["manager"],
+    )
+    assert counts_only.status_code == 200, counts_only.text
+    assert (counts_only.json()["visible"], counts_only.json()["items"]) == (2, [])
 
 
 def test_bad_criteria_answer_422_naming_the_path_and_change_nothing(

@@ -46,3 +46,31 @@ def test_paging_by_start_date_visits_every_event_once_including_undated(db: Sess
     stranger = load_principal(db, outsider.id)
     assert service.list_events(db=db, principal=stranger).items == []
     assert service.count_events(db=db, principal=stranger) == 0
+
+
+def test_name_and_organizer_filters_ignore_case_and_take_wildcards_literally(
+    db: Session,
+) -> None:
+    emea = factories.bu(db, "EMEA")
+    owner = factories.user(db, "owner", emea, "Marketer")
+    mixed = factories.event(
+        db,
+        owner,
+        "100% Growth_Summit",
+        organizer_name="Olga",
+        organizer_email="Olga.K@Contoso.Example",
+    )
+    factories.event(
+        db, owner, "1000 Growth Summit", organizer_name="Ben", organizer_email="ben@x.example"
+    )
+    db.commit()
+    viewer = load_principal(db, owner.id)
+
+    def names(**flt: str) -> list[str]:
+        found = service.list_events(db=db, principal=viewer, flt=service.EventFilter(**flt))
+        return [e.name for e in found.items]
+
+    assert names(organizer="olga.k@contoso") == [mixed.name]  # the stored email has capitals
+    assert names(organizer="OLGA") == [mixed.name]
+    assert names(q="100%") == [mixed.name]  # not "100 followed by anything"
+    assert names(q="growth_summit") == [mixed.name]  # _ is not "any one character"

@@ -16,8 +16,12 @@ import uvicorn
 def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Run ``app`` until the block ends; ``port=0`` picks a free port. Yields the base URL."""
     sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()  # the port is taken: the caller may try another
+        raise
     bound = sock.getsockname()[1]
     config = uvicorn.Config(
         app, log_level="critical", access_log=False, lifespan="off", ws="none", http="h11"

@@ -52,7 +52,7 @@ class EventFilter:
 def _filtered(flt: EventFilter) -> Select[Any]:
     stmt = select(MarketingEvent)
     if flt.q:
-        stmt = stmt.where(MarketingEvent.name.ilike(f"%{flt.q}%"))
+        stmt = stmt.where(MarketingEvent.name.icontains(flt.q, autoescape=True))
     if flt.status:
         if flt.status not in EVENT_STATUSES:
             raise ValidationFailed(
@@ -60,10 +60,11 @@ def _filtered(flt: EventFilter) -> Select[Any]:
             )
         stmt = stmt.where(MarketingEvent.status == flt.status)
     if flt.organizer:
-        needle = f"%{flt.organizer.strip().casefold()}%"
+        # Case-insensitive on both columns; % and _ typed by a person are literal.
+        needle = flt.organizer.strip().casefold()
         stmt = stmt.where(
-            func.lower(MarketingEvent.organizer_name).like(needle)
-            | MarketingEvent.organizer_email.like(needle)
+            func.lower(MarketingEvent.organizer_name).contains(needle, autoescape=True)
+            | func.lower(MarketingEvent.organizer_email).contains(needle, autoescape=True)
         )
     if flt.start_from:
         stmt = stmt.where(MarketingEvent.start_at >= flt.start_from)

@@ -840,9 +840,13 @@ def preview(
     applied = scope if scoping_on(db) else SCOPE_ORGANIZATION
     scope_bu_id = bu_id if applied == SCOPE_BUSINESS_UNIT else None
     stmt = evaluate_statement(db, parsed, scope_bu_id=scope_bu_id, viewer=principal)
-    page = _page(db, principal, stmt, cursor=None, limit=limit, sort="last_name")
-    visible, total = _counts(db, principal, stmt)
-    return Preview(visible, total, page.items, applied, scope_bu_id)
+    rows = (
+        _page(db, principal, stmt, cursor=None, limit=limit, sort="last_name").items
+        if limit
+        else []
+    )
+    visible, total = _counts(db, principal, stmt)  # limit 0: the counts alone
+    return Preview(visible, total, rows, applied, scope_bu_id)
 
 
 # ---------------------------------------------------------------- refresh
