@@ -17,7 +17,7 @@ def test_a_taken_port_raises_and_leaves_no_open_socket() -> None:
         port = int(url.rsplit(":", 1)[1])
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with pytest.raises(OSError), serve_in_thread(app, port=port):
+            with pytest.raises(OSError, match="in use"), serve_in_thread(app, port=port):
                 pass  # pragma: no cover - never reached
             gc.collect()
         leaked = [w for w in caught if issubclass(w.category, ResourceWarning)]
