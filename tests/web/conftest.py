@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -136,6 +137,27 @@ def sign_in(page: Page, username: str, password: str = PASSWORD, next: str = "/"
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"^(?!.*/signin)"))
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token a page's forms carry."""
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html[:500]
+    return found.group(1)
+
+
+def client_sign_in(client: TestClient, username: str, password: str = PASSWORD) -> str:
+    """Sign a TestClient in through the form (ending whoever was signed in); returns the
+    new session's CSRF token."""
+    client.cookies.clear()
+    form = client.get("/signin")
+    response = client.post(
+        "/signin",
+        data={"username": username, "password": password, "csrf": csrf_of(form.text)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text[:300]
+    return csrf_of(client.get("/").text)
 
 
 def shot(page: Page, name: str, live: Live) -> Path:

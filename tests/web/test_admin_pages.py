@@ -22,8 +22,8 @@ from gatherly.core import audit
 from gatherly.org import service as org
 from tests import factories as f
 from tests.web.conftest import (
-    PASSWORD,
     Live,
+    client_sign_in,
     no_horizontal_scroll,
     shot,
     sign_in,
@@ -95,24 +95,6 @@ def _state(db: Session) -> tuple[Any, ...]:
     )
 
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, html[:500]
-    return found.group(1)
-
-
-def _sign_in(client: TestClient, username: str) -> str:
-    """Sign in through the form; returns the session's CSRF token."""
-    form = client.get("/signin")
-    response = client.post(
-        "/signin",
-        data={"username": username, "password": PASSWORD, "csrf": _csrf(form.text)},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303, response.text[:300]
-    return _csrf(client.get("/").text)
-
-
 def _changes(o: Org) -> list[tuple[str, dict[str, str]]]:
     """One valid request for every POST route, in an order an admin can run them all."""
     return [
@@ -153,14 +135,14 @@ PAGES = [
 # ---------------------------------------------------------------- sessions and CSRF
 
 
-def test_every_page_sends_a_visitor_without_a_session_to_sign_in(client: TestClient) -> None:
+def test_every_page_sends_a_visitor_without_a_session_toclient_sign_in(client: TestClient) -> None:
     for path in PAGES:
         response = client.get(path, follow_redirects=False)
         assert response.status_code == 303, path
         assert response.headers["location"].startswith("/signin?next="), path
 
 
-def test_every_change_sends_a_visitor_without_a_session_to_sign_in(
+def test_every_change_sends_a_visitor_without_a_session_toclient_sign_in(
     client: TestClient, db: Session, o: Org
 ) -> None:
     before = _state(db)
@@ -174,7 +156,7 @@ def test_every_change_sends_a_visitor_without_a_session_to_sign_in(
 def test_an_admin_makes_every_change_and_each_one_shows(
     client: TestClient, db: Session, o: Org
 ) -> None:
-    csrf = _sign_in(client, "root")
+    csrf = client_sign_in(client, "root")
     state = _state(db)
     for url, data in _changes(o):
         response = client.post(url, data={**data, "csrf": csrf}, follow_redirects=False)
@@ -197,7 +179,7 @@ def test_an_admin_makes_every_change_and_each_one_shows(
 def test_changes_without_the_csrf_token_are_refused_and_change_nothing(
     client: TestClient, db: Session, o: Org
 ) -> None:
-    _sign_in(client, "root")
+    client_sign_in(client, "root")
     before = _state(db)
     for url, data in _changes(o):
         for forged in ({}, {"csrf": "forged"}):
@@ -213,7 +195,7 @@ def test_changes_without_the_csrf_token_are_refused_and_change_nothing(
 def test_a_marketer_reads_the_admin_pages_without_change_forms_and_may_not_change(
     client: TestClient, db: Session, o: Org
 ) -> None:
-    csrf = _sign_in(client, "gustav")
+    csrf = client_sign_in(client, "gustav")
     pages = {
         "/admin/business-units": ("Germany", "Empty"),
         "/admin/users": ("gustav", "francois"),
@@ -241,7 +223,7 @@ def test_without_read_privileges_the_pages_are_refused_and_name_nothing(
     reader = f.role(db, "Contact reader", Level.BUSINESS_UNIT)  # contacts only
     with_password(db, f.user(db, "nobody", None, reader))
     db.commit()
-    _sign_in(client, "nobody")
+    client_sign_in(client, "nobody")
     urls = [
         "/admin",
         "/admin/business-units",
@@ -269,7 +251,7 @@ def test_a_user_reader_sees_users_but_no_bu_names_roles_or_bu_counts(
     reader = f.role(db, "User reader", Level.ORGANIZATION, record_type="user")
     with_password(db, f.user(db, "ursula", None, reader))
     db.commit()
-    _sign_in(client, "ursula")
+    client_sign_in(client, "ursula")
     users = client.get("/admin/users")
     assert users.status_code == 200
     assert "gustav" in users.text
@@ -287,7 +269,7 @@ def test_a_user_reader_sees_users_but_no_bu_names_roles_or_bu_counts(
 
 
 def test_the_overview_counts_what_is_there(client: TestClient, db: Session, o: Org) -> None:
-    _sign_in(client, "root")
+    client_sign_in(client, "root")
     text = client.get("/admin").text
     # Organization, Germany, France, Empty; root, gustav, francois; 4 default teams + Launch crew.
     assert '<span class="value">4</span> business units' in text
@@ -305,7 +287,7 @@ def test_the_overview_counts_what_is_there(client: TestClient, db: Session, o: O
     ],
 )
 def test_a_missing_record_is_a_404_page(client: TestClient, db: Session, o: Org, url: str) -> None:
-    _sign_in(client, "root")
+    client_sign_in(client, "root")
     response = client.get(url)
     assert response.status_code == 404
     assert "not found" in response.text
@@ -314,7 +296,7 @@ def test_a_missing_record_is_a_404_page(client: TestClient, db: Session, o: Org,
 def test_changes_to_a_missing_record_or_feature_are_404(
     client: TestClient, db: Session, o: Org
 ) -> None:
-    csrf = _sign_in(client, "root")
+    csrf = client_sign_in(client, "root")
     before = _state(db)
     for url, data in [
         ("/admin/business-units/999999/delete", {}),
@@ -450,7 +432,7 @@ def _bad_inputs(o: Org) -> list[tuple[str, dict[str, str], int, str, str]]:
 def test_bad_input_is_said_next_to_the_field_and_changes_nothing(
     client: TestClient, db: Session, o: Org
 ) -> None:
-    csrf = _sign_in(client, "root")
+    csrf = client_sign_in(client, "root")
     before = _state(db)
     for url, data, status, where, words in _bad_inputs(o):
         response = client.post(url, data={**data, "csrf": csrf})
@@ -467,7 +449,7 @@ def test_bad_input_is_said_next_to_the_field_and_changes_nothing(
 def test_a_refused_new_user_keeps_what_was_typed_except_the_password(
     client: TestClient, db: Session, o: Org
 ) -> None:
-    csrf = _sign_in(client, "root")
+    csrf = client_sign_in(client, "root")
     response = client.post(
         "/admin/users",
         data={
@@ -496,7 +478,7 @@ def _explain(client: TestClient, **params: str) -> Any:
 def test_explain_input_errors_are_said_next_to_the_field(
     client: TestClient, db: Session, o: Org
 ) -> None:
-    _sign_in(client, "root")
+    client_sign_in(client, "root")
     cases = [
         ({"username": "ghost", "record_type": "contact", "record_id": "1"}, "username", 422),
         ({"record_type": "widget"}, "record_type", 422),
@@ -515,7 +497,7 @@ def test_explain_input_errors_are_said_next_to_the_field(
 def test_explain_does_not_reveal_records_or_users_the_explainer_may_not_read(
     client: TestClient, db: Session, o: Org
 ) -> None:
-    _sign_in(client, "gustav")
+    client_sign_in(client, "gustav")
     # francois's contact in France is out of gustav's reach: it looks like a missing one.
     hidden = _explain(client, record_type="contact", record_id=str(o.contact_fr))
     missing = _explain(client, record_type="contact", record_id="999999")

@@ -27,7 +27,14 @@ from gatherly.event.models import (
 from gatherly.org.models import BusinessUnit, User
 from gatherly.segment.models import MarketingList, MarketingListMember
 from tests import factories as f
-from tests.web.conftest import PASSWORD, Live, no_horizontal_scroll, shot, sign_in, with_password
+from tests.web.conftest import (
+    Live,
+    client_sign_in,
+    no_horizontal_scroll,
+    shot,
+    sign_in,
+    with_password,
+)
 
 START = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)  # a Tuesday
 
@@ -379,15 +386,7 @@ def test_the_pages_fit_a_phone(phone: Page, world: World, live: Live) -> None:
 
 
 def _signed_in(client: TestClient, username: str) -> TestClient:
-    form = client.get("/signin")
-    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
-    assert token
-    response = client.post(
-        "/signin",
-        data={"username": username, "password": PASSWORD, "csrf": token.group(1), "next": "/"},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303
+    client_sign_in(client, username)
     return client
 
 

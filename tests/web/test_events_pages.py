@@ -22,7 +22,14 @@ from gatherly.event.models import (
 from gatherly.event.presence import per_minute
 from gatherly.org.models import BusinessUnit, User
 from tests import factories as f
-from tests.web.conftest import PASSWORD, Live, no_horizontal_scroll, shot, sign_in, with_password
+from tests.web.conftest import (
+    Live,
+    client_sign_in,
+    no_horizontal_scroll,
+    shot,
+    sign_in,
+    with_password,
+)
 
 START = datetime(2025, 3, 4, 14, 0, tzinfo=UTC)  # 15:00 in Berlin (UTC+1 in March)
 
@@ -170,15 +177,7 @@ def world(db: Session) -> World:
 
 
 def _signed_in(client: TestClient, username: str) -> TestClient:
-    form = client.get("/signin")
-    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
-    assert token
-    response = client.post(
-        "/signin",
-        data={"username": username, "password": PASSWORD, "csrf": token.group(1), "next": "/"},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303
+    client_sign_in(client, username)
     return client
 
 

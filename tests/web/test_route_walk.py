@@ -16,7 +16,7 @@ from gatherly.app import create_app
 from gatherly.core.config import Settings
 from tests import factories as f
 from tests.routing import api_route_pairs
-from tests.web.conftest import PASSWORD, with_password
+from tests.web.conftest import client_sign_in, with_password
 
 OPEN = {("GET", "/signin"), ("POST", "/signin")}  # the sign-in form itself
 CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
@@ -59,15 +59,7 @@ def test_no_page_answers_without_a_session(client: TestClient) -> None:
 def test_no_change_is_accepted_without_the_csrf_token(client: TestClient, db: Session) -> None:
     with_password(db, f.user(db, "root_admin", None, "System Administrator"))
     db.commit()
-    form = client.get("/signin")
-    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
-    assert token
-    signed_in = client.post(
-        "/signin",
-        data={"username": "root_admin", "password": PASSWORD, "csrf": token.group(1)},
-        follow_redirects=False,
-    )
-    assert signed_in.status_code == 303
+    client_sign_in(client, "root_admin")
     changes = [(m, p) for m, p in ROUTES if m in CHANGES]
     assert len(changes) >= 30  # the walk sees the forms of every area
     wrong = {}

@@ -28,7 +28,14 @@ from gatherly.org.models import User
 from gatherly.segment import service as seg
 from gatherly.segment.models import MarketingList, MarketingListMember, Segment
 from tests import factories as f
-from tests.web.conftest import PASSWORD, Live, no_horizontal_scroll, shot, sign_in, with_password
+from tests.web.conftest import (
+    Live,
+    client_sign_in,
+    no_horizontal_scroll,
+    shot,
+    sign_in,
+    with_password,
+)
 
 DE = {"contact": {"country": {"equals": "DE"}}}
 
@@ -116,25 +123,12 @@ def acme(db: Session) -> Acme:
 # ---------------------------------------------------------------- TestClient helpers
 
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, html[:500]
-    return found.group(1)
-
-
 class Signed:
     """A TestClient signed in as one user, with that session's CSRF token."""
 
     def __init__(self, client: TestClient, username: str) -> None:
-        form = client.get("/signin")
-        response = client.post(
-            "/signin",
-            data={"username": username, "password": PASSWORD, "csrf": _csrf(form.text)},
-            follow_redirects=False,
-        )
-        assert response.status_code == 303, response.text[:300]
         self.client = client
-        self.token = _csrf(client.get("/").text)
+        self.token = client_sign_in(client, username)
 
     def get(self, url: str, **kw: Any) -> Any:
         return self.client.get(url, follow_redirects=False, **kw)
@@ -149,11 +143,7 @@ class Signed:
 def as_user(client: TestClient) -> Callable[[str], Signed]:
     """Sign the test client in as a user (signing out whoever was signed in)."""
 
-    def sign(username: str) -> Signed:
-        client.cookies.clear()
-        return Signed(client, username)
-
-    return sign
+    return lambda username: Signed(client, username)
 
 
 def _form(name: str = "DE attendees", **rows: Any) -> dict[str, Any]:
@@ -292,7 +282,7 @@ def test_criteria_errors_show_inline_and_save_nothing(acme: Acme, as_user: Any) 
     no_name = gustav.post("/segments", _form(name="  "))
     assert no_name.status_code == 422
     assert 'id="name-error"' in no_name.text
-    assert "Give the segment a name." in no_name.text
+    assert "Give it a name." in no_name.text
     # An event gustav may not read is refused by id, as if it did not exist.
     hidden_event = gustav.post(
         "/segments",
@@ -549,7 +539,7 @@ def test_create_rename_add_remove_and_delete_a_list(acme: Acme, as_user: Any) ->
     gustav = as_user("gustav")
     blank = gustav.post("/lists", {"name": " "})
     assert blank.status_code == 422
-    assert "Give the list a name." in blank.text
+    assert "Give it a name." in blank.text
     assert 'aria-describedby="name-error"' in blank.text
     assert acme.count(MarketingList) == 0
     made = gustav.post("/lists", {"name": "Trade fair", "description": "Hall 4"})

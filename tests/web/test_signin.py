@@ -3,8 +3,6 @@ clear page for a disabled user (issue 5, first slice; browser tests come with th
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -16,6 +14,7 @@ from gatherly.org import service as org
 from gatherly.web import auth
 from gatherly.web.models import WebSession
 from tests import factories as f
+from tests.web.conftest import csrf_of
 
 PASSWORD = "correct horse battery"
 
@@ -28,18 +27,12 @@ def gustav(db: Session) -> int:
     return user.id
 
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, html
-    return found.group(1)
-
-
 def _sign_in(client: TestClient, username: str, password: str) -> object:
     form = client.get("/signin")
     assert form.status_code == 200
     return client.post(
         "/signin",
-        data={"username": username, "password": password, "csrf": _csrf(form.text), "next": "/"},
+        data={"username": username, "password": password, "csrf": csrf_of(form.text), "next": "/"},
         follow_redirects=False,
     )
 
@@ -101,7 +94,7 @@ def test_sign_out_needs_the_session_csrf_token_and_ends_the_session(
     refused = client.post("/signout", data={"csrf": "forged"}, follow_redirects=False)
     assert refused.status_code == 403
     assert client.get("/").status_code == 200  # still signed in
-    done = client.post("/signout", data={"csrf": _csrf(home.text)}, follow_redirects=False)
+    done = client.post("/signout", data={"csrf": csrf_of(home.text)}, follow_redirects=False)
     assert done.status_code == 303
     assert done.headers["location"] == "/signin"
     # The old cookie is dead on the server, not only deleted from this browser.
@@ -140,7 +133,7 @@ def test_next_only_follows_local_paths(client: TestClient, gustav: int) -> None:
         data={
             "username": "gustav",
             "password": PASSWORD,
-            "csrf": _csrf(form.text),
+            "csrf": csrf_of(form.text),
             "next": "//evil.example/",
         },
         follow_redirects=False,

@@ -34,8 +34,8 @@ from tests import factories as f
 from tests.teams.conftest import Tenant, connect, tenant, tenant_server  # noqa: F401
 from tests.teams.oracle import expected_counts
 from tests.web.conftest import (
-    PASSWORD,
     Live,
+    client_sign_in,
     no_horizontal_scroll,
     shot,
     sign_in,
@@ -114,12 +114,6 @@ def site(
     return Site(session_factory, settings, tenant, ids)
 
 
-def _token(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, html[:500]
-    return found.group(1)
-
-
 @dataclass
 class Browser:
     """A TestClient signed in as one user, with that session's CSRF token."""
@@ -138,18 +132,7 @@ SignIn = Callable[[str], Browser]
 def as_user(client: TestClient) -> SignIn:
     """``as_user(name)``: the client signed in as that user (one at a time)."""
 
-    def sign(username: str) -> Browser:
-        client.cookies.clear()
-        form = client.get("/signin")
-        done = client.post(
-            "/signin",
-            data={"username": username, "password": PASSWORD, "csrf": _token(form.text)},
-            follow_redirects=False,
-        )
-        assert done.status_code == 303, done.text
-        return Browser(client, _token(client.get("/").text))
-
-    return sign
+    return lambda username: Browser(client, client_sign_in(client, username))
 
 
 def _rows(session_factory: sessionmaker[Session]) -> dict[str, list[Any]]:

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
-from pydantic import ValidationError as PydanticError
 from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
@@ -35,7 +34,7 @@ from gatherly.core.ids import Id, PathId
 from gatherly.org import schemas as s
 from gatherly.org import service
 from gatherly.org.models import BusinessUnit
-from gatherly.web.pages import CsrfChecked, CurrentViewer, Viewer, WebDb, page
+from gatherly.web.pages import CsrfChecked, CurrentViewer, Viewer, WebDb, page, parse_form
 
 router = APIRouter(
     prefix="/admin",
@@ -44,7 +43,6 @@ router = APIRouter(
 
 ORG_TYPES = ("business_unit", "user", "team", "security_role")
 FormText = Annotated[str, Form(max_length=2000)]
-M = TypeVar("M", bound=BaseModel)
 # Errors a form shows next to its fields; anything else (a missing page record) is a page.
 FormErrors = (ValidationFailed, Conflict, NotFound, Forbidden)
 
@@ -95,20 +93,6 @@ def _require_admin(viewer: Viewer) -> None:
     # The same rule and words as the API's feature switch routes.
     if not viewer.is_admin:
         raise Forbidden("only a system administrator may change or audit installation settings")
-
-
-def _parse(model: type[M], **data: str) -> M:
-    """Validate a form with the API's input model (empty fields count as not given)."""
-    try:
-        return model.model_validate({k: v for k, v in data.items() if v != ""})
-    except PydanticError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else None
-        message = {
-            "missing": "this field is required",
-            "string_pattern_mismatch": "use only letters, digits and . _ @ -",
-        }.get(first["type"], first["msg"])
-        raise ValidationFailed(message.removeprefix("Value error, "), field=field) from None
 
 
 def _refused(
@@ -204,7 +188,7 @@ def create_bu(
     _require(db, viewer, Privilege.CREATE, "business_unit")
 
     def change() -> None:
-        body = _parse(s.BusinessUnitIn, name=name, parent_id=parent_id)
+        body = parse_form(s.BusinessUnitIn, name=name, parent_id=parent_id)
         service.create_bu(db, name=body.name, parent_id=body.parent_id)
 
     if refused := _attempt(db, "create", change):
@@ -227,8 +211,8 @@ def update_bu(
     _require(db, viewer, Privilege.WRITE, "business_unit")
 
     def change() -> None:
-        target = _parse(ByBu, bu_id=bu_id).bu_id
-        body = _parse(s.BusinessUnitPatch, name=name, parent_id=parent_id)
+        target = parse_form(ByBu, bu_id=bu_id).bu_id
+        body = parse_form(s.BusinessUnitPatch, name=name, parent_id=parent_id)
         if body.name is None and body.parent_id is None:
             raise ValidationFailed("enter a new name or choose a new parent", field="name")
         service.update_bu(db, bu_id=target, name=body.name, parent_id=body.parent_id)
@@ -315,7 +299,7 @@ def create_user(
     created: list[int] = []
 
     def change() -> None:
-        body = _parse(
+        body = parse_form(
             s.UserIn,
             username=username,
             full_name=full_name,
@@ -431,7 +415,7 @@ def move_user(
     move_records: FormText = "",
 ) -> Response:
     def change() -> None:
-        body = _parse(
+        body = parse_form(
             s.UserPatch,
             business_unit_id=business_unit_id,
             move_records="true" if move_records else "false",
@@ -459,7 +443,7 @@ def assign_user_role(
     role_id: FormText = "",
 ) -> Response:
     def change() -> None:
-        body = _parse(s.RoleRef, role_id=role_id)
+        body = parse_form(s.RoleRef, role_id=role_id)
         service.assign_role(db, role_id=body.role_id, user_id=user_id)
 
     assign = (Privilege.ASSIGN, "security_role")
@@ -612,7 +596,7 @@ def assign_team_role(
     role_id: FormText = "",
 ) -> Response:
     def change() -> None:
-        body = _parse(s.RoleRef, role_id=role_id)
+        body = parse_form(s.RoleRef, role_id=role_id)
         service.assign_role(db, role_id=body.role_id, team_id=team_id)
 
     assign = (Privilege.ASSIGN, "security_role")

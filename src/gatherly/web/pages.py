@@ -11,17 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticError
 from sqlalchemy.orm import Session
 
 from gatherly.access.engine import Principal, load_principal
 from gatherly.api.deps import get_db
-from gatherly.core.exceptions import GatherlyError
+from gatherly.core.exceptions import GatherlyError, ValidationFailed
 from gatherly.teams import service as teams_service
 from gatherly.web import auth
 
@@ -115,6 +117,24 @@ async def csrf_checked(request: Request, viewer: CurrentViewer) -> None:
 
 
 CsrfChecked = Annotated[None, Depends(csrf_checked)]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_form(model: type[M], **data: str) -> M:
+    """Validate form fields with the API's input model, so a page and the API accept the
+    same values (an empty field counts as not given); ValidationFailed names the field."""
+    try:
+        return model.model_validate({k: v for k, v in data.items() if v != ""})
+    except PydanticError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else None
+        message = {
+            "missing": "this field is required",
+            "string_pattern_mismatch": "use only letters, digits and . _ @ -",
+        }.get(first["type"], first["msg"])
+        raise ValidationFailed(message.removeprefix("Value error, "), field=field) from None
 
 
 def page(

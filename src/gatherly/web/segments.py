@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ParamSpec
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -41,7 +41,8 @@ from gatherly.segment import criteria as crit
 from gatherly.segment import router as segment_api
 from gatherly.segment import service
 from gatherly.segment.models import DYNAMIC, SCOPE_BUSINESS_UNIT, SCOPE_ORGANIZATION, Segment
-from gatherly.web.pages import CsrfChecked, CurrentViewer, Viewer, WebDb, page
+from gatherly.segment.schemas import ListUpdate
+from gatherly.web.pages import CsrfChecked, CurrentViewer, Viewer, WebDb, page, parse_form
 
 router = APIRouter(include_in_schema=False)
 
@@ -96,7 +97,6 @@ PARTICIPATION_LABELS = {
 }
 SCOPE_LABELS = {SCOPE_BUSINESS_UNIT: "Business unit", SCOPE_ORGANIZATION: "Organization"}
 _ROW_PATH = re.compile(r"^criteria\.(?:all|any)\[(\d+)\]")
-P = ParamSpec("P")
 
 
 def _search(q: str | None) -> str | None:
@@ -356,14 +356,17 @@ class SegmentForm:
         )
 
     def check(self) -> dict[str, str]:
-        """Errors the schema would catch in the API (the service trusts its callers here)."""
-        if not self.name:
-            return {"name": "Give the segment a name."}
-        if len(self.name) > 200:
-            return {"name": "A name is at most 200 characters."}
-        if len(self.description) > 4000:
-            return {"description": "A description is at most 4,000 characters."}
-        return {}
+        return _naming_errors(self.name, self.description)
+
+
+def _naming_errors(name: str, description: str) -> dict[str, str]:
+    """What the API's schema refuses in a name or description (segments and lists share
+    the types; the services trust their callers here)."""
+    try:
+        parse_form(ListUpdate, name=name, description=description)
+    except ValidationFailed as exc:
+        return {exc.field or "name": exc.message}
+    return {} if name else {"name": "Give it a name."}
 
 
 async def _form(request: Request) -> FormData:
@@ -743,16 +746,6 @@ def _lists_page(
     )
 
 
-def _check_list(name: str, description: str) -> dict[str, str]:
-    if not name:
-        return {"name": "Give the list a name."}
-    if len(name) > 200:
-        return {"name": "A name is at most 200 characters."}
-    if len(description) > 4000:
-        return {"description": "A description is at most 4,000 characters."}
-    return {}
-
-
 @router.get("/lists")
 def lists_page(
     request: Request,
@@ -774,7 +767,7 @@ def create_list(
     description: Text = "",
 ) -> Response:
     name, description = name.strip(), description.strip()
-    errors = _check_list(name, description)
+    errors = _naming_errors(name, description)
     if not errors:
         try:
             row = service.create_list(
@@ -841,7 +834,7 @@ def rename_list(
     description: Text = "",
 ) -> Response:
     name, description = name.strip(), description.strip()
-    errors = _check_list(name, description)
+    errors = _naming_errors(name, description)
     if not errors:
         service.update_list(
             db, principal=viewer.principal, list_id=list_id, name=name, description=description
