@@ -47,12 +47,16 @@ import datagen
 import hand
 
 from gatherly.access.engine import Principal, can, count, get, load_principal, readable, scope
+from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact
+from gatherly.contact.service import CONTACT as CONTACTS
+from gatherly.contact.service import ListFilter
 from gatherly.core.db import make_engine
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PAGE = 50
+PAGE_SORT = "-modified_at"
 RATIO_TARGET = 1.1
 PG_BU_COUNT_MS = 100.0
 PG_GET_MS = 10.0
@@ -212,13 +216,25 @@ def engine_count(db: Session, principal: Principal) -> int:
     return count(db, principal=principal, record_type="contact")
 
 
-def page_stmt(principal: Principal) -> Select[Any]:
-    """(b) the first page of 50 by last modified, as the application builds it."""
-    return scope(
-        select(Contact).order_by(Contact.modified_at.desc(), Contact.id.desc()).limit(PAGE),
-        principal=principal,
-        record_type="contact",
+def engine_page(db: Session, principal: Principal) -> list[int]:
+    """(b) the first page of 50 by last modified, as the API asks for it (``list_records``:
+    51 rows, to know whether there is a next page)."""
+    page = contact_service.list_records(
+        db=db, principal=principal, kind=CONTACTS, flt=ListFilter(), sort=PAGE_SORT, limit=PAGE
     )
+    return [c.id for c in page.items]
+
+
+def page_stmt(principal: Principal) -> Select[Any]:
+    """The statement ``list_records`` runs for (b) (its parameters: ``page_params``)."""
+    return contact_service._page_statement(
+        principal, CONTACTS, (), "modified_at", True, False, PAGE
+    )
+
+
+def page_params() -> dict[str, Any]:
+    """The bind parameters of ``page_stmt`` (none on a first page)."""
+    return {}
 
 
 def engine_get(db: Session, principal: Principal, contact_id: int) -> int | None:
@@ -238,8 +254,8 @@ def get_stmt(principal: Principal, contact_id: int) -> Select[Any]:
 
 
 def run_page(db: Session, stmt: Any, params: dict[str, Any] | None = None) -> list[int]:
-    """Execute a page; ids of the Contact objects."""
-    return [c.id for c in db.execute(stmt, params).scalars()]
+    """Execute a page (one row over); ids of the page's Contact objects."""
+    return [c.id for c in db.execute(stmt, params).scalars()][:PAGE]
 
 
 def run_get(db: Session, stmt: Any, params: dict[str, Any] | None = None) -> int | None:
@@ -377,8 +393,8 @@ def bench_viewer(
         db,
         v,
         "page 50",
-        lambda _i: run_page(db, page_stmt(principal)),
-        lambda _i: run_page(db, page_pre),
+        lambda _i: engine_page(db, principal),
+        lambda _i: run_page(db, page_pre, page_params()),
         hand_fns(db, forms, "page"),
         args,
     )
@@ -459,7 +475,7 @@ def explain(
         "count": select(func.count())
         .select_from(Contact)
         .where(readable(principal, "contact", shape="count")),
-        "page": page_stmt(principal),
+        "page": page_stmt(principal).params(page_params()),
         "get": get_stmt(principal, 1),
     }
     pg = db.get_bind().dialect.name == "postgresql"

@@ -144,7 +144,8 @@ def _split(f: Facts, variant: str, params: dict[str, Any]) -> Queries:
     return Queries(count=count, page=None, get=None, params=params)
 
 
-ORDER = "ORDER BY c.modified_at DESC, c.id DESC LIMIT 50"
+# One row over the page, as the API fetches it, to know whether there is a next page.
+ORDER = "ORDER BY c.modified_at DESC, c.id DESC LIMIT 51"
 
 
 def queries(backend: str, f: Facts) -> dict[str, Queries]:

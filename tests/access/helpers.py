@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from gatherly.access.engine import Principal, can, count, get, load_principal, scope
 from gatherly.access.levels import Privilege
+from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact
 from gatherly.org.models import User
 
@@ -42,7 +43,32 @@ def selected(db: Session, principal: Principal, privilege: Privilege | str) -> s
     assert counted == len(listed), f"count {counted} != {len(listed)} listed"
     counted_all = count(db, principal=principal, record_type="contact", privilege=privilege)
     assert counted_all == len(listed), f"unfiltered count {counted_all} != {len(listed)} listed"
+    if Privilege(privilege) == Privilege.READ:
+        paged = paged_ids(db, principal)
+        assert paged == listed, f"the API's pages {sorted(paged)} != {sorted(listed)} listed"
     return listed
+
+
+def paged_ids(db: Session, principal: Principal) -> set[int]:
+    """Contact ids the API's list returns, page by page (its statement is cached per
+    viewer and page shape, so this also checks a cached statement follows role changes)."""
+    out: list[int] = []
+    cursor = None
+    while True:
+        page = contact_service.list_records(
+            db=db,
+            principal=principal,
+            kind=contact_service.CONTACT,
+            flt=contact_service.ListFilter(),
+            sort="-id",
+            cursor=cursor,
+            limit=3,
+        )
+        out += [c.id for c in page.items]
+        if page.next_cursor is None:
+            assert len(out) == len(set(out)), f"a page repeated a contact: {out}"
+            return set(out)
+        cursor = page.next_cursor
 
 
 def visible(db: Session, user: User, privilege: Privilege = Privilege.READ) -> set[int]:

@@ -227,6 +227,9 @@ def test_filters_select_the_matching_readable_contacts(
         ({"owner_type": "team", "owner_id": org.users["manager"].id}, set()),
         ({"country": "DE", "company": "BuildCo"}, ids("bob")),
         ({"q": "nobody-has-this"}, set()),
+        ({"q": " ada adason"}, ids("ada")),  # first and last name together
+        ({"q": "a_a"}, set()),  # _ and % are literal, not wildcards
+        ({"q": "%"}, set()),
     ]
     for params, expected in cases:
         assert visible_ids(client, "contacts", admin, **params) == expected, params

@@ -6,12 +6,23 @@ the access engine, and a record the caller may not read is reported as not found
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Select, SQLColumnExpression, delete, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    SQLColumnExpression,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from gatherly.access import engine as access
 from gatherly.access.levels import Level, Privilege, rights_mask
@@ -26,9 +37,9 @@ from gatherly.access.models import (
 from gatherly.contact.models import Contact, Lead, PersonMixin, Tombstone
 from gatherly.contact.schemas import ContactCreate, OwnerRef, PersonFields, ShareIn
 from gatherly.core import changes
-from gatherly.core.db import utcnow
+from gatherly.core.db import LIKE_ESCAPE, contains_pattern, utcnow
 from gatherly.core.exceptions import Forbidden, NotFound, ValidationFailed
-from gatherly.core.pagination import Page, paginate
+from gatherly.core.pagination import Page, fetch_page, page_request, page_statement
 from gatherly.org import service as org_service
 from gatherly.org.models import BusinessUnit, RolePrivilege, Team, TeamRole, User
 
@@ -60,37 +71,50 @@ class ListFilter:
     status: str | None = None
 
 
-def _filtered(kind: Kind, flt: ListFilter) -> Select[Any]:
-    """The filters alone; callers add the access predicate in the form their query needs."""
-    m = kind.model
-    stmt = select(m)
-    if flt.q:
-        like = f"%{flt.q.strip().lower()}%"
-        stmt = stmt.where(
-            or_(
-                func.lower(m.first_name).like(like),
-                func.lower(m.last_name).like(like),
-                func.lower(m.company).like(like),
-                m.email.like(like),
-            )
-        )
-    if flt.email:
-        stmt = stmt.where(m.email == flt.email.strip().casefold())
-    if flt.country:
-        stmt = stmt.where(m.country == flt.country.strip().upper())
-    if flt.company:
-        stmt = stmt.where(func.lower(m.company) == flt.company.strip().lower())
-    if flt.owning_bu_id is not None:
-        stmt = stmt.where(m.owning_bu_id == flt.owning_bu_id)
-    if flt.owner_type is not None:
-        stmt = stmt.where(m.owner_type == flt.owner_type)
-    if flt.owner_id is not None:
-        stmt = stmt.where(m.owner_id == flt.owner_id)
-    if flt.status is not None and kind.model is Lead:
-        stmt = stmt.where(Lead.status == flt.status)
-    return stmt
+def _name_contains(m: type[PersonMixin]) -> ColumnElement[bool]:
+    like: BindParameter[str] = bindparam("f_q")
+    full_name = func.coalesce(m.first_name, "") + " " + func.coalesce(m.last_name, "")
+    return or_(
+        func.lower(full_name).like(like, escape=LIKE_ESCAPE),
+        func.lower(m.company).like(like, escape=LIKE_ESCAPE),
+        m.email.like(like, escape=LIKE_ESCAPE),
+    )
 
 
+# Each filter: its condition over the model (values are bind parameters named f_<filter>,
+# so a list statement is built once per shape) and how a value is normalised.
+_FILTERS: dict[str, tuple[Callable[[Any], ColumnElement[bool]], Callable[[Any], Any]]] = {
+    "q": (_name_contains, lambda v: contains_pattern(v.strip().lower())),
+    "email": (lambda m: m.email == bindparam("f_email"), lambda v: v.strip().casefold()),
+    "country": (lambda m: m.country == bindparam("f_country"), lambda v: v.strip().upper()),
+    "company": (
+        lambda m: func.lower(m.company) == bindparam("f_company"),
+        lambda v: v.strip().lower(),
+    ),
+    "owning_bu_id": (lambda m: m.owning_bu_id == bindparam("f_owning_bu_id"), int),
+    "owner_type": (lambda m: m.owner_type == bindparam("f_owner_type"), str),
+    "owner_id": (lambda m: m.owner_id == bindparam("f_owner_id"), int),
+    "status": (lambda m: m.status == bindparam("f_status"), str),
+}
+
+
+def _filter_values(kind: Kind, flt: ListFilter) -> dict[str, Any]:
+    """The bind parameters of the filters ``flt`` sets, by parameter name, in a fixed order."""
+    out = {}
+    for name, (_, normalise) in _FILTERS.items():
+        value = getattr(flt, name)
+        if value is None or value == "" or (name == "status" and kind.model is not Lead):
+            continue
+        out[f"f_{name}"] = normalise(value)
+    return out
+
+
+def _filtered(kind: Kind, params: Iterable[str]) -> Select[Any]:
+    """The filters alone, by parameter name; callers add the access predicate."""
+    return select(kind.model).where(*(_FILTERS[p[2:]][0](kind.model) for p in params))
+
+
+@functools.cache
 def sortable(kind: Kind) -> dict[str, SQLColumnExpression[Any]]:
     """Public sort keys and their columns."""
     m = kind.model
@@ -105,6 +129,27 @@ def sortable(kind: Kind) -> dict[str, SQLColumnExpression[Any]]:
     }
 
 
+@functools.lru_cache(maxsize=1024)
+def _page_statement(
+    principal: access.Principal,
+    kind: Kind,
+    params: tuple[str, ...],
+    key: str,
+    descending: bool,
+    after: bool,
+    limit: int,
+) -> Select[Any]:
+    # Keyed by the page's shape only (values are parameters): built once per viewer and shape.
+    return page_statement(
+        access.scope(_filtered(kind, params), principal=principal, record_type=kind.record_type),
+        id_column=kind.model.id,
+        key=sortable(kind)[key],
+        descending=descending,
+        after=after,
+        limit=limit,
+    )
+
+
 def list_records(
     *,
     db: Session,
@@ -116,22 +161,20 @@ def list_records(
     limit: int = 50,
 ) -> Page:
     """A page of the records the caller may read, filtered and sorted."""
-    return paginate(
-        db,
-        access.scope(_filtered(kind, flt), principal=principal, record_type=kind.record_type),
-        id_column=kind.model.id,
-        sortable=sortable(kind),
-        sort=sort,
-        cursor=cursor,
-        limit=limit,
+    req = page_request(sortable(kind), sort=sort, cursor=cursor, limit=limit)
+    values = _filter_values(kind, flt)
+    stmt = _page_statement(
+        principal, kind, tuple(values), req.key, req.descending, req.after is not None, req.limit
     )
+    return fetch_page(db, stmt, req, values)
 
 
 def count_records(*, db: Session, principal: access.Principal, kind: Kind, flt: ListFilter) -> int:
     """How many records match, among those the caller may read."""
     # The unfiltered count (the common one) reuses a statement built once per principal.
-    stmt = None if flt == ListFilter() else _filtered(kind, flt)
-    return access.count(db, stmt, principal=principal, record_type=kind.record_type)
+    values = _filter_values(kind, flt)
+    stmt = _filtered(kind, values) if values else None
+    return access.count(db, stmt, principal=principal, record_type=kind.record_type, params=values)
 
 
 def get(

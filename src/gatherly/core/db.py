@@ -56,6 +56,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+LIKE_ESCAPE = "/"
+
+
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern (escape character ``LIKE_ESCAPE``) matching values that contain
+    ``text``, its ``%`` and ``_`` taken literally — for a pattern sent as a parameter."""
+    for char in (LIKE_ESCAPE, "%", "_"):
+        text = text.replace(char, LIKE_ESCAPE + char)
+    return f"%{text}%"
+
+
 def _unicode_lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
