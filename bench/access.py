@@ -9,8 +9,9 @@ organization level. For each viewer it times
   (b) the first page of 50 ordered by last modified,
   (c) a GET by id, allowed and denied,
 
-once through the engine as the application calls it (``access.count`` for (a), ``scope``
-for (b), ``access.get`` for (c); ``load_principal`` is timed apart) and once as
+once through the engine as the application calls it (``access.count`` for (a), the API's
+``contact.service.list_records`` for (b), ``access.get`` for (c); ``load_principal`` is
+timed apart) and once as
 hand-written SQL over the same tables, checks both give the same answers, and prints
 engine / hand-written.
 Targets: every ratio ≤ 1.1; on PostgreSQL the BU-level count under 100 ms and the GET under
