@@ -146,6 +146,20 @@ def test_disabling_a_user_refuses_their_tokens_until_enabled_again(
     assert client.get(f"{API}/contacts/count", headers=headers).json()["count"] == 3
 
 
+def test_an_administrator_cannot_disable_their_own_account(client: TestClient, org: Org) -> None:
+    admin = org.users["admin"]
+    headers = org.headers["admin"]
+    refused = client.patch(f"{API}/users/{admin.id}", json={"disabled": True}, headers=headers)
+    assert "own account" in assert_error(refused, 409, "disabled")["message"]
+    # Nothing changed: the token still works, and other fields can still be edited.
+    assert client.get(f"{API}/users/{admin.id}", headers=headers).json()["disabled"] is False
+    renamed = client.patch(
+        f"{API}/users/{admin.id}", json={"full_name": "Root", "disabled": False}, headers=headers
+    )
+    assert renamed.status_code == 200
+    assert renamed.json()["full_name"] == "Root"
+
+
 def test_token_input_is_validated(client: TestClient, org: Org) -> None:
     user = org.users["marketer"]
     url = f"{API}/users/{user.id}/tokens"

@@ -36,6 +36,7 @@ class Org:
     """Ids of the organisation every test here starts from."""
 
     root: int
+    root_user: int
     germany: int
     france: int
     empty: int
@@ -56,13 +57,14 @@ def o(db: Session) -> Org:
     contact; an owner team Launch crew (gustav, role Marketing Assistant); an empty BU."""
     germany, france = f.bu(db, "Germany"), f.bu(db, "France")
     empty = f.bu(db, "Empty", germany)
-    with_password(db, f.user(db, "root", None, "System Administrator"))
+    root_user = with_password(db, f.user(db, "root", None, "System Administrator"))
     gustav = with_password(db, f.user(db, "gustav", germany, "Marketer"))
     francois = with_password(db, f.user(db, "francois", france, "Marketer"))
     team = f.team(db, "Launch crew", germany, gustav, roles=("Marketing Assistant",))
     role = {r.name: r.id for r in org.list_roles(db)}
     ids = Org(
         root=org.get_root(db).id,
+        root_user=root_user.id,
         germany=germany.id,
         france=france.id,
         empty=empty.id,
@@ -215,6 +217,17 @@ def test_a_marketer_reads_the_admin_pages_without_change_forms_and_may_not_chang
         assert response.status_code == 403, (url, response.text[:300])
         assert "Not allowed" in response.text
     assert _state(db) == before
+
+
+def test_an_administrator_is_not_offered_to_disable_their_own_account(
+    client: TestClient, o: Org
+) -> None:
+    client_sign_in(client, "root")
+    own = client.get(f"/admin/users/{o.root_user}").text
+    assert "This is your own account" in own
+    assert f'action="/admin/users/{o.root_user}/disabled"' not in own
+    other = client.get(f"/admin/users/{o.gustav}").text
+    assert f'action="/admin/users/{o.gustav}/disabled"' in other
 
 
 def test_without_read_privileges_the_pages_are_refused_and_name_nothing(
@@ -389,6 +402,7 @@ def _bad_inputs(o: Org) -> list[tuple[str, dict[str, str], int, str, str]]:
             "not found",
         ),
         (f"/admin/users/{o.gustav}/disabled", {"disabled": "maybe"}, 422, "disabled", "choose"),
+        (f"/admin/users/{o.root_user}/disabled", {"disabled": "true"}, 409, "disabled", "own"),
         (
             f"/admin/users/{o.gustav}/roles",
             {"role_id": "999999"},

@@ -163,7 +163,7 @@ def patch_user(
 ) -> s.UserOut:
     _require(db, principal, Privilege.WRITE, "user")
     changes = body.model_dump(include=body.model_fields_set & {"full_name", "email", "disabled"})
-    user = service.update_user(db, user_id=user_id, **changes)
+    user = service.update_user(db, user_id=user_id, acting_user_id=principal.user_id, **changes)
     if body.business_unit_id is not None:
         user = service.move_user(
             db,

@@ -331,8 +331,19 @@ def update_user(
     full_name: str = UNSET,
     email: str | None = UNSET,
     disabled: bool = UNSET,
+    acting_user_id: int | None = None,
 ) -> User:
-    """Change the fields given (``email=None`` clears it); a disabled user keeps their records."""
+    """Change the fields given (``email=None`` clears it); a disabled user keeps their records.
+
+    Raises:
+        Conflict: ``acting_user_id`` (who asks) tries to disable their own account, which
+            would lock them out mid-session; another administrator must do it.
+    """
+    if disabled is True and acting_user_id == user_id:
+        raise Conflict(
+            "you cannot disable your own account; another administrator must do it",
+            field="disabled",
+        )
     user = get_user(db, user_id=user_id)
     if full_name is not UNSET:
         user.full_name = full_name

@@ -398,7 +398,9 @@ def set_disabled(
     def change() -> None:
         if disabled not in ("true", "false"):
             raise ValidationFailed("choose disable or enable", field="disabled")
-        service.update_user(db, user_id=user_id, disabled=disabled == "true")
+        service.update_user(
+            db, user_id=user_id, disabled=disabled == "true", acting_user_id=viewer.user.id
+        )
 
     write = (Privilege.WRITE, "user")
     return _user_change(request, db, viewer, user_id, write, "disabled", change)
