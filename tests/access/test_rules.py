@@ -377,6 +377,8 @@ def test_explain_names_role_level_and_path(db: Session, tree: dict[str, int]) ->
     no = explain(db, p, READ, "contact", _contact(db, tree["c3"]))
     assert not no.allowed
     assert any(x.path == "business_unit" and "is not that BU" in x.detail for x in no.paths)
+    # The anchor BU is named, not only numbered.
+    assert any("business_unit at BU 'A' (id" in x.detail for x in no.paths), no.paths
 
 
 def test_create_respects_the_create_depth(db: Session, tree: dict[str, int]) -> None:

@@ -100,10 +100,12 @@ class Grant:
     team_id: int | None = None
     team_name: str | None = None
 
-    def describe(self) -> str:
-        """Human wording, e.g. ``role 'Marketer' via team 'EMEA' (business_unit at BU 3)``."""
+    def describe(self, anchor: str | None = None) -> str:
+        """Human wording, e.g. ``role 'Marketer' via team 'EMEA' (business_unit at BU
+        'EMEA' (id 3))``; ``anchor`` names the anchor BU (its id otherwise)."""
         via = f" via team {self.team_name!r}" if self.team_name else ""
-        return f"role {self.role_name!r}{via} ({self.level.label} at BU {self.anchor_bu_id})"
+        where = anchor or f"id {self.anchor_bu_id}"
+        return f"role {self.role_name!r}{via} ({self.level.label} at BU {where})"
 
 
 @dataclass(frozen=True)
@@ -638,7 +640,7 @@ def explain(
                 AccessPath(
                     "organization",
                     True,
-                    g.describe() + ": every record",
+                    g.describe(_bu_name(db, g.anchor_bu_id)) + ": every record",
                     role=g.role_name,
                     level=g.level.label,
                     team=g.team_name,
@@ -667,7 +669,8 @@ def explain(
                 AccessPath(
                     "parent_child",
                     ok,
-                    f"{g.describe()}: record's BU {where} {verb} in that BU's subtree",
+                    f"{g.describe(_bu_name(db, g.anchor_bu_id))}: record's BU {where} {verb} "
+                    "in that BU's subtree",
                     role=g.role_name,
                     level=g.level.label,
                     team=g.team_name,
@@ -680,7 +683,8 @@ def explain(
                 AccessPath(
                     "business_unit",
                     ok,
-                    f"{g.describe()}: record's BU {where} {verb} that BU",
+                    f"{g.describe(_bu_name(db, g.anchor_bu_id))}: record's BU {where} {verb} "
+                    "that BU",
                     role=g.role_name,
                     level=g.level.label,
                     team=g.team_name,
