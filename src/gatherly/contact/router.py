@@ -49,7 +49,9 @@ def make_router(
     label = kind.label
 
     def filters(
-        q: Annotated[str | None, Query(description="Search names, company and email")] = None,
+        q: Annotated[
+            str | None, Query(description="Part of the full name, company or email (any case)")
+        ] = None,
         email: str | None = None,
         country: str | None = None,
         company: str | None = None,
