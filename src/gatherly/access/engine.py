@@ -662,6 +662,9 @@ def explain(
 
     where = _bu_name(db, record.owning_bu_id)
     for g in grants:
+        if g.level not in (Level.PARENT_CHILD, Level.BUSINESS_UNIT):
+            continue
+        said = g.describe(_bu_name(db, g.anchor_bu_id))
         if g.level == Level.PARENT_CHILD:
             ok = _in_subtree(db, g.anchor_bu_id, record.owning_bu_id)
             verb = "is" if ok else "is not"
@@ -669,22 +672,20 @@ def explain(
                 AccessPath(
                     "parent_child",
                     ok,
-                    f"{g.describe(_bu_name(db, g.anchor_bu_id))}: record's BU {where} {verb} "
-                    "in that BU's subtree",
+                    f"{said}: record's BU {where} {verb} in that BU's subtree",
                     role=g.role_name,
                     level=g.level.label,
                     team=g.team_name,
                 )
             )
-        elif g.level == Level.BUSINESS_UNIT:
+        else:
             ok = g.anchor_bu_id == record.owning_bu_id
             verb = "is" if ok else "is not"
             grant(
                 AccessPath(
                     "business_unit",
                     ok,
-                    f"{g.describe(_bu_name(db, g.anchor_bu_id))}: record's BU {where} {verb} "
-                    "that BU",
+                    f"{said}: record's BU {where} {verb} that BU",
                     role=g.role_name,
                     level=g.level.label,
                     team=g.team_name,

@@ -140,18 +140,15 @@ def fetch_page(
     db: Session, stmt: Select[Any], req: PageRequest, params: Mapping[str, Any] | None = None
 ) -> Page:
     """Run a ``page_statement`` for ``req`` (plus the caller's own ``params``)."""
-    result = db.execute(stmt, {**(params or {}), **req.params()})
-    if req.attribute is not None:
-        items = list(result.scalars())
-        keys = [getattr(item, req.attribute) for item in items[req.limit - 1 : req.limit]]
-    else:
-        rows = result.all()
-        items, keys = [row[0] for row in rows], [row[1] for row in rows[req.limit - 1 :]]
+    rows = db.execute(stmt, {**(params or {}), **req.params()}).all()
     next_cursor = None
-    if len(items) > req.limit:
-        items = items[: req.limit]
-        next_cursor = _encode(req.sort, keys[0], items[-1].id)
-    return Page(items=items, next_cursor=next_cursor)
+    if len(rows) > req.limit:
+        rows = rows[: req.limit]
+        last = rows[-1][0]
+        # The key is the row's attribute, or the computed column selected beside it.
+        value = rows[-1][1] if req.attribute is None else getattr(last, req.attribute)
+        next_cursor = _encode(req.sort, value, last.id)
+    return Page(items=[row[0] for row in rows], next_cursor=next_cursor)
 
 
 def paginate(
