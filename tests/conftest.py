@@ -27,6 +27,12 @@ from gatherly.org import service as org_service
 # parameters, so verification is unchanged); the product keeps argon2-cffi's defaults.
 org_service._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
+# Every Settings the suite builds, and every gatherly process it starts, uses this key: no
+# test falls back to generating ./var/secret.key. Tests of the key file unset it and name
+# their own file; one that forgets fails on this path, which cannot be created.
+os.environ["GATHERLY_SECRET_KEY"] = "gatherly-test-suite-secret-key-0123456789abcdef"
+os.environ["GATHERLY_SECRET_KEY_FILE"] = f"{os.devnull}/tests-name-their-own-key-file"
+
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("GATHERLY_TEST_POSTGRES_URL") else [])
 
 

@@ -21,8 +21,11 @@ def worker_process(settings: Settings) -> Iterator[subprocess.Popen[str]]:
         "GATHERLY_QUEUE_PATH": settings.queue_path,
         "GATHERLY_QUEUE_NAME": settings.queue_name,
         "GATHERLY_GRAPH_RATE_PER_SECOND": str(settings.graph_rate_per_second),
-        "GATHERLY_SECRET_KEY": settings.secret_key.get_secret_value(),
+        "GATHERLY_SECRET_KEY_FILE": str(settings.secret_key_file),
     }
+    env.pop("GATHERLY_SECRET_KEY", None)
+    if settings.secret_key is not None:
+        env["GATHERLY_SECRET_KEY"] = settings.secret_key.get_secret_value()
     env.pop("GATHERLY_REDIS_URL", None)
     if settings.redis_url:
         env["GATHERLY_REDIS_URL"] = settings.redis_url

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pathlib import Path
+
+from pydantic import Field, PrivateAttr, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,9 +22,15 @@ class Settings(BaseSettings):
         default="sqlite:///var/gatherly.db",
         description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://… in production.",
     )
-    secret_key: SecretStr = Field(
-        default=SecretStr("change-me-in-production"),
-        description="Signs sessions and encrypts stored credentials.",
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Encrypts stored credentials (the Teams client secret). Unset: a random "
+        "key generated on first run into `secret_key_file`. Entry points resolve it once with "
+        "`gatherly.core.crypto.resolve`.",
+    )
+    secret_key_file: Path = Field(
+        default=Path("var/secret.key"),
+        description="Where the generated secret key lives (mode 0600) when `secret_key` is unset.",
     )
     log_level: str = Field(default="INFO")
     redis_url: str | None = Field(default=None, description="Job queue on Redis when set.")
@@ -51,3 +59,6 @@ class Settings(BaseSettings):
     graph_concurrency: int = Field(
         default=4, ge=1, le=32, description="Webinars fetched from Graph at the same time."
     )
+
+    # Set by ``crypto.resolve``: the key above was checked (and warned about) once.
+    _secret_key_resolved: bool = PrivateAttr(default=False)

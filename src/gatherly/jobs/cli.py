@@ -21,9 +21,10 @@ def worker(
     ] = True,
 ) -> None:
     """Run queued syncs (Sync now) and scheduled refreshes until interrupted (Ctrl-C)."""
+    from gatherly.core import crypto
     from gatherly.jobs.queue import Jobs
 
-    settings = Settings()
+    settings = crypto.resolve(Settings())  # refuse a bad key at start, not at the first sync
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
