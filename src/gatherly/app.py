@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 import gatherly.models  # noqa: F401 - registers every record type with the access engine
 from gatherly import __version__
 from gatherly.access.router import router as access_router
 from gatherly.api import errors
 from gatherly.contact.router import contacts, leads
-from gatherly.core import changes
+from gatherly.core import changes, crypto
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory
 from gatherly.event.router import router as events_router
@@ -24,8 +24,13 @@ API = "/api/v1"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the API app on the configured database."""
-    settings = settings or Settings()
+    """Build the API app on the configured database.
+
+    The secret key is resolved here, once: a weak key is logged as a warning, the old
+    public default is refused (``crypto.SecretKeyRefused``), and without one the key file
+    is read (or generated on the first run).
+    """
+    settings = crypto.resolve(settings or Settings())
     app = FastAPI(
         title="Gatherly",
         version=__version__,
@@ -33,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=f"{API}/openapi.json",
         docs_url=f"{API}/docs",
         redoc_url=None,
+        dependencies=[Depends(errors.no_nul_in_query)],
     )
     engine = make_engine(settings.database_url)
     app.state.settings = settings

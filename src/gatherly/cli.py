@@ -24,7 +24,8 @@ from gatherly.access import engine as access
 from gatherly.access import registry
 from gatherly.access.levels import Privilege
 from gatherly.clitools import find_user, print_json
-from gatherly.core import migrate
+from gatherly.core import crypto, migrate
+from gatherly.core.bounds import parse_id
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory, session_scope, transaction
 from gatherly.core.exceptions import Forbidden, GatherlyError, NotFound
@@ -32,7 +33,9 @@ from gatherly.event.cli import contacts_app, events_app
 from gatherly.jobs.cli import worker as worker_command
 from gatherly.org import defaults
 from gatherly.org import service as org
+from gatherly.org.cli import audit_app, tokens_app
 from gatherly.org.models import BusinessUnit, FeatureSwitch, SecurityRole, User
+from gatherly.secret_key_cli import app as secret_key_app
 from gatherly.segment.cli import lists_app, segments_app
 from gatherly.teams.cli import app as teams_app
 
@@ -60,6 +63,9 @@ app.add_typer(events_app, name="events")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(segments_app, name="segments")
 app.add_typer(lists_app, name="lists")
+app.add_typer(audit_app, name="audit")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(secret_key_app, name="secret-key")
 app.command(name="worker")(worker_command)
 
 out = Console()
@@ -87,8 +93,9 @@ def upgrade_database(settings: Settings) -> None:
 def _bu(db: Session, ref: str | None) -> BusinessUnit:
     if ref is None:
         return org.get_root(db)
-    if ref.isdigit():
-        return org.get_bu(db, bu_id=int(ref), field="bu")
+    bu_id = parse_id(ref)
+    if bu_id is not None:
+        return org.get_bu(db, bu_id=bu_id, field="bu")
     bu = db.execute(select(BusinessUnit).where(BusinessUnit.name == ref)).scalar()
     if bu is None:
         raise NotFound(f"business unit {ref!r} not found", field="bu")
@@ -96,9 +103,10 @@ def _bu(db: Session, ref: str | None) -> BusinessUnit:
 
 
 def _user(db: Session, ref: str) -> User:
+    user_id = parse_id(ref)
     return (
-        org.get_user(db, user_id=int(ref))
-        if ref.isdigit()
+        org.get_user(db, user_id=user_id)
+        if user_id is not None
         else org.get_user_by_username(db, username=ref)
     )
 
@@ -133,7 +141,8 @@ def serve(
     from gatherly.app import create_app
     from gatherly.jobs.queue import Jobs
 
-    settings = Settings()
+    # The secret key, once: a weak one is warned about, the old public default refused.
+    settings = crypto.resolve(Settings())
     upgrade_database(settings)
     consumer = Jobs(settings).consumer(workers=2) if worker else None
     if consumer is not None:
@@ -170,7 +179,7 @@ def demo(
     from gatherly.segment import jobs as segment_jobs
     from gatherly.teams.cli import print_report, run_with_progress
 
-    settings = Settings()
+    settings = crypto.resolve(Settings())  # generates var/secret.key on the first run
     upgrade_database(settings)
     tenant = load_fixture(fixture)
     with session() as db:
@@ -345,14 +354,28 @@ def users_list(as_json: JsonOpt = False) -> None:
 def users_token(
     username: str,
     name: Annotated[str, typer.Option(help="A label for the token.")] = "cli",
+    expires_days: Annotated[
+        int | None,
+        typer.Option(help="Expire after this many days (default: the token policy's)."),
+    ] = None,
+    never_expires: Annotated[
+        bool, typer.Option("--never-expires", help="Never expire (if the policy allows it).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create an API token for a user and print it (shown this once)."""
+    """Create an API token for a user and print it (shown this once; audited)."""
     with session() as db:
         user = _user(db, username)
-        token, secret = org.create_token(db, user_id=user.id, name=name)
+        token, secret = org.create_token(
+            db,
+            user_id=user.id,
+            name=name,
+            expires_in_days=expires_days,
+            never_expires=never_expires,
+        )
+        expires = token.expires_at.isoformat() if token.expires_at else None
     if as_json:
-        print_json({"id": token.id, "user": user.username, "token": secret})
+        print_json({"id": token.id, "user": user.username, "token": secret, "expires_at": expires})
     else:
         sys.stdout.write(secret + "\n")
 
@@ -361,7 +384,7 @@ def users_token(
 def users_revoke_token(username: str, token_id: int) -> None:
     """Revoke one of a user's API tokens."""
     with session() as db:
-        org.revoke_token(db, user_id=_user(db, username).id, token_id=token_id)
+        org.revoke_token(db, token_id=token_id, user_id=_user(db, username).id)
     out.print(f"token {token_id} revoked")
 
 
@@ -456,18 +479,20 @@ def roles_assign(
     """Assign a role to a user or a team."""
     if (user is None) == (team is None):
         raise GatherlyError("give exactly one of --user or --team", field="user")
-    if team is not None and not team.isdigit():
+    team_id = None if team is None else parse_id(team)
+    if team is not None and team_id is None:
         raise GatherlyError(f"--team takes a team id, not {team!r}", field="team")
     with session() as db:
+        role_id = parse_id(role)
         r = (
-            org.get_role(db, role_id=int(role))
-            if role.isdigit()
+            org.get_role(db, role_id=role_id)
+            if role_id is not None
             else org.get_role_by_name(db, name=role)
         )
         if user is not None:
             org.assign_role(db, role_id=r.id, user_id=_user(db, user).id)
         else:
-            org.assign_role(db, role_id=r.id, team_id=org.get_team(db, team_id=int(team or 0)).id)
+            org.assign_role(db, role_id=r.id, team_id=org.get_team(db, team_id=team_id or 0).id)
     out.print(
         f"assigned {r.name!r} to {'user ' + user if user else 'team ' + str(team)}", markup=False
     )

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gatherly.access.engine import Principal, load_principal
+from gatherly.core.bounds import parse_id
 from gatherly.core.config import Settings
 from gatherly.core.db import session_scope
 from gatherly.core.exceptions import NotFound
@@ -26,8 +27,9 @@ def print_json(data: Any) -> None:
 
 def find_user(db: Session, ref: str, field: str) -> User:
     """A user by id or username (NotFound naming ``field``)."""
-    if ref.isdigit():
-        return org.get_user(db, user_id=int(ref), field=field)
+    user_id = parse_id(ref)
+    if user_id is not None:
+        return org.get_user(db, user_id=user_id, field=field)
     user = db.scalar(select(User).where(User.username == ref))
     if user is None:
         raise NotFound(f"user {ref!r} not found", field=field)

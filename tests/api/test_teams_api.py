@@ -255,6 +255,8 @@ def test_a_failed_check_is_recorded(api: TestClient, tenant: Tenant, people: Peo
 def test_disconnect(api: TestClient, people: People) -> None:
     admin = people.headers["admin"]
     assert api.delete(f"{API}/teams/connection", headers=admin).status_code == 204
+    trail = api.get(f"{API}/admin/audit", params={"action": "teams.disconnect"}, headers=admin)
+    assert [e["actor_name"] for e in trail.json()["items"]] == ["admin"]
     assert_error(api.get(f"{API}/teams/connection", headers=admin), 404)
     assert_error(api.delete(f"{API}/teams/connection", headers=admin), 404)
     assert_error(api.post(f"{API}/teams/connection/test", headers=admin), 404)

@@ -113,6 +113,21 @@ def usernames(url: str) -> set[str]:
             id="assign-to-non-numeric-team",
         ),
         pytest.param(
+            ("roles", "assign", "Marketer", "--user", "²"),
+            ("error (username):", "user '²' not found"),
+            id="a-superscript-is-a-name-not-an-id",
+        ),
+        pytest.param(
+            ("roles", "assign", "Marketer", "--team", "99999999999999999999"),
+            ("error (team):", "--team takes a team id"),
+            id="assign-to-a-team-id-beyond-any-table",
+        ),
+        pytest.param(
+            ("roles", "assign", "99999999999999999999", "--user", "taken"),
+            ("error (role):", "role '99999999999999999999' not found"),
+            id="a-role-id-beyond-any-table-is-a-name",
+        ),
+        pytest.param(
             ("users", "revoke-token", "taken", "4242"),
             ("error (token_id):", "token 4242 not found"),
             id="revoke-unknown-token",

@@ -498,6 +498,8 @@ def test_explain_input_errors_are_said_next_to_the_field(
         ({"record_type": "widget"}, "record_type", 422),
         ({"record_type": "contact"}, "record_id", 422),
         ({"record_type": "contact", "record_id": "abc"}, "record_id", 422),
+        ({"record_type": "contact", "record_id": "²"}, "record_id", 422),
+        ({"record_type": "contact", "record_id": "99999999999999999999"}, "record_id", 422),
         ({"record_type": "contact", "record_id": "999999"}, "record_id", 422),
         ({"record_type": "contact", "record_id": "1", "privilege": "fly"}, "privilege", 422),
     ]
@@ -620,11 +622,11 @@ def test_an_admin_switches_bu_scoping_on_and_sees_the_audit_entry(
     expect(audit_rows.nth(1)).to_contain_text("root")
     expect(audit_rows.nth(1)).to_contain_text("feature.set")
     expect(audit_rows.nth(1)).to_contain_text("bu_scoping")
-    expect(audit_rows.nth(1)).to_contain_text("enabled: true")
+    expect(audit_rows.nth(1)).to_contain_text("enabled: no → yes")
     shot(page, "admin-settings", live)
     db.rollback()
     assert org.feature_enabled(db, org.BU_SCOPING)
-    assert [e.target for e in audit.entries(db)] == ["bu_scoping"]
+    assert [e.target_id for e in audit.entries(db, action="feature.")] == ["bu_scoping"]
 
 
 def test_explain_access_says_why_a_marketer_is_denied_or_granted(

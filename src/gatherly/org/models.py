@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gatherly.core.db import Base, UTCDateTime, utcnow
@@ -148,8 +149,18 @@ class TeamRole(Base):
     )
 
 
+# A token's status words (not secrets).
+TOKEN_ACTIVE = "active"  # noqa: S105
+TOKEN_EXPIRED = "expired"  # noqa: S105
+TOKEN_REVOKED = "revoked"  # noqa: S105
+
+
 class ApiToken(Base):
-    """A per-user API token; only its SHA-256 is stored, the secret is shown once."""
+    """A per-user API token; only its SHA-256 is stored, the secret is shown once.
+
+    ``expires_at`` None means the token never expires (only where the administrator's
+    token policy allows it, and for tokens made before expiry existed).
+    """
 
     __tablename__ = "api_token"
     __table_args__ = (UniqueConstraint("token_hash"),)
@@ -164,6 +175,32 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def status_at(self, now: datetime) -> str:
+        """``active``, ``expired`` or ``revoked`` at ``now`` (revoked wins)."""
+        if self.revoked_at is not None:
+            return TOKEN_REVOKED
+        if self.expires_at is not None and self.expires_at <= now:
+            return TOKEN_EXPIRED
+        return TOKEN_ACTIVE
+
+    @property
+    def status(self) -> str:
+        """``active``, ``expired`` or ``revoked`` now."""
+        return self.status_at(utcnow())
+
+
+class InstallationSetting(Base):
+    """An installation-wide setting an administrator edits (e.g. ``api_tokens``: the token
+    lifetime policy); absent means the built-in default."""
+
+    __tablename__ = "installation_setting"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    changed_by_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class FeatureSwitch(Base):

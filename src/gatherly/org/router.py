@@ -1,4 +1,5 @@
-"""Admin routes for BUs, users, teams, roles, role assignments and API tokens.
+"""Admin routes for BUs, users, teams, roles, role assignments, API tokens, feature
+switches and the audit trail.
 
 BUs, users, teams and roles are organization-owned record types: reading them needs the
 read privilege at organization level (every built-in role has it), changing them needs
@@ -7,7 +8,8 @@ create/write/delete (System Administrator).
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
@@ -16,12 +18,13 @@ from sqlalchemy.orm import Session
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
+from gatherly.contact.schemas import PageOut
 from gatherly.core import audit
-from gatherly.core.exceptions import Forbidden
 from gatherly.core.ids import PathId, QueryId
+from gatherly.core.pagination import MAX_LIMIT
 from gatherly.org import schemas as s
 from gatherly.org import service
-from gatherly.org.models import BusinessUnit, FeatureSwitch, SecurityRole, Team, User
+from gatherly.org.models import ApiToken, BusinessUnit, FeatureSwitch, SecurityRole, Team, User
 
 router = APIRouter(tags=["organisation"])
 
@@ -81,7 +84,7 @@ def create_bu(
 ) -> s.BusinessUnitOut:
     _require(db, principal, Privilege.CREATE, "business_unit")
     bu = service.create_bu(
-        db, name=body.name, parent_id=body.parent_id, description=body.description
+        db, name=body.name, parent_id=body.parent_id, description=body.description, actor=principal
     )
     return s.BusinessUnitOut.model_validate(bu)
 
@@ -102,7 +105,12 @@ def patch_bu(
 ) -> s.BusinessUnitOut:
     _require(db, principal, Privilege.WRITE, "business_unit")
     bu = service.update_bu(
-        db, bu_id=bu_id, name=body.name, description=body.description, parent_id=body.parent_id
+        db,
+        bu_id=bu_id,
+        name=body.name,
+        description=body.description,
+        parent_id=body.parent_id,
+        actor=principal,
     )
     return s.BusinessUnitOut.model_validate(bu)
 
@@ -115,7 +123,7 @@ def patch_bu(
 )
 def delete_bu(bu_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
     _require(db, principal, Privilege.DELETE, "business_unit")
-    service.delete_bu(db, bu_id=bu_id)
+    service.delete_bu(db, bu_id=bu_id, actor=principal)
     return no_content()
 
 
@@ -143,6 +151,7 @@ def create_user(body: s.UserIn, db: DbSession, principal: CurrentPrincipal) -> s
         full_name=body.full_name,
         business_unit_id=body.business_unit_id,
         password=body.password,
+        actor=principal,
     )
     return s.UserOut.model_validate(user)
 
@@ -163,13 +172,16 @@ def patch_user(
 ) -> s.UserOut:
     _require(db, principal, Privilege.WRITE, "user")
     changes = body.model_dump(include=body.model_fields_set & {"full_name", "email", "disabled"})
-    user = service.update_user(db, user_id=user_id, acting_user_id=principal.user_id, **changes)
+    user = service.update_user(
+        db, user_id=user_id, acting_user_id=principal.user_id, actor=principal, **changes
+    )
     if body.business_unit_id is not None:
         user = service.move_user(
             db,
             user_id=user_id,
             business_unit_id=body.business_unit_id,
             move_records=body.move_records,
+            actor=principal,
         )
     return s.UserOut.model_validate(user)
 
@@ -186,7 +198,8 @@ def assign_user_role(
     user_id: PathId, body: s.RoleRef, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.ASSIGN, "security_role")
-    service.assign_role(db, role_id=body.role_id, user_id=service.get_user(db, user_id=user_id).id)
+    user = service.get_user(db, user_id=user_id)
+    service.assign_role(db, role_id=body.role_id, user_id=user.id, actor=principal)
     return no_content()
 
 
@@ -195,42 +208,49 @@ def unassign_user_role(
     user_id: PathId, role_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.ASSIGN, "security_role")
-    service.unassign_role(db, role_id=role_id, user_id=service.get_user(db, user_id=user_id).id)
+    user = service.get_user(db, user_id=user_id)
+    service.unassign_role(db, role_id=role_id, user_id=user.id, actor=principal)
     return no_content()
 
 
-def _token_owner(db: Session, principal: access.Principal, user_id: PathId) -> int:
-    """Your own tokens are yours to manage; someone else's need write on users."""
-    if user_id != principal.user_id:
-        _require(db, principal, Privilege.WRITE, "user")
-    return service.get_user(db, user_id=user_id).id
+# ------------------------------------------------------------------ your API tokens
 
 
-@router.get("/users/{user_id}/tokens", tags=["tokens"])
-def list_tokens(user_id: PathId, db: DbSession, principal: CurrentPrincipal) -> list[s.TokenOut]:
-    uid = _token_owner(db, principal, user_id)
-    return [s.TokenOut.model_validate(t) for t in service.list_tokens(db, user_id=uid)]
+def _token_out(token: ApiToken) -> s.TokenOut:
+    return s.TokenOut.model_validate(token)
+
+
+@router.get("/me/tokens", tags=["tokens"], summary="Your API tokens, newest first")
+def list_my_tokens(db: DbSession, principal: CurrentPrincipal) -> list[s.TokenOut]:
+    return [_token_out(t) for t in service.my_tokens(db, principal=principal)]
 
 
 @router.post(
-    "/users/{user_id}/tokens",
+    "/me/tokens",
     status_code=201,
     tags=["tokens"],
-    summary="Create an API token; the secret is in this response only",
+    summary="Create an API token for yourself; the secret is in this response only",
 )
-def create_token(
-    user_id: PathId, body: s.TokenIn, db: DbSession, principal: CurrentPrincipal
-) -> s.TokenCreated:
-    uid = _token_owner(db, principal, user_id)
-    token, secret = service.create_token(db, user_id=uid, name=body.name)
-    return s.TokenCreated(**s.TokenOut.model_validate(token).model_dump(), token=secret)
+def create_my_token(body: s.TokenIn, db: DbSession, principal: CurrentPrincipal) -> s.TokenCreated:
+    token, secret = service.create_my_token(
+        db,
+        principal=principal,
+        name=body.name,
+        expires_in_days=body.expires_in_days,
+        expires_at=body.expires_at,
+        never_expires=body.never_expires,
+    )
+    return s.TokenCreated(**_token_out(token).model_dump(), token=secret)
 
 
-@router.delete("/users/{user_id}/tokens/{token_id}", status_code=204, tags=["tokens"])
-def revoke_token(
-    user_id: PathId, token_id: PathId, db: DbSession, principal: CurrentPrincipal
-) -> Response:
-    service.revoke_token(db, user_id=_token_owner(db, principal, user_id), token_id=token_id)
+@router.delete(
+    "/me/tokens/{token_id}",
+    status_code=204,
+    tags=["tokens"],
+    summary="Revoke one of your tokens (anyone else's answers 404)",
+)
+def revoke_my_token(token_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
+    service.revoke_my_token(db, principal=principal, token_id=token_id)
     return no_content()
 
 
@@ -252,7 +272,11 @@ def create_team(body: s.TeamIn, db: DbSession, principal: CurrentPrincipal) -> s
     _require(db, principal, Privilege.CREATE, "team")
     return _team_out(
         service.create_team(
-            db, name=body.name, business_unit_id=body.business_unit_id, description=body.description
+            db,
+            name=body.name,
+            business_unit_id=body.business_unit_id,
+            description=body.description,
+            actor=principal,
         )
     )
 
@@ -275,6 +299,7 @@ def patch_team(
             name=body.name,
             description=body.description,
             business_unit_id=body.business_unit_id,
+            actor=principal,
         )
     )
 
@@ -282,7 +307,7 @@ def patch_team(
 @router.delete("/teams/{team_id}", status_code=204, tags=["teams"])
 def delete_team(team_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
     _require(db, principal, Privilege.DELETE, "team")
-    service.delete_team(db, team_id=team_id)
+    service.delete_team(db, team_id=team_id, actor=principal)
     return no_content()
 
 
@@ -298,7 +323,7 @@ def add_member(
     team_id: PathId, body: s.MemberIn, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.WRITE, "team")
-    service.add_member(db, team_id=team_id, user_id=body.user_id)
+    service.add_member(db, team_id=team_id, user_id=body.user_id, actor=principal)
     return no_content()
 
 
@@ -307,7 +332,7 @@ def remove_member(
     team_id: PathId, user_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.WRITE, "team")
-    service.remove_member(db, team_id=team_id, user_id=user_id)
+    service.remove_member(db, team_id=team_id, user_id=user_id, actor=principal)
     return no_content()
 
 
@@ -323,7 +348,8 @@ def assign_team_role(
     team_id: PathId, body: s.RoleRef, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.ASSIGN, "security_role")
-    service.assign_role(db, role_id=body.role_id, team_id=service.get_team(db, team_id=team_id).id)
+    team = service.get_team(db, team_id=team_id)
+    service.assign_role(db, role_id=body.role_id, team_id=team.id, actor=principal)
     return no_content()
 
 
@@ -332,7 +358,8 @@ def unassign_team_role(
     team_id: PathId, role_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.ASSIGN, "security_role")
-    service.unassign_role(db, role_id=role_id, team_id=service.get_team(db, team_id=team_id).id)
+    team = service.get_team(db, team_id=team_id)
+    service.unassign_role(db, role_id=role_id, team_id=team.id, actor=principal)
     return no_content()
 
 
@@ -353,7 +380,11 @@ def create_role(body: s.RoleIn, db: DbSession, principal: CurrentPrincipal) -> s
     return _role_out(
         db,
         service.create_role(
-            db, name=body.name, description=body.description, privileges=privileges
+            db,
+            name=body.name,
+            description=body.description,
+            privileges=privileges,
+            actor=principal,
         ),
     )
 
@@ -373,7 +404,12 @@ def patch_role(
     _require(db, principal, Privilege.WRITE, "security_role")
     privileges = None if body.privileges is None else service.validate_privileges(body.privileges)
     role = service.update_role(
-        db, role_id=role_id, name=body.name, description=body.description, privileges=privileges
+        db,
+        role_id=role_id,
+        name=body.name,
+        description=body.description,
+        privileges=privileges,
+        actor=principal,
     )
     return _role_out(db, role)
 
@@ -381,16 +417,11 @@ def patch_role(
 @router.delete("/roles/{role_id}", status_code=204, tags=["roles"])
 def delete_role(role_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
     _require(db, principal, Privilege.DELETE, "security_role")
-    service.delete_role(db, role_id=role_id)
+    service.delete_role(db, role_id=role_id, actor=principal)
     return no_content()
 
 
-# ------------------------------------------------------------------ features and audit
-
-
-def _require_admin(principal: access.Principal) -> None:
-    if not principal.is_system_admin:
-        raise Forbidden("only a system administrator may change or audit installation settings")
+# ------------------------------------------------------------------ features, tokens, audit
 
 
 def _feature_out(switch: FeatureSwitch) -> s.FeatureOut:
@@ -416,17 +447,116 @@ def list_features(db: DbSession, principal: CurrentPrincipal) -> list[s.FeatureO
 def set_feature(
     name: str, body: s.FeatureIn, db: DbSession, principal: CurrentPrincipal
 ) -> s.FeatureOut:
-    _require_admin(principal)
+    service.require_admin(principal)
     switch = service.set_feature(db, name=name, enabled=body.enabled, by_user_id=principal.user_id)
     return _feature_out(switch)
 
 
-@router.get("/admin/audit", tags=["settings"], summary="The audit trail, newest first")
+def _policy_out(policy: service.TokenPolicy) -> s.TokenPolicyOut:
+    return s.TokenPolicyOut(
+        default_days=policy.default_days,
+        max_days=policy.max_days,
+        allows_never=policy.allows_never,
+    )
+
+
+@router.get(
+    "/admin/token-policy",
+    tags=["tokens"],
+    summary="How long API tokens live (anyone signed in: the limits of their own tokens)",
+)
+def get_token_policy(db: DbSession, principal: CurrentPrincipal) -> s.TokenPolicyOut:
+    return _policy_out(service.token_policy(db))
+
+
+@router.put(
+    "/admin/token-policy",
+    tags=["tokens"],
+    summary="Set the default and maximum token lifetime (system administrators; audited)",
+)
+def put_token_policy(
+    body: s.TokenPolicyIn, db: DbSession, principal: CurrentPrincipal
+) -> s.TokenPolicyOut:
+    policy = service.set_token_policy(
+        db, principal=principal, default_days=body.default_days, max_days=body.max_days
+    )
+    return _policy_out(policy)
+
+
+@router.get(
+    "/admin/tokens",
+    tags=["tokens"],
+    summary="Everyone's API tokens, newest first (system administrators)",
+    response_model=PageOut[s.AdminTokenOut],
+)
+def list_all_tokens(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    user_id: QueryId = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+) -> Any:
+    page = service.all_tokens(
+        db, principal=principal, user_id=user_id, status=status, cursor=cursor, limit=limit
+    )
+    names = service.usernames(db, user_ids={t.user_id for t in page.items})
+    items = [
+        s.AdminTokenOut(
+            **_token_out(t).model_dump(), user_id=t.user_id, username=names.get(t.user_id, "")
+        )
+        for t in page.items
+    ]
+    return {"items": items, "next_cursor": page.next_cursor}
+
+
+@router.delete(
+    "/admin/tokens/{token_id}",
+    status_code=204,
+    tags=["tokens"],
+    summary="Revoke anyone's token (system administrators; audited)",
+)
+def revoke_any_token(token_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
+    service.revoke_any_token(db, principal=principal, token_id=token_id)
+    return no_content()
+
+
+@router.get(
+    "/admin/audit",
+    tags=["settings"],
+    summary="The audit trail, newest first (system administrators)",
+    response_model=PageOut[s.AuditOut],
+)
 def list_audit(
     db: DbSession,
     principal: CurrentPrincipal,
-    action: Annotated[str | None, Query(max_length=60)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[s.AuditOut]:
-    _require_admin(principal)
-    return [s.AuditOut.model_validate(e) for e in audit.entries(db, action=action, limit=limit)]
+    action: Annotated[
+        str | None, Query(max_length=60, description="Action prefix: role, role.assign …")
+    ] = None,
+    actor_id: QueryId = None,
+    actor: Annotated[
+        str | None, Query(max_length=120, description="The actor's username as recorded")
+    ] = None,
+    target_type: Annotated[str | None, Query(max_length=60)] = None,
+    target_id: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[
+        datetime | None, Query(description="At or after (ISO 8601 with a zone)")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="Before (ISO 8601 with a zone)")] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+) -> Any:
+    filters = audit.Filters(
+        action=action,
+        actor_id=actor_id,
+        actor=actor,
+        target_type=target_type,
+        target_id=target_id,
+        since=since,
+        until=until,
+    )
+    page = service.audit_trail(db, principal=principal, filters=filters, cursor=cursor, limit=limit)
+    return {
+        "items": [s.AuditOut.model_validate(e) for e in page.items],
+        "next_cursor": page.next_cursor,
+    }

@@ -136,7 +136,19 @@ class RoleOut(BaseModel):
 
 
 class TokenIn(Strict):
+    """A new token: a label and, optionally, when it expires (one of the three; none asks
+    for the administrator's default lifetime)."""
+
     name: Annotated[str, Field(min_length=1, max_length=120)] = "api"
+    expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = Field(
+        default=None, description="Expire after this many days (at most the admin's maximum)."
+    )
+    expires_at: datetime | None = Field(
+        default=None, description="Expire at this time (ISO 8601 with a zone)."
+    )
+    never_expires: bool = Field(
+        default=False, description="Never expire (only where the administrator allows it)."
+    )
 
 
 class TokenOut(BaseModel):
@@ -146,11 +158,35 @@ class TokenOut(BaseModel):
     prefix: str
     created_at: datetime
     last_used_at: datetime | None
+    expires_at: datetime | None = Field(description="None: never expires.")
     revoked_at: datetime | None
+    status: str = Field(description="active, expired or revoked")
 
 
 class TokenCreated(TokenOut):
     token: str = Field(description="The secret; shown this once, never again.")
+
+
+class AdminTokenOut(TokenOut):
+    """A token in the administrators' list: whose it is."""
+
+    user_id: int
+    username: str
+
+
+class TokenPolicyOut(BaseModel):
+    """How long API tokens live."""
+
+    default_days: int | None = Field(description="Lifetime when a request names none; None: never.")
+    max_days: int | None = Field(description="Longest lifetime; None: no maximum, never allowed.")
+    allows_never: bool
+
+
+class TokenPolicyIn(Strict):
+    """The token policy (both fields are required; null means never / no maximum)."""
+
+    default_days: Annotated[int, Field(ge=1, le=3650)] | None
+    max_days: Annotated[int, Field(ge=1, le=3650)] | None
 
 
 class GrantOut(BaseModel):
@@ -188,13 +224,18 @@ class FeatureIn(StrictModel):
 
 
 class AuditOut(BaseModel):
-    """One audited administrative action."""
+    """One audited change: who, when, what, before and after."""
 
     model_config = ConfigDict(from_attributes=True)
 
     id: int
     at: datetime
-    actor_id: int | None
+    actor_id: int | None = Field(description="None: the system (migrations, the CLI, syncs).")
+    actor_name: str = Field(description="The actor's username when the change was made.")
     action: str
-    target: str
+    target_type: str
+    target_id: str
+    target_label: str = Field(description="The target's name when the change was made.")
+    before: Any | None
+    after: Any | None
     details: dict[str, Any]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -16,16 +17,29 @@ from sqlalchemy import delete, func, insert, literal, select, true, update
 from sqlalchemy.orm import Session, aliased
 
 from gatherly.access import registry
+from gatherly.access.engine import Principal
 from gatherly.access.levels import Level, Privilege
 from gatherly.access.models import OWNER_TEAM, OWNER_USER
 from gatherly.core import audit, changes
+from gatherly.core.audit import Actor
 from gatherly.core.db import utcnow
-from gatherly.core.exceptions import Conflict, NotFound, Unauthenticated, ValidationFailed
+from gatherly.core.exceptions import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+    ValidationFailed,
+)
+from gatherly.core.pagination import Page, paginate
 from gatherly.org.models import (
+    TOKEN_ACTIVE,
+    TOKEN_EXPIRED,
+    TOKEN_REVOKED,
     ApiToken,
     BusinessUnit,
     BusinessUnitClosure,
     FeatureSwitch,
+    InstallationSetting,
     RolePrivilege,
     SecurityRole,
     Team,
@@ -37,7 +51,7 @@ from gatherly.org.models import (
 
 # Marks a keyword argument the caller did not give (None is a value: "clear it").
 UNSET: Any = object()
-TOKEN_USE_RESOLUTION = timedelta(minutes=5)  # how precise last_used_at is
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)  # how precise last_used_at is
 TOKEN_PREFIX = "gly_"  # noqa: S105 - a prefix, not a secret
 _hasher = PasswordHasher()
 
@@ -79,8 +93,39 @@ def _check_name_free(
     return name
 
 
+def _bu_state(db: Session, bu: BusinessUnit) -> dict[str, Any]:
+    """What the audit trail records of a BU."""
+    parent = db.get(BusinessUnit, bu.parent_id) if bu.parent_id is not None else None
+    return {
+        "name": bu.name,
+        "description": bu.description,
+        "parent_id": bu.parent_id,
+        "parent": parent.name if parent else None,
+    }
+
+
+def _log_bu(
+    db: Session, actor: Actor, action: str, bu: BusinessUnit, before: Any, after: Any
+) -> None:
+    audit.log(
+        db,
+        actor=actor,
+        action=f"business_unit.{action}",
+        target_type="business_unit",
+        target_id=bu.id,
+        target_label=bu.name,
+        before=before,
+        after=after,
+    )
+
+
 def create_bu(
-    db: Session, *, name: str, parent_id: int | None, description: str = ""
+    db: Session,
+    *,
+    name: str,
+    parent_id: int | None,
+    description: str = "",
+    actor: Actor = None,
 ) -> BusinessUnit:
     """Create a BU under ``parent_id`` (None only for the first, root BU) with its default team."""
     name = _check_name_free(db, BusinessUnit, name)
@@ -114,6 +159,7 @@ def create_bu(
         )
     )
     db.flush()
+    _log_bu(db, actor, "create", bu, None, _bu_state(db, bu))
     return bu
 
 
@@ -135,9 +181,15 @@ def update_bu(
     name: str | None = None,
     description: str | None = None,
     parent_id: int | None = None,
+    actor: Actor = None,
 ) -> BusinessUnit:
-    """Rename, describe or re-parent a BU; re-parenting rewrites the closure in SQL."""
+    """Rename, describe or re-parent a BU; re-parenting rewrites the closure in SQL.
+
+    Audited as ``business_unit.rename``, ``.move`` and ``.update`` (description), one
+    entry for each that changed.
+    """
     bu = get_bu(db, bu_id=bu_id, field="bu_id")
+    old = _bu_state(db, bu)
     if name is not None and name.strip() != bu.name:
         team = default_team(db, bu_id=bu.id)
         bu.name = _check_name_free(db, BusinessUnit, name, exclude_id=bu.id)
@@ -148,6 +200,15 @@ def update_bu(
     if parent_id is not None and parent_id != bu.parent_id:
         _reparent(db, bu, parent_id)
     db.flush()
+    new = _bu_state(db, bu)
+    for action, keys in (
+        ("rename", ("name",)),
+        ("move", ("parent_id", "parent")),
+        ("update", ("description",)),
+    ):
+        before, after = audit.diff({k: old[k] for k in keys}, {k: new[k] for k in keys})
+        if after:
+            _log_bu(db, actor, action, bu, before, after)
     return bu
 
 
@@ -184,7 +245,7 @@ def _reparent(db: Session, bu: BusinessUnit, parent_id: int) -> None:
     bu.parent_id = parent_id
 
 
-def delete_bu(db: Session, *, bu_id: int) -> None:
+def delete_bu(db: Session, *, bu_id: int, actor: Actor = None) -> None:
     """Delete an empty BU; refused while it has children, users, teams or records."""
     bu = get_bu(db, bu_id=bu_id, field="bu_id")
     if bu.parent_id is None:
@@ -203,6 +264,7 @@ def delete_bu(db: Session, *, bu_id: int) -> None:
             reasons.append(f"{rtype.label.lower()} records")
     if reasons:
         raise Conflict(f"business unit {bu.name!r} still has " + ", ".join(reasons))
+    _log_bu(db, actor, "delete", bu, _bu_state(db, bu), None)
     db.execute(delete(Team).where(Team.default_for_bu_id == bu.id))
     db.execute(delete(BusinessUnitClosure).where(BusinessUnitClosure.descendant_id == bu.id))
     db.delete(bu)
@@ -269,6 +331,7 @@ def create_user(
     email: str | None = None,
     full_name: str = "",
     password: str | None = None,
+    actor: Actor = None,
 ) -> User:
     """Create a user in a BU (the root when none is given) and its default team."""
     username = username.strip()
@@ -288,7 +351,44 @@ def create_user(
     db.flush()
     db.add(TeamMember(team_id=default_team(db, bu_id=bu_id).id, user_id=user.id))
     db.flush()
+    _log_user(db, actor, "create", user, None, _user_state(db, user))
     return user
+
+
+def _user_state(db: Session, user: User) -> dict[str, Any]:
+    """What the audit trail records of a user (never the password hash)."""
+    bu = db.get(BusinessUnit, user.business_unit_id)
+    return {
+        "username": user.username,
+        "full_name": user.full_name,
+        "email": user.email,
+        "business_unit_id": user.business_unit_id,
+        "business_unit": bu.name if bu else None,
+        "disabled": user.disabled,
+        "password_set": user.password_hash is not None,
+    }
+
+
+def _log_user(
+    db: Session,
+    actor: Actor,
+    action: str,
+    user: User,
+    before: Any,
+    after: Any,
+    details: dict[str, Any] | None = None,
+) -> None:
+    audit.log(
+        db,
+        actor=actor,
+        action=f"user.{action}",
+        target_type="user",
+        target_id=user.id,
+        target_label=user.username,
+        before=before,
+        after=after,
+        details=details,
+    )
 
 
 def list_users(db: Session, *, search: str = "", limit: int = 100) -> tuple[list[User], int]:
@@ -317,11 +417,14 @@ def usernames(db: Session, *, user_ids: set[int]) -> dict[int, str]:
     return {uid: name for uid, name in rows}
 
 
-def set_password(db: Session, *, user_id: int, password: str) -> None:
-    """Store an argon2 hash of a new password."""
+def set_password(db: Session, *, user_id: int, password: str, actor: Actor = None) -> None:
+    """Store an argon2 hash of a new password (audited, without either password)."""
     if len(password) < 8:
         raise ValidationFailed("password must be at least 8 characters", field="password")
-    get_user(db, user_id=user_id).password_hash = _hasher.hash(password)
+    user = get_user(db, user_id=user_id)
+    had = user.password_hash is not None
+    user.password_hash = _hasher.hash(password)
+    _log_user(db, actor, "password", user, {"password_set": had}, {"password_set": True})
 
 
 def update_user(
@@ -332,8 +435,12 @@ def update_user(
     email: str | None = UNSET,
     disabled: bool = UNSET,
     acting_user_id: int | None = None,
+    actor: Actor = None,
 ) -> User:
     """Change the fields given (``email=None`` clears it); a disabled user keeps their records.
+
+    Audited as ``user.disable`` / ``user.enable`` and ``user.update`` (name, email).
+    ``actor`` defaults to ``acting_user_id``.
 
     Raises:
         Conflict: ``acting_user_id`` (who asks) tries to disable their own account, which
@@ -345,6 +452,7 @@ def update_user(
             field="disabled",
         )
     user = get_user(db, user_id=user_id)
+    old = _user_state(db, user)
     if full_name is not UNSET:
         user.full_name = full_name
     if email is not UNSET:
@@ -352,6 +460,18 @@ def update_user(
     if disabled is not UNSET:
         user.disabled = disabled
     db.flush()
+    new = _user_state(db, user)
+    who = actor if actor is not None else acting_user_id
+    if old["disabled"] != new["disabled"]:
+        action = "disable" if new["disabled"] else "enable"
+        _log_user(
+            db, who, action, user, {"disabled": old["disabled"]}, {"disabled": new["disabled"]}
+        )
+    before, after = audit.diff(
+        {k: old[k] for k in ("full_name", "email")}, {k: new[k] for k in ("full_name", "email")}
+    )
+    if after:
+        _log_user(db, who, "update", user, before, after)
     return user
 
 
@@ -369,7 +489,12 @@ def owned_record_count(db: Session, *, owner_type: str, owner_id: int) -> dict[s
 
 
 def move_user(
-    db: Session, *, user_id: int, business_unit_id: int, move_records: bool = True
+    db: Session,
+    *,
+    user_id: int,
+    business_unit_id: int,
+    move_records: bool = True,
+    actor: Actor = None,
 ) -> User:
     """Move a user to another BU.
 
@@ -382,6 +507,7 @@ def move_user(
     new_bu = get_bu(db, bu_id=business_unit_id)
     if new_bu.id == user.business_unit_id:
         return user
+    old_bu = get_bu(db, bu_id=user.business_unit_id)
     old_team = default_team(db, bu_id=user.business_unit_id)
     db.execute(
         delete(TeamMember).where(TeamMember.team_id == old_team.id, TeamMember.user_id == user.id)
@@ -399,6 +525,15 @@ def move_user(
         # Segment scopes follow their owner's BU, and so do the contacts that moved.
         changes.record(db, changes.OWNER, ref_id=user.id)
     db.flush()
+    _log_user(
+        db,
+        actor,
+        "move",
+        user,
+        {"business_unit_id": old_bu.id, "business_unit": old_bu.name},
+        {"business_unit_id": new_bu.id, "business_unit": new_bu.name},
+        {"move_records": move_records},
+    )
     return user
 
 
@@ -413,13 +548,40 @@ def get_team(db: Session, *, team_id: int, field: str = "team_id") -> Team:
     return team
 
 
-def create_team(db: Session, *, name: str, business_unit_id: int, description: str = "") -> Team:
+def _team_state(db: Session, team: Team) -> dict[str, Any]:
+    """What the audit trail records of a team."""
+    bu = db.get(BusinessUnit, team.business_unit_id)
+    return {
+        "name": team.name,
+        "description": team.description,
+        "business_unit_id": team.business_unit_id,
+        "business_unit": bu.name if bu else None,
+    }
+
+
+def _log_team(db: Session, actor: Actor, action: str, team: Team, before: Any, after: Any) -> None:
+    audit.log(
+        db,
+        actor=actor,
+        action=f"team.{action}",
+        target_type="team",
+        target_id=team.id,
+        target_label=team.name,
+        before=before,
+        after=after,
+    )
+
+
+def create_team(
+    db: Session, *, name: str, business_unit_id: int, description: str = "", actor: Actor = None
+) -> Team:
     """Create an owner team in a BU."""
     name = _check_name_free(db, Team, name)
     get_bu(db, bu_id=business_unit_id)
     team = Team(name=name, business_unit_id=business_unit_id, description=description)
     db.add(team)
     db.flush()
+    _log_team(db, actor, "create", team, None, _team_state(db, team))
     return team
 
 
@@ -441,9 +603,11 @@ def update_team(
     name: str | None = None,
     description: str | None = None,
     business_unit_id: int | None = None,
+    actor: Actor = None,
 ) -> Team:
     """Rename or describe a team, or move it (and the records it owns) to another BU."""
     team = get_team(db, team_id=team_id)
+    old = _team_state(db, team)
     if name is not None and name.strip() != team.name:
         if team.is_default:
             raise Conflict("a default team is renamed with its business unit", field="name")
@@ -462,10 +626,13 @@ def update_team(
                 .values(owning_bu_id=business_unit_id)
             )
     db.flush()
+    before, after = audit.diff(old, _team_state(db, team))
+    if after:
+        _log_team(db, actor, "update", team, before, after)
     return team
 
 
-def delete_team(db: Session, *, team_id: int) -> None:
+def delete_team(db: Session, *, team_id: int, actor: Actor = None) -> None:
     """Delete a team that owns no records (default teams go with their BU)."""
     team = _manual_team(db, team_id)
     owned = {
@@ -476,27 +643,39 @@ def delete_team(db: Session, *, team_id: int) -> None:
     if owned:
         listing = ", ".join(f"{n} {k}" for k, n in owned.items())
         raise Conflict(f"team {team.name!r} still owns records ({listing}); reassign them first")
+    before = {
+        **_team_state(db, team),
+        "members": [u.username for u in team_members(db, team_id=team.id)],
+        "roles": [r.name for r in roles_of_team(db, team_id=team.id)],
+    }
+    _log_team(db, actor, "delete", team, before, None)
     db.delete(team)
     db.flush()
 
 
-def add_member(db: Session, *, team_id: int, user_id: int) -> None:
-    """Add a user to a (non-default) team; adding twice is a no-op."""
+def add_member(db: Session, *, team_id: int, user_id: int, actor: Actor = None) -> None:
+    """Add a user to a (non-default) team; adding twice is a no-op (and not audited)."""
     team = _manual_team(db, team_id)
-    get_user(db, user_id=user_id)
+    user = get_user(db, user_id=user_id)
     if db.get(TeamMember, (team.id, user_id)) is None:
         db.add(TeamMember(team_id=team.id, user_id=user_id))
         db.flush()
+        member = {"user_id": user.id, "username": user.username}
+        _log_team(db, actor, "member_add", team, None, member)
 
 
-def remove_member(db: Session, *, team_id: int, user_id: int) -> None:
+def remove_member(db: Session, *, team_id: int, user_id: int, actor: Actor = None) -> None:
     """Remove a user from a (non-default) team; the team's paths end at once."""
     team = _manual_team(db, team_id)
     member = db.get(TeamMember, (team.id, user_id))
     if member is None:
         raise NotFound(f"user {user_id} is not a member of team {team.name!r}", field="user_id")
+    user = get_user(db, user_id=user_id)
     db.delete(member)
     db.flush()
+    _log_team(
+        db, actor, "member_remove", team, {"user_id": user.id, "username": user.username}, None
+    )
 
 
 def team_members(db: Session, *, team_id: int) -> list[User]:
@@ -605,8 +784,46 @@ def _write_privileges(db: Session, role_id: int, privileges: PrivilegeMap) -> No
         db.execute(insert(RolePrivilege), rows)
 
 
+def privilege_labels(privileges: PrivilegeMap) -> dict[str, dict[str, str]]:
+    """``{record_type: {privilege: level name}}`` without the levels that grant nothing."""
+    return {
+        t: {p: level.label for p, level in sorted(privs.items()) if level > Level.NONE}
+        for t, privs in sorted(privileges.items())
+        if any(level > Level.NONE for level in privs.values())
+    }
+
+
+def _role_state(db: Session, role: SecurityRole) -> dict[str, Any]:
+    """What the audit trail records of a role: its name, description and privilege map."""
+    return {
+        "name": role.name,
+        "description": role.description,
+        "privileges": privilege_labels(role_privileges(db, role_id=role.id)),
+    }
+
+
+def _log_role(
+    db: Session, actor: Actor, action: str, role: SecurityRole, before: Any, after: Any
+) -> None:
+    audit.log(
+        db,
+        actor=actor,
+        action=f"role.{action}",
+        target_type="security_role",
+        target_id=role.id,
+        target_label=role.name,
+        before=before,
+        after=after,
+    )
+
+
 def create_role(
-    db: Session, *, name: str, description: str = "", privileges: PrivilegeMap
+    db: Session,
+    *,
+    name: str,
+    description: str = "",
+    privileges: PrivilegeMap,
+    actor: Actor = None,
 ) -> SecurityRole:
     """Create a custom role with its privileges."""
     role = SecurityRole(name=_check_name_free(db, SecurityRole, name), description=description)
@@ -614,6 +831,7 @@ def create_role(
     db.flush()
     _write_privileges(db, role.id, privileges)
     db.flush()
+    _log_role(db, actor, "create", role, None, _role_state(db, role))
     return role
 
 
@@ -633,9 +851,12 @@ def update_role(
     name: str | None = None,
     description: str | None = None,
     privileges: PrivilegeMap | None = None,
+    actor: Actor = None,
 ) -> SecurityRole:
-    """Change a custom role; ``privileges`` replaces the whole set."""
+    """Change a custom role; ``privileges`` replaces the whole set (audited: the fields that
+    changed, the privilege map before and after as a whole)."""
     role = _custom_role(db, role_id)
+    old = _role_state(db, role)
     if name is not None:
         role.name = _check_name_free(db, SecurityRole, name, exclude_id=role.id)
     if description is not None:
@@ -643,35 +864,93 @@ def update_role(
     if privileges is not None:
         _write_privileges(db, role.id, privileges)
     db.flush()
+    before, after = audit.diff(old, _role_state(db, role))
+    if after:
+        _log_role(db, actor, "update", role, before, after)
     return role
 
 
-def delete_role(db: Session, *, role_id: int) -> None:
-    """Delete a custom role and its assignments."""
-    db.delete(_custom_role(db, role_id))
+def delete_role(db: Session, *, role_id: int, actor: Actor = None) -> None:
+    """Delete a custom role and its assignments (the trail keeps who held it)."""
+    role = _custom_role(db, role_id)
+    users = db.execute(
+        select(User.username)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role_id == role.id)
+        .order_by(User.username)
+    ).scalars()
+    teams = db.execute(
+        select(Team.name)
+        .join(TeamRole, TeamRole.team_id == Team.id)
+        .where(TeamRole.role_id == role.id)
+        .order_by(Team.name)
+    ).scalars()
+    before = {**_role_state(db, role), "users": list(users), "teams": list(teams)}
+    _log_role(db, actor, "delete", role, before, None)
+    db.delete(role)
     db.flush()
 
 
-def assign_role(
-    db: Session, *, role_id: int, user_id: int | None = None, team_id: int | None = None
+def _log_assignment(
+    db: Session,
+    actor: Actor,
+    action: str,
+    role: SecurityRole,
+    *,
+    user_id: int | None,
+    team_id: int | None,
 ) -> None:
-    """Give a role to a user or a team (idempotent)."""
-    get_role(db, role_id=role_id)
+    holder: User | Team = (
+        get_user(db, user_id=user_id) if user_id is not None else get_team(db, team_id=team_id or 0)
+    )
+    state = {"role_id": role.id, "role": role.name}
+    audit.log(
+        db,
+        actor=actor,
+        action=f"role.{action}",
+        target_type="user" if isinstance(holder, User) else "team",
+        target_id=holder.id,
+        target_label=holder.username if isinstance(holder, User) else holder.name,
+        before=None if action == "assign" else state,
+        after=state if action == "assign" else None,
+    )
+
+
+def assign_role(
+    db: Session,
+    *,
+    role_id: int,
+    user_id: int | None = None,
+    team_id: int | None = None,
+    actor: Actor = None,
+) -> None:
+    """Give a role to a user or a team (idempotent: a repeat is neither stored nor audited)."""
+    role = get_role(db, role_id=role_id)
+    added = False
     if user_id is not None:
         get_user(db, user_id=user_id)
         if db.get(UserRole, (user_id, role_id)) is None:
             db.add(UserRole(user_id=user_id, role_id=role_id))
+            added = True
     elif team_id is not None:
         get_team(db, team_id=team_id)
         if db.get(TeamRole, (team_id, role_id)) is None:
             db.add(TeamRole(team_id=team_id, role_id=role_id))
+            added = True
     else:
         raise ValidationFailed("give a user or a team", field="user_id")
     db.flush()
+    if added:
+        _log_assignment(db, actor, "assign", role, user_id=user_id, team_id=team_id)
 
 
 def unassign_role(
-    db: Session, *, role_id: int, user_id: int | None = None, team_id: int | None = None
+    db: Session,
+    *,
+    role_id: int,
+    user_id: int | None = None,
+    team_id: int | None = None,
+    actor: Actor = None,
 ) -> None:
     """Take a role from a user or a team."""
     link: UserRole | TeamRole | None
@@ -681,8 +960,10 @@ def unassign_role(
         link = db.get(TeamRole, (team_id, role_id))
     if link is None:
         raise NotFound(f"role {role_id} is not assigned there", field="role_id")
+    role = get_role(db, role_id=role_id)
     db.delete(link)
     db.flush()
+    _log_assignment(db, actor, "unassign", role, user_id=user_id, team_id=team_id)
 
 
 def roles_of_user(db: Session, *, user_id: int) -> list[SecurityRole]:
@@ -740,33 +1021,243 @@ def sync_builtin_role(
 ) -> SecurityRole:
     """Create or refresh a built-in role so it matches the code (run on every upgrade)."""
     role = db.execute(select(SecurityRole).where(SecurityRole.name == name)).scalar()
+    old: dict[str, Any] | None = None
     if role is None:
         role = SecurityRole(name=name)
         db.add(role)
+    else:
+        old = {**_role_state(db, role), "system_administrator": role.is_system_admin}
     role.description = description
     role.is_builtin = True
     role.is_system_admin = system_admin
     db.flush()
     _write_privileges(db, role.id, privileges)
+    new = {**_role_state(db, role), "system_administrator": role.is_system_admin}
+    # A release that changes a built-in role changes what its holders may do: audited.
+    if old is None:
+        _log_role(db, None, "builtin_create", role, None, new)
+    else:
+        before, after = audit.diff(old, new)
+        if after:
+            _log_role(db, None, "builtin_update", role, before, after)
     return role
 
 
 # ------------------------------------------------------------------ API tokens
+
+TOKEN_POLICY = "api_tokens"  # noqa: S105 - the setting's name
+MAX_TOKEN_DAYS = 3650  # the longest lifetime an administrator may allow: ten years
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    """How long API tokens live: ``default_days`` when a request names no expiry (None:
+    never), at most ``max_days`` (None: no maximum, and tokens that never expire are allowed)."""
+
+    default_days: int | None = 90
+    max_days: int | None = 365
+
+    @property
+    def allows_never(self) -> bool:
+        """Whether a token may be made that never expires."""
+        return self.max_days is None
+
+    def as_dict(self) -> dict[str, int | None]:
+        """The stored and audited form."""
+        return {"default_days": self.default_days, "max_days": self.max_days}
+
+
+def token_policy(db: Session) -> TokenPolicy:
+    """The administrator's token policy, or the built-in one (90 days, at most 365)."""
+    row = db.get(InstallationSetting, TOKEN_POLICY)
+    if row is None:
+        return TokenPolicy()
+    value = row.value or {}
+    return TokenPolicy(default_days=value.get("default_days"), max_days=value.get("max_days"))
+
+
+def _days(value: int | None, field: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not 1 <= value <= MAX_TOKEN_DAYS:
+        raise ValidationFailed(
+            f"give a number of days from 1 to {MAX_TOKEN_DAYS}, or none", field=field
+        )
+    return value
+
+
+def require_admin(principal: Principal) -> None:
+    """Forbidden unless the caller is a system administrator."""
+    if not principal.is_system_admin:
+        raise Forbidden("only a system administrator may change or audit installation settings")
+
+
+def set_token_policy(
+    db: Session, *, principal: Principal, default_days: int | None, max_days: int | None
+) -> TokenPolicy:
+    """Change the token policy (system administrators; audited). Tokens already made keep
+    their expiry.
+
+    Raises:
+        ValidationFailed: a lifetime outside 1 … MAX_TOKEN_DAYS days, a default longer than
+            the maximum, or a default of never while a maximum is set (``field`` says which).
+    """
+    require_admin(principal)
+    policy = TokenPolicy(_days(default_days, "default_days"), _days(max_days, "max_days"))
+    if policy.max_days is not None:
+        if policy.default_days is None:
+            raise ValidationFailed(
+                "tokens cannot default to never expiring while a maximum lifetime is set",
+                field="default_days",
+            )
+        if policy.default_days > policy.max_days:
+            raise ValidationFailed(
+                f"the default lifetime ({policy.default_days} days) is longer than the "
+                f"maximum ({policy.max_days} days)",
+                field="default_days",
+            )
+    old = token_policy(db)
+    row = db.get(InstallationSetting, TOKEN_POLICY)
+    if row is None:
+        row = InstallationSetting(name=TOKEN_POLICY)
+        db.add(row)
+    row.value = policy.as_dict()
+    row.changed_at = utcnow()
+    row.changed_by_id = principal.user_id
+    db.flush()
+    before, after = audit.diff(old.as_dict(), policy.as_dict())
+    if after:
+        audit.log(
+            db,
+            actor=principal,
+            action="settings.api_tokens",
+            target_type="setting",
+            target_id=TOKEN_POLICY,
+            target_label="API token lifetime",
+            before=before,
+            after=after,
+        )
+    return policy
 
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_token(db: Session, *, user_id: int, name: str = "api") -> tuple[ApiToken, str]:
-    """Create a token; returns the row and the secret, which is never stored nor shown again."""
-    get_user(db, user_id=user_id)
+def token_expiry(
+    policy: TokenPolicy,
+    *,
+    now: datetime,
+    expires_in_days: int | None = None,
+    expires_at: datetime | None = None,
+    never_expires: bool = False,
+) -> datetime | None:
+    """When a new token expires under ``policy`` (None: never); the request may ask for
+    less than the maximum, never more.
+
+    Raises:
+        ValidationFailed: more than one way asked, a lifetime beyond the maximum, a time
+            in the past or without a zone, or never while the policy sets a maximum.
+    """
+    asked = [
+        k
+        for k, v in (
+            ("expires_in_days", expires_in_days),
+            ("expires_at", expires_at),
+            ("never_expires", never_expires or None),
+        )
+        if v is not None
+    ]
+    if len(asked) > 1:
+        raise ValidationFailed(f"give only one of {', '.join(asked)}", field=asked[1])
+    limit = None if policy.max_days is None else now + timedelta(days=policy.max_days)
+    most = f"at most {policy.max_days} days (the administrator's maximum)"
+    if never_expires:
+        if not policy.allows_never:
+            raise ValidationFailed(
+                f"tokens must expire: the administrator allows {most.removeprefix('at ')}",
+                field="never_expires",
+            )
+        return None
+    if expires_in_days is not None:
+        if isinstance(expires_in_days, bool) or not 1 <= expires_in_days <= MAX_TOKEN_DAYS:
+            raise ValidationFailed(
+                f"give a number of days from 1 to {policy.max_days or MAX_TOKEN_DAYS}",
+                field="expires_in_days",
+            )
+        if policy.max_days is not None and expires_in_days > policy.max_days:
+            raise ValidationFailed(f"a token may live {most}", field="expires_in_days")
+        return now + timedelta(days=expires_in_days)
+    if expires_at is not None:
+        if expires_at.tzinfo is None or expires_at.utcoffset() is None:
+            raise ValidationFailed(
+                "give a time zone with the expiry, e.g. 2027-03-01T00:00:00Z", field="expires_at"
+            )
+        try:
+            when = expires_at.astimezone(now.tzinfo)
+        except OverflowError:
+            raise ValidationFailed(
+                "this date is outside the supported range", field="expires_at"
+            ) from None
+        if when <= now:
+            raise ValidationFailed("the expiry must be in the future", field="expires_at")
+        if (limit is not None and when > limit) or when > now + timedelta(days=MAX_TOKEN_DAYS):
+            raise ValidationFailed(f"a token may live {most}", field="expires_at")
+        return when
+    return None if policy.default_days is None else now + timedelta(days=policy.default_days)
+
+
+def _token_label(token: ApiToken, username: str) -> str:
+    return f"{token.name} ({token.prefix}…) of {username}"
+
+
+def create_token(
+    db: Session,
+    *,
+    user_id: int,
+    name: str = "api",
+    expires_in_days: int | None = None,
+    expires_at: datetime | None = None,
+    never_expires: bool = False,
+    actor: Actor = None,
+) -> tuple[ApiToken, str]:
+    """Create a token under the token policy (audited); returns the row and the secret,
+    which is never stored nor shown again."""
+    user = get_user(db, user_id=user_id)
+    now = utcnow()
+    expiry = token_expiry(
+        token_policy(db),
+        now=now,
+        expires_in_days=expires_in_days,
+        expires_at=expires_at,
+        never_expires=never_expires,
+    )
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
-        user_id=user_id, name=name.strip() or "api", prefix=secret[:10], token_hash=_digest(secret)
+        user_id=user_id,
+        name=name.strip() or "api",
+        prefix=secret[:10],
+        token_hash=_digest(secret),
+        created_at=now,
+        expires_at=expiry,
     )
     db.add(token)
     db.flush()
+    audit.log(
+        db,
+        actor=actor,
+        action="token.create",
+        target_type="api_token",
+        target_id=token.id,
+        target_label=_token_label(token, user.username),
+        after={
+            "user_id": user.id,
+            "username": user.username,
+            "name": token.name,
+            "prefix": token.prefix,
+            "expires_at": token.expires_at,
+        },
+    )
     return token, secret
 
 
@@ -779,35 +1270,168 @@ def list_tokens(db: Session, *, user_id: int) -> list[ApiToken]:
     )
 
 
-def revoke_token(db: Session, *, user_id: int, token_id: int) -> ApiToken:
-    """Revoke a token at once."""
+def revoke_token(
+    db: Session, *, token_id: int, user_id: int | None = None, actor: Actor = None
+) -> ApiToken:
+    """Revoke a token at once (audited; revoking again changes nothing). With ``user_id``
+    the token must be that user's: another user's token is NotFound, like a missing one."""
     token = db.get(ApiToken, token_id)
-    if token is None or token.user_id != user_id:
+    if token is None or (user_id is not None and token.user_id != user_id):
         raise NotFound(f"token {token_id} not found", field="token_id")
     if token.revoked_at is None:
         token.revoked_at = utcnow()
-    db.flush()
+        db.flush()
+        owner = get_user(db, user_id=token.user_id)
+        audit.log(
+            db,
+            actor=actor,
+            action="token.revoke",
+            target_type="api_token",
+            target_id=token.id,
+            target_label=_token_label(token, owner.username),
+            before={"revoked_at": None},
+            after={"revoked_at": token.revoked_at},
+            details={"user_id": owner.id, "username": owner.username},
+        )
     return token
 
 
-def authenticate_token(db: Session, *, secret: str) -> User:
-    """The active user behind a bearer token.
+def my_tokens(db: Session, *, principal: Principal) -> list[ApiToken]:
+    """The caller's own tokens, newest first."""
+    return list_tokens(db, user_id=principal.user_id)
+
+
+def create_my_token(
+    db: Session,
+    *,
+    principal: Principal,
+    name: str = "api",
+    expires_in_days: int | None = None,
+    expires_at: datetime | None = None,
+    never_expires: bool = False,
+) -> tuple[ApiToken, str]:
+    """A new token for the caller, under the token policy; the secret is returned once."""
+    return create_token(
+        db,
+        user_id=principal.user_id,
+        name=name,
+        expires_in_days=expires_in_days,
+        expires_at=expires_at,
+        never_expires=never_expires,
+        actor=principal,
+    )
+
+
+def revoke_my_token(db: Session, *, principal: Principal, token_id: int) -> ApiToken:
+    """Revoke one of the caller's tokens; anyone else's is NotFound (ids do not leak)."""
+    return revoke_token(db, token_id=token_id, user_id=principal.user_id, actor=principal)
+
+
+TOKEN_STATUSES = (TOKEN_ACTIVE, TOKEN_EXPIRED, TOKEN_REVOKED)
+
+
+def all_tokens(
+    db: Session,
+    *,
+    principal: Principal | None,
+    user_id: int | None = None,
+    status: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """Everyone's tokens, newest first, a page at a time (system administrators; None is the
+    operator at the command line).
 
     Raises:
-        Unauthenticated: unknown or revoked token, or a disabled user.
+        Forbidden: the caller is not a system administrator.
+        ValidationFailed: an unknown ``status``, a bad cursor or limit.
+    """
+    if principal is not None:
+        require_admin(principal)
+    stmt = select(ApiToken)
+    if user_id is not None:
+        stmt = stmt.where(ApiToken.user_id == user_id)
+    if status:
+        now = utcnow()
+        live = ApiToken.revoked_at.is_(None)
+        if status == TOKEN_REVOKED:
+            stmt = stmt.where(ApiToken.revoked_at.is_not(None))
+        elif status == TOKEN_EXPIRED:
+            stmt = stmt.where(live, ApiToken.expires_at <= now)
+        elif status == TOKEN_ACTIVE:
+            stmt = stmt.where(live, (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now))
+        else:
+            raise ValidationFailed(
+                f"unknown status {status!r}; use {', '.join(TOKEN_STATUSES)}", field="status"
+            )
+    return paginate(
+        db,
+        stmt,
+        id_column=ApiToken.id,
+        sortable={"id": ApiToken.id},
+        sort="-id",
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+def revoke_any_token(db: Session, *, principal: Principal, token_id: int) -> ApiToken:
+    """Revoke anyone's token (system administrators; audited)."""
+    require_admin(principal)
+    return revoke_token(db, token_id=token_id, actor=principal)
+
+
+def authenticate_token(db: Session, *, secret: str) -> User:
+    """The active user behind a bearer token; records its use at most once a minute.
+
+    Raises:
+        Unauthenticated: an unknown, revoked or expired token (the message says which), or
+            a disabled user.
     """
     token = db.execute(select(ApiToken).where(ApiToken.token_hash == _digest(secret))).scalar()
-    if token is None or token.revoked_at is not None:
-        raise Unauthenticated("invalid or revoked API token")
+    if token is None:
+        raise Unauthenticated("invalid API token")
+    now = utcnow()
+    if token.revoked_at is not None:
+        raise Unauthenticated(
+            f"this API token was revoked at {token.revoked_at.isoformat(timespec='seconds')}"
+        )
+    if token.expires_at is not None and token.expires_at <= now:
+        raise Unauthenticated(
+            f"this API token expired at {token.expires_at.isoformat(timespec='seconds')}; "
+            "create a new one"
+        )
     user = db.get(User, token.user_id)
     if user is None or user.disabled:
         raise Unauthenticated("this user is disabled")
-    now = utcnow()
     # Record use at most once per interval: writing on every request would make each read
     # a write transaction (on SQLite, a trip through the single write lock).
     if token.last_used_at is None or now - token.last_used_at >= TOKEN_USE_RESOLUTION:
         token.last_used_at = now
     return user
+
+
+# ------------------------------------------------------------------ audit trail
+
+
+def audit_trail(
+    db: Session,
+    *,
+    principal: Principal | None,
+    filters: audit.Filters,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """A page of the audit trail, newest first (system administrators; None is the
+    operator at the command line, who holds the database anyway).
+
+    Raises:
+        Forbidden: the caller is not a system administrator.
+        ValidationFailed: a bad filter, cursor or limit (``field`` says which).
+    """
+    if principal is not None:
+        require_admin(principal)
+    return audit.search(db, filters, cursor=cursor, limit=limit)
 
 
 def verify_password(db: Session, *, username: str, password: str) -> User:
@@ -862,11 +1486,13 @@ def set_feature(db: Session, *, name: str, enabled: bool, by_user_id: int | None
     if before != enabled:
         audit.log(
             db,
-            actor_id=by_user_id,
+            actor=by_user_id,
             action="feature.set",
-            target=name,
-            enabled=enabled,
-            previous=before,
+            target_type="feature",
+            target_id=name,
+            target_label=FEATURES[name],
+            before={"enabled": before},
+            after={"enabled": enabled},
         )
         if name == BU_SCOPING:
             changes.record(db, changes.ALL)

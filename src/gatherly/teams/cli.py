@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from gatherly.access.engine import Principal, load_principal
 from gatherly.access.levels import Privilege
 from gatherly.clitools import find_user, print_json
+from gatherly.core import crypto
+from gatherly.core.bounds import parse_id
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory, session_scope, transaction
 from gatherly.core.exceptions import GatherlyError, NotFound, ValidationFailed
@@ -127,7 +129,7 @@ def connect(
     """Check the app's token and permissions, then save the connection."""
     if client_secret == "-":  # noqa: S105 - "-" asks for a prompt
         client_secret = typer.prompt("client secret", hide_input=True)
-    settings = Settings()
+    settings = crypto.resolve(Settings())
     with session_scope(settings.database_url) as db:
         principal = _principal(db, as_user)
         teams.require_admin(principal)
@@ -150,7 +152,7 @@ def connect(
 @app.command("test")
 def check_command(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
     """Re-check the saved connection's token and permissions."""
-    settings = Settings()
+    settings = crypto.resolve(Settings())
     failure: GatherlyError | None = None
     with session_scope(settings.database_url) as db:
         teams.require_admin(_principal(db, as_user))
@@ -169,8 +171,9 @@ def check_command(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
 def disconnect_command(as_user: AsOpt = None) -> None:
     """Forget the connection and its secret (synced events and contacts stay)."""
     with session_scope(Settings().database_url) as db:
-        teams.require_admin(_principal(db, as_user))
-        teams.disconnect(db)
+        principal = _principal(db, as_user)
+        teams.require_admin(principal)
+        teams.disconnect(db, by_user_id=_by(principal))
     out.print("disconnected from Microsoft Teams")
 
 
@@ -308,8 +311,9 @@ def organizers(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
 
 
 def _find_organizer(db: Session, principal: Principal, ref: str) -> TeamsOrganizer:
-    if ref.isdigit():
-        return teams.get_organizer(db, principal, organizer_id=int(ref))
+    organizer_id = parse_id(ref)
+    if organizer_id is not None:
+        return teams.get_organizer(db, principal, organizer_id=organizer_id)
     organizer_id = db.scalar(
         select(TeamsOrganizer.id).where(
             or_(
@@ -514,7 +518,7 @@ def sync(
     """Sync now with a progress bar and summarise; exit 0 succeeded, 2 partial, 1 failed."""
     if everything and webinar is not None:
         raise ValidationFailed("give --webinar ID or --all, not both", field="all")
-    settings = Settings()
+    settings = crypto.resolve(Settings())
     engine = make_engine(settings.database_url)
     try:
         factory = make_session_factory(engine)

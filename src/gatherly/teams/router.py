@@ -157,7 +157,7 @@ def check_connection(
 )
 def delete_connection(db: DbSession, principal: CurrentPrincipal) -> Response:
     service.require_admin(principal, Privilege.DELETE)
-    service.disconnect(db)
+    service.disconnect(db, by_user_id=principal.user_id)
     return no_content()
 
 

@@ -7,21 +7,20 @@ mapped to a Gatherly user (same email) manages their own webinars and defaults (
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from cryptography.fernet import Fernet, InvalidToken
 from pydantic import SecretStr
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from gatherly.access.engine import Principal
 from gatherly.access.levels import Level, Privilege
+from gatherly.core import audit, crypto
+from gatherly.core.bounds import parse_id
 from gatherly.core.config import Settings
 from gatherly.core.db import utcnow
 from gatherly.core.exceptions import (
@@ -80,32 +79,38 @@ def can_manage_organizer(principal: Principal, organizer: TeamsOrganizer) -> boo
 # ------------------------------------------------------------------ secrets
 
 
-def _fernet(settings: Settings) -> Fernet:
-    digest = hashlib.sha256(
-        b"gatherly/teams-client-secret\0" + settings.secret_key.get_secret_value().encode()
-    ).digest()
-    return Fernet(base64.urlsafe_b64encode(digest))
+ENCRYPTION_PURPOSE = "teams-client-secret"
+crypto.register_column(TeamsConnection.client_secret_encrypted, purpose=ENCRYPTION_PURPOSE)
 
 
 def encrypt_secret(settings: Settings, secret: SecretStr) -> str:
     """The client secret encrypted with the installation's secret key."""
-    return _fernet(settings).encrypt(secret.get_secret_value().encode()).decode()
+    return crypto.encrypt(settings, secret, purpose=ENCRYPTION_PURPOSE)
+
+
+class SecretUnavailable(FatalSyncError):
+    """The client secret cannot be had: not stored, or not decryptable with this key."""
 
 
 def client_secret(settings: Settings, connection: TeamsConnection) -> SecretStr:
     """The stored secret decrypted, else ``GATHERLY_TEAMS_CLIENT_SECRET``."""
     if connection.client_secret_encrypted:
         try:
-            plain = _fernet(settings).decrypt(connection.client_secret_encrypted.encode())
-        except InvalidToken:
-            raise FatalSyncError(
-                "the stored Teams client secret cannot be decrypted: GATHERLY_SECRET_KEY "
-                "changed since it was saved; run `gatherly teams connect` again"
+            return crypto.decrypt(
+                settings, connection.client_secret_encrypted, purpose=ENCRYPTION_PURPOSE
+            )
+        except crypto.SecretUnreadable:
+            raise SecretUnavailable(
+                "the stored Teams client secret cannot be decrypted with this installation's "
+                "secret key (GATHERLY_SECRET_KEY, else the key file): restore the key it was "
+                "saved with, re-encrypt it with `gatherly secret-key rotate --old-key-file "
+                "FILE`, or run `gatherly teams connect` again"
             ) from None
-        return SecretStr(plain.decode())
+        except crypto.SecretKeyRefused as exc:
+            raise SecretUnavailable(exc.message) from None
     if settings.teams_client_secret is not None:
         return settings.teams_client_secret
-    raise FatalSyncError(
+    raise SecretUnavailable(
         "no Teams client secret: none is stored and GATHERLY_TEAMS_CLIENT_SECRET is not set"
     )
 
@@ -193,6 +198,8 @@ def _probe(make_client: ClientFactory, connection: TeamsConnection) -> Permissio
     """Acquire a token, read its permissions and make one Graph call with it."""
     try:
         client = make_client(connection)
+    except SecretUnavailable as exc:
+        raise ValidationFailed(str(exc), field="client_secret") from None
     except (SyncError, httpx.InvalidURL) as exc:
         raise ValidationFailed(
             f"cannot use this authority or Graph URL: {exc}", field="authority"
@@ -275,6 +282,7 @@ def connect(
     if check.missing_required:
         raise ValidationFailed(check.describe(client_id), field="permissions")
     connection = db.get(TeamsConnection, CONNECTION_ID)
+    old = None if connection is None else _connection_state(connection)
     if connection is None:
         connection = TeamsConnection(
             id=CONNECTION_ID,
@@ -294,7 +302,63 @@ def connect(
     connection.checked_at = connection.modified_at = utcnow()
     connection.modified_by_id = by_user_id
     db.flush()
+    new = _connection_state(connection)
+    before, after = (None, new) if old is None else audit.diff(old, new)
+    _log_connection(
+        db,
+        by_user_id,
+        "teams.connect",
+        connection,
+        before,
+        after,
+        # Never the secret itself: only whether this change replaced it.
+        details={"client_secret_replaced": client_secret is not None},
+    )
     return connection, check
+
+
+def _connection_state(connection: TeamsConnection) -> dict[str, Any]:
+    """What the audit trail records of the connection: no secret, only where it comes from."""
+    return {
+        "tenant_id": connection.tenant_id,
+        "client_id": connection.client_id,
+        "authority": connection.authority,
+        "graph_url": connection.graph_url,
+        "client_secret": "stored" if connection.client_secret_encrypted else "environment",
+    }
+
+
+def _settings_state(connection: TeamsConnection) -> dict[str, Any]:
+    return {
+        "sync_enabled": connection.sync_enabled,
+        "organizer_exclusion_domains": list(connection.organizer_exclusion_domains or []),
+        "contact_exclusion_domains": list(connection.contact_exclusion_domains or []),
+        "default_owner_id": connection.default_owner_id,
+        "sync_interval_minutes": connection.sync_interval_minutes,
+        "policy_name": connection.policy_name,
+    }
+
+
+def _log_connection(
+    db: Session,
+    actor: audit.Actor,
+    action: str,
+    connection: TeamsConnection,
+    before: Any,
+    after: Any,
+    details: dict[str, Any] | None = None,
+) -> None:
+    audit.log(
+        db,
+        actor=actor,
+        action=action,
+        target_type="teams_connection",
+        target_id=connection.id,
+        target_label=f"Microsoft Teams tenant {connection.tenant_id}",
+        before=before,
+        after=after,
+        details=details,
+    )
 
 
 def check_connection(
@@ -317,9 +381,12 @@ def check_connection(
     return connection, check
 
 
-def disconnect(db: Session) -> None:
-    """Forget the connection and its secret; synced events and contacts stay."""
-    db.delete(get_connection(db))
+def disconnect(db: Session, *, by_user_id: int | None = None) -> None:
+    """Forget the connection and its secret; synced events and contacts stay (audited)."""
+    connection = get_connection(db)
+    before = {**_connection_state(connection), **_settings_state(connection)}
+    _log_connection(db, by_user_id, "teams.disconnect", connection, before, None)
+    db.delete(connection)
     db.flush()
 
 
@@ -385,12 +452,16 @@ def update_settings(
                 field="policy_name",
             )
         changes["policy_name"] = policy_name
+    old = _settings_state(connection)
     for key, value in changes.items():
         setattr(connection, key, value)
     if changes:
         connection.modified_at = utcnow()
         connection.modified_by_id = by_user_id
     db.flush()
+    before, after = audit.diff(old, _settings_state(connection))
+    if after:
+        _log_connection(db, by_user_id, "teams.settings", connection, before, after)
     return connection
 
 
@@ -474,11 +545,31 @@ def update_organizer(
             "exclusions first",
             field="sync_new_by_default",
         )
+    old = {"sync_new_by_default": organizer.sync_new_by_default}
+    old["sync_recordings"] = organizer.sync_recordings
     if sync_new_by_default is not None:
         organizer.sync_new_by_default = sync_new_by_default
     if sync_recordings is not None:
         organizer.sync_recordings = sync_recordings
     db.flush()
+    before, after = audit.diff(
+        old,
+        {
+            "sync_new_by_default": organizer.sync_new_by_default,
+            "sync_recordings": organizer.sync_recordings,
+        },
+    )
+    if after:
+        audit.log(
+            db,
+            actor=principal,
+            action="teams.organizer_settings",
+            target_type="teams_organizer",
+            target_id=organizer.id,
+            target_label=organizer.display_name or organizer.email or organizer.graph_user_id,
+            before=before,
+            after=after,
+        )
     return organizer
 
 
@@ -518,8 +609,9 @@ def get_webinar(db: Session, principal: Principal, *, webinar_id: int) -> TeamsW
 
 def find_webinar(db: Session, principal: Principal, *, ref: str) -> TeamsWebinar:
     """A webinar by Gatherly id or Graph id (for the CLI's ``--webinar``)."""
-    if ref.isdigit():
-        return get_webinar(db, principal, webinar_id=int(ref))
+    webinar_id = parse_id(ref)
+    if webinar_id is not None:
+        return get_webinar(db, principal, webinar_id=webinar_id)
     webinar_id = db.scalar(select(TeamsWebinar.id).where(TeamsWebinar.graph_id == ref))
     if webinar_id is None:
         raise NotFound(
@@ -541,6 +633,17 @@ def set_webinar_sync(
         raise Conflict(
             "this webinar's organizer is in an excluded domain; it is never synced",
             field="sync_enabled",
+        )
+    if webinar.sync_enabled != enabled:
+        audit.log(
+            db,
+            actor=principal,
+            action="teams.webinar_sync",
+            target_type="teams_webinar",
+            target_id=webinar.id,
+            target_label=webinar.display_name,
+            before={"sync_enabled": webinar.sync_enabled},
+            after={"sync_enabled": enabled},
         )
     webinar.sync_enabled = enabled
     db.flush()

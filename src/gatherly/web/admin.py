@@ -1,29 +1,32 @@
-"""Web pages: administration of BUs, users, teams, roles, feature switches and the
-"explain access" tool (issue 5; SPEC B1–B4).
+"""Web pages: administration of BUs, users, teams, roles, feature switches, the token
+policy, everyone's API tokens, the audit trail and the "explain access" tool (issue 5;
+SPEC B1–B4; issue 12's governance).
 
 Every route mirrors the REST admin routes' checks (``org/router.py``, ``access/router.py``):
 reading BUs, users, teams and roles needs read on that type (organization level, every
 built-in role has it); creating, changing and deleting them needs create/write/delete
 (System Administrator); assigning roles needs assign on security_role; feature switches
-change only for system administrators. A page shows a change form only to a viewer the
-matching POST route would accept.
+change only for system administrators, who alone read the audit trail and everyone's
+tokens. A page shows a change form only to a viewer the matching POST route would accept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
 from gatherly.access import registry
 from gatherly.access.levels import Level, Privilege
 from gatherly.core import audit
+from gatherly.core.bounds import parse_id
 from gatherly.core.exceptions import (
     Conflict,
     Forbidden,
@@ -90,9 +93,8 @@ def _require(db: Session, viewer: Viewer, privilege: Privilege, record_type: str
 
 
 def _require_admin(viewer: Viewer) -> None:
-    # The same rule and words as the API's feature switch routes.
-    if not viewer.is_admin:
-        raise Forbidden("only a system administrator may change or audit installation settings")
+    # The same rule and words as the API's settings, token and audit routes.
+    service.require_admin(viewer.principal)
 
 
 def _refused(
@@ -189,7 +191,7 @@ def create_bu(
 
     def change() -> None:
         body = parse_form(s.BusinessUnitIn, name=name, parent_id=parent_id)
-        service.create_bu(db, name=body.name, parent_id=body.parent_id)
+        service.create_bu(db, name=body.name, parent_id=body.parent_id, actor=viewer.principal)
 
     if refused := _attempt(db, "create", change):
         error, status = refused
@@ -215,7 +217,9 @@ def update_bu(
         body = parse_form(s.BusinessUnitPatch, name=name, parent_id=parent_id)
         if body.name is None and body.parent_id is None:
             raise ValidationFailed("enter a new name or choose a new parent", field="name")
-        service.update_bu(db, bu_id=target, name=body.name, parent_id=body.parent_id)
+        service.update_bu(
+            db, bu_id=target, name=body.name, parent_id=body.parent_id, actor=viewer.principal
+        )
 
     if refused := _attempt(db, "update", change):
         error, status = refused
@@ -230,7 +234,9 @@ def delete_bu(
 ) -> Response:
     _require(db, viewer, Privilege.DELETE, "business_unit")
     service.get_bu(db, bu_id=bu_id, field="bu_id")
-    if refused := _attempt(db, f"delete-{bu_id}", lambda: service.delete_bu(db, bu_id=bu_id)):
+    if refused := _attempt(
+        db, f"delete-{bu_id}", lambda: service.delete_bu(db, bu_id=bu_id, actor=viewer.principal)
+    ):
         error, status = refused
         return _bu_page(request, db, viewer, error=error, status_code=status)
     return _back("/admin/business-units")
@@ -314,6 +320,7 @@ def create_user(
             full_name=body.full_name,
             business_unit_id=body.business_unit_id,
             password=body.password,
+            actor=viewer.principal,
         )
         created.append(user.id)
 
@@ -399,7 +406,11 @@ def set_disabled(
         if disabled not in ("true", "false"):
             raise ValidationFailed("choose disable or enable", field="disabled")
         service.update_user(
-            db, user_id=user_id, disabled=disabled == "true", acting_user_id=viewer.user.id
+            db,
+            user_id=user_id,
+            disabled=disabled == "true",
+            acting_user_id=viewer.user.id,
+            actor=viewer.principal,
         )
 
     write = (Privilege.WRITE, "user")
@@ -429,6 +440,7 @@ def move_user(
             user_id=user_id,
             business_unit_id=body.business_unit_id,
             move_records=body.move_records,
+            actor=viewer.principal,
         )
 
     write = (Privilege.WRITE, "user")
@@ -446,7 +458,7 @@ def assign_user_role(
 ) -> Response:
     def change() -> None:
         body = parse_form(s.RoleRef, role_id=role_id)
-        service.assign_role(db, role_id=body.role_id, user_id=user_id)
+        service.assign_role(db, role_id=body.role_id, user_id=user_id, actor=viewer.principal)
 
     assign = (Privilege.ASSIGN, "security_role")
     return _user_change(request, db, viewer, user_id, assign, "assign", change)
@@ -469,7 +481,7 @@ def unassign_user_role(
         user_id,
         assign,
         "assign",
-        lambda: service.unassign_role(db, role_id=role_id, user_id=user_id),
+        lambda: service.unassign_role(db, role_id=role_id, user_id=user_id, actor=viewer.principal),
     )
 
 
@@ -560,7 +572,7 @@ def add_member(
         if not username.strip():
             raise ValidationFailed("enter a username", field="username")
         user = service.get_user_by_username(db, username=username.strip())
-        service.add_member(db, team_id=team_id, user_id=user.id)
+        service.add_member(db, team_id=team_id, user_id=user.id, actor=viewer.principal)
 
     write = (Privilege.WRITE, "team")
     values = {"username": username}
@@ -584,7 +596,7 @@ def remove_member(
         team_id,
         write,
         "members",
-        lambda: service.remove_member(db, team_id=team_id, user_id=user_id),
+        lambda: service.remove_member(db, team_id=team_id, user_id=user_id, actor=viewer.principal),
     )
 
 
@@ -599,7 +611,7 @@ def assign_team_role(
 ) -> Response:
     def change() -> None:
         body = parse_form(s.RoleRef, role_id=role_id)
-        service.assign_role(db, role_id=body.role_id, team_id=team_id)
+        service.assign_role(db, role_id=body.role_id, team_id=team_id, actor=viewer.principal)
 
     assign = (Privilege.ASSIGN, "security_role")
     return _team_change(request, db, viewer, team_id, assign, "assign", change)
@@ -622,7 +634,7 @@ def unassign_team_role(
         team_id,
         assign,
         "assign",
-        lambda: service.unassign_role(db, role_id=role_id, team_id=team_id),
+        lambda: service.unassign_role(db, role_id=role_id, team_id=team_id, actor=viewer.principal),
     )
 
 
@@ -653,6 +665,15 @@ def role_detail(request: Request, role_id: PathId, db: WebDb, viewer: CurrentVie
 
 # ------------------------------------------------------------------ settings
 
+SETTINGS_ACTIONS = ("feature.", "settings.")
+
+
+class PolicyForm(BaseModel):
+    """The token policy form: an empty field means never / no maximum."""
+
+    default_days: Annotated[int, Field(ge=1, le=service.MAX_TOKEN_DAYS)] | None = None
+    max_days: Annotated[int, Field(ge=1, le=service.MAX_TOKEN_DAYS)] | None = None
+
 
 def _settings_page(
     request: Request,
@@ -661,11 +682,20 @@ def _settings_page(
     *,
     error: FormError | None = None,
     status_code: int = 200,
+    values: dict[str, str] | None = None,
 ) -> Response:
-    # Which switches are on is for anyone signed in (as GET /admin/features); the audit
-    # trail and the toggles are for system administrators (as GET /admin/audit, PUT).
-    entries = audit.entries(db, limit=20) if viewer.is_admin else []
-    actors = service.usernames(db, user_ids={e.actor_id for e in entries if e.actor_id})
+    # Which switches are on and how long tokens live are for anyone signed in (as
+    # GET /admin/features and /admin/token-policy); the changes and their trail are for
+    # system administrators (as GET /admin/audit, PUT).
+    entries: list[audit.AuditEntry] = []
+    if viewer.is_admin:
+        for prefix in SETTINGS_ACTIONS:
+            found = service.audit_trail(
+                db, principal=viewer.principal, filters=audit.Filters(action=prefix), limit=10
+            )
+            entries.extend(found.items)
+        entries = sorted(entries, key=lambda e: e.id, reverse=True)[:10]
+    policy = service.token_policy(db)
     return page(
         request,
         "admin/settings.html",
@@ -674,7 +704,13 @@ def _settings_page(
         features=service.features(db),
         labels=service.FEATURES,
         entries=entries,
-        actors=actors,
+        policy=policy,
+        values=values
+        or {
+            "default_days": str(policy.default_days or ""),
+            "max_days": str(policy.max_days or ""),
+        },
+        max_token_days=service.MAX_TOKEN_DAYS,
         error=error,
     )
 
@@ -682,6 +718,33 @@ def _settings_page(
 @router.get("/settings", response_class=HTMLResponse)
 def settings(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
     return _settings_page(request, db, viewer)
+
+
+@router.post("/settings/token-policy", response_class=HTMLResponse)
+def set_token_policy(
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+    default_days: FormText = "",
+    max_days: FormText = "",
+) -> Response:
+    service.require_admin(viewer.principal)
+
+    def change() -> None:
+        body = parse_form(PolicyForm, default_days=default_days, max_days=max_days)
+        service.set_token_policy(
+            db,
+            principal=viewer.principal,
+            default_days=body.default_days,
+            max_days=body.max_days,
+        )
+
+    if refused := _attempt(db, "token-policy", change):
+        error, status = refused
+        values = {"default_days": default_days, "max_days": max_days}
+        return _settings_page(request, db, viewer, error=error, status_code=status, values=values)
+    return _back("/admin/settings")
 
 
 @router.post("/settings/{name}", response_class=HTMLResponse)
@@ -710,6 +773,163 @@ def set_feature(
     return _back("/admin/settings")
 
 
+# ------------------------------------------------------------------ audit trail
+
+AUDIT_PAGE_SIZE = 50
+AUDIT_FIELDS = ("action", "actor", "target_type", "target_id", "since", "until")
+
+
+def _day(text: str, field: str, *, end: bool = False) -> datetime | None:
+    """A ``YYYY-MM-DD`` field as the UTC instant the day starts (or, for ``end``, the next
+    day starts, so the day is included)."""
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+        start = datetime.combine(day, time.min, tzinfo=UTC)
+        return start + timedelta(days=1) if end else start
+    except (ValueError, OverflowError):
+        raise ValidationFailed("give a date as YYYY-MM-DD", field=field) from None
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    action: Annotated[str, Query(max_length=60)] = "",
+    actor: Annotated[str, Query(max_length=120)] = "",
+    target_type: Annotated[str, Query(max_length=60)] = "",
+    target_id: Annotated[str, Query(max_length=64)] = "",
+    since: Annotated[str, Query(max_length=10)] = "",
+    until: Annotated[str, Query(max_length=10)] = "",
+    cursor: Annotated[str, Query(max_length=500)] = "",
+) -> Response:
+    """The audit trail with the API's filters (dates are whole UTC days), newest first."""
+    _require_admin(viewer)
+    values = {
+        "action": action.strip(),
+        "actor": actor.strip(),
+        "target_type": target_type.strip(),
+        "target_id": target_id.strip(),
+        "since": since.strip(),
+        "until": until.strip(),
+    }
+    error: FormError | None = None
+    items: list[audit.AuditEntry] = []
+    next_url = None
+    try:
+        filters = audit.Filters(
+            action=values["action"] or None,
+            actor=values["actor"] or None,
+            target_type=values["target_type"] or None,
+            target_id=values["target_id"] or None,
+            since=_day(values["since"], "since"),
+            until=_day(values["until"], "until", end=True),
+        )
+        found = service.audit_trail(
+            db,
+            principal=viewer.principal,
+            filters=filters,
+            cursor=cursor or None,
+            limit=AUDIT_PAGE_SIZE,
+        )
+    except ValidationFailed as exc:
+        error = FormError("audit", exc.field if exc.field in AUDIT_FIELDS else None, exc.message)
+    else:
+        items = list(found.items)
+        if found.next_cursor:
+            next_url = (
+                "/admin/audit?" + request.url.include_query_params(cursor=found.next_cursor).query
+            )
+    first_url = None
+    if cursor:
+        first_url = "/admin/audit?" + request.url.remove_query_params("cursor").query
+    return page(
+        request,
+        "admin/audit.html",
+        viewer,
+        status_code=422 if error else 200,
+        entries=items,
+        values=values,
+        families=audit.ACTION_FAMILIES,
+        error=error,
+        next_url=next_url,
+        first_url=first_url,
+    )
+
+
+# ------------------------------------------------------------------ everyone's API tokens
+
+TOKENS_PAGE_SIZE = 50
+
+
+@router.get("/tokens", response_class=HTMLResponse)
+def tokens_page(
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    user: Annotated[str, Query(max_length=120)] = "",
+    status: Annotated[str, Query(max_length=20)] = "",
+    cursor: Annotated[str, Query(max_length=500)] = "",
+) -> Response:
+    """Every user's tokens with revoke (system administrators)."""
+    _require_admin(viewer)
+    values = {"user": user.strip(), "status": status.strip()}
+    error: FormError | None = None
+    items: list[Any] = []
+    names: dict[int, str] = {}
+    next_url = None
+    try:
+        user_id = None
+        if values["user"]:
+            try:
+                user_id = service.get_user_by_username(db, username=values["user"]).id
+            except NotFound:
+                raise ValidationFailed(f"no user named {values['user']!r}", field="user") from None
+        found = service.all_tokens(
+            db,
+            principal=viewer.principal,
+            user_id=user_id,
+            status=values["status"] or None,
+            cursor=cursor or None,
+            limit=TOKENS_PAGE_SIZE,
+        )
+    except ValidationFailed as exc:
+        error = FormError("tokens", exc.field, exc.message)
+    else:
+        items = list(found.items)
+        names = service.usernames(db, user_ids={t.user_id for t in items})
+        if found.next_cursor:
+            next_url = (
+                "/admin/tokens?" + request.url.include_query_params(cursor=found.next_cursor).query
+            )
+    first_url = None
+    if cursor:
+        first_url = "/admin/tokens?" + request.url.remove_query_params("cursor").query
+    return page(
+        request,
+        "admin/tokens.html",
+        viewer,
+        status_code=422 if error else 200,
+        tokens=items,
+        names=names,
+        values=values,
+        statuses=service.TOKEN_STATUSES,
+        error=error,
+        next_url=next_url,
+        first_url=first_url,
+    )
+
+
+@router.post("/tokens/{token_id}/revoke", response_class=HTMLResponse)
+def revoke_token(
+    request: Request, token_id: PathId, db: WebDb, viewer: CurrentViewer, _: CsrfChecked
+) -> Response:
+    service.revoke_any_token(db, principal=viewer.principal, token_id=token_id)
+    return _back("/admin/tokens")
+
+
 # ------------------------------------------------------------------ explain access
 
 
@@ -735,11 +955,12 @@ def _explain(
             raise ValidationFailed(
                 "a record id is required for this record type", field="record_id"
             )
-        if not record_id.strip().isdigit() or not 1 <= int(record_id) <= 2**31 - 1:
+        wanted_id = parse_id(record_id)
+        if wanted_id is None:
             raise ValidationFailed("a record id is a positive whole number", field="record_id")
         # An explainer who may not read the record must not learn that it exists.
         record = access.get(
-            db, principal=viewer.principal, record_type=record_type, record_id=int(record_id)
+            db, principal=viewer.principal, record_type=record_type, record_id=wanted_id
         )
         if record is None:
             raise NotFound(f"{record_type} {record_id.strip()} not found", field="record_id")

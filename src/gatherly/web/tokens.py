@@ -1,0 +1,97 @@
+"""Web pages: your own API tokens (Account › API tokens): create one (its secret shown
+once), see when each was last used and when it expires, revoke it (issue 12).
+
+Every route calls the same services as ``/api/v1/me/tokens`` with the viewer's principal:
+a token that is not the viewer's is not found, whatever its id.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from gatherly.core.exceptions import ValidationFailed
+from gatherly.core.ids import PathId
+from gatherly.org import schemas as s
+from gatherly.org import service
+from gatherly.web.pages import CsrfChecked, CurrentViewer, Viewer, WebDb, page, parse_form
+
+router = APIRouter(prefix="/account", include_in_schema=False)
+
+FormText = Annotated[str, Form(max_length=200)]
+
+
+def _tokens_page(
+    request: Request,
+    db: Session,
+    viewer: Viewer,
+    *,
+    status_code: int = 200,
+    created: tuple[str, str] | None = None,
+    error: ValidationFailed | None = None,
+    values: dict[str, str] | None = None,
+) -> Response:
+    policy = service.token_policy(db)
+    return page(
+        request,
+        "account/tokens.html",
+        viewer,
+        status_code=status_code,
+        tokens=service.my_tokens(db, principal=viewer.principal),
+        policy=policy,
+        created=created,
+        error=error,
+        values=values or {"name": "", "expires_in_days": str(policy.default_days or "")},
+    )
+
+
+@router.get("/tokens", response_class=HTMLResponse)
+def tokens(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
+    return _tokens_page(request, db, viewer)
+
+
+@router.post("/tokens", response_class=HTMLResponse)
+def create_token(
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+    name: FormText = "",
+    expires_in_days: FormText = "",
+    never_expires: FormText = "",
+) -> Response:
+    """Create a token and show its secret on this response only (never in a URL)."""
+    try:
+        body = parse_form(
+            s.TokenIn,
+            name=name,
+            expires_in_days=expires_in_days,
+            never_expires="true" if never_expires else "",
+        )
+        if body.never_expires and body.expires_in_days is not None:
+            # The box wins over the prefilled number: that is what the person ticked.
+            body = body.model_copy(update={"expires_in_days": None})
+        token, secret = service.create_my_token(
+            db,
+            principal=viewer.principal,
+            name=body.name,
+            expires_in_days=body.expires_in_days,
+            never_expires=body.never_expires,
+        )
+    except ValidationFailed as exc:
+        db.rollback()
+        values = {"name": name, "expires_in_days": expires_in_days}
+        return _tokens_page(request, db, viewer, status_code=422, error=exc, values=values)
+    response = _tokens_page(request, db, viewer, status_code=201, created=(token.name, secret))
+    # The secret is in this page alone: no browser or proxy may keep a copy.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/tokens/{token_id}/revoke", response_class=HTMLResponse)
+def revoke_token(token_id: PathId, db: WebDb, viewer: CurrentViewer, _: CsrfChecked) -> Response:
+    service.revoke_my_token(db, principal=viewer.principal, token_id=token_id)
+    return RedirectResponse("/account/tokens", status_code=303)
