@@ -53,8 +53,13 @@ def test_the_route_walk_finds_every_documented_operation(client: TestClient) -> 
         ("GET", f"{API}/me"),
         ("GET", f"{API}/contacts/count"),
         ("DELETE", f"{API}/leads/{{record_id}}/shares/{{share_id}}"),
-        ("POST", f"{API}/users/{{user_id}}/tokens"),
+        ("POST", f"{API}/me/tokens"),
+        ("DELETE", f"{API}/admin/tokens/{{token_id}}"),
+        ("GET", f"{API}/admin/audit"),
         ("GET", f"{API}/access/explain"),
+        # The CSV exports (issue 12 F4): walked like every other route.
+        ("GET", f"{API}/segments/{{segment_id}}/members.csv"),
+        ("GET", f"{API}/lists/{{list_id}}/members.csv"),
     ]:
         assert expected in routes
 
@@ -74,6 +79,8 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
     admin_role = org_service.get_role_by_name(db, name="System Administrator").id
     victim = org.users["marketer"]
     token, _secret = org_service.create_token(db, user_id=victim.id, name="victim")
+    # The admin's own spare token, for the routes that manage the caller's own tokens.
+    spare, _secret = org_service.create_token(db, user_id=org.users["admin"].id, name="spare")
     org_service.assign_role(db, role_id=role_id, user_id=victim.id)
     org_service.assign_role(db, role_id=role_id, team_id=org.campaign.id)
     shares = {}
@@ -97,6 +104,7 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
         "team_id": org.campaign.id,
         "role_id": role_id,
         "token_id": token.id,
+        "my_token_id": spare.id,
         "contact_id": org.contacts["marketer"],
         "event_id": 1,
         "organizer_id": 1,
@@ -109,7 +117,8 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
         "/users": {"username": "intruder"},
         "/users/{user_id}": {"disabled": True},
         "/users/{user_id}/roles": {"role_id": admin_role},
-        "/users/{user_id}/tokens": {"name": "stolen"},
+        "/me/tokens": {"name": "stolen"},
+        "/admin/token-policy": {"default_days": 30, "max_days": 365},
         "/teams": {"name": "Intruder team", "business_unit_id": org.root.id},
         "/teams/{team_id}": {"name": "Renamed"},
         "/teams/{team_id}/members": {"user_id": victim.id},
@@ -147,6 +156,8 @@ def _url(template: str, targets: dict[str, Any]) -> str:
         "record_id": org.leads["marketer"] if kind == "lead" else org.contacts["marketer"],
         "share_id": targets["shares"][kind],
     }
+    if template.startswith(f"{API}/me/tokens/"):
+        ids["token_id"] = ids["my_token_id"]  # /me/tokens/{id} knows only the caller's own
 
     def fill(match: re.Match[str]) -> str:
         return str(ids[match.group(1)])

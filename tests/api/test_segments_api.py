@@ -310,8 +310,10 @@ def test_switch_changes_are_audited(client: TestClient, org: Org) -> None:
     assert_error(response, 422, "name")
     _set_feature(client, org, "bu_scoping", True)
     _set_feature(client, org, "bu_scoping", False)
-    entries = client.get(f"{API}/admin/audit", headers=org.headers["admin"]).json()
-    assert [(e["action"], e["target"], e["details"]["enabled"]) for e in entries] == [
+    entries = client.get(
+        f"{API}/admin/audit", params={"action": "feature."}, headers=org.headers["admin"]
+    ).json()["items"]
+    assert [(e["action"], e["target_id"], e["after"]["enabled"]) for e in entries] == [
         ("feature.set", "bu_scoping", False),
         ("feature.set", "bu_scoping", True),
     ]

@@ -134,11 +134,6 @@ def test_sharing_write_grants_write_only_to_holders_of_the_write_privilege(
     owner = org.headers["marketer"]
     rid = org.contacts["marketer"]
 
-    # Write alone, without read: the record stays invisible, so 404 everywhere.
-    _share(client, owner, rid, "user", reader.id, "write")
-    assert_error(client.get(f"{URL}/{rid}", headers=reader_headers), 404)
-    patch = client.patch(f"{URL}/{rid}", json={"last_name": "X"}, headers=reader_headers)
-    assert_error(patch, 404)
     # Read and write: readable, but the reader holds no write privilege, so 403.
     _share(client, owner, rid, "user", reader.id, "read", "write")
     assert client.get(f"{URL}/{rid}", headers=reader_headers).status_code == 200
@@ -181,7 +176,12 @@ def test_sharing_with_the_organisation_reaches_everyone_with_read(
     client: TestClient, org: Org
 ) -> None:
     rid = org.contacts["eu"]
-    share = _share(client, org.headers["eu_marketer"], rid, "organization", None, "read")
+    # Only organization-level sharers may share with everyone; a Marketer (BU level) may not.
+    body = {"principal_type": "organization", "rights": ["read"]}
+    refused = client.post(f"{URL}/{rid}/shares", json=body, headers=org.headers["eu_marketer"])
+    assert_error(refused, 403, "principal_type")
+    assert rid not in visible_ids(client, "contacts", org.headers["support_assistant"])
+    share = _share(client, org.headers["orgadmin"], rid, "organization", None, "read")
     assert share["principal_type"] == "organization"
     assert share["principal_id"] is None
     for viewer in ("support_assistant", "assistant", "marketer", "eu_marketer"):
@@ -228,3 +228,147 @@ def test_bad_share_input_is_rejected_naming_the_field(client: TestClient, org: O
     share = _share(client, headers, other, "user", uid, "read")
     assert_error(client.delete(f"{url}/{share['id']}", headers=headers), 404, "share_id")
     assert len(client.get(f"{URL}/{other}/shares", headers=headers).json()) == 1
+
+
+def _rights_of(client: TestClient, headers: dict[str, str], rid: int, user_id: int) -> list[str]:
+    shares = client.get(f"{URL}/{rid}/shares", headers=headers).json()
+    found = [s["rights"] for s in shares if s["principal_id"] == user_id]
+    return found[0] if found else []
+
+
+def test_a_sharer_cannot_grant_more_than_they_hold(
+    client: TestClient, db: Session, org: Org
+) -> None:
+    """F1: read + share on a record does not let anyone hand out write, delete or assign —
+    not to others, not to themselves, not by sharing again."""
+    owner = org.headers["marketer"]
+    rid = org.contacts["marketer"]
+    guest_id = org.users["support_assistant"].id
+    guest = org.headers["support_assistant"]
+    _share(client, owner, rid, "user", guest_id, "read", "share")
+    url = f"{URL}/{rid}/shares"
+    everything = ["read", "write", "delete", "assign", "share"]
+    # To themselves: refused, naming what they do not hold; nothing changes.
+    mine = {"principal_type": "user", "principal_id": guest_id, "rights": everything}
+    refused = assert_error(client.post(url, json=mine, headers=guest), 403, "rights")
+    assert "write, delete, assign" in refused["message"]
+    assert _rights_of(client, owner, rid, guest_id) == ["read", "share"]
+    assert_error(client.patch(f"{URL}/{rid}", json={"last_name": "X"}, headers=guest), 403)
+    to_self_assign = {"owner": {"type": "user", "id": guest_id}}
+    assert_error(client.post(f"{URL}/{rid}/assign", json=to_self_assign, headers=guest), 403)
+    # To someone else: only what they hold (read, share) passes on.
+    other_id = org.users["assistant"].id
+    other = {"principal_type": "user", "principal_id": other_id}
+    assert_error(client.post(url, json={**other, "rights": ["read", "write"]}, headers=guest), 403)
+    assert_error(client.post(url, json={**other, "rights": ["read", "delete"]}, headers=guest), 403)
+    assert _rights_of(client, owner, rid, other_id) == []
+    passed = _share(client, guest, rid, "user", other_id, "read", "share")
+    assert passed["rights"] == ["read", "share"]
+    # A repeated share never widens: the owner gave the assistant write; the guest's
+    # re-share (read only) leaves the write it does not hold, and cannot add delete.
+    _share(client, owner, rid, "user", other_id, "read", "write")
+    again = _share(client, guest, rid, "user", other_id, "read")
+    assert again["rights"] == ["read", "write"]
+    assert client.get(f"{URL}/{rid}", headers=org.headers["marketer"]).json()["owning_bu_id"] == (
+        org.sales.id
+    )
+    # Nor revoke what it does not hold: the assistant's share carries write.
+    assert_error(client.delete(f"{url}/{again['id']}", headers=guest), 403, "share_id")
+    assert _rights_of(client, owner, rid, other_id) == ["read", "write"]
+    # The owner, who holds everything, narrows and revokes freely.
+    assert _share(client, owner, rid, "user", other_id, "read")["rights"] == ["read"]
+    assert client.delete(f"{url}/{again['id']}", headers=owner).status_code == 204
+
+
+def test_a_share_without_read_is_refused(client: TestClient, db: Session, org: Org) -> None:
+    """F7: a write-only share would be reported as granted by explain yet refused by the
+    routes; it is refused when made, so the two can never disagree."""
+    owner = org.headers["marketer"]
+    rid = org.contacts["marketer"]
+    guest_id = org.users["support_assistant"].id
+    body = {"principal_type": "user", "principal_id": guest_id, "rights": ["write"]}
+    error = assert_error(
+        client.post(f"{URL}/{rid}/shares", json=body, headers=owner), 422, "rights"
+    )
+    assert "must include read" in error["message"]
+    assert client.get(f"{URL}/{rid}/shares", headers=owner).json() == []
+    explained = client.get(
+        f"{API}/access/explain",
+        params={
+            "record_type": "contact",
+            "record_id": rid,
+            "privilege": "write",
+            "user_id": guest_id,
+        },
+        headers=org.headers["admin"],
+    ).json()
+    assert explained["allowed"] is False
+    patch = client.patch(
+        f"{URL}/{rid}", json={"last_name": "X"}, headers=org.headers["support_assistant"]
+    )
+    assert_error(patch, 404)
+    # With read, both agree that write is allowed (the assistant holds write at user level).
+    _share(client, owner, rid, "user", guest_id, "read", "write")
+    explained = client.get(
+        f"{API}/access/explain",
+        params={
+            "record_type": "contact",
+            "record_id": rid,
+            "privilege": "write",
+            "user_id": guest_id,
+        },
+        headers=org.headers["admin"],
+    ).json()
+    assert explained["allowed"] is True
+    patch = client.patch(
+        f"{URL}/{rid}", json={"last_name": "X"}, headers=org.headers["support_assistant"]
+    )
+    assert patch.status_code == 200
+
+
+def test_shares_revocations_and_assigns_are_audited(client: TestClient, org: Org) -> None:
+    owner = org.headers["marketer"]
+    rid = org.contacts["marketer"]
+    guest_id = org.users["support_assistant"].id
+    made = _share(client, owner, rid, "user", guest_id, "read")
+    _share(client, owner, rid, "user", guest_id, "read", "write")
+    assert client.delete(f"{URL}/{rid}/shares/{made['id']}", headers=owner).status_code == 204
+    new_owner = {"owner": {"type": "user", "id": org.users["assistant"].id}}
+    assert client.post(f"{URL}/{rid}/assign", json=new_owner, headers=owner).status_code == 200
+    # A refused share leaves no entry.
+    everything = {"principal_type": "user", "principal_id": guest_id, "rights": ["read", "x"]}
+    assert client.post(f"{URL}/{rid}/shares", json=everything, headers=owner).status_code == 422
+
+    response = client.get(
+        f"{API}/admin/audit",
+        params={"target_type": "contact", "target_id": str(rid)},
+        headers=org.headers["admin"],
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    entries = body["items"] if isinstance(body, dict) else body
+    got = [(e["action"], e["actor_name"], e["before"], e["after"]) for e in reversed(entries)]
+    user_share = {"principal_type": "user", "principal_id": guest_id}
+    assert got == [
+        ("contact.share", "marketer", None, {**user_share, "rights": ["read"]}),
+        (
+            "contact.share",
+            "marketer",
+            {**user_share, "rights": ["read"]},
+            {**user_share, "rights": ["read", "write"]},
+        ),
+        ("contact.unshare", "marketer", {**user_share, "rights": ["read", "write"]}, None),
+        (
+            "contact.assign",
+            "marketer",
+            {
+                "owner": {"type": "user", "id": org.users["marketer"].id},
+                "owning_bu_id": org.sales.id,
+            },
+            {
+                "owner": {"type": "user", "id": org.users["assistant"].id},
+                "owning_bu_id": org.sales.id,
+            },
+        ),
+    ]
+    assert all(e["target_label"] == "Marketer Owner-marketer" for e in entries)

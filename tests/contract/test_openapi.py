@@ -1,29 +1,41 @@
 """Schemathesis fuzzes every route from the OpenAPI document: no input may cause a server
-error, and every response must match the documented schema."""
+error, and every response must match the documented schema.
+
+Random strings seldom make a well-formed cursor or a criteria tree, so the fuzzing mixes in
+the hostile shapes of issue 12 F5 (tests/bad_input.py): forged cursors on every paged list
+and extreme values in segment criteria; two tests then send each shape on purpose."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gatherly.app import create_app
 from gatherly.core import migrate
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine
+from gatherly.core.exceptions import Unauthenticated
 from gatherly.graph.transport import SyncASGITransport
 from gatherly.graph_emulator import EmulatorState, create_emulator_app, load_fixture
 from gatherly.org import defaults
+from gatherly.org import service as org_service
+from gatherly.org.models import User
+from gatherly.segment import service as segment_service
 from gatherly.teams.service import client_factory
+from tests import bad_input as bad
 from tests import factories as f
 from tests.teams.conftest import SAMPLE
 
@@ -62,9 +74,114 @@ def seeded() -> Iterator[None]:
     shutil.rmtree(DB_DIR, ignore_errors=True)
 
 
+def _has_cursor(operation: Any) -> bool:
+    return any(p.name == "cursor" for p in operation.query)
+
+
+def _default_sort(operation: Any) -> str:
+    for p in operation.query:
+        if p.name == "sort":
+            return str(p.definition.get("schema", {}).get("default", "-id"))
+    return "-id"
+
+
+CRITERIA_BODIES = {"/api/v1/segments/preview", "/api/v1/segments"}
+
+
+def flatmap_query(context: Any, query: dict[str, Any] | None) -> Any:
+    """Mix forged cursors (issue 12 F5) into the queries of every paged list: half the
+    examples are the fuzzer's own, half a forged cursor alone (so no other bad parameter
+    gets the request refused before the cursor is read)."""
+    operation = context.operation
+    if operation is None or not _has_cursor(operation):
+        return st.just(query)
+    forged = bad.cursors(_default_sort(operation)).map(lambda c: {"cursor": c})
+    return st.one_of(st.just(query), forged)
+
+
+def flatmap_body(context: Any, body: Any) -> Any:
+    """Mix criteria holding extreme values (issue 12 F5) into segment bodies, likewise."""
+    operation = context.operation
+    if operation is None or operation.path not in CRITERIA_BODIES:
+        return st.just(body)
+    named = {"name": "Fuzzed"} if operation.path == "/api/v1/segments" else {}
+    return st.one_of(st.just(body), bad.extreme_criteria().map(lambda t: {**named, "criteria": t}))
+
+
+@schema.hooks.apply(flatmap_body)
+@schema.hooks.apply(flatmap_query)
 @schema.parametrize()
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors_and_responses_match_the_schema(case: Any) -> None:
     case.call_and_validate(
-        headers=HEADERS, checks=[not_a_server_error, response_schema_conformance]
+        headers=_valid_headers(), checks=[not_a_server_error, response_schema_conformance]
     )
+
+
+def _valid_headers() -> dict[str, str]:
+    """The fuzz admin's token, minted anew once the fuzzer has revoked it (it fuzzes the
+    token routes too): otherwise every operation fuzzed after that would only meet a 401."""
+    with Session(APP.state.engine) as db:
+        secret = HEADERS["Authorization"].removeprefix("Bearer ")
+        try:
+            org_service.authenticate_token(db, secret=secret)
+        except Unauthenticated:
+            admin = db.scalar(select(User).where(User.username == "fuzz_admin"))
+            assert admin is not None
+            HEADERS.update(f.token(db, admin))
+    return HEADERS
+
+
+def _operations() -> list[Any]:
+    return [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def own() -> dict[str, Any]:
+    """An administrator of this test's own, with a token, a segment and a list: the fuzzer
+    may have revoked, demoted or deleted whatever was made before it."""
+    engine = make_engine(DB_URL)
+    try:
+        with Session(engine) as db:
+            admin = f.user(db, f"cursor_admin_{uuid.uuid4().hex[:8]}", None, "System Administrator")
+            principal = f.principal(db, admin)
+            tree = {"contact": {"country": {"empty": False}}}
+            segment = segment_service.create_segment(
+                db, principal=principal, name="C", criteria=tree
+            )
+            mlist = segment_service.create_list(db, principal=principal, name="C")
+            headers = f.token(db, admin)  # commits
+            return {"headers": headers, "segment_id": segment.id, "list_id": mlist.id}
+    finally:
+        engine.dispose()
+
+
+def test_every_paged_list_refuses_forged_cursors_by_name(own: dict[str, Any]) -> None:
+    """Every operation with a ``cursor`` parameter, read off the OpenAPI document (so a new
+    paged list is covered too), answers each hostile cursor shape with a 422 naming it."""
+    paged = [op for op in _operations() if _has_cursor(op)]
+    assert len(paged) >= 8
+    for operation in paged:
+        path_parameters = {p.name: own[p.name] for p in operation.path_parameters}
+        sort = _default_sort(operation)
+        for cursor in bad.forged_cursors(sort):
+            case = operation.Case(query={"cursor": cursor}, path_parameters=path_parameters)
+            response = case.call_and_validate(
+                headers=own["headers"], checks=[not_a_server_error, response_schema_conformance]
+            )
+            assert response.status_code == 422, (operation.label, cursor, response.text)
+            assert response.json()["error"]["field"] == "cursor", operation.label
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(tree=bad.extreme_criteria())
+def test_segment_criteria_with_extreme_values_are_refused_by_name(
+    own: dict[str, Any], tree: Any
+) -> None:
+    (preview,) = [op for op in _operations() if op.path == "/api/v1/segments/preview"]
+    case = preview.Case(body={"criteria": tree})
+    response = case.call_and_validate(
+        headers=own["headers"], checks=[not_a_server_error, response_schema_conformance]
+    )
+    assert response.status_code == 422, response.text
+    assert str(response.json()["error"]["field"]).startswith("criteria"), response.text

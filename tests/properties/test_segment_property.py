@@ -3,7 +3,11 @@ viewer sees of a segment = the contacts matching the criteria ∩ the segment's 
 contacts the viewer may read — with every term computed here in Python from the rules
 (docs/segments.md, bu-security §2.6), never by the engine. Live evaluation, the
 materialised membership after a refresh and the visible count must all agree with it, on
-SQLite and PostgreSQL."""
+SQLite and PostgreSQL.
+
+Events belong to random users: participation criteria match only on the events the
+segment's owner may read (for membership) or the previewing user may read (for a preview),
+and naming an event or list one may not read is refused (issue 12, F2)."""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from gatherly.event.models import EXCLUDED_ORGANIZER, EventAttendance, EventRegi
 from gatherly.event.models import MarketingEvent as Event
 from gatherly.org import service as org
 from gatherly.segment import service as seg
+from gatherly.segment.criteria import CriteriaError
 from gatherly.segment.models import MarketingList, MarketingListMember, SegmentMember
 from tests.conftest import reset_database
 from tests.properties.test_access_property import World as AccessWorld
@@ -73,6 +78,7 @@ class World:
     users: list[tuple[int, int]]  # (bu index, role index)
     people: list[Person]
     events: list[tuple[str, str, int]]  # (name, type, index into EVENT_DAYS)
+    event_owners: list[int | None]  # user index per event; None: the segment's owner
     links: dict[tuple[int, int], Link]  # (person, event) -> what happened
     listed: frozenset[int]
     scoping: bool
@@ -233,6 +239,11 @@ def worlds(draw: st.DrawFn) -> World:
         )
         for _ in range(draw(st.integers(1, 3)))
     ]
+    # Mostly the segment owner's (so criteria match); sometimes another user's.
+    event_owners = [
+        draw(st.integers(0, len(users) - 1)) if draw(st.integers(0, 2)) == 0 else None
+        for _ in events
+    ]
     links = {}
     for p in range(len(people)):
         for e in range(len(events)):
@@ -249,6 +260,7 @@ def worlds(draw: st.DrawFn) -> World:
         users=users,
         people=people,
         events=events,
+        event_owners=event_owners,
         links=links,
         listed=listed,
         scoping=draw(st.booleans()),
@@ -374,14 +386,15 @@ def _event_holds(b: Built, e: int, conditions: dict[str, Any]) -> bool:
     return True
 
 
-def holds(b: Built, node: Any, p: int, now: datetime) -> bool:
-    """Whether person ``p`` matches ``node`` (a tree with real ids), from the rules."""
+def holds(b: Built, node: Any, p: int, now: datetime, sees: frozenset[int]) -> bool:
+    """Whether person ``p`` matches ``node`` (a tree with real ids), from the rules, for a
+    reader who may read the events in ``sees`` (indexes) and no others."""
     if "all" in node:
-        return all(holds(b, n, p, now) for n in node["all"])
+        return all(holds(b, n, p, now, sees) for n in node["all"])
     if "any" in node:
-        return any(holds(b, n, p, now) for n in node["any"])
+        return any(holds(b, n, p, now, sees) for n in node["any"])
     if "not" in node:
-        return not holds(b, node["not"], p, now)
+        return not holds(b, node["not"], p, now, sees)
     if "list" in node:
         return p in b.world.listed
     person = b.world.people[p]
@@ -400,6 +413,8 @@ def holds(b: Built, node: Any, p: int, now: datetime) -> bool:
         link = b.world.links.get((p, e))
         if link is None or link.excluded:
             continue  # kept on the event but not counted: never matches
+        if e not in sees:
+            continue  # an event (and its registrations, attendance) the reader cannot read
         if not _event_holds(b, e, node.get("event") or {}):
             continue
         attended = link.seconds is not None
@@ -442,6 +457,46 @@ def access_world(w: World) -> AccessWorld:
         ],
         records=[(p.owner[0], p.owner[1], p.bu) for p in w.people],
     )
+
+
+def event_owner(w: World, e: int) -> int:
+    """The user index that owns event ``e``."""
+    owner = w.event_owners[e]
+    return w.owner if owner is None else owner
+
+
+def readable_refs(w: World, user: int) -> tuple[frozenset[int], bool]:
+    """The events (indexes) ``user`` may read, and whether they may read the list (the
+    segment owner's): events and the list live in their owner's BU."""
+    world = access_world(w)
+    world.records = [
+        ("user", event_owner(w, e), w.users[event_owner(w, e)][0]) for e in range(len(w.events))
+    ] + [("user", w.owner, w.users[w.owner][0])]
+    events = frozenset(e for e in range(len(w.events)) if may_read(world, user, "read", e))
+    return events, may_read(world, user, "read", len(w.events))
+
+
+def references(tree: Any) -> tuple[set[int], bool]:
+    """The events a tree names by id (equals or in: what must exist and be readable) and
+    whether it names the list."""
+    events: set[int] = set()
+    named_list = False
+    for node in subtrees(tree):
+        named_list = named_list or "list" in node
+        spec = (node.get("event") or {}).get("id") if "participation" in node else None
+        if spec is None:
+            continue
+        op, arg = next(iter(spec.items())) if isinstance(spec, dict) else ("equals", spec)
+        if op in ("equals", "in"):
+            events |= {int(x[1:]) for x in (arg if isinstance(arg, list) else [arg])}
+    return events, named_list
+
+
+def refused_refs(w: World, user: int) -> bool:
+    """Whether the tree names an event or the list ``user`` may not read."""
+    events, named_list = references(w.tree)
+    sees, sees_list = readable_refs(w, user)
+    return bool(events - sees) or (named_list and not sees_list)
 
 
 # ---------------------------------------------------------------- building it for real
@@ -492,12 +547,19 @@ def build(db: Session, w: World, now: datetime) -> Built:
         db.add(c)
         contacts.append(c)
     db.flush()
-    # Events and the list belong to the segment's owner, who may therefore name them.
-    owner_id, owner_bu = user_ids[w.owner], bu_ids[w.users[w.owner][0]]
-    owned = {"owner_type": "user", "owner_id": owner_id, "owning_bu_id": owner_bu}
+
+    # The list belongs to the segment's owner; each event to its owner, in their BU.
+    def owned_by(u: int) -> dict[str, Any]:
+        return {
+            "owner_type": "user",
+            "owner_id": user_ids[u],
+            "owning_bu_id": bu_ids[w.users[u][0]],
+        }
+
+    owned = owned_by(w.owner)
     starts = [datetime.combine(EVENT_DAYS[d], time(15), UTC) for _n, _t, d in w.events]
     events = [
-        Event(name=name, event_type=kind, start_at=starts[i], **owned)
+        Event(name=name, event_type=kind, start_at=starts[i], **owned_by(event_owner(w, i)))
         for i, (name, kind, _d) in enumerate(w.events)
     ]
     db.add_all(events)
@@ -506,7 +568,11 @@ def build(db: Session, w: World, now: datetime) -> Built:
     db.flush()
     for (p, e), link in w.links.items():
         excluded = EXCLUDED_ORGANIZER if link.excluded else None
-        common = {"event_id": events[e].id, "contact_id": contacts[p].id, **owned}
+        common = {
+            "event_id": events[e].id,
+            "contact_id": contacts[p].id,
+            **owned_by(event_owner(w, e)),  # owned like their event (B10)
+        }
         if link.status is not None:
             db.add(
                 EventRegistration(
@@ -542,13 +608,12 @@ def _check(engine: Engine, w: World) -> None:
     with Session(engine) as db:
         b = build(db, w, utcnow())
         tree = _with_ids(w.tree, b)
-        segment = seg.create_segment(
-            db,
-            principal=load_principal(db, b.user_ids[w.owner]),
-            name="S",
-            criteria=tree,
-            scope=w.scope,
-        )
+        owner = load_principal(db, b.user_ids[w.owner])
+        if refused_refs(w, w.owner):
+            with pytest.raises(CriteriaError):
+                seg.create_segment(db, principal=owner, name="S", criteria=tree, scope=w.scope)
+            return
+        segment = seg.create_segment(db, principal=owner, name="S", criteria=tree, scope=w.scope)
         db.add(  # every viewer may open the segment; what they see of it is the question
             RecordShare(
                 record_type="segment",
@@ -563,19 +628,44 @@ def _check(engine: Engine, w: World) -> None:
         now = utcnow()
         owner_bu = w.users[w.owner][0]
         bu_scoped = w.scoping and w.scope == "business_unit"
+        owner_sees, _ = readable_refs(w, w.owner)
         members = {
             b.contact_ids[p]
             for p in range(len(w.people))
-            if holds(b, tree, p, now) and (not bu_scoped or w.people[p].bu == owner_bu)
+            if holds(b, tree, p, now, owner_sees) and (not bu_scoped or w.people[p].bu == owner_bu)
         }
         readers = access_world(w)
         # Every subtree, and its negation, is a criteria tree too: check each against the
         # oracle on its own (unscoped), so a wrong node cannot hide behind the others.
         for sub in subtrees(tree):
             for part in (sub, {"not": sub}):
-                got = {c.id for c in db.execute(seg.evaluate_statement(db, part)).scalars()}
-                want = {b.contact_ids[p] for p in range(len(w.people)) if holds(b, part, p, now)}
+                stmt = seg.evaluate_statement(db, part, readers=(owner,))
+                got = {c.id for c in db.execute(stmt).scalars()}
+                want = {
+                    b.contact_ids[p]
+                    for p in range(len(w.people))
+                    if holds(b, part, p, now, owner_sees)
+                }
                 assert got == want, f"criteria {part}"
+
+        # A preview by each user sees the events that user may read, the contacts that user
+        # may read, in that user's BU when scoping is on; naming what they cannot read fails.
+        for v, user_id in enumerate(b.user_ids):
+            viewer = load_principal(db, user_id)
+            if refused_refs(w, v):
+                with pytest.raises(CriteriaError):
+                    seg.preview(db, principal=viewer, criteria=tree, limit=0)
+                continue
+            v_sees, _ = readable_refs(w, v)
+            expected_count = sum(
+                1
+                for p in range(len(w.people))
+                if holds(b, tree, p, now, v_sees)
+                and may_read(readers, v, "read", p)
+                and (not w.scoping or w.people[p].bu == w.users[v][0])
+            )
+            shown = seg.preview(db, principal=viewer, criteria=tree, limit=0)
+            assert shown.visible == expected_count, f"preview for u{v}"
 
         def check_viewers(source: str) -> None:
             for v, user_id in enumerate(b.user_ids):

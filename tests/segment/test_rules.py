@@ -24,11 +24,15 @@ def test_b4_switch_changes_are_audited_with_actor_and_previous_value(acme: Org) 
     admin = acme.users["uOrg"]
     org.set_feature(acme.db, name=org.BU_SCOPING, enabled=True, by_user_id=admin.id)
     org.set_feature(acme.db, name=org.BU_SCOPING, enabled=True, by_user_id=admin.id)  # no-op
-    entries = list(acme.db.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars())
-    assert [(e.action, e.target, e.actor_id) for e in entries] == [
-        ("feature.set", org.BU_SCOPING, admin.id)
+    entries = list(
+        acme.db.execute(
+            select(AuditEntry).where(AuditEntry.action == "feature.set").order_by(AuditEntry.id)
+        ).scalars()
+    )
+    assert [(e.action, e.target_id, e.actor_id, e.actor_name) for e in entries] == [
+        ("feature.set", org.BU_SCOPING, admin.id, admin.username)
     ]
-    assert entries[0].details == {"enabled": True, "previous": False}
+    assert (entries[0].before, entries[0].after) == ({"enabled": False}, {"enabled": True})
 
 
 def test_b4_unknown_feature_is_refused_naming_the_field(acme: Org) -> None:

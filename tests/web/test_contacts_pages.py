@@ -552,3 +552,13 @@ def test_the_lists_and_timeline_follow_what_the_viewer_may_read(
     assert "DACH Newsletter" in html
     for name in ("Liste Secrète", "Soirée Confidentielle"):
         assert name not in html
+
+
+def test_a_nul_in_the_search_is_a_page_naming_it(client: TestClient, world: World) -> None:
+    """PostgreSQL cannot compare text holding NUL: the page says so, as a page."""
+    fred = _signed_in(client, "fred")
+    for path in ("/contacts", "/events"):
+        refused = fred.get(path, params={"q": "Fleur\x00"})
+        assert refused.status_code == 422
+        assert refused.headers["content-type"].startswith("text/html")
+        assert "q contains a NUL character" in refused.text

@@ -45,6 +45,8 @@ def _url(path: str) -> str:
 def test_the_walk_sees_the_pages() -> None:
     paths = {path for _method, path in ROUTES}
     assert {"/", "/signout"} <= paths
+    # The CSV exports (issue 12 F4) are pages like the others: no session, no file.
+    assert {"/segments/{segment_id}/members.csv", "/lists/{list_id}/members.csv"} <= paths
 
 
 def test_no_page_answers_without_a_session(client: TestClient) -> None:

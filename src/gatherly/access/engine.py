@@ -228,6 +228,66 @@ def load_principal(db: Session, user_id: int) -> Principal:
     )
 
 
+def load_team_principal(db: Session, team_id: int) -> Principal:
+    """A team's own security facts, as if it were a user: its roles anchored at its BU.
+
+    Used where a team owns something that reads on its behalf (a segment's membership).
+    ``user_id`` is 0, so no user-ownership path matches; the team's records and shares do.
+
+    Raises:
+        NotFound: no such team.
+    """
+    team = db.get(Team, team_id)
+    if team is None:
+        raise NotFound(f"team {team_id} not found", field="team_id")
+    rows = db.execute(
+        select(
+            SecurityRole.id,
+            SecurityRole.name,
+            SecurityRole.is_system_admin,
+            RolePrivilege.record_type,
+            RolePrivilege.privilege,
+            RolePrivilege.level,
+        )
+        .join(TeamRole, TeamRole.role_id == SecurityRole.id)
+        .outerjoin(RolePrivilege, RolePrivilege.role_id == SecurityRole.id)
+        .where(TeamRole.team_id == team_id)
+    ).all()
+    grants = {
+        Grant(
+            record_type=row.record_type,
+            privilege=row.privilege,
+            level=Level(row.level),
+            anchor_bu_id=team.business_unit_id,
+            role_id=row.id,
+            role_name=row.name,
+            team_id=team.id,
+            team_name=team.name,
+        )
+        for row in rows
+        if row.record_type is not None and row.level > Level.NONE
+    }
+    admin = next((row.name for row in rows if row.is_system_admin), None)
+    return Principal(
+        user_id=0,
+        username=f"team {team.name}",
+        business_unit_id=team.business_unit_id,
+        disabled=False,
+        team_ids=frozenset({team.id}),
+        grants=tuple(sorted(grants, key=lambda g: (g.record_type, g.privilege, -g.level))),
+        system_admin_role=admin,
+        dialect=db.get_bind().dialect.name,
+        team_names={team.id: team.name},
+    )
+
+
+def load_owner_principal(db: Session, owner_type: str, owner_id: int) -> Principal:
+    """The facts of a record's owner (a user or a team), for work done on its behalf."""
+    if owner_type == OWNER_TEAM:
+        return load_team_principal(db, owner_id)
+    return load_principal(db, owner_id)
+
+
 Shape = Literal["list", "lookup", "count"]
 
 
@@ -761,6 +821,16 @@ def can(
 ) -> bool:
     """True when ``principal`` may exercise ``privilege`` on ``record`` (see ``explain``)."""
     return explain(db, principal, privilege, record_type, record).allowed
+
+
+def held_rights(
+    db: Session, principal: Principal, record_type: str, record: OwnedRecord
+) -> set[Privilege]:
+    """The shareable rights the principal holds on ``record`` now, by any path.
+
+    What a user may pass on by sharing: nobody grants more than they hold.
+    """
+    return {p for p in SHARE_BITS if can(db, principal, p, record_type, record)}
 
 
 def require(

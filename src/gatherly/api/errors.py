@@ -74,6 +74,17 @@ async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def no_nul_in_query(request: Request) -> None:
+    """Refuse a query parameter holding a NUL character, naming it (an app-wide dependency).
+
+    PostgreSQL cannot compare text that holds one, so a search for it would fail in the
+    database instead of being answered; no name, email or filter value contains one.
+    """
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value:
+            raise ValidationFailed(f"{name} contains a NUL character", field=name)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(DataError, _data_error)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
 from gatherly.access import engine as access
-from gatherly.access.levels import Level, Privilege, rights_mask
+from gatherly.access.levels import SHARE_BITS, Level, Privilege, rights_from_mask, rights_mask
 from gatherly.access.models import (
     OWNER_TEAM,
     OWNER_USER,
@@ -36,7 +36,7 @@ from gatherly.access.models import (
 )
 from gatherly.contact.models import Contact, Lead, PersonMixin, Tombstone
 from gatherly.contact.schemas import ContactCreate, OwnerRef, PersonFields, ShareIn
-from gatherly.core import changes
+from gatherly.core import audit, changes
 from gatherly.core.db import LIKE_ESCAPE, contains_pattern, utcnow
 from gatherly.core.exceptions import Forbidden, NotFound, ValidationFailed
 from gatherly.core.pagination import Page, fetch_page, page_request, page_statement
@@ -407,7 +407,10 @@ def assign(
             f"{kind.record_type}, so it cannot own one",
             field="owner",
         )
+    before = {"owner": dict(record.owner), "owning_bu_id": record.owning_bu_id}
     record.owner_type, record.owner_id, record.owning_bu_id = owner.type, owner.id, bu_id
+    after = {"owner": dict(record.owner), "owning_bu_id": record.owning_bu_id}
+    _audit(db, principal, kind, record, "assign", before, after)
     record.modified_at = utcnow()
     record.modified_by_id = principal.user_id
     db.flush()
@@ -429,15 +432,74 @@ def list_shares(
     )
 
 
+def _rights_text(rights: Iterable[Privilege]) -> str:
+    return ", ".join(p.value for p in SHARE_BITS if p in set(rights))
+
+
+def _label(record: PersonMixin) -> str:
+    name = " ".join(n for n in (record.first_name, record.last_name) if n)
+    return name or record.email or f"#{record.id}"
+
+
+def _share_state(row: RecordShare) -> dict[str, Any]:
+    return {
+        "principal_type": row.principal_type,
+        "principal_id": None if row.principal_type == PRINCIPAL_ORGANIZATION else row.principal_id,
+        "rights": [p.value for p in rights_from_mask(row.rights)],
+    }
+
+
+def _audit(
+    db: Session,
+    principal: access.Principal,
+    kind: Kind,
+    record: PersonMixin,
+    verb: str,
+    before: Any,
+    after: Any,
+) -> None:
+    audit.log(
+        db,
+        actor=principal,
+        action=f"{kind.record_type}.{verb}",
+        target_type=kind.record_type,
+        target_id=record.id,
+        target_label=_label(record),
+        before=before,
+        after=after,
+    )
+
+
 def share(
     *, db: Session, principal: access.Principal, kind: Kind, record_id: int, share_in: ShareIn
 ) -> RecordShare:
-    """Grant (or replace) a share; needs Share. Rights never exceed the recipient's privileges."""
+    """Grant a share, or change an existing one's rights; needs Share on the record.
+
+    Nobody grants more than they hold: every right given must be one the caller holds on
+    the record now, and a repeated share changes only the rights the caller holds (the
+    others, granted by someone else, stay as they were). A share always includes Read
+    (without it no other right can be used), and a share with the whole organisation needs
+    the Share privilege at organization level. Rights also never exceed what the
+    recipient's own privileges allow (the engine checks both at use).
+    """
     record = get(
         db=db, principal=principal, kind=kind, record_id=record_id, privilege=Privilege.SHARE
     )
+    requested = {Privilege(r) for r in share_in.rights}
+    if Privilege.READ not in requested:
+        raise ValidationFailed(
+            "a share must include read: without it the recipient cannot see the record, so "
+            "no other right could be used",
+            field="rights",
+        )
     if share_in.principal_type == PRINCIPAL_ORGANIZATION:
         principal_id = 0
+        if principal.max_level(kind.record_type, Privilege.SHARE) < Level.ORGANIZATION:
+            raise Forbidden(
+                f"sharing a {kind.label} with the whole organisation needs the share "
+                "privilege at organization level; share it with users or teams instead",
+                field="principal_type",
+            )
     elif share_in.principal_id is None:
         raise ValidationFailed("principal_id is required for a user or team", field="principal_id")
     else:
@@ -446,7 +508,14 @@ def share(
             org_service.get_user(db, user_id=principal_id, field="principal_id")
         elif share_in.principal_type == PRINCIPAL_TEAM:
             org_service.get_team(db, team_id=principal_id, field="principal_id")
-    mask = rights_mask({Privilege(r) for r in share_in.rights})
+    held = access.held_rights(db, principal, kind.record_type, record)
+    beyond = requested - held
+    if beyond:
+        raise Forbidden(
+            f"you may share only rights you hold on this {kind.label}; you do not hold "
+            f"{_rights_text(beyond)} (you hold {_rights_text(held)})",
+            field="rights",
+        )
     existing = db.execute(
         select(RecordShare).where(
             RecordShare.record_type == kind.record_type,
@@ -455,9 +524,13 @@ def share(
             RecordShare.principal_id == principal_id,
         )
     ).scalar()
+    mask = rights_mask(requested)
     if existing is not None:
-        existing.rights = mask
+        before = _share_state(existing)
+        # Rights the caller does not hold were given by someone who does: keep them.
+        existing.rights = (existing.rights & ~rights_mask(held)) | mask
         db.flush()
+        _audit(db, principal, kind, record, "share", before, _share_state(existing))
         return existing
     row = RecordShare(
         record_type=kind.record_type,
@@ -469,16 +542,28 @@ def share(
     )
     db.add(row)
     db.flush()
+    _audit(db, principal, kind, record, "share", None, _share_state(row))
     return row
 
 
 def unshare(
     *, db: Session, principal: access.Principal, kind: Kind, record_id: int, share_id: int
 ) -> None:
-    """Revoke a share; needs Share on the record."""
-    get(db=db, principal=principal, kind=kind, record_id=record_id, privilege=Privilege.SHARE)
+    """Revoke a share; needs Share on the record and every right the share grants."""
+    record = get(
+        db=db, principal=principal, kind=kind, record_id=record_id, privilege=Privilege.SHARE
+    )
     row = db.get(RecordShare, share_id)
     if row is None or row.record_id != record_id or row.record_type != kind.record_type:
         raise NotFound(f"share {share_id} not found on this {kind.label}", field="share_id")
+    held = access.held_rights(db, principal, kind.record_type, record)
+    beyond = set(rights_from_mask(row.rights)) - held
+    if beyond:
+        raise Forbidden(
+            f"this share grants {_rights_text(beyond)}, which you do not hold on this "
+            f"{kind.label}: only someone who holds every right a share grants may revoke it",
+            field="share_id",
+        )
+    _audit(db, principal, kind, record, "unshare", _share_state(row), None)
     db.delete(row)
     db.flush()

@@ -9,7 +9,9 @@ from typing import Annotated
 from fastapi import Path, Query
 from pydantic import Field
 
-MAX_ID = 2**31 - 1
+from gatherly.core.bounds import INT_MAX
+
+MAX_ID = INT_MAX  # ids are INTEGER columns: the one bound for ids in paths, queries, bodies
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]

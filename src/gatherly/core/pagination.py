@@ -13,9 +13,11 @@ from typing import Any
 from sqlalchemy import Integer, Select, SQLColumnExpression, and_, bindparam, literal_column, or_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from gatherly.core.bounds import fits_integer, to_utc
 from gatherly.core.exceptions import ValidationFailed
 
 MAX_LIMIT = 500
+MAX_CURSOR = 1000  # characters; the cursors this API writes are under 200
 
 
 @dataclass(frozen=True)
@@ -34,14 +36,18 @@ def _encode(sort: str, value: Any, row_id: int) -> str:
 
 
 def _decode(cursor: str, sort: str) -> tuple[Any, int]:
+    # A cursor is opaque to clients but comes back from them: anything in it may be forged,
+    # so every value is checked here, before it is bound into SQL (issue 12 F5).
+    if len(cursor) > MAX_CURSOR:
+        raise ValidationFailed("cursor is not one this API issued (too long)", field="cursor")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         cursor_sort, value, row_id = json.loads(raw)
         if isinstance(value, dict):
-            value = datetime.fromisoformat(value["t"])
-        if not isinstance(row_id, int):
+            value = _timestamp(value["t"])
+        if not _is_int(row_id) or not fits_integer(row_id):
             raise TypeError(row_id)
-    except (binascii.Error, ValueError, TypeError, KeyError) as exc:
+    except (binascii.Error, ValueError, TypeError, KeyError, RecursionError) as exc:
         raise ValidationFailed("cursor is not one this API issued", field="cursor") from exc
     if cursor_sort != sort:
         raise ValidationFailed(
@@ -50,13 +56,28 @@ def _decode(cursor: str, sort: str) -> tuple[Any, int]:
     return value, row_id
 
 
+def _timestamp(text: Any) -> datetime:
+    """A cursor's date-time: written in UTC by ``_encode``, so a naive or out-of-range one
+    (``9999-12-31T23:59:59-14:00``) was forged (ValueError or TypeError)."""
+    if not isinstance(text, str):
+        raise TypeError(text)
+    return to_utc(datetime.fromisoformat(text))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_type(value: Any, key: SQLColumnExpression[Any]) -> None:
-    """A cursor is opaque, but a forged one must not reach the database with a wrong type."""
+    """A cursor is opaque, but a forged one must not reach the database with a wrong type
+    or a value its column cannot hold."""
     try:
         expected = getattr(key, "type").python_type  # noqa: B009 - typed as a protocol
     except (AttributeError, NotImplementedError):
         return
     ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if ok and expected is int:
+        ok = fits_integer(value)
     if not ok:
         raise ValidationFailed("cursor is not one this API issued", field="cursor")
 

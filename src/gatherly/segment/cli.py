@@ -8,7 +8,6 @@ command, ``segments refresh --pending``, drains the change outbox as the worker 
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections.abc import Iterator
@@ -27,9 +26,11 @@ from sqlalchemy.orm import Session
 
 from gatherly.clitools import acting, find_user, print_json
 from gatherly.contact.models import Contact
+from gatherly.core import csvout
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory
 from gatherly.core.exceptions import ValidationFailed
+from gatherly.core.ids import MAX_ID
 from gatherly.org.models import BusinessUnit, Team, User
 from gatherly.segment import criteria as crit
 from gatherly.segment import jobs, service
@@ -50,7 +51,18 @@ AsOpt = Annotated[
         "read or changed.",
     ),
 ]
-CSV_COLUMNS = ("id", "email", "first_name", "last_name", "company", "country", "owning_bu_id")
+# Ids are bounded as the API bounds them: a larger one is a usage error, not a traceback.
+SegmentIdArg = Annotated[int, typer.Argument(help="Segment id.", min=1, max=MAX_ID)]
+ListIdArg = Annotated[int, typer.Argument(help="List id.", min=1, max=MAX_ID)]
+CsvOpt = Annotated[
+    bool,
+    typer.Option(
+        "--csv",
+        help="Write every member the user may read as CSV "
+        f"({','.join(service.EXPORT_COLUMNS)}); cells that would start a spreadsheet "
+        "formula get a leading '.",
+    ),
+]
 
 
 class Scope(StrEnum):
@@ -107,6 +119,12 @@ def _criteria_errors() -> Iterator[None]:
         yield
     except crit.CriteriaError as exc:
         raise crit.CriteriaError(exc.message, field="criteria") from None
+
+
+def _write_csv(members: Iterator[Contact]) -> None:
+    """Members on stdout through the one CSV writer (formulas neutralised)."""
+    columns = service.EXPORT_COLUMNS
+    csvout.write(sys.stdout, columns, csvout.attributes(columns, members))
 
 
 def _contact_dict(c: Contact) -> dict[str, Any]:
@@ -271,7 +289,7 @@ def segments_list(
 
 @segments_app.command("show")
 def segments_show(
-    segment_id: Annotated[int, typer.Argument(help="Segment id.")],
+    segment_id: SegmentIdArg,
     as_user: AsOpt,
     as_json: JsonOpt = False,
 ) -> None:
@@ -313,18 +331,13 @@ def segments_show(
 
 @segments_app.command("members")
 def segments_members(
-    segment_id: Annotated[int, typer.Argument(help="Segment id.")],
+    segment_id: SegmentIdArg,
     as_user: AsOpt,
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many members to list.")] = 50,
     live: Annotated[
         bool, typer.Option("--live", help="Evaluate the criteria now instead of the last refresh.")
     ] = False,
-    as_csv: Annotated[
-        bool,
-        typer.Option(
-            "--csv", help=f"Write every member the user may read as CSV ({','.join(CSV_COLUMNS)})."
-        ),
-    ] = False,
+    as_csv: CsvOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The segment's members the user may read, with that count (and the total when allowed)."""
@@ -335,13 +348,7 @@ def segments_members(
         )
     with acting(as_user) as (db, principal):
         if as_csv:
-            writer = csv.writer(sys.stdout, lineterminator="\n")
-            writer.writerow(CSV_COLUMNS)
-            for contact in service.iter_visible_members(
-                db, principal=principal, segment_id=segment_id
-            ):
-                row = _contact_dict(contact)
-                writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
+            _write_csv(service.iter_visible_members(db, principal=principal, segment_id=segment_id))
             return
         found = service.members(
             db, principal=principal, segment_id=segment_id, live=live, limit=limit
@@ -370,7 +377,7 @@ def segments_members(
 
 @segments_app.command("refresh")
 def segments_refresh(
-    segment_id: Annotated[int | None, typer.Argument(help="Segment id.")] = None,
+    segment_id: Annotated[int | None, typer.Argument(help="Segment id.", min=1, max=MAX_ID)] = None,
     as_user: Annotated[
         str | None,
         typer.Option("--as", help="Refresh as this user (username or id); needed with an id."),
@@ -459,8 +466,8 @@ def _refresh_pending(as_json: bool) -> None:
 
 @segments_app.command("explain")
 def segments_explain(
-    segment_id: Annotated[int, typer.Argument(help="Segment id.")],
-    contact: Annotated[int, typer.Option("--contact", help="Contact id.")],
+    segment_id: SegmentIdArg,
+    contact: Annotated[int, typer.Option("--contact", help="Contact id.", min=1, max=MAX_ID)],
     as_user: AsOpt,
     viewer: Annotated[
         str | None,
@@ -538,7 +545,6 @@ def segments_preview(
         )
         data: dict[str, Any] = {
             "visible": found.visible,
-            "total": found.total,
             "scope": found.scope,
             "scope_bu_id": found.scope_bu_id,
             "items": [_contact_dict(c) for c in found.items],
@@ -549,7 +555,7 @@ def segments_preview(
     limited = "" if data["scope_bu_id"] is None else f" (BU {data['scope_bu_id']})"
     out.print(f"scope applied: {data['scope']}{limited}", markup=False)
     out.print(_contacts_table(data["items"]))
-    out.print(_visible(data["visible"], data["total"]), markup=False)
+    out.print(_visible(data["visible"], None), markup=False)
 
 
 # ------------------------------------------------------------------ marketing lists
@@ -606,7 +612,7 @@ def lists_list(
 
 @lists_app.command("show")
 def lists_show(
-    list_id: Annotated[int, typer.Argument(help="List id.")],
+    list_id: ListIdArg,
     as_user: AsOpt,
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many members to list.")] = 20,
     as_json: JsonOpt = False,
@@ -631,12 +637,42 @@ def lists_show(
         out.print(_contacts_table(data["members"]))
 
 
-ContactIdsArg = Annotated[list[int], typer.Argument(help="Contact ids.")]
+@lists_app.command("members")
+def lists_members(
+    list_id: ListIdArg,
+    as_user: AsOpt,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many members to list.")] = 50,
+    as_csv: CsvOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The list's members the user may read, with that count; --csv writes them all."""
+    if as_csv and as_json:
+        raise ValidationFailed("--csv and --json are two outputs: give one", field="csv")
+    with acting(as_user) as (db, principal):
+        if as_csv:
+            _write_csv(service.iter_visible_list_members(db, principal=principal, list_id=list_id))
+            return
+        page, visible = service.list_members(db, principal=principal, list_id=list_id, limit=limit)
+        data: dict[str, Any] = {
+            "list_id": list_id,
+            "visible": visible,
+            "items": [_contact_dict(c) for c in page.items],
+        }
+    if as_json:
+        print_json(data)
+        return
+    out.print(_contacts_table(data["items"]))
+    shown = len(data["items"])
+    more = f", first {shown} shown" if shown < visible else ""
+    out.print(f"{_visible(visible, None)}{more}", markup=False)
+
+
+ContactIdsArg = Annotated[list[int], typer.Argument(help="Contact ids.", min=1, max=MAX_ID)]
 
 
 @lists_app.command("add")
 def lists_add(
-    list_id: Annotated[int, typer.Argument(help="List id.")],
+    list_id: ListIdArg,
     contact_ids: ContactIdsArg,
     as_user: AsOpt,
     as_json: JsonOpt = False,
@@ -654,7 +690,7 @@ def lists_add(
 
 @lists_app.command("remove")
 def lists_remove(
-    list_id: Annotated[int, typer.Argument(help="List id.")],
+    list_id: ListIdArg,
     contact_ids: ContactIdsArg,
     as_user: AsOpt,
     as_json: JsonOpt = False,
@@ -674,7 +710,7 @@ def lists_remove(
 
 @lists_app.command("import")
 def lists_import(
-    list_id: Annotated[int, typer.Argument(help="List id.")],
+    list_id: ListIdArg,
     file: Annotated[
         Path,
         typer.Argument(

@@ -20,9 +20,10 @@ country, as a marketer expects, where SQL's ``NOT (country = 'JP')`` would drop 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -40,8 +41,11 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.sql.elements import True_
 
+from gatherly.access import engine as access
 from gatherly.contact.models import Contact
+from gatherly.core.bounds import INT_MAX, INT_MIN, fits_integer, shift, to_utc
 from gatherly.core.db import UTCDateTime
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.event.models import EventAttendance, EventRegistration, MarketingEvent
@@ -52,6 +56,7 @@ MAX_DEPTH = 12
 MAX_VALUES = 1000
 PARTICIPATIONS = ("registered", "attended", "cancelled", "not_attended")
 REGISTERED = "registered"
+EVENT, REGISTRATION, ATTENDANCE = "marketing_event", "event_registration", "event_attendance"
 CANCELED = "canceled"  # Graph's spelling, as stored
 
 STRING_OPS = (
@@ -279,8 +284,8 @@ def _node(raw: Any, path: str, depth: int, counter: list[int]) -> Node:
         if isinstance(value, dict):
             _only(value, f"{path}.list", {"id"})
             value = value.get("id")
-        if not _is_int(value) or value < 1:
-            raise _fail(f"{path}.list", f"{value!r} is not a marketing list id")
+        if not _is_int(value) or not 1 <= value <= INT_MAX:
+            raise _fail(f"{path}.list", f"{_show(value)} is not a marketing list id")
         return Node(path=path, kind="list", list_id=int(value))
     if "event" in keys:
         raise _fail(
@@ -369,7 +374,20 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A JSON number SQL can compare as a float: not NaN, not infinite, not beyond a float
+    (Python's JSON reader takes ``NaN``, ``Infinity`` and integers of any size)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _show(value: Any) -> str:
+    """A value as an error message quotes it, cut short (a forged one may be huge)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}…"
 
 
 def _value(spec: _FieldSpec, name: str, op: str, value: Any, path: str) -> Any:
@@ -388,6 +406,8 @@ def _value(spec: _FieldSpec, name: str, op: str, value: Any, path: str) -> Any:
     if op == "between":
         if not isinstance(value, list) or len(value) != 2:
             raise _fail(path, "between takes a list of two values [low, high]")
+        if spec.kind == "custom" and not all(_is_number(v) for v in value):
+            raise _fail(path, "between on a custom property takes two numbers [low, high]")
         low = _scalar(spec, name, value[0], path)
         high = _scalar(spec, name, value[1], path)
         if spec.kind == "date" and isinstance(value[1], str) and len(value[1].strip()) == 10:
@@ -397,7 +417,7 @@ def _value(spec: _FieldSpec, name: str, op: str, value: Any, path: str) -> Any:
         return (low, high)
     if op in ("gt", "gte", "lt", "lte") and spec.kind == "custom":
         if not _is_number(value):
-            raise _fail(path, f"{value!r} is not a number")
+            raise _fail(path, f"{_show(value)} is not a number")
         return value
     if op in ("contains", "starts_with", "ends_with"):
         if not isinstance(value, str) or not value:
@@ -414,14 +434,19 @@ def _scalar(spec: _FieldSpec, name: str, value: Any, path: str) -> Any:
         return _date(value, path)
     if spec.kind == "number":
         if not _is_int(value):
-            raise _fail(path, f"{value!r} is not a whole number")
+            raise _fail(path, f"{_show(value)} is not a whole number")
+        if not fits_integer(value):
+            raise _fail(
+                path,
+                f"{_show(value)} is out of range: use a whole number from {INT_MIN} to {INT_MAX}",
+            )
         return value
     if spec.kind == "custom":
         if _is_number(value) or isinstance(value, str):
             return value
-        raise _fail(path, f"{value!r} is not a text or a number")
+        raise _fail(path, f"{_show(value)} is not a text or a number")
     if not isinstance(value, str):
-        raise _fail(path, f"{value!r} is not a text")
+        raise _fail(path, f"{_show(value)} is not a text")
     if len(value) > 500:
         raise _fail(path, "text values are at most 500 characters")
     if name == "country":
@@ -434,7 +459,8 @@ def _scalar(spec: _FieldSpec, name: str, value: Any, path: str) -> Any:
 
 
 def _date(value: Any, path: str) -> datetime:
-    """An ISO date or date-time; a bare date is that day's start in UTC (naive means UTC)."""
+    """An ISO date or date-time in UTC; a bare date is that day's start in UTC (naive means
+    UTC). One that leaves years 1 to 9999 once in UTC is refused, not left to overflow."""
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -444,8 +470,11 @@ def _date(value: Any, path: str) -> datetime:
         except ValueError:
             pass
         else:
-            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    raise _fail(path, f"{value!r} is not a date (use 2026-03-31 or 2026-03-31T09:00:00Z)")
+            try:
+                return to_utc(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+            except ValueError as exc:
+                raise _fail(path, f"{_show(value)} {exc}") from None
+    raise _fail(path, f"{_show(value)} is not a date (use 2026-03-31 or 2026-03-31T09:00:00Z)")
 
 
 # ---------------------------------------------------------------- compilation
@@ -456,18 +485,40 @@ class Context:
     """What a compilation depends on besides the tree: the clock, the database dialect and
     the SQL form of sub-queries.
 
+    ``readers`` are the principals whose read access bounds what participation nodes see:
+    only events, registrations and attendance rows every one of them may read count, so
+    criteria never reveal an event its author could not open (the viewer, for a preview;
+    the segment's owner, for its membership; both, for explain).
+
     ``correlated`` picks ``EXISTS (… = contact.id)`` over ``contact.id IN (…)`` for list and
     participation nodes. PostgreSQL always gets EXISTS: inside an OR it cannot turn an IN
     into a semi-join and, when the sub-query's rows outgrow ``work_mem``, rescans them for
     every contact. SQLite materialises an IN sub-query once, which is best when the whole
     table is scanned (an organization-level viewer, a refresh), while EXISTS is best when
     the access predicate already narrows the contacts to a BU; the caller says which
-    (``None``: IN). Measured with bench/segments.py (docs/segments.md).
+    (``None``: IN), and a participation node whose rows the readers narrow too takes IN
+    on SQLite. Measured with bench/segments.py (docs/segments.md).
     """
 
     now: datetime
+    readers: tuple[access.Principal, ...]
     dialect: str = "sqlite"
     correlated: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not self.readers:
+            raise ValueError("a criteria context needs the principals whose access it reads by")
+
+    def may_read(self, record_type: str) -> list[ColumnElement[bool]]:
+        """The access predicates every reader's view of ``record_type`` adds (none at
+        organization level): participation nodes see only rows all readers may read.
+
+        In the count form: on PostgreSQL every path is then an index condition (shares as
+        ``= ANY(ARRAY(…))``), so a BU's few events are found by a BitmapOr and estimated
+        as few, not scanned with a hashed sub-plan guessed to keep half the rows; on SQLite
+        the shares are one IN list, not a probe per row (bench/segments.py)."""
+        found = [access.readable(p, record_type, shape="count") for p in self.readers]
+        return [p for p in found if not isinstance(p, True_)]
 
     @property
     def exists_form(self) -> bool:
@@ -486,7 +537,8 @@ def compile_predicate(criteria: Criteria | Node, ctx: Context) -> ColumnElement[
     """The tree as one boolean SQL expression over ``contact`` (no Python filtering).
 
     Example:
-        >>> pred = compile_predicate(parse({"contact": {"country": "JP"}}), Context(now))
+        >>> ctx = Context(now, readers=(principal,))
+        >>> pred = compile_predicate(parse({"contact": {"country": "JP"}}), ctx)
         >>> db.execute(select(func.count()).select_from(Contact).where(pred))
     """
     node = criteria.root if isinstance(criteria, Criteria) else criteria
@@ -524,6 +576,11 @@ def _compile(node: Node, ctx: Context, *, negated: bool) -> ColumnElement[bool]:
         column: Any = m.contact_id
         where: list[ColumnElement[bool]] = [m.list_id == node.list_id]
     else:
+        rows = ATTENDANCE if node.participation == "attended" else REGISTRATION
+        if ctx.correlated and ctx.dialect == "sqlite" and ctx.may_read(rows):
+            # The readers see only some events' rows (a BU's): on SQLite those, listed
+            # once, beat a probe per contact of the BU (bench/segments.py).
+            ctx = replace(ctx, correlated=False)
         column, where = _participants(node, ctx)
     # On SQLite a node naming its events by id selects few rows: materialised once as an
     # IN list it beats a probe per contact whoever the viewer is.
@@ -604,15 +661,16 @@ def _date_compare(column: Any, op: str, value: Any, ctx: Context) -> ColumnEleme
     if op == "after":
         return and_(column >= when(value))
     if op == "on":
-        return and_(column >= when(value), column < when(value + day))
+        return and_(column >= when(value), column < when(shift(value, day)))
     if op == "between":
         return and_(column >= when(value[0]), column <= when(value[1]))
     delta = timedelta(days=value)
+    # Clamped at the ends of time: a clock late in year 9999 must not overflow.
     if op == "in_last_days":
-        return and_(column >= when(ctx.now - delta), column <= when(ctx.now))
+        return and_(column >= when(shift(ctx.now, -delta)), column <= when(ctx.now))
     if op == "in_next_days":
-        return and_(column >= when(ctx.now), column <= when(ctx.now + delta))
-    return and_(column < when(ctx.now - delta))  # more_than_days_ago
+        return and_(column >= when(ctx.now), column <= when(shift(ctx.now, delta)))
+    return and_(column < when(shift(ctx.now, -delta)))  # more_than_days_ago
 
 
 def _custom_condition(c: Condition, ctx: Context) -> Leaf:
@@ -698,6 +756,9 @@ def _participants(node: Node, ctx: Context) -> tuple[Any, list[ColumnElement[boo
     """The contact column and conditions of the rows behind the node's participation."""
     ids = _event_ids_only(node.conditions)
     event_filter = [] if ids is not None else _event_predicate(node.conditions, ctx)
+    if event_filter:
+        # Comparing an event's fields reads the event: only events the readers may open.
+        event_filter.extend(ctx.may_read(EVENT))
 
     def on_events(table: Any) -> list[ColumnElement[bool]]:
         if ids is not None:
@@ -713,7 +774,12 @@ def _participants(node: Node, ctx: Context) -> tuple[Any, list[ColumnElement[boo
 
     if node.participation == "attended":
         a = EventAttendance
-        where = [a.contact_id.is_not(None), a.excluded_reason.is_(None), *on_events(a)]
+        where = [
+            a.contact_id.is_not(None),
+            a.excluded_reason.is_(None),
+            *on_events(a),
+            *ctx.may_read(ATTENDANCE),
+        ]
         if node.min_seconds is not None:
             where.append(a.total_seconds >= node.min_seconds)
         if node.max_seconds is not None:
@@ -723,6 +789,7 @@ def _participants(node: Node, ctx: Context) -> tuple[Any, list[ColumnElement[boo
     status = CANCELED if node.participation == "cancelled" else REGISTERED
     where = [r.contact_id.is_not(None), r.excluded_reason.is_(None), r.status == status]
     where.extend(on_events(r))
+    where.extend(ctx.may_read(REGISTRATION))
     if node.participation == "not_attended":
         a = EventAttendance
         if ids is not None and len(ids) == 1 and ctx.dialect == "sqlite":
@@ -730,7 +797,10 @@ def _participants(node: Node, ctx: Context) -> tuple[Any, list[ColumnElement[boo
             # registration (PostgreSQL plans the correlated form as an anti-join anyway,
             # and could not hash a NOT IN larger than work_mem).
             attendees = select(a.contact_id).where(
-                a.event_id == ids[0], a.contact_id.is_not(None), a.excluded_reason.is_(None)
+                a.event_id == ids[0],
+                a.contact_id.is_not(None),
+                a.excluded_reason.is_(None),
+                *ctx.may_read(ATTENDANCE),
             )
             where.append(r.contact_id.not_in(attendees))
             return r.contact_id, where
@@ -740,6 +810,7 @@ def _participants(node: Node, ctx: Context) -> tuple[Any, list[ColumnElement[boo
                 a.event_id == r.event_id,
                 a.contact_id == r.contact_id,
                 a.excluded_reason.is_(None),
+                *ctx.may_read(ATTENDANCE),
             )
             .exists()
         )

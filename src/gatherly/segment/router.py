@@ -7,9 +7,7 @@ are only ever the contacts the caller may read, counted as such.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -18,8 +16,10 @@ from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
+from gatherly.contact.models import Contact
 from gatherly.contact.schemas import CountOut, PageOut
-from gatherly.core.ids import PathId
+from gatherly.core import csvout
+from gatherly.core.ids import MAX_ID, PathId
 from gatherly.core.pagination import MAX_LIMIT
 from gatherly.segment import schemas as s
 from gatherly.segment import service
@@ -28,11 +28,33 @@ router = APIRouter(tags=["segments"])
 lists = APIRouter(prefix="/lists", tags=["marketing lists"])
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Search = Annotated[str | None, Query(max_length=200, description="Search names")]
+# No NUL: PostgreSQL cannot compare text holding one (the query would fail, not the input).
+Search = Annotated[
+    str | None, Query(max_length=200, pattern=r"^[^\x00]*$", description="Search names")
+]
 MemberSort = Annotated[
     str, Query(description="last_name, first_name, email, company, created_at, modified_at, id")
 ]
-EXPORT_FIELDS = ("id", "email", "first_name", "last_name", "company", "country", "owning_bu_id")
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
+
+
+def csv_download(
+    request: Request, filename: str, members: Callable[[Session], Iterator[Contact]]
+) -> StreamingResponse:
+    """Stream ``members`` (read with a session of its own) through the one CSV writer."""
+    factory = request.app.state.session_factory
+
+    def body() -> Iterator[str]:
+        # The request's session closes before the body streams: read with a session of our own.
+        with factory() as own:
+            columns = service.EXPORT_COLUMNS
+            yield from csvout.stream(columns, csvout.attributes(columns, members(own)))
+
+    return StreamingResponse(
+        body(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 # ---------------------------------------------------------------- marketing lists
@@ -104,6 +126,23 @@ def list_members(
             "refreshed_at": None,
         },
         from_attributes=True,
+    )
+
+
+@lists.get(
+    "/{list_id}/members.csv",
+    summary="Export the list's members you may read as CSV (formulas neutralised)",
+    response_class=StreamingResponse,
+    responses=CSV_RESPONSE,
+)
+def export_list_members(
+    list_id: PathId, request: Request, db: DbSession, principal: CurrentPrincipal
+) -> StreamingResponse:
+    service.get_list(db, principal=principal, list_id=list_id)  # 404 before streaming
+    return csv_download(
+        request,
+        f"list-{list_id}.csv",
+        lambda own: service.iter_visible_list_members(own, principal=principal, list_id=list_id),
     )
 
 
@@ -193,12 +232,12 @@ def preview(body: s.PreviewIn, db: DbSession, principal: CurrentPrincipal) -> s.
         criteria=body.criteria,
         scope=body.scope,
         owner=body.owner,
+        segment_id=body.segment_id,
         limit=body.limit,
     )
     return s.PreviewOut.model_validate(
         {
             "visible": result.visible,
-            "total": result.total,
             "applied_scope": result.scope,
             "scope_business_unit_id": result.scope_bu_id,
             "items": result.items,
@@ -272,36 +311,18 @@ def members(
 
 @router.get(
     "/segments/{segment_id}/members.csv",
-    summary="Export the members you may read as CSV",
+    summary="Export the members you may read as CSV (formulas neutralised)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses=CSV_RESPONSE,
 )
 def export_members(
     segment_id: PathId, request: Request, db: DbSession, principal: CurrentPrincipal
 ) -> StreamingResponse:
     service.get_segment(db, principal=principal, segment_id=segment_id)  # 404 before streaming
-    factory = request.app.state.session_factory
-
-    def rows() -> Iterator[str]:
-        # The request's session closes before the body streams: read with a session of our own.
-        with factory() as own:
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(EXPORT_FIELDS)
-            for n, contact in enumerate(
-                service.iter_visible_members(own, principal=principal, segment_id=segment_id)
-            ):
-                writer.writerow([getattr(contact, f) or "" for f in EXPORT_FIELDS])
-                if n % 1000 == 999:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-            yield buffer.getvalue()
-
-    return StreamingResponse(
-        rows(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="segment-{segment_id}.csv"'},
+    return csv_download(
+        request,
+        f"segment-{segment_id}.csv",
+        lambda own: service.iter_visible_members(own, principal=principal, segment_id=segment_id),
     )
 
 
@@ -343,12 +364,12 @@ def refresh(segment_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s
 @router.get("/segments/{segment_id}/explain", summary="Why a contact is in or out")
 def explain(
     segment_id: PathId,
-    contact_id: Annotated[int, Query(ge=1, le=2**31 - 1)],
+    contact_id: Annotated[int, Query(ge=1, le=MAX_ID)],
     db: DbSession,
     principal: CurrentPrincipal,
     viewer_id: Annotated[
         int | None,
-        Query(ge=1, le=2**31 - 1, description="Explain for another user (administrators)"),
+        Query(ge=1, le=MAX_ID, description="Explain for another user (administrators)"),
     ] = None,
 ) -> dict[str, Any]:
     return service.explain(

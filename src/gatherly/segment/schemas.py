@@ -146,15 +146,24 @@ class PreviewIn(StrictModel):
 
     criteria: dict[str, Any] = Field(description=CRITERIA_DOC)
     scope: Scope | None = None
-    owner: OwnerRef | None = None
+    owner: OwnerRef | None = Field(
+        default=None,
+        description="Whose segment it would be (default: you); you must be able to create "
+        "a segment for this owner. Its BU is the business-unit scope.",
+    )
+    segment_id: Id | None = Field(
+        default=None,
+        description="Preview an edit of this saved segment instead (needs write on it): its "
+        "owner's BU is the scope. Not with owner.",
+    )
     limit: Annotated[int, Field(ge=0, le=100)] = 20
 
 
 class PreviewOut(BaseModel):
-    """How many contacts you may read the tree holds, and the first of them."""
+    """How many contacts you may read the tree holds, and the first of them. An unsaved
+    tree has no total: only saved segments show one, when the administrator allows it."""
 
     visible: int
-    total: int | None
     applied_scope: str
     scope_business_unit_id: int | None
     items: list[PersonOut]

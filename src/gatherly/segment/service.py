@@ -89,12 +89,22 @@ def _dialect(db: Session) -> str:
 
 
 def _context(
-    db: Session, now: datetime | None = None, viewer: access.Principal | None = None
+    db: Session,
+    readers: Sequence[access.Principal],
+    now: datetime | None = None,
+    viewer: access.Principal | None = None,
 ) -> crit.Context:
     # A viewer below organization level reaches contacts through a BU index first, where
     # correlated sub-queries beat scanning them whole (see crit.Context).
     narrowed = viewer is not None and viewer.max_level(CONTACT, Privilege.READ) < Level.ORGANIZATION
-    return crit.Context(now=now or utcnow(), dialect=_dialect(db), correlated=narrowed)
+    return crit.Context(
+        now=now or utcnow(), readers=tuple(readers), dialect=_dialect(db), correlated=narrowed
+    )
+
+
+def owner_principal(db: Session, segment: Segment) -> access.Principal:
+    """The segment's owner (a user or a team): membership sees the events it may read."""
+    return access.load_owner_principal(db, segment.owner_type, segment.owner_id)
 
 
 def _owner(
@@ -167,10 +177,11 @@ def _member_predicate(
     db: Session,
     parsed: crit.Criteria,
     scope_bu_id: int | None,
+    readers: Sequence[access.Principal],
     now: datetime | None = None,
     viewer: access.Principal | None = None,
 ) -> ColumnElement[bool]:
-    ctx = _context(db, now, viewer)
+    ctx = _context(db, readers, now, viewer)
     return and_(crit.compile_predicate(parsed, ctx), *_scope_filter(scope_bu_id))
 
 
@@ -178,6 +189,7 @@ def evaluate_statement(
     db: Session,
     tree: Any,
     *,
+    readers: Sequence[access.Principal],
     scope_bu_id: int | None = None,
     now: datetime | None = None,
     viewer: access.Principal | None = None,
@@ -187,20 +199,25 @@ def evaluate_statement(
     This is the one statement evaluation, previews, refresh and the benchmark all use; add
     the viewer with ``access.scope`` or ``access.count``, and pass the same ``viewer`` here
     so the SQL takes the form that suits how the viewer's access narrows the contacts.
+    Participation criteria see only the events, registrations and attendance that every
+    one of ``readers`` may read (the viewer for a preview, the owner for a segment).
     """
     parsed = tree if isinstance(tree, crit.Criteria) else crit.parse(tree)
-    return select(Contact).where(_member_predicate(db, parsed, scope_bu_id, now, viewer))
+    return select(Contact).where(_member_predicate(db, parsed, scope_bu_id, readers, now, viewer))
 
 
 def custom_plans(db: Session) -> None:
-    """On PostgreSQL, plan this transaction's statements with their values.
+    """On PostgreSQL, plan this transaction's statements with their values, without JIT.
 
     psycopg prepares a statement from its sixth run, and the server may then switch to a
     generic plan that cannot see which BU, countries or lists a segment names; for these
-    queries that costs up to 7x (bench/segments.py). Cheap and local to the transaction.
+    queries that costs up to 7x (bench/segments.py). The planner costs an EXISTS under an
+    OR as if probed per contact even when it runs hashed, so a BU-level count can pass the
+    JIT thresholds and spend 0.8-2.5 s compiling a 150 ms query. Local to the transaction.
     """
     if _dialect(db) == "postgresql":
         db.execute(sql_text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        db.execute(sql_text("SET LOCAL jit = off"))
 
 
 def count_visible(db: Session, principal: access.Principal, stmt: Select[Any]) -> int:
@@ -529,14 +546,16 @@ def list_members(
 ) -> tuple[Page, int]:
     """The list's members the caller may read (a page) and how many there are."""
     row = get_list(db, principal=principal, list_id=list_id)
-    stmt = select(Contact).where(
-        Contact.id.in_(
-            select(MarketingListMember.contact_id).where(MarketingListMember.list_id == row.id)
-        )
-    )
+    stmt = _list_statement(row.id)
     return _page(db, principal, stmt, cursor=cursor, limit=limit, sort=sort), count_visible(
         db, principal, stmt
     )
+
+
+def _list_statement(list_id: int) -> Select[Any]:
+    """``select(Contact)`` of a list's members (no viewer filter)."""
+    members = select(MarketingListMember.contact_id).where(MarketingListMember.list_id == list_id)
+    return select(Contact).where(Contact.id.in_(members))
 
 
 def _page(
@@ -774,7 +793,13 @@ def membership_statement(
         members = select(SegmentMember.contact_id).where(SegmentMember.segment_id == segment.id)
         return select(Contact).where(Contact.id.in_(members)), "materialised"
     parsed = crit.parse(segment.criteria)
-    stmt = evaluate_statement(db, parsed, scope_bu_id=scope_bu(db, segment), viewer=viewer)
+    stmt = evaluate_statement(
+        db,
+        parsed,
+        readers=(owner_principal(db, segment),),
+        scope_bu_id=scope_bu(db, segment),
+        viewer=viewer,
+    )
     return stmt, "live"
 
 
@@ -796,12 +821,35 @@ def members(
     return Members(page, visible, total, source, segment.refreshed_at)
 
 
+EXPORT_COLUMNS = ("id", "email", "first_name", "last_name", "company", "country", "owning_bu_id")
+"""The columns of every member export: segments and lists, through the API, web and CLI."""
+
+
 def iter_visible_members(
     db: Session, *, principal: access.Principal, segment_id: int, chunk: int = 1000
 ) -> Iterator[Contact]:
-    """Every member the viewer may read, in id order, a chunk at a time (CSV export)."""
+    """Every member the viewer may read, in id order, a chunk at a time (CSV export).
+
+    The segment is checked at the call (NotFound), before the first row is asked for.
+    """
     segment = get_segment(db, principal=principal, segment_id=segment_id)
     stmt, _source = membership_statement(db, segment, viewer=principal)
+    return _iter_readable(db, principal, stmt, chunk)
+
+
+def iter_visible_list_members(
+    db: Session, *, principal: access.Principal, list_id: int, chunk: int = 1000
+) -> Iterator[Contact]:
+    """Every member of a list the viewer may read, in id order, a chunk at a time (CSV
+    export): NotFound at the call for a list the viewer may not read."""
+    row = get_list(db, principal=principal, list_id=list_id)
+    return _iter_readable(db, principal, _list_statement(row.id), chunk)
+
+
+def _iter_readable(
+    db: Session, principal: access.Principal, stmt: Select[Any], chunk: int
+) -> Iterator[Contact]:
+    """The contacts of ``stmt`` the viewer may read, by id, ``chunk`` rows per query."""
     scoped = access.scope(stmt, principal=principal, record_type=CONTACT).order_by(Contact.id)
     last = 0
     while True:
@@ -814,10 +862,9 @@ def iter_visible_members(
 
 @dataclass(frozen=True)
 class Preview:
-    """An unsaved tree evaluated for the caller."""
+    """An unsaved tree evaluated for the caller (no total: see ``preview``)."""
 
     visible: int
-    total: int | None
     items: Sequence[Contact]
     scope: str
     scope_bu_id: int | None
@@ -830,23 +877,54 @@ def preview(
     criteria: Any,
     scope: str | None = None,
     owner: OwnerRef | None = None,
+    segment_id: int | None = None,
     limit: int = 20,
 ) -> Preview:
-    """Count and first page of what a tree would hold, as the caller would see it."""
+    """Count and first page of what a tree would hold, as the caller would see it.
+
+    Only what the caller may read counts: the contacts, and the events, registrations and
+    attendance participation criteria look at. The owner must be one the caller may create
+    a segment for; or, with ``segment_id``, the tree is an edit of that segment (the caller
+    needs Write on it) and its owner's BU applies, as its refreshes will. There is no total
+    of an unsaved tree (ad-hoc totals would let anyone count what they cannot see, a value
+    at a time); saved segments show theirs when the administrator allows it.
+    """
     parsed = parse_criteria(db, principal, criteria)
     scope = scope or SCOPE_BUSINESS_UNIT
-    _check_scope(principal, scope)
-    _owner_ref, bu_id = _owner(db, principal, owner)
+    if segment_id is not None:
+        if owner is not None:
+            raise ValidationFailed(
+                "give the owner or the segment being edited, not both", field="owner"
+            )
+        segment = get_segment(
+            db, principal=principal, segment_id=segment_id, privilege=Privilege.WRITE
+        )
+        if scope != segment.scope:
+            _check_scope(principal, scope)
+        bu_id = segment.owning_bu_id
+    else:
+        _check_scope(principal, scope)
+        owner_ref, bu_id = _owner(db, principal, owner)
+        access.can_create_in(
+            db,
+            principal,
+            SEGMENT,
+            owner_type=owner_ref.type,
+            owner_id=owner_ref.id,
+            owning_bu_id=bu_id,
+        )
     applied = scope if scoping_on(db) else SCOPE_ORGANIZATION
     scope_bu_id = bu_id if applied == SCOPE_BUSINESS_UNIT else None
-    stmt = evaluate_statement(db, parsed, scope_bu_id=scope_bu_id, viewer=principal)
+    stmt = evaluate_statement(
+        db, parsed, readers=(principal,), scope_bu_id=scope_bu_id, viewer=principal
+    )
     rows = (
         _page(db, principal, stmt, cursor=None, limit=limit, sort="last_name").items
         if limit
         else []
     )
-    visible, total = _counts(db, principal, stmt)  # limit 0: the counts alone
-    return Preview(visible, total, rows, applied, scope_bu_id)
+    visible = count_visible(db, principal, stmt)  # limit 0: the count alone
+    return Preview(visible, rows, applied, scope_bu_id)
 
 
 # ---------------------------------------------------------------- refresh
@@ -884,7 +962,8 @@ def refresh(
     custom_plans(db)
     now = now or utcnow()
     bu_id = scope_bu(db, segment)
-    pred = _member_predicate(db, crit.parse(segment.criteria), bu_id, now)
+    readers = (owner_principal(db, segment),)
+    pred = _member_predicate(db, crit.parse(segment.criteria), bu_id, readers, now)
     limit = [restrict] if restrict is not None else []
     members = (
         select(func.count())
@@ -979,7 +1058,10 @@ def explain(
     matches = True
     if segment.kind == DYNAMIC:
         parsed = crit.parse(segment.criteria)
-        columns = crit.node_columns(parsed, _context(db))
+        # Each node as the owner's membership sees it, limited to what the caller may
+        # read too: explain never shows a match on an event the caller cannot open.
+        readers = (owner_principal(db, segment), principal)
+        columns = crit.node_columns(parsed, _context(db, readers))
         row = db.execute(
             select(*(col for _node, col in columns)).where(Contact.id == contact.id)
         ).one()

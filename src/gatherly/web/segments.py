@@ -27,11 +27,11 @@ from starlette.datastructures import FormData
 
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
-from gatherly.contact.schemas import OwnerRef
 from gatherly.core.exceptions import (
     Conflict,
     Forbidden,
     GatherlyError,
+    NotFound,
     ValidationFailed,
 )
 from gatherly.core.ids import MAX_ID, PathId
@@ -100,7 +100,8 @@ _ROW_PATH = re.compile(r"^criteria\.(?:all|any)\[(\d+)\]")
 
 
 def _search(q: str | None) -> str | None:
-    return (q or "").strip()[:200] or None
+    # NUL dropped: PostgreSQL cannot compare text holding one.
+    return (q or "").replace("\x00", "").strip()[:200] or None
 
 
 # ---------------------------------------------------------------- the criteria builder
@@ -112,6 +113,13 @@ def _as_text(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(_as_text(v) for v in value)
     return "" if value is None else str(value)
+
+
+def _whole(text: str) -> int | None:
+    """``text`` as a whole number when it is ASCII digits, else None: ``"²".isdigit()`` holds
+    but ``int`` refuses it, as it does thousands of digits (a number too large for an id is
+    left to the service, which refuses it by name)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 30 else None
 
 
 def _number(text: str) -> Any:
@@ -172,12 +180,13 @@ class Row:
     def tree(self) -> dict[str, Any]:
         """This row as a criteria node."""
         if self.kind == "list":
-            return {"list": int(self.list_id) if self.list_id.isdigit() else self.list_id}
+            list_id = _whole(self.list_id)
+            return {"list": self.list_id if list_id is None else list_id}
         if self.kind == "participation":
             node: dict[str, Any] = {"participation": self.participation}
             if self.event_id:
-                event_id = int(self.event_id) if self.event_id.isdigit() else self.event_id
-                node["event"] = {"id": event_id}
+                event_id = _whole(self.event_id)
+                node["event"] = {"id": self.event_id if event_id is None else event_id}
             return node
         name = f"custom.{self.prop.strip()}" if self.field == "custom" else self.field
         return {"contact": {name: {self.op: self._typed()}}}
@@ -306,8 +315,8 @@ def _read_builder(form: FormData) -> Builder:
 
 
 def _int(value: Any) -> int | None:
-    text = str(value or "").strip()
-    return int(text) if text.isdigit() and 0 < int(text) <= MAX_ID else None
+    number = _whole(str(value or "").strip())
+    return number if number is not None and 0 < number <= MAX_ID else None
 
 
 def _apply(builder: Builder, action: str) -> Builder:
@@ -321,9 +330,9 @@ def _apply(builder: Builder, action: str) -> Builder:
     if action.startswith("add_") and len(builder.rows) < MAX_ROWS:
         kind = action[4:] if action[4:] in ("participation", "list") else "contact"
         builder.rows.append(Row(kind=kind))
-    elif action.startswith("remove_") and action[7:].isdigit():
-        index = int(action[7:])
-        if index < len(builder.rows):
+    elif action.startswith("remove_"):
+        index = _whole(action[7:])
+        if index is not None and index < len(builder.rows):
             builder.rows.pop(index)
     for row in builder.rows:
         if row.op not in row.ops:
@@ -388,28 +397,24 @@ def _errors(exc: GatherlyError, builder: Builder) -> dict[str, str]:
 
 
 def _preview(
-    db: Session, viewer: Viewer, builder: Builder, scope: str, owner: OwnerRef | None
+    db: Session, viewer: Viewer, builder: Builder, scope: str, segment: Segment | None
 ) -> dict[str, Any]:
-    """The live count as the preview shows it: what the viewer may see, or why not."""
+    """The live count as the preview shows it: what the viewer may see, or why not.
+
+    A saved segment's edit is previewed in its owner's BU, as its refreshes will be.
+    """
     try:
         found = service.preview(
             db,
             principal=viewer.principal,
             criteria=builder.tree(),
             scope=scope,
-            owner=owner,
-            limit=1,
+            segment_id=segment.id if segment else None,
+            limit=0,
         )
-    except (ValidationFailed, Forbidden) as exc:
+    except (ValidationFailed, Forbidden, NotFound) as exc:
         return {"preview_error": exc.message}
-    return {"visible": found.visible, "total": found.total, "applied": found.scope}
-
-
-def _owner_of(segment: Segment | None) -> OwnerRef | None:
-    """Previews of a saved segment use its owner's BU, as its refreshes will."""
-    if segment is None:
-        return None
-    return OwnerRef.model_validate({"type": segment.owner_type, "id": segment.owner_id})
+    return {"visible": found.visible, "applied": found.scope}
 
 
 def _form_page(
@@ -434,7 +439,7 @@ def _form_page(
     dynamic = segment is None or segment.kind == DYNAMIC
     count = {}
     if dynamic and not any(k == "criteria" or k.startswith("row-") for k in errors):
-        count = _preview(db, viewer, builder, state.scope, _owner_of(segment))
+        count = _preview(db, viewer, builder, state.scope, segment)
     return page(
         request,
         "segments/segment_form.html",
@@ -569,7 +574,7 @@ def preview_count(
         if segment_id
         else None
     )
-    count = _preview(db, viewer, state.builder, state.scope, _owner_of(segment))
+    count = _preview(db, viewer, state.builder, state.scope, segment)
     return page(request, "segments/_count.html", viewer, b=state.builder, **count)
 
 
@@ -814,6 +819,14 @@ def _list_page(
         values=values or {},
         errors=errors or {},
     )
+
+
+@router.get("/lists/{list_id}/members.csv")
+def export_list_members(
+    list_id: PathId, request: Request, db: WebDb, viewer: CurrentViewer
+) -> StreamingResponse:
+    """The API's CSV export of a list, for the signed-in viewer (same code, same checks)."""
+    return segment_api.export_list_members(list_id, request, db, viewer.principal)
 
 
 @router.get("/lists/{list_id}")
