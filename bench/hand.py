@@ -67,7 +67,7 @@ def variants(backend: str) -> tuple[str, ...]:
     return tuple(v for v in VARIANTS if v != "any" or backend == "postgresql")
 
 
-def _share_filter(f: Facts) -> str:
+def _share_filter(f: Facts, record_type: str = "contact") -> str:
     teams = ", ".join(map(str, f.teams))
     recipients = [
         "(s.principal_type = 'user' AND s.principal_id = :uid)",
@@ -76,40 +76,42 @@ def _share_filter(f: Facts) -> str:
     if f.teams:
         recipients.insert(1, f"(s.principal_type = 'team' AND s.principal_id IN ({teams}))")
     return (
-        "s.record_type = 'contact' AND (s.rights & 1) <> 0\n"
+        f"s.record_type = '{record_type}' AND (s.rights & 1) <> 0\n"
         "      AND (" + "\n        OR ".join(recipients) + ")"
     )
 
 
-def _shared_ids(f: Facts) -> str:
-    return f"SELECT s.record_id FROM record_share s\n    WHERE {_share_filter(f)}"
+def _shared_ids(f: Facts, record_type: str = "contact") -> str:
+    return f"SELECT s.record_id FROM record_share s\n    WHERE {_share_filter(f, record_type)}"
 
 
 def _subtree() -> str:
     return "SELECT descendant_id FROM business_unit_closure WHERE ancestor_id = :bu"
 
 
-def _terms(f: Facts, variant: str) -> list[str]:
+def _terms(f: Facts, variant: str, alias: str = "c", record_type: str = "contact") -> list[str]:
+    """The OR terms of the viewer's read access to ``record_type`` rows named ``alias``."""
+    c = alias
     teams = ", ".join(map(str, f.teams))
-    terms = ["(c.owner_type = 'user' AND c.owner_id = :uid)"]
+    terms = [f"({c}.owner_type = 'user' AND {c}.owner_id = :uid)"]
     if f.teams:
-        terms.append(f"(c.owner_type = 'team' AND c.owner_id IN ({teams}))")
+        terms.append(f"({c}.owner_type = 'team' AND {c}.owner_id IN ({teams}))")
     if f.level == "business_unit":
-        terms.append("c.owning_bu_id = :bu")
+        terms.append(f"{c}.owning_bu_id = :bu")
     elif f.level == "parent_child":
         if variant == "any":
-            terms.append(f"c.owning_bu_id = ANY(ARRAY({_subtree()}))")
+            terms.append(f"{c}.owning_bu_id = ANY(ARRAY({_subtree()}))")
         else:
-            terms.append(f"c.owning_bu_id IN ({_subtree()})")
+            terms.append(f"{c}.owning_bu_id IN ({_subtree()})")
     if variant == "exists":
         terms.append(
-            "EXISTS (SELECT 1 FROM record_share s WHERE s.record_id = c.id\n"
-            f"      AND {_share_filter(f)})"
+            f"EXISTS (SELECT 1 FROM record_share s WHERE s.record_id = {c}.id\n"
+            f"      AND {_share_filter(f, record_type)})"
         )
     elif variant == "any":
-        terms.append(f"c.id = ANY(ARRAY({_shared_ids(f)}))")
+        terms.append(f"{c}.id = ANY(ARRAY({_shared_ids(f, record_type)}))")
     else:
-        terms.append(f"c.id IN ({_shared_ids(f)})")
+        terms.append(f"{c}.id IN ({_shared_ids(f, record_type)})")
     return terms
 
 

@@ -7,7 +7,8 @@ months after it (~11 % in the last 90 days), 3,000,000 registrations over them (
 event sizes; 90 % registered, 10 % canceled), 1,500,000 attendance rows (each for a
 registered, not canceled registration of an event that has started: same event and
 contact; 1–7,200 s) and a marketing list of 50,000 contacts. Events are owned by users;
-their registrations and attendance by the event's owner (B10).
+their registrations and attendance by the event's owner (B10). The list and event X (the
+largest past event) belong to the BU-level viewer below.
 ``--contacts`` scales every count (``--contacts 20000``: 100 events, 60,000
 registrations, 30,000 attendance rows, a list of 1,000).
 
@@ -27,9 +28,14 @@ organization-level viewer (Marketing Administrator), it times
   hand    hand-written SQL on the same database: the viewer's visibility written as in
           ``hand.py`` (one OR, or the BU / rest split), the criteria as ``IN``, ``EXISTS``
           or a join / ``EXCEPT`` / ``UNION``, constants inlined (so PostgreSQL always
-          plans with the values); the fastest form is the floor
+          plans with the values); the fastest form is the floor. Participation counts
+          only the events, registrations and attendance the viewer may read (F2,
+          docs/segments.md): for the BU-level viewer each of those tables gets the same
+          owner / team / BU / share terms as contacts (the share path as ``IN``, and on
+          PostgreSQL also as ``= ANY(ARRAY(…))``)
   duckdb  the same question in DuckDB, in memory, loaded from Parquet exports of the same
-          rows: an external reference of what the hardware allows
+          rows (the ``IN`` form, every visibility as one OR): an external reference of
+          what the hardware allows
 
 checks the three counts agree, and prints engine / hand. Targets: engine / hand ≤ 1.3
 for every row; on PostgreSQL (a) for the organization-level viewer under 1 s (p95).
@@ -87,7 +93,7 @@ RATIO_TARGET = 1.3
 PG_A_ORG_MS = 1000.0
 
 # Bump when the generated segment data changes shape, so caches are rebuilt.
-SEGMENTS_VERSION = 1
+SEGMENTS_VERSION = 2
 FULL = {"events": 5_000, "registrations": 3_000_000, "attendance": 1_500_000, "list": 50_000}
 # 19 countries and NULL; repeated values weigh more (US 6/38, DE 4/38, JP 2/38 …).
 COUNTRIES: tuple[str | None, ...] = (
@@ -243,7 +249,11 @@ def make_seg_plan(plan: datagen.Plan, ss: SegSizes) -> SegPlan:
                 c[1] += 1
     past = [e for e in range(ss.events) if ev_start[e] < now_us]
     big_event = max(past, key=lambda e: (sizes[e], -e))
+    # The list and event X belong to the BU-level viewer, as a marketer's own list and
+    # webinar would: participation criteria see only events the viewer may read, so (b)
+    # on someone else's event would count nothing for them.
     list_owner = next(v.user for v in plan.viewers if v.key == "bu")
+    ev_owner[big_event] = list_owner
     members = sorted(rng.sample(range(n), min(ss.list_members, n)))
     return SegPlan(
         ev_start=ev_start,
@@ -693,16 +703,11 @@ def prepare(engine: Engine, plans: Plans, rebuild: bool) -> tuple[Setup, str, di
 
 # ------------------------------------------------------------------------------ DuckDB
 
-# The columns the questions read, per table; timestamps as naive UTC text.
+# The columns the questions read, per table; timestamps as naive UTC text. Events,
+# registrations and attendance carry their owner: the BU-level viewer reads only some.
+OWNED = (("owner_type", "VARCHAR"), ("owner_id", "INTEGER"), ("owning_bu_id", "INTEGER"))
 DUCK_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
-    "contact": (
-        ("id", "INTEGER"),
-        ("country", "VARCHAR"),
-        ("company", "VARCHAR"),
-        ("owner_type", "VARCHAR"),
-        ("owner_id", "INTEGER"),
-        ("owning_bu_id", "INTEGER"),
-    ),
+    "contact": (("id", "INTEGER"), ("country", "VARCHAR"), ("company", "VARCHAR"), *OWNED),
     "record_share": (
         ("record_type", "VARCHAR"),
         ("record_id", "INTEGER"),
@@ -710,18 +715,27 @@ DUCK_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("principal_id", "INTEGER"),
         ("rights", "INTEGER"),
     ),
-    "marketing_event": (("id", "INTEGER"), ("event_type", "VARCHAR"), ("start_at", "TIMESTAMP")),
+    "marketing_event": (
+        ("id", "INTEGER"),
+        ("event_type", "VARCHAR"),
+        ("start_at", "TIMESTAMP"),
+        *OWNED,
+    ),
     "event_registration": (
+        ("id", "INTEGER"),
         ("event_id", "INTEGER"),
         ("contact_id", "INTEGER"),
         ("status", "VARCHAR"),
         ("excluded_reason", "VARCHAR"),
+        *OWNED,
     ),
     "event_attendance": (
+        ("id", "INTEGER"),
         ("event_id", "INTEGER"),
         ("contact_id", "INTEGER"),
         ("total_seconds", "INTEGER"),
         ("excluded_reason", "VARCHAR"),
+        *OWNED,
     ),
     "marketing_list_member": (("list_id", "INTEGER"), ("contact_id", "INTEGER")),
 }
@@ -772,7 +786,7 @@ def export_parquet(source: Engine, ss: SegSizes) -> float:
             log(f"duckdb: {table} exported")
     finally:
         con.close()
-    (out / "fingerprint").write_text(ss.fingerprint())
+    (out / "fingerprint").write_text(duck_fingerprint(ss))
     return time.perf_counter() - t0
 
 
@@ -789,7 +803,12 @@ def duck_connect(ss: SegSizes) -> tuple[duckdb.DuckDBPyConnection, float]:
 def duck_ready(ss: SegSizes) -> bool:
     """Whether finished Parquet exports of these sizes exist."""
     path = duck_dir(ss) / "fingerprint"
-    return path.exists() and path.read_text() == ss.fingerprint()
+    return path.exists() and path.read_text() == duck_fingerprint(ss)
+
+
+def duck_fingerprint(ss: SegSizes) -> str:
+    """The data's fingerprint and the exported columns: a new column means a new export."""
+    return json.dumps([json.loads(ss.fingerprint()), DUCK_TABLES], sort_keys=True)
 
 
 # ------------------------------------------------------------------------------ questions
@@ -854,7 +873,7 @@ def questions(setup: Setup) -> list[Question]:
 
 def engine_count(db: Session, principal: Principal, tree: dict[str, Any]) -> int:
     """The count as the application runs it: the statement built, then counted for the viewer."""
-    stmt = service.evaluate_statement(db, tree, now=NOW, viewer=principal)
+    stmt = service.evaluate_statement(db, tree, readers=(principal,), now=NOW, viewer=principal)
     return service.count_visible(db, principal, stmt)
 
 
@@ -862,23 +881,37 @@ def engine_count(db: Session, principal: Principal, tree: dict[str, Any]) -> int
 
 # The criteria, written from criteria.py's semantics: attendance and registrations count
 # only with a contact and no exclusion; "in the last N days" is [now - N days, now].
-ATTENDED_90 = (
-    "a.contact_id IS NOT NULL AND a.excluded_reason IS NULL\n"
-    "      AND e.event_type = 'webinar' AND e.start_at >= :since90 AND e.start_at <= :now"
-)
-ATTENDED_365 = (
-    "a.contact_id IS NOT NULL AND a.excluded_reason IS NULL AND a.total_seconds >= 1800\n"
-    "      AND e.start_at >= :since365 AND e.start_at <= :now"
-)
+# Participation sees only the rows the viewer may read (docs/segments.md, "Participation
+# sees only what may be read"): ``see(alias)`` adds the viewer's read access to the events
+# (``e``; only where the criterion compares event fields: an event named by id needs
+# none), registrations (``r``) and attendance (``a``), written as hand.py writes a
+# contact's (owner, team, BU, shares of that record type); nothing at organization level.
+# The viewers' built-in roles give them one level on every marketing record type
+# (Marketer: business unit), so ``hand.Facts.level`` holds for these tables too.
+See = Callable[[str], str]
+ROW_TYPES = {"e": "marketing_event", "r": "event_registration", "a": "event_attendance"}
+
+
+def sees(f: hand.Facts | None, variant: str) -> See:
+    """``see`` for this viewer, the share path in hand.py's ``variant`` form."""
+
+    def see(alias: str) -> str:
+        if f is None:
+            return ""
+        terms = "\n        OR ".join(hand._terms(f, variant, alias, ROW_TYPES[alias]))
+        return f"\n      AND ({terms})"
+
+    return see
+
+
+def row_forms(backend: str) -> tuple[str, ...]:
+    """The forms of the participation rows' visibility worth trying: the share path as
+    ``IN``, and on PostgreSQL as ``= ANY(ARRAY(…))``, which lets a scan driven from the
+    rows (a join, ``EXCEPT``, ``UNION``) combine the owner and BU indexes in a BitmapOr."""
+    return ("in", "any") if backend == "postgresql" else ("in",)
+
+
 ATTENDANCE = "event_attendance a JOIN marketing_event e ON e.id = a.event_id"
-REGISTERED_X = (
-    "r.event_id = :event AND r.status = 'registered' AND r.excluded_reason IS NULL\n"
-    "      AND r.contact_id IS NOT NULL"
-)
-NOT_ATTENDED = (
-    "NOT EXISTS (SELECT 1 FROM event_attendance a WHERE a.event_id = r.event_id\n"
-    "        AND a.contact_id = r.contact_id AND a.excluded_reason IS NULL)"
-)
 A_COUNTRY = "c.country IN ('JP', 'DE', 'US')"
 C_LIST = (
     "c.id IN (SELECT m.contact_id FROM marketing_list_member m WHERE m.list_id = :list)\n"
@@ -887,22 +920,56 @@ C_LIST = (
 C_PEOPLE = "(lower(c.company) LIKE 'a%' OR c.country IN ('FR', 'IT'))"
 
 
-def criteria_forms(key: str) -> dict[str, tuple[str, str]]:
+def attended_90(see: See) -> str:
+    """(a)'s participation: attended a webinar that started in the last 90 days."""
+    return (
+        "a.contact_id IS NOT NULL AND a.excluded_reason IS NULL\n"
+        "      AND e.event_type = 'webinar' AND e.start_at >= :since90 AND e.start_at <= :now"
+        f"{see('a')}{see('e')}"
+    )
+
+
+def attended_365(see: See) -> str:
+    """(c)'s participation: attended an event of the last 365 days for at least 30 min."""
+    return (
+        "a.contact_id IS NOT NULL AND a.excluded_reason IS NULL AND a.total_seconds >= 1800\n"
+        f"      AND e.start_at >= :since365 AND e.start_at <= :now{see('a')}{see('e')}"
+    )
+
+
+def registered_x(see: See) -> str:
+    """(b)'s registrations: for event X, registered, not canceled."""
+    return (
+        "r.event_id = :event AND r.status = 'registered' AND r.excluded_reason IS NULL\n"
+        f"      AND r.contact_id IS NOT NULL{see('r')}"
+    )
+
+
+def not_attended(see: See) -> str:
+    """(b)'s registrations with no (readable) attendance of the same event."""
+    return (
+        "NOT EXISTS (SELECT 1 FROM event_attendance a WHERE a.event_id = r.event_id\n"
+        f"        AND a.contact_id = r.contact_id AND a.excluded_reason IS NULL{see('a')})"
+    )
+
+
+def criteria_forms(key: str, see: See) -> dict[str, tuple[str, str]]:
     """form -> (FROM clause binding ``c``, predicate on ``c`` or '') for one segment."""
     if key == "a":
         return {
             "in": (
                 "contact c",
                 f"{A_COUNTRY}\n  AND c.id IN (SELECT a.contact_id FROM {ATTENDANCE}\n"
-                f"    WHERE {ATTENDED_90})",
+                f"    WHERE {attended_90(see)})",
             ),
             "exists": (
                 "contact c",
                 f"{A_COUNTRY}\n  AND EXISTS (SELECT 1 FROM {ATTENDANCE}\n"
-                f"    WHERE a.contact_id = c.id AND {ATTENDED_90})",
+                f"    WHERE a.contact_id = c.id AND {attended_90(see)})",
             ),
             "join": (
-                f"(SELECT DISTINCT a.contact_id FROM {ATTENDANCE}\n    WHERE {ATTENDED_90}) p\n"
+                f"(SELECT DISTINCT a.contact_id FROM {ATTENDANCE}\n"
+                f"    WHERE {attended_90(see)}) p\n"
                 "  JOIN contact c ON c.id = p.contact_id",
                 A_COUNTRY,
             ),
@@ -912,17 +979,17 @@ def criteria_forms(key: str) -> dict[str, tuple[str, str]]:
             "in": (
                 "contact c",
                 f"c.id IN (SELECT r.contact_id FROM event_registration r\n"
-                f"    WHERE {REGISTERED_X}\n      AND {NOT_ATTENDED})",
+                f"    WHERE {registered_x(see)}\n      AND {not_attended(see)})",
             ),
             "exists": (
                 "contact c",
                 f"EXISTS (SELECT 1 FROM event_registration r WHERE r.contact_id = c.id\n"
-                f"      AND {REGISTERED_X}\n      AND {NOT_ATTENDED})",
+                f"      AND {registered_x(see)}\n      AND {not_attended(see)})",
             ),
             "except": (
-                f"(SELECT r.contact_id FROM event_registration r WHERE {REGISTERED_X}\n"
+                f"(SELECT r.contact_id FROM event_registration r WHERE {registered_x(see)}\n"
                 "    EXCEPT SELECT a.contact_id FROM event_attendance a\n"
-                "    WHERE a.event_id = :event AND a.excluded_reason IS NULL) p\n"
+                f"    WHERE a.event_id = :event AND a.excluded_reason IS NULL{see('a')}) p\n"
                 "  JOIN contact c ON c.id = p.contact_id",
                 "",
             ),
@@ -931,7 +998,7 @@ def criteria_forms(key: str) -> dict[str, tuple[str, str]]:
         "in": (
             "contact c",
             f"(({C_LIST})\n  OR (c.id IN (SELECT a.contact_id FROM {ATTENDANCE}\n"
-            f"    WHERE {ATTENDED_365})\n    AND {C_PEOPLE}))",
+            f"    WHERE {attended_365(see)})\n    AND {C_PEOPLE}))",
         ),
         "exists": (
             "contact c",
@@ -939,12 +1006,12 @@ def criteria_forms(key: str) -> dict[str, tuple[str, str]]:
             "      WHERE m.list_id = :list AND m.contact_id = c.id)\n"
             "    AND (c.country <> 'US' OR c.country IS NULL))\n"
             f"  OR (EXISTS (SELECT 1 FROM {ATTENDANCE}\n"
-            f"      WHERE a.contact_id = c.id AND {ATTENDED_365})\n    AND {C_PEOPLE}))",
+            f"      WHERE a.contact_id = c.id AND {attended_365(see)})\n    AND {C_PEOPLE}))",
         ),
     }
 
 
-def _union_c(vis: str | None) -> str:
+def _union_c(vis: str | None, see: See) -> str:
     """(c) as the UNION of its two branches, each driven from its own table."""
     extra = f"\n    AND ({vis})" if vis else ""
     return (
@@ -953,7 +1020,7 @@ def _union_c(vis: str | None) -> str:
         f"  WHERE m.list_id = :list AND (c.country <> 'US' OR c.country IS NULL){extra}\n"
         "  UNION\n"
         f"  SELECT c.id FROM (SELECT DISTINCT a.contact_id FROM {ATTENDANCE}\n"
-        f"    WHERE {ATTENDED_365}) p\n"
+        f"    WHERE {attended_365(see)}) p\n"
         f"  JOIN contact c ON c.id = p.contact_id\n  WHERE {C_PEOPLE}{extra}\n) u"
     )
 
@@ -975,31 +1042,34 @@ def visibility(f: hand.Facts, variant: str) -> tuple[str, str, str]:
 
 
 def hand_counts(key: str, f: hand.Facts | None, backend: str) -> dict[str, str]:
-    """Every hand-written form of one segment's count for one viewer, by name."""
+    """Every hand-written form of one segment's count for one viewer, by name
+    (criteria form·contact visibility form·participation rows' visibility form)."""
     out: dict[str, str] = {}
-    forms = criteria_forms(key)
     if f is None:  # organization level: no visibility predicate at all
-        for name, (source, pred) in forms.items():
+        see = sees(None, "")
+        for name, (source, pred) in criteria_forms(key, see).items():
             out[name] = f"SELECT count(*) FROM {source}{_where(pred)}"
         if key == "c":
-            out["union"] = _union_c(None)
+            out["union"] = _union_c(None, see)
         return out
     full, _, _ = visibility(f, "in")
     _, inside, outside = visibility(f, "any" if backend == "postgresql" else "in")
-    for name, (source, pred) in forms.items():
-        out[f"{name}·or"] = f"SELECT count(*) FROM {source}{_where(pred, f'({full})')}"
-        out[f"{name}·split"] = (
-            f"SELECT (SELECT count(*) FROM {source}{_where(pred, inside)})\n"
-            f"     + (SELECT count(*) FROM {source}{_where(pred, outside)})"
-        )
-    if key == "c":
-        out["union·or"] = _union_c(full)
+    for rows in row_forms(backend):
+        see = sees(f, rows)
+        for name, (source, pred) in criteria_forms(key, see).items():
+            out[f"{name}·or·{rows}"] = f"SELECT count(*) FROM {source}{_where(pred, f'({full})')}"
+            out[f"{name}·split·{rows}"] = (
+                f"SELECT (SELECT count(*) FROM {source}{_where(pred, inside)})\n"
+                f"     + (SELECT count(*) FROM {source}{_where(pred, outside)})"
+            )
+        if key == "c":
+            out[f"union·or·{rows}"] = _union_c(full, see)
     return out
 
 
 def duck_sql(key: str, f: hand.Facts | None) -> str:
-    """The DuckDB query: the plain IN form with one OR for visibility."""
-    source, pred = criteria_forms(key)["in"]
+    """The DuckDB query: the plain IN form with one OR for every visibility."""
+    source, pred = criteria_forms(key, sees(f, "in"))["in"]
     vis = f"({visibility(f, 'in')[0]})" if f is not None else ""
     return f"SELECT count(*) FROM {source}{_where(pred, vis)}"
 
@@ -1418,7 +1488,8 @@ def report(
     print(
         f"\nhand-written forms tried (median of {args.trial} runs after {args.pick_warmup} "
         "warm-up, ms; * = the floor;\n>N = cancelled at N ms: over 5x the best first run, or "
-        "the time limit; criteria form·visibility form)"
+        "the time limit;\ncriteria form·contacts' visibility form·participation rows' "
+        "visibility form)"
     )
     for r in rows:
         forms = "  ".join(f"{'*' if k == r.floor else ' '}{k} {ms}" for k, ms in r.tried.items())
