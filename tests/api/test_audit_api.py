@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -33,10 +32,10 @@ def _iso_with_zone(text: str) -> datetime:
     return value
 
 
-@pytest.mark.parametrize("who", ["orgadmin", "manager", "marketer", "nobody"])
-def test_only_system_administrators_read_the_trail(client: TestClient, org: Org, who: str) -> None:
-    assert_error(client.get(AUDIT, headers=org.headers[who]), 403)
-    assert_error(client.get(AUDIT, params={"action": "role"}, headers=org.headers[who]), 403)
+def test_only_system_administrators_read_the_trail(client: TestClient, org: Org) -> None:
+    for who in ("orgadmin", "manager", "marketer", "nobody"):
+        assert_error(client.get(AUDIT, headers=org.headers[who]), 403)
+        assert_error(client.get(AUDIT, params={"action": "role"}, headers=org.headers[who]), 403)
     assert_error(client.get(AUDIT), 401)
 
 
@@ -168,21 +167,21 @@ def test_filters_paging_and_times_with_their_zone(client: TestClient, org: Org) 
     assert _trail(client, org, action="role.assign", actor="nobody-at-all") == []
 
 
-@pytest.mark.parametrize(
-    ("params", "field"),
-    [
-        ({"since": "2026-12-05T10:00:00"}, "since"),
-        ({"since": "9999-12-31T23:59:59-14:00"}, "since"),
-        ({"until": "0001-01-01T00:00:00+14:00"}, "until"),
-        ({"since": "2026-12-05T10:00:00Z", "until": "2026-12-04T10:00:00Z"}, "until"),
-        ({"since": "yesterday"}, "since"),
-        ({"cursor": "forged"}, "cursor"),
-        ({"limit": 0}, "limit"),
-        ({"actor_id": 2**40}, "actor_id"),
-        ({"action": "x" * 61}, "action"),
-    ],
-)
-def test_bad_filters_are_422_naming_the_field(
-    client: TestClient, org: Org, params: dict[str, Any], field: str
-) -> None:
-    assert_error(client.get(AUDIT, params=params, headers=org.headers["admin"]), 422, field)
+BAD_FILTERS: list[tuple[dict[str, Any], str]] = [
+    ({"since": "2026-12-05T10:00:00"}, "since"),
+    ({"since": "9999-12-31T23:59:59-14:00"}, "since"),
+    ({"until": "0001-01-01T00:00:00+14:00"}, "until"),
+    ({"since": "2026-12-05T10:00:00Z", "until": "2026-12-04T10:00:00Z"}, "until"),
+    ({"since": "yesterday"}, "since"),
+    ({"cursor": "forged"}, "cursor"),
+    ({"limit": 0}, "limit"),
+    ({"actor_id": 2**40}, "actor_id"),
+    ({"action": "x" * 61}, "action"),
+]
+
+
+def test_bad_filters_are_422_naming_the_field(client: TestClient, org: Org) -> None:
+    for params, field in BAD_FILTERS:
+        response = client.get(AUDIT, params=params, headers=org.headers["admin"])
+        assert response.status_code == 422, params
+        assert_error(response, 422, field)

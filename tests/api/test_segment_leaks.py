@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,46 +42,35 @@ def _hidden_webinar(db: Session, org: Org) -> MarketingEvent:
     return event
 
 
-PROBES = [
-    pytest.param(
-        {"participation": "registered", "event": {"name": {"contains": "APAC"}}}, id="name"
-    ),
-    pytest.param(
-        {"participation": "registered", "event": {"name": {"starts_with": "APAC P"}}}, id="prefix"
-    ),
-    pytest.param(
-        {"participation": "registered", "event": {"organizer": {"contains": "eu_marketer"}}},
-        id="organizer",
-    ),
-    pytest.param(
-        {"participation": "registered", "event": {"start": {"on": "2026-03-04"}}}, id="start"
-    ),
-    pytest.param(
-        {"participation": "registered", "event": {"registrants": {"gte": 1}}}, id="registrants"
-    ),
-    pytest.param({"participation": "attended", "min_minutes": 40}, id="minutes-attended"),
-    pytest.param({"participation": "registered"}, id="any-registration"),
-    pytest.param(
-        {"not": {"participation": "attended", "event": {"name": {"contains": "APAC"}}}},
-        id="negated",
-    ),
+# What a marketer might try, to learn about a webinar they cannot open.
+PROBES: list[dict[str, Any]] = [
+    {"participation": "registered", "event": {"name": {"contains": "APAC"}}},
+    {"participation": "registered", "event": {"name": {"starts_with": "APAC P"}}},
+    {"participation": "registered", "event": {"organizer": {"contains": "eu_marketer"}}},
+    {"participation": "registered", "event": {"start": {"on": "2026-03-04"}}},
+    {"participation": "registered", "event": {"registrants": {"gte": 1}}},
+    {"participation": "attended", "min_minutes": 40},
+    {"participation": "registered"},
+    {"not": {"participation": "attended", "event": {"name": {"contains": "APAC"}}}},
 ]
 
 
-@pytest.mark.parametrize("probe", PROBES)
 def test_a_preview_sees_only_events_the_viewer_may_read(
-    client: TestClient, db: Session, org: Org, probe: dict[str, Any]
+    client: TestClient, db: Session, org: Org
 ) -> None:
     _hidden_webinar(db, org)
     mine = {"contact": {"email": "marketer@example.com"}}
-    tree = {"all": [mine, probe]}
-    expected = {"marketer": 1 if "not" in probe else 0, "manager": 0 if "not" in probe else 1}
-    for who, visible in expected.items():
-        response = client.post(
-            f"{API}/segments/preview", json={"criteria": tree}, headers=org.headers[who]
-        )
-        assert response.status_code == 200, response.text
-        assert response.json()["visible"] == visible, who  # the manager reads Sales EU
+    for probe in PROBES:
+        tree = {"all": [mine, probe]}
+        negated = "not" in probe
+        # The manager (parent-child in Sales) reads the Sales EU webinar; the marketer not.
+        expected = {"marketer": 1 if negated else 0, "manager": 0 if negated else 1}
+        for who, visible in expected.items():
+            response = client.post(
+                f"{API}/segments/preview", json={"criteria": tree}, headers=org.headers[who]
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["visible"] == visible, (who, probe)
 
 
 def test_a_saved_segment_holds_what_its_owner_may_read_and_explain_what_both_may(

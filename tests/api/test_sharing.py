@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -280,6 +282,13 @@ def test_a_sharer_cannot_grant_more_than_they_hold(
     assert client.delete(f"{url}/{again['id']}", headers=owner).status_code == 204
 
 
+def _explain_write(client: TestClient, org: Org, rid: int, user_id: int) -> dict[str, Any]:
+    params = {"record_type": "contact", "record_id": rid, "privilege": "write", "user_id": user_id}
+    response = client.get(f"{API}/access/explain", params=params, headers=org.headers["admin"])
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
 def test_a_share_without_read_is_refused(client: TestClient, db: Session, org: Org) -> None:
     """F7: a write-only share would be reported as granted by explain yet refused by the
     routes; it is refused when made, so the two can never disagree."""
@@ -292,16 +301,7 @@ def test_a_share_without_read_is_refused(client: TestClient, db: Session, org: O
     )
     assert "must include read" in error["message"]
     assert client.get(f"{URL}/{rid}/shares", headers=owner).json() == []
-    explained = client.get(
-        f"{API}/access/explain",
-        params={
-            "record_type": "contact",
-            "record_id": rid,
-            "privilege": "write",
-            "user_id": guest_id,
-        },
-        headers=org.headers["admin"],
-    ).json()
+    explained = _explain_write(client, org, rid, guest_id)
     assert explained["allowed"] is False
     patch = client.patch(
         f"{URL}/{rid}", json={"last_name": "X"}, headers=org.headers["support_assistant"]
@@ -309,16 +309,7 @@ def test_a_share_without_read_is_refused(client: TestClient, db: Session, org: O
     assert_error(patch, 404)
     # With read, both agree that write is allowed (the assistant holds write at user level).
     _share(client, owner, rid, "user", guest_id, "read", "write")
-    explained = client.get(
-        f"{API}/access/explain",
-        params={
-            "record_type": "contact",
-            "record_id": rid,
-            "privilege": "write",
-            "user_id": guest_id,
-        },
-        headers=org.headers["admin"],
-    ).json()
+    explained = _explain_write(client, org, rid, guest_id)
     assert explained["allowed"] is True
     patch = client.patch(
         f"{URL}/{rid}", json={"last_name": "X"}, headers=org.headers["support_assistant"]

@@ -165,15 +165,15 @@ def test_the_admin_lists_and_revokes_anyones_token(
     assert "gustav-script" not in only_revoked.text
 
 
-@pytest.mark.parametrize("path", ["/admin/tokens", "/admin/audit"])
 def test_non_administrators_may_not_see_everyones_tokens_or_the_trail(
-    client: TestClient, db: Session, people: People, path: str
+    client: TestClient, db: Session, people: People
 ) -> None:
     csrf = client_sign_in(client, "gustav")
-    refused = client.get(path)
-    assert refused.status_code == 403
-    assert "francois" not in refused.text
-    assert f'href="{path}"' not in client.get("/admin/settings").text  # not in the menu
+    for path in ("/admin/tokens", "/admin/audit"):
+        refused = client.get(path)
+        assert refused.status_code == 403
+        assert "francois" not in refused.text
+        assert f'href="{path}"' not in client.get("/admin/settings").text  # not in the menu
     post = client.post(
         f"/admin/tokens/{people.francois_token}/revoke",
         data={"csrf": csrf},

@@ -156,6 +156,45 @@ class Principal:
         return grants[0].level if grants else Level.NONE
 
 
+# A role's privileges, one row each (a role with none gives one row of NULLs).
+_ROLE_COLUMNS = (
+    SecurityRole.id,
+    SecurityRole.name,
+    SecurityRole.is_system_admin,
+    RolePrivilege.record_type,
+    RolePrivilege.privilege,
+    RolePrivilege.level,
+)
+
+
+def _grants(
+    rows: Sequence[Any], anchors: Mapping[int | None, int], team_names: Mapping[int, str]
+) -> tuple[tuple[Grant, ...], str | None]:
+    """Grants from role rows (``team_id`` None for a role of one's own), anchored at
+    ``anchors[team_id]``, broadest first per type; and the first administrator role."""
+    grants: set[Grant] = set()
+    admin_role: str | None = None
+    for row in rows:
+        if row.is_system_admin and admin_role is None:
+            admin_role = row.name
+        if row.record_type is None or row.level <= Level.NONE:
+            continue
+        grants.add(
+            Grant(
+                record_type=row.record_type,
+                privilege=row.privilege,
+                level=Level(row.level),
+                anchor_bu_id=anchors[row.team_id],
+                role_id=row.id,
+                role_name=row.name,
+                team_id=row.team_id,
+                team_name=None if row.team_id is None else team_names[row.team_id],
+            )
+        )
+    ordered = tuple(sorted(grants, key=lambda g: (g.record_type, g.privilege, -g.level)))
+    return ordered, admin_role
+
+
 def load_principal(db: Session, user_id: int) -> Principal:
     """Load a user's BU, teams and grants (direct roles and their teams' roles).
 
@@ -171,57 +210,30 @@ def load_principal(db: Session, user_id: int) -> Principal:
         .where(TeamMember.user_id == user_id)
     ).all()
     team_bu = {t.id: t.business_unit_id for t in teams}
-    role_cols = (
-        SecurityRole.id,
-        SecurityRole.name,
-        SecurityRole.is_system_admin,
-        RolePrivilege.record_type,
-        RolePrivilege.privilege,
-        RolePrivilege.level,
-    )
     # Direct roles (team_id NULL) and the roles of the user's teams, in one round trip.
     direct = (
-        select(null().cast(Integer).label("team_id"), *role_cols)
+        select(null().cast(Integer).label("team_id"), *_ROLE_COLUMNS)
         .join(UserRole, UserRole.role_id == SecurityRole.id)
         .outerjoin(RolePrivilege, RolePrivilege.role_id == SecurityRole.id)
         .where(UserRole.user_id == user_id)
     )
     via_team = (
-        select(TeamRole.team_id, *role_cols)
+        select(TeamRole.team_id, *_ROLE_COLUMNS)
         .join(SecurityRole, SecurityRole.id == TeamRole.role_id)
         .join(TeamMember, TeamMember.team_id == TeamRole.team_id)
         .outerjoin(RolePrivilege, RolePrivilege.role_id == SecurityRole.id)
         .where(TeamMember.user_id == user_id)
     )
-    role_rows = db.execute(union_all(direct, via_team)).all()
     team_names = {t.id: t.name for t in teams}
-    grants: set[Grant] = set()
-    admin_role: str | None = None
-    for row in role_rows:
-        team_id = row.team_id
-        if row.is_system_admin and admin_role is None:
-            admin_role = row.name
-        if row.record_type is None or row.level <= Level.NONE:
-            continue
-        grants.add(
-            Grant(
-                record_type=row.record_type,
-                privilege=row.privilege,
-                level=Level(row.level),
-                anchor_bu_id=user.business_unit_id if team_id is None else team_bu[team_id],
-                role_id=row.id,
-                role_name=row.name,
-                team_id=team_id,
-                team_name=None if team_id is None else team_names[team_id],
-            )
-        )
+    anchors: dict[int | None, int] = {None: user.business_unit_id, **team_bu}
+    grants, admin_role = _grants(db.execute(union_all(direct, via_team)).all(), anchors, team_names)
     return Principal(
         user_id=user.id,
         username=user.username,
         business_unit_id=user.business_unit_id,
         disabled=user.disabled,
         team_ids=frozenset(team_bu),
-        grants=tuple(sorted(grants, key=lambda g: (g.record_type, g.privilege, -g.level))),
+        grants=grants,
         system_admin_role=admin_role,
         dialect=db.get_bind().dialect.name,
         team_names=team_names,
@@ -241,41 +253,20 @@ def load_team_principal(db: Session, team_id: int) -> Principal:
     if team is None:
         raise NotFound(f"team {team_id} not found", field="team_id")
     rows = db.execute(
-        select(
-            SecurityRole.id,
-            SecurityRole.name,
-            SecurityRole.is_system_admin,
-            RolePrivilege.record_type,
-            RolePrivilege.privilege,
-            RolePrivilege.level,
-        )
-        .join(TeamRole, TeamRole.role_id == SecurityRole.id)
+        select(TeamRole.team_id, *_ROLE_COLUMNS)
+        .join(SecurityRole, SecurityRole.id == TeamRole.role_id)
         .outerjoin(RolePrivilege, RolePrivilege.role_id == SecurityRole.id)
         .where(TeamRole.team_id == team_id)
     ).all()
-    grants = {
-        Grant(
-            record_type=row.record_type,
-            privilege=row.privilege,
-            level=Level(row.level),
-            anchor_bu_id=team.business_unit_id,
-            role_id=row.id,
-            role_name=row.name,
-            team_id=team.id,
-            team_name=team.name,
-        )
-        for row in rows
-        if row.record_type is not None and row.level > Level.NONE
-    }
-    admin = next((row.name for row in rows if row.is_system_admin), None)
+    grants, admin_role = _grants(rows, {team.id: team.business_unit_id}, {team.id: team.name})
     return Principal(
         user_id=0,
         username=f"team {team.name}",
         business_unit_id=team.business_unit_id,
         disabled=False,
         team_ids=frozenset({team.id}),
-        grants=tuple(sorted(grants, key=lambda g: (g.record_type, g.privilege, -g.level))),
-        system_admin_role=admin,
+        grants=grants,
+        system_admin_role=admin_role,
         dialect=db.get_bind().dialect.name,
         team_names={team.id: team.name},
     )
@@ -828,9 +819,16 @@ def held_rights(
 ) -> set[Privilege]:
     """The shareable rights the principal holds on ``record`` now, by any path.
 
-    What a user may pass on by sharing: nobody grants more than they hold.
+    What a user may pass on by sharing: nobody grants more than they hold. One lookup per
+    right with the statements ``get`` caches (``can`` gives the same verdicts, the property
+    tests check it, but walks every path in Python with a query per grant).
     """
-    return {p for p in SHARE_BITS if can(db, principal, p, record_type, record)}
+    return {
+        p
+        for p in SHARE_BITS
+        if get(db, principal=principal, record_type=record_type, record_id=record.id, privilege=p)
+        is not None
+    }
 
 
 def require(
