@@ -220,6 +220,8 @@ def apply_actions(
                     RecordShare.principal_id == pid,
                 )
             ).scalar_one()
+            if not refusal and kind == "organization" and max_level(world, actor, "share") < 4:
+                refusal = "Forbidden"
             if not refusal and smask & ~held:
                 refusal = "Forbidden"
             call: Callable[[], object] = functools.partial(

@@ -470,6 +470,17 @@ def _audit(
     )
 
 
+def _require_organization_share(principal: access.Principal, kind: Kind, field: str) -> None:
+    """Sharing with, or unsharing from, the whole organisation takes organization-level
+    Share: it changes every user's access at once."""
+    if principal.max_level(kind.record_type, Privilege.SHARE) < Level.ORGANIZATION:
+        raise Forbidden(
+            f"sharing a {kind.label} with the whole organisation, or revoking such a share, "
+            "needs the share privilege at organization level; share with users or teams instead",
+            field=field,
+        )
+
+
 def share(
     *, db: Session, principal: access.Principal, kind: Kind, record_id: int, share_in: ShareIn
 ) -> RecordShare:
@@ -494,12 +505,7 @@ def share(
         )
     if share_in.principal_type == PRINCIPAL_ORGANIZATION:
         principal_id = 0
-        if principal.max_level(kind.record_type, Privilege.SHARE) < Level.ORGANIZATION:
-            raise Forbidden(
-                f"sharing a {kind.label} with the whole organisation needs the share "
-                "privilege at organization level; share it with users or teams instead",
-                field="principal_type",
-            )
+        _require_organization_share(principal, kind, "principal_type")
     elif share_in.principal_id is None:
         raise ValidationFailed("principal_id is required for a user or team", field="principal_id")
     else:
@@ -549,13 +555,16 @@ def share(
 def unshare(
     *, db: Session, principal: access.Principal, kind: Kind, record_id: int, share_id: int
 ) -> None:
-    """Revoke a share; needs Share on the record and every right the share grants."""
+    """Revoke a share; needs Share on the record and every right the share grants (and
+    organization-level Share for an organisation-wide one)."""
     record = get(
         db=db, principal=principal, kind=kind, record_id=record_id, privilege=Privilege.SHARE
     )
     row = db.get(RecordShare, share_id)
     if row is None or row.record_id != record_id or row.record_type != kind.record_type:
         raise NotFound(f"share {share_id} not found on this {kind.label}", field="share_id")
+    if row.principal_type == PRINCIPAL_ORGANIZATION:
+        _require_organization_share(principal, kind, "share_id")
     held = access.held_rights(db, principal, kind.record_type, record)
     beyond = set(rights_from_mask(row.rights)) - held
     if beyond:
