@@ -14,13 +14,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-import gatherly.models
 from gatherly.app import create_app
 from gatherly.core import migrate
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory
 from gatherly.org import defaults
 from gatherly.org import service as org_service
+from tests.dbstate import Snapshot
 
 # Argon2 at its production cost takes ~0.15 s a hash; tests set and check hundreds of
 # passwords. The same algorithm with a small cost keeps them fast (a hash carries its own
@@ -86,24 +86,23 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
+_DEFAULTS: dict[str, Snapshot] = {}
+
+
 def reset_database(engine: Engine) -> None:
-    """Empty every table and recreate the root BU and built-in roles."""
-    tables = [t for t in gatherly.models.Base.metadata.sorted_tables]
-    with engine.begin() as conn:
-        # DELETE, not TRUNCATE: on a few rows per table it is several times faster on
-        # PostgreSQL. The BU tree references itself; cut it first so rows can go in order.
-        conn.execute(text("UPDATE business_unit SET parent_id = NULL"))
-        for table in reversed(tables):
-            conn.execute(table.delete())
-        if engine.dialect.name == "postgresql":
-            # Ids start at 1 again, as on SQLite once a table is empty.
-            serial = [t.name for t in tables if "id" in t.c and t.c.id.autoincrement is not False]
-            resets = ", ".join(
-                f"setval(pg_get_serial_sequence('{name}', 'id'), 1, false)" for name in serial
-            )
-            conn.execute(text(f"SELECT {resets}"))
-    with Session(engine) as db, db.begin():
-        defaults.ensure_defaults(db)
+    """Empty every table and recreate the root BU and built-in roles.
+
+    ``ensure_defaults`` runs once per database; later resets put its rows back (ids and
+    sequences included), which is several times faster.
+    """
+    url = engine.url.render_as_string(hide_password=False)
+    snapshot = _DEFAULTS.get(url)
+    if snapshot is None:
+        Snapshot({}).restore(engine)
+        with Session(engine) as db, db.begin():
+            defaults.ensure_defaults(db)
+        snapshot = _DEFAULTS[url] = Snapshot.take(engine)
+    snapshot.restore(engine)
 
 
 @pytest.fixture

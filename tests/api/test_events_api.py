@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from gatherly.event.models import MarketingEvent
 from gatherly.org.models import User
@@ -26,6 +26,7 @@ from tests.api.test_teams_api import (  # the same emulator, client and users
     tenant,
     tenant_server,
 )
+from tests.dbstate import cached
 from tests.teams.conftest import Connected
 
 __all__ = ["api", "connected", "tenant", "tenant_server"]
@@ -46,7 +47,17 @@ class World:
 
 
 @pytest.fixture
-def world(connected: Connected) -> World:
+def world(connected: Connected, engine: Engine) -> World:
+    """Built once per process and backend (a full sync over HTTP); later tests get its rows."""
+    people, sales, contact_id, events, marta_events = cached(
+        engine, "events_api.world", lambda: _build_world(connected)
+    )
+    return World(people, sales, contact_id, events, marta_events, connected)
+
+
+def _build_world(
+    connected: Connected,
+) -> tuple[People, Headers, int, dict[str, int], set[int]]:
     people = make_people(connected.session_factory, connected.admin_id)
     with connected.session_factory() as db:
         sales_bu = f.bu(db, "Sales")
@@ -63,7 +74,7 @@ def world(connected: Connected) -> World:
         marta_events = {e.id for e in rows if e.owner_id == marta.id}
     assert marta_events
     assert len(marta_events) < len(events)
-    return World(people, sales, contact_id, events, marta_events, connected)
+    return people, sales, contact_id, events, marta_events
 
 
 def walk(api: TestClient, headers: Headers, **params: Any) -> list[dict[str, Any]]:

@@ -23,11 +23,7 @@ connected = teams_fixtures.connected
 ATTENDEE = "lukas.brennan@tailspin.example"  # joined Autumn Product Launch three times
 
 
-@pytest.fixture
-def synced(connected: Connected) -> Connected:
-    """The sample tenant, every webinar ticked and synced."""
-    connected.full_sync()
-    return connected
+synced = teams_fixtures.synced  # every webinar ticked and synced
 
 
 @pytest.fixture

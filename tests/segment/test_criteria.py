@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from gatherly.access.engine import Principal
@@ -19,6 +19,7 @@ from gatherly.segment import criteria as crit
 from gatherly.segment import service as seg
 from gatherly.segment.models import MarketingList, MarketingListMember
 from tests import factories as f
+from tests.dbstate import cached
 from tests.segment.conftest import Org
 
 NOW = datetime(2026, 4, 10, 12, 0, tzinfo=UTC)
@@ -354,8 +355,12 @@ class People:
 
 
 @pytest.fixture
-def people(db: Session) -> People:
+def people(db: Session, engine: Engine) -> People:
     """Four contacts whose fields exercise every operator; ``NOW`` is 2026-04-10 12:00 UTC."""
+    return People(db, cached(engine, "criteria.people", lambda: _make_people(db)))
+
+
+def _make_people(db: Session) -> dict[str, int]:
     a = f.bu(db, "A")
     owner = f.user(db, "owner", a, "Marketer")
     rows = {
@@ -406,7 +411,7 @@ def people(db: Session) -> People:
         ),
     }
     db.commit()
-    return People(db, {name: c.id for name, c in rows.items()})
+    return {name: c.id for name, c in rows.items()}
 
 
 ALL4 = ("jp", "de", "none", "fr")
@@ -620,11 +625,16 @@ class Events:
 
 
 @pytest.fixture
-def events(db: Session) -> Events:
+def events(db: Session, engine: Engine) -> Events:
     """E1 "Spring Webinar" (webinar, 2026-03-10, host@acme) and E2 "Autumn Summit"
     (in_person, 2026-09-01, organizer Ola Other, no email). p1 registered for E1 and attended
     E2 only; p2 registered for and attended E1 (60 min); p3 cancelled E1; p4 walked in to E1
     (10 min); p5 is E1's organizer (kept, excluded); p6 did nothing. The list holds p3, p6."""
+    ids, e1, e2, list_id = cached(engine, "criteria.events", lambda: _make_events(db))
+    return Events(db, ids, e1, e2, list_id)
+
+
+def _make_events(db: Session) -> tuple[dict[str, int], int, int, int]:
     a = f.bu(db, "A")
     owner = f.user(db, "owner", a, "Marketing Administrator")
     people = {n: f.contact(db, owner, email=f"{n}@x.example", last_name=n) for n in _P}
@@ -662,7 +672,7 @@ def events(db: Session) -> Events:
     for n in ("p3", "p6"):
         db.add(MarketingListMember(list_id=lst.id, contact_id=people[n].id))
     db.commit()
-    return Events(db, {n: c.id for n, c in people.items()}, e1.id, e2.id, lst.id)
+    return {n: c.id for n, c in people.items()}, e1.id, e2.id, lst.id
 
 
 _P = ("p1", "p2", "p3", "p4", "p5", "p6")

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.core.config import Settings
@@ -28,6 +28,7 @@ from gatherly.org import service as org
 from gatherly.teams import service as teams
 from gatherly.teams.models import TeamsWebinar
 from gatherly.teams.sync import RunReport, run_sync
+from tests.dbstate import cached
 from tests.loopback import serve_asgi
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample-tenant.json"
@@ -99,6 +100,7 @@ class Connected:
     settings: Settings
     tenant: Tenant
     admin_id: int
+    report: RunReport | None = None  # the full sync behind ``synced``
 
     def sync(self, **options: Any) -> RunReport:
         """Run a sync over real HTTP to the emulator."""
@@ -166,3 +168,14 @@ def connected(
     settings = Settings(database_url=database_url, graph_rate_per_second=500)
     admin_id = connect(session_factory, settings, tenant)
     return Connected(session_factory, settings, tenant, admin_id)
+
+
+@pytest.fixture
+def synced(connected: Connected, engine: Engine) -> Connected:
+    """``connected`` after a full sync (discover, tick every webinar, sync).
+
+    The first test in a process runs it over HTTP; later ones get its rows back (the
+    emulator is reset to the same sample, which a sync only reads) and its report.
+    """
+    connected.report = cached(engine, "teams.synced", connected.full_sync)
+    return connected

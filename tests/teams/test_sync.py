@@ -128,11 +128,12 @@ def test_t1_missing_required_permission_is_named(
 
 
 def test_t2_policy_missing_gives_remedy_with_client_id_while_others_sync(
-    connected: Connected, tenant: Tenant
+    synced: Connected, tenant: Tenant
 ) -> None:
-    report = connected.full_sync()
+    report = synced.report
+    assert report is not None
     kenji = tenant.user("Kenji Sato")
-    with connected.session_factory() as db:
+    with synced.session_factory() as db:
         organizer = _organizer(db, "Kenji Sato")
         assert organizer.status == "policy_not_granted"
         connection = teams.get_connection(db)
@@ -167,9 +168,8 @@ def test_t2_permission_missing_during_sync_is_named(connected: Connected, tenant
 # ---------------------------------------------------------------- T3 global settings
 
 
-def test_t3_excluded_organizer_webinars_are_never_synced(connected: Connected) -> None:
-    connected.full_sync()
-    with connected.session_factory() as db:
+def test_t3_excluded_organizer_webinars_are_never_synced(synced: Connected) -> None:
+    with synced.session_factory() as db:
         priya = _organizer(db, "Priya Natarajan")
         assert priya.status == "excluded"
         assert (
@@ -179,14 +179,13 @@ def test_t3_excluded_organizer_webinars_are_never_synced(connected: Connected) -
             == 0
         )
         assert db.scalar(select(func.count()).where(TeamsWebinar.organizer_id == priya.id)) == 0
-        admin = load_principal(db, connected.admin_id)
+        admin = load_principal(db, synced.admin_id)
         with pytest.raises(Conflict):
             teams.update_organizer(db, admin, organizer_id=priya.id, sync_new_by_default=True)
 
 
-def test_t3_internal_domain_never_becomes_a_contact(connected: Connected) -> None:
-    connected.full_sync()
-    with connected.session_factory() as db:
+def test_t3_internal_domain_never_becomes_a_contact(synced: Connected) -> None:
+    with synced.session_factory() as db:
         internal = db.scalar(
             select(func.count()).where(Contact.email.endswith("@" + INTERNAL_DOMAIN))
         )
@@ -285,11 +284,10 @@ def test_t5_organizer_manages_only_their_own_webinars(connected: Connected) -> N
 
 
 def test_t6_events_carry_the_webinar_properties_and_oracle_counts(
-    connected: Connected, tenant: Tenant
+    synced: Connected, tenant: Tenant
 ) -> None:
-    connected.full_sync()
     users = tenant.data["users"]
-    with connected.session_factory() as db:
+    with synced.session_factory() as db:
         events = {e.external_id: e for e in db.scalars(select(MarketingEvent))}
         synced = [w for w in tenant.data["webinars"] if w["id"] in events]
         assert len(synced) == 8  # Kenji's (no policy) and Priya's (excluded) are not there
@@ -313,10 +311,9 @@ def test_t6_events_carry_the_webinar_properties_and_oracle_counts(
 
 
 def test_t7_organizer_who_registers_and_attends_is_not_counted(
-    connected: Connected, tenant: Tenant
+    synced: Connected, tenant: Tenant
 ) -> None:
-    connected.full_sync()
-    with connected.session_factory() as db:
+    with synced.session_factory() as db:
         event = _event(db, "APAC Partner Briefing")
         tomas = "tomas.berg@contoso.example"
         reg = db.scalars(
@@ -333,7 +330,7 @@ def test_t7_organizer_who_registers_and_attends_is_not_counted(
         ).one()
         assert att.excluded_reason == "organizer"
         assert att.total_seconds > 0
-        principal = load_principal(db, connected.admin_id)
+        principal = load_principal(db, synced.admin_id)
         rec = event_service.reconciliation(db=db, principal=principal, event_id=event.id)
         assert tomas not in rec["registrants"]
         assert tomas not in rec["attendees"]
@@ -388,19 +385,18 @@ def test_t8_contacts_have_name_and_email_only_and_are_not_duplicated(connected: 
         assert diego.contact_id is not None
 
 
-def test_t8_deleted_contact_is_not_recreated(connected: Connected) -> None:
-    connected.full_sync()
+def test_t8_deleted_contact_is_not_recreated(synced: Connected) -> None:
     email = "lukas.brennan@tailspin.example"
-    with connected.session_factory() as db, db.begin():
+    with synced.session_factory() as db, db.begin():
         contact_id = db.scalars(select(Contact.id).where(Contact.email == email)).one()
-        admin = load_principal(db, connected.admin_id)
+        admin = load_principal(db, synced.admin_id)
         before = _event(db, "Autumn Product Launch").attendee_count
         contact_service.delete_record(
             db=db, principal=admin, kind=contact_service.CONTACT, record_id=contact_id
         )
-    report = connected.sync()
+    report = synced.sync()
     assert report.changes["contacts_created"] == 0
-    with connected.session_factory() as db:
+    with synced.session_factory() as db:
         assert db.scalar(select(func.count()).where(Contact.email == email)) == 0
         att = db.scalars(select(EventAttendance).where(EventAttendance.person_key == email)).all()
         assert att
@@ -411,8 +407,7 @@ def test_t8_deleted_contact_is_not_recreated(connected: Connected) -> None:
 # ---------------------------------------------------------------- T9 timeline
 
 
-def test_t9_timeline_sums_every_join_and_leave(connected: Connected, tenant: Tenant) -> None:
-    connected.full_sync()
+def test_t9_timeline_sums_every_join_and_leave(synced: Connected, tenant: Tenant) -> None:
     email = "lukas.brennan@tailspin.example"
     record = next(
         r
@@ -423,10 +418,10 @@ def test_t9_timeline_sums_every_join_and_leave(connected: Connected, tenant: Ten
     )
     intervals = record["attendanceIntervals"]
     assert len(intervals) > 1
-    with connected.session_factory() as db:
+    with synced.session_factory() as db:
         contact_id = db.scalars(select(Contact.id).where(Contact.email == email)).one()
         entries = event_service.timeline(
-            db=db, principal=load_principal(db, connected.admin_id), contact_id=contact_id
+            db=db, principal=load_principal(db, synced.admin_id), contact_id=contact_id
         )
     entry = next(e for e in entries if e["event_name"] == "Autumn Product Launch")
     assert entry["attended"]
@@ -442,24 +437,23 @@ def test_t9_timeline_sums_every_join_and_leave(connected: Connected, tenant: Ten
 
 
 def test_t10_cancellation_after_registration_moves_the_counts(
-    connected: Connected, tenant: Tenant
+    synced: Connected, tenant: Tenant
 ) -> None:
-    connected.full_sync()
     webinar = tenant.webinar("Holiday Campaign Masterclass")
     reg = next(
         r
         for r in webinar["registrations"]
         if r["status"] == "registered" and not r["email"].lower().endswith(INTERNAL_DOMAIN)
     )
-    with connected.session_factory() as db:
+    with synced.session_factory() as db:
         event = _event(db, "Holiday Campaign Masterclass")
         registrants, cancellations = event.registrant_count, event.cancellation_count
     tenant.control(
         f"{tenant.webinar_path('Holiday Campaign Masterclass')}/registrations/{reg['id']}/cancel"
     )
-    report = connected.sync()
+    report = synced.sync()
     assert report.changes["registration_status_changes"] == 1
-    with connected.session_factory() as db:
+    with synced.session_factory() as db:
         event = _event(db, "Holiday Campaign Masterclass")
         assert (event.registrant_count, event.cancellation_count) == (
             registrants - 1,
@@ -480,8 +474,7 @@ def test_t10_cancellation_after_registration_moves_the_counts(
         assert row.canceled_at is not None
 
 
-def test_t10_new_registration_and_attendance_flow_in(connected: Connected, tenant: Tenant) -> None:
-    connected.full_sync()
+def test_t10_new_registration_and_attendance_flow_in(synced: Connected, tenant: Tenant) -> None:
     path = tenant.webinar_path("Autumn Product Launch")
     tenant.control(
         f"{path}/registrations",
@@ -497,8 +490,8 @@ def test_t10_new_registration_and_attendance_flow_in(connected: Connected, tenan
             "leaveDateTime": "2026-11-04T17:35:00Z",
         },
     )
-    connected.sync()
-    with connected.session_factory() as db:
+    synced.sync()
+    with synced.session_factory() as db:
         contact = db.scalars(select(Contact).where(Contact.email == "new.person@example.org")).one()
         assert (contact.first_name, contact.last_name) == ("New", "Person")
         att = db.scalars(
@@ -511,21 +504,19 @@ def test_t10_new_registration_and_attendance_flow_in(connected: Connected, tenan
 # ---------------------------------------------------------------- T12 idempotency and faults
 
 
-def test_t12_the_same_sync_twice_changes_nothing(connected: Connected) -> None:
-    connected.full_sync()
-    first = snapshot(connected.session_factory)
-    again = connected.sync()
+def test_t12_the_same_sync_twice_changes_nothing(synced: Connected) -> None:
+    first = snapshot(synced.session_factory)
+    again = synced.sync()
     assert again.status == "succeeded"
     assert dict(again.changes) == {}
-    assert snapshot(connected.session_factory) == first
+    assert snapshot(synced.session_factory) == first
 
 
 def test_t12_faults_at_20_percent_end_equal_to_the_fault_free_run(
-    connected: Connected, tenant: Tenant
+    synced: Connected, tenant: Tenant
 ) -> None:
-    connected.full_sync()
-    clean = snapshot(connected.session_factory)
-    wipe_synced(connected.session_factory)
+    clean = snapshot(synced.session_factory)
+    wipe_synced(synced.session_factory)
     tenant.control(
         "faults",
         {
@@ -537,14 +528,14 @@ def test_t12_faults_at_20_percent_end_equal_to_the_fault_free_run(
         },
     )
     make_client = teams.client_factory(
-        connected.settings, timeout=0.75, backoff_base=0.01, backoff_max=0.1, max_attempts=10
+        synced.settings, timeout=0.75, backoff_base=0.01, backoff_max=0.1, max_attempts=10
     )
-    report = connected.sync(make_client=make_client)
+    report = synced.sync(make_client=make_client)
     assert report.status == "succeeded", report.errors
     assert report.graph_stats["retries"] > 0
     faulted = {r.get("fault") for r in tenant.requests() if r.get("fault")}
     assert {"429", "503", "drop", "slow", "expired_token"} <= faulted
-    assert snapshot(connected.session_factory) == clean
+    assert snapshot(synced.session_factory) == clean
 
 
 class _Kill(BaseException):
@@ -552,10 +543,9 @@ class _Kill(BaseException):
 
 
 @pytest.mark.parametrize("after", [1, 4, 7])
-def test_t12_a_killed_sync_rerun_ends_equal(connected: Connected, after: int) -> None:
-    connected.full_sync()
-    reference = snapshot(connected.session_factory)
-    wipe_synced(connected.session_factory)
+def test_t12_a_killed_sync_rerun_ends_equal(synced: Connected, after: int) -> None:
+    reference = snapshot(synced.session_factory)
+    wipe_synced(synced.session_factory)
 
     def die(done: int, total: int, label: str) -> None:
         # Discovery reports "checking <user>"; webinars report their names as they land.
@@ -563,24 +553,23 @@ def test_t12_a_killed_sync_rerun_ends_equal(connected: Connected, after: int) ->
             raise _Kill
 
     with pytest.raises(_Kill):
-        connected.sync(progress=die)
-    with connected.session_factory() as db:
+        synced.sync(progress=die)
+    with synced.session_factory() as db:
         assert 0 < _count(db, MarketingEvent) < 8
         killed = db.scalars(select(SyncRun).order_by(SyncRun.id.desc())).first()
         assert killed is not None
         assert killed.status == "interrupted"
-    assert connected.sync().status == "succeeded"
-    assert snapshot(connected.session_factory) == reference
+    assert synced.sync().status == "succeeded"
+    assert snapshot(synced.session_factory) == reference
 
 
-def test_t12_attendance_aged_out_of_graph_is_kept(connected: Connected, tenant: Tenant) -> None:
-    connected.full_sync()
-    before = snapshot(connected.session_factory)
+def test_t12_attendance_aged_out_of_graph_is_kept(synced: Connected, tenant: Tenant) -> None:
+    before = snapshot(synced.session_factory)
     # Graph lists only the 10 most recent reports: an old one disappearing is not a deletion.
     tenant.webinar("Data Summit")["sessions"][0]["attendanceReports"].pop(0)
-    report = connected.sync()
+    report = synced.sync()
     assert report.changes.get("intervals_deleted", 0) == 0
-    assert snapshot(connected.session_factory) == before
+    assert snapshot(synced.session_factory) == before
 
 
 # ---------------------------------------------------------------- dry run and run records
@@ -609,9 +598,10 @@ def test_dry_run_reports_the_plan_and_writes_nothing(connected: Connected) -> No
     assert real.changes["events_created"] == report.changes["events_created"] == 8
 
 
-def test_every_run_is_recorded_with_what_it_fetched_and_changed(connected: Connected) -> None:
-    report = connected.full_sync()
-    with connected.session_factory() as db:
+def test_every_run_is_recorded_with_what_it_fetched_and_changed(synced: Connected) -> None:
+    report = synced.report
+    assert report is not None
+    with synced.session_factory() as db:
         run = db.get(SyncRun, report.run_id)
         assert run is not None
         assert run.status == "succeeded"
@@ -804,18 +794,17 @@ def test_t11_a_limited_install_syncs_everything_else_and_says_what_is_missing(
 
 
 def test_t9_a_capped_attendance_expansion_falls_back_to_paging_the_records(
-    connected: Connected, tenant: Tenant
+    synced: Connected, tenant: Tenant
 ) -> None:
-    connected.full_sync()
-    reference = snapshot(connected.session_factory)
-    with connected.session_factory() as db, db.begin():
+    reference = snapshot(synced.session_factory)
+    with synced.session_factory() as db, db.begin():
         for model in (AttendanceInterval, EventAttendance):
             db.execute(model.__table__.delete())
     tenant.state.expand_limit = 3
     try:
-        connected.sync()
+        synced.sync()
     finally:
         tenant.state.expand_limit = None
-    assert snapshot(connected.session_factory) == reference
+    assert snapshot(synced.session_factory) == reference
     paged = [r for r in tenant.requests() if r["path"].endswith("/attendanceRecords")]
     assert paged  # the records endpoint was used because the expansion came back short

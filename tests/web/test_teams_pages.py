@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import gatherly.models
@@ -31,6 +31,7 @@ from gatherly.teams import service as teams
 from gatherly.teams.models import SyncRun, TeamsConnection, TeamsOrganizer, TeamsWebinar
 from gatherly.teams.sync import run_sync
 from tests import factories as f
+from tests.dbstate import cached
 from tests.teams.conftest import Tenant, connect, tenant, tenant_server  # noqa: F401
 from tests.teams.oracle import expected_counts
 from tests.web.conftest import (
@@ -87,13 +88,22 @@ class Site:
 def site(
     session_factory: sessionmaker[Session],
     database_url: str,
+    engine: Engine,
     tenant: Tenant,  # noqa: F811
 ) -> Site:
     """admin (System Administrator), orgadmin (Marketing Administrator), marta (Marketer,
     mapped to the organizer Marta Lindqvist by email), marketer (Marketer, not mapped),
-    reader (may read the Teams integration, not change it); then a discovery run."""
+    reader (may read the Teams integration, not change it); then a discovery run (once per
+    process and backend: later tests get its rows back)."""
     settings = Settings(database_url=database_url, graph_rate_per_second=500)
-    admin_id = connect(session_factory, settings, tenant)
+    ids = cached(engine, "teams_pages.site", lambda: _build_site(session_factory, settings, tenant))
+    return Site(session_factory, settings, tenant, ids)
+
+
+def _build_site(
+    session_factory: sessionmaker[Session], settings: Settings, emulator: Tenant
+) -> dict[str, int]:
+    admin_id = connect(session_factory, settings, emulator)
     with session_factory() as db:
         reader_role = f.role(db, "Teams reader", Level.ORGANIZATION, "teams_integration")
         users = {
@@ -111,7 +121,7 @@ def site(
         ids = {"admin": admin_id, **{k: u.id for k, u in users.items()}}
     report = run_sync(session_factory, settings)  # discovery: organizers and webinars
     assert report.status == "succeeded", report.errors
-    return Site(session_factory, settings, tenant, ids)
+    return ids
 
 
 @dataclass

@@ -9,8 +9,8 @@ from fastapi import APIRouter
 from gatherly.access import engine, registry
 from gatherly.access.levels import Privilege
 from gatherly.api.deps import CurrentPrincipal, DbSession
+from gatherly.api.params import QueryId
 from gatherly.core.exceptions import NotFound, ValidationFailed
-from gatherly.core.ids import QueryId
 
 router = APIRouter(tags=["access"])
 

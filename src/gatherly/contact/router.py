@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from gatherly.access.levels import rights_from_mask
 from gatherly.access.models import RecordShare
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
+from gatherly.api.params import PathId, QueryId
 from gatherly.contact import service
 from gatherly.contact.schemas import (
     AssignIn,
@@ -24,7 +25,6 @@ from gatherly.contact.schemas import (
     normalize_country,
 )
 from gatherly.core.exceptions import ValidationFailed
-from gatherly.core.ids import PathId, QueryId
 from gatherly.core.pagination import MAX_LIMIT
 
 

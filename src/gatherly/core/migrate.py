@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from alembic import command
-from alembic.config import Config
+from typing import TYPE_CHECKING
+
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:  # Alembic loads when a migration command runs, not with every CLI command
+    from alembic.config import Config
 
 
 def alembic_config(database_url: str) -> Config:
     """An Alembic config pointing at the packaged migrations."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", "gatherly:migrations")
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
@@ -18,6 +23,8 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` on ``engine``."""
+    from alembic import command
+
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection

@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 
 from gatherly.api.deps import CurrentPrincipal, DbSession
+from gatherly.api.params import PathId
 from gatherly.contact.schemas import CountOut, PageOut
-from gatherly.core.ids import PathId
 from gatherly.core.pagination import MAX_LIMIT
 from gatherly.event import schemas as s
 from gatherly.event import service

@@ -12,14 +12,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
-import msal  # type: ignore[import-untyped]
 from pydantic import SecretStr
 
 from gatherly.core.exceptions import FatalSyncError, RetriableSyncError
+
+if TYPE_CHECKING:  # msal (and requests under it) loads on the first token, not on import
+    import msal  # type: ignore[import-untyped]
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 MICROSOFT_AUTHORITY_HOST = "https://login.microsoftonline.com"
@@ -158,6 +160,8 @@ class ClientSecretCredential:
 
     def _application(self) -> msal.ConfidentialClientApplication:
         if self._app is None:
+            import msal
+
             try:
                 self._app = msal.ConfidentialClientApplication(
                     self.client_id,
@@ -194,7 +198,7 @@ class ClientSecretCredential:
         self._token = None
         if self._app is not None:
             cache = self._app.token_cache
-            for entry in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
+            for entry in list(cache.search(cache.CredentialType.ACCESS_TOKEN)):
                 cache.remove_at(entry)
 
     def _acquire(self) -> str:

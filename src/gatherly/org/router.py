@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
+from gatherly.api.params import PathId, QueryId
 from gatherly.contact.schemas import PageOut
 from gatherly.core import audit
-from gatherly.core.ids import PathId, QueryId
 from gatherly.core.pagination import MAX_LIMIT
 from gatherly.org import schemas as s
 from gatherly.org import service

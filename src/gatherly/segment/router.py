@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
+from gatherly.api.params import PathId
 from gatherly.contact.models import Contact
 from gatherly.contact.schemas import CountOut, PageOut
 from gatherly.core import csvout
-from gatherly.core.ids import MAX_ID, PathId
+from gatherly.core.ids import MAX_ID
 from gatherly.core.pagination import MAX_LIMIT
 from gatherly.segment import schemas as s
 from gatherly.segment import service

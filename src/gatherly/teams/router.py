@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from gatherly.access.levels import Privilege
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
+from gatherly.api.params import PathId, QueryId
 from gatherly.contact.schemas import PageOut
 from gatherly.core.config import Settings
 from gatherly.core.exceptions import GatherlyError, NotFound
-from gatherly.core.ids import PathId, QueryId
 from gatherly.core.pagination import MAX_LIMIT, paginate
 from gatherly.jobs.queue import Jobs, app_jobs
 from gatherly.teams import schemas as s

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from gatherly.access import engine as access
 from gatherly.access import registry
 from gatherly.access.levels import Level, Privilege
+from gatherly.api.params import PathId
 from gatherly.core import audit
 from gatherly.core.bounds import parse_id
 from gatherly.core.exceptions import (
@@ -33,7 +34,7 @@ from gatherly.core.exceptions import (
     NotFound,
     ValidationFailed,
 )
-from gatherly.core.ids import Id, PathId
+from gatherly.core.ids import Id
 from gatherly.org import schemas as s
 from gatherly.org import service
 from gatherly.org.models import BusinessUnit

@@ -19,11 +19,11 @@ import pycountry
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from gatherly.api.params import PathId
 from gatherly.contact import service as contact_service
 from gatherly.contact.models import PersonMixin
 from gatherly.contact.schemas import normalize_country
 from gatherly.core.exceptions import NotFound, ValidationFailed
-from gatherly.core.ids import PathId
 from gatherly.event import service as event_service
 from gatherly.segment import service as segment_service
 from gatherly.web.pages import CurrentViewer, Viewer, WebDb, page

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from gatherly.api.params import PathId
 from gatherly.core.exceptions import ValidationFailed
-from gatherly.core.ids import PathId
 from gatherly.event import service
 from gatherly.event.models import (
     AttendanceInterval,

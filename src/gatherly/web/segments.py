@@ -27,6 +27,7 @@ from starlette.datastructures import FormData
 
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
+from gatherly.api.params import PathId
 from gatherly.core.exceptions import (
     Conflict,
     Forbidden,
@@ -34,7 +35,7 @@ from gatherly.core.exceptions import (
     NotFound,
     ValidationFailed,
 )
-from gatherly.core.ids import MAX_ID, PathId
+from gatherly.core.ids import MAX_ID
 from gatherly.event import service as event_service
 from gatherly.org import service as org_service
 from gatherly.segment import criteria as crit

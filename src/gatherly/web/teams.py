@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from gatherly.access.levels import Privilege
+from gatherly.api.params import PathId, QueryId
 from gatherly.core.exceptions import Conflict, GatherlyError, NotFound, ValidationFailed
-from gatherly.core.ids import PathId, QueryId
 from gatherly.event import service as event_service
 from gatherly.jobs.queue import app_jobs
 from gatherly.teams import schemas as s

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from gatherly.api.params import PathId
 from gatherly.core.exceptions import ValidationFailed
-from gatherly.core.ids import PathId
 from gatherly.org import schemas as s
 from gatherly.org import service
 from gatherly.web.pages import CsrfChecked, CurrentViewer, Viewer, WebDb, page, parse_form
