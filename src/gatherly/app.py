@@ -47,8 +47,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Commits that change what segments depend on queue their refresh on the worker.
     changes.install_waker(app.state.session_factory, lambda: app_jobs(app).wake_segments())
     errors.install(app)
-    # The Teams connector first: its /teams/connection etc. would otherwise match the
-    # organisation's /teams/{team_id}.
     for router in (
         teams_router,
         org_router,

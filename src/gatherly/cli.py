@@ -373,9 +373,10 @@ def users_token(
             expires_in_days=expires_days,
             never_expires=never_expires,
         )
-        expires = token.expires_at.isoformat() if token.expires_at else None
+        data = {"id": token.id, "user": user.username, "token": secret}
+        data["expires_at"] = token.expires_at
     if as_json:
-        print_json({"id": token.id, "user": user.username, "token": secret, "expires_at": expires})
+        print_json(data)
     else:
         sys.stdout.write(secret + "\n")
 

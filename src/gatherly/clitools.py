@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pydantic_core
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,8 +21,9 @@ from gatherly.org.models import User
 
 
 def print_json(data: Any) -> None:
-    """Indented JSON on stdout (dates and other objects as text)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """Indented JSON on stdout, written as the API writes it (pydantic's encoder): datetimes in
+    ISO 8601 with their zone (``2026-10-20T10:00:00Z``), other unknown objects as text."""
+    sys.stdout.write(pydantic_core.to_json(data, indent=2, fallback=str).decode() + "\n")
 
 
 def find_user(db: Session, ref: str, field: str) -> User:

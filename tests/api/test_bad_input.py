@@ -32,7 +32,7 @@ PAGED = [
     ("/events", "modified_at", "time"),
     ("/events", "-registrant_count", "int"),
     ("/events", "attendee_count", "int"),
-    ("/teams/sync-runs", "-started_at", "time"),
+    ("/integrations/teams/sync-runs", "-started_at", "time"),
     ("/segments", "-id", "int"),
     ("/lists", "-id", "int"),
     ("/segments/{segment}/members", "created_at", "time"),
@@ -60,7 +60,7 @@ def _get(
     client: TestClient, org: Org, path: str, sort: str, cursor: str, paths: dict[str, str]
 ) -> Any:
     url = API + path.format(**paths)
-    # /segments, /lists and /teams/sync-runs have one fixed sort and no sort parameter.
+    # /segments, /lists and /integrations/teams/sync-runs have one fixed sort and no sort parameter.
     params = {"cursor": cursor, "sort": sort}
     return client.get(url, params=params, headers=org.headers["admin"])
 

@@ -24,9 +24,7 @@ from tests.routing import api_route_pairs
 DOC_PATHS = {f"{API}/openapi.json", f"{API}/docs", f"{API}/docs/oauth2-redirect"}
 # Routes that need a connected Teams tenant (the Graph emulator) to succeed: their success
 # paths are covered by tests/api/test_teams_api.py and test_events_api.py.
-CONNECTOR = re.compile(
-    rf"^{API}/(teams/(connection|settings|organizers|webinars|sync)|events/\{{event_id\}})"
-)
+CONNECTOR = re.compile(rf"^{API}/(integrations/teams/|events/\{{event_id\}})")
 
 
 def api_routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -182,6 +180,24 @@ def _request(
     if method in {"POST", "PATCH", "PUT"}:
         kwargs["json"] = targets["bodies"].get(template.removeprefix(API), {})
     return client.request(method, url, **kwargs)
+
+
+def test_the_teams_integration_and_owner_teams_have_paths_of_their_own(
+    client: TestClient,
+) -> None:
+    """The Microsoft Teams connector lives under /integrations/teams; /teams is owner teams
+    only, so no connector path depends on team ids being integers to be told apart."""
+    paths = {path for _method, path in api_routes(client.app)}  # type: ignore[arg-type]
+    connector = {p for p in paths if p.startswith(f"{API}/integrations/teams/")}
+    assert {
+        f"{API}/integrations/teams/connection",
+        f"{API}/integrations/teams/sync",
+        f"{API}/integrations/teams/sync-runs/{{run_id}}",
+        f"{API}/integrations/teams/webinars",
+    } <= connector
+    owner_teams = {p for p in paths if p.startswith(f"{API}/teams")}
+    assert owner_teams
+    assert all(p == f"{API}/teams" or p.startswith(f"{API}/teams/{{team_id}}") for p in owner_teams)
 
 
 def test_every_route_answers_401_without_a_valid_token(

@@ -100,7 +100,7 @@ def people(connected: Connected) -> People:
 
 
 def connection_body(tenant: Tenant, app: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """A PUT /teams/connection body for one of the emulator's applications."""
+    """A PUT /integrations/teams/connection body for one of the emulator's applications."""
     return {
         "tenant_id": tenant.tenant_id,
         "client_id": app["appId"],
@@ -125,12 +125,12 @@ def wait_for_run(api: TestClient, run: dict[str, Any], headers: Headers) -> dict
 
 
 def sync(api: TestClient, headers: Headers, **body: Any) -> dict[str, Any]:
-    """POST /teams/sync (202), then let a real worker process carry the run out."""
-    response = api.post(f"{API}/teams/sync", json=body, headers=headers)
+    """POST /integrations/teams/sync (202), then let a real worker process carry the run out."""
+    response = api.post(f"{API}/integrations/teams/sync", json=body, headers=headers)
     assert response.status_code == 202, response.text
     run: dict[str, Any] = response.json()
     assert run["status"] == "running"
-    assert run["links"]["self"] == f"{API}/teams/sync-runs/{run['id']}"
+    assert run["links"]["self"] == f"{API}/integrations/teams/sync-runs/{run['id']}"
     with worker_process(api.app.state.settings):  # type: ignore[attr-defined]
         return wait_for_run(api, run, headers)
 
@@ -153,7 +153,7 @@ def by_name(items: list[dict[str, Any]], key: str = "display_name") -> dict[str,
 
 def test_read_and_reconnect(api: TestClient, tenant: Tenant, people: People) -> None:
     admin = people.headers["admin"]
-    body = api.get(f"{API}/teams/connection", headers=admin).json()
+    body = api.get(f"{API}/integrations/teams/connection", headers=admin).json()
     assert body["client_id"] == tenant.app(0)["appId"]
     assert body["tenant_id"] == tenant.tenant_id
     assert body["status"] == "connected"
@@ -164,15 +164,22 @@ def test_read_and_reconnect(api: TestClient, tenant: Tenant, people: People) -> 
     assert body["settings"]["default_owner_id"] == people.ids["admin"]
     assert body["checked_at"] is not None
     # Marketing Administrators manage the integration too.
-    assert api.get(f"{API}/teams/connection", headers=people.headers["orgadmin"]).status_code == 200
+    assert (
+        api.get(
+            f"{API}/integrations/teams/connection", headers=people.headers["orgadmin"]
+        ).status_code
+        == 200
+    )
 
     response = api.put(
-        f"{API}/teams/connection", json=connection_body(tenant, tenant.app(0)), headers=admin
+        f"{API}/integrations/teams/connection",
+        json=connection_body(tenant, tenant.app(0)),
+        headers=admin,
     )
     assert response.status_code == 200, response.text
     assert set(response.json()["granted_permissions"]) == set(tenant.app(0)["permissions"])
 
-    check = api.post(f"{API}/teams/connection/test", headers=admin)
+    check = api.post(f"{API}/integrations/teams/connection/test", headers=admin)
     assert check.status_code == 200, check.text
     assert check.json()["status"] == "connected"
 
@@ -181,19 +188,23 @@ def test_a_refused_secret_is_422_on_client_secret_and_saves_nothing(
     api: TestClient, tenant: Tenant, people: People
 ) -> None:
     admin = people.headers["admin"]
-    before = api.get(f"{API}/teams/connection", headers=admin).json()
+    before = api.get(f"{API}/integrations/teams/connection", headers=admin).json()
     wrong = "not-the-secret~" + uuid.uuid4().hex
     SECRETS.add(wrong)
     body = connection_body(tenant, tenant.app(1), client_secret=wrong)
-    assert_error(api.put(f"{API}/teams/connection", json=body, headers=admin), 422, "client_secret")
-    assert api.get(f"{API}/teams/connection", headers=admin).json() == before
+    assert_error(
+        api.put(f"{API}/integrations/teams/connection", json=body, headers=admin),
+        422,
+        "client_secret",
+    )
+    assert api.get(f"{API}/integrations/teams/connection", headers=admin).json() == before
 
 
 def test_a_limited_install_connects_as_limited_naming_what_is_missing(
     api: TestClient, tenant: Tenant, people: People
 ) -> None:
     response = api.put(
-        f"{API}/teams/connection",
+        f"{API}/integrations/teams/connection",
         json=connection_body(tenant, tenant.app(1)),
         headers=people.headers["admin"],
     )
@@ -210,7 +221,7 @@ def test_a_missing_required_permission_is_422_on_permissions(
     api: TestClient, tenant: Tenant, people: People
 ) -> None:
     admin = people.headers["admin"]
-    before = api.get(f"{API}/teams/connection", headers=admin).json()
+    before = api.get(f"{API}/integrations/teams/connection", headers=admin).json()
     app = {
         "appId": str(uuid.uuid4()),
         "secret": "no-virtual-events~" + uuid.uuid4().hex,
@@ -218,10 +229,12 @@ def test_a_missing_required_permission_is_422_on_permissions(
     }
     SECRETS.add(app["secret"])
     tenant.state.data["applications"].append(app)  # the fixture resets the emulator per test
-    response = api.put(f"{API}/teams/connection", json=connection_body(tenant, app), headers=admin)
+    response = api.put(
+        f"{API}/integrations/teams/connection", json=connection_body(tenant, app), headers=admin
+    )
     error = assert_error(response, 422, "permissions")
     assert "VirtualEvent.Read.All" in error["message"]
-    assert api.get(f"{API}/teams/connection", headers=admin).json() == before
+    assert api.get(f"{API}/integrations/teams/connection", headers=admin).json() == before
 
 
 def test_the_secret_may_come_from_the_environment(
@@ -231,37 +244,49 @@ def test_the_secret_may_come_from_the_environment(
     body = connection_body(tenant, tenant.app(0))
     del body["client_secret"]
     # Without GATHERLY_TEAMS_CLIENT_SECRET the secret is required.
-    assert_error(api.put(f"{API}/teams/connection", json=body, headers=admin), 422, "client_secret")
+    assert_error(
+        api.put(f"{API}/integrations/teams/connection", json=body, headers=admin),
+        422,
+        "client_secret",
+    )
     secret = SecretStr(tenant.app(0)["secret"])
     for env_api in api_client(connected, teams_client_secret=secret):
-        response = env_api.put(f"{API}/teams/connection", json=body, headers=admin)
+        response = env_api.put(f"{API}/integrations/teams/connection", json=body, headers=admin)
         assert response.status_code == 200, response.text
         assert response.json()["secret_source"] == "environment"
-        assert env_api.post(f"{API}/teams/connection/test", headers=admin).status_code == 200
+        assert (
+            env_api.post(f"{API}/integrations/teams/connection/test", headers=admin).status_code
+            == 200
+        )
     # An app without the variable knows the secret is missing, and says so.
-    assert api.get(f"{API}/teams/connection", headers=admin).json()["secret_source"] == "missing"
+    assert (
+        api.get(f"{API}/integrations/teams/connection", headers=admin).json()["secret_source"]
+        == "missing"
+    )
 
 
 def test_a_failed_check_is_recorded(api: TestClient, tenant: Tenant, people: People) -> None:
     admin = people.headers["admin"]
     tenant.state.data["applications"][0]["secret"] = "rotated~" + uuid.uuid4().hex
     SECRETS.add(tenant.state.data["applications"][0]["secret"])
-    assert_error(api.post(f"{API}/teams/connection/test", headers=admin), 422, "client_secret")
-    body = api.get(f"{API}/teams/connection", headers=admin).json()
+    assert_error(
+        api.post(f"{API}/integrations/teams/connection/test", headers=admin), 422, "client_secret"
+    )
+    body = api.get(f"{API}/integrations/teams/connection", headers=admin).json()
     assert body["status"] == "failed"
     assert body["status_detail"]
 
 
 def test_disconnect(api: TestClient, people: People) -> None:
     admin = people.headers["admin"]
-    assert api.delete(f"{API}/teams/connection", headers=admin).status_code == 204
+    assert api.delete(f"{API}/integrations/teams/connection", headers=admin).status_code == 204
     trail = api.get(f"{API}/admin/audit", params={"action": "teams.disconnect"}, headers=admin)
     assert [e["actor_name"] for e in trail.json()["items"]] == ["admin"]
-    assert_error(api.get(f"{API}/teams/connection", headers=admin), 404)
-    assert_error(api.delete(f"{API}/teams/connection", headers=admin), 404)
-    assert_error(api.post(f"{API}/teams/connection/test", headers=admin), 404)
-    assert_error(api.patch(f"{API}/teams/settings", json={}, headers=admin), 404)
-    assert_error(api.post(f"{API}/teams/sync", json={}, headers=admin), 404)
+    assert_error(api.get(f"{API}/integrations/teams/connection", headers=admin), 404)
+    assert_error(api.delete(f"{API}/integrations/teams/connection", headers=admin), 404)
+    assert_error(api.post(f"{API}/integrations/teams/connection/test", headers=admin), 404)
+    assert_error(api.patch(f"{API}/integrations/teams/settings", json={}, headers=admin), 404)
+    assert_error(api.post(f"{API}/integrations/teams/sync", json={}, headers=admin), 404)
 
 
 # ------------------------------------------------------------------ settings (T3)
@@ -273,9 +298,9 @@ def test_settings_are_validated_with_field_paths_and_change_nothing_on_error(
     admin = people.headers["admin"]
 
     def current() -> dict[str, Any]:
-        settings: dict[str, Any] = api.get(f"{API}/teams/connection", headers=admin).json()[
-            "settings"
-        ]
+        settings: dict[str, Any] = api.get(
+            f"{API}/integrations/teams/connection", headers=admin
+        ).json()["settings"]
         return settings
 
     before = current()
@@ -292,19 +317,19 @@ def test_settings_are_validated_with_field_paths_and_change_nothing_on_error(
         ({"sync_enabled": True, "surprise": 1}, "surprise"),
     ]
     for body, field_path in bad:
-        response = api.patch(f"{API}/teams/settings", json=body, headers=admin)
+        response = api.patch(f"{API}/integrations/teams/settings", json=body, headers=admin)
         assert_error(response, 422, field_path)
         assert current() == before, body
 
     body = {"contact_exclusion_domains": ["@Fabrikam.Example", "contoso.example"]}
-    response = api.patch(f"{API}/teams/settings", json=body, headers=admin)
+    response = api.patch(f"{API}/integrations/teams/settings", json=body, headers=admin)
     assert response.status_code == 200, response.text
     assert response.json() == {
         **before,
         "contact_exclusion_domains": ["contoso.example", "fabrikam.example"],
     }
     body = {"sync_interval_minutes": 60, "default_owner_id": None, "sync_enabled": False}
-    response = api.patch(f"{API}/teams/settings", json=body, headers=admin)
+    response = api.patch(f"{API}/integrations/teams/settings", json=body, headers=admin)
     assert response.status_code == 200, response.text
     assert current()["sync_interval_minutes"] == 60
     assert current()["default_owner_id"] is None
@@ -318,45 +343,47 @@ def test_admin_routes_refuse_users_without_the_integration_privilege(
     api: TestClient, tenant: Tenant, people: People, connected: Connected
 ) -> None:
     before = row_counts(connected.session_factory)
-    connection = api.get(f"{API}/teams/connection", headers=people.headers["admin"]).json()
+    connection = api.get(
+        f"{API}/integrations/teams/connection", headers=people.headers["admin"]
+    ).json()
     calls = [
-        ("GET", "/teams/connection", None),
-        ("PUT", "/teams/connection", connection_body(tenant, tenant.app(1))),
-        ("POST", "/teams/connection/test", None),
-        ("DELETE", "/teams/connection", None),
-        ("PATCH", "/teams/settings", {"sync_enabled": False}),
-        ("POST", "/teams/sync", {}),
-        ("POST", "/teams/sync", {"dry_run": True}),
+        ("GET", "/integrations/teams/connection", None),
+        ("PUT", "/integrations/teams/connection", connection_body(tenant, tenant.app(1))),
+        ("POST", "/integrations/teams/connection/test", None),
+        ("DELETE", "/integrations/teams/connection", None),
+        ("PATCH", "/integrations/teams/settings", {"sync_enabled": False}),
+        ("POST", "/integrations/teams/sync", {}),
+        ("POST", "/integrations/teams/sync", {"dry_run": True}),
     ]
     for user in ("marketer", "marta", "nobody"):
         for method, path, body in calls:
             response = api.request(method, f"{API}{path}", json=body, headers=people.headers[user])
             assert_error(response, 403)
         # Non-admins see no organizers, webinars or runs but their own.
-        for path in ("/teams/organizers", "/teams/webinars"):
+        for path in ("/integrations/teams/organizers", "/integrations/teams/webinars"):
             response = api.get(f"{API}{path}", headers=people.headers[user])
             assert response.json() == []
-        runs = api.get(f"{API}/teams/sync-runs", headers=people.headers[user]).json()
+        runs = api.get(f"{API}/integrations/teams/sync-runs", headers=people.headers[user]).json()
         assert runs == {"items": [], "next_cursor": None}
     assert row_counts(connected.session_factory) == before
-    after = api.get(f"{API}/teams/connection", headers=people.headers["admin"]).json()
+    after = api.get(f"{API}/integrations/teams/connection", headers=people.headers["admin"]).json()
     assert after == connection
 
 
 def test_every_teams_route_needs_a_token(api: TestClient) -> None:
     for method, path in [
-        ("GET", "/teams/connection"),
-        ("PUT", "/teams/connection"),
-        ("POST", "/teams/connection/test"),
-        ("DELETE", "/teams/connection"),
-        ("PATCH", "/teams/settings"),
-        ("GET", "/teams/organizers"),
-        ("PATCH", "/teams/organizers/1"),
-        ("GET", "/teams/webinars"),
-        ("PATCH", "/teams/webinars/1"),
-        ("POST", "/teams/sync"),
-        ("GET", "/teams/sync-runs"),
-        ("GET", "/teams/sync-runs/1"),
+        ("GET", "/integrations/teams/connection"),
+        ("PUT", "/integrations/teams/connection"),
+        ("POST", "/integrations/teams/connection/test"),
+        ("DELETE", "/integrations/teams/connection"),
+        ("PATCH", "/integrations/teams/settings"),
+        ("GET", "/integrations/teams/organizers"),
+        ("PATCH", "/integrations/teams/organizers/1"),
+        ("GET", "/integrations/teams/webinars"),
+        ("PATCH", "/integrations/teams/webinars/1"),
+        ("POST", "/integrations/teams/sync"),
+        ("GET", "/integrations/teams/sync-runs"),
+        ("GET", "/integrations/teams/sync-runs/1"),
     ]:
         response = api.request(method, f"{API}{path}", json={})
         assert assert_error(response, 401)["code"] == "unauthenticated", (method, path)
@@ -369,7 +396,7 @@ def test_organizers_show_status_and_remedy(api: TestClient, tenant: Tenant, peop
     admin = people.headers["admin"]
     run = sync(api, admin)  # discovery
     assert run["status"] == "succeeded", run["errors"]
-    organizers = by_name(api.get(f"{API}/teams/organizers", headers=admin).json())
+    organizers = by_name(api.get(f"{API}/integrations/teams/organizers", headers=admin).json())
     assert set(organizers) == {u["displayName"] for u in tenant.data["users"]}
     kenji = organizers["Kenji Sato"]
     assert kenji["status"] == "policy_not_granted"
@@ -385,23 +412,27 @@ def test_organizers_show_status_and_remedy(api: TestClient, tenant: Tenant, peop
     assert organizers["Priya Natarajan"]["status"] == "excluded"
 
     # Marta (mapped by email) sees and manages only herself.
-    mine = api.get(f"{API}/teams/organizers", headers=people.headers["marta"]).json()
+    mine = api.get(f"{API}/integrations/teams/organizers", headers=people.headers["marta"]).json()
     assert [o["id"] for o in mine] == [marta["id"]]
     change = {"sync_new_by_default": True, "sync_recordings": True}
     response = api.patch(
-        f"{API}/teams/organizers/{marta['id']}", json=change, headers=people.headers["marta"]
+        f"{API}/integrations/teams/organizers/{marta['id']}",
+        json=change,
+        headers=people.headers["marta"],
     )
     assert response.status_code == 200, response.text
     assert response.json()["sync_new_by_default"] is True
     assert response.json()["sync_recordings"] is True
     for other in ("Tomas Berg", "Kenji Sato"):
-        url = f"{API}/teams/organizers/{organizers[other]['id']}"
+        url = f"{API}/integrations/teams/organizers/{organizers[other]['id']}"
         assert_error(api.patch(url, json=change, headers=people.headers["marta"]), 404)
         assert_error(api.patch(url, json=change, headers=people.headers["marketer"]), 404)
     # An excluded organizer cannot default to syncing.
-    url = f"{API}/teams/organizers/{organizers['Priya Natarajan']['id']}"
+    url = f"{API}/integrations/teams/organizers/{organizers['Priya Natarajan']['id']}"
     assert_error(api.patch(url, json={"sync_new_by_default": True}, headers=admin), 409)
-    assert_error(api.patch(f"{API}/teams/organizers/999999", json={}, headers=admin), 404)
+    assert_error(
+        api.patch(f"{API}/integrations/teams/organizers/999999", json={}, headers=admin), 404
+    )
 
 
 # ------------------------------------------------------------------ webinars and sync (T4, T5, T12)
@@ -412,25 +443,27 @@ def test_webinars_tick_and_sync_now(
 ) -> None:
     admin, marta_h = people.headers["admin"], people.headers["marta"]
     assert sync(api, admin)["status"] == "succeeded"
-    webinars = by_name(api.get(f"{API}/teams/webinars", headers=admin).json())
+    webinars = by_name(api.get(f"{API}/integrations/teams/webinars", headers=admin).json())
     assert "Autumn Product Launch" in webinars
     assert not any(w["sync_enabled"] for w in webinars.values())
     autumn, apac = webinars["Autumn Product Launch"], webinars["APAC Partner Briefing"]
     assert autumn["organizer_name"] == "Marta Lindqvist"
 
     marta_id = autumn["organizer_id"]
-    hers = api.get(f"{API}/teams/webinars", headers=marta_h).json()
+    hers = api.get(f"{API}/integrations/teams/webinars", headers=marta_h).json()
     assert hers
     assert {w["organizer_id"] for w in hers} == {marta_id}
-    filtered = api.get(f"{API}/teams/webinars", params={"organizer_id": marta_id}, headers=admin)
+    filtered = api.get(
+        f"{API}/integrations/teams/webinars", params={"organizer_id": marta_id}, headers=admin
+    )
     assert {w["id"] for w in filtered.json()} == {w["id"] for w in hers}
 
     # Marta ticks her own webinar; another's is not hers to see.
-    url = f"{API}/teams/webinars/{autumn['id']}"
+    url = f"{API}/integrations/teams/webinars/{autumn['id']}"
     response = api.patch(url, json={"sync_enabled": True}, headers=marta_h)
     assert response.status_code == 200, response.text
     assert response.json()["sync_enabled"] is True
-    apac_url = f"{API}/teams/webinars/{apac['id']}"
+    apac_url = f"{API}/integrations/teams/webinars/{apac['id']}"
     assert_error(api.patch(apac_url, json={"sync_enabled": True}, headers=marta_h), 404)
     assert_error(
         api.patch(apac_url, json={"sync_enabled": True}, headers=people.headers["marketer"]), 404
@@ -446,24 +479,33 @@ def test_webinars_tick_and_sync_now(
     assert run["webinar_graph_id"] == autumn["graph_id"]
     assert run["changes"]["events_created"] == 1
     assert run["triggered_by_id"] == people.ids["marta"]
-    synced = api.get(f"{API}/teams/webinars", headers=marta_h).json()
+    synced = api.get(f"{API}/integrations/teams/webinars", headers=marta_h).json()
     assert by_name(synced)["Autumn Product Launch"]["event_id"] is not None
     assert_error(
-        api.post(f"{API}/teams/sync", json={"webinar_id": apac["id"]}, headers=marta_h), 404
+        api.post(
+            f"{API}/integrations/teams/sync", json={"webinar_id": apac["id"]}, headers=marta_h
+        ),
+        404,
     )
-    assert_error(api.post(f"{API}/teams/sync", json={}, headers=marta_h), 403)
-    assert_error(api.post(f"{API}/teams/sync", json={"webinar_id": 999999}, headers=admin), 404)
+    assert_error(api.post(f"{API}/integrations/teams/sync", json={}, headers=marta_h), 403)
+    assert_error(
+        api.post(f"{API}/integrations/teams/sync", json={"webinar_id": 999999}, headers=admin), 404
+    )
 
     # Runs: admins see all, others those they started.
-    all_runs = api.get(f"{API}/teams/sync-runs", headers=admin).json()["items"]
+    all_runs = api.get(f"{API}/integrations/teams/sync-runs", headers=admin).json()["items"]
     assert [r["kind"] for r in all_runs] == ["webinar", "full"]
-    her_runs = api.get(f"{API}/teams/sync-runs", headers=marta_h).json()["items"]
+    her_runs = api.get(f"{API}/integrations/teams/sync-runs", headers=marta_h).json()["items"]
     assert [r["id"] for r in her_runs] == [run["id"]]
-    assert_error(api.get(f"{API}/teams/sync-runs/{all_runs[1]['id']}", headers=marta_h), 404)
-    page = api.get(f"{API}/teams/sync-runs", params={"limit": 1}, headers=admin).json()
+    assert_error(
+        api.get(f"{API}/integrations/teams/sync-runs/{all_runs[1]['id']}", headers=marta_h), 404
+    )
+    page = api.get(f"{API}/integrations/teams/sync-runs", params={"limit": 1}, headers=admin).json()
     assert [r["id"] for r in page["items"]] == [all_runs[0]["id"]]
     rest = api.get(
-        f"{API}/teams/sync-runs", params={"limit": 1, "cursor": page["next_cursor"]}, headers=admin
+        f"{API}/integrations/teams/sync-runs",
+        params={"limit": 1, "cursor": page["next_cursor"]},
+        headers=admin,
     ).json()
     assert [r["id"] for r in rest["items"]] == [all_runs[1]["id"]]
     assert rest["next_cursor"] is None
@@ -476,7 +518,7 @@ def test_a_dry_run_returns_the_plan_and_writes_nothing(
     connected.sync()  # discovery
     connected.tick_all()
     before = row_counts(connected.session_factory)
-    response = api.post(f"{API}/teams/sync", json={"dry_run": True}, headers=admin)
+    response = api.post(f"{API}/integrations/teams/sync", json={"dry_run": True}, headers=admin)
     assert response.status_code == 200, response.text
     report = response.json()
     assert report["dry_run"] is True
@@ -519,26 +561,30 @@ def test_no_response_carries_the_secret(
     secret = tenant.app(0)["secret"]
     responses = [
         api.put(
-            f"{API}/teams/connection", json=connection_body(tenant, tenant.app(0)), headers=admin
+            f"{API}/integrations/teams/connection",
+            json=connection_body(tenant, tenant.app(0)),
+            headers=admin,
         ),
-        api.get(f"{API}/teams/connection", headers=admin),
-        api.post(f"{API}/teams/connection/test", headers=admin),
-        api.patch(f"{API}/teams/settings", json={"sync_interval_minutes": 20}, headers=admin),
+        api.get(f"{API}/integrations/teams/connection", headers=admin),
+        api.post(f"{API}/integrations/teams/connection/test", headers=admin),
+        api.patch(
+            f"{API}/integrations/teams/settings", json={"sync_interval_minutes": 20}, headers=admin
+        ),
         api.put(
-            f"{API}/teams/connection",
+            f"{API}/integrations/teams/connection",
             json=connection_body(tenant, tenant.app(0), authority="ftp://nowhere"),
             headers=admin,
         ),
         api.put(
-            f"{API}/teams/connection",
+            f"{API}/integrations/teams/connection",
             json=connection_body(tenant, tenant.app(0), tenant_id=""),
             headers=admin,
         ),
-        api.post(f"{API}/teams/sync", json={"dry_run": True}, headers=admin),
-        api.post(f"{API}/teams/sync", json={}, headers=admin),
-        api.get(f"{API}/teams/organizers", headers=admin),
-        api.get(f"{API}/teams/webinars", headers=admin),
-        api.get(f"{API}/teams/sync-runs", headers=admin),
+        api.post(f"{API}/integrations/teams/sync", json={"dry_run": True}, headers=admin),
+        api.post(f"{API}/integrations/teams/sync", json={}, headers=admin),
+        api.get(f"{API}/integrations/teams/organizers", headers=admin),
+        api.get(f"{API}/integrations/teams/webinars", headers=admin),
+        api.get(f"{API}/integrations/teams/sync-runs", headers=admin),
         api.get(f"{API}/openapi.json"),
     ]
     assert [r.status_code for r in responses] == [

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,9 +23,9 @@ def as_json(result: Any) -> Any:
 
 
 def _instant(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    assert value.tzinfo is not None, text
-    return value
+    """An instant as the API writes it: ISO 8601, UTC as ``Z`` (``2026-10-20T10:00:00Z``)."""
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", text), text
+    return datetime.fromisoformat(text)
 
 
 def test_users_token_expires_as_asked_and_never_beyond_the_policy(

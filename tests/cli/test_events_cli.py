@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +48,7 @@ def test_events_list_shows_the_counts_of_each_synced_webinar(
         autumn(synced), synced.tenant.data["users"], internal_domains={INTERNAL_DOMAIN}
     )
     row = rows["Autumn Product Launch"]
+    assert re.fullmatch(r"2026-\d\d-\d\dT\d\d:\d\d:\d\dZ", row["start_at"]), row  # as the API
     assert row["registrant_count"] == len(expected.registrants)
     assert row["attendee_count"] == len(expected.attendees)
     assert row["cancellation_count"] == len(expected.cancellations)

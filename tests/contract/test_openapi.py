@@ -46,7 +46,7 @@ DB_DIR = Path(tempfile.mkdtemp(prefix="gatherly-contract-"))
 DB_URL = f"sqlite:///{DB_DIR / 'contract.db'}"
 SETTINGS = Settings(database_url=DB_URL, queue_path=str(DB_DIR / "queue.db"))
 APP = create_app(SETTINGS)
-# Whatever authority or Graph URL the fuzzer sends to PUT /teams/connection, the connector
+# Whatever authority or Graph URL the fuzzer sends to PUT /integrations/teams/connection, the connector
 # talks to the bundled emulator in-process: never to the network.
 APP.state.graph_client_factory = client_factory(
     SETTINGS,

@@ -143,7 +143,7 @@ def test_settings_changed_through_the_api_are_audited_as_the_caller(
 ) -> None:
     people = make_people(connected.session_factory, connected.admin_id)
     response = api.patch(
-        f"{API}/teams/settings",
+        f"{API}/integrations/teams/settings",
         json={"organizer_exclusion_domains": ["partner-agency.example", "@Other.example"]},
         headers=people.headers["orgadmin"],
     )

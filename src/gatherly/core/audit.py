@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from sqlalchemy import JSON, Index, Integer, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from gatherly.core.db import Base, UTCDateTime, utcnow
+from gatherly.core.db import Base, UTCDateTime, isoformat, utcnow
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.core.pagination import Page, paginate
 
@@ -129,7 +129,7 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return jsonable(value.value)
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+        return isoformat(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Mapping):

@@ -56,6 +56,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def isoformat(value: datetime) -> str:
+    """An instant as the API writes it: ISO 8601 with its zone, UTC as ``Z``
+    (``2026-10-20T10:00:00Z``); a naive value is taken as UTC."""
+    text = (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 LIKE_ESCAPE = "/"
 
 

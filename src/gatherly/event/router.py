@@ -79,31 +79,54 @@ def get_event(event_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s
     )
 
 
-@router.get("/events/{event_id}/registrations", summary="The event's registrations you may read")
+@router.get(
+    "/events/{event_id}/registrations",
+    summary="The event's registrations you may read, by email",
+    response_model=PageOut[s.RegistrationOut],
+)
 def list_registrations(
     event_id: PathId,
     db: DbSession,
     principal: CurrentPrincipal,
     status: Annotated[str | None, Query(max_length=30)] = None,
-) -> list[s.RegistrationOut]:
-    rows = service.registrations(db=db, principal=principal, event_id=event_id, status=status)
-    return [s.RegistrationOut.model_validate(r) for r in rows]
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+) -> Any:
+    page = service.registration_page(
+        db=db, principal=principal, event_id=event_id, status=status, cursor=cursor, limit=limit
+    )
+    return {"items": page.items, "next_cursor": page.next_cursor}
 
 
-@router.get("/events/{event_id}/attendance", summary="Who attended, with every interval (T9)")
+@router.get(
+    "/events/{event_id}/attendance",
+    summary="Who attended, by person, with every interval (T9)",
+    response_model=PageOut[s.AttendanceOut],
+)
 def list_attendance(
-    event_id: PathId, db: DbSession, principal: CurrentPrincipal
-) -> list[s.AttendanceOut]:
-    rows = service.attendance(db=db, principal=principal, event_id=event_id)
-    return [
+    event_id: PathId,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+) -> Any:
+    page = service.attendance_page(
+        db=db, principal=principal, event_id=event_id, cursor=cursor, limit=limit
+    )
+    items = [
         s.AttendanceOut.model_validate(
             {
-                **{k: getattr(a, k) for k in s.AttendanceOut.model_fields if k != "intervals"},
-                "intervals": [s.IntervalOut.model_validate(i) for i in intervals],
+                **{
+                    k: getattr(a.attendance, k)
+                    for k in s.AttendanceOut.model_fields
+                    if k != "intervals"
+                },
+                "intervals": [s.IntervalOut.model_validate(i) for i in a.intervals],
             }
         )
-        for a, intervals in rows
+        for a in page.items
     ]
+    return {"items": items, "next_cursor": page.next_cursor}
 
 
 @router.get(

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, func, literal, select
+from sqlalchemy import ColumnElement, Select, func, literal, select
 from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
 from gatherly.core.db import UTCDateTime
 from gatherly.core.exceptions import NotFound, ValidationFailed
-from gatherly.core.pagination import Page, paginate
+from gatherly.core.pagination import MAX_LIMIT, Page, paginate
+from gatherly.event import participation
 from gatherly.event.models import (
     AttendanceInterval,
     EventAttendance,
@@ -137,49 +138,113 @@ def sessions(*, db: Session, principal: access.Principal, event_id: int) -> list
 def registrations(
     *, db: Session, principal: access.Principal, event_id: int, status: str | None = None
 ) -> list[EventRegistration]:
-    """The event's registrations the caller may read, by email."""
+    """Every registration of the event the caller may read, by email."""
     get_event(db=db, principal=principal, event_id=event_id)
     return _registration_rows(db, principal, event_id, status)
+
+
+def registration_page(
+    *,
+    db: Session,
+    principal: access.Principal,
+    event_id: int,
+    status: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """A page of the event's registrations the caller may read, by email then id."""
+    get_event(db=db, principal=principal, event_id=event_id)
+    return paginate(
+        db,
+        _registration_stmt(principal, event_id, status),
+        id_column=EventRegistration.id,
+        sortable={"email": func.coalesce(EventRegistration.email, "")},
+        sort="email",
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+@dataclass(frozen=True)
+class Attended:
+    """One attendance row with its join/leave intervals, earliest first."""
+
+    attendance: EventAttendance
+    intervals: list[AttendanceInterval]
+
+
+def attendance_page(
+    *,
+    db: Session,
+    principal: access.Principal,
+    event_id: int,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """A page of the event's attendance rows the caller may read (by person), as
+    :class:`Attended` items."""
+    get_event(db=db, principal=principal, event_id=event_id)
+    page = paginate(
+        db,
+        _attendance_stmt(principal, event_id),
+        id_column=EventAttendance.id,
+        sortable={"person": EventAttendance.person_key},
+        sort="person",
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page(_with_intervals(db, list(page.items), event_id), page.next_cursor)
+
+
+def _attendance_stmt(principal: access.Principal, event_id: int) -> Select[Any]:
+    return access.scope(
+        select(EventAttendance).where(EventAttendance.event_id == event_id),
+        principal=principal,
+        record_type=ATTENDANCE,
+    )
 
 
 def _attendance_rows(
     db: Session, principal: access.Principal, event_id: int
 ) -> list[EventAttendance]:
-    stmt = access.scope(
-        select(EventAttendance).where(EventAttendance.event_id == event_id),
-        principal=principal,
-        record_type=ATTENDANCE,
-    )
+    stmt = _attendance_stmt(principal, event_id)
     return list(db.scalars(stmt.order_by(EventAttendance.person_key)))
+
+
+def _registration_stmt(
+    principal: access.Principal, event_id: int, status: str | None = None
+) -> Select[Any]:
+    stmt = select(EventRegistration).where(EventRegistration.event_id == event_id)
+    if status:
+        stmt = stmt.where(EventRegistration.status == status)
+    return access.scope(stmt, principal=principal, record_type=REGISTRATION)
 
 
 def _registration_rows(
     db: Session, principal: access.Principal, event_id: int, status: str | None = None
 ) -> list[EventRegistration]:
-    stmt = select(EventRegistration).where(EventRegistration.event_id == event_id)
-    if status:
-        stmt = stmt.where(EventRegistration.status == status)
-    stmt = access.scope(stmt, principal=principal, record_type=REGISTRATION)
+    stmt = _registration_stmt(principal, event_id, status)
     return list(db.scalars(stmt.order_by(EventRegistration.email, EventRegistration.id)))
 
 
-def attendance(
-    *, db: Session, principal: access.Principal, event_id: int
-) -> list[tuple[EventAttendance, list[AttendanceInterval]]]:
-    """The event's attendance rows the caller may read, each with its intervals."""
+def attendance(*, db: Session, principal: access.Principal, event_id: int) -> list[Attended]:
+    """Every attendance row of the event the caller may read, each with its intervals."""
     get_event(db=db, principal=principal, event_id=event_id)
-    rows = _attendance_rows(db, principal, event_id)
+    return _with_intervals(db, _attendance_rows(db, principal, event_id), event_id)
+
+
+def _with_intervals(db: Session, rows: list[EventAttendance], event_id: int) -> list[Attended]:
     intervals: dict[int, list[AttendanceInterval]] = {r.id: [] for r in rows}
+    stmt = select(AttendanceInterval).order_by(AttendanceInterval.join_at, AttendanceInterval.id)
+    if len(rows) <= MAX_LIMIT:  # a page: its rows' intervals by id
+        stmt = stmt.where(AttendanceInterval.attendance_id.in_(list(intervals)))
+    else:  # the whole event: one pass over its intervals, not an IN list of every row
+        stmt = stmt.join(EventAttendance).where(EventAttendance.event_id == event_id)
     if rows:
-        for interval in db.scalars(
-            select(AttendanceInterval)
-            .join(EventAttendance, EventAttendance.id == AttendanceInterval.attendance_id)
-            .where(EventAttendance.event_id == event_id)
-            .order_by(AttendanceInterval.join_at)
-        ):
+        for interval in db.scalars(stmt):
             if interval.attendance_id in intervals:
                 intervals[interval.attendance_id].append(interval)
-    return [(r, intervals[r.id]) for r in rows]
+    return [Attended(r, intervals[r.id]) for r in rows]
 
 
 def recordings(
@@ -215,23 +280,31 @@ def recordings(
 def reconciliation(*, db: Session, principal: access.Principal, event_id: int) -> dict[str, Any]:
     """Every number on the event with the people behind it, and who is kept but not counted.
 
-    Registrants = distinct counted emails whose status is ``registered``; cancellations =
-    counted emails whose only status is ``canceled``; attendees = counted people with time in
-    a session; no-shows = registrants who never attended (§4b). Lists name only people the
-    caller may read.
+    Registrants, cancellations and attendees as :mod:`gatherly.event.participation` defines
+    them (the definitions the counts and the segment criteria use); no-shows = registrants
+    who never attended. Lists name only people the caller may read.
     """
     event = get_event(db=db, principal=principal, event_id=event_id)
     # The event is looked up once; people are read without their intervals (not needed).
     regs = _registration_rows(db, principal, event_id)
     att = _attendance_rows(db, principal, event_id)
-    registered = sorted(
-        {r.email for r in regs if r.status == "registered" and not r.excluded_reason and r.email}
+
+    def emails(counted: ColumnElement[bool]) -> list[str]:
+        stmt = _registration_stmt(principal, event_id).where(
+            counted, EventRegistration.email.is_not(None)
+        )
+        found = db.scalars(stmt.with_only_columns(EventRegistration.email).distinct())
+        return sorted(e for e in found if e)
+
+    registered = emails(participation.is_registered())
+    canceled = emails(participation.is_cancelled())
+    attendees = sorted(
+        db.scalars(
+            _attendance_stmt(principal, event_id)
+            .where(participation.is_attended())
+            .with_only_columns(EventAttendance.person_key)
+        )
     )
-    canceled = sorted(
-        {r.email for r in regs if r.status == "canceled" and not r.excluded_reason and r.email}
-        - set(registered)
-    )
-    attendees = sorted(a.person_key for a in att if not a.excluded_reason and a.total_seconds > 0)
     other: dict[str, list[str]] = {}
     for r in regs:
         if r.status not in ("registered", "canceled") and not r.excluded_reason and r.email:

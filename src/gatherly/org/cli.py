@@ -15,7 +15,7 @@ from rich.table import Table
 from gatherly.clitools import find_user, print_json
 from gatherly.core import audit
 from gatherly.core.config import Settings
-from gatherly.core.db import session_scope
+from gatherly.core.db import isoformat, session_scope
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.org import service
 from gatherly.org.models import ApiToken
@@ -39,7 +39,7 @@ def _instant(text: str | None, field: str) -> datetime | None:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    return isoformat(value) if value is not None else None
 
 
 def audit_dict(entry: audit.AuditEntry) -> dict[str, Any]:

@@ -49,15 +49,14 @@ from gatherly.core.bounds import INT_MAX, INT_MIN, fits_integer, shift, to_utc
 from gatherly.core.db import UTCDateTime
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.event.models import EventAttendance, EventRegistration, MarketingEvent
+from gatherly.event.participation import is_attended, is_cancelled, is_registered
 from gatherly.segment.models import MarketingListMember
 
 MAX_NODES = 200
 MAX_DEPTH = 12
 MAX_VALUES = 1000
 PARTICIPATIONS = ("registered", "attended", "cancelled", "not_attended")
-REGISTERED = "registered"
 EVENT, REGISTRATION, ATTENDANCE = "marketing_event", "event_registration", "event_attendance"
-CANCELED = "canceled"  # Graph's spelling, as stored
 
 STRING_OPS = (
     "equals",
@@ -776,7 +775,7 @@ def _participants(node: Node, ctx: Context) -> tuple[Any, list[ColumnElement[boo
         a = EventAttendance
         where = [
             a.contact_id.is_not(None),
-            a.excluded_reason.is_(None),
+            is_attended(a),
             *on_events(a),
             *ctx.may_read(ATTENDANCE),
         ]
@@ -786,10 +785,8 @@ def _participants(node: Node, ctx: Context) -> tuple[Any, list[ColumnElement[boo
             where.append(a.total_seconds <= node.max_seconds)
         return a.contact_id, where
     r = EventRegistration
-    status = CANCELED if node.participation == "cancelled" else REGISTERED
-    where = [r.contact_id.is_not(None), r.excluded_reason.is_(None), r.status == status]
-    where.extend(on_events(r))
-    where.extend(ctx.may_read(REGISTRATION))
+    counted = is_cancelled(r) if node.participation == "cancelled" else is_registered(r)
+    where = [r.contact_id.is_not(None), counted, *on_events(r), *ctx.may_read(REGISTRATION)]
     if node.participation == "not_attended":
         a = EventAttendance
         if ids is not None and len(ids) == 1 and ctx.dialect == "sqlite":
@@ -799,7 +796,7 @@ def _participants(node: Node, ctx: Context) -> tuple[Any, list[ColumnElement[boo
             attendees = select(a.contact_id).where(
                 a.event_id == ids[0],
                 a.contact_id.is_not(None),
-                a.excluded_reason.is_(None),
+                is_attended(a),
                 *ctx.may_read(ATTENDANCE),
             )
             where.append(r.contact_id.not_in(attendees))
@@ -809,7 +806,7 @@ def _participants(node: Node, ctx: Context) -> tuple[Any, list[ColumnElement[boo
             .where(
                 a.event_id == r.event_id,
                 a.contact_id == r.contact_id,
-                a.excluded_reason.is_(None),
+                is_attended(a),
                 *ctx.may_read(ATTENDANCE),
             )
             .exists()

@@ -27,7 +27,7 @@ from gatherly.teams import schemas as s
 from gatherly.teams import service, sync
 from gatherly.teams.models import SyncRun, TeamsConnection, TeamsOrganizer, TeamsWebinar
 
-router = APIRouter(prefix="/teams", tags=["microsoft teams"])
+router = APIRouter(prefix="/integrations/teams", tags=["microsoft teams"])
 
 
 def _settings(request: Request) -> Settings:

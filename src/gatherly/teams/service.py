@@ -147,7 +147,7 @@ def get_connection(db: Session) -> TeamsConnection:
     if connection is None:
         raise NotFound(
             "Microsoft Teams is not connected: run `gatherly teams connect` "
-            "or POST /api/v1/teams/connection"
+            "or POST /api/v1/integrations/teams/connection"
         )
     return connection
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.access.models import OWNER_USER
@@ -37,6 +37,7 @@ from gatherly.core import changes as data_changes
 from gatherly.core.config import Settings
 from gatherly.core.db import utcnow
 from gatherly.core.exceptions import FatalSyncError, GatherlyError, SyncError
+from gatherly.event import participation
 from gatherly.event.models import (
     EXCLUDED_INTERNAL,
     EXCLUDED_NO_EMAIL,
@@ -1148,37 +1149,13 @@ class _Applier:
     # -------------------------------------------------------------- counts (T6, T7, §4b)
 
     def _counts(self, event: MarketingEvent) -> None:
-        counted = and_(
-            EventRegistration.event_id == event.id, EventRegistration.excluded_reason.is_(None)
-        )
-        registered = select(EventRegistration.email).where(
-            counted, EventRegistration.status == "registered"
-        )
-        registrants = self.db.scalar(
-            select(func.count(func.distinct(EventRegistration.email))).where(
-                counted, EventRegistration.status == "registered"
-            )
-        )
-        cancellations = self.db.scalar(
-            select(func.count(func.distinct(EventRegistration.email))).where(
-                counted,
-                EventRegistration.status == "canceled",
-                EventRegistration.email.not_in(registered),
-            )
-        )
-        attendees = self.db.scalar(
-            select(func.count()).where(
-                EventAttendance.event_id == event.id,
-                EventAttendance.excluded_reason.is_(None),
-                EventAttendance.total_seconds > 0,
-            )
-        )
-        counts = {
-            "registrant_count": int(registrants or 0),
-            "cancellation_count": int(cancellations or 0),
-            "attendee_count": int(attendees or 0),
+        counts = participation.event_counts(self.db, event_id=event.id)
+        values = {
+            "registrant_count": counts.registrants,
+            "cancellation_count": counts.cancellations,
+            "attendee_count": counts.attendees,
         }
-        if _assign(event, counts):
+        if _assign(event, values):
             self.changes["event_counts_changed"] += 1
 
     def plan(self) -> dict[str, Any]:

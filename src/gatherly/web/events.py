@@ -22,12 +22,11 @@ from gatherly.api.params import PathId
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.event import service
 from gatherly.event.models import (
-    AttendanceInterval,
-    EventAttendance,
     EventRegistration,
     EventSession,
 )
 from gatherly.event.presence import MINUTE, Minute, per_minute
+from gatherly.event.service import Attended
 from gatherly.web.pages import CurrentViewer, WebDb, page
 
 router = APIRouter(include_in_schema=False)
@@ -180,13 +179,10 @@ class SessionPresence:
     clipped: bool
 
 
-Attended = tuple[EventAttendance, list[AttendanceInterval]]
-
-
 def _row(name: str, email: str, status: str, reason: str | None, att: Attended | None) -> PersonRow:
     if att is None:
         return PersonRow(name, email, status, reason, None, None, None, None)
-    record, intervals = att
+    record, intervals = att.attendance, att.intervals
     return PersonRow(
         name,
         email,
@@ -201,21 +197,23 @@ def _row(name: str, email: str, status: str, reason: str | None, att: Attended |
 
 def _people(registrations: list[EventRegistration], attendance: list[Attended]) -> list[PersonRow]:
     """Registrations joined to attendance (by registration, else by email), then walk-ins."""
-    by_registration = {a.registration_id: (a, i) for a, i in attendance if a.registration_id}
-    by_email = {a.email.casefold(): (a, i) for a, i in attendance if a.email}
+    by_registration = {
+        a.attendance.registration_id: a for a in attendance if a.attendance.registration_id
+    }
+    by_email = {a.attendance.email.casefold(): a for a in attendance if a.attendance.email}
     rows, used = [], set()
     for reg in registrations:
         att = by_registration.get(reg.id) or by_email.get((reg.email or "").casefold())
-        if att is not None and att[0].id in used:
+        if att is not None and att.attendance.id in used:
             att = None  # one attendance row is shown once
         if att is not None:
-            used.add(att[0].id)
+            used.add(att.attendance.id)
         name = f"{reg.first_name} {reg.last_name}".strip()
         rows.append(_row(name, reg.email or "", reg.status, reg.excluded_reason, att))
     rows += [
-        _row(r.display_name, r.email or "", "not registered", None, (r, i))
-        for r, i in attendance
-        if r.id not in used
+        _row(a.attendance.display_name, a.attendance.email or "", "not registered", None, a)
+        for a in attendance
+        if a.attendance.id not in used
     ]
     return sorted(rows, key=lambda r: (r.name.casefold() or r.email.casefold(), r.email))
 
@@ -223,9 +221,9 @@ def _people(registrations: list[EventRegistration], attendance: list[Attended]) 
 def _presence(session: EventSession, attendance: list[Attended]) -> SessionPresence:
     """People present per minute over the session's time and everyone's intervals in it."""
     spans = [
-        (record.id, i.join_at, i.leave_at)
-        for record, intervals in attendance
-        for i in intervals
+        (a.attendance.id, i.join_at, i.leave_at)
+        for a in attendance
+        for i in a.intervals
         if i.session_id == session.id
     ]
     times = [t for t in (session.start_at, session.end_at) if t is not None]

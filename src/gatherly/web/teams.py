@@ -350,7 +350,7 @@ def run_progress(request: Request, run_id: PathId, db: WebDb, viewer: CurrentVie
 def _start_run(
     request: Request, db: Session, viewer: Viewer, *, webinar_id: int | None
 ) -> Response:
-    """Record a run and queue it, as POST /api/v1/teams/sync does; answer its progress."""
+    """Record a run and queue it, as POST /api/v1/integrations/teams/sync does; answer its progress."""
     try:
         graph_id = service.sync_target(db, viewer.principal, webinar_id=webinar_id)
         service.get_connection(db)
