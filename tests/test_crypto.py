@@ -20,7 +20,7 @@ from gatherly.app import create_app
 from gatherly.core import crypto
 from gatherly.core.config import Settings
 from gatherly.core.exceptions import FatalSyncError
-from gatherly.teams import service as teams
+from gatherly.teams import connection as teams
 from gatherly.teams.models import TeamsConnection
 
 LONG_KEY = "k" * 40

@@ -18,7 +18,7 @@ from gatherly.org.router import router as org_router
 from gatherly.segment.router import lists as lists_router
 from gatherly.segment.router import router as segments_router
 from gatherly.teams.router import router as teams_router
-from gatherly.web import site
+from gatherly.web import pages, site
 
 API = "/api/v1"
 
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(engine)
     # Commits that change what segments depend on queue their refresh on the worker.
     changes.install_waker(app.state.session_factory, lambda: app_jobs(app).wake_segments())
-    errors.install(app)
+    errors.install(app, error_page=pages.page_error)
     for router in (
         teams_router,
         org_router,

@@ -23,7 +23,7 @@ import gatherly.models  # noqa: F401 - registers every record type
 from gatherly.access import engine as access
 from gatherly.access import registry
 from gatherly.access.levels import Privilege
-from gatherly.clitools import find_user, print_json
+from gatherly.clitools import print_json
 from gatherly.core import crypto, migrate
 from gatherly.core.bounds import parse_id
 from gatherly.core.config import Settings
@@ -88,27 +88,6 @@ def upgrade_database(settings: Settings) -> None:
             defaults.ensure_defaults(db)
     finally:
         engine.dispose()
-
-
-def _bu(db: Session, ref: str | None) -> BusinessUnit:
-    if ref is None:
-        return org.get_root(db)
-    bu_id = parse_id(ref)
-    if bu_id is not None:
-        return org.get_bu(db, bu_id=bu_id, field="bu")
-    bu = db.execute(select(BusinessUnit).where(BusinessUnit.name == ref)).scalar()
-    if bu is None:
-        raise NotFound(f"business unit {ref!r} not found", field="bu")
-    return bu
-
-
-def _user(db: Session, ref: str) -> User:
-    user_id = parse_id(ref)
-    return (
-        org.get_user(db, user_id=user_id)
-        if user_id is not None
-        else org.get_user_by_username(db, username=ref)
-    )
 
 
 # ------------------------------------------------------------------ db, serve, demo
@@ -306,7 +285,7 @@ def users_create(
         user = org.create_user(
             db,
             username=username,
-            business_unit_id=_bu(db, bu).id,
+            business_unit_id=org.find_bu(db, ref=bu).id,
             email=email,
             full_name=full_name,
             password=password,
@@ -365,7 +344,7 @@ def users_token(
 ) -> None:
     """Create an API token for a user and print it (shown this once; audited)."""
     with session() as db:
-        user = _user(db, username)
+        user = org.find_user(db, ref=username)
         token, secret = org.create_token(
             db,
             user_id=user.id,
@@ -385,7 +364,7 @@ def users_token(
 def users_revoke_token(username: str, token_id: int) -> None:
     """Revoke one of a user's API tokens."""
     with session() as db:
-        org.revoke_token(db, token_id=token_id, user_id=_user(db, username).id)
+        org.revoke_token(db, token_id=token_id, user_id=org.find_user(db, ref=username).id)
     out.print(f"token {token_id} revoked")
 
 
@@ -402,7 +381,7 @@ def bu_create(
 ) -> None:
     """Create a business unit (and its default team)."""
     with session() as db:
-        bu = org.create_bu(db, name=name, parent_id=_bu(db, parent).id)
+        bu = org.create_bu(db, name=name, parent_id=org.find_bu(db, ref=parent).id)
         data = {"id": bu.id, "name": bu.name, "parent_id": bu.parent_id}
     print_json(data) if as_json else out.print(
         f"created business unit {name!r} (id {data['id']})", markup=False
@@ -491,7 +470,7 @@ def roles_assign(
             else org.get_role_by_name(db, name=role)
         )
         if user is not None:
-            org.assign_role(db, role_id=r.id, user_id=_user(db, user).id)
+            org.assign_role(db, role_id=r.id, user_id=org.find_user(db, ref=user).id)
         else:
             org.assign_role(db, role_id=r.id, team_id=org.get_team(db, team_id=team_id or 0).id)
     out.print(
@@ -552,7 +531,7 @@ def features_set(
 ) -> None:
     """Turn a switch on or off (system administrators only; audited)."""
     with session() as db:
-        user = find_user(db, as_user, "as")
+        user = org.find_user(db, ref=as_user, field="as")
         if not access.load_principal(db, user.id).is_system_admin:
             raise Forbidden(
                 "forbidden: only a system administrator may turn feature switches on or off",
@@ -593,7 +572,7 @@ def access_explain(
 ) -> None:
     """Explain why a user may or may not act on a record."""
     with session() as db:
-        principal = access.load_principal(db, _user(db, user).id)
+        principal = access.load_principal(db, org.find_user(db, ref=user).id)
         rtype = registry.get(record_type, field="type")
         record = None
         if not rtype.organization_owned:

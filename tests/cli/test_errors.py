@@ -79,7 +79,7 @@ def usernames(url: str) -> set[str]:
         ),
         pytest.param(
             ("access", "explain", "--user", "ghost", "--type", "contact", "--id", "1"),
-            ("error (username):", "user 'ghost' not found"),
+            ("error (user):", "user 'ghost' not found"),
             id="explain-unknown-user",
         ),
         pytest.param(
@@ -114,7 +114,7 @@ def usernames(url: str) -> set[str]:
         ),
         pytest.param(
             ("roles", "assign", "Marketer", "--user", "²"),
-            ("error (username):", "user '²' not found"),
+            ("error (user):", "user '²' not found"),
             id="a-superscript-is-a-name-not-an-id",
         ),
         pytest.param(

@@ -23,6 +23,7 @@ from gatherly.core import crypto
 from gatherly.core.audit import AuditEntry
 from gatherly.core.config import Settings
 from gatherly.core.exceptions import FatalSyncError, ValidationFailed
+from gatherly.teams import connection as teams_connection
 from gatherly.teams import service as teams
 from gatherly.teams.models import TeamsConnection
 from tests.cli.helpers import gatherly_executable, session_on, sqlite_url, subprocess_env
@@ -325,7 +326,7 @@ def test_secrets_kept_under_the_old_public_default_move_to_a_new_key_file(
     """An installation upgraded from a release that used the public default."""
     monkeypatch.delenv("GATHERLY_SECRET_KEY")
     connect(session_factory, tenant, database_url, secret_key=SecretStr(KEY_A))
-    public = crypto.fernet(SecretStr(crypto.PUBLIC_DEFAULT), teams.ENCRYPTION_PURPOSE)
+    public = crypto.fernet(SecretStr(crypto.PUBLIC_DEFAULT), teams_connection.ENCRYPTION_PURPOSE)
     with session_factory() as db, db.begin():
         connection = db.scalars(select(TeamsConnection)).one()
         connection.client_secret_encrypted = public.encrypt(

@@ -34,7 +34,7 @@ from gatherly.org import defaults
 from gatherly.org import service as org_service
 from gatherly.org.models import User
 from gatherly.segment import service as segment_service
-from gatherly.teams.service import client_factory
+from gatherly.teams.connection import client_factory
 from tests import bad_input as bad
 from tests import factories as f
 from tests.teams.conftest import SAMPLE
@@ -138,7 +138,7 @@ def _operations() -> list[Any]:
 
 @pytest.fixture
 def own() -> dict[str, Any]:
-    """An administrator of this test's own, with a token, a segment and a list: the fuzzer
+    """An administrator of this test's own, with a token, a segment, a list and an event: the fuzzer
     may have revoked, demoted or deleted whatever was made before it."""
     engine = make_engine(DB_URL)
     try:
@@ -150,8 +150,14 @@ def own() -> dict[str, Any]:
                 db, principal=principal, name="C", criteria=tree
             )
             mlist = segment_service.create_list(db, principal=principal, name="C")
+            event = f.event(db, admin, "C")
             headers = f.token(db, admin)  # commits
-            return {"headers": headers, "segment_id": segment.id, "list_id": mlist.id}
+            return {
+                "headers": headers,
+                "segment_id": segment.id,
+                "list_id": mlist.id,
+                "event_id": event.id,
+            }
     finally:
         engine.dispose()
 

@@ -417,7 +417,7 @@ def holds(b: Built, node: Any, p: int, now: datetime, sees: frozenset[int]) -> b
             continue  # an event (and its registrations, attendance) the reader cannot read
         if not _event_holds(b, e, node.get("event") or {}):
             continue
-        attended = link.seconds is not None
+        attended = bool(link.seconds)  # a row with no time in a session is not attendance
         if what == "registered" and link.status == "registered":
             return True
         if what == "cancelled" and link.status == "canceled":

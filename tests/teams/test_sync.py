@@ -27,6 +27,7 @@ from gatherly.event.models import (
 )
 from gatherly.org import service as org
 from gatherly.teams import service as teams
+from gatherly.teams.connection import client_factory
 from gatherly.teams.models import SyncRun, TeamsConnection, TeamsOrganizer, TeamsWebinar
 from tests import factories
 from tests.teams.conftest import INTERNAL_DOMAIN, Connected, Tenant
@@ -527,7 +528,7 @@ def test_t12_faults_at_20_percent_end_equal_to_the_fault_free_run(
             "slow_seconds": 1.5,
         },
     )
-    make_client = teams.client_factory(
+    make_client = client_factory(
         synced.settings, timeout=0.75, backoff_base=0.01, backoff_max=0.1, max_attempts=10
     )
     report = synced.sync(make_client=make_client)

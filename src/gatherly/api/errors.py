@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,7 +12,15 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gatherly.core.exceptions import GatherlyError, Unauthenticated, ValidationFailed
-from gatherly.web import pages
+
+PageRenderer = Callable[[Request, GatherlyError], Response | None]
+"""Renders an error as a web page when the request is a page's, else returns None (the web
+UI provides it; the API knows nothing of pages)."""
+
+
+def _page(request: Request, exc: GatherlyError) -> Response | None:
+    render: PageRenderer | None = getattr(request.app.state, "error_page", None)
+    return render(request, exc) if render is not None else None
 
 
 def _body(code: str, message: str, field: str | None, **extra: Any) -> dict[str, Any]:
@@ -27,8 +36,8 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
 
 async def _gatherly_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatherlyError)
-    if pages.is_web(request):
-        return pages.error_page(request, exc)
+    if (shown := _page(request, exc)) is not None:
+        return shown
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
     return JSONResponse(
         _body(exc.code, exc.message, exc.field), status_code=exc.status_code, headers=headers
@@ -46,8 +55,9 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     ]
     first = errors[0] if errors else {"field": "body", "message": "invalid request"}
     message = f"{first['field']}: {first['message']}"
-    if pages.is_web(request):
-        return pages.error_page(request, ValidationFailed(message, field=first["field"]))
+    shown = _page(request, ValidationFailed(message, field=first["field"]))
+    if shown is not None:
+        return shown
     return JSONResponse(
         _body("validation_failed", message, first["field"], errors=errors), status_code=422
     )
@@ -56,10 +66,10 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    if pages.is_web(request):
-        error = GatherlyError(str(exc.detail))
-        error.status_code, error.code = exc.status_code, code
-        return pages.error_page(request, error)
+    error = GatherlyError(str(exc.detail))
+    error.status_code, error.code = exc.status_code, code
+    if (shown := _page(request, error)) is not None:
+        return shown
     return JSONResponse(
         _body(code, str(exc.detail), None), status_code=exc.status_code, headers=exc.headers
     )
@@ -85,8 +95,9 @@ def no_nul_in_query(request: Request) -> None:
             raise ValidationFailed(f"{name} contains a NUL character", field=name)
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers on ``app``."""
+def install(app: FastAPI, *, error_page: PageRenderer | None = None) -> None:
+    """Register the handlers on ``app``; ``error_page`` shows errors of page requests."""
+    app.state.error_page = error_page
     app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(GatherlyError, _gatherly_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

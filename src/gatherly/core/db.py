@@ -8,7 +8,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    MetaData,
+    TypeDecorator,
+    create_engine,
+    event,
+    func,
+    or_,
+)
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -64,6 +73,13 @@ def isoformat(value: datetime) -> str:
 
 
 LIKE_ESCAPE = "/"
+
+
+def icontains(text: str, *columns: Any) -> ColumnElement[bool]:
+    """Any of ``columns`` contains ``text`` (trimmed), ignoring case; ``%`` and ``_`` typed by
+    a person are literal and a NULL column contains nothing. The search of every list."""
+    needle = text.strip().lower()
+    return or_(*(func.lower(column).contains(needle, autoescape=True) for column in columns))
 
 
 def contains_pattern(text: str) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Select, func, literal, select
 from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
-from gatherly.core.db import UTCDateTime
+from gatherly.core.db import UTCDateTime, icontains
 from gatherly.core.exceptions import NotFound, ValidationFailed
 from gatherly.core.pagination import MAX_LIMIT, Page, paginate
 from gatherly.event import participation
@@ -53,7 +53,7 @@ class EventFilter:
 def _filtered(flt: EventFilter) -> Select[Any]:
     stmt = select(MarketingEvent)
     if flt.q:
-        stmt = stmt.where(MarketingEvent.name.icontains(flt.q, autoescape=True))
+        stmt = stmt.where(icontains(flt.q, MarketingEvent.name))
     if flt.status:
         if flt.status not in EVENT_STATUSES:
             raise ValidationFailed(
@@ -61,12 +61,8 @@ def _filtered(flt: EventFilter) -> Select[Any]:
             )
         stmt = stmt.where(MarketingEvent.status == flt.status)
     if flt.organizer:
-        # Case-insensitive on both columns; % and _ typed by a person are literal.
-        needle = flt.organizer.strip().casefold()
-        stmt = stmt.where(
-            func.lower(MarketingEvent.organizer_name).contains(needle, autoescape=True)
-            | func.lower(MarketingEvent.organizer_email).contains(needle, autoescape=True)
-        )
+        organizer = (MarketingEvent.organizer_name, MarketingEvent.organizer_email)
+        stmt = stmt.where(icontains(flt.organizer, *organizer))
     if flt.start_from:
         stmt = stmt.where(MarketingEvent.start_at >= flt.start_from)
     if flt.start_to:

@@ -125,7 +125,9 @@ class Jobs:
         """Queue a recorded run for the worker."""
         self.teams_sync(run_id, webinar_graph_id)
 
-    def start_sync(self, db: Session, *, webinar_graph_id: str | None, by_user_id: int) -> SyncRun:
+    def start_sync(
+        self, db: Session, *, webinar_graph_id: str | None, by_user_id: int | None
+    ) -> SyncRun:
         """Record a run (one webinar's *Sync now*, or a full sync), commit it so the
         worker can find it, and queue it; the API and the web page both start runs here."""
         run = sync.create_run(

@@ -12,12 +12,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gatherly.clitools import find_user, print_json
+from gatherly.clitools import print_json
 from gatherly.core import audit
 from gatherly.core.config import Settings
 from gatherly.core.db import isoformat, session_scope
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.org import service
+from gatherly.org import service as org_service
 from gatherly.org.models import ApiToken
 
 audit_app = typer.Typer(help="The audit trail of security-relevant changes.", no_args_is_help=True)
@@ -146,7 +147,7 @@ def tokens_list(
 ) -> None:
     """List API tokens with their status, last use and expiry."""
     with session_scope(Settings().database_url) as db:
-        user_id = find_user(db, user, "user").id if user else None
+        user_id = org_service.find_user(db, ref=user, field="user").id if user else None
         found = service.all_tokens(db, principal=None, user_id=user_id, status=status, limit=limit)
         names = service.usernames(db, user_ids={t.user_id for t in found.items})
         rows = [token_dict(t, names.get(t.user_id, "")) for t in found.items]

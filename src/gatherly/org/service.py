@@ -22,7 +22,8 @@ from gatherly.access.levels import Level, Privilege
 from gatherly.access.models import OWNER_TEAM, OWNER_USER
 from gatherly.core import audit, changes
 from gatherly.core.audit import Actor
-from gatherly.core.db import utcnow
+from gatherly.core.bounds import parse_id
+from gatherly.core.db import icontains, utcnow
 from gatherly.core.exceptions import (
     Conflict,
     Forbidden,
@@ -315,12 +316,33 @@ def get_user(db: Session, *, user_id: int, field: str = "user_id") -> User:
     return user
 
 
-def get_user_by_username(db: Session, *, username: str) -> User:
-    """A user by username, or NotFound."""
+def get_user_by_username(db: Session, *, username: str, field: str = "username") -> User:
+    """A user by username, or NotFound naming ``field``."""
     user = db.execute(select(User).where(User.username == username)).scalar()
     if user is None:
-        raise NotFound(f"user {username!r} not found", field="username")
+        raise NotFound(f"user {username!r} not found", field=field)
     return user
+
+
+def find_user(db: Session, *, ref: str, field: str = "user") -> User:
+    """A user by id or username (``--as 7`` or ``--as marta``), or NotFound naming ``field``."""
+    user_id = parse_id(ref)
+    if user_id is not None:
+        return get_user(db, user_id=user_id, field=field)
+    return get_user_by_username(db, username=ref, field=field)
+
+
+def find_bu(db: Session, *, ref: str | None, field: str = "bu") -> BusinessUnit:
+    """A business unit by id or name; the root BU when ``ref`` is None."""
+    if ref is None:
+        return get_root(db)
+    bu_id = parse_id(ref)
+    if bu_id is not None:
+        return get_bu(db, bu_id=bu_id, field=field)
+    bu = db.scalar(select(BusinessUnit).where(BusinessUnit.name == ref))
+    if bu is None:
+        raise NotFound(f"business unit {ref!r} not found", field=field)
+    return bu
 
 
 def create_user(
@@ -395,13 +417,8 @@ def list_users(db: Session, *, search: str = "", limit: int = 100) -> tuple[list
     """Users whose username, full name or email contains ``search`` (case-insensitive), by
     username, at most ``limit``; with the number that match."""
     stmt = select(User)
-    needle = search.strip().lower()
-    if needle:
-        stmt = stmt.where(
-            func.lower(User.username).contains(needle, autoescape=True)
-            | func.lower(User.full_name).contains(needle, autoescape=True)
-            | func.lower(func.coalesce(User.email, "")).contains(needle, autoescape=True)
-        )
+    if search.strip():
+        stmt = stmt.where(icontains(search, User.username, User.full_name, User.email))
     total = db.execute(
         stmt.with_only_columns(func.count(), maintain_column_froms=True)
     ).scalar_one()

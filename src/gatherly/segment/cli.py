@@ -24,13 +24,14 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from gatherly.clitools import acting, find_user, print_json
+from gatherly.clitools import acting, print_json
 from gatherly.contact.models import Contact
 from gatherly.core import csvout
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.core.ids import MAX_ID
+from gatherly.org import service as org_service
 from gatherly.org.models import BusinessUnit, Team, User
 from gatherly.segment import criteria as crit
 from gatherly.segment import jobs, service
@@ -480,7 +481,9 @@ def segments_explain(
 ) -> None:
     """Why a contact is in or out of a segment: each criteria node, the scope, the viewer."""
     with acting(as_user) as (db, principal):
-        viewer_id = find_user(db, viewer, "viewer").id if viewer is not None else None
+        viewer_id = (
+            org_service.find_user(db, ref=viewer, field="viewer").id if viewer is not None else None
+        )
         data = service.explain(
             db, principal=principal, segment_id=segment_id, contact_id=contact, viewer_id=viewer_id
         )

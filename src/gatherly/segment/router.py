@@ -7,7 +7,6 @@ are only ever the contacts the caller may read, counted as such.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -17,9 +16,8 @@ from sqlalchemy.orm import Session
 from gatherly.access import engine as access
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
 from gatherly.api.params import PathId
-from gatherly.contact.models import Contact
+from gatherly.api.responses import csv_download
 from gatherly.contact.schemas import CountOut, PageOut
-from gatherly.core import csvout
 from gatherly.core.ids import MAX_ID
 from gatherly.core.pagination import MAX_LIMIT
 from gatherly.segment import schemas as s
@@ -37,25 +35,6 @@ MemberSort = Annotated[
     str, Query(description="last_name, first_name, email, company, created_at, modified_at, id")
 ]
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
-
-
-def csv_download(
-    request: Request, filename: str, members: Callable[[Session], Iterator[Contact]]
-) -> StreamingResponse:
-    """Stream ``members`` (read with a session of its own) through the one CSV writer."""
-    factory = request.app.state.session_factory
-
-    def body() -> Iterator[str]:
-        # The request's session closes before the body streams: read with a session of our own.
-        with factory() as own:
-            columns = service.EXPORT_COLUMNS
-            yield from csvout.stream(columns, csvout.attributes(columns, members(own)))
-
-    return StreamingResponse(
-        body(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
 
 
 # ---------------------------------------------------------------- marketing lists
@@ -139,11 +118,11 @@ def list_members(
 def export_list_members(
     list_id: PathId, request: Request, db: DbSession, principal: CurrentPrincipal
 ) -> StreamingResponse:
-    service.get_list(db, principal=principal, list_id=list_id)  # 404 before streaming
+    factory = request.app.state.session_factory
     return csv_download(
-        request,
-        f"list-{list_id}.csv",
-        lambda own: service.iter_visible_list_members(own, principal=principal, list_id=list_id),
+        service.export_members(
+            db=db, principal=principal, kind="list", record_id=list_id, session_factory=factory
+        )
     )
 
 
@@ -319,11 +298,15 @@ def members(
 def export_members(
     segment_id: PathId, request: Request, db: DbSession, principal: CurrentPrincipal
 ) -> StreamingResponse:
-    service.get_segment(db, principal=principal, segment_id=segment_id)  # 404 before streaming
+    factory = request.app.state.session_factory
     return csv_download(
-        request,
-        f"segment-{segment_id}.csv",
-        lambda own: service.iter_visible_members(own, principal=principal, segment_id=segment_id),
+        service.export_members(
+            db=db,
+            principal=principal,
+            kind="segment",
+            record_id=segment_id,
+            session_factory=factory,
+        )
     )
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 import csv
 import io
 import time as clock
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -40,8 +40,8 @@ from gatherly.access.levels import Level, Privilege
 from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact
 from gatherly.contact.schemas import OwnerRef
-from gatherly.core import changes
-from gatherly.core.db import UTCDateTime, utcnow
+from gatherly.core import changes, csvout
+from gatherly.core.db import UTCDateTime, icontains, utcnow
 from gatherly.core.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
 from gatherly.core.pagination import Page, paginate
 from gatherly.event.models import EventAttendance, EventRegistration
@@ -378,7 +378,7 @@ def _named_page(
 def _named(model: Any, q: str | None) -> Select[Any]:
     stmt = select(model)
     if q:
-        stmt = stmt.where(func.lower(model.name).contains(q.strip().lower(), autoescape=True))
+        stmt = stmt.where(icontains(q, model.name))
     return stmt
 
 
@@ -844,6 +844,48 @@ def iter_visible_list_members(
     export): NotFound at the call for a list the viewer may not read."""
     row = get_list(db, principal=principal, list_id=list_id)
     return _iter_readable(db, principal, _list_statement(row.id), chunk)
+
+
+@dataclass(frozen=True)
+class CsvExport:
+    """A members download: its file name, and its CSV text streamed (through the one CSV
+    writer) from a session of its own, so it outlives the request that asked for it."""
+
+    filename: str
+    chunks: Iterator[str]
+
+
+def export_members(
+    *,
+    db: Session,
+    principal: access.Principal,
+    kind: Literal["segment", "list"],
+    record_id: int,
+    session_factory: Callable[[], Session],
+) -> CsvExport:
+    """The members of a segment or a list (``kind``) the caller may read, as CSV; NotFound
+    now, before the first row streams, for one the caller may not read."""
+    rows: Callable[[Session], Iterator[Contact]]
+    if kind == "segment":
+        get_segment(db, principal=principal, segment_id=record_id)
+
+        def rows(own: Session) -> Iterator[Contact]:
+            return iter_visible_members(own, principal=principal, segment_id=record_id)
+    else:
+        get_list(db, principal=principal, list_id=record_id)
+
+        def rows(own: Session) -> Iterator[Contact]:
+            return iter_visible_list_members(own, principal=principal, list_id=record_id)
+
+    return CsvExport(f"{kind}-{record_id}.csv", _csv_chunks(session_factory, rows))
+
+
+def _csv_chunks(
+    session_factory: Callable[[], Session], members: Callable[[Session], Iterator[Contact]]
+) -> Iterator[str]:
+    with session_factory() as own:
+        rows = csvout.attributes(EXPORT_COLUMNS, members(own))
+        yield from csvout.stream(EXPORT_COLUMNS, rows)
 
 
 def _iter_readable(

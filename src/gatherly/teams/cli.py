@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -15,17 +17,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.access.engine import Principal, load_principal
 from gatherly.access.levels import Privilege
-from gatherly.clitools import find_user, print_json
+from gatherly.clitools import print_json
 from gatherly.core import crypto
 from gatherly.core.bounds import parse_id
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory, session_scope, transaction
 from gatherly.core.exceptions import GatherlyError, NotFound, ValidationFailed
 from gatherly.org import service as org
+from gatherly.org import service as org_service
 from gatherly.org.models import User
 from gatherly.teams import service as teams
 from gatherly.teams.models import RUN_FAILED, RUN_PARTIAL, TeamsConnection, TeamsOrganizer
-from gatherly.teams.sync import RunReport, run_sync
+from gatherly.teams.sync import ProgressCallback, RunReport, run_sync
 
 app = typer.Typer(
     help="Microsoft Teams webinar sync: connection, settings, organizers, webinars, sync.",
@@ -46,7 +49,7 @@ AsOpt = Annotated[
 def _principal(db: Session, ref: str | None) -> Principal:
     """The ``--as`` user, or the operator (full rights, recorded as nobody)."""
     if ref is not None:
-        return load_principal(db, find_user(db, ref, "as").id)
+        return load_principal(db, org_service.find_user(db, ref=ref, field="as").id)
     return Principal(
         user_id=0,
         username="(operator)",
@@ -133,7 +136,11 @@ def connect(
     with session_scope(settings.database_url) as db:
         principal = _principal(db, as_user)
         teams.require_admin(principal)
-        owner_id = find_user(db, default_owner, "default_owner").id if default_owner else None
+        owner_id = (
+            org_service.find_user(db, ref=default_owner, field="default_owner").id
+            if default_owner
+            else None
+        )
         connection, _ = teams.connect(
             db,
             settings,
@@ -230,7 +237,9 @@ def settings_command(
     with session_scope(Settings().database_url) as db:
         principal = _principal(db, as_user)
         if default_owner is not None:
-            changes["default_owner_id"] = find_user(db, default_owner, "default_owner").id
+            changes["default_owner_id"] = org_service.find_user(
+                db, ref=default_owner, field="default_owner"
+            ).id
         teams.require_admin(principal, Privilege.WRITE if changes else Privilege.READ)
         connection = teams.update_settings(db, **changes, by_user_id=_by(principal))
         data = _settings_dict(db, connection)
@@ -478,10 +487,9 @@ def print_report(report: RunReport) -> None:
         out.print(f"  {who}: {e['message']}", markup=False, soft_wrap=True)
 
 
-def run_with_progress(
-    factory: sessionmaker[Session], settings: Settings, **options: Any
-) -> RunReport:
-    """``run_sync`` with a transient Rich progress bar on stderr."""
+@contextmanager
+def progress_bar() -> Iterator[ProgressCallback]:
+    """A transient Rich progress bar on stderr, and the callback a sync reports to."""
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}", markup=False),
@@ -495,11 +503,19 @@ def run_with_progress(
         def progress(done: int, total: int, label: str) -> None:
             bar.update(task, completed=done, total=total or None, description=label)
 
+        yield progress
+
+
+def run_with_progress(
+    factory: sessionmaker[Session], settings: Settings, **options: Any
+) -> RunReport:
+    """``run_sync`` with a progress bar (the demo's own runs, as the operator)."""
+    with progress_bar() as progress:
         return run_sync(factory, settings, progress=progress, **options)
 
 
 @app.command("sync")
-def sync(
+def sync_command(
     webinar: Annotated[
         str | None, typer.Option(help="Sync now: only this webinar (Gatherly or Graph id).")
     ] = None,
@@ -522,26 +538,18 @@ def sync(
     engine = make_engine(settings.database_url)
     try:
         factory = make_session_factory(engine)
-        with transaction(factory) as db:
+        with transaction(factory) as db, progress_bar() as progress:
             principal = _principal(db, as_user)
-            graph_id = None
-            if webinar is not None:
-                found = teams.find_webinar(db, principal, ref=webinar)
-                organizer_row = db.get(TeamsOrganizer, found.organizer_id)
-                if organizer_row is None or not teams.can_manage_organizer(
-                    principal, organizer_row
-                ):
-                    teams.require_admin(principal)
-                graph_id = found.graph_id
-            else:
-                teams.require_admin(principal)
-        report = run_with_progress(
-            factory,
-            settings,
-            webinar_graph_id=graph_id,
-            dry_run=dry_run,
-            by_user_id=_by(principal),
-        )
+            found = teams.find_webinar(db, principal, ref=webinar) if webinar is not None else None
+            report = teams.sync_now(
+                db=db,
+                principal=principal,
+                session_factory=factory,
+                settings=settings,
+                webinar_id=found.id if found is not None else None,
+                dry_run=dry_run,
+                progress=progress,
+            )
     finally:
         engine.dispose()
     print_json(report.as_dict()) if as_json else print_report(report)

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from gatherly.core.config import Settings
 from gatherly.core.db import utcnow
 from gatherly.teams import sync
+from gatherly.teams.connection import CONNECTION_ID, ClientFactory
 from gatherly.teams.models import RUN_RUNNING, SyncRun, TeamsConnection
-from gatherly.teams.service import CONNECTION_ID, ClientFactory
 
 SCHEDULED_KINDS = ("full", "scheduled")
 

@@ -24,7 +24,7 @@ from gatherly.core.exceptions import GatherlyError, NotFound
 from gatherly.core.pagination import MAX_LIMIT, paginate
 from gatherly.jobs.queue import Jobs, app_jobs
 from gatherly.teams import schemas as s
-from gatherly.teams import service, sync
+from gatherly.teams import service
 from gatherly.teams.models import SyncRun, TeamsConnection, TeamsOrganizer, TeamsWebinar
 
 router = APIRouter(prefix="/integrations/teams", tags=["microsoft teams"])
@@ -234,20 +234,21 @@ def start_sync(
     body: s.SyncIn | None = None,
 ) -> Any:
     body = body or s.SyncIn()
-    graph_id = service.sync_target(db, principal, webinar_id=body.webinar_id)
-    service.get_connection(db)
-    db.commit()  # release the request's transaction before the sync opens its own
-    options: dict[str, Any] = {
-        "webinar_graph_id": graph_id,
-        "by_user_id": principal.user_id,
-        "make_client": _client_factory(request),
-    }
-    factory, settings = request.app.state.session_factory, _settings(request)
     if body.dry_run:
-        report = sync.run_sync(factory, settings, dry_run=True, **options)
+        report = service.sync_now(
+            db=db,
+            principal=principal,
+            session_factory=request.app.state.session_factory,
+            settings=_settings(request),
+            webinar_id=body.webinar_id,
+            dry_run=True,
+            make_client=_client_factory(request),
+        )
         out = s.SyncReportOut.model_validate(report.as_dict())
         return JSONResponse(out.model_dump(mode="json"), status_code=200)
-    run = _jobs(request).start_sync(db, webinar_graph_id=graph_id, by_user_id=principal.user_id)
+    run = service.start_sync(
+        db=db, principal=principal, queue=_jobs(request), webinar_id=body.webinar_id
+    )
     return _run_out(request, run)
 
 

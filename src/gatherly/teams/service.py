@@ -8,18 +8,17 @@ mapped to a Gatherly user (same email) manages their own webinars and defaults (
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from pydantic import SecretStr
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.access.engine import Principal
 from gatherly.access.levels import Level, Privilege
-from gatherly.core import audit, crypto
+from gatherly.core import audit
 from gatherly.core.bounds import parse_id
 from gatherly.core.config import Settings
 from gatherly.core.db import utcnow
@@ -31,10 +30,18 @@ from gatherly.core.exceptions import (
     SyncError,
     ValidationFailed,
 )
-from gatherly.graph.auth import ClientSecretCredential, TokenError, authority_url
-from gatherly.graph.client import GRAPH_BASE_URL, GraphClient
+from gatherly.graph.auth import TokenError, authority_url
+from gatherly.graph.client import GRAPH_BASE_URL
 from gatherly.org.models import User
-from gatherly.teams import fetch
+from gatherly.teams import fetch, sync
+from gatherly.teams.connection import (
+    CONNECTION_ID,
+    SecretUnavailable,
+    client_factory,
+    encrypt_secret,
+)
+from gatherly.teams.connection import ClientFactory as ClientFactory  # the interfaces' too
+from gatherly.teams.connection import get_connection as get_connection
 from gatherly.teams.models import (
     ORGANIZER_EXCLUDED,
     ORGANIZER_PERMISSION,
@@ -46,7 +53,6 @@ from gatherly.teams.models import (
 )
 
 RECORD_TYPE = "teams_integration"
-CONNECTION_ID = 1
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _UNSET: Any = object()
@@ -77,79 +83,6 @@ def can_manage_organizer(principal: Principal, organizer: TeamsOrganizer) -> boo
 
 
 # ------------------------------------------------------------------ secrets
-
-
-ENCRYPTION_PURPOSE = "teams-client-secret"
-crypto.register_column(TeamsConnection.client_secret_encrypted, purpose=ENCRYPTION_PURPOSE)
-
-
-def encrypt_secret(settings: Settings, secret: SecretStr) -> str:
-    """The client secret encrypted with the installation's secret key."""
-    return crypto.encrypt(settings, secret, purpose=ENCRYPTION_PURPOSE)
-
-
-class SecretUnavailable(FatalSyncError):
-    """The client secret cannot be had: not stored, or not decryptable with this key."""
-
-
-def client_secret(settings: Settings, connection: TeamsConnection) -> SecretStr:
-    """The stored secret decrypted, else ``GATHERLY_TEAMS_CLIENT_SECRET``."""
-    if connection.client_secret_encrypted:
-        try:
-            return crypto.decrypt(
-                settings, connection.client_secret_encrypted, purpose=ENCRYPTION_PURPOSE
-            )
-        except crypto.SecretUnreadable:
-            raise SecretUnavailable(
-                "the stored Teams client secret cannot be decrypted with this installation's "
-                "secret key (GATHERLY_SECRET_KEY, else the key file): restore the key it was "
-                "saved with, re-encrypt it with `gatherly secret-key rotate --old-key-file "
-                "FILE`, or run `gatherly teams connect` again"
-            ) from None
-        except crypto.SecretKeyRefused as exc:
-            raise SecretUnavailable(exc.message) from None
-    if settings.teams_client_secret is not None:
-        return settings.teams_client_secret
-    raise SecretUnavailable(
-        "no Teams client secret: none is stored and GATHERLY_TEAMS_CLIENT_SECRET is not set"
-    )
-
-
-# ------------------------------------------------------------------ clients
-
-ClientFactory = Callable[[TeamsConnection], GraphClient]
-
-
-def client_factory(
-    settings: Settings, *, transport: httpx.BaseTransport | None = None, **options: Any
-) -> ClientFactory:
-    """Builds Graph clients for a connection (``transport`` runs the emulator in-process)."""
-
-    def make(connection: TeamsConnection) -> GraphClient:
-        credential = ClientSecretCredential(
-            connection.authority,
-            connection.client_id,
-            client_secret(settings, connection),
-            transport=transport,
-        )
-        options.setdefault("rate_per_second", settings.graph_rate_per_second)
-        return GraphClient(connection.graph_url, credential, transport=transport, **options)
-
-    return make
-
-
-# ------------------------------------------------------------------ connection (T1)
-
-
-def get_connection(db: Session) -> TeamsConnection:
-    """The Teams connection, or NotFound telling how to make one."""
-    connection = db.get(TeamsConnection, CONNECTION_ID)
-    if connection is None:
-        raise NotFound(
-            "Microsoft Teams is not connected: run `gatherly teams connect` "
-            "or POST /api/v1/integrations/teams/connection"
-        )
-    return connection
 
 
 @dataclass(frozen=True)
@@ -493,14 +426,6 @@ def remedy(connection: TeamsConnection, organizer: TeamsOrganizer) -> list[str]:
     return []
 
 
-def map_organizer_user(db: Session, email: str | None) -> int | None:
-    """The Gatherly user with the organizer's email, if there is exactly one."""
-    if not email:
-        return None
-    ids = db.scalars(select(User.id).where(func.lower(User.email) == email).limit(2)).all()
-    return ids[0] if len(ids) == 1 else None
-
-
 def list_organizers(
     db: Session, principal: Principal, *, user_id: int | None = None
 ) -> list[TeamsOrganizer]:
@@ -672,6 +597,56 @@ def sync_target(db: Session, principal: Principal, *, webinar_id: int | None) ->
     if not can_manage_organizer(principal, organizer):
         raise Forbidden("only an administrator or the webinar's organizer may sync it")
     return webinar.graph_id
+
+
+class SyncQueue(Protocol):
+    """Where runs go to be carried out by a worker (``gatherly.jobs.queue.Jobs``)."""
+
+    def start_sync(
+        self, db: Session, *, webinar_graph_id: str | None, by_user_id: int | None
+    ) -> SyncRun: ...
+
+
+def start_sync(
+    *, db: Session, principal: Principal, queue: SyncQueue, webinar_id: int | None = None
+) -> SyncRun:
+    """Start a full sync (admins) or *Sync now* on one webinar (admins and its organizer):
+    the run is recorded, committed and queued; the worker carries it out.
+
+    Raises:
+        Forbidden: the caller may not sync that.
+        NotFound: no such webinar the caller may see, or Teams is not connected.
+    """
+    graph_id = sync_target(db, principal, webinar_id=webinar_id)
+    get_connection(db)
+    return queue.start_sync(db, webinar_graph_id=graph_id, by_user_id=principal.user_id or None)
+
+
+def sync_now(
+    *,
+    db: Session,
+    principal: Principal,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    webinar_id: int | None = None,
+    dry_run: bool = False,
+    progress: sync.ProgressCallback | None = None,
+    make_client: ClientFactory | None = None,
+) -> sync.RunReport:
+    """Run a sync in this process, checked like :func:`start_sync` (the CLI's sync; the
+    API's dry run, which writes nothing and reports what would change)."""
+    graph_id = sync_target(db, principal, webinar_id=webinar_id)
+    get_connection(db)
+    db.commit()  # release the caller's transaction: the sync opens its own
+    return sync.run_sync(
+        session_factory,
+        settings,
+        webinar_graph_id=graph_id,
+        dry_run=dry_run,
+        by_user_id=principal.user_id or None,
+        progress=progress,
+        make_client=make_client,
+    )
 
 
 def recent_runs(db: Session, principal: Principal, *, limit: int = 10) -> list[SyncRun]:

@@ -58,8 +58,8 @@ from gatherly.graph.client import GraphClient
 from gatherly.graph.errors import AccessPolicyMissing, PermissionMissing
 from gatherly.org import service as org_service
 from gatherly.org.models import User
+from gatherly.teams import connection as teams_connection
 from gatherly.teams import fetch
-from gatherly.teams import service as teams_service
 from gatherly.teams.models import (
     ORGANIZER_ERROR,
     ORGANIZER_EXCLUDED,
@@ -131,14 +131,14 @@ class Syncer:
         *,
         dry_run: bool = False,
         progress: ProgressCallback | None = None,
-        make_client: teams_service.ClientFactory | None = None,
+        make_client: teams_connection.ClientFactory | None = None,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.session_factory = session_factory
         self.settings = settings
         self.dry_run = dry_run
         self.progress = progress or (lambda done, total, label: None)
-        self.make_client = make_client or teams_service.client_factory(settings)
+        self.make_client = make_client or teams_connection.client_factory(settings)
         self.now = now
         self.report = RunReport(run_id=None, status=RUN_RUNNING, dry_run=dry_run)
         self.planned_contacts: set[tuple[str, int | None]] = set()
@@ -233,7 +233,7 @@ class Syncer:
         client: GraphClient | None = None
         try:
             with self.session_factory() as db:
-                connection = teams_service.get_connection(db)
+                connection = teams_connection.get_connection(db)
                 db.expunge(connection)
             if not connection.sync_enabled:
                 self.report.errors.append(
@@ -334,7 +334,7 @@ class Syncer:
             organizer = TeamsOrganizer(graph_user_id=user.id, sync_new_by_default=False)
             db.add(organizer)
             self.report.changes["organizers_created"] += 1
-        user_id = organizer.user_id or teams_service.map_organizer_user(db, user.email)
+        user_id = organizer.user_id or teams_connection.map_organizer_user(db, user.email)
         values = {"display_name": user.display_name, "email": user.email, "user_id": user_id}
         _assign(organizer, values)
         if organizer.status != status or organizer.status_detail != detail:
@@ -1196,7 +1196,7 @@ def run_sync(
     by_user_id: int | None = None,
     run_id: int | None = None,
     progress: ProgressCallback | None = None,
-    make_client: teams_service.ClientFactory | None = None,
+    make_client: teams_connection.ClientFactory | None = None,
 ) -> RunReport:
     """Run a sync: the whole tenant, or one webinar (``webinar_graph_id``, *Sync now*).
 

@@ -157,6 +157,11 @@ def is_web(request: Request) -> bool:
     return not (path.startswith("/api/") or path == "/healthz" or path.startswith("/static/"))
 
 
+def page_error(request: Request, exc: GatherlyError) -> HTMLResponse | None:
+    """The error as a page for a page's request; None for the API's (it answers JSON)."""
+    return error_page(request, exc) if is_web(request) else None
+
+
 def error_page(request: Request, exc: GatherlyError) -> HTMLResponse:
     """A service error on a page (not found, forbidden, conflict …) as an HTML page."""
     try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -28,6 +28,7 @@ from starlette.datastructures import FormData
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
 from gatherly.api.params import PathId
+from gatherly.api.responses import csv_download
 from gatherly.core.exceptions import (
     Conflict,
     Forbidden,
@@ -39,7 +40,6 @@ from gatherly.core.ids import MAX_ID
 from gatherly.event import service as event_service
 from gatherly.org import service as org_service
 from gatherly.segment import criteria as crit
-from gatherly.segment import router as segment_api
 from gatherly.segment import service
 from gatherly.segment.models import DYNAMIC, SCOPE_BUSINESS_UNIT, SCOPE_ORGANIZATION, Segment
 from gatherly.segment.schemas import ListUpdate
@@ -690,8 +690,8 @@ def refresh_segment(
 def export_members(
     segment_id: PathId, request: Request, db: WebDb, viewer: CurrentViewer
 ) -> StreamingResponse:
-    """The API's CSV export, for the signed-in viewer (same code, same access checks)."""
-    return segment_api.export_members(segment_id, request, db, viewer.principal)
+    """The segment's CSV export for the signed-in viewer (the API's service, same checks)."""
+    return _export(request, db, viewer, "segment", segment_id)
 
 
 @router.get("/segments/{segment_id}/delete")
@@ -826,8 +826,27 @@ def _list_page(
 def export_list_members(
     list_id: PathId, request: Request, db: WebDb, viewer: CurrentViewer
 ) -> StreamingResponse:
-    """The API's CSV export of a list, for the signed-in viewer (same code, same checks)."""
-    return segment_api.export_list_members(list_id, request, db, viewer.principal)
+    """The list's CSV export for the signed-in viewer (the API's service, same checks)."""
+    return _export(request, db, viewer, "list", list_id)
+
+
+def _export(
+    request: Request,
+    db: Session,
+    viewer: Viewer,
+    kind: Literal["segment", "list"],
+    record_id: int,
+) -> StreamingResponse:
+    factory = request.app.state.session_factory
+    return csv_download(
+        service.export_members(
+            db=db,
+            principal=viewer.principal,
+            kind=kind,
+            record_id=record_id,
+            session_factory=factory,
+        )
+    )
 
 
 @router.get("/lists/{list_id}")

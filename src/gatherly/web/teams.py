@@ -352,11 +352,11 @@ def _start_run(
 ) -> Response:
     """Record a run and queue it, as POST /api/v1/integrations/teams/sync does; answer its progress."""
     try:
-        graph_id = service.sync_target(db, viewer.principal, webinar_id=webinar_id)
-        service.get_connection(db)
+        run = service.start_sync(
+            db=db, principal=viewer.principal, queue=app_jobs(request.app), webinar_id=webinar_id
+        )
     except GatherlyError as exc:
         return _fragment_error(request, viewer, exc)
-    run = app_jobs(request.app).start_sync(db, webinar_graph_id=graph_id, by_user_id=viewer.user.id)
     return _run_fragment(request, db, viewer, run, status_code=202)
 
 
