@@ -6,12 +6,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from gatherly.access.engine import Principal, load_principal
+from gatherly.access.engine import Principal
 from gatherly.access.levels import Level, Privilege, rights_mask
 from gatherly.access.models import RecordShare
 from gatherly.contact.models import Contact
 from gatherly.event.models import EventAttendance, EventRegistration, MarketingEvent
 from gatherly.org import service as org
+from gatherly.org.directory import load_principal
 from gatherly.org.models import BusinessUnit, Team, User
 
 

@@ -6,7 +6,6 @@ from fastapi import Depends, FastAPI
 
 import gatherly.models  # noqa: F401 - registers every record type with the access engine
 from gatherly import __version__
-from gatherly.access.router import router as access_router
 from gatherly.api import errors
 from gatherly.contact.router import contacts, leads
 from gatherly.core import changes, crypto
@@ -50,7 +49,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         teams_router,
         org_router,
-        access_router,
         contacts,
         leads,
         events_router,

@@ -31,7 +31,7 @@ from gatherly.core.db import make_engine, make_session_factory, session_scope, t
 from gatherly.core.exceptions import Forbidden, GatherlyError, NotFound
 from gatherly.event.cli import contacts_app, events_app
 from gatherly.jobs.cli import worker as worker_command
-from gatherly.org import defaults
+from gatherly.org import defaults, directory
 from gatherly.org import service as org
 from gatherly.org.cli import audit_app, tokens_app
 from gatherly.org.models import BusinessUnit, FeatureSwitch, SecurityRole, User
@@ -272,7 +272,7 @@ def users_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a user, optionally with roles."""
-    from gatherly.contact.schemas import normalize_email
+    from gatherly.core.schemas import normalize_email
 
     if password == "-":  # noqa: S105 - "-" asks for a prompt
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
@@ -532,7 +532,7 @@ def features_set(
     """Turn a switch on or off (system administrators only; audited)."""
     with session() as db:
         user = org.find_user(db, ref=as_user, field="as")
-        if not access.load_principal(db, user.id).is_system_admin:
+        if not directory.load_principal(db, user.id).is_system_admin:
             raise Forbidden(
                 "forbidden: only a system administrator may turn feature switches on or off",
                 field="as",
@@ -572,7 +572,7 @@ def access_explain(
 ) -> None:
     """Explain why a user may or may not act on a record."""
     with session() as db:
-        principal = access.load_principal(db, org.find_user(db, ref=user).id)
+        principal = directory.load_principal(db, org.find_user(db, ref=user).id)
         rtype = registry.get(record_type, field="type")
         record = None
         if not rtype.organization_owned:

@@ -10,10 +10,11 @@ from typing import Any
 import pydantic_core
 from sqlalchemy.orm import Session
 
-from gatherly.access.engine import Principal, load_principal
+from gatherly.access.engine import Principal
 from gatherly.core.config import Settings
 from gatherly.core.db import session_scope
 from gatherly.org import service as org
+from gatherly.org.directory import load_principal
 
 
 def print_json(data: Any) -> None:

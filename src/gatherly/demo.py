@@ -253,7 +253,7 @@ def sample_segments(db: Session) -> list[DemoSegment]:
     Olivia (organization level) owns an organization-scoped segment and the list; Gustav
     (Marketer, Germany) owns business-unit-scoped ones. They materialise on the worker.
     """
-    from gatherly.access.engine import load_principal
+    from gatherly.org.directory import load_principal
     from gatherly.segment import service as segments
     from gatherly.segment.models import MarketingList, Segment
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gatherly.access.engine import Principal, can, count, get, load_principal, scope
+from gatherly.access.engine import Principal, can, count, get, scope
 from gatherly.access.levels import Privilege
 from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact
+from gatherly.org.directory import load_principal
 from gatherly.org.models import User
 
 

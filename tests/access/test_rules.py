@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session
 
-from gatherly.access.engine import can, can_create_in, explain, load_principal
+from gatherly.access.engine import can, can_create_in, explain
 from gatherly.access.levels import Level, Privilege
 from gatherly.contact import service as contact_service
 from gatherly.contact.schemas import OwnerRef
 from gatherly.core.exceptions import Conflict, Forbidden, ValidationFailed
 from gatherly.org import service as org
+from gatherly.org.directory import load_principal
 from tests import factories as f
 from tests.access.helpers import visible
 

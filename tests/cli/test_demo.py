@@ -173,7 +173,7 @@ def test_demo_on_an_existing_organisation_keeps_its_users(demo_cli: CliRun) -> N
 def test_demo_materialises_sample_segments_whose_counts_differ_per_viewer(
     seeded_demo: SeededDemo,
 ) -> None:
-    from gatherly.access.engine import load_principal
+    from gatherly.org.directory import load_principal
     from gatherly.segment import service as segments
     from gatherly.segment.models import Segment
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from gatherly.access.engine import load_principal
 from gatherly.event import participation
 from gatherly.event import service as event_service
 from gatherly.event.models import EXCLUDED_ORGANIZER
+from gatherly.org.directory import load_principal
 from gatherly.segment import service as seg
 from tests import factories as f
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from gatherly.access.engine import load_principal
 from gatherly.event import service
 from gatherly.event.models import MarketingEvent
+from gatherly.org.directory import load_principal
 from tests import factories
 
 

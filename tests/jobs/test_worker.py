@@ -17,6 +17,7 @@ from gatherly.core.config import Settings
 from gatherly.core.db import utcnow
 from gatherly.event.models import MarketingEvent
 from gatherly.jobs.queue import Jobs
+from gatherly.org import directory
 from gatherly.teams import jobs as teams_jobs
 from gatherly.teams import service as teams
 from gatherly.teams.models import SyncRun
@@ -114,7 +115,7 @@ def test_t12_scheduled_task_syncs_ticked_webinars_and_picks_up_new_ones(
     jobs = Jobs(connected.settings.model_copy(update={"queue_path": str(tmp_path / "q.db")}))
     with connected.session_factory() as db, db.begin():
         admin = (
-            teams.load_principal(db, connected.admin_id)
+            directory.load_principal(db, connected.admin_id)
             if hasattr(teams, "load_principal")
             else None
         )

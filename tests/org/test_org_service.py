@@ -9,10 +9,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from gatherly.access.levels import Level
+from gatherly.access.models import BusinessUnitClosure
 from gatherly.core.exceptions import Conflict, NotFound, Unauthenticated, ValidationFailed
 from gatherly.org import defaults
 from gatherly.org import service as org
-from gatherly.org.models import BusinessUnit, BusinessUnitClosure, RolePrivilege, SecurityRole
+from gatherly.org.models import BusinessUnit, RolePrivilege, SecurityRole
 from tests import factories as f
 from tests.conftest import reset_database
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from gatherly.access.engine import can, load_principal
+from gatherly.access.engine import can
 from gatherly.access.levels import Level, Privilege
 from gatherly.access.models import RecordShare
 from gatherly.contact import service as contact_service
@@ -28,6 +28,7 @@ from gatherly.contact.models import Contact
 from gatherly.contact.schemas import ShareIn
 from gatherly.core.exceptions import GatherlyError
 from gatherly.org import service as org
+from gatherly.org.directory import load_principal
 from tests.access.helpers import selected
 from tests.conftest import reset_database
 

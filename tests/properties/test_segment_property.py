@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from gatherly.access.engine import load_principal
 from gatherly.access.levels import Privilege, rights_mask
 from gatherly.access.models import RecordShare
 from gatherly.contact.models import Contact
@@ -30,6 +29,7 @@ from gatherly.core.db import utcnow
 from gatherly.event.models import EXCLUDED_ORGANIZER, EventAttendance, EventRegistration
 from gatherly.event.models import MarketingEvent as Event
 from gatherly.org import service as org
+from gatherly.org.directory import load_principal
 from gatherly.segment import service as seg
 from gatherly.segment.criteria import CriteriaError
 from gatherly.segment.models import MarketingList, MarketingListMember, SegmentMember

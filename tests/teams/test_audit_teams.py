@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gatherly.access.engine import load_principal
 from gatherly.core.audit import AuditEntry
+from gatherly.org.directory import load_principal
 from gatherly.teams import service as teams
 from gatherly.teams.models import ORGANIZER_OK, TeamsOrganizer, TeamsWebinar
 from tests.api.helpers import API

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from gatherly.access.engine import load_principal
 from gatherly.core.changes import DataChange
 from gatherly.event.models import EventAttendance, EventRegistration
+from gatherly.org.directory import load_principal
 from gatherly.segment import jobs
 from gatherly.segment import service as seg
 from tests.teams.conftest import Connected

@@ -11,7 +11,6 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gatherly.access.engine import load_principal
 from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact
 from gatherly.core.config import Settings
@@ -26,6 +25,7 @@ from gatherly.event.models import (
     RegistrationStatusChange,
 )
 from gatherly.org import service as org
+from gatherly.org.directory import load_principal
 from gatherly.teams import service as teams
 from gatherly.teams.connection import client_factory
 from gatherly.teams.models import SyncRun, TeamsConnection, TeamsOrganizer, TeamsWebinar

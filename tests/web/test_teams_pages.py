@@ -20,12 +20,12 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import gatherly.models
-from gatherly.access.engine import load_principal
 from gatherly.access.levels import Level
 from gatherly.contact.models import Contact
 from gatherly.core.config import Settings
 from gatherly.event import service as event_service
 from gatherly.event.models import EventRegistration, MarketingEvent
+from gatherly.org.directory import load_principal
 from gatherly.org.models import User
 from gatherly.teams import service as teams
 from gatherly.teams.models import SyncRun, TeamsConnection, TeamsOrganizer, TeamsWebinar

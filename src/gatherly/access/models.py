@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, column, table
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from gatherly.core.db import Base, UTCDateTime, utcnow
@@ -69,3 +69,25 @@ class RecordShare(Base):
     created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL")
     )
+
+
+class BusinessUnitClosure(Base):
+    """Transitive closure of the BU tree: one row per (ancestor, descendant), self included.
+
+    The access engine answers "is BU x under BU a" with one indexed lookup here.
+    """
+
+    __tablename__ = "business_unit_closure"
+
+    ancestor_id: Mapped[int] = mapped_column(
+        ForeignKey("business_unit.id", ondelete="CASCADE"), primary_key=True
+    )
+    descendant_id: Mapped[int] = mapped_column(
+        ForeignKey("business_unit.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    depth: Mapped[int] = mapped_column(Integer)
+
+
+BU_NAMES = table("business_unit", column("id", Integer), column("name", String))
+"""Business units' names, read (never written) by the engine to word its explanations; the
+table is ``org``'s (``BusinessUnit``)."""

@@ -9,9 +9,10 @@ from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from gatherly.access.engine import Principal, load_principal
+from gatherly.access.engine import Principal
 from gatherly.core.exceptions import Unauthenticated
 from gatherly.org import service as org_service
+from gatherly.org.directory import load_principal
 
 bearer = HTTPBearer(auto_error=False, description="A per-user API token: `gly_…`")
 

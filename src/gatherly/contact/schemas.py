@@ -7,11 +7,10 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import pycountry
-from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gatherly.core.ids import Id
-from gatherly.core.schemas import StrictModel
+from gatherly.core.schemas import StrictModel, normalize_email
 
 CUSTOM_KEY = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 PHONE = re.compile(r"^\+?[0-9 ().\-/]{3,38}(?:\s*(?:x|ext\.?)\s*[0-9]{1,6})?$")
@@ -19,15 +18,6 @@ LEAD_STATUSES = ("new", "contacted", "qualified", "disqualified")
 
 CustomValue = str | int | float | bool | None
 T = TypeVar("T")
-
-
-def normalize_email(value: str) -> str:
-    """Validate an address (syntax only, no DNS) and return it trimmed and case-folded."""
-    try:
-        result = validate_email(value.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise ValueError(str(exc)) from None
-    return result.normalized.casefold()
 
 
 def normalize_country(value: str) -> str:

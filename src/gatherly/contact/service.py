@@ -40,6 +40,7 @@ from gatherly.core import audit, changes
 from gatherly.core.db import LIKE_ESCAPE, contains_pattern, utcnow
 from gatherly.core.exceptions import Forbidden, NotFound, ValidationFailed
 from gatherly.core.pagination import Page, fetch_page, page_request, page_statement
+from gatherly.org import directory
 from gatherly.org import service as org_service
 from gatherly.org.models import BusinessUnit, RolePrivilege, Team, TeamRole, User
 
@@ -375,7 +376,8 @@ def is_tombstoned(
 def _owner_can_read(db: Session, owner: OwnerRef, record_type: str) -> bool:
     if owner.type == OWNER_USER:
         return (
-            access.load_principal(db, owner.id).max_level(record_type, Privilege.READ) > Level.NONE
+            directory.load_principal(db, owner.id).max_level(record_type, Privilege.READ)
+            > Level.NONE
         )
     # A team can own a record only if one of the team's own roles grants Read on it.
     row = db.execute(

@@ -1,9 +1,11 @@
-"""The base of every API input model: unknown fields refused, strings trimmed, no NUL bytes."""
+"""The base of every API input model (unknown fields refused, strings trimmed, no NUL
+bytes) and the normalisers every domain's inputs share."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, field_validator
 
 
@@ -29,3 +31,12 @@ class StrictModel(BaseModel):
         if _has_nul(value):
             raise ValueError("text may not contain NUL characters")
         return value
+
+
+def normalize_email(value: str) -> str:
+    """Validate an address (syntax only, no DNS) and return it trimmed and case-folded."""
+    try:
+        result = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+    return result.normalized.casefold()

@@ -25,23 +25,6 @@ class BusinessUnit(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class BusinessUnitClosure(Base):
-    """Transitive closure of the BU tree: one row per (ancestor, descendant), self included.
-
-    The access engine answers "is BU x under BU a" with one indexed lookup here.
-    """
-
-    __tablename__ = "business_unit_closure"
-
-    ancestor_id: Mapped[int] = mapped_column(
-        ForeignKey("business_unit.id", ondelete="CASCADE"), primary_key=True
-    )
-    descendant_id: Mapped[int] = mapped_column(
-        ForeignKey("business_unit.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
-    depth: Mapped[int] = mapped_column(Integer)
-
-
 class User(Base):
     """A person who signs in; belongs to exactly one BU."""
 

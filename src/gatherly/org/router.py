@@ -560,3 +560,31 @@ def list_audit(
         "items": [s.AuditOut.model_validate(e) for e in page.items],
         "next_cursor": page.next_cursor,
     }
+
+
+# ------------------------------------------------------------------ access explained
+
+
+@router.get(
+    "/access/explain",
+    tags=["access"],
+    summary="Explain which role, level, ownership or share grants or denies a privilege",
+)
+def explain(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    record_type: str,
+    record_id: QueryId = None,
+    privilege: Privilege = Privilege.READ,
+    user_id: QueryId = None,
+) -> dict[str, Any]:
+    """Your own access is always yours to explain; another user's needs write on users."""
+    explanation = service.explain_access(
+        db=db,
+        principal=principal,
+        record_type=record_type,
+        privilege=privilege,
+        record_id=record_id,
+        user=user_id,
+    )
+    return explanation.as_dict()

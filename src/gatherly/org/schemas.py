@@ -7,9 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gatherly.contact.schemas import normalize_email
 from gatherly.core.ids import Id
-from gatherly.core.schemas import StrictModel
+from gatherly.core.schemas import StrictModel, normalize_email
 
 Name = Annotated[str, Field(min_length=1, max_length=160)]
 

@@ -16,10 +16,11 @@ from argon2 import PasswordHasher
 from sqlalchemy import delete, func, insert, literal, select, true, update
 from sqlalchemy.orm import Session, aliased
 
+from gatherly.access import engine as access_engine
 from gatherly.access import registry
-from gatherly.access.engine import Principal
+from gatherly.access.engine import Explanation, Principal
 from gatherly.access.levels import Level, Privilege
-from gatherly.access.models import OWNER_TEAM, OWNER_USER
+from gatherly.access.models import OWNER_TEAM, OWNER_USER, BusinessUnitClosure
 from gatherly.core import audit, changes
 from gatherly.core.audit import Actor
 from gatherly.core.bounds import parse_id
@@ -32,13 +33,13 @@ from gatherly.core.exceptions import (
     ValidationFailed,
 )
 from gatherly.core.pagination import Page, paginate
+from gatherly.org import directory
 from gatherly.org.models import (
     TOKEN_ACTIVE,
     TOKEN_EXPIRED,
     TOKEN_REVOKED,
     ApiToken,
     BusinessUnit,
-    BusinessUnitClosure,
     FeatureSwitch,
     InstallationSetting,
     RolePrivilege,
@@ -1520,3 +1521,43 @@ def features(db: Session) -> list[FeatureSwitch]:
     """Every known switch with its state (absent ones shown as off, never changed)."""
     stored = {f.name: f for f in db.execute(select(FeatureSwitch)).scalars()}
     return [stored.get(name) or FeatureSwitch(name=name, enabled=False) for name in FEATURES]
+
+
+def explain_access(
+    *,
+    db: Session,
+    principal: Principal,
+    record_type: str,
+    privilege: Privilege,
+    record_id: int | None = None,
+    user: int | str | None = None,
+) -> Explanation:
+    """Which role, level, ownership or share grants or denies ``privilege`` on a record to
+    ``user`` (an id or a username; the caller when None or themself).
+
+    Explaining someone else's access needs write on users, checked before the user is
+    looked up so nobody can probe usernames through it. The caller must be able to read the
+    record: one they may not read is NotFound, as if it did not exist.
+    """
+    own = user is None or user in (principal.user_id, principal.username)
+    if own:
+        subject = principal
+    else:
+        access_engine.require(db, principal, Privilege.WRITE, "user")
+        found = (
+            get_user(db, user_id=user)
+            if isinstance(user, int)
+            else get_user_by_username(db, username=str(user))
+        )
+        subject = directory.load_principal(db, found.id)
+    rtype = registry.get(record_type)
+    record = None
+    if not rtype.organization_owned:
+        if record_id is None:
+            raise ValidationFailed("record_id is required for this record type", field="record_id")
+        record = access_engine.get(
+            db, principal=principal, record_type=record_type, record_id=record_id
+        )
+        if record is None:
+            raise NotFound(f"{record_type} {record_id} not found", field="record_id")
+    return access_engine.explain(db, subject, privilege, record_type, record)

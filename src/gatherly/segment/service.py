@@ -45,6 +45,7 @@ from gatherly.core.db import UTCDateTime, icontains, utcnow
 from gatherly.core.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
 from gatherly.core.pagination import Page, paginate
 from gatherly.event.models import EventAttendance, EventRegistration
+from gatherly.org import directory
 from gatherly.org import service as org_service
 from gatherly.segment import criteria as crit
 from gatherly.segment.models import (
@@ -104,7 +105,7 @@ def _context(
 
 def owner_principal(db: Session, segment: Segment) -> access.Principal:
     """The segment's owner (a user or a team): membership sees the events it may read."""
-    return access.load_owner_principal(db, segment.owner_type, segment.owner_id)
+    return directory.load_owner_principal(db, segment.owner_type, segment.owner_id)
 
 
 def _owner(
@@ -1095,7 +1096,7 @@ def explain(
                 "only a system administrator may explain for another user", field="viewer_id"
             )
         org_service.get_user(db, user_id=viewer_id, field="viewer_id")
-        viewer = access.load_principal(db, viewer_id)
+        viewer = directory.load_principal(db, viewer_id)
     nodes: list[dict[str, Any]] = []
     matches = True
     if segment.kind == DYNAMIC:

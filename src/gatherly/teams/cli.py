@@ -15,7 +15,7 @@ from rich.table import Table
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gatherly.access.engine import Principal, load_principal
+from gatherly.access.engine import Principal
 from gatherly.access.levels import Privilege
 from gatherly.clitools import print_json
 from gatherly.core import crypto
@@ -25,6 +25,7 @@ from gatherly.core.db import make_engine, make_session_factory, session_scope, t
 from gatherly.core.exceptions import GatherlyError, NotFound, ValidationFailed
 from gatherly.org import service as org
 from gatherly.org import service as org_service
+from gatherly.org.directory import load_principal
 from gatherly.org.models import User
 from gatherly.teams import service as teams
 from gatherly.teams.models import RUN_FAILED, RUN_PARTIAL, TeamsConnection, TeamsOrganizer

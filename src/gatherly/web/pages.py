@@ -21,9 +21,10 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 from sqlalchemy.orm import Session
 
-from gatherly.access.engine import Principal, load_principal
+from gatherly.access.engine import Principal
 from gatherly.api.deps import get_db
 from gatherly.core.exceptions import GatherlyError, ValidationFailed
+from gatherly.org.directory import load_principal
 from gatherly.teams import service as teams_service
 from gatherly.web import auth
 
