@@ -369,25 +369,28 @@ def _create_org(db: Session, plan: Plan) -> Ids:
     root = defaults.ensure_defaults(db)
     bu_ids = [root.id]
     for i in range(1, len(plan.bu_parent)):
-        bu = service.create_bu(db, name=f"BU {i:03d}", parent_id=bu_ids[plan.bu_parent[i]])
+        bu = service.create_bu(db=db, name=f"BU {i:03d}", parent_id=bu_ids[plan.bu_parent[i]])
         bu_ids.append(bu.id)
     user_ids = [
         service.create_user(
-            db, username=f"user{u:03d}", business_unit_id=bu_ids[bu], email=f"user{u}@example.com"
+            db=db,
+            username=f"user{u:03d}",
+            business_unit_id=bu_ids[bu],
+            email=f"user{u}@example.com",
         ).id
         for u, bu in enumerate(plan.user_bu)
     ]
-    team_ids = [service.default_team(db, bu_id=b).id for b in bu_ids]
+    team_ids = [service.default_team(db=db, bu_id=b).id for b in bu_ids]
     for t in range(len(bu_ids), len(plan.team_bu)):
         team = service.create_team(
-            db, name=f"Team {t:03d}", business_unit_id=bu_ids[plan.team_bu[t]]
+            db=db, name=f"Team {t:03d}", business_unit_id=bu_ids[plan.team_bu[t]]
         )
         team_ids.append(team.id)
         for u in plan.team_members[t]:
-            service.add_member(db, team_id=team.id, user_id=user_ids[u])
+            service.add_member(db=db, team_id=team.id, user_id=user_ids[u])
     for v in plan.viewers:
-        role = service.get_role_by_name(db, name=v.role)
-        service.assign_role(db, role_id=role.id, user_id=user_ids[v.user])
+        role = service.get_role_by_name(db=db, name=v.role)
+        service.assign_role(db=db, role_id=role.id, user_id=user_ids[v.user])
     db.flush()
     return Ids(bu=bu_ids, user=user_ids, team=team_ids)
 

@@ -873,8 +873,10 @@ def questions(setup: Setup) -> list[Question]:
 
 def engine_count(db: Session, principal: Principal, tree: dict[str, Any]) -> int:
     """The count as the application runs it: the statement built, then counted for the viewer."""
-    stmt = service.evaluate_statement(db, tree, readers=(principal,), now=NOW, viewer=principal)
-    return service.count_visible(db, principal, stmt)
+    stmt = service.evaluate_statement(
+        db=db, tree=tree, readers=(principal,), now=NOW, viewer=principal
+    )
+    return service.count_visible(db=db, principal=principal, stmt=stmt)
 
 
 # ------------------------------------------------------------------------------ hand-written

@@ -228,7 +228,7 @@ def fresh_database(url: str | None, workdir: Path, name: str) -> tuple[str, Engi
     upgrade(engine)
     with make_session_factory(engine)() as db, db.begin():
         root = defaults.ensure_defaults(db)
-        admin_user = org.create_user(db, username="bench", business_unit_id=root.id)
+        admin_user = org.create_user(db=db, username="bench", business_unit_id=root.id)
         admin_id = admin_user.id
     return db_url, engine, admin_id
 
@@ -237,8 +237,8 @@ def connect(engine: Engine, settings: Settings, base_url: str, owner_id: int) ->
     """Connect the database to the emulated tenant; nothing excluded."""
     with make_session_factory(engine)() as db, db.begin():
         teams.connect(
-            db,
-            settings,
+            db=db,
+            settings=settings,
             tenant_id=TENANT,
             client_id=APP,
             client_secret=SecretStr(SECRET),

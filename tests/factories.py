@@ -18,7 +18,7 @@ from gatherly.org.models import BusinessUnit, Team, User
 
 def bu(db: Session, name: str, parent: BusinessUnit | None = None) -> BusinessUnit:
     """A BU under ``parent`` (the root when None)."""
-    return org.create_bu(db, name=name, parent_id=(parent or org.get_root(db)).id)
+    return org.create_bu(db=db, name=name, parent_id=(parent or org.get_root(db=db)).id)
 
 
 def role(
@@ -30,16 +30,16 @@ def role(
 ) -> int:
     """A custom role granting ``privileges`` on ``record_type`` at ``level``; returns its id."""
     return org.create_role(
-        db, name=name, privileges={record_type: dict.fromkeys(privileges, level)}
+        db=db, name=name, privileges={record_type: dict.fromkeys(privileges, level)}
     ).id
 
 
 def user(db: Session, name: str, home: BusinessUnit | None = None, *roles: int | str) -> User:
     """A user in ``home`` with roles given by id or built-in name."""
-    u = org.create_user(db, username=name, business_unit_id=None if home is None else home.id)
+    u = org.create_user(db=db, username=name, business_unit_id=None if home is None else home.id)
     for r in roles:
-        role_id = r if isinstance(r, int) else org.get_role_by_name(db, name=r).id
-        org.assign_role(db, role_id=role_id, user_id=u.id)
+        role_id = r if isinstance(r, int) else org.get_role_by_name(db=db, name=r).id
+        org.assign_role(db=db, role_id=role_id, user_id=u.id)
     return u
 
 
@@ -47,12 +47,12 @@ def team(
     db: Session, name: str, home: BusinessUnit, *members: User, roles: tuple[int | str, ...] = ()
 ) -> Team:
     """An owner team in ``home`` with members and roles."""
-    t = org.create_team(db, name=name, business_unit_id=home.id)
+    t = org.create_team(db=db, name=name, business_unit_id=home.id)
     for m in members:
-        org.add_member(db, team_id=t.id, user_id=m.id)
+        org.add_member(db=db, team_id=t.id, user_id=m.id)
     for r in roles:
-        role_id = r if isinstance(r, int) else org.get_role_by_name(db, name=r).id
-        org.assign_role(db, role_id=role_id, team_id=t.id)
+        role_id = r if isinstance(r, int) else org.get_role_by_name(db=db, name=r).id
+        org.assign_role(db=db, role_id=role_id, team_id=t.id)
     return t
 
 
@@ -77,7 +77,7 @@ def principal(db: Session, u: User) -> Principal:
 
 def token(db: Session, u: User) -> dict[str, str]:
     """Authorization headers with a new API token for ``u`` (committed)."""
-    _t, secret = org.create_token(db, user_id=u.id, name="test")
+    _t, secret = org.create_token(db=db, user_id=u.id, name="test")
     db.commit()
     return {"Authorization": f"Bearer {secret}"}
 

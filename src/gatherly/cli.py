@@ -283,15 +283,17 @@ def users_create(
             except ValueError as exc:
                 raise GatherlyError(str(exc), field="email") from None
         user = org.create_user(
-            db,
+            db=db,
             username=username,
-            business_unit_id=org.find_bu(db, ref=bu).id,
+            business_unit_id=org.find_bu(db=db, ref=bu).id,
             email=email,
             full_name=full_name,
             password=password,
         )
         for name in role or []:
-            org.assign_role(db, role_id=org.get_role_by_name(db, name=name).id, user_id=user.id)
+            org.assign_role(
+                db=db, role_id=org.get_role_by_name(db=db, name=name).id, user_id=user.id
+            )
         data = {"id": user.id, "username": user.username, "business_unit_id": user.business_unit_id}
     print_json(data) if as_json else out.print(
         f"created user {username!r} (id {data['id']})", markup=False
@@ -310,7 +312,7 @@ def users_list(as_json: JsonOpt = False) -> None:
                 "email": u.email,
                 "business_unit": names[u.business_unit_id],
                 "disabled": u.disabled,
-                "roles": [r.name for r in org.roles_of_user(db, user_id=u.id)],
+                "roles": [r.name for r in org.roles_of_user(db=db, user_id=u.id)],
             }
             for u in db.execute(select(User).order_by(User.username)).scalars()
         ]
@@ -344,9 +346,9 @@ def users_token(
 ) -> None:
     """Create an API token for a user and print it (shown this once; audited)."""
     with session() as db:
-        user = org.find_user(db, ref=username)
+        user = org.find_user(db=db, ref=username)
         token, secret = org.create_token(
-            db,
+            db=db,
             user_id=user.id,
             name=name,
             expires_in_days=expires_days,
@@ -364,7 +366,7 @@ def users_token(
 def users_revoke_token(username: str, token_id: int) -> None:
     """Revoke one of a user's API tokens."""
     with session() as db:
-        org.revoke_token(db, token_id=token_id, user_id=org.find_user(db, ref=username).id)
+        org.revoke_token(db=db, token_id=token_id, user_id=org.find_user(db=db, ref=username).id)
     out.print(f"token {token_id} revoked")
 
 
@@ -381,7 +383,7 @@ def bu_create(
 ) -> None:
     """Create a business unit (and its default team)."""
     with session() as db:
-        bu = org.create_bu(db, name=name, parent_id=org.find_bu(db, ref=parent).id)
+        bu = org.create_bu(db=db, name=name, parent_id=org.find_bu(db=db, ref=parent).id)
         data = {"id": bu.id, "name": bu.name, "parent_id": bu.parent_id}
     print_json(data) if as_json else out.print(
         f"created business unit {name!r} (id {data['id']})", markup=False
@@ -425,7 +427,7 @@ def roles_list(as_json: JsonOpt = False) -> None:
     with session() as db:
         rows: list[dict[str, Any]] = []
         for role in db.execute(select(SecurityRole).order_by(SecurityRole.name)).scalars():
-            privileges = org.role_privileges(db, role_id=role.id)
+            privileges = org.role_privileges(db=db, role_id=role.id)
             rows.append(
                 {
                     "id": role.id,
@@ -465,14 +467,16 @@ def roles_assign(
     with session() as db:
         role_id = parse_id(role)
         r = (
-            org.get_role(db, role_id=role_id)
+            org.get_role(db=db, role_id=role_id)
             if role_id is not None
-            else org.get_role_by_name(db, name=role)
+            else org.get_role_by_name(db=db, name=role)
         )
         if user is not None:
-            org.assign_role(db, role_id=r.id, user_id=org.find_user(db, ref=user).id)
+            org.assign_role(db=db, role_id=r.id, user_id=org.find_user(db=db, ref=user).id)
         else:
-            org.assign_role(db, role_id=r.id, team_id=org.get_team(db, team_id=team_id or 0).id)
+            org.assign_role(
+                db=db, role_id=r.id, team_id=org.get_team(db=db, team_id=team_id or 0).id
+            )
     out.print(
         f"assigned {r.name!r} to {'user ' + user if user else 'team ' + str(team)}", markup=False
     )
@@ -503,7 +507,7 @@ def _feature_dict(db: Session, switch: FeatureSwitch) -> dict[str, Any]:
 def features_list(as_json: JsonOpt = False) -> None:
     """Every feature switch, on or off, with who changed it last."""
     with session() as db:
-        rows = [_feature_dict(db, f) for f in org.features(db)]
+        rows = [_feature_dict(db, f) for f in org.features(db=db)]
     if as_json:
         print_json(rows)
         return
@@ -531,15 +535,15 @@ def features_set(
 ) -> None:
     """Turn a switch on or off (system administrators only; audited)."""
     with session() as db:
-        user = org.find_user(db, ref=as_user, field="as")
+        user = org.find_user(db=db, ref=as_user, field="as")
         if not directory.load_principal(db, user.id).is_system_admin:
             raise Forbidden(
                 "forbidden: only a system administrator may turn feature switches on or off",
                 field="as",
             )
-        before = org.feature_enabled(db, name)
+        before = org.feature_enabled(db=db, name=name)
         data = _feature_dict(
-            db, org.set_feature(db, name=name, enabled=state == Switch.on, by_user_id=user.id)
+            db, org.set_feature(db=db, name=name, enabled=state == Switch.on, by_user_id=user.id)
         )
     data["previous"] = before
     if as_json:
@@ -572,7 +576,7 @@ def access_explain(
 ) -> None:
     """Explain why a user may or may not act on a record."""
     with session() as db:
-        principal = directory.load_principal(db, org.find_user(db, ref=user).id)
+        principal = directory.load_principal(db, org.find_user(db=db, ref=user).id)
         rtype = registry.get(record_type, field="type")
         record = None
         if not rtype.organization_owned:

@@ -27,4 +27,4 @@ def print_json(data: Any) -> None:
 def acting(ref: str) -> Iterator[tuple[Session, Principal]]:
     """A committed-on-success session and the ``--as`` user's principal."""
     with session_scope(Settings().database_url) as db:
-        yield db, load_principal(db, org.find_user(db, ref=ref, field="as").id)
+        yield db, load_principal(db, org.find_user(db=db, ref=ref, field="as").id)

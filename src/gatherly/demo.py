@@ -106,31 +106,33 @@ def seed(db: Session, *, contacts: int = 3000, seed_value: int = 7) -> None:
     """Create the sample organisation once; a second run changes nothing."""
     if db.execute(select(BusinessUnit.id).where(BusinessUnit.name == "EMEA")).first():
         return
-    root = org.get_root(db)
+    root = org.get_root(db=db)
     ids: dict[str | None, int] = {None: root.id}
     for name, parent in BUS:
-        ids[name] = org.create_bu(db, name=name, parent_id=ids[parent]).id
+        ids[name] = org.create_bu(db=db, name=name, parent_id=ids[parent]).id
     users: dict[str, User] = {}
     for username, full_name, bu, role in USERS:
         user = org.create_user(
-            db,
+            db=db,
             username=username,
             full_name=full_name,
             email=f"{username}@gatherly.example",
             business_unit_id=ids[bu],
             password=DEMO_PASSWORD,
         )
-        org.assign_role(db, role_id=org.get_role_by_name(db, name=role).id, user_id=user.id)
+        org.assign_role(db=db, role_id=org.get_role_by_name(db=db, name=role).id, user_id=user.id)
         users[username] = user
     events = org.create_team(
-        db,
+        db=db,
         name="EMEA Events Team",
         business_unit_id=ids["EMEA"],
         description="Owns the contacts of EMEA events.",
     )
-    org.assign_role(db, role_id=org.get_role_by_name(db, name="Marketer").id, team_id=events.id)
+    org.assign_role(
+        db=db, role_id=org.get_role_by_name(db=db, name="Marketer").id, team_id=events.id
+    )
     for member in ("gustav", "fran"):
-        org.add_member(db, team_id=events.id, user_id=users[member].id)
+        org.add_member(db=db, team_id=events.id, user_id=users[member].id)
 
     rng = random.Random(seed_value)
     owners = [u for u in users.values() if u.username != "admin"]
@@ -170,7 +172,7 @@ def issue_tokens(db: Session) -> list[DemoUser]:
     out = []
     names = {bu.id: bu.name for bu in db.execute(select(BusinessUnit)).scalars()}
     for username, _full, _bu, role in USERS:
-        user = org.get_user_by_username(db, username=username)
+        user = org.get_user_by_username(db=db, username=username)
         db.execute(
             update(ApiToken)
             .where(
@@ -178,7 +180,7 @@ def issue_tokens(db: Session) -> list[DemoUser]:
             )
             .values(revoked_at=utcnow())
         )
-        _token, secret = org.create_token(db, user_id=user.id, name="demo")
+        _token, secret = org.create_token(db=db, user_id=user.id, name="demo")
         out.append(DemoUser(username, role, names[user.business_unit_id], secret))
     return out
 
@@ -201,11 +203,11 @@ def connect_sample_tenant(
     """Connect to the emulated sample tenant with its fully permitted app, demo exclusions."""
     app = fixture["applications"][0]
     tenant = fixture["tenant"]["id"]
-    admin = org.get_user_by_username(db, username="admin")
-    owner = org.get_user_by_username(db, username=DEMO_EVENT_OWNER)
+    admin = org.get_user_by_username(db=db, username="admin")
+    owner = org.get_user_by_username(db=db, username=DEMO_EVENT_OWNER)
     teams_service.connect(
-        db,
-        settings,
+        db=db,
+        settings=settings,
         tenant_id=tenant,
         client_id=app["appId"],
         client_secret=SecretStr(app["secret"]),
@@ -215,7 +217,7 @@ def connect_sample_tenant(
         by_user_id=admin.id,
     )
     return teams_service.update_settings(
-        db,
+        db=db,
         organizer_exclusion_domains=DEMO_ORGANIZER_EXCLUSIONS,
         contact_exclusion_domains=DEMO_CONTACT_EXCLUSIONS,
         by_user_id=admin.id,
@@ -257,17 +259,17 @@ def sample_segments(db: Session) -> list[DemoSegment]:
     from gatherly.segment import service as segments
     from gatherly.segment.models import MarketingList, Segment
 
-    olivia = load_principal(db, org.get_user_by_username(db, username="olivia").id)
-    gustav = load_principal(db, org.get_user_by_username(db, username="gustav").id)
+    olivia = load_principal(db, org.get_user_by_username(db=db, username="olivia").id)
+    gustav = load_principal(db, org.get_user_by_username(db=db, username="gustav").id)
     lst = db.execute(select(MarketingList).where(MarketingList.name == DEMO_LIST)).scalar()
     if lst is None:
-        lst = segments.create_list(db, principal=olivia, name=DEMO_LIST)
+        lst = segments.create_list(db=db, principal=olivia, name=DEMO_LIST)
         vips = db.execute(
             select(Contact.id).where(Contact.origin == "teams_sync").order_by(Contact.id).limit(25)
         ).scalars()
         ids = list(vips)
         if ids:
-            segments.add_to_list(db, principal=olivia, list_id=lst.id, contact_ids=ids)
+            segments.add_to_list(db=db, principal=olivia, list_id=lst.id, contact_ids=ids)
     wanted: list[tuple[str, Any, Any, str]] = [
         (
             "Attended a webinar for 30+ minutes",
@@ -293,7 +295,7 @@ def sample_segments(db: Session) -> list[DemoSegment]:
         found = db.execute(select(Segment).where(Segment.name == name)).scalar()
         if found is None:
             found = segments.create_segment(
-                db, principal=who, name=name, criteria=criteria, scope=scope
+                db=db, principal=who, name=name, criteria=criteria, scope=scope
             )
         out.append(DemoSegment(found.id, name, who.username))
     return out

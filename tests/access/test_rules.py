@@ -37,12 +37,12 @@ def tree(db: Session) -> dict[str, int]:
         "c1": c1.id,
         "c2": c2.id,
         "c3": c3.id,
-        "root": org.get_root(db).id,
+        "root": org.get_root(db=db).id,
     }
 
 
 def _bu(db: Session, tree: dict[str, int], name: str):  # type: ignore[no-untyped-def]
-    return org.get_bu(db, bu_id=tree[name])
+    return org.get_bu(db=db, bu_id=tree[name])
 
 
 def test_acceptance_readable_sets(db: Session, tree: dict[str, int]) -> None:
@@ -227,7 +227,7 @@ def test_leaving_a_team_removes_its_paths_at_once(db: Session, tree: dict[str, i
     team = f.team(db, "B crew", b, member, roles=("Marketer",))
     owned = f.contact(db, team)
     assert visible(db, member) == {tree["c3"], owned.id}
-    org.remove_member(db, team_id=team.id, user_id=member.id)
+    org.remove_member(db=db, team_id=team.id, user_id=member.id)
     assert visible(db, member) == set()
 
 
@@ -236,7 +236,7 @@ def test_disabled_user_keeps_ownership_but_gets_no_access(
 ) -> None:
     u = f.user(db, "soon_disabled", _bu(db, tree, "A"), "Marketing Manager")
     mine = f.contact(db, u)
-    org.update_user(db, user_id=u.id, disabled=True)
+    org.update_user(db=db, user_id=u.id, disabled=True)
     assert visible(db, u) == set()
     assert _contact(db, mine.id).owner_id == u.id
     assert "disabled" in explain(db, load_principal(db, u.id), READ, "contact", mine).summary
@@ -248,7 +248,7 @@ def test_owner_keeps_access_when_the_record_stays_in_the_old_bu(
     a, b = _bu(db, tree, "A"), _bu(db, tree, "B")
     u = f.user(db, "mover", a, "Marketer")
     mine = f.contact(db, u)
-    org.move_user(db, user_id=u.id, business_unit_id=b.id, move_records=False)
+    org.move_user(db=db, user_id=u.id, business_unit_id=b.id, move_records=False)
     assert _contact(db, mine.id).owning_bu_id == a.id
     assert visible(db, u) == {mine.id, tree["c3"]}  # owner access to the old record + B by role
 
@@ -260,7 +260,7 @@ def test_user_moved_to_another_bu_takes_records_and_sees_the_new_bu(
     u = f.user(db, "mover2", a, "Marketer")
     mine = f.contact(db, u)
     assert visible(db, u) == {tree["c1"], mine.id}
-    org.move_user(db, user_id=u.id, business_unit_id=b.id)
+    org.move_user(db=db, user_id=u.id, business_unit_id=b.id)
     assert _contact(db, mine.id).owning_bu_id == b.id
     assert visible(db, u) == {tree["c3"], mine.id}
 
@@ -270,13 +270,13 @@ def test_default_team_role_reaches_every_bu_member_and_follows_moves(
 ) -> None:
     a, b = _bu(db, tree, "A"), _bu(db, tree, "B")
     org.assign_role(
-        db,
-        role_id=org.get_role_by_name(db, name="Marketer").id,
-        team_id=org.default_team(db, bu_id=a.id).id,
+        db=db,
+        role_id=org.get_role_by_name(db=db, name="Marketer").id,
+        team_id=org.default_team(db=db, bu_id=a.id).id,
     )
     u = f.user(db, "joins_a", a)
     assert tree["c1"] in visible(db, u)
-    org.move_user(db, user_id=u.id, business_unit_id=b.id)
+    org.move_user(db=db, user_id=u.id, business_unit_id=b.id)
     assert visible(db, u) == set()
 
 
@@ -284,11 +284,12 @@ def test_default_team_membership_cannot_be_edited_by_hand(
     db: Session, tree: dict[str, int]
 ) -> None:
     u = f.user(db, "someone", _bu(db, tree, "B"))
-    default_a = org.default_team(db, bu_id=tree["A"])
+    default_a = org.default_team(db=db, bu_id=tree["A"])
     with pytest.raises(Conflict):
-        org.add_member(db, team_id=default_a.id, user_id=u.id)
+        org.add_member(db=db, team_id=default_a.id, user_id=u.id)
     members = {
-        m.username for m in org.team_members(db, team_id=org.default_team(db, bu_id=tree["B"]).id)
+        m.username
+        for m in org.team_members(db=db, team_id=org.default_team(db=db, bu_id=tree["B"]).id)
     }
     assert members == {"owner_b", "someone"}
 
@@ -329,15 +330,15 @@ def test_assign_to_an_owner_without_read_privilege_is_refused(
 def test_bu_reparented_changes_parent_child_reach(db: Session, tree: dict[str, int]) -> None:
     deep_a = f.user(db, "deep_a", _bu(db, tree, "A"), "Marketing Manager")
     assert visible(db, deep_a) == {tree["c1"], tree["c2"]}
-    org.update_bu(db, bu_id=tree["B"], parent_id=tree["A1"])
+    org.update_bu(db=db, bu_id=tree["B"], parent_id=tree["A1"])
     assert visible(db, deep_a) == {tree["c1"], tree["c2"], tree["c3"]}
-    org.update_bu(db, bu_id=tree["A1"], parent_id=tree["root"])
+    org.update_bu(db=db, bu_id=tree["A1"], parent_id=tree["root"])
     assert visible(db, deep_a) == {tree["c1"]}
 
 
 def test_bu_cannot_be_moved_under_its_own_subtree(db: Session, tree: dict[str, int]) -> None:
     with pytest.raises(ValidationFailed) as err:
-        org.update_bu(db, bu_id=tree["A"], parent_id=tree["A1"])
+        org.update_bu(db=db, bu_id=tree["A"], parent_id=tree["A1"])
     assert err.value.field == "parent_id"
 
 
@@ -345,18 +346,18 @@ def test_bu_cannot_be_deleted_while_it_has_users_or_records(
     db: Session, tree: dict[str, int]
 ) -> None:
     with pytest.raises(Conflict, match="child business units"):
-        org.delete_bu(db, bu_id=tree["A"])
+        org.delete_bu(db=db, bu_id=tree["A"])
     with pytest.raises(Conflict, match="users"):
-        org.delete_bu(db, bu_id=tree["B"])
+        org.delete_bu(db=db, bu_id=tree["B"])
     empty = f.bu(db, "Empty")
     stray_owner = f.user(db, "stray", None, "Marketing Assistant")
     f.contact(db, stray_owner, bu_id=empty.id)
     with pytest.raises(Conflict, match="contact records"):
-        org.delete_bu(db, bu_id=empty.id)
+        org.delete_bu(db=db, bu_id=empty.id)
     really_empty = f.bu(db, "Really empty")
-    org.delete_bu(db, bu_id=really_empty.id)
+    org.delete_bu(db=db, bu_id=really_empty.id)
     with pytest.raises(Conflict):
-        org.delete_bu(db, bu_id=tree["root"])
+        org.delete_bu(db=db, bu_id=tree["root"])
 
 
 def test_access_is_the_union_of_roles(db: Session, tree: dict[str, int]) -> None:

@@ -74,7 +74,7 @@ class Org:
 
 def build_org(db: Session) -> Org:
     """Create the standard organisation and commit it."""
-    root = org_service.get_root(db)
+    root = org_service.get_root(db=db)
     sales = f.bu(db, "Sales")
     sales_eu = f.bu(db, "Sales EU", sales)
     support = f.bu(db, "Support")
@@ -111,7 +111,7 @@ def build_org(db: Session) -> Org:
         org.contacts[key] = f.contact(db, owner, **person).id
         org.leads[key] = lead(db, owner, topic=f"topic {key}", **person).id
     for name, u in users.items():
-        _token, secret = org_service.create_token(db, user_id=u.id, name="test")
+        _token, secret = org_service.create_token(db=db, user_id=u.id, name="test")
         org.headers[name] = {"Authorization": f"Bearer {secret}"}
     db.commit()
     return org

@@ -88,19 +88,19 @@ def test_delete_leaves_a_tombstone_and_drops_the_shares(
     share = {"principal_type": "user", "principal_id": org.users["eu_marketer"].id}
     shared = client.post(f"{URL}/{rid}/shares", json={**share, "rights": ["read"]}, headers=headers)
     assert shared.status_code == 201
-    assert not is_tombstoned(db, record_type="contact", email="marketer@example.com")
+    assert not is_tombstoned(db=db, record_type="contact", email="marketer@example.com")
 
     assert client.delete(f"{URL}/{rid}", headers=headers).status_code == 204
 
     db.expire_all()
-    assert is_tombstoned(db, record_type="contact", email=" Marketer@Example.com ")
+    assert is_tombstoned(db=db, record_type="contact", email=" Marketer@Example.com ")
     assert is_tombstoned(
-        db, record_type="contact", email="marketer@example.com", owning_bu_id=org.sales.id
+        db=db, record_type="contact", email="marketer@example.com", owning_bu_id=org.sales.id
     )
     assert not is_tombstoned(
-        db, record_type="contact", email="marketer@example.com", owning_bu_id=org.support.id
+        db=db, record_type="contact", email="marketer@example.com", owning_bu_id=org.support.id
     )
-    assert not is_tombstoned(db, record_type="lead", email="marketer@example.com")
+    assert not is_tombstoned(db=db, record_type="lead", email="marketer@example.com")
     stone = db.execute(select(Tombstone)).scalar_one()
     assert (stone.record_id, stone.deleted_by_id) == (rid, org.users["marketer"].id)
     assert db.get(Contact, rid) is None

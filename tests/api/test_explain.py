@@ -144,7 +144,7 @@ def test_a_user_admin_explains_others_only_on_records_they_can_read(
     client: TestClient, db: Session, org: Org
 ) -> None:
     user_admin = f.role(db, "User admin", Level.ORGANIZATION, "user", ("read", "write"))
-    org_service.assign_role(db, role_id=user_admin, user_id=org.users["eu_marketer"].id)
+    org_service.assign_role(db=db, role_id=user_admin, user_id=org.users["eu_marketer"].id)
     db.commit()
     headers = org.headers["eu_marketer"]
     subject = org.users["manager"].id

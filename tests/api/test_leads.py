@@ -58,9 +58,9 @@ def test_lead_round_trip_with_status_and_contact_link(
     assert_error(client.get(f"{URL}/{rid}", headers=headers), 404, "id")
     db.expire_all()
     assert is_tombstoned(
-        db, record_type="lead", email="lead@example.com", owning_bu_id=org.sales.id
+        db=db, record_type="lead", email="lead@example.com", owning_bu_id=org.sales.id
     )
-    assert not is_tombstoned(db, record_type="contact", email="lead@example.com")
+    assert not is_tombstoned(db=db, record_type="contact", email="lead@example.com")
     assert count(client, "leads", org.headers["admin"]) == len(EVERYTHING)
 
 

@@ -28,9 +28,9 @@ def _snapshot(db: Session) -> dict[str, list[str]]:
 
 def _admin_writes(org: Org, db: Session) -> list[tuple[str, str, dict[str, Any] | None]]:
     custom = f.role(db, "Custom", Level.USER)
-    org_service.assign_role(db, role_id=custom, user_id=org.users["eu_marketer"].id)
-    org_service.assign_role(db, role_id=custom, team_id=org.campaign.id)
-    admin_role = org_service.get_role_by_name(db, name="System Administrator").id
+    org_service.assign_role(db=db, role_id=custom, user_id=org.users["eu_marketer"].id)
+    org_service.assign_role(db=db, role_id=custom, team_id=org.campaign.id)
+    admin_role = org_service.get_role_by_name(db=db, name="System Administrator").id
     db.commit()
     me = org.users["marketer"].id
     team = org.campaign.id

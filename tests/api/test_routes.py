@@ -74,13 +74,13 @@ def _snapshot(db: Session) -> dict[str, list[tuple[Any, ...]]]:
 def targets(db: Session, org: Org) -> dict[str, Any]:
     """Real ids for every path parameter and a valid body for every write route."""
     role_id = f.role(db, "Custom", Level.USER)
-    admin_role = org_service.get_role_by_name(db, name="System Administrator").id
+    admin_role = org_service.get_role_by_name(db=db, name="System Administrator").id
     victim = org.users["marketer"]
-    token, _secret = org_service.create_token(db, user_id=victim.id, name="victim")
+    token, _secret = org_service.create_token(db=db, user_id=victim.id, name="victim")
     # The admin's own spare token, for the routes that manage the caller's own tokens.
-    spare, _secret = org_service.create_token(db, user_id=org.users["admin"].id, name="spare")
-    org_service.assign_role(db, role_id=role_id, user_id=victim.id)
-    org_service.assign_role(db, role_id=role_id, team_id=org.campaign.id)
+    spare, _secret = org_service.create_token(db=db, user_id=org.users["admin"].id, name="spare")
+    org_service.assign_role(db=db, role_id=role_id, user_id=victim.id)
+    org_service.assign_role(db=db, role_id=role_id, team_id=org.campaign.id)
     shares = {}
     for kind, rid in (("contact", org.contacts["marketer"]), ("lead", org.leads["marketer"])):
         row = RecordShare(
@@ -90,8 +90,8 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
         db.flush()
         shares[kind] = row.id
     actor = f.principal(db, victim)
-    mlist = segment_service.create_list(db, principal=actor, name="Targets")
-    static = segment_service.create_segment(db, principal=actor, name="Picked", kind="static")
+    mlist = segment_service.create_list(db=db, principal=actor, name="Targets")
+    static = segment_service.create_segment(db=db, principal=actor, name="Picked", kind="static")
     db.commit()
     ids = {
         "list_id": mlist.id,
@@ -212,8 +212,8 @@ def test_every_route_answers_401_without_a_valid_token(
     db.commit()
     revoked = f.token(db, revoked_admin)
     disabled = f.token(db, disabled_admin)
-    for t in org_service.list_tokens(db, user_id=revoked_admin.id):
-        org_service.revoke_token(db, user_id=revoked_admin.id, token_id=t.id)
+    for t in org_service.list_tokens(db=db, user_id=revoked_admin.id):
+        org_service.revoke_token(db=db, user_id=revoked_admin.id, token_id=t.id)
     disabled_admin.disabled = True
     db.commit()
 

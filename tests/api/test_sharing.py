@@ -81,7 +81,7 @@ def test_assign_refuses_an_owner_without_read(client: TestClient, db: Session, o
     assert record["owner"] == {"type": "user", "id": org.users["marketer"].id}
 
     # Once the team holds a role with read, it may own the record (in its own BU).
-    assistant_role = org_service.get_role_by_name(db, name="Marketing Assistant").id
+    assistant_role = org_service.get_role_by_name(db=db, name="Marketing Assistant").id
     admin = org.headers["admin"]
     given = client.post(
         f"{API}/teams/{org.campaign.id}/roles", json={"role_id": assistant_role}, headers=admin

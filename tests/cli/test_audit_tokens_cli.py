@@ -47,8 +47,8 @@ def test_users_token_expires_as_asked_and_never_beyond_the_policy(
     assert "error (never_expires): tokens must expire" in forever.stderr
 
     db = open_db()
-    user = org.get_user_by_username(db, username="ulla")
-    assert len(org.list_tokens(db, user_id=user.id)) == 2
+    user = org.get_user_by_username(db=db, username="ulla")
+    assert len(org.list_tokens(db=db, user_id=user.id)) == 2
 
 
 def test_tokens_list_and_revoke(cli: CliRun, open_db: Callable[[], Session], db_url: str) -> None:
@@ -77,7 +77,7 @@ def test_tokens_list_and_revoke(cli: CliRun, open_db: Callable[[], Session], db_
     )
     db = open_db()
     with pytest.raises(Unauthenticated, match="revoked"):
-        org.authenticate_token(db, secret=mine["token"])
+        org.authenticate_token(db=db, secret=mine["token"])
     revoked = as_json(cli("tokens", "list", "--status", "revoked", "--json"))
     assert [r["name"] for r in revoked] == ["laptop"]
 

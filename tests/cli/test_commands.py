@@ -168,9 +168,9 @@ def test_users_token_prints_a_secret_that_authenticates_as_that_user(
     assert len(printed.splitlines()) == 1
 
     db = open_db()
-    assert org.authenticate_token(db, secret=printed).username == "ulla"
+    assert org.authenticate_token(db=db, secret=printed).username == "ulla"
     with pytest.raises(Unauthenticated):
-        org.authenticate_token(db, secret=printed + "x")
+        org.authenticate_token(db=db, secret=printed + "x")
 
 
 def test_users_revoke_token_stops_that_token_only(
@@ -187,10 +187,10 @@ def test_users_revoke_token_stops_that_token_only(
 
     db = open_db()
     with pytest.raises(Unauthenticated, match="revoked"):
-        org.authenticate_token(db, secret=first["token"])
-    assert org.authenticate_token(db, secret=second["token"]).username == "ulla"
-    user = org.get_user_by_username(db, username="ulla")
-    names = {t.id: t.name for t in org.list_tokens(db, user_id=user.id)}
+        org.authenticate_token(db=db, secret=first["token"])
+    assert org.authenticate_token(db=db, secret=second["token"]).username == "ulla"
+    user = org.get_user_by_username(db=db, username="ulla")
+    names = {t.id: t.name for t in org.list_tokens(db=db, user_id=user.id)}
     assert names == {first["id"]: "laptop", second["id"]: "cli"}
 
 
@@ -241,12 +241,12 @@ def test_roles_assign_by_role_id_gives_a_team_the_role(
     emea = as_json(cli("bu", "create", "EMEA", "--json"))
     roles = by_name(as_json(cli("roles", "list", "--json")))
     db = open_db()
-    team = org.default_team(db, bu_id=emea["id"])
+    team = org.default_team(db=db, bu_id=emea["id"])
     db.rollback()
 
     result = cli("roles", "assign", str(roles["Marketer"]["id"]), "--team", str(team.id))
     assert f"to team {team.id}" in plain(result.stdout)
-    assert [r.name for r in org.roles_of_team(db, team_id=team.id)] == ["Marketer"]
+    assert [r.name for r in org.roles_of_team(db=db, team_id=team.id)] == ["Marketer"]
 
 
 # ------------------------------------------------------------------ access explain
@@ -261,8 +261,8 @@ def contacts(cli: CliRun, open_db: Callable[[], Session]) -> dict[str, int]:
     cli("users", "create", "emma", "--bu", "EMEA", "--role", "Marketer")
     cli("users", "create", "fran", "--bu", "France", "--role", "Marketer")
     db = open_db()
-    emma = org.get_user_by_username(db, username="emma")
-    fran = org.get_user_by_username(db, username="fran")
+    emma = org.get_user_by_username(db=db, username="emma")
+    fran = org.get_user_by_username(db=db, username="fran")
     ids = {
         "emea": f.contact(db, fran, bu_id=emma.business_unit_id, email="a@example.com").id,
         "france": f.contact(db, fran, email="b@example.com").id,
@@ -396,7 +396,7 @@ def test_names_with_square_brackets_print_literally_in_every_text_view(
     )
 
     db = open_db()
-    kim = org.get_user_by_username(db, username=username)
+    kim = org.get_user_by_username(db=db, username=username)
     record = f.contact(db, kim, email="k@example.com")
     db.commit()
     text = plain(

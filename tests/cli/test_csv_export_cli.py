@@ -38,14 +38,14 @@ def setup(session_factory: sessionmaker[Session], database_url: str) -> Setup:
         shown = evil.add_people(db, ma)
         hidden = evil.add_hidden(db, mb)
         segment = seg.create_segment(
-            db,
+            db=db,
             principal=f.principal(db, ma),
             name="Evil",
             criteria={"contact": {"email": {"ends_with": evil.DOMAIN}}},
         )
-        mlist = seg.create_list(db, principal=f.principal(db, ma), name="Evil list")
+        mlist = seg.create_list(db=db, principal=f.principal(db, ma), name="Evil list")
         seg.add_to_list(
-            db,
+            db=db,
             principal=f.principal(db, orgadmin),
             list_id=mlist.id,
             contact_ids=[*shown, hidden],

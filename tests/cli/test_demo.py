@@ -38,7 +38,7 @@ def test_demo_syncs_the_emulated_teams_tenant_into_events(seeded_demo: SeededDem
     assert "sync succeeded" in seeded_demo.output.text
     with session_on(seeded_demo.database_url) as db:
         events = db.scalars(select(MarketingEvent)).all()
-        gustav = org.get_user_by_username(db, username=sample.DEMO_EVENT_OWNER)
+        gustav = org.get_user_by_username(db=db, username=sample.DEMO_EVENT_OWNER)
         assert len(events) == 8
         assert {(e.owner_id, e.owning_bu_id) for e in events} == {
             (gustav.id, gustav.business_unit_id)
@@ -84,7 +84,7 @@ def test_demo_seeds_the_sample_business_units_users_and_3000_contacts(
         seeded = select(func.count()).where(Contact.origin == "manual")
         assert db.execute(seeded).scalar_one() == 3000
         # Sample users can also sign in with the published password.
-        user = org.verify_password(db, username="ulla", password=sample.DEMO_PASSWORD)
+        user = org.verify_password(db=db, username="ulla", password=sample.DEMO_PASSWORD)
         assert user.username == "ulla"
 
 
@@ -95,7 +95,7 @@ def test_demo_prints_a_working_token_per_user_and_curl_lines(seeded_demo: Seeded
 
     with session_on(seeded_demo.database_url) as db:
         for username, token in output.tokens.items():
-            assert org.authenticate_token(db, secret=token).username == username
+            assert org.authenticate_token(db=db, secret=token).username == username
 
     count_lines = [line for line in output.curl_lines if line.endswith("/contacts/count")]
     assert len(count_lines) == len(CURL_USERS)
@@ -131,9 +131,9 @@ def test_demo_again_adds_no_contacts_and_replaces_only_the_demo_tokens(
     assert set(second.tokens) == set(SAMPLE_USERS)
     for username in SAMPLE_USERS:
         assert second.tokens[username] != first.tokens[username]
-        assert org.authenticate_token(db, secret=second.tokens[username]).username == username
+        assert org.authenticate_token(db=db, secret=second.tokens[username]).username == username
         with pytest.raises(Unauthenticated, match="revoked"):
-            org.authenticate_token(db, secret=first.tokens[username])
+            org.authenticate_token(db=db, secret=first.tokens[username])
     # The curl lines carry the new tokens and follow --host/--port.
     assert second.curl_lines == [
         f"curl -s -H 'Authorization: Bearer {second.tokens[u]}' "
@@ -150,7 +150,7 @@ def test_demo_again_adds_no_contacts_and_replaces_only_the_demo_tokens(
     # Running it again made no second copy of the sample segments.
     assert count_segments(db) == 3
     # A token the user made for themselves is not a demo token and survives.
-    assert org.authenticate_token(db, secret=personal).username == "olivia"
+    assert org.authenticate_token(db=db, secret=personal).username == "olivia"
 
     active_demo = db.execute(
         select(ApiToken.user_id, func.count())
@@ -184,10 +184,10 @@ def test_demo_materialises_sample_segments_whose_counts_differ_per_viewer(
         assert {s.refresh_state for s in rows} == {"fresh"}
         attended = rows[0]
         assert attended.member_total > 0
-        olivia = load_principal(db, org.get_user_by_username(db, username="olivia").id)
-        seen = segments.segment_counts(db, principal=olivia, segment=attended)
+        olivia = load_principal(db, org.get_user_by_username(db=db, username="olivia").id)
+        seen = segments.segment_counts(db=db, principal=olivia, segment=attended)
         assert seen["visible"] == attended.member_total  # organization level reads them all
-        fran = load_principal(db, org.get_user_by_username(db, username="fran").id)
+        fran = load_principal(db, org.get_user_by_username(db=db, username="fran").id)
         # Fran (Marketer, France) cannot open Olivia's segment at all.
         with pytest.raises(NotFound, match="not found"):
-            segments.get_segment(db, principal=fran, segment_id=attended.id)
+            segments.get_segment(db=db, principal=fran, segment_id=attended.id)

@@ -156,7 +156,7 @@ def readable_with(session_factory: sessionmaker[Session], key: str) -> dict[str,
 def assert_connection_works(session_factory: sessionmaker[Session], settings: Settings) -> None:
     """A token from the emulator with the stored secret, and a Graph call with it."""
     with session_factory() as db, db.begin():
-        connection, _ = teams.check_connection(db, settings)
+        connection, _ = teams.check_connection(db=db, settings=settings)
         assert connection.status == "connected", connection.status_detail
 
 
@@ -425,7 +425,7 @@ def test_a_secret_the_key_cannot_decrypt_is_reported_on_client_secret(
     connect(session_factory, tenant, database_url, secret_key=SecretStr(KEY_A))
     other = Settings(database_url=database_url, secret_key=SecretStr(secrets.token_urlsafe(40)))
     with session_factory() as db, pytest.raises(ValidationFailed) as raised:
-        teams.check_connection(db, other)
+        teams.check_connection(db=db, settings=other)
     assert raised.value.field == "client_secret"
     assert "cannot be decrypted" in raised.value.message
     assert "secret-key rotate" in raised.value.message

@@ -132,10 +132,10 @@ def test_contact_count_narrows_from_organization_to_user_level(server: Server) -
     with session_on(server.database_url) as db:
         emea, germany = _bu_id(db, "EMEA"), _bu_id(db, "Germany")
         # Marketing Manager in EMEA: EMEA and every BU below it.
-        assert counts["emma"] == _count_in(db, *org.subtree_ids(db, emea))
+        assert counts["emma"] == _count_in(db, *org.subtree_ids(db=db, bu_id=emea))
         # Marketer in Germany, plus the EMEA Events Team's Marketer role anchored at EMEA.
         assert counts["gustav"] == _count_in(db, germany, emea)
         # Marketing Assistant: only the contacts ulla owns.
-        ulla = org.get_user_by_username(db, username="ulla")
-        owned = org.owned_record_count(db, owner_type="user", owner_id=ulla.id)
+        ulla = org.get_user_by_username(db=db, username="ulla")
+        owned = org.owned_record_count(db=db, owner_type="user", owner_id=ulla.id)
         assert counts["ulla"] == owned["contact"]

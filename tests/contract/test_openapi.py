@@ -124,7 +124,7 @@ def _valid_headers() -> dict[str, str]:
     with Session(APP.state.engine) as db:
         secret = HEADERS["Authorization"].removeprefix("Bearer ")
         try:
-            org_service.authenticate_token(db, secret=secret)
+            org_service.authenticate_token(db=db, secret=secret)
         except Unauthenticated:
             admin = db.scalar(select(User).where(User.username == "fuzz_admin"))
             assert admin is not None
@@ -147,9 +147,9 @@ def own() -> dict[str, Any]:
             principal = f.principal(db, admin)
             tree = {"contact": {"country": {"empty": False}}}
             segment = segment_service.create_segment(
-                db, principal=principal, name="C", criteria=tree
+                db=db, principal=principal, name="C", criteria=tree
             )
-            mlist = segment_service.create_list(db, principal=principal, name="C")
+            mlist = segment_service.create_list(db=db, principal=principal, name="C")
             event = f.event(db, admin, "C")
             headers = f.token(db, admin)  # commits
             return {

@@ -34,7 +34,7 @@ def test_counts_reconciliation_and_segments_agree_on_every_edge(db: Session) -> 
 
     def members(participation_name: str) -> list[str]:
         tree = {"participation": participation_name, "event": {"id": ev.id}}
-        page = seg.preview(db, principal=principal, criteria=tree, limit=100)
+        page = seg.preview(db=db, principal=principal, criteria=tree, limit=100)
         return sorted(c.email for c in page.items if c.email)
 
     counts = participation.event_counts(db, event_id=ev.id)

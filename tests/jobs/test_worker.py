@@ -98,11 +98,11 @@ def test_t12_schedule_is_due_by_interval_switch_and_running_runs(connected: Conn
         run.status = "succeeded"
         assert not teams_jobs.due(db, now=now + timedelta(minutes=14))
         assert teams_jobs.due(db, now=now + timedelta(minutes=15))  # default interval
-        teams.update_settings(db, sync_interval_minutes=60)
+        teams.update_settings(db=db, sync_interval_minutes=60)
         assert not teams_jobs.due(db, now=now + timedelta(minutes=59))
-        teams.update_settings(db, sync_enabled=False)
+        teams.update_settings(db=db, sync_enabled=False)
         assert not teams_jobs.due(db, now=now + timedelta(days=1))
-        teams.update_settings(db, sync_enabled=True)
+        teams.update_settings(db=db, sync_enabled=True)
         # A run whose process died (no heartbeat for 10 minutes) does not block the schedule.
         stale = create_run(db, kind="webinar", now=lambda: now + timedelta(hours=1))
         assert stale.status == "running"

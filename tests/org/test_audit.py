@@ -55,8 +55,8 @@ def _by(entry: AuditEntry, boss: Principal) -> None:
 def test_bu_create_rename_move_describe_and_delete_are_audited(
     db: Session, boss: Principal
 ) -> None:
-    root = org.get_root(db)
-    europe = org.create_bu(db, name="Europe", parent_id=root.id, actor=boss)
+    root = org.get_root(db=db)
+    europe = org.create_bu(db=db, name="Europe", parent_id=root.id, actor=boss)
     created = _one(db, "business_unit.create")
     _by(created, boss)
     assert (created.target_type, created.target_id, created.target_label) == (
@@ -72,8 +72,8 @@ def test_bu_create_rename_move_describe_and_delete_are_audited(
         "parent": root.name,
     }
 
-    asia = org.create_bu(db, name="Asia", parent_id=root.id, actor=boss)
-    org.update_bu(db, bu_id=europe.id, name="EMEA", parent_id=asia.id, actor=boss)
+    asia = org.create_bu(db=db, name="Asia", parent_id=root.id, actor=boss)
+    org.update_bu(db=db, bu_id=europe.id, name="EMEA", parent_id=asia.id, actor=boss)
     renamed, moved = _one(db, "business_unit.rename"), _one(db, "business_unit.move")
     assert (renamed.before, renamed.after, renamed.target_label) == (
         {"name": "Europe"},
@@ -84,15 +84,15 @@ def test_bu_create_rename_move_describe_and_delete_are_audited(
         {"parent_id": root.id, "parent": root.name},
         {"parent_id": asia.id, "parent": "Asia"},
     )
-    org.update_bu(db, bu_id=europe.id, description="Europe, Middle East, Africa", actor=boss)
+    org.update_bu(db=db, bu_id=europe.id, description="Europe, Middle East, Africa", actor=boss)
     described = _one(db, "business_unit.update")
     assert described.after == {"description": "Europe, Middle East, Africa"}
 
     unchanged = _count(db)
-    org.update_bu(db, bu_id=europe.id, name="EMEA", parent_id=asia.id, actor=boss)
+    org.update_bu(db=db, bu_id=europe.id, name="EMEA", parent_id=asia.id, actor=boss)
     assert _count(db) == unchanged  # nothing changed, nothing recorded
 
-    org.delete_bu(db, bu_id=europe.id, actor=boss)
+    org.delete_bu(db=db, bu_id=europe.id, actor=boss)
     deleted = _one(db, "business_unit.delete")
     assert (deleted.target_id, deleted.target_label, deleted.after) == (
         str(europe.id),
@@ -107,14 +107,14 @@ def test_bu_create_rename_move_describe_and_delete_are_audited(
 def test_a_refused_change_writes_no_entry_and_a_rollback_takes_the_entry_with_it(
     db: Session, boss: Principal
 ) -> None:
-    germany = org.create_bu(db, name="Germany", parent_id=org.get_root(db).id, actor=boss)
+    germany = org.create_bu(db=db, name="Germany", parent_id=org.get_root(db=db).id, actor=boss)
     f.user(db, "gustav", germany)
     db.commit()
     before = _count(db)
     with pytest.raises(Exception, match="still has"):
-        org.delete_bu(db, bu_id=germany.id, actor=boss)
+        org.delete_bu(db=db, bu_id=germany.id, actor=boss)
     assert _count(db) == before
-    org.create_bu(db, name="Doomed", parent_id=germany.id, actor=boss)
+    org.create_bu(db=db, name="Doomed", parent_id=germany.id, actor=boss)
     assert _count(db) == before + 1
     db.rollback()  # the change and its entry commit or vanish together
     assert _count(db) == before
@@ -126,10 +126,10 @@ def test_a_refused_change_writes_no_entry_and_a_rollback_takes_the_entry_with_it
 def test_user_create_disable_enable_edit_move_and_password_are_audited(
     db: Session, boss: Principal
 ) -> None:
-    root = org.get_root(db)
-    sales = org.create_bu(db, name="Sales", parent_id=root.id)
+    root = org.get_root(db=db)
+    sales = org.create_bu(db=db, name="Sales", parent_id=root.id)
     user = org.create_user(
-        db,
+        db=db,
         username="ulla",
         email="ulla@example.com",
         full_name="Ulla",
@@ -156,21 +156,21 @@ def test_user_create_disable_enable_edit_move_and_password_are_audited(
     assert user.password_hash is not None
     assert user.password_hash not in json.dumps(created.after)
 
-    org.update_user(db, user_id=user.id, disabled=True, acting_user_id=boss.user_id, actor=boss)
-    org.update_user(db, user_id=user.id, disabled=False, actor=boss)
+    org.update_user(db=db, user_id=user.id, disabled=True, acting_user_id=boss.user_id, actor=boss)
+    org.update_user(db=db, user_id=user.id, disabled=False, actor=boss)
     disabled, enabled = _one(db, "user.disable"), _one(db, "user.enable")
     assert (disabled.before, disabled.after) == ({"disabled": False}, {"disabled": True})
     assert (enabled.before, enabled.after) == ({"disabled": True}, {"disabled": False})
     _by(enabled, boss)
 
-    org.update_user(db, user_id=user.id, full_name="Ulla U.", email=None, actor=boss)
+    org.update_user(db=db, user_id=user.id, full_name="Ulla U.", email=None, actor=boss)
     edited = _one(db, "user.update")
     assert (edited.before, edited.after) == (
         {"full_name": "Ulla", "email": "ulla@example.com"},
         {"full_name": "Ulla U.", "email": None},
     )
 
-    org.move_user(db, user_id=user.id, business_unit_id=root.id, move_records=False, actor=boss)
+    org.move_user(db=db, user_id=user.id, business_unit_id=root.id, move_records=False, actor=boss)
     moved = _one(db, "user.move")
     assert (moved.before, moved.after, moved.details) == (
         {"business_unit_id": sales.id, "business_unit": "Sales"},
@@ -178,7 +178,7 @@ def test_user_create_disable_enable_edit_move_and_password_are_audited(
         {"move_records": False},
     )
 
-    org.set_password(db, user_id=user.id, password="another long one", actor=boss)
+    org.set_password(db=db, user_id=user.id, password="another long one", actor=boss)
     password = _one(db, "user.password")
     assert (password.before, password.after) == ({"password_set": True}, {"password_set": True})
     assert "another long one" not in json.dumps([password.before, password.after])
@@ -198,10 +198,10 @@ def test_the_actor_may_be_a_user_id_a_user_row_or_the_system(db: Session) -> Non
 
 
 def test_team_create_update_membership_and_delete_are_audited(db: Session, boss: Principal) -> None:
-    root = org.get_root(db)
-    sales = org.create_bu(db, name="Sales", parent_id=root.id)
+    root = org.get_root(db=db)
+    sales = org.create_bu(db=db, name="Sales", parent_id=root.id)
     ann, bob = f.user(db, "ann", sales), f.user(db, "bob", sales)
-    team = org.create_team(db, name="Launch", business_unit_id=sales.id, actor=boss)
+    team = org.create_team(db=db, name="Launch", business_unit_id=sales.id, actor=boss)
     created = _one(db, "team.create")
     _by(created, boss)
     assert (created.target_type, created.target_id, created.after) == (
@@ -215,28 +215,30 @@ def test_team_create_update_membership_and_delete_are_audited(db: Session, boss:
         },
     )
 
-    org.add_member(db, team_id=team.id, user_id=ann.id, actor=boss)
-    org.add_member(db, team_id=team.id, user_id=ann.id, actor=boss)  # already a member
-    org.add_member(db, team_id=team.id, user_id=bob.id, actor=boss)
+    org.add_member(db=db, team_id=team.id, user_id=ann.id, actor=boss)
+    org.add_member(db=db, team_id=team.id, user_id=ann.id, actor=boss)  # already a member
+    org.add_member(db=db, team_id=team.id, user_id=bob.id, actor=boss)
     added = _entries(db, "team.member_add")
     assert [(e.target_label, e.before, e.after) for e in added] == [
         ("Launch", None, {"user_id": ann.id, "username": "ann"}),
         ("Launch", None, {"user_id": bob.id, "username": "bob"}),
     ]
-    org.remove_member(db, team_id=team.id, user_id=bob.id, actor=boss)
+    org.remove_member(db=db, team_id=team.id, user_id=bob.id, actor=boss)
     removed = _one(db, "team.member_remove")
     assert (removed.before, removed.after) == ({"user_id": bob.id, "username": "bob"}, None)
 
-    org.update_team(db, team_id=team.id, name="Launch crew", business_unit_id=root.id, actor=boss)
+    org.update_team(
+        db=db, team_id=team.id, name="Launch crew", business_unit_id=root.id, actor=boss
+    )
     updated = _one(db, "team.update")
     assert (updated.before, updated.after) == (
         {"name": "Launch", "business_unit_id": sales.id, "business_unit": "Sales"},
         {"name": "Launch crew", "business_unit_id": root.id, "business_unit": root.name},
     )
 
-    marketer = org.get_role_by_name(db, name="Marketer")
-    org.assign_role(db, role_id=marketer.id, team_id=team.id, actor=boss)
-    org.delete_team(db, team_id=team.id, actor=boss)
+    marketer = org.get_role_by_name(db=db, name="Marketer")
+    org.assign_role(db=db, role_id=marketer.id, team_id=team.id, actor=boss)
+    org.delete_team(db=db, team_id=team.id, actor=boss)
     deleted = _one(db, "team.delete")
     assert deleted.before is not None
     assert (deleted.before["members"], deleted.before["roles"]) == (["ann"], ["Marketer"])
@@ -249,11 +251,11 @@ def test_team_create_update_membership_and_delete_are_audited(db: Session, boss:
 def test_role_create_privilege_edit_assignments_and_delete_are_audited(
     db: Session, boss: Principal
 ) -> None:
-    sales = org.create_bu(db, name="Sales", parent_id=org.get_root(db).id)
+    sales = org.create_bu(db=db, name="Sales", parent_id=org.get_root(db=db).id)
     ann = f.user(db, "ann", sales)
-    team = org.create_team(db, name="Crew", business_unit_id=sales.id)
+    team = org.create_team(db=db, name="Crew", business_unit_id=sales.id)
     role = org.create_role(
-        db,
+        db=db,
         name="Reader",
         privileges={"contact": {"read": Level.BUSINESS_UNIT, "write": Level.NONE}},
         actor=boss,
@@ -272,7 +274,7 @@ def test_role_create_privilege_edit_assignments_and_delete_are_audited(
     }
 
     org.update_role(
-        db,
+        db=db,
         role_id=role.id,
         privileges={"contact": {"read": Level.ORGANIZATION, "write": Level.USER}},
         actor=boss,
@@ -283,15 +285,15 @@ def test_role_create_privilege_edit_assignments_and_delete_are_audited(
         {"privileges": {"contact": {"read": "organization", "write": "user"}}},
     )
 
-    org.assign_role(db, role_id=role.id, user_id=ann.id, actor=boss)
-    org.assign_role(db, role_id=role.id, user_id=ann.id, actor=boss)  # already held
-    org.assign_role(db, role_id=role.id, team_id=team.id, actor=boss)
+    org.assign_role(db=db, role_id=role.id, user_id=ann.id, actor=boss)
+    org.assign_role(db=db, role_id=role.id, user_id=ann.id, actor=boss)  # already held
+    org.assign_role(db=db, role_id=role.id, team_id=team.id, actor=boss)
     assigned = _entries(db, "role.assign")
     assert [(e.target_type, e.target_id, e.target_label, e.after) for e in assigned] == [
         ("user", str(ann.id), "ann", {"role_id": role.id, "role": "Reader"}),
         ("team", str(team.id), "Crew", {"role_id": role.id, "role": "Reader"}),
     ]
-    org.unassign_role(db, role_id=role.id, team_id=team.id, actor=boss)
+    org.unassign_role(db=db, role_id=role.id, team_id=team.id, actor=boss)
     unassigned = _one(db, "role.unassign")
     assert (unassigned.target_type, unassigned.before, unassigned.after) == (
         "team",
@@ -299,7 +301,7 @@ def test_role_create_privilege_edit_assignments_and_delete_are_audited(
         None,
     )
 
-    org.delete_role(db, role_id=role.id, actor=boss)
+    org.delete_role(db=db, role_id=role.id, actor=boss)
     deleted = _one(db, "role.delete")
     assert deleted.before == {
         "name": "Reader",
@@ -327,7 +329,7 @@ def test_token_create_and_revoke_are_audited_without_the_secret(
     db: Session, boss: Principal
 ) -> None:
     ann = f.user(db, "ann")
-    token, secret = org.create_token(db, user_id=ann.id, name="laptop", actor=boss)
+    token, secret = org.create_token(db=db, user_id=ann.id, name="laptop", actor=boss)
     created = _one(db, "token.create")
     _by(created, boss)
     assert (created.target_type, created.target_id) == ("api_token", str(token.id))
@@ -339,8 +341,8 @@ def test_token_create_and_revoke_are_audited_without_the_secret(
     assert secret not in json.dumps([created.before, created.after, created.details])
     assert token.token_hash not in json.dumps(created.after)
 
-    org.revoke_token(db, token_id=token.id, actor=boss)
-    org.revoke_token(db, token_id=token.id, actor=boss)  # again: nothing changes
+    org.revoke_token(db=db, token_id=token.id, actor=boss)
+    org.revoke_token(db=db, token_id=token.id, actor=boss)  # again: nothing changes
     revoked = _one(db, "token.revoke")
     assert revoked.before == {"revoked_at": None}
     assert revoked.after is not None
@@ -348,7 +350,7 @@ def test_token_create_and_revoke_are_audited_without_the_secret(
 
 
 def test_feature_switches_are_audited_in_the_new_shape(db: Session, boss: Principal) -> None:
-    org.set_feature(db, name=org.SEGMENT_TOTALS, enabled=True, by_user_id=boss.user_id)
+    org.set_feature(db=db, name=org.SEGMENT_TOTALS, enabled=True, by_user_id=boss.user_id)
     entry = _one(db, "feature.set")
     _by(entry, boss)
     assert (entry.target_type, entry.target_id, entry.target_label) == (
@@ -363,7 +365,7 @@ def test_feature_switches_are_audited_in_the_new_shape(db: Session, boss: Princi
 
 
 def _trail(db: Session, **filters: object) -> list[AuditEntry]:
-    page = org.audit_trail(db, principal=None, filters=audit.Filters(**filters), limit=500)  # type: ignore[arg-type]
+    page = org.audit_trail(db=db, principal=None, filters=audit.Filters(**filters), limit=500)  # type: ignore[arg-type]
     return list(page.items)
 
 
@@ -371,11 +373,11 @@ def test_the_trail_filters_by_action_prefix_actor_target_and_time(
     db: Session, boss: Principal
 ) -> None:
     other = f.principal(db, f.user(db, "other", None, "System Administrator"))
-    sales = org.create_bu(db, name="Sales", parent_id=org.get_root(db).id, actor=boss)
-    ann = org.create_user(db, username="ann", business_unit_id=sales.id, actor=other)
-    marketer = org.get_role_by_name(db, name="Marketer")
-    org.assign_role(db, role_id=marketer.id, user_id=ann.id, actor=boss)
-    org.unassign_role(db, role_id=marketer.id, user_id=ann.id, actor=other)
+    sales = org.create_bu(db=db, name="Sales", parent_id=org.get_root(db=db).id, actor=boss)
+    ann = org.create_user(db=db, username="ann", business_unit_id=sales.id, actor=other)
+    marketer = org.get_role_by_name(db=db, name="Marketer")
+    org.assign_role(db=db, role_id=marketer.id, user_id=ann.id, actor=boss)
+    org.unassign_role(db=db, role_id=marketer.id, user_id=ann.id, actor=other)
 
     assert [e.action for e in _trail(db, action="role.")] == ["role.unassign", "role.assign"] + [
         "role.assign"
@@ -442,7 +444,7 @@ def test_the_trail_pages_newest_first_with_a_cursor(db: Session, boss: Principal
     cursor = None
     while True:
         page = org.audit_trail(
-            db, principal=boss, filters=audit.Filters(action="test."), cursor=cursor, limit=3
+            db=db, principal=boss, filters=audit.Filters(action="test."), cursor=cursor, limit=3
         )
         seen.extend(e.id for e in page.items)
         if page.next_cursor is None:
@@ -451,7 +453,7 @@ def test_the_trail_pages_newest_first_with_a_cursor(db: Session, boss: Principal
     assert len(seen) == 7 == len(set(seen))
     assert seen == sorted(seen, reverse=True)
     with pytest.raises(ValidationFailed) as err:
-        org.audit_trail(db, principal=boss, filters=audit.Filters(), cursor="forged")
+        org.audit_trail(db=db, principal=boss, filters=audit.Filters(), cursor="forged")
     assert err.value.field == "cursor"
 
 
@@ -459,4 +461,4 @@ def test_only_system_administrators_read_the_trail(db: Session) -> None:
     for role in ("Marketing Administrator", "Marketer"):
         reader = f.principal(db, f.user(db, role.replace(" ", "_").lower(), None, role))
         with pytest.raises(Forbidden):
-            org.audit_trail(db, principal=reader, filters=audit.Filters())
+            org.audit_trail(db=db, principal=reader, filters=audit.Filters())

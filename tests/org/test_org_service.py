@@ -43,15 +43,15 @@ def _closure_from_parents(db: Session) -> set[tuple[int, int, int]]:
 def _reparent_property(engine: Engine, moves: list[tuple[int, int]]) -> None:
     reset_database(engine)
     with Session(engine) as db:
-        ids = [org.get_root(db).id]
+        ids = [org.get_root(db=db).id]
         for i in range(1, 7):
-            ids.append(org.create_bu(db, name=f"N{i}", parent_id=ids[(i - 1) // 2]).id)
+            ids.append(org.create_bu(db=db, name=f"N{i}", parent_id=ids[(i - 1) // 2]).id)
         for child, parent in moves:
-            if ids[parent] in org.subtree_ids(db, ids[child]):
+            if ids[parent] in org.subtree_ids(db=db, bu_id=ids[child]):
                 with pytest.raises(ValidationFailed, match="under itself"):
-                    org.update_bu(db, bu_id=ids[child], parent_id=ids[parent])
+                    org.update_bu(db=db, bu_id=ids[child], parent_id=ids[parent])
             else:
-                org.update_bu(db, bu_id=ids[child], parent_id=ids[parent])
+                org.update_bu(db=db, bu_id=ids[child], parent_id=ids[parent])
             assert _closure(db) == _closure_from_parents(db)
         db.rollback()
 
@@ -62,28 +62,28 @@ def test_closure_table_matches_the_tree_after_any_reparenting(engine: Engine) ->
 
 def test_every_bu_gets_a_default_team_named_after_it(db: Session) -> None:
     bu = f.bu(db, "Nordics")
-    team = org.default_team(db, bu_id=bu.id)
+    team = org.default_team(db=db, bu_id=bu.id)
     assert team.name == "Nordics"
     assert team.is_default
-    org.update_bu(db, bu_id=bu.id, name="Nordic countries")
-    assert org.default_team(db, bu_id=bu.id).name == "Nordic countries"
+    org.update_bu(db=db, bu_id=bu.id, name="Nordic countries")
+    assert org.default_team(db=db, bu_id=bu.id).name == "Nordic countries"
 
 
 def test_default_team_is_removed_with_its_bu(db: Session) -> None:
     bu = f.bu(db, "Short lived")
-    team_id = org.default_team(db, bu_id=bu.id).id
-    org.delete_bu(db, bu_id=bu.id)
+    team_id = org.default_team(db=db, bu_id=bu.id).id
+    org.delete_bu(db=db, bu_id=bu.id)
     with pytest.raises(NotFound):
-        org.get_team(db, team_id=team_id)
+        org.get_team(db=db, team_id=team_id)
 
 
 def test_default_team_cannot_be_deleted_or_renamed(db: Session) -> None:
     bu = f.bu(db, "Fixed")
-    team = org.default_team(db, bu_id=bu.id)
+    team = org.default_team(db=db, bu_id=bu.id)
     with pytest.raises(Conflict):
-        org.delete_team(db, team_id=team.id)
+        org.delete_team(db=db, team_id=team.id)
     with pytest.raises(Conflict):
-        org.update_team(db, team_id=team.id, name="Other")
+        org.update_team(db=db, team_id=team.id, name="Other")
 
 
 def test_names_are_unique_case_insensitively(db: Session) -> None:
@@ -101,14 +101,14 @@ def test_team_owning_records_cannot_be_deleted(db: Session) -> None:
     team = f.team(db, "Owning team", bu)
     f.contact(db, team)
     with pytest.raises(Conflict, match="still owns records"):
-        org.delete_team(db, team_id=team.id)
+        org.delete_team(db=db, team_id=team.id)
 
 
 def test_moving_a_team_moves_the_records_it_owns(db: Session) -> None:
     a, b = f.bu(db, "From"), f.bu(db, "To")
     team = f.team(db, "Movers", a)
     record = f.contact(db, team)
-    org.update_team(db, team_id=team.id, business_unit_id=b.id)
+    org.update_team(db=db, team_id=team.id, business_unit_id=b.id)
     db.refresh(record)
     assert record.owning_bu_id == b.id
 
@@ -132,57 +132,57 @@ def test_role_privileges_are_validated_with_the_field_named(db: Session) -> None
 
 
 def test_builtin_roles_are_refreshed_and_cannot_be_edited(db: Session) -> None:
-    marketer = org.get_role_by_name(db, name="Marketer")
+    marketer = org.get_role_by_name(db=db, name="Marketer")
     db.execute(RolePrivilege.__table__.delete().where(RolePrivilege.role_id == marketer.id))
     defaults.ensure_defaults(db)
-    assert org.role_privileges(db, role_id=marketer.id)["contact"]["read"] == Level.BUSINESS_UNIT
+    assert org.role_privileges(db=db, role_id=marketer.id)["contact"]["read"] == Level.BUSINESS_UNIT
     with pytest.raises(Conflict):
-        org.update_role(db, role_id=marketer.id, name="Renamed")
+        org.update_role(db=db, role_id=marketer.id, name="Renamed")
     with pytest.raises(Conflict):
-        org.delete_role(db, role_id=marketer.id)
+        org.delete_role(db=db, role_id=marketer.id)
     names = set(db.execute(select(SecurityRole.name).where(SecurityRole.is_builtin)).scalars())
     assert names == {r.name for r in defaults.BUILTIN_ROLES}
 
 
 def test_tokens_are_stored_hashed_and_revocable(db: Session) -> None:
     u = f.user(db, "tok")
-    token, secret = org.create_token(db, user_id=u.id, name="laptop")
+    token, secret = org.create_token(db=db, user_id=u.id, name="laptop")
     assert secret.startswith("gly_")
     assert secret not in (token.token_hash, token.prefix)
-    assert org.authenticate_token(db, secret=secret).id == u.id
-    org.revoke_token(db, user_id=u.id, token_id=token.id)
+    assert org.authenticate_token(db=db, secret=secret).id == u.id
+    org.revoke_token(db=db, user_id=u.id, token_id=token.id)
     with pytest.raises(Unauthenticated):
-        org.authenticate_token(db, secret=secret)
+        org.authenticate_token(db=db, secret=secret)
 
 
 def test_disabled_user_tokens_are_refused(db: Session) -> None:
     u = f.user(db, "tok2")
-    _token, secret = org.create_token(db, user_id=u.id)
-    org.update_user(db, user_id=u.id, disabled=True)
+    _token, secret = org.create_token(db=db, user_id=u.id)
+    org.update_user(db=db, user_id=u.id, disabled=True)
     with pytest.raises(Unauthenticated, match="disabled"):
-        org.authenticate_token(db, secret=secret)
+        org.authenticate_token(db=db, secret=secret)
 
 
 def test_passwords_are_argon2_hashed_and_verified(db: Session) -> None:
-    u = org.create_user(db, username="pw", password="correct horse")
+    u = org.create_user(db=db, username="pw", password="correct horse")
     assert u.password_hash is not None
     assert u.password_hash.startswith("$argon2")
-    assert org.verify_password(db, username="pw", password="correct horse").id == u.id
+    assert org.verify_password(db=db, username="pw", password="correct horse").id == u.id
     with pytest.raises(Unauthenticated):
-        org.verify_password(db, username="pw", password="wrong horse")
+        org.verify_password(db=db, username="pw", password="wrong horse")
     with pytest.raises(ValidationFailed):
-        org.set_password(db, user_id=u.id, password="short")
+        org.set_password(db=db, user_id=u.id, password="short")
 
 
 def test_token_use_is_recorded_at_most_once_per_interval(db: Session) -> None:
     u = f.user(db, "tok3")
-    token, secret = org.create_token(db, user_id=u.id)
-    org.authenticate_token(db, secret=secret)
+    token, secret = org.create_token(db=db, user_id=u.id)
+    org.authenticate_token(db=db, secret=secret)
     first = token.last_used_at
     assert first is not None
-    org.authenticate_token(db, secret=secret)
+    org.authenticate_token(db=db, secret=secret)
     assert token.last_used_at == first  # a second request soon after writes nothing
     token.last_used_at = first - org.TOKEN_USE_RESOLUTION
-    org.authenticate_token(db, secret=secret)
+    org.authenticate_token(db=db, secret=secret)
     assert token.last_used_at is not None
     assert token.last_used_at > first - org.TOKEN_USE_RESOLUTION

@@ -287,32 +287,32 @@ def apply_actions(
 
 def build(db: Session, world: World) -> tuple[list[int], list[int], list[int]]:
     """Create the world through the real services; returns user ids and record ids."""
-    root = org.get_root(db)
+    root = org.get_root(db=db)
     bu_ids = [root.id]
     for i, parent in enumerate(world.parents[1:], start=1):
         assert parent is not None
-        bu_ids.append(org.create_bu(db, name=f"BU{i}", parent_id=bu_ids[parent]).id)
+        bu_ids.append(org.create_bu(db=db, name=f"BU{i}", parent_id=bu_ids[parent]).id)
     role_ids = [
         org.create_role(
-            db, name=f"R{i}", privileges={"contact": {p: Level(lv) for p, lv in privs.items()}}
+            db=db, name=f"R{i}", privileges={"contact": {p: Level(lv) for p, lv in privs.items()}}
         ).id
         for i, privs in enumerate(world.roles)
     ]
     user_ids = []
     for i, (b, roles, disabled) in enumerate(world.users):
-        u = org.create_user(db, username=f"u{i}", business_unit_id=bu_ids[b])
+        u = org.create_user(db=db, username=f"u{i}", business_unit_id=bu_ids[b])
         for r in roles:
-            org.assign_role(db, role_id=role_ids[r], user_id=u.id)
+            org.assign_role(db=db, role_id=role_ids[r], user_id=u.id)
         if disabled:
-            org.update_user(db, user_id=u.id, disabled=True)
+            org.update_user(db=db, user_id=u.id, disabled=True)
         user_ids.append(u.id)
     team_ids = []
     for i, (b, members, roles) in enumerate(world.teams):
-        t = org.create_team(db, name=f"T{i}", business_unit_id=bu_ids[b])
+        t = org.create_team(db=db, name=f"T{i}", business_unit_id=bu_ids[b])
         for m in members:
-            org.add_member(db, team_id=t.id, user_id=user_ids[m])
+            org.add_member(db=db, team_id=t.id, user_id=user_ids[m])
         for r in roles:
-            org.assign_role(db, role_id=role_ids[r], team_id=t.id)
+            org.assign_role(db=db, role_id=role_ids[r], team_id=t.id)
         team_ids.append(t.id)
     record_ids = []
     for kind, owner, b in world.records:

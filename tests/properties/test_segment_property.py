@@ -517,18 +517,18 @@ def _with_ids(tree: Any, b: Built) -> Any:
 
 def build(db: Session, w: World, now: datetime) -> Built:
     """Create the world through the services where they exist, rows where they do not."""
-    root = org.get_root(db)
+    root = org.get_root(db=db)
     bu_ids = [root.id]
     for i, parent in enumerate(w.parents[1:], start=1):
         assert parent is not None
-        bu_ids.append(org.create_bu(db, name=f"BU{i}", parent_id=bu_ids[parent]).id)
-    role_ids = [org.get_role_by_name(db, name=name).id for name in ROLES]
+        bu_ids.append(org.create_bu(db=db, name=f"BU{i}", parent_id=bu_ids[parent]).id)
+    role_ids = [org.get_role_by_name(db=db, name=name).id for name in ROLES]
     user_ids = []
     for i, (b, role) in enumerate(w.users):
-        u = org.create_user(db, username=f"u{i}", business_unit_id=bu_ids[b])
-        org.assign_role(db, role_id=role_ids[role], user_id=u.id)
+        u = org.create_user(db=db, username=f"u{i}", business_unit_id=bu_ids[b])
+        org.assign_role(db=db, role_id=role_ids[role], user_id=u.id)
         user_ids.append(u.id)
-    team_ids = [org.default_team(db, bu_id=b).id for b in bu_ids]
+    team_ids = [org.default_team(db=db, bu_id=b).id for b in bu_ids]
     created = [now - timedelta(days=p.age_days) + timedelta(hours=12) for p in w.people]
     contacts = []
     for i, p in enumerate(w.people):
@@ -589,8 +589,8 @@ def build(db: Session, w: World, now: datetime) -> Built:
                 )
             )
     db.add_all(MarketingListMember(list_id=lst.id, contact_id=contacts[p].id) for p in w.listed)
-    org.set_feature(db, name=org.BU_SCOPING, enabled=w.scoping, by_user_id=None)
-    org.set_feature(db, name=org.SEGMENT_TOTALS, enabled=w.totals, by_user_id=None)
+    org.set_feature(db=db, name=org.BU_SCOPING, enabled=w.scoping, by_user_id=None)
+    org.set_feature(db=db, name=org.SEGMENT_TOTALS, enabled=w.totals, by_user_id=None)
     db.flush()
     return Built(
         w, user_ids, [c.id for c in contacts], [e.id for e in events], lst.id, created, starts
@@ -611,9 +611,9 @@ def _check(engine: Engine, w: World) -> None:
         owner = load_principal(db, b.user_ids[w.owner])
         if refused_refs(w, w.owner):
             with pytest.raises(CriteriaError):
-                seg.create_segment(db, principal=owner, name="S", criteria=tree, scope=w.scope)
+                seg.create_segment(db=db, principal=owner, name="S", criteria=tree, scope=w.scope)
             return
-        segment = seg.create_segment(db, principal=owner, name="S", criteria=tree, scope=w.scope)
+        segment = seg.create_segment(db=db, principal=owner, name="S", criteria=tree, scope=w.scope)
         db.add(  # every viewer may open the segment; what they see of it is the question
             RecordShare(
                 record_type="segment",
@@ -639,7 +639,7 @@ def _check(engine: Engine, w: World) -> None:
         # oracle on its own (unscoped), so a wrong node cannot hide behind the others.
         for sub in subtrees(tree):
             for part in (sub, {"not": sub}):
-                stmt = seg.evaluate_statement(db, part, readers=(owner,))
+                stmt = seg.evaluate_statement(db=db, tree=part, readers=(owner,))
                 got = {c.id for c in db.execute(stmt).scalars()}
                 want = {
                     b.contact_ids[p]
@@ -654,7 +654,7 @@ def _check(engine: Engine, w: World) -> None:
             viewer = load_principal(db, user_id)
             if refused_refs(w, v):
                 with pytest.raises(CriteriaError):
-                    seg.preview(db, principal=viewer, criteria=tree, limit=0)
+                    seg.preview(db=db, principal=viewer, criteria=tree, limit=0)
                 continue
             v_sees, _ = readable_refs(w, v)
             expected_count = sum(
@@ -664,13 +664,13 @@ def _check(engine: Engine, w: World) -> None:
                 and may_read(readers, v, "read", p)
                 and (not w.scoping or w.people[p].bu == w.users[v][0])
             )
-            shown = seg.preview(db, principal=viewer, criteria=tree, limit=0)
+            shown = seg.preview(db=db, principal=viewer, criteria=tree, limit=0)
             assert shown.visible == expected_count, f"preview for u{v}"
 
         def check_viewers(source: str) -> None:
             for v, user_id in enumerate(b.user_ids):
                 shown = seg.members(
-                    db,
+                    db=db,
                     principal=load_principal(db, user_id),
                     segment_id=segment.id,
                     live=source == "live",
@@ -687,7 +687,7 @@ def _check(engine: Engine, w: World) -> None:
                 assert shown.total == (len(members) if w.totals else None)
 
         check_viewers("live")
-        result = seg.refresh(db, segment_id=segment.id)
+        result = seg.refresh(db=db, segment_id=segment.id)
         assert result is not None
         assert result.total == len(members)
         stored = set(

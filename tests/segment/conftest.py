@@ -35,12 +35,12 @@ class Org:
         return {self.contacts[n].id for n in names}
 
     def scoping(self, on: bool) -> None:
-        org.set_feature(self.db, name=org.BU_SCOPING, enabled=on, by_user_id=None)
+        org.set_feature(db=self.db, name=org.BU_SCOPING, enabled=on, by_user_id=None)
         self.db.commit()
 
     def segment(self, who: str, tree: Any = None, **kw: Any) -> int:
         s = seg.create_segment(
-            self.db,
+            db=self.db,
             principal=self.p(who),
             name=kw.pop("name", "S"),
             criteria=tree if tree is not None else {"contact": {"country": "JP"}},
@@ -60,7 +60,7 @@ class Org:
         return report
 
     def visible(self, who: str, segment_id: int) -> set[int]:
-        m = seg.members(self.db, principal=self.p(who), segment_id=segment_id, limit=500)
+        m = seg.members(db=self.db, principal=self.p(who), segment_id=segment_id, limit=500)
         assert m.visible == len(m.page.items)  # the count is the number of listed members
         return {c.id for c in m.page.items}
 
@@ -90,5 +90,5 @@ def acme(db: Session, session_factory: sessionmaker[Session]) -> Org:
         session_factory,
         users,
         contacts,
-        {"A": a.id, "A1": a1.id, "B": b.id, "root": org.get_root(db).id},
+        {"A": a.id, "A1": a1.id, "B": b.id, "root": org.get_root(db=db).id},
     )

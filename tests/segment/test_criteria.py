@@ -305,18 +305,18 @@ def test_valid_tree_reports_what_it_depends_on() -> None:
 
 
 def test_unreadable_list_is_not_found_at_its_path(acme: Org) -> None:
-    lst = seg.create_list(acme.db, principal=acme.p("uOrg"), name="A1 list")  # lives in A1
+    lst = seg.create_list(db=acme.db, principal=acme.p("uOrg"), name="A1 list")  # lives in A1
     tree = {"any": [{"contact": {"country": "JP"}}, {"list": lst.id}]}
     with pytest.raises(crit.CriteriaError) as err:
-        seg.parse_criteria(acme.db, acme.p("uA"), tree)
+        seg.parse_criteria(db=acme.db, principal=acme.p("uA"), tree=tree)
     assert err.value.field == "criteria.any[1].list"
     assert f"marketing list {lst.id} not found" in err.value.message
-    assert seg.parse_criteria(acme.db, acme.p("uOrg"), tree).list_ids == {lst.id}
+    assert seg.parse_criteria(db=acme.db, principal=acme.p("uOrg"), tree=tree).list_ids == {lst.id}
 
 
 def test_missing_list_is_not_found(acme: Org) -> None:
     with pytest.raises(crit.CriteriaError) as err:
-        seg.parse_criteria(acme.db, acme.p("uOrg"), {"not": {"list": 999}})
+        seg.parse_criteria(db=acme.db, principal=acme.p("uOrg"), tree={"not": {"list": 999}})
     assert err.value.field == "criteria.not.list"
     assert "not found" in err.value.message
 
@@ -331,15 +331,19 @@ def test_unreadable_event_is_not_found_at_its_path(acme: Org) -> None:
         ]
     }
     with pytest.raises(crit.CriteriaError) as err:
-        seg.parse_criteria(acme.db, acme.p("uA"), tree)
+        seg.parse_criteria(db=acme.db, principal=acme.p("uA"), tree=tree)
     assert err.value.field == "criteria.all[1].event.id"
     assert f"marketing event {ev_b.id} not found" in err.value.message
     with pytest.raises(crit.CriteriaError) as err:
         seg.parse_criteria(
-            acme.db, acme.p("uA"), {"participation": "attended", "event": {"id": ev_b.id}}
+            db=acme.db,
+            principal=acme.p("uA"),
+            tree={"participation": "attended", "event": {"id": ev_b.id}},
         )
     assert err.value.field == "criteria.event.id"
-    seg.parse_criteria(acme.db, acme.p("uOrg"), tree)  # organization-level reads both
+    seg.parse_criteria(
+        db=acme.db, principal=acme.p("uOrg"), tree=tree
+    )  # organization-level reads both
 
 
 # ---------------------------------------------------------------- contact fields
@@ -793,7 +797,9 @@ def _node_alone(db: Session, path: str, contact_id: int) -> bool:
 def test_explain_node_flags_agree_with_evaluating_each_node_alone(acme: Org, name: str) -> None:
     seg_id = acme.segment("uOrg", EXPLAINED, scope="organization")
     contact_id = acme.contacts[name].id
-    out = seg.explain(acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=contact_id)
+    out = seg.explain(
+        db=acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=contact_id
+    )
     assert [n["path"] for n in out["criteria"]] == [
         "criteria",
         "criteria.all[0]",
@@ -810,7 +816,9 @@ def test_explain_node_flags_agree_with_evaluating_each_node_alone(acme: Org, nam
     assert out["member"] == out["criteria"][0]["matched"]
     assert out["materialised_member"] is False  # not refreshed yet
     acme.drain()
-    again = seg.explain(acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=contact_id)
+    again = seg.explain(
+        db=acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=contact_id
+    )
     assert again["materialised_member"] == again["member"]
 
 
@@ -818,7 +826,7 @@ def test_explain_scope_block_names_the_bu_when_the_contact_is_outside(acme: Org)
     acme.scoping(True)
     seg_id = acme.segment("uA")  # business-unit scope: A
     outside = seg.explain(
-        acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=acme.contacts["c2"].id
+        db=acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=acme.contacts["c2"].id
     )
     assert outside["criteria"][0]["matched"] is True  # the criteria match c2 …
     assert outside["member"] is False  # … but c2 is in A1
@@ -833,13 +841,13 @@ def test_explain_scope_block_names_the_bu_when_the_contact_is_outside(acme: Org)
     assert f"BU {acme.bus['A1']}" in outside["why"]
     assert "business-unit scope" in outside["why"]
     inside = seg.explain(
-        acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=acme.contacts["c1"].id
+        db=acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=acme.contacts["c1"].id
     )
     assert inside["scope"]["passes"] is True
     assert (inside["member"], inside["why"]) == (True, "member")
     acme.scoping(False)
     off = seg.explain(
-        acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=acme.contacts["c2"].id
+        db=acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=acme.contacts["c2"].id
     )
     assert off["scope"]["applied"] == "organization"
     assert off["scope"]["passes"] is True
@@ -849,7 +857,7 @@ def test_explain_scope_block_names_the_bu_when_the_contact_is_outside(acme: Org)
 def test_explain_says_when_the_criteria_do_not_match(acme: Org) -> None:
     seg_id = acme.segment("uOrg", {"contact": {"country": "DE"}}, scope="organization")
     out = seg.explain(
-        acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=acme.contacts["c1"].id
+        db=acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=acme.contacts["c1"].id
     )
     assert out["member"] is False
     assert out["why"] == "the criteria do not match"
@@ -862,7 +870,11 @@ def test_explain_for_a_viewer_who_cannot_read_the_contact(acme: Org) -> None:
     c1 = acme.contacts["c1"].id  # in A: uB (Marketer in B) may not read it
     as_admin = f.principal(acme.db, admin)
     hidden = seg.explain(
-        acme.db, principal=as_admin, segment_id=seg_id, contact_id=c1, viewer_id=acme.users["uB"].id
+        db=acme.db,
+        principal=as_admin,
+        segment_id=seg_id,
+        contact_id=c1,
+        viewer_id=acme.users["uB"].id,
     )
     assert hidden["member"] is True
     assert hidden["viewer"]["user_id"] == acme.users["uB"].id
@@ -870,10 +882,14 @@ def test_explain_for_a_viewer_who_cannot_read_the_contact(acme: Org) -> None:
     assert hidden["viewer"]["sees_it"] is False
     assert hidden["viewer"]["access"].startswith("denied")
     shown = seg.explain(
-        acme.db, principal=as_admin, segment_id=seg_id, contact_id=c1, viewer_id=acme.users["uA"].id
+        db=acme.db,
+        principal=as_admin,
+        segment_id=seg_id,
+        contact_id=c1,
+        viewer_id=acme.users["uA"].id,
     )
     assert (shown["viewer"]["can_read"], shown["viewer"]["sees_it"]) == (True, True)
-    itself = seg.explain(acme.db, principal=as_admin, segment_id=seg_id, contact_id=c1)
+    itself = seg.explain(db=acme.db, principal=as_admin, segment_id=seg_id, contact_id=c1)
     assert itself["viewer"]["user_id"] == admin.id
     assert itself["viewer"]["can_read"] is True
 
@@ -883,7 +899,7 @@ def test_explain_for_another_viewer_needs_a_system_administrator(acme: Org) -> N
     c1 = acme.contacts["c1"].id
     with pytest.raises(Forbidden) as err:
         seg.explain(
-            acme.db,
+            db=acme.db,
             principal=acme.p("uOrg"),
             segment_id=seg_id,
             contact_id=c1,
@@ -891,7 +907,7 @@ def test_explain_for_another_viewer_needs_a_system_administrator(acme: Org) -> N
         )
     assert err.value.field == "viewer_id"
     own = seg.explain(
-        acme.db,
+        db=acme.db,
         principal=acme.p("uOrg"),
         segment_id=seg_id,
         contact_id=c1,
@@ -904,7 +920,7 @@ def test_explain_needs_read_on_the_contact(acme: Org) -> None:
     seg_id = acme.segment("uB", {"contact": {"country": "JP"}})
     with pytest.raises(NotFound):
         seg.explain(
-            acme.db, principal=acme.p("uB"), segment_id=seg_id, contact_id=acme.contacts["c1"].id
+            db=acme.db, principal=acme.p("uB"), segment_id=seg_id, contact_id=acme.contacts["c1"].id
         )
 
 

@@ -102,11 +102,11 @@ def test_relative_dates_near_the_ends_of_time_refresh_without_overflow(
 ) -> None:
     ids = [acme.segment("uOrg", tree, name=f"Edge {i}") for i, tree in enumerate(EDGES)]
     for segment_id in ids:
-        result = seg.refresh(acme.db, segment_id=segment_id, now=now)
+        result = seg.refresh(db=acme.db, segment_id=segment_id, now=now)
         assert result is not None
     acme.db.commit()
     # Contacts were created now, so of these only "between year 1 and 9999" and the whole
     # id range hold all three (the others depend on the clock, which is far away).
     uorg = acme.p("uOrg")
-    totals = [seg.get_segment(acme.db, principal=uorg, segment_id=i).member_total for i in ids]
+    totals = [seg.get_segment(db=acme.db, principal=uorg, segment_id=i).member_total for i in ids]
     assert totals[4] == totals[6] == 3

@@ -99,7 +99,7 @@ def test_refresh_reports_how_many_joined_and_left(acme: Org) -> None:
     results = refreshed(acme.drain())
     assert (results[jp].added, results[jp].removed) == (0, 1)
     assert (results[de].added, results[de].removed) == (1, 0)
-    again = seg.refresh(acme.db, segment_id=jp)
+    again = seg.refresh(db=acme.db, segment_id=jp)
     assert again is not None
     assert (again.added, again.removed, again.total) == (0, 0, 2)
 
@@ -114,7 +114,7 @@ def test_partial_refresh_leaves_untouched_members_alone(acme: Org) -> None:
     edit_country(acme, "c1", "DE")
     acme.drain()
     assert stored(acme, seg_id) == acme.ids("c2", "c3")
-    result = seg.refresh(acme.db, segment_id=seg_id)
+    result = seg.refresh(db=acme.db, segment_id=seg_id)
     assert result is not None
     assert (result.partial, result.removed) == (False, 1)
     assert stored(acme, seg_id) == acme.ids("c2")
@@ -122,8 +122,8 @@ def test_partial_refresh_leaves_untouched_members_alone(acme: Org) -> None:
 
 def test_list_changes_refresh_the_segments_using_that_list_only(acme: Org) -> None:
     admin = acme.p("uOrg")
-    vip = seg.create_list(acme.db, principal=admin, name="VIP")
-    other = seg.create_list(acme.db, principal=admin, name="Other")
+    vip = seg.create_list(db=acme.db, principal=admin, name="VIP")
+    other = seg.create_list(db=acme.db, principal=admin, name="Other")
     acme.db.commit()
     uses_vip = acme.segment("uOrg", {"list": vip.id}, scope="organization", name="VIP")
     uses_other = acme.segment("uOrg", {"not": {"list": other.id}}, scope="organization")
@@ -133,7 +133,7 @@ def test_list_changes_refresh_the_segments_using_that_list_only(acme: Org) -> No
     assert stored(acme, uses_other) == acme.ids("c1", "c2", "c3")
 
     seg.add_to_list(
-        acme.db, principal=admin, list_id=vip.id, contact_ids=sorted(acme.ids("c1", "c3"))
+        db=acme.db, principal=admin, list_id=vip.id, contact_ids=sorted(acme.ids("c1", "c3"))
     )
     acme.db.commit()
     report = acme.drain()
@@ -142,7 +142,7 @@ def test_list_changes_refresh_the_segments_using_that_list_only(acme: Org) -> No
     assert stored(acme, uses_vip) == acme.ids("c1", "c3")
 
     seg.remove_from_list(
-        acme.db, principal=admin, list_id=vip.id, contact_ids=[acme.contacts["c1"].id]
+        db=acme.db, principal=admin, list_id=vip.id, contact_ids=[acme.contacts["c1"].id]
     )
     acme.db.commit()
     report = acme.drain()
@@ -150,7 +150,7 @@ def test_list_changes_refresh_the_segments_using_that_list_only(acme: Org) -> No
     assert stored(acme, uses_vip) == acme.ids("c3")
 
     seg.add_to_list(
-        acme.db, principal=admin, list_id=other.id, contact_ids=[acme.contacts["c2"].id]
+        db=acme.db, principal=admin, list_id=other.id, contact_ids=[acme.contacts["c2"].id]
     )
     acme.db.commit()
     report = acme.drain()
@@ -206,7 +206,7 @@ def test_moving_a_user_rescopes_their_business_unit_segments(acme: Org) -> None:
     acme.drain()
     assert stored(acme, mine) == acme.ids("c1")
     assert stored(acme, theirs) == acme.ids("c3")
-    org.move_user(acme.db, user_id=acme.users["uA"].id, business_unit_id=acme.bus["B"])
+    org.move_user(db=acme.db, user_id=acme.users["uA"].id, business_unit_id=acme.bus["B"])
     acme.db.commit()
     assert acme.db.execute(select(DataChange.topic)).scalars().all() == ["owner"]
     report = acme.drain()

@@ -17,13 +17,13 @@ from tests.segment.conftest import Org
 
 
 def test_b4_scoping_is_off_by_default(acme: Org) -> None:
-    assert not seg.scoping_on(acme.db)
+    assert not seg.scoping_on(db=acme.db)
 
 
 def test_b4_switch_changes_are_audited_with_actor_and_previous_value(acme: Org) -> None:
     admin = acme.users["uOrg"]
-    org.set_feature(acme.db, name=org.BU_SCOPING, enabled=True, by_user_id=admin.id)
-    org.set_feature(acme.db, name=org.BU_SCOPING, enabled=True, by_user_id=admin.id)  # no-op
+    org.set_feature(db=acme.db, name=org.BU_SCOPING, enabled=True, by_user_id=admin.id)
+    org.set_feature(db=acme.db, name=org.BU_SCOPING, enabled=True, by_user_id=admin.id)  # no-op
     entries = list(
         acme.db.execute(
             select(AuditEntry).where(AuditEntry.action == "feature.set").order_by(AuditEntry.id)
@@ -37,7 +37,7 @@ def test_b4_switch_changes_are_audited_with_actor_and_previous_value(acme: Org) 
 
 def test_b4_unknown_feature_is_refused_naming_the_field(acme: Org) -> None:
     with pytest.raises(ValidationFailed) as err:
-        org.set_feature(acme.db, name="warp_drive", enabled=True, by_user_id=None)
+        org.set_feature(db=acme.db, name="warp_drive", enabled=True, by_user_id=None)
     assert err.value.field == "name"
 
 
@@ -91,7 +91,7 @@ def test_b5_bu_level_viewer_of_org_scoped_segment_sees_their_bu_members_and_that
     assert acme.visible("uA_deep", seg_id) == acme.ids("c1", "c2")
     assert acme.visible("uOrg", seg_id) == acme.ids("c1", "c2", "c3")
     counts = seg.segment_counts(
-        acme.db, principal=acme.p("uA"), segment=acme.db.get(Segment, seg_id)
+        db=acme.db, principal=acme.p("uA"), segment=acme.db.get(Segment, seg_id)
     )
     assert counts == {"visible": 1, "total": None, "source": "materialised"}
 
@@ -101,9 +101,9 @@ def test_b5_total_beside_visible_only_when_the_admin_setting_allows(acme: Org) -
     seg_id = acme.segment("uOrg", scope="organization")
     acme.share_with_everyone(seg_id)
     acme.drain()
-    assert seg.members(acme.db, principal=acme.p("uA"), segment_id=seg_id).total is None
-    org.set_feature(acme.db, name=org.SEGMENT_TOTALS, enabled=True, by_user_id=None)
-    shown = seg.members(acme.db, principal=acme.p("uA"), segment_id=seg_id)
+    assert seg.members(db=acme.db, principal=acme.p("uA"), segment_id=seg_id).total is None
+    org.set_feature(db=acme.db, name=org.SEGMENT_TOTALS, enabled=True, by_user_id=None)
+    shown = seg.members(db=acme.db, principal=acme.p("uA"), segment_id=seg_id)
     assert (shown.visible, shown.total) == (1, 3)
 
 
@@ -114,7 +114,9 @@ def test_b5_standard_marketer_cannot_set_organization_scope(acme: Org) -> None:
     assert err.value.field == "scope"
     seg_id = acme.segment("uA")
     with pytest.raises(Forbidden):
-        seg.update_segment(acme.db, principal=acme.p("uA"), segment_id=seg_id, scope="organization")
+        seg.update_segment(
+            db=acme.db, principal=acme.p("uA"), segment_id=seg_id, scope="organization"
+        )
 
 
 def test_b5_parent_child_manager_cannot_set_organization_scope(acme: Org) -> None:
@@ -147,10 +149,10 @@ def test_b5_with_scoping_off_every_segment_is_organization_scoped(acme: Org) -> 
 def test_b5_live_evaluation_equals_materialised_membership(acme: Org) -> None:
     acme.scoping(True)
     seg_id = acme.segment("uA")
-    before = seg.members(acme.db, principal=acme.p("uOrg"), segment_id=seg_id)
+    before = seg.members(db=acme.db, principal=acme.p("uOrg"), segment_id=seg_id)
     assert before.source == "live"  # never refreshed yet: evaluated on demand
     acme.drain()
-    after = seg.members(acme.db, principal=acme.p("uOrg"), segment_id=seg_id)
+    after = seg.members(db=acme.db, principal=acme.p("uOrg"), segment_id=seg_id)
     assert after.source == "materialised"
     assert {c.id for c in before.page.items} == {c.id for c in after.page.items}
 
@@ -158,7 +160,7 @@ def test_b5_live_evaluation_equals_materialised_membership(acme: Org) -> None:
 def test_b5_viewer_without_read_on_the_segment_gets_not_found(acme: Org) -> None:
     seg_id = acme.segment("uA")
     with pytest.raises(NotFound, match="not found"):
-        seg.members(acme.db, principal=acme.p("uB"), segment_id=seg_id)
+        seg.members(db=acme.db, principal=acme.p("uB"), segment_id=seg_id)
 
 
 # ---------------------------------------------------------------- B13: static segments
@@ -167,15 +169,15 @@ def test_b5_viewer_without_read_on_the_segment_gets_not_found(acme: Org) -> None
 def test_b13_static_segment_refused_while_scoping_is_on(acme: Org) -> None:
     acme.scoping(True)
     with pytest.raises(ValidationFailed) as err:
-        seg.create_segment(acme.db, principal=acme.p("uA"), name="S", kind="static")
+        seg.create_segment(db=acme.db, principal=acme.p("uA"), name="S", kind="static")
     assert err.value.field == "kind"
     assert "marketing list" in err.value.message
 
 
 def test_b13_static_segment_allowed_while_scoping_is_off(acme: Org) -> None:
-    s = seg.create_segment(acme.db, principal=acme.p("uA"), name="S", kind="static")
+    s = seg.create_segment(db=acme.db, principal=acme.p("uA"), name="S", kind="static")
     added = seg.add_static_members(
-        acme.db, principal=acme.p("uA"), segment_id=s.id, contact_ids=[acme.contacts["c1"].id]
+        db=acme.db, principal=acme.p("uA"), segment_id=s.id, contact_ids=[acme.contacts["c1"].id]
     )
     assert added.added == 1
     assert acme.visible("uA", s.id) == acme.ids("c1")
@@ -183,11 +185,14 @@ def test_b13_static_segment_allowed_while_scoping_is_off(acme: Org) -> None:
 
 def test_b13_list_inside_dynamic_segment_works_with_scoping_on(acme: Org) -> None:
     acme.scoping(True)
-    lst = seg.create_list(acme.db, principal=acme.p("uOrg"), name="VIP")
+    lst = seg.create_list(db=acme.db, principal=acme.p("uOrg"), name="VIP")
     seg.add_to_list(
-        acme.db, principal=acme.p("uOrg"), list_id=lst.id, contact_ids=sorted(acme.ids("c1", "c3"))
+        db=acme.db,
+        principal=acme.p("uOrg"),
+        list_id=lst.id,
+        contact_ids=sorted(acme.ids("c1", "c3")),
     )
-    seg.update_list(acme.db, principal=acme.p("uOrg"), list_id=lst.id, name="VIP")
+    seg.update_list(db=acme.db, principal=acme.p("uOrg"), list_id=lst.id, name="VIP")
     acme.db.commit()
     # uA cannot read uOrg's list (it lives in A1): the criteria must name a list they read.
     with pytest.raises(ValidationFailed, match=r"criteria.list: marketing list \d+ not found"):
@@ -201,13 +206,16 @@ def test_b13_list_inside_dynamic_segment_works_with_scoping_on(acme: Org) -> Non
 
 
 def test_b13_static_segment_made_before_scoping_is_kept_but_frozen(acme: Org) -> None:
-    s = seg.create_segment(acme.db, principal=acme.p("uA"), name="S", kind="static")
+    s = seg.create_segment(db=acme.db, principal=acme.p("uA"), name="S", kind="static")
     seg.add_static_members(
-        acme.db, principal=acme.p("uA"), segment_id=s.id, contact_ids=[acme.contacts["c1"].id]
+        db=acme.db, principal=acme.p("uA"), segment_id=s.id, contact_ids=[acme.contacts["c1"].id]
     )
     acme.scoping(True)
     assert acme.visible("uA", s.id) == acme.ids("c1")  # nothing lost
     with pytest.raises(ValidationFailed, match="unavailable while business unit scoping"):
         seg.remove_static_members(
-            acme.db, principal=acme.p("uA"), segment_id=s.id, contact_ids=[acme.contacts["c1"].id]
+            db=acme.db,
+            principal=acme.p("uA"),
+            segment_id=s.id,
+            contact_ids=[acme.contacts["c1"].id],
         )

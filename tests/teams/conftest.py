@@ -135,16 +135,18 @@ def connect(
     """Create the admin and connect with one of the fixture's applications; returns admin id."""
     app = tenant.app(app_index)
     with session_factory() as db, db.begin():
-        root = org.get_root(db)
+        root = org.get_root(db=db)
         admin = org.create_user(
-            db, username="admin", business_unit_id=root.id, email="admin@gatherly.example"
+            db=db, username="admin", business_unit_id=root.id, email="admin@gatherly.example"
         )
         org.assign_role(
-            db, role_id=org.get_role_by_name(db, name="System Administrator").id, user_id=admin.id
+            db=db,
+            role_id=org.get_role_by_name(db=db, name="System Administrator").id,
+            user_id=admin.id,
         )
         teams.connect(
-            db,
-            settings,
+            db=db,
+            settings=settings,
             tenant_id=tenant.tenant_id,
             client_id=app["appId"],
             client_secret=SecretStr(app["secret"]),
@@ -153,7 +155,7 @@ def connect(
             by_user_id=admin.id,
         )
         teams.update_settings(
-            db,
+            db=db,
             organizer_exclusion_domains=[EXCLUDED_ORGANIZER_DOMAIN],
             contact_exclusion_domains=[INTERNAL_DOMAIN],
         )

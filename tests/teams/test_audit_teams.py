@@ -59,13 +59,13 @@ def test_connect_settings_organizer_webinar_and_disconnect_are_audited(
         assert entry.details == {"client_secret_replaced": True}
 
         teams.update_settings(
-            db,
+            db=db,
             sync_enabled=False,
             contact_exclusion_domains=[INTERNAL_DOMAIN, "example.org"],
             sync_interval_minutes=30,
             by_user_id=connected.admin_id,
         )
-        teams.update_settings(db, sync_enabled=False, by_user_id=connected.admin_id)  # no-op
+        teams.update_settings(db=db, sync_enabled=False, by_user_id=connected.admin_id)  # no-op
         settings = _entries(db, "teams.settings")
         mine = [e for e in settings if e.actor_id == connected.admin_id]
         assert [(e.before, e.after) for e in mine] == [
@@ -97,8 +97,8 @@ def test_connect_settings_organizer_webinar_and_disconnect_are_audited(
             .limit(1)
         ).one()
         teams.update_organizer(
-            db,
-            admin,
+            db=db,
+            principal=admin,
             organizer_id=organizer.id,
             sync_new_by_default=not organizer.sync_new_by_default,
         )
@@ -115,7 +115,9 @@ def test_connect_settings_organizer_webinar_and_disconnect_are_audited(
         webinar = db.scalars(
             select(TeamsWebinar).where(TeamsWebinar.organizer_id == organizer.id).limit(1)
         ).one()
-        teams.set_webinar_sync(db, admin, webinar_id=webinar.id, enabled=not webinar.sync_enabled)
+        teams.set_webinar_sync(
+            db=db, principal=admin, webinar_id=webinar.id, enabled=not webinar.sync_enabled
+        )
         (ticked,) = _entries(db, "teams.webinar_sync")
         assert (ticked.target_type, ticked.target_id, ticked.target_label) == (
             "teams_webinar",
@@ -124,7 +126,7 @@ def test_connect_settings_organizer_webinar_and_disconnect_are_audited(
         )
         assert ticked.after == {"sync_enabled": webinar.sync_enabled}
 
-        teams.disconnect(db, by_user_id=connected.admin_id)
+        teams.disconnect(db=db, by_user_id=connected.admin_id)
         (gone,) = _entries(db, "teams.disconnect")
         assert gone.after is None
         assert gone.before is not None

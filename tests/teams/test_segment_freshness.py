@@ -24,14 +24,14 @@ def test_synced_attendance_reaches_attendance_segments_without_anyone_asking(
     with connected.session_factory() as db, db.begin():
         admin = load_principal(db, connected.admin_id)
         attended = seg.create_segment(
-            db,
+            db=db,
             principal=admin,
             name="Attended any webinar",
             criteria={"participation": "attended"},
             scope="organization",
         ).id
         registered_only = seg.create_segment(
-            db,
+            db=db,
             principal=admin,
             name="Registered, did not attend",
             criteria={"participation": "not_attended"},
@@ -55,7 +55,7 @@ def test_synced_attendance_reaches_attendance_segments_without_anyone_asking(
                 )
             ).scalars()
         )
-        members = seg.members(db, principal=admin, segment_id=attended, limit=500)
+        members = seg.members(db=db, principal=admin, segment_id=attended, limit=500)
         assert attendees
         assert {c.id for c in members.page.items} == attendees
         assert members.visible == len(attendees)
@@ -76,11 +76,11 @@ def test_synced_attendance_reaches_attendance_segments_without_anyone_asking(
             ).all()
         )
         expected = {contact for contact, event in registrations - attendance}
-        no_shows = seg.members(db, principal=admin, segment_id=registered_only, limit=500)
+        no_shows = seg.members(db=db, principal=admin, segment_id=registered_only, limit=500)
         assert expected
         assert {c.id for c in no_shows.page.items} == expected
         # A live evaluation agrees with the incrementally maintained membership.
-        live = seg.members(db, principal=admin, segment_id=registered_only, live=True, limit=500)
+        live = seg.members(db=db, principal=admin, segment_id=registered_only, live=True, limit=500)
         assert {c.id for c in live.page.items} == {c.id for c in no_shows.page.items}
 
 

@@ -55,8 +55,8 @@ def test_t1_connect_checks_token_and_names_missing_permissions(
     limited = tenant.app(1)
     with session_factory() as db:
         connection, check = teams.connect(
-            db,
-            connected.settings,
+            db=db,
+            settings=connected.settings,
             tenant_id=tenant.tenant_id,
             client_id=limited["appId"],
             client_secret=SecretStr(limited["secret"]),
@@ -83,8 +83,8 @@ def test_t1_wrong_secret_is_refused_and_nothing_saved(
         client_id = before.client_id
         with pytest.raises(ValidationFailed) as caught:
             teams.connect(
-                db,
-                connected.settings,
+                db=db,
+                settings=connected.settings,
                 tenant_id=tenant.tenant_id,
                 client_id=tenant.app(0)["appId"],
                 client_secret=SecretStr("not-the-secret"),
@@ -112,8 +112,8 @@ def test_t1_missing_required_permission_is_named(
     )
     with session_factory() as db, pytest.raises(ValidationFailed) as caught:
         teams.connect(
-            db,
-            connected.settings,
+            db=db,
+            settings=connected.settings,
             tenant_id=tenant.tenant_id,
             client_id="0f0f0f0f-1111-4222-8333-444455556666",
             client_secret=SecretStr("s3"),
@@ -182,7 +182,9 @@ def test_t3_excluded_organizer_webinars_are_never_synced(synced: Connected) -> N
         assert db.scalar(select(func.count()).where(TeamsWebinar.organizer_id == priya.id)) == 0
         admin = load_principal(db, synced.admin_id)
         with pytest.raises(Conflict):
-            teams.update_organizer(db, admin, organizer_id=priya.id, sync_new_by_default=True)
+            teams.update_organizer(
+                db=db, principal=admin, organizer_id=priya.id, sync_new_by_default=True
+            )
 
 
 def test_t3_internal_domain_never_becomes_a_contact(synced: Connected) -> None:
@@ -201,7 +203,7 @@ def test_t3_internal_domain_never_becomes_a_contact(synced: Connected) -> None:
 
 def test_t3_global_switch_off_syncs_nothing(connected: Connected) -> None:
     with connected.session_factory() as db, db.begin():
-        teams.update_settings(db, sync_enabled=False)
+        teams.update_settings(db=db, sync_enabled=False)
     report = connected.sync()
     assert report.errors[0]["code"] == "sync_disabled"
     with connected.session_factory() as db:
@@ -220,7 +222,9 @@ def test_t4_new_webinars_follow_the_organizers_default(
         assert not db.scalar(select(func.count()).where(TeamsWebinar.sync_enabled))
         marta = _organizer(db, "Marta Lindqvist")
         admin = load_principal(db, connected.admin_id)
-        teams.update_organizer(db, admin, organizer_id=marta.id, sync_new_by_default=True)
+        teams.update_organizer(
+            db=db, principal=admin, organizer_id=marta.id, sync_new_by_default=True
+        )
     new = dict(tenant.webinar("Spring Launch"))
     new["id"] = "0d0d0d0d-aaaa-4bbb-8ccc-0123456789ab@" + tenant.tenant_id
     new["displayName"] = "Brand New Webinar"
@@ -257,20 +261,22 @@ def test_t5_sync_now_pulls_one_unticked_webinar(connected: Connected) -> None:
 def test_t5_organizer_manages_only_their_own_webinars(connected: Connected) -> None:
     with connected.session_factory() as db, db.begin():
         marta_user = org.create_user(
-            db,
+            db=db,
             username="marta",
-            business_unit_id=org.get_root(db).id,
+            business_unit_id=org.get_root(db=db).id,
             email="Marta.Lindqvist@contoso.example",
         )
         marta_id = marta_user.id
     connected.sync()
     with connected.session_factory() as db, db.begin():
         marta = load_principal(db, marta_id)
-        mine = teams.list_webinars(db, marta)
+        mine = teams.list_webinars(db=db, principal=marta)
         assert mine
         assert {o.display_name for _, o in mine} == {"Marta Lindqvist"}
         webinar = mine[0][0]
-        assert teams.set_webinar_sync(db, marta, webinar_id=webinar.id, enabled=True).sync_enabled
+        assert teams.set_webinar_sync(
+            db=db, principal=marta, webinar_id=webinar.id, enabled=True
+        ).sync_enabled
         tomas_webinar = db.scalars(
             select(TeamsWebinar)
             .join(TeamsOrganizer)
@@ -278,7 +284,9 @@ def test_t5_organizer_manages_only_their_own_webinars(connected: Connected) -> N
         ).first()
         assert tomas_webinar is not None
         with pytest.raises(NotFound, match="no Teams webinar"):
-            teams.set_webinar_sync(db, marta, webinar_id=tomas_webinar.id, enabled=True)
+            teams.set_webinar_sync(
+                db=db, principal=marta, webinar_id=tomas_webinar.id, enabled=True
+            )
 
 
 # ---------------------------------------------------------------- T6 / T7 counts
@@ -347,7 +355,7 @@ def test_t8_contacts_have_name_and_email_only_and_are_not_duplicated(connected: 
     with connected.session_factory() as db, db.begin():
         existing = factories.contact(
             db,
-            org.get_user(db, user_id=connected.admin_id),
+            org.get_user(db=db, user_id=connected.admin_id),
             email="lukas.brennan@tailspin.example",
             first_name="Lukas",
             last_name="Existing",
@@ -633,7 +641,7 @@ def test_b8_with_scoping_on_identical_people_in_other_bus_are_separate(
             db, other_owner, email=email, first_name="Lukas", last_name="Emea"
         )
         other_id = other.id
-        org.set_feature(db, name=org.BU_SCOPING, enabled=True, by_user_id=connected.admin_id)
+        org.set_feature(db=db, name=org.BU_SCOPING, enabled=True, by_user_id=connected.admin_id)
     connected.full_sync()
     with connected.session_factory() as db:
         contacts = db.scalars(
@@ -641,7 +649,7 @@ def test_b8_with_scoping_on_identical_people_in_other_bus_are_separate(
         ).all()
         assert next(c.id for c in contacts) == other_id
         assert len(contacts) == 2
-        root = org.get_root(db).id
+        root = org.get_root(db=db).id
         assert contacts[1].owning_bu_id == root
         att = db.scalars(select(EventAttendance).where(EventAttendance.person_key == email)).first()
         assert att is not None
@@ -740,7 +748,9 @@ def _recordings_for(connected: Connected, name: str) -> None:
     with connected.session_factory() as db, db.begin():
         organizer = _organizer(db, name)
         admin = load_principal(db, connected.admin_id)
-        teams.update_organizer(db, admin, organizer_id=organizer.id, sync_recordings=True)
+        teams.update_organizer(
+            db=db, principal=admin, organizer_id=organizer.id, sync_recordings=True
+        )
 
 
 def test_t11_recordings_and_transcripts_sync_for_users_whose_setting_says_so(

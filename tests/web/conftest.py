@@ -126,7 +126,7 @@ def phone(browser: Browser, live: Live, session_factory: sessionmaker[Session]) 
 
 def with_password(db: Session, user: User) -> User:
     """Give a test user the shared test password so a browser can sign in as them."""
-    org.set_password(db, user_id=user.id, password=PASSWORD)
+    org.set_password(db=db, user_id=user.id, password=PASSWORD)
     return user
 
 

@@ -61,9 +61,9 @@ def o(db: Session) -> Org:
     gustav = with_password(db, f.user(db, "gustav", germany, "Marketer"))
     francois = with_password(db, f.user(db, "francois", france, "Marketer"))
     team = f.team(db, "Launch crew", germany, gustav, roles=("Marketing Assistant",))
-    role = {r.name: r.id for r in org.list_roles(db)}
+    role = {r.name: r.id for r in org.list_roles(db=db)}
     ids = Org(
-        root=org.get_root(db).id,
+        root=org.get_root(db=db).id,
         root_user=root_user.id,
         germany=germany.id,
         france=france.id,
@@ -71,7 +71,7 @@ def o(db: Session) -> Org:
         gustav=gustav.id,
         francois=francois.id,
         team=team.id,
-        germany_team=org.default_team(db, bu_id=germany.id).id,
+        germany_team=org.default_team(db=db, bu_id=germany.id).id,
         admin_role=role["System Administrator"],
         marketer_role=role["Marketer"],
         assistant_role=role["Marketing Assistant"],
@@ -85,15 +85,15 @@ def o(db: Session) -> Org:
 def _state(db: Session) -> tuple[Any, ...]:
     """Everything an admin page can change, read fresh from the database."""
     db.rollback()
-    users, _total = org.list_users(db)
-    teams = org.list_teams(db)
+    users, _total = org.list_users(db=db)
+    teams = org.list_teams(db=db)
     return (
-        sorted((b.name, b.parent_id) for b in org.list_bus(db)),
+        sorted((b.name, b.parent_id) for b in org.list_bus(db=db)),
         sorted((u.username, u.business_unit_id, u.disabled) for u in users),
-        org.role_names_by_user(db, user_ids={u.id for u in users}),
-        {t.name: [u.username for u in org.team_members(db, team_id=t.id)] for t in teams},
-        {t.name: [r.name for r in org.roles_of_team(db, team_id=t.id)] for t in teams},
-        [(sw.name, sw.enabled) for sw in org.features(db)],
+        org.role_names_by_user(db=db, user_ids={u.id for u in users}),
+        {t.name: [u.username for u in org.team_members(db=db, team_id=t.id)] for t in teams},
+        {t.name: [r.name for r in org.roles_of_team(db=db, team_id=t.id)] for t in teams},
+        [(sw.name, sw.enabled) for sw in org.features(db=db)],
     )
 
 
@@ -582,9 +582,9 @@ def test_an_admin_creates_a_bu_and_a_user_and_gives_them_the_marketer_role(
 
     # The new user can sign in and works as a Marketer in Austria.
     db.rollback()
-    anton = org.get_user_by_username(db, username="anton")
-    assert [r.name for r in org.roles_of_user(db, user_id=anton.id)] == ["Marketer"]
-    assert org.verify_password(db, username="anton", password="anton's password").id == anton.id
+    anton = org.get_user_by_username(db=db, username="anton")
+    assert [r.name for r in org.roles_of_user(db=db, user_id=anton.id)] == ["Marketer"]
+    assert org.verify_password(db=db, username="anton", password="anton's password").id == anton.id
 
 
 def test_deleting_a_bu_with_users_is_refused_inline_and_an_empty_one_goes(
@@ -625,7 +625,7 @@ def test_an_admin_switches_bu_scoping_on_and_sees_the_audit_entry(
     expect(audit_rows.nth(1)).to_contain_text("enabled: no → yes")
     shot(page, "admin-settings", live)
     db.rollback()
-    assert org.feature_enabled(db, org.BU_SCOPING)
+    assert org.feature_enabled(db=db, name=org.BU_SCOPING)
     assert [e.target_id for e in audit.entries(db, action="feature.")] == ["bu_scoping"]
 
 
@@ -725,7 +725,7 @@ def test_a_marketer_sees_no_change_buttons_and_a_forged_post_is_refused(
     assert refused.status == 403
     assert "you may not create this business_unit" in refused.text()
     db.rollback()
-    assert "Spain" not in {b.name for b in org.list_bus(db)}
+    assert "Spain" not in {b.name for b in org.list_bus(db=db)}
 
 
 def test_a_form_without_the_csrf_token_is_refused_in_the_browser(

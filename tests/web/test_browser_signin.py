@@ -62,8 +62,8 @@ def test_a_form_without_the_csrf_token_is_refused_and_changes_nothing(
 def test_a_disabled_user_gets_a_clear_page(page: Page, db: Session) -> None:
     _gustav(db)
     sign_in(page, "gustav")
-    user = org.get_user_by_username(db, username="gustav")
-    org.update_user(db, user_id=user.id, disabled=True)
+    user = org.get_user_by_username(db=db, username="gustav")
+    org.update_user(db=db, user_id=user.id, disabled=True)
     db.commit()
     page.goto("/")
     expect(page.get_by_role("heading", level=1)).to_contain_text("disabled")

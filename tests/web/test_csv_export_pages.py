@@ -38,14 +38,14 @@ def setup(db: Session) -> Setup:
     shown = evil.add_people(db, gustav)
     hidden = evil.add_hidden(db, francoise)
     segment = seg.create_segment(
-        db,
+        db=db,
         principal=f.principal(db, gustav),
         name="Evil",
         criteria={"contact": {"email": {"ends_with": evil.DOMAIN}}},
     )
-    mlist = seg.create_list(db, principal=f.principal(db, gustav), name="Evil list")
+    mlist = seg.create_list(db=db, principal=f.principal(db, gustav), name="Evil list")
     seg.add_to_list(
-        db, principal=f.principal(db, mara), list_id=mlist.id, contact_ids=[*shown, hidden]
+        db=db, principal=f.principal(db, mara), list_id=mlist.id, contact_ids=[*shown, hidden]
     )
     db.commit()
     return Setup(segment.id, mlist.id, shown, hidden)

@@ -39,8 +39,8 @@ def people(db: Session) -> People:
     root = with_password(db, f.user(db, "root", None, "System Administrator"))
     gustav = with_password(db, f.user(db, "gustav", germany, "Marketer"))
     francois = with_password(db, f.user(db, "francois", germany, "Marketer"))
-    g_token, _ = org.create_token(db, user_id=gustav.id, name="gustav-script")
-    f_token, _ = org.create_token(db, user_id=francois.id, name="francois-script")
+    g_token, _ = org.create_token(db=db, user_id=gustav.id, name="gustav-script")
+    f_token, _ = org.create_token(db=db, user_id=francois.id, name="francois-script")
     db.commit()
     return People(root.id, gustav.id, francois.id, g_token.id, f_token.id)
 
@@ -208,7 +208,7 @@ def test_the_admin_sets_the_token_lifetime_and_a_bad_one_is_said_inline(
     assert bad.status_code == 422
     assert "longer than the maximum" in bad.text
     assert 'value="400"' in bad.text  # what was typed stays
-    assert org.token_policy(db).default_days == 90
+    assert org.token_policy(db=db).default_days == 90
 
     saved = client.post(
         "/admin/settings/token-policy",
@@ -217,7 +217,7 @@ def test_the_admin_sets_the_token_lifetime_and_a_bad_one_is_said_inline(
     )
     assert saved.status_code == 303
     db.expire_all()
-    policy = org.token_policy(db)
+    policy = org.token_policy(db=db)
     assert (policy.default_days, policy.max_days) == (30, None)
     settings = client.get("/admin/settings")
     assert "settings.api_tokens" in settings.text  # in the recent entries
@@ -239,7 +239,7 @@ def test_the_audit_page_filters_pages_and_shows_before_and_after(
     client: TestClient, db: Session, people: People
 ) -> None:
     csrf = client_sign_in(client, "root")
-    marketer = org.get_role_by_name(db, name="Marketer").id
+    marketer = org.get_role_by_name(db=db, name="Marketer").id
     response = client.post(
         f"/admin/users/{people.francois}/roles/{marketer}/delete",
         data={"csrf": csrf},

@@ -57,7 +57,7 @@ class Acme:
 
     def segment(self, who: User, tree: Any = DE, **kw: Any) -> Segment:
         made = seg.create_segment(
-            self.db,
+            db=self.db,
             principal=f.principal(self.db, who),
             name=kw.pop("name", "German contacts"),
             criteria=tree,
@@ -67,10 +67,10 @@ class Acme:
         return made
 
     def mlist(self, who: User, name: str = "VIPs", *members: Contact) -> MarketingList:
-        made = seg.create_list(self.db, principal=f.principal(self.db, who), name=name)
+        made = seg.create_list(db=self.db, principal=f.principal(self.db, who), name=name)
         if members:
             seg.add_to_list(
-                self.db,
+                db=self.db,
                 principal=f.principal(self.db, who),
                 list_id=made.id,
                 contact_ids=[c.id for c in members],
@@ -344,7 +344,7 @@ def test_the_live_count_counts_only_readable_contacts(acme: Acme, as_user: Any) 
     assert 'hx-swap-oob="true"' in one_row.text
     mara = as_user("mara")
     assert "3 members you can see" in mara.post("/segments/preview", _form()).text
-    org.set_feature(acme.db, name=org.SEGMENT_TOTALS, enabled=True, by_user_id=None)
+    org.set_feature(db=acme.db, name=org.SEGMENT_TOTALS, enabled=True, by_user_id=None)
     acme.db.commit()
     gustav = as_user("gustav")
     # Even with totals on, an unsaved tree has no total (it would count what gustav
@@ -368,7 +368,7 @@ def test_pages_show_only_what_the_viewer_may_read(acme: Acme, as_user: Any) -> N
     shared = acme.segment(acme.mara, name="Everyone in DE", scope="organization")
     f.share_with_organization(acme.db, "segment", shared.id)
     french = acme.segment(acme.francoise, name="French secret")
-    seg.refresh(acme.db, segment_id=shared.id)
+    seg.refresh(db=acme.db, segment_id=shared.id)
     acme.db.commit()
     gustav = as_user("gustav")
     index = gustav.get("/segments").text
@@ -660,7 +660,7 @@ def test_build_a_segment_with_the_live_count_then_see_its_members(
 def test_a_bu_marketer_never_sees_another_bus_contacts(page: Page, acme: Acme, live: Live) -> None:
     shared = acme.segment(acme.mara, name="Everyone in DE", scope="organization")
     f.share_with_organization(acme.db, "segment", shared.id)
-    seg.refresh(acme.db, segment_id=shared.id)
+    seg.refresh(db=acme.db, segment_id=shared.id)
     acme.db.commit()
     sign_in(page, "gustav", next="/segments")
     expect(page.get_by_role("row", name=re.compile("Everyone in DE"))).to_contain_text("2")
@@ -681,7 +681,7 @@ def test_a_bu_marketer_never_sees_another_bus_contacts(page: Page, acme: Acme, l
 def test_the_scope_selector_offers_organization_only_to_org_level_marketers(
     page: Page, acme: Acme
 ) -> None:
-    org.set_feature(acme.db, name=org.BU_SCOPING, enabled=True, by_user_id=None)
+    org.set_feature(db=acme.db, name=org.BU_SCOPING, enabled=True, by_user_id=None)
     acme.db.commit()
     sign_in(page, "gustav", next="/segments/new")
     scope = page.get_by_label("Scope")

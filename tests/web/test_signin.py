@@ -22,7 +22,7 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def gustav(db: Session) -> int:
     user = f.user(db, "gustav", f.bu(db, "Germany"), "Marketer")
-    org.set_password(db, user_id=user.id, password=PASSWORD)
+    org.set_password(db=db, user_id=user.id, password=PASSWORD)
     db.commit()
     return user.id
 
@@ -105,7 +105,7 @@ def test_sign_out_needs_the_session_csrf_token_and_ends_the_session(
 def test_a_disabled_user_gets_a_clear_page(client: TestClient, db: Session, gustav: int) -> None:
     _sign_in(client, "gustav", PASSWORD)
     assert client.get("/").status_code == 200
-    org.update_user(db, user_id=gustav, disabled=True)
+    org.update_user(db=db, user_id=gustav, disabled=True)
     db.commit()
     page = client.get("/")
     assert page.status_code == 403

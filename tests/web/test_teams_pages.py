@@ -464,7 +464,7 @@ def test_an_excluded_organizers_webinar_cannot_be_ticked(as_user: SignIn, site: 
     # Priya's webinars are known from before her domain was excluded.
     for domains in ([], ["partner-agency.example"]):
         with site.session_factory() as db, db.begin():
-            teams.update_settings(db, organizer_exclusion_domains=domains)
+            teams.update_settings(db=db, organizer_exclusion_domains=domains)
         assert run_sync(site.session_factory, site.settings).status == "succeeded"
     agency = site.webinar("Agency Showcase")
     priya = site.organizer("Priya Natarajan")

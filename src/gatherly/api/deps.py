@@ -41,7 +41,7 @@ def current_principal(
     """The caller, from ``Authorization: Bearer <token>``; 401 without a valid token."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send an API token as 'Authorization: Bearer <token>'")
-    user = org_service.authenticate_token(db, secret=credentials.credentials)
+    user = org_service.authenticate_token(db=db, secret=credentials.credentials)
     if db.dirty:
         db.commit()  # keep last_used_at even when the route then fails
     return load_principal(db, user.id)

@@ -215,7 +215,7 @@ class OwnerNames:
 
 
 def owner_names(
-    db: Session, *, principal: access.Principal, records: Sequence[PersonMixin]
+    *, db: Session, principal: access.Principal, records: Sequence[PersonMixin]
 ) -> OwnerNames:
     """Names of the owners and owning BUs of ``records`` (records the caller already read).
 
@@ -247,11 +247,11 @@ def owner_names(
     return OwnerNames(owners=owners, business_units=bus)
 
 
-def resolve_owner(db: Session, owner: OwnerRef) -> int:
+def resolve_owner(*, db: Session, owner: OwnerRef) -> int:
     """The owning BU an owner implies; NotFound if the owner does not exist."""
     if owner.type == OWNER_USER:
-        return org_service.get_user(db, user_id=owner.id, field="owner.id").business_unit_id
-    return org_service.get_team(db, team_id=owner.id, field="owner.id").business_unit_id
+        return org_service.get_user(db=db, user_id=owner.id, field="owner.id").business_unit_id
+    return org_service.get_team(db=db, team_id=owner.id, field="owner.id").business_unit_id
 
 
 def _check_lead_links(
@@ -285,7 +285,7 @@ def create(
 ) -> PersonMixin:
     """Create a record owned by ``record_in.owner`` (default: the caller) in the owner's BU."""
     owner = record_in.owner or OwnerRef(type="user", id=principal.user_id)
-    bu_id = resolve_owner(db, owner)
+    bu_id = resolve_owner(db=db, owner=owner)
     access.can_create_in(
         db,
         principal,
@@ -362,7 +362,7 @@ def delete_record(*, db: Session, principal: access.Principal, kind: Kind, recor
 
 
 def is_tombstoned(
-    db: Session, *, record_type: str, email: str, owning_bu_id: int | None = None
+    *, db: Session, record_type: str, email: str, owning_bu_id: int | None = None
 ) -> bool:
     """True when a record with this email was deleted (in this BU, when one is given)."""
     stmt = select(Tombstone.id).where(
@@ -402,7 +402,7 @@ def assign(
     record = get(
         db=db, principal=principal, kind=kind, record_id=record_id, privilege=Privilege.ASSIGN
     )
-    bu_id = resolve_owner(db, owner)
+    bu_id = resolve_owner(db=db, owner=owner)
     if not _owner_can_read(db, owner, kind.record_type):
         raise ValidationFailed(
             f"the new owner ({owner.type} {owner.id}) has no read privilege on "
@@ -513,9 +513,9 @@ def share(
     else:
         principal_id = share_in.principal_id
         if share_in.principal_type == PRINCIPAL_USER:
-            org_service.get_user(db, user_id=principal_id, field="principal_id")
+            org_service.get_user(db=db, user_id=principal_id, field="principal_id")
         elif share_in.principal_type == PRINCIPAL_TEAM:
-            org_service.get_team(db, team_id=principal_id, field="principal_id")
+            org_service.get_team(db=db, team_id=principal_id, field="principal_id")
     held = access.held_rights(db, principal, kind.record_type, record)
     beyond = requested - held
     if beyond:

@@ -92,7 +92,9 @@ def audit_list(
         until=_instant(until, "until"),
     )
     with session_scope(Settings().database_url) as db:
-        found = service.audit_trail(db, principal=None, filters=filters, cursor=cursor, limit=limit)
+        found = service.audit_trail(
+            db=db, principal=None, filters=filters, cursor=cursor, limit=limit
+        )
         rows = [audit_dict(e) for e in found.items]
         changes = {e.id: e.changes for e in found.items}
     if as_json:
@@ -147,9 +149,11 @@ def tokens_list(
 ) -> None:
     """List API tokens with their status, last use and expiry."""
     with session_scope(Settings().database_url) as db:
-        user_id = org_service.find_user(db, ref=user, field="user").id if user else None
-        found = service.all_tokens(db, principal=None, user_id=user_id, status=status, limit=limit)
-        names = service.usernames(db, user_ids={t.user_id for t in found.items})
+        user_id = org_service.find_user(db=db, ref=user, field="user").id if user else None
+        found = service.all_tokens(
+            db=db, principal=None, user_id=user_id, status=status, limit=limit
+        )
+        names = service.usernames(db=db, user_ids={t.user_id for t in found.items})
         rows = [token_dict(t, names.get(t.user_id, "")) for t in found.items]
     if as_json:
         print_json(rows)
@@ -172,6 +176,6 @@ def tokens_list(
 def tokens_revoke(token_id: Annotated[int, typer.Argument(help="The token's id.")]) -> None:
     """Revoke any API token at once (audited as the system)."""
     with session_scope(Settings().database_url) as db:
-        token = service.revoke_token(db, token_id=token_id)
+        token = service.revoke_token(db=db, token_id=token_id)
         name = token.name
     out.print(f"token {token_id} ({name}) revoked", markup=False)

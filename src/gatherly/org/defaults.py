@@ -85,14 +85,14 @@ def ensure_defaults(db: Session, *, org_name: str = ROOT_BU_NAME) -> BusinessUni
     root = db.execute(select(BusinessUnit).where(BusinessUnit.parent_id.is_(None))).scalar()
     if root is None:
         root = service.create_bu(
-            db,
+            db=db,
             name=org_name,
             parent_id=None,
             description="The organisation: root of the business-unit tree.",
         )
     for role in BUILTIN_ROLES:
         service.sync_builtin_role(
-            db,
+            db=db,
             name=role.name,
             description=role.description,
             privileges=builtin_privileges(role),

@@ -36,7 +36,7 @@ def _require(
 
 
 def _role_out(db: Session, role: SecurityRole) -> s.RoleOut:
-    privileges = service.role_privileges(db, role_id=role.id)
+    privileges = service.role_privileges(db=db, role_id=role.id)
     return s.RoleOut(
         id=role.id,
         name=role.name,
@@ -49,7 +49,7 @@ def _role_out(db: Session, role: SecurityRole) -> s.RoleOut:
 
 @router.get("/me", tags=["me"], summary="Who you are and what your roles grant")
 def me(db: DbSession, principal: CurrentPrincipal) -> s.MeOut:
-    user = service.get_user(db, user_id=principal.user_id)
+    user = service.get_user(db=db, user_id=principal.user_id)
     return s.MeOut(
         user=s.UserOut.model_validate(user),
         system_administrator=principal.is_system_admin,
@@ -84,7 +84,11 @@ def create_bu(
 ) -> s.BusinessUnitOut:
     _require(db, principal, Privilege.CREATE, "business_unit")
     bu = service.create_bu(
-        db, name=body.name, parent_id=body.parent_id, description=body.description, actor=principal
+        db=db,
+        name=body.name,
+        parent_id=body.parent_id,
+        description=body.description,
+        actor=principal,
     )
     return s.BusinessUnitOut.model_validate(bu)
 
@@ -92,7 +96,7 @@ def create_bu(
 @router.get("/business-units/{bu_id}", tags=["business units"])
 def get_bu(bu_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.BusinessUnitOut:
     _require(db, principal, Privilege.READ, "business_unit")
-    return s.BusinessUnitOut.model_validate(service.get_bu(db, bu_id=bu_id, field="bu_id"))
+    return s.BusinessUnitOut.model_validate(service.get_bu(db=db, bu_id=bu_id, field="bu_id"))
 
 
 @router.patch(
@@ -105,7 +109,7 @@ def patch_bu(
 ) -> s.BusinessUnitOut:
     _require(db, principal, Privilege.WRITE, "business_unit")
     bu = service.update_bu(
-        db,
+        db=db,
         bu_id=bu_id,
         name=body.name,
         description=body.description,
@@ -123,7 +127,7 @@ def patch_bu(
 )
 def delete_bu(bu_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
     _require(db, principal, Privilege.DELETE, "business_unit")
-    service.delete_bu(db, bu_id=bu_id, actor=principal)
+    service.delete_bu(db=db, bu_id=bu_id, actor=principal)
     return no_content()
 
 
@@ -145,7 +149,7 @@ def list_users(
 def create_user(body: s.UserIn, db: DbSession, principal: CurrentPrincipal) -> s.UserOut:
     _require(db, principal, Privilege.CREATE, "user")
     user = service.create_user(
-        db,
+        db=db,
         username=body.username,
         email=body.email,
         full_name=body.full_name,
@@ -159,7 +163,7 @@ def create_user(body: s.UserIn, db: DbSession, principal: CurrentPrincipal) -> s
 @router.get("/users/{user_id}", tags=["users"])
 def get_user(user_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.UserOut:
     _require(db, principal, Privilege.READ, "user")
-    return s.UserOut.model_validate(service.get_user(db, user_id=user_id))
+    return s.UserOut.model_validate(service.get_user(db=db, user_id=user_id))
 
 
 @router.patch(
@@ -173,11 +177,11 @@ def patch_user(
     _require(db, principal, Privilege.WRITE, "user")
     changes = body.model_dump(include=body.model_fields_set & {"full_name", "email", "disabled"})
     user = service.update_user(
-        db, user_id=user_id, acting_user_id=principal.user_id, actor=principal, **changes
+        db=db, user_id=user_id, acting_user_id=principal.user_id, actor=principal, **changes
     )
     if body.business_unit_id is not None:
         user = service.move_user(
-            db,
+            db=db,
             user_id=user_id,
             business_unit_id=body.business_unit_id,
             move_records=body.move_records,
@@ -189,8 +193,8 @@ def patch_user(
 @router.get("/users/{user_id}/roles", tags=["users"])
 def user_roles(user_id: PathId, db: DbSession, principal: CurrentPrincipal) -> list[s.RoleOut]:
     _require(db, principal, Privilege.READ, "security_role")
-    service.get_user(db, user_id=user_id)
-    return [_role_out(db, r) for r in service.roles_of_user(db, user_id=user_id)]
+    service.get_user(db=db, user_id=user_id)
+    return [_role_out(db, r) for r in service.roles_of_user(db=db, user_id=user_id)]
 
 
 @router.post("/users/{user_id}/roles", status_code=204, tags=["users"])
@@ -198,8 +202,8 @@ def assign_user_role(
     user_id: PathId, body: s.RoleRef, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.ASSIGN, "security_role")
-    user = service.get_user(db, user_id=user_id)
-    service.assign_role(db, role_id=body.role_id, user_id=user.id, actor=principal)
+    user = service.get_user(db=db, user_id=user_id)
+    service.assign_role(db=db, role_id=body.role_id, user_id=user.id, actor=principal)
     return no_content()
 
 
@@ -208,8 +212,8 @@ def unassign_user_role(
     user_id: PathId, role_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.ASSIGN, "security_role")
-    user = service.get_user(db, user_id=user_id)
-    service.unassign_role(db, role_id=role_id, user_id=user.id, actor=principal)
+    user = service.get_user(db=db, user_id=user_id)
+    service.unassign_role(db=db, role_id=role_id, user_id=user.id, actor=principal)
     return no_content()
 
 
@@ -222,7 +226,7 @@ def _token_out(token: ApiToken) -> s.TokenOut:
 
 @router.get("/me/tokens", tags=["tokens"], summary="Your API tokens, newest first")
 def list_my_tokens(db: DbSession, principal: CurrentPrincipal) -> list[s.TokenOut]:
-    return [_token_out(t) for t in service.my_tokens(db, principal=principal)]
+    return [_token_out(t) for t in service.my_tokens(db=db, principal=principal)]
 
 
 @router.post(
@@ -233,7 +237,7 @@ def list_my_tokens(db: DbSession, principal: CurrentPrincipal) -> list[s.TokenOu
 )
 def create_my_token(body: s.TokenIn, db: DbSession, principal: CurrentPrincipal) -> s.TokenCreated:
     token, secret = service.create_my_token(
-        db,
+        db=db,
         principal=principal,
         name=body.name,
         expires_in_days=body.expires_in_days,
@@ -250,7 +254,7 @@ def create_my_token(body: s.TokenIn, db: DbSession, principal: CurrentPrincipal)
     summary="Revoke one of your tokens (anyone else's answers 404)",
 )
 def revoke_my_token(token_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
-    service.revoke_my_token(db, principal=principal, token_id=token_id)
+    service.revoke_my_token(db=db, principal=principal, token_id=token_id)
     return no_content()
 
 
@@ -272,7 +276,7 @@ def create_team(body: s.TeamIn, db: DbSession, principal: CurrentPrincipal) -> s
     _require(db, principal, Privilege.CREATE, "team")
     return _team_out(
         service.create_team(
-            db,
+            db=db,
             name=body.name,
             business_unit_id=body.business_unit_id,
             description=body.description,
@@ -284,7 +288,7 @@ def create_team(body: s.TeamIn, db: DbSession, principal: CurrentPrincipal) -> s
 @router.get("/teams/{team_id}", tags=["teams"])
 def get_team(team_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.TeamOut:
     _require(db, principal, Privilege.READ, "team")
-    return _team_out(service.get_team(db, team_id=team_id))
+    return _team_out(service.get_team(db=db, team_id=team_id))
 
 
 @router.patch("/teams/{team_id}", tags=["teams"])
@@ -294,7 +298,7 @@ def patch_team(
     _require(db, principal, Privilege.WRITE, "team")
     return _team_out(
         service.update_team(
-            db,
+            db=db,
             team_id=team_id,
             name=body.name,
             description=body.description,
@@ -307,15 +311,15 @@ def patch_team(
 @router.delete("/teams/{team_id}", status_code=204, tags=["teams"])
 def delete_team(team_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
     _require(db, principal, Privilege.DELETE, "team")
-    service.delete_team(db, team_id=team_id, actor=principal)
+    service.delete_team(db=db, team_id=team_id, actor=principal)
     return no_content()
 
 
 @router.get("/teams/{team_id}/members", tags=["teams"])
 def team_members(team_id: PathId, db: DbSession, principal: CurrentPrincipal) -> list[s.UserOut]:
     _require(db, principal, Privilege.READ, "team")
-    service.get_team(db, team_id=team_id)
-    return [s.UserOut.model_validate(u) for u in service.team_members(db, team_id=team_id)]
+    service.get_team(db=db, team_id=team_id)
+    return [s.UserOut.model_validate(u) for u in service.team_members(db=db, team_id=team_id)]
 
 
 @router.post("/teams/{team_id}/members", status_code=204, tags=["teams"])
@@ -323,7 +327,7 @@ def add_member(
     team_id: PathId, body: s.MemberIn, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.WRITE, "team")
-    service.add_member(db, team_id=team_id, user_id=body.user_id, actor=principal)
+    service.add_member(db=db, team_id=team_id, user_id=body.user_id, actor=principal)
     return no_content()
 
 
@@ -332,15 +336,15 @@ def remove_member(
     team_id: PathId, user_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.WRITE, "team")
-    service.remove_member(db, team_id=team_id, user_id=user_id, actor=principal)
+    service.remove_member(db=db, team_id=team_id, user_id=user_id, actor=principal)
     return no_content()
 
 
 @router.get("/teams/{team_id}/roles", tags=["teams"])
 def team_roles(team_id: PathId, db: DbSession, principal: CurrentPrincipal) -> list[s.RoleOut]:
     _require(db, principal, Privilege.READ, "security_role")
-    service.get_team(db, team_id=team_id)
-    return [_role_out(db, r) for r in service.roles_of_team(db, team_id=team_id)]
+    service.get_team(db=db, team_id=team_id)
+    return [_role_out(db, r) for r in service.roles_of_team(db=db, team_id=team_id)]
 
 
 @router.post("/teams/{team_id}/roles", status_code=204, tags=["teams"])
@@ -348,8 +352,8 @@ def assign_team_role(
     team_id: PathId, body: s.RoleRef, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.ASSIGN, "security_role")
-    team = service.get_team(db, team_id=team_id)
-    service.assign_role(db, role_id=body.role_id, team_id=team.id, actor=principal)
+    team = service.get_team(db=db, team_id=team_id)
+    service.assign_role(db=db, role_id=body.role_id, team_id=team.id, actor=principal)
     return no_content()
 
 
@@ -358,8 +362,8 @@ def unassign_team_role(
     team_id: PathId, role_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
     _require(db, principal, Privilege.ASSIGN, "security_role")
-    team = service.get_team(db, team_id=team_id)
-    service.unassign_role(db, role_id=role_id, team_id=team.id, actor=principal)
+    team = service.get_team(db=db, team_id=team_id)
+    service.unassign_role(db=db, role_id=role_id, team_id=team.id, actor=principal)
     return no_content()
 
 
@@ -380,7 +384,7 @@ def create_role(body: s.RoleIn, db: DbSession, principal: CurrentPrincipal) -> s
     return _role_out(
         db,
         service.create_role(
-            db,
+            db=db,
             name=body.name,
             description=body.description,
             privileges=privileges,
@@ -392,7 +396,7 @@ def create_role(body: s.RoleIn, db: DbSession, principal: CurrentPrincipal) -> s
 @router.get("/roles/{role_id}", tags=["roles"])
 def get_role(role_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.RoleOut:
     _require(db, principal, Privilege.READ, "security_role")
-    return _role_out(db, service.get_role(db, role_id=role_id))
+    return _role_out(db, service.get_role(db=db, role_id=role_id))
 
 
 @router.patch(
@@ -404,7 +408,7 @@ def patch_role(
     _require(db, principal, Privilege.WRITE, "security_role")
     privileges = None if body.privileges is None else service.validate_privileges(body.privileges)
     role = service.update_role(
-        db,
+        db=db,
         role_id=role_id,
         name=body.name,
         description=body.description,
@@ -417,7 +421,7 @@ def patch_role(
 @router.delete("/roles/{role_id}", status_code=204, tags=["roles"])
 def delete_role(role_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
     _require(db, principal, Privilege.DELETE, "security_role")
-    service.delete_role(db, role_id=role_id, actor=principal)
+    service.delete_role(db=db, role_id=role_id, actor=principal)
     return no_content()
 
 
@@ -436,7 +440,7 @@ def _feature_out(switch: FeatureSwitch) -> s.FeatureOut:
 
 @router.get("/admin/features", tags=["settings"], summary="Installation-wide feature switches")
 def list_features(db: DbSession, principal: CurrentPrincipal) -> list[s.FeatureOut]:
-    return [_feature_out(f) for f in service.features(db)]
+    return [_feature_out(f) for f in service.features(db=db)]
 
 
 @router.put(
@@ -448,7 +452,9 @@ def set_feature(
     name: str, body: s.FeatureIn, db: DbSession, principal: CurrentPrincipal
 ) -> s.FeatureOut:
     service.require_admin(principal)
-    switch = service.set_feature(db, name=name, enabled=body.enabled, by_user_id=principal.user_id)
+    switch = service.set_feature(
+        db=db, name=name, enabled=body.enabled, by_user_id=principal.user_id
+    )
     return _feature_out(switch)
 
 
@@ -466,7 +472,7 @@ def _policy_out(policy: service.TokenPolicy) -> s.TokenPolicyOut:
     summary="How long API tokens live (anyone signed in: the limits of their own tokens)",
 )
 def get_token_policy(db: DbSession, principal: CurrentPrincipal) -> s.TokenPolicyOut:
-    return _policy_out(service.token_policy(db))
+    return _policy_out(service.token_policy(db=db))
 
 
 @router.put(
@@ -478,7 +484,7 @@ def put_token_policy(
     body: s.TokenPolicyIn, db: DbSession, principal: CurrentPrincipal
 ) -> s.TokenPolicyOut:
     policy = service.set_token_policy(
-        db, principal=principal, default_days=body.default_days, max_days=body.max_days
+        db=db, principal=principal, default_days=body.default_days, max_days=body.max_days
     )
     return _policy_out(policy)
 
@@ -498,9 +504,9 @@ def list_all_tokens(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> Any:
     page = service.all_tokens(
-        db, principal=principal, user_id=user_id, status=status, cursor=cursor, limit=limit
+        db=db, principal=principal, user_id=user_id, status=status, cursor=cursor, limit=limit
     )
-    names = service.usernames(db, user_ids={t.user_id for t in page.items})
+    names = service.usernames(db=db, user_ids={t.user_id for t in page.items})
     items = [
         s.AdminTokenOut(
             **_token_out(t).model_dump(), user_id=t.user_id, username=names.get(t.user_id, "")
@@ -517,7 +523,7 @@ def list_all_tokens(
     summary="Revoke anyone's token (system administrators; audited)",
 )
 def revoke_any_token(token_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
-    service.revoke_any_token(db, principal=principal, token_id=token_id)
+    service.revoke_any_token(db=db, principal=principal, token_id=token_id)
     return no_content()
 
 
@@ -555,7 +561,9 @@ def list_audit(
         since=since,
         until=until,
     )
-    page = service.audit_trail(db, principal=principal, filters=filters, cursor=cursor, limit=limit)
+    page = service.audit_trail(
+        db=db, principal=principal, filters=filters, cursor=cursor, limit=limit
+    )
     return {
         "items": [s.AuditOut.model_validate(e) for e in page.items],
         "next_cursor": page.next_cursor,

@@ -60,7 +60,7 @@ _hasher = PasswordHasher()
 # ------------------------------------------------------------------ business units
 
 
-def get_root(db: Session) -> BusinessUnit:
+def get_root(*, db: Session) -> BusinessUnit:
     """The organisation (root BU)."""
     root = db.execute(select(BusinessUnit).where(BusinessUnit.parent_id.is_(None))).scalar()
     if root is None:
@@ -68,7 +68,7 @@ def get_root(db: Session) -> BusinessUnit:
     return root
 
 
-def get_bu(db: Session, *, bu_id: int, field: str = "business_unit_id") -> BusinessUnit:
+def get_bu(*, db: Session, bu_id: int, field: str = "business_unit_id") -> BusinessUnit:
     """A BU by id, or NotFound naming ``field``."""
     bu = db.get(BusinessUnit, bu_id)
     if bu is None:
@@ -122,8 +122,8 @@ def _log_bu(
 
 
 def create_bu(
-    db: Session,
     *,
+    db: Session,
     name: str,
     parent_id: int | None,
     description: str = "",
@@ -136,7 +136,7 @@ def create_bu(
         if db.execute(select(BusinessUnit.id).where(BusinessUnit.parent_id.is_(None))).first():
             raise ValidationFailed("a parent business unit is required", field="parent_id")
     else:
-        get_bu(db, bu_id=parent_id, field="parent_id")
+        get_bu(db=db, bu_id=parent_id, field="parent_id")
     bu = BusinessUnit(name=name, parent_id=parent_id, description=description)
     db.add(bu)
     db.flush()
@@ -165,7 +165,7 @@ def create_bu(
     return bu
 
 
-def subtree_ids(db: Session, bu_id: int) -> list[int]:
+def subtree_ids(*, db: Session, bu_id: int) -> list[int]:
     """Ids of ``bu_id`` and every BU below it."""
     return list(
         db.execute(
@@ -177,8 +177,8 @@ def subtree_ids(db: Session, bu_id: int) -> list[int]:
 
 
 def update_bu(
-    db: Session,
     *,
+    db: Session,
     bu_id: int,
     name: str | None = None,
     description: str | None = None,
@@ -190,10 +190,10 @@ def update_bu(
     Audited as ``business_unit.rename``, ``.move`` and ``.update`` (description), one
     entry for each that changed.
     """
-    bu = get_bu(db, bu_id=bu_id, field="bu_id")
+    bu = get_bu(db=db, bu_id=bu_id, field="bu_id")
     old = _bu_state(db, bu)
     if name is not None and name.strip() != bu.name:
-        team = default_team(db, bu_id=bu.id)
+        team = default_team(db=db, bu_id=bu.id)
         bu.name = _check_name_free(db, BusinessUnit, name, exclude_id=bu.id)
         _check_name_free(db, Team, name, exclude_id=team.id)
         team.name = bu.name
@@ -217,8 +217,8 @@ def update_bu(
 def _reparent(db: Session, bu: BusinessUnit, parent_id: int) -> None:
     if bu.parent_id is None:
         raise ValidationFailed("the root business unit cannot be moved", field="parent_id")
-    get_bu(db, bu_id=parent_id, field="parent_id")
-    moving = subtree_ids(db, bu.id)
+    get_bu(db=db, bu_id=parent_id, field="parent_id")
+    moving = subtree_ids(db=db, bu_id=bu.id)
     if parent_id in moving:
         raise ValidationFailed(
             "a business unit cannot be moved under itself or one of its descendants",
@@ -247,9 +247,9 @@ def _reparent(db: Session, bu: BusinessUnit, parent_id: int) -> None:
     bu.parent_id = parent_id
 
 
-def delete_bu(db: Session, *, bu_id: int, actor: Actor = None) -> None:
+def delete_bu(*, db: Session, bu_id: int, actor: Actor = None) -> None:
     """Delete an empty BU; refused while it has children, users, teams or records."""
-    bu = get_bu(db, bu_id=bu_id, field="bu_id")
+    bu = get_bu(db=db, bu_id=bu_id, field="bu_id")
     if bu.parent_id is None:
         raise Conflict("the root business unit cannot be deleted")
     reasons = []
@@ -273,7 +273,7 @@ def delete_bu(db: Session, *, bu_id: int, actor: Actor = None) -> None:
     db.flush()
 
 
-def org_totals(db: Session) -> dict[str, int]:
+def org_totals(*, db: Session) -> dict[str, int]:
     """How many BUs, users, teams and roles there are, by record type name."""
     models = {
         "business_unit": BusinessUnit,
@@ -287,12 +287,12 @@ def org_totals(db: Session) -> dict[str, int]:
     }
 
 
-def list_bus(db: Session) -> list[BusinessUnit]:
+def list_bus(*, db: Session) -> list[BusinessUnit]:
     """Every BU, by name (callers check read on business_unit first, as the API does)."""
     return list(db.execute(select(BusinessUnit).order_by(BusinessUnit.name)).scalars())
 
 
-def user_counts_by_bu(db: Session) -> dict[int, int]:
+def user_counts_by_bu(*, db: Session) -> dict[int, int]:
     """``{bu_id: number of users}`` for the BUs that have users."""
     rows = db.execute(
         select(User.business_unit_id, func.count()).group_by(User.business_unit_id)
@@ -300,7 +300,7 @@ def user_counts_by_bu(db: Session) -> dict[int, int]:
     return {bu_id: n for bu_id, n in rows}
 
 
-def default_team(db: Session, *, bu_id: int) -> Team:
+def default_team(*, db: Session, bu_id: int) -> Team:
     """The system-managed default team of a BU."""
     team = db.execute(select(Team).where(Team.default_for_bu_id == bu_id)).scalar_one()
     return team
@@ -309,7 +309,7 @@ def default_team(db: Session, *, bu_id: int) -> Team:
 # ------------------------------------------------------------------ users
 
 
-def get_user(db: Session, *, user_id: int, field: str = "user_id") -> User:
+def get_user(*, db: Session, user_id: int, field: str = "user_id") -> User:
     """A user by id, or NotFound naming ``field``."""
     user = db.get(User, user_id)
     if user is None:
@@ -317,7 +317,7 @@ def get_user(db: Session, *, user_id: int, field: str = "user_id") -> User:
     return user
 
 
-def get_user_by_username(db: Session, *, username: str, field: str = "username") -> User:
+def get_user_by_username(*, db: Session, username: str, field: str = "username") -> User:
     """A user by username, or NotFound naming ``field``."""
     user = db.execute(select(User).where(User.username == username)).scalar()
     if user is None:
@@ -325,21 +325,21 @@ def get_user_by_username(db: Session, *, username: str, field: str = "username")
     return user
 
 
-def find_user(db: Session, *, ref: str, field: str = "user") -> User:
+def find_user(*, db: Session, ref: str, field: str = "user") -> User:
     """A user by id or username (``--as 7`` or ``--as marta``), or NotFound naming ``field``."""
     user_id = parse_id(ref)
     if user_id is not None:
-        return get_user(db, user_id=user_id, field=field)
-    return get_user_by_username(db, username=ref, field=field)
+        return get_user(db=db, user_id=user_id, field=field)
+    return get_user_by_username(db=db, username=ref, field=field)
 
 
-def find_bu(db: Session, *, ref: str | None, field: str = "bu") -> BusinessUnit:
+def find_bu(*, db: Session, ref: str | None, field: str = "bu") -> BusinessUnit:
     """A business unit by id or name; the root BU when ``ref`` is None."""
     if ref is None:
-        return get_root(db)
+        return get_root(db=db)
     bu_id = parse_id(ref)
     if bu_id is not None:
-        return get_bu(db, bu_id=bu_id, field=field)
+        return get_bu(db=db, bu_id=bu_id, field=field)
     bu = db.scalar(select(BusinessUnit).where(BusinessUnit.name == ref))
     if bu is None:
         raise NotFound(f"business unit {ref!r} not found", field=field)
@@ -347,8 +347,8 @@ def find_bu(db: Session, *, ref: str | None, field: str = "bu") -> BusinessUnit:
 
 
 def create_user(
-    db: Session,
     *,
+    db: Session,
     username: str,
     business_unit_id: int | None = None,
     email: str | None = None,
@@ -362,7 +362,9 @@ def create_user(
         raise ValidationFailed("username must not be empty", field="username")
     if db.execute(select(User.id).where(func.lower(User.username) == username.lower())).first():
         raise Conflict(f"a user named {username!r} already exists", field="username")
-    bu_id = get_root(db).id if business_unit_id is None else get_bu(db, bu_id=business_unit_id).id
+    bu_id = (
+        get_root(db=db).id if business_unit_id is None else get_bu(db=db, bu_id=business_unit_id).id
+    )
     user = User(
         username=username,
         email=email,
@@ -372,7 +374,7 @@ def create_user(
     )
     db.add(user)
     db.flush()
-    db.add(TeamMember(team_id=default_team(db, bu_id=bu_id).id, user_id=user.id))
+    db.add(TeamMember(team_id=default_team(db=db, bu_id=bu_id).id, user_id=user.id))
     db.flush()
     _log_user(db, actor, "create", user, None, _user_state(db, user))
     return user
@@ -414,7 +416,7 @@ def _log_user(
     )
 
 
-def list_users(db: Session, *, search: str = "", limit: int = 100) -> tuple[list[User], int]:
+def list_users(*, db: Session, search: str = "", limit: int = 100) -> tuple[list[User], int]:
     """Users whose username, full name or email contains ``search`` (case-insensitive), by
     username, at most ``limit``; with the number that match."""
     stmt = select(User)
@@ -427,7 +429,7 @@ def list_users(db: Session, *, search: str = "", limit: int = 100) -> tuple[list
     return list(users), total
 
 
-def usernames(db: Session, *, user_ids: set[int]) -> dict[int, str]:
+def usernames(*, db: Session, user_ids: set[int]) -> dict[int, str]:
     """``{user_id: username}`` for the ids given."""
     if not user_ids:
         return {}
@@ -435,19 +437,19 @@ def usernames(db: Session, *, user_ids: set[int]) -> dict[int, str]:
     return {uid: name for uid, name in rows}
 
 
-def set_password(db: Session, *, user_id: int, password: str, actor: Actor = None) -> None:
+def set_password(*, db: Session, user_id: int, password: str, actor: Actor = None) -> None:
     """Store an argon2 hash of a new password (audited, without either password)."""
     if len(password) < 8:
         raise ValidationFailed("password must be at least 8 characters", field="password")
-    user = get_user(db, user_id=user_id)
+    user = get_user(db=db, user_id=user_id)
     had = user.password_hash is not None
     user.password_hash = _hasher.hash(password)
     _log_user(db, actor, "password", user, {"password_set": had}, {"password_set": True})
 
 
 def update_user(
-    db: Session,
     *,
+    db: Session,
     user_id: int,
     full_name: str = UNSET,
     email: str | None = UNSET,
@@ -469,7 +471,7 @@ def update_user(
             "you cannot disable your own account; another administrator must do it",
             field="disabled",
         )
-    user = get_user(db, user_id=user_id)
+    user = get_user(db=db, user_id=user_id)
     old = _user_state(db, user)
     if full_name is not UNSET:
         user.full_name = full_name
@@ -493,7 +495,7 @@ def update_user(
     return user
 
 
-def owned_record_count(db: Session, *, owner_type: str, owner_id: int) -> dict[str, int]:
+def owned_record_count(*, db: Session, owner_type: str, owner_id: int) -> dict[str, int]:
     """How many records of each owned type a user or team owns."""
     counts = {}
     for rtype in registry.owned_types():
@@ -507,8 +509,8 @@ def owned_record_count(db: Session, *, owner_type: str, owner_id: int) -> dict[s
 
 
 def move_user(
-    db: Session,
     *,
+    db: Session,
     user_id: int,
     business_unit_id: int,
     move_records: bool = True,
@@ -521,16 +523,16 @@ def move_user(
     follow them to the new BU (the classic model); without, records keep their owning BU
     and the user keeps owner access to them.
     """
-    user = get_user(db, user_id=user_id)
-    new_bu = get_bu(db, bu_id=business_unit_id)
+    user = get_user(db=db, user_id=user_id)
+    new_bu = get_bu(db=db, bu_id=business_unit_id)
     if new_bu.id == user.business_unit_id:
         return user
-    old_bu = get_bu(db, bu_id=user.business_unit_id)
-    old_team = default_team(db, bu_id=user.business_unit_id)
+    old_bu = get_bu(db=db, bu_id=user.business_unit_id)
+    old_team = default_team(db=db, bu_id=user.business_unit_id)
     db.execute(
         delete(TeamMember).where(TeamMember.team_id == old_team.id, TeamMember.user_id == user.id)
     )
-    db.add(TeamMember(team_id=default_team(db, bu_id=new_bu.id).id, user_id=user.id))
+    db.add(TeamMember(team_id=default_team(db=db, bu_id=new_bu.id).id, user_id=user.id))
     user.business_unit_id = new_bu.id
     if move_records:
         for rtype in registry.owned_types():
@@ -558,7 +560,7 @@ def move_user(
 # ------------------------------------------------------------------ teams
 
 
-def get_team(db: Session, *, team_id: int, field: str = "team_id") -> Team:
+def get_team(*, db: Session, team_id: int, field: str = "team_id") -> Team:
     """A team by id, or NotFound naming ``field``."""
     team = db.get(Team, team_id)
     if team is None:
@@ -591,11 +593,11 @@ def _log_team(db: Session, actor: Actor, action: str, team: Team, before: Any, a
 
 
 def create_team(
-    db: Session, *, name: str, business_unit_id: int, description: str = "", actor: Actor = None
+    *, db: Session, name: str, business_unit_id: int, description: str = "", actor: Actor = None
 ) -> Team:
     """Create an owner team in a BU."""
     name = _check_name_free(db, Team, name)
-    get_bu(db, bu_id=business_unit_id)
+    get_bu(db=db, bu_id=business_unit_id)
     team = Team(name=name, business_unit_id=business_unit_id, description=description)
     db.add(team)
     db.flush()
@@ -604,7 +606,7 @@ def create_team(
 
 
 def _manual_team(db: Session, team_id: int) -> Team:
-    team = get_team(db, team_id=team_id)
+    team = get_team(db=db, team_id=team_id)
     if team.is_default:
         raise Conflict(
             f"{team.name!r} is a default team: its members are always the users of its "
@@ -615,8 +617,8 @@ def _manual_team(db: Session, team_id: int) -> Team:
 
 
 def update_team(
-    db: Session,
     *,
+    db: Session,
     team_id: int,
     name: str | None = None,
     description: str | None = None,
@@ -624,7 +626,7 @@ def update_team(
     actor: Actor = None,
 ) -> Team:
     """Rename or describe a team, or move it (and the records it owns) to another BU."""
-    team = get_team(db, team_id=team_id)
+    team = get_team(db=db, team_id=team_id)
     old = _team_state(db, team)
     if name is not None and name.strip() != team.name:
         if team.is_default:
@@ -634,7 +636,7 @@ def update_team(
         team.description = description
     if business_unit_id is not None and business_unit_id != team.business_unit_id:
         _manual_team(db, team_id)
-        get_bu(db, bu_id=business_unit_id)
+        get_bu(db=db, bu_id=business_unit_id)
         team.business_unit_id = business_unit_id
         for rtype in registry.owned_types():
             m = rtype.model
@@ -650,12 +652,12 @@ def update_team(
     return team
 
 
-def delete_team(db: Session, *, team_id: int, actor: Actor = None) -> None:
+def delete_team(*, db: Session, team_id: int, actor: Actor = None) -> None:
     """Delete a team that owns no records (default teams go with their BU)."""
     team = _manual_team(db, team_id)
     owned = {
         k: v
-        for k, v in owned_record_count(db, owner_type=OWNER_TEAM, owner_id=team.id).items()
+        for k, v in owned_record_count(db=db, owner_type=OWNER_TEAM, owner_id=team.id).items()
         if v
     }
     if owned:
@@ -663,18 +665,18 @@ def delete_team(db: Session, *, team_id: int, actor: Actor = None) -> None:
         raise Conflict(f"team {team.name!r} still owns records ({listing}); reassign them first")
     before = {
         **_team_state(db, team),
-        "members": [u.username for u in team_members(db, team_id=team.id)],
-        "roles": [r.name for r in roles_of_team(db, team_id=team.id)],
+        "members": [u.username for u in team_members(db=db, team_id=team.id)],
+        "roles": [r.name for r in roles_of_team(db=db, team_id=team.id)],
     }
     _log_team(db, actor, "delete", team, before, None)
     db.delete(team)
     db.flush()
 
 
-def add_member(db: Session, *, team_id: int, user_id: int, actor: Actor = None) -> None:
+def add_member(*, db: Session, team_id: int, user_id: int, actor: Actor = None) -> None:
     """Add a user to a (non-default) team; adding twice is a no-op (and not audited)."""
     team = _manual_team(db, team_id)
-    user = get_user(db, user_id=user_id)
+    user = get_user(db=db, user_id=user_id)
     if db.get(TeamMember, (team.id, user_id)) is None:
         db.add(TeamMember(team_id=team.id, user_id=user_id))
         db.flush()
@@ -682,13 +684,13 @@ def add_member(db: Session, *, team_id: int, user_id: int, actor: Actor = None) 
         _log_team(db, actor, "member_add", team, None, member)
 
 
-def remove_member(db: Session, *, team_id: int, user_id: int, actor: Actor = None) -> None:
+def remove_member(*, db: Session, team_id: int, user_id: int, actor: Actor = None) -> None:
     """Remove a user from a (non-default) team; the team's paths end at once."""
     team = _manual_team(db, team_id)
     member = db.get(TeamMember, (team.id, user_id))
     if member is None:
         raise NotFound(f"user {user_id} is not a member of team {team.name!r}", field="user_id")
-    user = get_user(db, user_id=user_id)
+    user = get_user(db=db, user_id=user_id)
     db.delete(member)
     db.flush()
     _log_team(
@@ -696,7 +698,7 @@ def remove_member(db: Session, *, team_id: int, user_id: int, actor: Actor = Non
     )
 
 
-def team_members(db: Session, *, team_id: int) -> list[User]:
+def team_members(*, db: Session, team_id: int) -> list[User]:
     """The members of a team, by username."""
     return list(
         db.execute(
@@ -708,18 +710,18 @@ def team_members(db: Session, *, team_id: int) -> list[User]:
     )
 
 
-def list_teams(db: Session) -> list[Team]:
+def list_teams(*, db: Session) -> list[Team]:
     """Every team, by name."""
     return list(db.execute(select(Team).order_by(Team.name)).scalars())
 
 
-def member_counts(db: Session) -> dict[int, int]:
+def member_counts(*, db: Session) -> dict[int, int]:
     """``{team_id: number of members}`` for the teams that have members."""
     rows = db.execute(select(TeamMember.team_id, func.count()).group_by(TeamMember.team_id)).all()
     return {team_id: n for team_id, n in rows}
 
 
-def teams_of_user(db: Session, *, user_id: int) -> list[Team]:
+def teams_of_user(*, db: Session, user_id: int) -> list[Team]:
     """The teams a user belongs to (their BU's default team included), by name."""
     return list(
         db.execute(
@@ -736,7 +738,7 @@ def teams_of_user(db: Session, *, user_id: int) -> list[Team]:
 PrivilegeMap = dict[str, dict[str, Level]]
 
 
-def get_role(db: Session, *, role_id: int, field: str = "role_id") -> SecurityRole:
+def get_role(*, db: Session, role_id: int, field: str = "role_id") -> SecurityRole:
     """A role by id, or NotFound naming ``field``."""
     role = db.get(SecurityRole, role_id)
     if role is None:
@@ -744,7 +746,7 @@ def get_role(db: Session, *, role_id: int, field: str = "role_id") -> SecurityRo
     return role
 
 
-def get_role_by_name(db: Session, *, name: str) -> SecurityRole:
+def get_role_by_name(*, db: Session, name: str) -> SecurityRole:
     """A role by name (case-insensitive), or NotFound."""
     role = db.execute(
         select(SecurityRole).where(func.lower(SecurityRole.name) == name.lower())
@@ -754,7 +756,7 @@ def get_role_by_name(db: Session, *, name: str) -> SecurityRole:
     return role
 
 
-def role_privileges(db: Session, *, role_id: int) -> PrivilegeMap:
+def role_privileges(*, db: Session, role_id: int) -> PrivilegeMap:
     """``{record_type: {privilege: level}}`` of a role."""
     out: PrivilegeMap = {}
     rows = db.execute(select(RolePrivilege).where(RolePrivilege.role_id == role_id)).scalars()
@@ -816,7 +818,7 @@ def _role_state(db: Session, role: SecurityRole) -> dict[str, Any]:
     return {
         "name": role.name,
         "description": role.description,
-        "privileges": privilege_labels(role_privileges(db, role_id=role.id)),
+        "privileges": privilege_labels(role_privileges(db=db, role_id=role.id)),
     }
 
 
@@ -836,8 +838,8 @@ def _log_role(
 
 
 def create_role(
-    db: Session,
     *,
+    db: Session,
     name: str,
     description: str = "",
     privileges: PrivilegeMap,
@@ -854,7 +856,7 @@ def create_role(
 
 
 def _custom_role(db: Session, role_id: int) -> SecurityRole:
-    role = get_role(db, role_id=role_id)
+    role = get_role(db=db, role_id=role_id)
     if role.is_builtin:
         raise Conflict(
             f"{role.name!r} is a built-in role and is kept as shipped; copy it to change it"
@@ -863,8 +865,8 @@ def _custom_role(db: Session, role_id: int) -> SecurityRole:
 
 
 def update_role(
-    db: Session,
     *,
+    db: Session,
     role_id: int,
     name: str | None = None,
     description: str | None = None,
@@ -888,7 +890,7 @@ def update_role(
     return role
 
 
-def delete_role(db: Session, *, role_id: int, actor: Actor = None) -> None:
+def delete_role(*, db: Session, role_id: int, actor: Actor = None) -> None:
     """Delete a custom role and its assignments (the trail keeps who held it)."""
     role = _custom_role(db, role_id)
     users = db.execute(
@@ -919,7 +921,9 @@ def _log_assignment(
     team_id: int | None,
 ) -> None:
     holder: User | Team = (
-        get_user(db, user_id=user_id) if user_id is not None else get_team(db, team_id=team_id or 0)
+        get_user(db=db, user_id=user_id)
+        if user_id is not None
+        else get_team(db=db, team_id=team_id or 0)
     )
     state = {"role_id": role.id, "role": role.name}
     audit.log(
@@ -935,23 +939,23 @@ def _log_assignment(
 
 
 def assign_role(
-    db: Session,
     *,
+    db: Session,
     role_id: int,
     user_id: int | None = None,
     team_id: int | None = None,
     actor: Actor = None,
 ) -> None:
     """Give a role to a user or a team (idempotent: a repeat is neither stored nor audited)."""
-    role = get_role(db, role_id=role_id)
+    role = get_role(db=db, role_id=role_id)
     added = False
     if user_id is not None:
-        get_user(db, user_id=user_id)
+        get_user(db=db, user_id=user_id)
         if db.get(UserRole, (user_id, role_id)) is None:
             db.add(UserRole(user_id=user_id, role_id=role_id))
             added = True
     elif team_id is not None:
-        get_team(db, team_id=team_id)
+        get_team(db=db, team_id=team_id)
         if db.get(TeamRole, (team_id, role_id)) is None:
             db.add(TeamRole(team_id=team_id, role_id=role_id))
             added = True
@@ -963,8 +967,8 @@ def assign_role(
 
 
 def unassign_role(
-    db: Session,
     *,
+    db: Session,
     role_id: int,
     user_id: int | None = None,
     team_id: int | None = None,
@@ -978,13 +982,13 @@ def unassign_role(
         link = db.get(TeamRole, (team_id, role_id))
     if link is None:
         raise NotFound(f"role {role_id} is not assigned there", field="role_id")
-    role = get_role(db, role_id=role_id)
+    role = get_role(db=db, role_id=role_id)
     db.delete(link)
     db.flush()
     _log_assignment(db, actor, "unassign", role, user_id=user_id, team_id=team_id)
 
 
-def roles_of_user(db: Session, *, user_id: int) -> list[SecurityRole]:
+def roles_of_user(*, db: Session, user_id: int) -> list[SecurityRole]:
     """Roles assigned directly to a user."""
     return list(
         db.execute(
@@ -996,7 +1000,7 @@ def roles_of_user(db: Session, *, user_id: int) -> list[SecurityRole]:
     )
 
 
-def roles_of_team(db: Session, *, team_id: int) -> list[SecurityRole]:
+def roles_of_team(*, db: Session, team_id: int) -> list[SecurityRole]:
     """Roles assigned to a team."""
     return list(
         db.execute(
@@ -1008,12 +1012,12 @@ def roles_of_team(db: Session, *, team_id: int) -> list[SecurityRole]:
     )
 
 
-def list_roles(db: Session) -> list[SecurityRole]:
+def list_roles(*, db: Session) -> list[SecurityRole]:
     """Every role, by name."""
     return list(db.execute(select(SecurityRole).order_by(SecurityRole.name)).scalars())
 
 
-def role_names_by_user(db: Session, *, user_ids: set[int]) -> dict[int, list[str]]:
+def role_names_by_user(*, db: Session, user_ids: set[int]) -> dict[int, list[str]]:
     """``{user_id: [role name, …]}`` of the roles assigned directly to these users."""
     if not user_ids:
         return {}
@@ -1030,8 +1034,8 @@ def role_names_by_user(db: Session, *, user_ids: set[int]) -> dict[int, list[str
 
 
 def sync_builtin_role(
-    db: Session,
     *,
+    db: Session,
     name: str,
     description: str,
     privileges: PrivilegeMap,
@@ -1085,7 +1089,7 @@ class TokenPolicy:
         return {"default_days": self.default_days, "max_days": self.max_days}
 
 
-def token_policy(db: Session) -> TokenPolicy:
+def token_policy(*, db: Session) -> TokenPolicy:
     """The administrator's token policy, or the built-in one (90 days, at most 365)."""
     row = db.get(InstallationSetting, TOKEN_POLICY)
     if row is None:
@@ -1111,7 +1115,7 @@ def require_admin(principal: Principal) -> None:
 
 
 def set_token_policy(
-    db: Session, *, principal: Principal, default_days: int | None, max_days: int | None
+    *, db: Session, principal: Principal, default_days: int | None, max_days: int | None
 ) -> TokenPolicy:
     """Change the token policy (system administrators; audited). Tokens already made keep
     their expiry.
@@ -1134,7 +1138,7 @@ def set_token_policy(
                 f"maximum ({policy.max_days} days)",
                 field="default_days",
             )
-    old = token_policy(db)
+    old = token_policy(db=db)
     row = db.get(InstallationSetting, TOKEN_POLICY)
     if row is None:
         row = InstallationSetting(name=TOKEN_POLICY)
@@ -1230,8 +1234,8 @@ def _token_label(token: ApiToken, username: str) -> str:
 
 
 def create_token(
-    db: Session,
     *,
+    db: Session,
     user_id: int,
     name: str = "api",
     expires_in_days: int | None = None,
@@ -1241,10 +1245,10 @@ def create_token(
 ) -> tuple[ApiToken, str]:
     """Create a token under the token policy (audited); returns the row and the secret,
     which is never stored nor shown again."""
-    user = get_user(db, user_id=user_id)
+    user = get_user(db=db, user_id=user_id)
     now = utcnow()
     expiry = token_expiry(
-        token_policy(db),
+        token_policy(db=db),
         now=now,
         expires_in_days=expires_in_days,
         expires_at=expires_at,
@@ -1279,7 +1283,7 @@ def create_token(
     return token, secret
 
 
-def list_tokens(db: Session, *, user_id: int) -> list[ApiToken]:
+def list_tokens(*, db: Session, user_id: int) -> list[ApiToken]:
     """A user's tokens (without secrets), newest first."""
     return list(
         db.execute(
@@ -1289,7 +1293,7 @@ def list_tokens(db: Session, *, user_id: int) -> list[ApiToken]:
 
 
 def revoke_token(
-    db: Session, *, token_id: int, user_id: int | None = None, actor: Actor = None
+    *, db: Session, token_id: int, user_id: int | None = None, actor: Actor = None
 ) -> ApiToken:
     """Revoke a token at once (audited; revoking again changes nothing). With ``user_id``
     the token must be that user's: another user's token is NotFound, like a missing one."""
@@ -1299,7 +1303,7 @@ def revoke_token(
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         db.flush()
-        owner = get_user(db, user_id=token.user_id)
+        owner = get_user(db=db, user_id=token.user_id)
         audit.log(
             db,
             actor=actor,
@@ -1314,14 +1318,14 @@ def revoke_token(
     return token
 
 
-def my_tokens(db: Session, *, principal: Principal) -> list[ApiToken]:
+def my_tokens(*, db: Session, principal: Principal) -> list[ApiToken]:
     """The caller's own tokens, newest first."""
-    return list_tokens(db, user_id=principal.user_id)
+    return list_tokens(db=db, user_id=principal.user_id)
 
 
 def create_my_token(
-    db: Session,
     *,
+    db: Session,
     principal: Principal,
     name: str = "api",
     expires_in_days: int | None = None,
@@ -1330,7 +1334,7 @@ def create_my_token(
 ) -> tuple[ApiToken, str]:
     """A new token for the caller, under the token policy; the secret is returned once."""
     return create_token(
-        db,
+        db=db,
         user_id=principal.user_id,
         name=name,
         expires_in_days=expires_in_days,
@@ -1340,17 +1344,17 @@ def create_my_token(
     )
 
 
-def revoke_my_token(db: Session, *, principal: Principal, token_id: int) -> ApiToken:
+def revoke_my_token(*, db: Session, principal: Principal, token_id: int) -> ApiToken:
     """Revoke one of the caller's tokens; anyone else's is NotFound (ids do not leak)."""
-    return revoke_token(db, token_id=token_id, user_id=principal.user_id, actor=principal)
+    return revoke_token(db=db, token_id=token_id, user_id=principal.user_id, actor=principal)
 
 
 TOKEN_STATUSES = (TOKEN_ACTIVE, TOKEN_EXPIRED, TOKEN_REVOKED)
 
 
 def all_tokens(
-    db: Session,
     *,
+    db: Session,
     principal: Principal | None,
     user_id: int | None = None,
     status: str | None = None,
@@ -1393,13 +1397,13 @@ def all_tokens(
     )
 
 
-def revoke_any_token(db: Session, *, principal: Principal, token_id: int) -> ApiToken:
+def revoke_any_token(*, db: Session, principal: Principal, token_id: int) -> ApiToken:
     """Revoke anyone's token (system administrators; audited)."""
     require_admin(principal)
-    return revoke_token(db, token_id=token_id, actor=principal)
+    return revoke_token(db=db, token_id=token_id, actor=principal)
 
 
-def authenticate_token(db: Session, *, secret: str) -> User:
+def authenticate_token(*, db: Session, secret: str) -> User:
     """The active user behind a bearer token; records its use at most once a minute.
 
     Raises:
@@ -1433,8 +1437,8 @@ def authenticate_token(db: Session, *, secret: str) -> User:
 
 
 def audit_trail(
-    db: Session,
     *,
+    db: Session,
     principal: Principal | None,
     filters: audit.Filters,
     cursor: str | None = None,
@@ -1452,7 +1456,7 @@ def audit_trail(
     return audit.search(db, filters, cursor=cursor, limit=limit)
 
 
-def verify_password(db: Session, *, username: str, password: str) -> User:
+def verify_password(*, db: Session, username: str, password: str) -> User:
     """The active user with this username and password, or Unauthenticated."""
     user = db.execute(select(User).where(User.username == username)).scalar()
     try:
@@ -1478,13 +1482,13 @@ FEATURES = {
 }
 
 
-def feature_enabled(db: Session, name: str) -> bool:
+def feature_enabled(*, db: Session, name: str) -> bool:
     """Whether an installation-wide switch is on (absent means off)."""
     switch = db.get(FeatureSwitch, name)
     return bool(switch and switch.enabled)
 
 
-def set_feature(db: Session, *, name: str, enabled: bool, by_user_id: int | None) -> FeatureSwitch:
+def set_feature(*, db: Session, name: str, enabled: bool, by_user_id: int | None) -> FeatureSwitch:
     """Turn a switch on or off, audited; data is never touched, only how it is read from now
     on. Flipping BU scoping recomputes every segment's membership (on the worker)."""
     if name not in FEATURES:
@@ -1517,7 +1521,7 @@ def set_feature(db: Session, *, name: str, enabled: bool, by_user_id: int | None
     return switch
 
 
-def features(db: Session) -> list[FeatureSwitch]:
+def features(*, db: Session) -> list[FeatureSwitch]:
     """Every known switch with its state (absent ones shown as off, never changed)."""
     stored = {f.name: f for f in db.execute(select(FeatureSwitch)).scalars()}
     return [stored.get(name) or FeatureSwitch(name=name, enabled=False) for name in FEATURES]
@@ -1545,9 +1549,9 @@ def explain_access(
     else:
         access_engine.require(db, principal, Privilege.WRITE, "user")
         found = (
-            get_user(db, user_id=user)
+            get_user(db=db, user_id=user)
             if isinstance(user, int)
-            else get_user_by_username(db, username=str(user))
+            else get_user_by_username(db=db, username=str(user))
         )
         subject = directory.load_principal(db, found.id)
     rtype = registry.get(record_type)

@@ -178,7 +178,7 @@ def _segment_dict(db: Session, s: Segment) -> dict[str, Any]:
         "description": s.description,
         "kind": s.kind,
         "scope": s.scope,
-        "applied_scope": service.effective_scope(db, s),
+        "applied_scope": service.effective_scope(db=db, segment=s),
         "owner": {"type": s.owner_type, "id": s.owner_id},
         "owner_name": _owner_name(db, s.owner_type, s.owner_id),
         "owning_bu_id": s.owning_bu_id,
@@ -232,7 +232,7 @@ def segments_create(
     tree = _read_criteria(criteria, criteria_file)
     with acting(as_user) as (db, principal), _criteria_errors():
         segment = service.create_segment(
-            db,
+            db=db,
             principal=principal,
             name=name,
             kind=STATIC if static else DYNAMIC,
@@ -265,7 +265,7 @@ def segments_list(
     with acting(as_user) as (db, principal):
         cursor: str | None = None
         while True:
-            page = service.list_segments(db, principal=principal, q=q, cursor=cursor, limit=200)
+            page = service.list_segments(db=db, principal=principal, q=q, cursor=cursor, limit=200)
             rows += [_segment_dict(db, s) for s in page.items]
             cursor = page.next_cursor
             if cursor is None:
@@ -296,10 +296,10 @@ def segments_show(
 ) -> None:
     """One segment: scope, refresh state, criteria and how many members the user may see."""
     with acting(as_user) as (db, principal):
-        segment = service.get_segment(db, principal=principal, segment_id=segment_id)
+        segment = service.get_segment(db=db, principal=principal, segment_id=segment_id)
         data = _segment_dict(db, segment)
-        data["scoping_on"] = service.scoping_on(db)
-        data["members"] = service.segment_counts(db, principal=principal, segment=segment)
+        data["scoping_on"] = service.scoping_on(db=db)
+        data["members"] = service.segment_counts(db=db, principal=principal, segment=segment)
     if as_json:
         print_json(data)
         return
@@ -349,10 +349,12 @@ def segments_members(
         )
     with acting(as_user) as (db, principal):
         if as_csv:
-            _write_csv(service.iter_visible_members(db, principal=principal, segment_id=segment_id))
+            _write_csv(
+                service.iter_visible_members(db=db, principal=principal, segment_id=segment_id)
+            )
             return
         found = service.members(
-            db, principal=principal, segment_id=segment_id, live=live, limit=limit
+            db=db, principal=principal, segment_id=segment_id, live=live, limit=limit
         )
         data: dict[str, Any] = {
             "segment_id": segment_id,
@@ -405,8 +407,8 @@ def segments_refresh(
             field="id",
         )
     with acting(as_user) as (db, principal):
-        segment, result = service.refresh_for(db, principal=principal, segment_id=segment_id)
-        counts = service.segment_counts(db, principal=principal, segment=segment)
+        segment, result = service.refresh_for(db=db, principal=principal, segment_id=segment_id)
+        counts = service.segment_counts(db=db, principal=principal, segment=segment)
     data: dict[str, Any] = {"segment_id": segment_id, "refreshed": result is not None}
     data["visible"], data["total"] = counts["visible"], counts["total"]
     # Added and removed say as much about the whole membership as its total does.
@@ -482,10 +484,16 @@ def segments_explain(
     """Why a contact is in or out of a segment: each criteria node, the scope, the viewer."""
     with acting(as_user) as (db, principal):
         viewer_id = (
-            org_service.find_user(db, ref=viewer, field="viewer").id if viewer is not None else None
+            org_service.find_user(db=db, ref=viewer, field="viewer").id
+            if viewer is not None
+            else None
         )
         data = service.explain(
-            db, principal=principal, segment_id=segment_id, contact_id=contact, viewer_id=viewer_id
+            db=db,
+            principal=principal,
+            segment_id=segment_id,
+            contact_id=contact,
+            viewer_id=viewer_id,
         )
     if as_json:
         print_json(data)
@@ -540,7 +548,7 @@ def segments_preview(
         raise ValidationFailed("give --criteria or --criteria-file", field="criteria")
     with acting(as_user) as (db, principal), _criteria_errors():
         found = service.preview(
-            db,
+            db=db,
             principal=principal,
             criteria=tree,
             scope=scope.value if scope else None,
@@ -573,7 +581,7 @@ def lists_create(
 ) -> None:
     """Create an empty marketing list owned by the user."""
     with acting(as_user) as (db, principal):
-        row = service.create_list(db, principal=principal, name=name, description=description)
+        row = service.create_list(db=db, principal=principal, name=name, description=description)
         data = _list_dict(db, row)
     if as_json:
         print_json(data)
@@ -592,7 +600,7 @@ def lists_list(
     with acting(as_user) as (db, principal):
         cursor: str | None = None
         while True:
-            page = service.list_lists(db, principal=principal, q=q, cursor=cursor, limit=200)
+            page = service.list_lists(db=db, principal=principal, q=q, cursor=cursor, limit=200)
             rows += [_list_dict(db, m) for m in page.items]
             cursor = page.next_cursor
             if cursor is None:
@@ -622,8 +630,10 @@ def lists_show(
 ) -> None:
     """One list: owner, how many members the user may read, and the first of them."""
     with acting(as_user) as (db, principal):
-        data = _list_dict(db, service.get_list(db, principal=principal, list_id=list_id))
-        page, visible = service.list_members(db, principal=principal, list_id=list_id, limit=limit)
+        data = _list_dict(db, service.get_list(db=db, principal=principal, list_id=list_id))
+        page, visible = service.list_members(
+            db=db, principal=principal, list_id=list_id, limit=limit
+        )
         data["visible_members"] = visible
         data["members"] = [_contact_dict(c) for c in page.items]
     if as_json:
@@ -653,9 +663,13 @@ def lists_members(
         raise ValidationFailed("--csv and --json are two outputs: give one", field="csv")
     with acting(as_user) as (db, principal):
         if as_csv:
-            _write_csv(service.iter_visible_list_members(db, principal=principal, list_id=list_id))
+            _write_csv(
+                service.iter_visible_list_members(db=db, principal=principal, list_id=list_id)
+            )
             return
-        page, visible = service.list_members(db, principal=principal, list_id=list_id, limit=limit)
+        page, visible = service.list_members(
+            db=db, principal=principal, list_id=list_id, limit=limit
+        )
         data: dict[str, Any] = {
             "list_id": list_id,
             "visible": visible,
@@ -683,7 +697,7 @@ def lists_add(
     """Add contacts the user may read to a list the user may write."""
     with acting(as_user) as (db, principal):
         change = service.add_to_list(
-            db, principal=principal, list_id=list_id, contact_ids=contact_ids
+            db=db, principal=principal, list_id=list_id, contact_ids=contact_ids
         )
     if as_json:
         print_json({"list_id": list_id, "added": change.added, "already": change.already})
@@ -701,7 +715,7 @@ def lists_remove(
     """Remove contacts the user may read from a list the user may write."""
     with acting(as_user) as (db, principal):
         change = service.remove_from_list(
-            db, principal=principal, list_id=list_id, contact_ids=contact_ids
+            db=db, principal=principal, list_id=list_id, contact_ids=contact_ids
         )
     if as_json:
         print_json(
@@ -729,7 +743,7 @@ def lists_import(
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationFailed(f"cannot read {file}: {exc}", field="file") from None
     with acting(as_user) as (db, principal):
-        change = service.import_csv(db, principal=principal, list_id=list_id, text=text)
+        change = service.import_csv(db=db, principal=principal, list_id=list_id, text=text)
     data = {"list_id": list_id, **asdict(change)}
     data.pop("removed")
     data.pop("not_members")

@@ -128,7 +128,7 @@ def _refresh_one(
 ) -> None:
     try:
         with transaction(factory) as db:
-            result = service.refresh(db, segment_id=segment_id, restrict=restrict, now=now)
+            result = service.refresh(db=db, segment_id=segment_id, restrict=restrict, now=now)
         if result is not None:
             report.refreshed.append(result)
     except Exception as exc:  # one broken segment must not stop the others

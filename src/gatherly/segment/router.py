@@ -48,25 +48,25 @@ def list_lists(
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> Any:
-    page = service.list_lists(db, principal=principal, q=q, cursor=cursor, limit=limit)
+    page = service.list_lists(db=db, principal=principal, q=q, cursor=cursor, limit=limit)
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
 @lists.get("/count", summary="Count marketing lists you may read")
 def count_lists(db: DbSession, principal: CurrentPrincipal, q: Search = None) -> CountOut:
-    return CountOut(count=service.count_lists(db, principal=principal, q=q))
+    return CountOut(count=service.count_lists(db=db, principal=principal, q=q))
 
 
 @lists.post("", status_code=201, summary="Create a marketing list", response_model=s.ListOut)
 def create_list(body: s.ListIn, db: DbSession, principal: CurrentPrincipal) -> Any:
     return service.create_list(
-        db, principal=principal, name=body.name, description=body.description, owner=body.owner
+        db=db, principal=principal, name=body.name, description=body.description, owner=body.owner
     )
 
 
 @lists.get("/{list_id}", summary="One marketing list", response_model=s.ListOut)
 def get_list(list_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
-    return service.get_list(db, principal=principal, list_id=list_id)
+    return service.get_list(db=db, principal=principal, list_id=list_id)
 
 
 @lists.patch("/{list_id}", summary="Rename a marketing list", response_model=s.ListOut)
@@ -74,13 +74,13 @@ def update_list(
     list_id: PathId, body: s.ListUpdate, db: DbSession, principal: CurrentPrincipal
 ) -> Any:
     return service.update_list(
-        db, principal=principal, list_id=list_id, name=body.name, description=body.description
+        db=db, principal=principal, list_id=list_id, name=body.name, description=body.description
     )
 
 
 @lists.delete("/{list_id}", status_code=204, summary="Delete a list no segment uses")
 def delete_list(list_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
-    service.delete_list(db, principal=principal, list_id=list_id)
+    service.delete_list(db=db, principal=principal, list_id=list_id)
     return no_content()
 
 
@@ -94,7 +94,7 @@ def list_members(
     limit: Limit = 50,
 ) -> s.MembersOut:
     page, visible = service.list_members(
-        db, principal=principal, list_id=list_id, cursor=cursor, limit=limit, sort=sort
+        db=db, principal=principal, list_id=list_id, cursor=cursor, limit=limit, sort=sort
     )
     return s.MembersOut.model_validate(
         {
@@ -131,7 +131,7 @@ def add_members(
     list_id: PathId, body: s.ContactIdsIn, db: DbSession, principal: CurrentPrincipal
 ) -> s.MembershipOut:
     done = service.add_to_list(
-        db, principal=principal, list_id=list_id, contact_ids=body.contact_ids
+        db=db, principal=principal, list_id=list_id, contact_ids=body.contact_ids
     )
     return s.MembershipOut.model_validate(done, from_attributes=True)
 
@@ -141,7 +141,7 @@ def remove_members(
     list_id: PathId, body: s.ContactIdsIn, db: DbSession, principal: CurrentPrincipal
 ) -> s.MembershipOut:
     done = service.remove_from_list(
-        db, principal=principal, list_id=list_id, contact_ids=body.contact_ids
+        db=db, principal=principal, list_id=list_id, contact_ids=body.contact_ids
     )
     return s.MembershipOut.model_validate(done, from_attributes=True)
 
@@ -150,7 +150,7 @@ def remove_members(
 def import_csv(
     list_id: PathId, body: s.CsvIn, db: DbSession, principal: CurrentPrincipal
 ) -> s.MembershipOut:
-    done = service.import_csv(db, principal=principal, list_id=list_id, text=body.csv)
+    done = service.import_csv(db=db, principal=principal, list_id=list_id, text=body.csv)
     return s.MembershipOut.model_validate(done, from_attributes=True)
 
 
@@ -158,12 +158,12 @@ def import_csv(
 
 
 def _detail(db: Session, principal: access.Principal, segment: Any) -> s.SegmentDetailOut:
-    counts = service.segment_counts(db, principal=principal, segment=segment)
+    counts = service.segment_counts(db=db, principal=principal, segment=segment)
     return s.SegmentDetailOut.model_validate(
         {
             **s.SegmentOut.model_validate(segment).model_dump(),
-            "applied_scope": service.effective_scope(db, segment),
-            "scope_business_unit_id": service.scope_bu(db, segment),
+            "applied_scope": service.effective_scope(db=db, segment=segment),
+            "scope_business_unit_id": service.scope_bu(db=db, segment=segment),
             "visible_members": counts["visible"],
             "total_members": counts["total"],
         }
@@ -178,13 +178,13 @@ def list_segments(
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> Any:
-    page = service.list_segments(db, principal=principal, q=q, cursor=cursor, limit=limit)
+    page = service.list_segments(db=db, principal=principal, q=q, cursor=cursor, limit=limit)
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
 @router.get("/segments/count", summary="Count segments you may read")
 def count_segments(db: DbSession, principal: CurrentPrincipal, q: Search = None) -> CountOut:
-    return CountOut(count=service.count_segments(db, principal=principal, q=q))
+    return CountOut(count=service.count_segments(db=db, principal=principal, q=q))
 
 
 @router.post("/segments", status_code=201, summary="Create a segment (its refresh is queued)")
@@ -192,7 +192,7 @@ def create_segment(
     body: s.SegmentIn, db: DbSession, principal: CurrentPrincipal
 ) -> s.SegmentDetailOut:
     segment = service.create_segment(
-        db,
+        db=db,
         principal=principal,
         name=body.name,
         kind=body.kind,
@@ -207,7 +207,7 @@ def create_segment(
 @router.post("/segments/preview", summary="Evaluate criteria without saving: count + first rows")
 def preview(body: s.PreviewIn, db: DbSession, principal: CurrentPrincipal) -> s.PreviewOut:
     result = service.preview(
-        db,
+        db=db,
         principal=principal,
         criteria=body.criteria,
         scope=body.scope,
@@ -230,7 +230,7 @@ def preview(body: s.PreviewIn, db: DbSession, principal: CurrentPrincipal) -> s.
 def get_segment(
     segment_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> s.SegmentDetailOut:
-    segment = service.get_segment(db, principal=principal, segment_id=segment_id)
+    segment = service.get_segment(db=db, principal=principal, segment_id=segment_id)
     return _detail(db, principal, segment)
 
 
@@ -240,7 +240,7 @@ def update_segment(
 ) -> s.SegmentDetailOut:
     fields = body.model_fields_set
     segment = service.update_segment(
-        db,
+        db=db,
         principal=principal,
         segment_id=segment_id,
         name=body.name,
@@ -253,7 +253,7 @@ def update_segment(
 
 @router.delete("/segments/{segment_id}", status_code=204, summary="Delete a segment")
 def delete_segment(segment_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
-    service.delete_segment(db, principal=principal, segment_id=segment_id)
+    service.delete_segment(db=db, principal=principal, segment_id=segment_id)
     return no_content()
 
 
@@ -268,7 +268,7 @@ def members(
     limit: Limit = 50,
 ) -> s.MembersOut:
     found = service.members(
-        db,
+        db=db,
         principal=principal,
         segment_id=segment_id,
         live=live,
@@ -315,7 +315,7 @@ def add_static_members(
     segment_id: PathId, body: s.ContactIdsIn, db: DbSession, principal: CurrentPrincipal
 ) -> s.MembershipOut:
     done = service.add_static_members(
-        db, principal=principal, segment_id=segment_id, contact_ids=body.contact_ids
+        db=db, principal=principal, segment_id=segment_id, contact_ids=body.contact_ids
     )
     return s.MembershipOut.model_validate(done, from_attributes=True)
 
@@ -327,15 +327,15 @@ def remove_static_members(
     segment_id: PathId, body: s.ContactIdsIn, db: DbSession, principal: CurrentPrincipal
 ) -> s.MembershipOut:
     done = service.remove_static_members(
-        db, principal=principal, segment_id=segment_id, contact_ids=body.contact_ids
+        db=db, principal=principal, segment_id=segment_id, contact_ids=body.contact_ids
     )
     return s.MembershipOut.model_validate(done, from_attributes=True)
 
 
 @router.post("/segments/{segment_id}/refresh", summary="Recompute the membership now")
 def refresh(segment_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.RefreshOut:
-    segment, result = service.refresh_for(db, principal=principal, segment_id=segment_id)
-    counts = service.segment_counts(db, principal=principal, segment=segment)
+    segment, result = service.refresh_for(db=db, principal=principal, segment_id=segment_id)
+    counts = service.segment_counts(db=db, principal=principal, segment=segment)
     return s.RefreshOut(
         segment_id=segment_id,
         refreshed_at=segment.refreshed_at,
@@ -357,7 +357,7 @@ def explain(
     ] = None,
 ) -> dict[str, Any]:
     return service.explain(
-        db,
+        db=db,
         principal=principal,
         segment_id=segment_id,
         contact_id=contact_id,

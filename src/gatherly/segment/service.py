@@ -75,14 +75,14 @@ STATIC_REFUSED = (
 )
 
 
-def scoping_on(db: Session) -> bool:
+def scoping_on(*, db: Session) -> bool:
     """Whether business unit scoping (outbound marketing) is on (B4)."""
-    return org_service.feature_enabled(db, org_service.BU_SCOPING)
+    return org_service.feature_enabled(db=db, name=org_service.BU_SCOPING)
 
 
-def totals_visible(db: Session) -> bool:
+def totals_visible(*, db: Session) -> bool:
     """Whether viewers may see a segment's total beside what they may read."""
-    return org_service.feature_enabled(db, org_service.SEGMENT_TOTALS)
+    return org_service.feature_enabled(db=db, name=org_service.SEGMENT_TOTALS)
 
 
 def _dialect(db: Session) -> str:
@@ -103,7 +103,7 @@ def _context(
     )
 
 
-def owner_principal(db: Session, segment: Segment) -> access.Principal:
+def owner_principal(*, db: Session, segment: Segment) -> access.Principal:
     """The segment's owner (a user or a team): membership sees the events it may read."""
     return directory.load_owner_principal(db, segment.owner_type, segment.owner_id)
 
@@ -113,7 +113,7 @@ def _owner(
 ) -> tuple[OwnerRef, int]:
     """The owner (default: the caller) and the owning BU it implies."""
     owner = owner or OwnerRef(type="user", id=principal.user_id)
-    return owner, contact_service.resolve_owner(db, owner)
+    return owner, contact_service.resolve_owner(db=db, owner=owner)
 
 
 # ---------------------------------------------------------------- scope (B5)
@@ -138,18 +138,18 @@ def _check_scope(principal: access.Principal, scope: str) -> None:
         )
 
 
-def effective_scope(db: Session, segment: Segment) -> str:
+def effective_scope(*, db: Session, segment: Segment) -> str:
     """The scope that applies now: the segment's own with scoping on, organization with it off."""
-    return segment.scope if scoping_on(db) else SCOPE_ORGANIZATION
+    return segment.scope if scoping_on(db=db) else SCOPE_ORGANIZATION
 
 
 def _scope_filter(scope_bu_id: int | None) -> list[ColumnElement[bool]]:
     return [] if scope_bu_id is None else [Contact.owning_bu_id == scope_bu_id]
 
 
-def scope_bu(db: Session, segment: Segment) -> int | None:
+def scope_bu(*, db: Session, segment: Segment) -> int | None:
     """The BU a business-unit scope limits membership to (None: organization scope)."""
-    if effective_scope(db, segment) == SCOPE_BUSINESS_UNIT:
+    if effective_scope(db=db, segment=segment) == SCOPE_BUSINESS_UNIT:
         return segment.owning_bu_id
     return None
 
@@ -167,7 +167,7 @@ def _check_references(db: Session, principal: access.Principal, parsed: crit.Cri
             raise crit.CriteriaError(f"{path}: {label} {ref_id} not found", field=path)
 
 
-def parse_criteria(db: Session, principal: access.Principal, tree: Any) -> crit.Criteria:
+def parse_criteria(*, db: Session, principal: access.Principal, tree: Any) -> crit.Criteria:
     """Validate a tree and its references for ``principal``."""
     parsed = crit.parse(tree)
     _check_references(db, principal, parsed)
@@ -187,9 +187,9 @@ def _member_predicate(
 
 
 def evaluate_statement(
+    *,
     db: Session,
     tree: Any,
-    *,
     readers: Sequence[access.Principal],
     scope_bu_id: int | None = None,
     now: datetime | None = None,
@@ -207,7 +207,7 @@ def evaluate_statement(
     return select(Contact).where(_member_predicate(db, parsed, scope_bu_id, readers, now, viewer))
 
 
-def custom_plans(db: Session) -> None:
+def custom_plans(*, db: Session) -> None:
     """On PostgreSQL, plan this transaction's statements with their values, without JIT.
 
     psycopg prepares a statement from its sixth run, and the server may then switch to a
@@ -221,16 +221,16 @@ def custom_plans(db: Session) -> None:
         db.execute(sql_text("SET LOCAL jit = off"))
 
 
-def count_visible(db: Session, principal: access.Principal, stmt: Select[Any]) -> int:
+def count_visible(*, db: Session, principal: access.Principal, stmt: Select[Any]) -> int:
     """How many contacts of ``stmt`` the viewer may read."""
-    custom_plans(db)
+    custom_plans(db=db)
     return access.count(db, stmt, principal=principal, record_type=CONTACT)
 
 
 def _counts(db: Session, principal: access.Principal, stmt: Select[Any]) -> tuple[int, int | None]:
     """What the viewer may read of ``stmt``, and the total when the setting allows it."""
-    total = _count_all(db, stmt) if totals_visible(db) else None
-    return count_visible(db, principal, stmt), total
+    total = _count_all(db, stmt) if totals_visible(db=db) else None
+    return count_visible(db=db, principal=principal, stmt=stmt), total
 
 
 def _count_all(db: Session, stmt: Select[Any]) -> int:
@@ -242,8 +242,8 @@ def _count_all(db: Session, stmt: Select[Any]) -> int:
 
 
 def get_list(
-    db: Session,
     *,
+    db: Session,
     principal: access.Principal,
     list_id: int,
     privilege: Privilege = Privilege.READ,
@@ -260,8 +260,8 @@ def get_list(
 
 
 def create_list(
-    db: Session,
     *,
+    db: Session,
     principal: access.Principal,
     name: str,
     description: str = "",
@@ -290,15 +290,15 @@ def create_list(
 
 
 def update_list(
-    db: Session,
     *,
+    db: Session,
     principal: access.Principal,
     list_id: int,
     name: str | None = None,
     description: str | None = None,
 ) -> MarketingList:
     """Rename or re-describe a list (needs Write)."""
-    row = get_list(db, principal=principal, list_id=list_id, privilege=Privilege.WRITE)
+    row = get_list(db=db, principal=principal, list_id=list_id, privilege=Privilege.WRITE)
     if name is not None:
         row.name = name
     if description is not None:
@@ -308,9 +308,9 @@ def update_list(
     return row
 
 
-def delete_list(db: Session, *, principal: access.Principal, list_id: int) -> None:
+def delete_list(*, db: Session, principal: access.Principal, list_id: int) -> None:
     """Delete a list (needs Delete); refused while a segment's criteria use it."""
-    row = get_list(db, principal=principal, list_id=list_id, privilege=Privilege.DELETE)
+    row = get_list(db=db, principal=principal, list_id=list_id, privilege=Privilege.DELETE)
     used = db.execute(
         select(func.count()).select_from(SegmentListRef).where(SegmentListRef.list_id == row.id)
     ).scalar_one()
@@ -325,8 +325,8 @@ def delete_list(db: Session, *, principal: access.Principal, list_id: int) -> No
 
 
 def list_lists(
-    db: Session,
     *,
+    db: Session,
     principal: access.Principal,
     q: str | None = None,
     cursor: str | None = None,
@@ -336,13 +336,13 @@ def list_lists(
     return _named_page(db, principal, MarketingList, LIST, q=q, cursor=cursor, limit=limit)
 
 
-def count_lists(db: Session, *, principal: access.Principal, q: str | None = None) -> int:
+def count_lists(*, db: Session, principal: access.Principal, q: str | None = None) -> int:
     """How many lists the caller may read."""
     return access.count(db, _named(MarketingList, q), principal=principal, record_type=LIST)
 
 
 def lists_of_contact(
-    db: Session, *, principal: access.Principal, contact_id: int
+    *, db: Session, principal: access.Principal, contact_id: int
 ) -> list[MarketingList]:
     """The lists the caller may read that hold a contact the caller may read, by name."""
     contact_service.get(db=db, principal=principal, kind=CONTACT_KIND, record_id=contact_id)
@@ -444,10 +444,10 @@ def _delete_members(db: Session, table: Any, key: str, owner_id: int, ids: list[
 
 
 def add_to_list(
-    db: Session, *, principal: access.Principal, list_id: int, contact_ids: Sequence[int]
+    *, db: Session, principal: access.Principal, list_id: int, contact_ids: Sequence[int]
 ) -> MembershipChange:
     """Add contacts the caller may read to a list the caller may write."""
-    row = get_list(db, principal=principal, list_id=list_id, privilege=Privilege.WRITE)
+    row = get_list(db=db, principal=principal, list_id=list_id, privilege=Privilege.WRITE)
     ids = _readable_contact_ids(db, principal, contact_ids, field="contact_ids")
     added = _insert_members(
         db, MarketingListMember, "list_id", row.id, ids, added_by_id=principal.user_id
@@ -457,10 +457,10 @@ def add_to_list(
 
 
 def remove_from_list(
-    db: Session, *, principal: access.Principal, list_id: int, contact_ids: Sequence[int]
+    *, db: Session, principal: access.Principal, list_id: int, contact_ids: Sequence[int]
 ) -> MembershipChange:
     """Remove contacts (the caller may read) from a list the caller may write."""
-    row = get_list(db, principal=principal, list_id=list_id, privilege=Privilege.WRITE)
+    row = get_list(db=db, principal=principal, list_id=list_id, privilege=Privilege.WRITE)
     ids = _readable_contact_ids(db, principal, contact_ids, field="contact_ids")
     removed = _delete_members(db, MarketingListMember, "list_id", row.id, ids)
     changes.record(db, changes.MARKETING_LIST, ref_id=row.id, contact_ids=ids)
@@ -471,7 +471,7 @@ MAX_IMPORT_ROWS = 100_000
 
 
 def import_csv(
-    db: Session, *, principal: access.Principal, list_id: int, text: str
+    *, db: Session, principal: access.Principal, list_id: int, text: str
 ) -> MembershipChange:
     """Add the contacts a CSV names by email (column ``email``, or the only column).
 
@@ -479,7 +479,7 @@ def import_csv(
     person may be a contact in several BUs). Emails no readable contact has are reported,
     as are rows without a valid email; nothing else changes.
     """
-    row = get_list(db, principal=principal, list_id=list_id, privilege=Privilege.WRITE)
+    row = get_list(db=db, principal=principal, list_id=list_id, privilege=Privilege.WRITE)
     emails, report = _csv_emails(text)
     found: dict[str, list[int]] = {}
     chunk = 900
@@ -537,8 +537,8 @@ def _csv_emails(text: str) -> tuple[list[str], MembershipChange]:
 
 
 def list_members(
-    db: Session,
     *,
+    db: Session,
     principal: access.Principal,
     list_id: int,
     cursor: str | None = None,
@@ -546,10 +546,10 @@ def list_members(
     sort: str = "last_name",
 ) -> tuple[Page, int]:
     """The list's members the caller may read (a page) and how many there are."""
-    row = get_list(db, principal=principal, list_id=list_id)
+    row = get_list(db=db, principal=principal, list_id=list_id)
     stmt = _list_statement(row.id)
     return _page(db, principal, stmt, cursor=cursor, limit=limit, sort=sort), count_visible(
-        db, principal, stmt
+        db=db, principal=principal, stmt=stmt
     )
 
 
@@ -568,7 +568,7 @@ def _page(
     limit: int,
     sort: str,
 ) -> Page:
-    custom_plans(db)
+    custom_plans(db=db)
     return paginate(
         db,
         access.scope(stmt, principal=principal, record_type=CONTACT),
@@ -584,8 +584,8 @@ def _page(
 
 
 def get_segment(
-    db: Session,
     *,
+    db: Session,
     principal: access.Principal,
     segment_id: int,
     privilege: Privilege = Privilege.READ,
@@ -617,8 +617,8 @@ def _needs_refresh(db: Session, segment: Segment) -> None:
 
 
 def create_segment(
-    db: Session,
     *,
+    db: Session,
     principal: access.Principal,
     name: str,
     kind: str = DYNAMIC,
@@ -634,7 +634,7 @@ def create_segment(
     )
     if kind not in (DYNAMIC, STATIC):
         raise ValidationFailed("kind is 'dynamic' or 'static'", field="kind")
-    if kind == STATIC and scoping_on(db):
+    if kind == STATIC and scoping_on(db=db):
         raise ValidationFailed(STATIC_REFUSED, field="kind")
     scope = scope or SCOPE_BUSINESS_UNIT
     _check_scope(principal, scope)
@@ -642,7 +642,7 @@ def create_segment(
     if kind == DYNAMIC:
         if criteria is None:
             raise ValidationFailed("a dynamic segment needs criteria", field="criteria")
-        parsed = parse_criteria(db, principal, criteria)
+        parsed = parse_criteria(db=db, principal=principal, tree=criteria)
     elif criteria is not None:
         raise ValidationFailed(
             "a static segment has members, not criteria; add contacts to it", field="criteria"
@@ -676,8 +676,8 @@ UNSET: Any = object()
 
 
 def update_segment(
-    db: Session,
     *,
+    db: Session,
     principal: access.Principal,
     segment_id: int,
     name: str | None = None,
@@ -686,7 +686,9 @@ def update_segment(
     scope: str | None = None,
 ) -> Segment:
     """Change a segment (needs Write); new criteria or scope queue a full refresh."""
-    segment = get_segment(db, principal=principal, segment_id=segment_id, privilege=Privilege.WRITE)
+    segment = get_segment(
+        db=db, principal=principal, segment_id=segment_id, privilege=Privilege.WRITE
+    )
     refresh = False
     if scope is not None and scope != segment.scope:
         _check_scope(principal, scope)
@@ -696,7 +698,7 @@ def update_segment(
             raise ValidationFailed("a static segment has no criteria", field="criteria")
         if criteria is None:
             raise ValidationFailed("a dynamic segment needs criteria", field="criteria")
-        parsed = parse_criteria(db, principal, criteria)
+        parsed = parse_criteria(db=db, principal=principal, tree=criteria)
         segment.criteria = criteria
         _apply_criteria(db, segment, parsed)
         refresh = True
@@ -711,18 +713,18 @@ def update_segment(
     return segment
 
 
-def delete_segment(db: Session, *, principal: access.Principal, segment_id: int) -> None:
+def delete_segment(*, db: Session, principal: access.Principal, segment_id: int) -> None:
     """Delete a segment and its membership (needs Delete)."""
     segment = get_segment(
-        db, principal=principal, segment_id=segment_id, privilege=Privilege.DELETE
+        db=db, principal=principal, segment_id=segment_id, privilege=Privilege.DELETE
     )
     db.delete(segment)
     db.flush()
 
 
 def list_segments(
-    db: Session,
     *,
+    db: Session,
     principal: access.Principal,
     q: str | None = None,
     cursor: str | None = None,
@@ -732,26 +734,28 @@ def list_segments(
     return _named_page(db, principal, Segment, SEGMENT, q=q, cursor=cursor, limit=limit)
 
 
-def count_segments(db: Session, *, principal: access.Principal, q: str | None = None) -> int:
+def count_segments(*, db: Session, principal: access.Principal, q: str | None = None) -> int:
     """How many segments the caller may read."""
     return access.count(db, _named(Segment, q), principal=principal, record_type=SEGMENT)
 
 
 def _static_writable(db: Session, principal: access.Principal, segment_id: int) -> Segment:
-    segment = get_segment(db, principal=principal, segment_id=segment_id, privilege=Privilege.WRITE)
+    segment = get_segment(
+        db=db, principal=principal, segment_id=segment_id, privilege=Privilege.WRITE
+    )
     if segment.kind != STATIC:
         raise ValidationFailed(
             "a dynamic segment's members come from its criteria; add contacts to a marketing "
             "list and use the list in the criteria",
             field="id",
         )
-    if scoping_on(db):
+    if scoping_on(db=db):
         raise ValidationFailed(STATIC_REFUSED, field="kind")
     return segment
 
 
 def add_static_members(
-    db: Session, *, principal: access.Principal, segment_id: int, contact_ids: Sequence[int]
+    *, db: Session, principal: access.Principal, segment_id: int, contact_ids: Sequence[int]
 ) -> MembershipChange:
     """Add readable contacts to a static segment (only while scoping is off, B13)."""
     segment = _static_writable(db, principal, segment_id)
@@ -762,7 +766,7 @@ def add_static_members(
 
 
 def remove_static_members(
-    db: Session, *, principal: access.Principal, segment_id: int, contact_ids: Sequence[int]
+    *, db: Session, principal: access.Principal, segment_id: int, contact_ids: Sequence[int]
 ) -> MembershipChange:
     """Remove readable contacts from a static segment (only while scoping is off, B13)."""
     segment = _static_writable(db, principal, segment_id)
@@ -787,7 +791,7 @@ class Members:
 
 
 def membership_statement(
-    db: Session, segment: Segment, *, live: bool = False, viewer: access.Principal | None = None
+    *, db: Session, segment: Segment, live: bool = False, viewer: access.Principal | None = None
 ) -> tuple[Select[Any], str]:
     """``select(Contact)`` of a segment's membership: materialised, or evaluated now."""
     if segment.kind == STATIC or (segment.refreshed_at is not None and not live):
@@ -795,18 +799,18 @@ def membership_statement(
         return select(Contact).where(Contact.id.in_(members)), "materialised"
     parsed = crit.parse(segment.criteria)
     stmt = evaluate_statement(
-        db,
-        parsed,
-        readers=(owner_principal(db, segment),),
-        scope_bu_id=scope_bu(db, segment),
+        db=db,
+        tree=parsed,
+        readers=(owner_principal(db=db, segment=segment),),
+        scope_bu_id=scope_bu(db=db, segment=segment),
         viewer=viewer,
     )
     return stmt, "live"
 
 
 def members(
-    db: Session,
     *,
+    db: Session,
     principal: access.Principal,
     segment_id: int,
     live: bool = False,
@@ -815,8 +819,8 @@ def members(
     sort: str = "last_name",
 ) -> Members:
     """The segment's members the viewer may read, with that count (B5)."""
-    segment = get_segment(db, principal=principal, segment_id=segment_id)
-    stmt, source = membership_statement(db, segment, live=live, viewer=principal)
+    segment = get_segment(db=db, principal=principal, segment_id=segment_id)
+    stmt, source = membership_statement(db=db, segment=segment, live=live, viewer=principal)
     page = _page(db, principal, stmt, cursor=cursor, limit=limit, sort=sort)
     visible, total = _counts(db, principal, stmt)
     return Members(page, visible, total, source, segment.refreshed_at)
@@ -827,23 +831,23 @@ EXPORT_COLUMNS = ("id", "email", "first_name", "last_name", "company", "country"
 
 
 def iter_visible_members(
-    db: Session, *, principal: access.Principal, segment_id: int, chunk: int = 1000
+    *, db: Session, principal: access.Principal, segment_id: int, chunk: int = 1000
 ) -> Iterator[Contact]:
     """Every member the viewer may read, in id order, a chunk at a time (CSV export).
 
     The segment is checked at the call (NotFound), before the first row is asked for.
     """
-    segment = get_segment(db, principal=principal, segment_id=segment_id)
-    stmt, _source = membership_statement(db, segment, viewer=principal)
+    segment = get_segment(db=db, principal=principal, segment_id=segment_id)
+    stmt, _source = membership_statement(db=db, segment=segment, viewer=principal)
     return _iter_readable(db, principal, stmt, chunk)
 
 
 def iter_visible_list_members(
-    db: Session, *, principal: access.Principal, list_id: int, chunk: int = 1000
+    *, db: Session, principal: access.Principal, list_id: int, chunk: int = 1000
 ) -> Iterator[Contact]:
     """Every member of a list the viewer may read, in id order, a chunk at a time (CSV
     export): NotFound at the call for a list the viewer may not read."""
-    row = get_list(db, principal=principal, list_id=list_id)
+    row = get_list(db=db, principal=principal, list_id=list_id)
     return _iter_readable(db, principal, _list_statement(row.id), chunk)
 
 
@@ -868,15 +872,15 @@ def export_members(
     now, before the first row streams, for one the caller may not read."""
     rows: Callable[[Session], Iterator[Contact]]
     if kind == "segment":
-        get_segment(db, principal=principal, segment_id=record_id)
+        get_segment(db=db, principal=principal, segment_id=record_id)
 
         def rows(own: Session) -> Iterator[Contact]:
-            return iter_visible_members(own, principal=principal, segment_id=record_id)
+            return iter_visible_members(db=own, principal=principal, segment_id=record_id)
     else:
-        get_list(db, principal=principal, list_id=record_id)
+        get_list(db=db, principal=principal, list_id=record_id)
 
         def rows(own: Session) -> Iterator[Contact]:
-            return iter_visible_list_members(own, principal=principal, list_id=record_id)
+            return iter_visible_list_members(db=own, principal=principal, list_id=record_id)
 
     return CsvExport(f"{kind}-{record_id}.csv", _csv_chunks(session_factory, rows))
 
@@ -914,8 +918,8 @@ class Preview:
 
 
 def preview(
-    db: Session,
     *,
+    db: Session,
     principal: access.Principal,
     criteria: Any,
     scope: str | None = None,
@@ -932,7 +936,7 @@ def preview(
     of an unsaved tree (ad-hoc totals would let anyone count what they cannot see, a value
     at a time); saved segments show theirs when the administrator allows it.
     """
-    parsed = parse_criteria(db, principal, criteria)
+    parsed = parse_criteria(db=db, principal=principal, tree=criteria)
     scope = scope or SCOPE_BUSINESS_UNIT
     if segment_id is not None:
         if owner is not None:
@@ -940,7 +944,7 @@ def preview(
                 "give the owner or the segment being edited, not both", field="owner"
             )
         segment = get_segment(
-            db, principal=principal, segment_id=segment_id, privilege=Privilege.WRITE
+            db=db, principal=principal, segment_id=segment_id, privilege=Privilege.WRITE
         )
         if scope != segment.scope:
             _check_scope(principal, scope)
@@ -956,17 +960,17 @@ def preview(
             owner_id=owner_ref.id,
             owning_bu_id=bu_id,
         )
-    applied = scope if scoping_on(db) else SCOPE_ORGANIZATION
+    applied = scope if scoping_on(db=db) else SCOPE_ORGANIZATION
     scope_bu_id = bu_id if applied == SCOPE_BUSINESS_UNIT else None
     stmt = evaluate_statement(
-        db, parsed, readers=(principal,), scope_bu_id=scope_bu_id, viewer=principal
+        db=db, tree=parsed, readers=(principal,), scope_bu_id=scope_bu_id, viewer=principal
     )
     rows = (
         _page(db, principal, stmt, cursor=None, limit=limit, sort="last_name").items
         if limit
         else []
     )
-    visible = count_visible(db, principal, stmt)  # limit 0: the count alone
+    visible = count_visible(db=db, principal=principal, stmt=stmt)  # limit 0: the count alone
     return Preview(visible, rows, applied, scope_bu_id)
 
 
@@ -986,8 +990,8 @@ class RefreshResult:
 
 
 def refresh(
-    db: Session,
     *,
+    db: Session,
     segment_id: int,
     restrict: ColumnElement[bool] | None = None,
     now: datetime | None = None,
@@ -1002,10 +1006,10 @@ def refresh(
     if segment is None or segment.kind != DYNAMIC:
         return None
     started = clock.perf_counter()
-    custom_plans(db)
+    custom_plans(db=db)
     now = now or utcnow()
-    bu_id = scope_bu(db, segment)
-    readers = (owner_principal(db, segment),)
+    bu_id = scope_bu(db=db, segment=segment)
+    readers = (owner_principal(db=db, segment=segment),)
     pred = _member_predicate(db, crit.parse(segment.criteria), bu_id, readers, now)
     limit = [restrict] if restrict is not None else []
     members = (
@@ -1048,11 +1052,11 @@ def refresh(
 
 
 def refresh_for(
-    db: Session, *, principal: access.Principal, segment_id: int
+    *, db: Session, principal: access.Principal, segment_id: int
 ) -> tuple[Segment, RefreshResult | None]:
     """A full refresh asked for by a user (needs Read on the segment); the segment after it."""
-    segment = get_segment(db, principal=principal, segment_id=segment_id)
-    return segment, refresh(db, segment_id=segment.id)
+    segment = get_segment(db=db, principal=principal, segment_id=segment_id)
+    return segment, refresh(db=db, segment_id=segment.id)
 
 
 def contacts_of_events(event_ids: Sequence[int]) -> ColumnElement[bool]:
@@ -1073,8 +1077,8 @@ def contacts_of_events(event_ids: Sequence[int]) -> ColumnElement[bool]:
 
 
 def explain(
-    db: Session,
     *,
+    db: Session,
     principal: access.Principal,
     segment_id: int,
     contact_id: int,
@@ -1085,7 +1089,7 @@ def explain(
     The caller must read both the segment and the contact. ``viewer_id`` (system
     administrators only) answers "would this user see it?".
     """
-    segment = get_segment(db, principal=principal, segment_id=segment_id)
+    segment = get_segment(db=db, principal=principal, segment_id=segment_id)
     contact = contact_service.get(
         db=db, principal=principal, kind=CONTACT_KIND, record_id=contact_id
     )
@@ -1095,7 +1099,7 @@ def explain(
             raise Forbidden(
                 "only a system administrator may explain for another user", field="viewer_id"
             )
-        org_service.get_user(db, user_id=viewer_id, field="viewer_id")
+        org_service.get_user(db=db, user_id=viewer_id, field="viewer_id")
         viewer = directory.load_principal(db, viewer_id)
     nodes: list[dict[str, Any]] = []
     matches = True
@@ -1103,7 +1107,7 @@ def explain(
         parsed = crit.parse(segment.criteria)
         # Each node as the owner's membership sees it, limited to what the caller may
         # read too: explain never shows a match on an event the caller cannot open.
-        readers = (owner_principal(db, segment), principal)
+        readers = (owner_principal(db=db, segment=segment), principal)
         columns = crit.node_columns(parsed, _context(db, readers))
         row = db.execute(
             select(*(col for _node, col in columns)).where(Contact.id == contact.id)
@@ -1113,8 +1117,8 @@ def explain(
                 {"path": node.path, "description": node.describe(), "matched": bool(value)}
             )
         matches = bool(row[0])
-    applied = effective_scope(db, segment)
-    bu_id = scope_bu(db, segment)
+    applied = effective_scope(db=db, segment=segment)
+    bu_id = scope_bu(db=db, segment=segment)
     in_scope = bu_id is None or contact.owning_bu_id == bu_id
     stored = db.get(SegmentMember, (segment.id, contact.id)) is not None
     member = stored if segment.kind == STATIC else matches and in_scope
@@ -1138,7 +1142,7 @@ def explain(
         "scope": {
             "setting": segment.scope,
             "applied": applied,
-            "scoping_on": scoping_on(db),
+            "scoping_on": scoping_on(db=db),
             "business_unit_id": bu_id,
             "contact_business_unit_id": contact.owning_bu_id,
             "passes": in_scope,
@@ -1153,8 +1157,8 @@ def explain(
     }
 
 
-def segment_counts(db: Session, *, principal: access.Principal, segment: Segment) -> dict[str, Any]:
+def segment_counts(*, db: Session, principal: access.Principal, segment: Segment) -> dict[str, Any]:
     """The viewer's count of a segment's members, and the total when the setting allows."""
-    stmt, source = membership_statement(db, segment, viewer=principal)
+    stmt, source = membership_statement(db=db, segment=segment, viewer=principal)
     visible, total = _counts(db, principal, stmt)
     return {"visible": visible, "total": total, "source": source}

@@ -50,11 +50,11 @@ AsOpt = Annotated[
 def _principal(db: Session, ref: str | None) -> Principal:
     """The ``--as`` user, or the operator (full rights, recorded as nobody)."""
     if ref is not None:
-        return load_principal(db, org_service.find_user(db, ref=ref, field="as").id)
+        return load_principal(db, org_service.find_user(db=db, ref=ref, field="as").id)
     return Principal(
         user_id=0,
         username="(operator)",
-        business_unit_id=org.get_root(db).id,
+        business_unit_id=org.get_root(db=db).id,
         disabled=False,
         team_ids=frozenset(),
         grants=(),
@@ -138,13 +138,13 @@ def connect(
         principal = _principal(db, as_user)
         teams.require_admin(principal)
         owner_id = (
-            org_service.find_user(db, ref=default_owner, field="default_owner").id
+            org_service.find_user(db=db, ref=default_owner, field="default_owner").id
             if default_owner
             else None
         )
         connection, _ = teams.connect(
-            db,
-            settings,
+            db=db,
+            settings=settings,
             tenant_id=tenant_id,
             client_id=client_id,
             client_secret=SecretStr(client_secret) if client_secret is not None else None,
@@ -165,7 +165,7 @@ def check_command(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
     with session_scope(settings.database_url) as db:
         teams.require_admin(_principal(db, as_user))
         try:
-            connection, _ = teams.check_connection(db, settings)
+            connection, _ = teams.check_connection(db=db, settings=settings)
         except GatherlyError as exc:
             failure = exc  # the failed status is saved, then reported
         else:
@@ -181,7 +181,7 @@ def disconnect_command(as_user: AsOpt = None) -> None:
     with session_scope(Settings().database_url) as db:
         principal = _principal(db, as_user)
         teams.require_admin(principal)
-        teams.disconnect(db, by_user_id=_by(principal))
+        teams.disconnect(db=db, by_user_id=_by(principal))
     out.print("disconnected from Microsoft Teams")
 
 
@@ -239,10 +239,10 @@ def settings_command(
         principal = _principal(db, as_user)
         if default_owner is not None:
             changes["default_owner_id"] = org_service.find_user(
-                db, ref=default_owner, field="default_owner"
+                db=db, ref=default_owner, field="default_owner"
             ).id
         teams.require_admin(principal, Privilege.WRITE if changes else Privilege.READ)
-        connection = teams.update_settings(db, **changes, by_user_id=_by(principal))
+        connection = teams.update_settings(db=db, **changes, by_user_id=_by(principal))
         data = _settings_dict(db, connection)
     if as_json:
         print_json(data)
@@ -295,7 +295,7 @@ def organizers(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
         connection = teams.get_connection(db)
         rows = [
             _organizer_dict(connection, o)
-            for o in teams.list_organizers(db, _principal(db, as_user))
+            for o in teams.list_organizers(db=db, principal=_principal(db, as_user))
         ]
     if as_json:
         print_json(rows)
@@ -323,7 +323,7 @@ def organizers(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
 def _find_organizer(db: Session, principal: Principal, ref: str) -> TeamsOrganizer:
     organizer_id = parse_id(ref)
     if organizer_id is not None:
-        return teams.get_organizer(db, principal, organizer_id=organizer_id)
+        return teams.get_organizer(db=db, principal=principal, organizer_id=organizer_id)
     organizer_id = db.scalar(
         select(TeamsOrganizer.id).where(
             or_(
@@ -334,7 +334,7 @@ def _find_organizer(db: Session, principal: Principal, ref: str) -> TeamsOrganiz
     )
     if organizer_id is None:
         raise NotFound(f"no Teams organizer {ref!r}", field="organizer")
-    return teams.get_organizer(db, principal, organizer_id=organizer_id)
+    return teams.get_organizer(db=db, principal=principal, organizer_id=organizer_id)
 
 
 @app.command("organizer")
@@ -357,8 +357,8 @@ def organizer(
         found = _find_organizer(db, principal, ref)
         if sync_new is not None or recordings is not None:
             found = teams.update_organizer(
-                db,
-                principal,
+                db=db,
+                principal=principal,
                 organizer_id=found.id,
                 sync_new_by_default=sync_new,
                 sync_recordings=recordings,
@@ -405,7 +405,7 @@ def webinars(
                 "last_changed_at": w.last_changed_at,
                 "last_error": w.last_error,
             }
-            for w, o in teams.list_webinars(db, principal, organizer_id=organizer_id)
+            for w, o in teams.list_webinars(db=db, principal=principal, organizer_id=organizer_id)
         ]
     if as_json:
         print_json(rows)
@@ -436,8 +436,10 @@ def tick(
         principal = _principal(db, as_user)
         names = []
         for ref in refs:
-            webinar = teams.find_webinar(db, principal, ref=ref)
-            teams.set_webinar_sync(db, principal, webinar_id=webinar.id, enabled=not off)
+            webinar = teams.find_webinar(db=db, principal=principal, ref=ref)
+            teams.set_webinar_sync(
+                db=db, principal=principal, webinar_id=webinar.id, enabled=not off
+            )
             names.append(f"{webinar.id} {webinar.display_name}")
     for name in names:
         out.print(f"{'unticked' if off else 'ticked'} {name}", markup=False, soft_wrap=True)
@@ -541,7 +543,11 @@ def sync_command(
         factory = make_session_factory(engine)
         with transaction(factory) as db, progress_bar() as progress:
             principal = _principal(db, as_user)
-            found = teams.find_webinar(db, principal, ref=webinar) if webinar is not None else None
+            found = (
+                teams.find_webinar(db=db, principal=principal, ref=webinar)
+                if webinar is not None
+                else None
+            )
             report = teams.sync_now(
                 db=db,
                 principal=principal,

@@ -119,8 +119,8 @@ def put_connection(
 ) -> s.ConnectionOut:
     service.require_admin(principal)
     connection, _check = service.connect(
-        db,
-        _settings(request),
+        db=db,
+        settings=_settings(request),
         tenant_id=body.tenant_id,
         client_id=body.client_id,
         client_secret=body.client_secret,
@@ -142,7 +142,7 @@ def check_connection(
     service.require_admin(principal)
     try:
         connection, _check = service.check_connection(
-            db, _settings(request), make_client=_client_factory(request)
+            db=db, settings=_settings(request), make_client=_client_factory(request)
         )
     except GatherlyError:
         db.commit()  # keep the failed status the check recorded
@@ -157,7 +157,7 @@ def check_connection(
 )
 def delete_connection(db: DbSession, principal: CurrentPrincipal) -> Response:
     service.require_admin(principal, Privilege.DELETE)
-    service.disconnect(db, by_user_id=principal.user_id)
+    service.disconnect(db=db, by_user_id=principal.user_id)
     return no_content()
 
 
@@ -167,7 +167,7 @@ def patch_settings(
 ) -> s.TeamsSettingsOut:
     service.require_admin(principal)
     connection = service.update_settings(
-        db, by_user_id=principal.user_id, **body.model_dump(exclude_unset=True)
+        db=db, by_user_id=principal.user_id, **body.model_dump(exclude_unset=True)
     )
     return s.TeamsSettingsOut.model_validate(connection)
 
@@ -178,7 +178,9 @@ def patch_settings(
 @router.get("/organizers", summary="Teams users with their status and the remedy for it")
 def list_organizers(db: DbSession, principal: CurrentPrincipal) -> list[s.OrganizerOut]:
     connection = _optional_connection(db)
-    return [_organizer_out(o, connection) for o in service.list_organizers(db, principal)]
+    return [
+        _organizer_out(o, connection) for o in service.list_organizers(db=db, principal=principal)
+    ]
 
 
 @router.patch("/organizers/{organizer_id}", summary="An organizer's sync defaults (T4)")
@@ -186,8 +188,8 @@ def patch_organizer(
     organizer_id: PathId, body: s.OrganizerPatch, db: DbSession, principal: CurrentPrincipal
 ) -> s.OrganizerOut:
     organizer = service.update_organizer(
-        db,
-        principal,
+        db=db,
+        principal=principal,
         organizer_id=organizer_id,
         sync_new_by_default=body.sync_new_by_default,
         sync_recordings=body.sync_recordings,
@@ -202,7 +204,7 @@ def patch_organizer(
 def list_webinars(
     db: DbSession, principal: CurrentPrincipal, organizer_id: QueryId = None
 ) -> list[s.WebinarOut]:
-    rows = service.list_webinars(db, principal, organizer_id=organizer_id)
+    rows = service.list_webinars(db=db, principal=principal, organizer_id=organizer_id)
     return [_webinar_out(w, o) for w, o in rows]
 
 
@@ -211,9 +213,9 @@ def patch_webinar(
     webinar_id: PathId, body: s.WebinarPatch, db: DbSession, principal: CurrentPrincipal
 ) -> s.WebinarOut:
     webinar = service.set_webinar_sync(
-        db, principal, webinar_id=webinar_id, enabled=body.sync_enabled
+        db=db, principal=principal, webinar_id=webinar_id, enabled=body.sync_enabled
     )
-    organizer = service.get_organizer(db, principal, organizer_id=webinar.organizer_id)
+    organizer = service.get_organizer(db=db, principal=principal, organizer_id=webinar.organizer_id)
     return _webinar_out(webinar, organizer)
 
 
@@ -280,4 +282,4 @@ def list_sync_runs(
 def get_sync_run(
     request: Request, run_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> s.SyncRunOut:
-    return _run_out(request, service.get_run(db, principal, run_id=run_id))
+    return _run_out(request, service.get_run(db=db, principal=principal, run_id=run_id))

@@ -164,9 +164,9 @@ def _user(db: Session, user_id: int, field: str) -> User:
 
 
 def connect(
+    *,
     db: Session,
     settings: Settings,
-    *,
     tenant_id: str,
     client_id: str,
     client_secret: SecretStr | None,
@@ -295,7 +295,7 @@ def _log_connection(
 
 
 def check_connection(
-    db: Session, settings: Settings, *, make_client: ClientFactory | None = None
+    *, db: Session, settings: Settings, make_client: ClientFactory | None = None
 ) -> tuple[TeamsConnection, PermissionCheck]:
     """Re-check the saved connection's token and permissions and record the outcome."""
     connection = get_connection(db)
@@ -314,7 +314,7 @@ def check_connection(
     return connection, check
 
 
-def disconnect(db: Session, *, by_user_id: int | None = None) -> None:
+def disconnect(*, db: Session, by_user_id: int | None = None) -> None:
     """Forget the connection and its secret; synced events and contacts stay (audited)."""
     connection = get_connection(db)
     before = {**_connection_state(connection), **_settings_state(connection)}
@@ -344,8 +344,8 @@ def _domains(values: list[str], field: str) -> list[str]:
 
 
 def update_settings(
-    db: Session,
     *,
+    db: Session,
     sync_enabled: bool = _UNSET,
     organizer_exclusion_domains: list[str] = _UNSET,
     contact_exclusion_domains: list[str] = _UNSET,
@@ -427,7 +427,7 @@ def remedy(connection: TeamsConnection, organizer: TeamsOrganizer) -> list[str]:
 
 
 def list_organizers(
-    db: Session, principal: Principal, *, user_id: int | None = None
+    *, db: Session, principal: Principal, user_id: int | None = None
 ) -> list[TeamsOrganizer]:
     """Admins see every Teams user; others see only the organizer mapped to them.
 
@@ -442,7 +442,7 @@ def list_organizers(
     return list(db.scalars(stmt))
 
 
-def get_organizer(db: Session, principal: Principal, *, organizer_id: int) -> TeamsOrganizer:
+def get_organizer(*, db: Session, principal: Principal, organizer_id: int) -> TeamsOrganizer:
     """One organizer the user may manage (404 otherwise, so ids do not leak)."""
     organizer = db.get(TeamsOrganizer, organizer_id)
     if organizer is None or not (
@@ -453,15 +453,15 @@ def get_organizer(db: Session, principal: Principal, *, organizer_id: int) -> Te
 
 
 def update_organizer(
+    *,
     db: Session,
     principal: Principal,
-    *,
     organizer_id: int,
     sync_new_by_default: bool | None = None,
     sync_recordings: bool | None = None,
 ) -> TeamsOrganizer:
     """Per-user settings (T4): sync new webinars by default; recordings and transcripts."""
-    organizer = get_organizer(db, principal, organizer_id=organizer_id)
+    organizer = get_organizer(db=db, principal=principal, organizer_id=organizer_id)
     if not can_manage_organizer(principal, organizer):
         raise Forbidden("only an administrator or the organizer may change these settings")
     if organizer.status == ORGANIZER_EXCLUDED and sync_new_by_default:
@@ -502,7 +502,7 @@ def update_organizer(
 
 
 def list_webinars(
-    db: Session, principal: Principal, *, organizer_id: int | None = None
+    *, db: Session, principal: Principal, organizer_id: int | None = None
 ) -> list[tuple[TeamsWebinar, TeamsOrganizer]]:
     """Webinars seen in Teams with their organizer, newest first, as the user may see them."""
     stmt = (
@@ -517,7 +517,7 @@ def list_webinars(
     return [(w, o) for w, o in db.execute(stmt)]
 
 
-def get_webinar(db: Session, principal: Principal, *, webinar_id: int) -> TeamsWebinar:
+def get_webinar(*, db: Session, principal: Principal, webinar_id: int) -> TeamsWebinar:
     """One webinar the user may see: by Gatherly id (404 otherwise)."""
     found = db.execute(
         select(TeamsWebinar, TeamsOrganizer)
@@ -532,24 +532,24 @@ def get_webinar(db: Session, principal: Principal, *, webinar_id: int) -> TeamsW
     return webinar
 
 
-def find_webinar(db: Session, principal: Principal, *, ref: str) -> TeamsWebinar:
+def find_webinar(*, db: Session, principal: Principal, ref: str) -> TeamsWebinar:
     """A webinar by Gatherly id or Graph id (for the CLI's ``--webinar``)."""
     webinar_id = parse_id(ref)
     if webinar_id is not None:
-        return get_webinar(db, principal, webinar_id=webinar_id)
+        return get_webinar(db=db, principal=principal, webinar_id=webinar_id)
     webinar_id = db.scalar(select(TeamsWebinar.id).where(TeamsWebinar.graph_id == ref))
     if webinar_id is None:
         raise NotFound(
             f"no Teams webinar {ref!r}; run a sync to discover webinars", field="webinar"
         )
-    return get_webinar(db, principal, webinar_id=webinar_id)
+    return get_webinar(db=db, principal=principal, webinar_id=webinar_id)
 
 
 def set_webinar_sync(
-    db: Session, principal: Principal, *, webinar_id: int, enabled: bool
+    *, db: Session, principal: Principal, webinar_id: int, enabled: bool
 ) -> TeamsWebinar:
     """Tick or untick Sync on a webinar (its future updates then flow in)."""
-    webinar = get_webinar(db, principal, webinar_id=webinar_id)
+    webinar = get_webinar(db=db, principal=principal, webinar_id=webinar_id)
     organizer = db.get(TeamsOrganizer, webinar.organizer_id)
     assert organizer is not None
     if not can_manage_organizer(principal, organizer):
@@ -586,14 +586,14 @@ def runs_visible_to(principal: Principal) -> Select[SyncRun]:
     return stmt
 
 
-def sync_target(db: Session, principal: Principal, *, webinar_id: int | None) -> str | None:
+def sync_target(*, db: Session, principal: Principal, webinar_id: int | None) -> str | None:
     """The Graph id of a webinar to *Sync now* (its organizer or an admin may); None for a
     full sync, which only admins may start."""
     if webinar_id is None:
         require_admin(principal)
         return None
-    webinar = get_webinar(db, principal, webinar_id=webinar_id)
-    organizer = get_organizer(db, principal, organizer_id=webinar.organizer_id)
+    webinar = get_webinar(db=db, principal=principal, webinar_id=webinar_id)
+    organizer = get_organizer(db=db, principal=principal, organizer_id=webinar.organizer_id)
     if not can_manage_organizer(principal, organizer):
         raise Forbidden("only an administrator or the webinar's organizer may sync it")
     return webinar.graph_id
@@ -617,7 +617,7 @@ def start_sync(
         Forbidden: the caller may not sync that.
         NotFound: no such webinar the caller may see, or Teams is not connected.
     """
-    graph_id = sync_target(db, principal, webinar_id=webinar_id)
+    graph_id = sync_target(db=db, principal=principal, webinar_id=webinar_id)
     get_connection(db)
     return queue.start_sync(db, webinar_graph_id=graph_id, by_user_id=principal.user_id or None)
 
@@ -635,7 +635,7 @@ def sync_now(
 ) -> sync.RunReport:
     """Run a sync in this process, checked like :func:`start_sync` (the CLI's sync; the
     API's dry run, which writes nothing and reports what would change)."""
-    graph_id = sync_target(db, principal, webinar_id=webinar_id)
+    graph_id = sync_target(db=db, principal=principal, webinar_id=webinar_id)
     get_connection(db)
     db.commit()  # release the caller's transaction: the sync opens its own
     return sync.run_sync(
@@ -649,13 +649,13 @@ def sync_now(
     )
 
 
-def recent_runs(db: Session, principal: Principal, *, limit: int = 10) -> list[SyncRun]:
+def recent_runs(*, db: Session, principal: Principal, limit: int = 10) -> list[SyncRun]:
     """The newest sync runs the caller may see."""
     stmt = runs_visible_to(principal).order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
     return list(db.scalars(stmt.limit(limit)))
 
 
-def get_run(db: Session, principal: Principal, *, run_id: int) -> SyncRun:
+def get_run(*, db: Session, principal: Principal, run_id: int) -> SyncRun:
     """One sync run the caller may see (404 otherwise)."""
     run = db.scalar(runs_visible_to(principal).where(SyncRun.id == run_id))
     if run is None:

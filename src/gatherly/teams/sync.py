@@ -553,7 +553,7 @@ class _Applier:
         self.excluded: dict[str, list[str]] = {}
         self.new_contacts: list[str] = []
         self.event_action = "unchanged"
-        self.scoping = org_service.feature_enabled(db, org_service.BU_SCOPING)
+        self.scoping = org_service.feature_enabled(db=db, name=org_service.BU_SCOPING)
         self.event: MarketingEvent | None = None
         self.new_intervals: list[dict[str, Any]] = []
         self.created_contact_ids: set[int] = set()

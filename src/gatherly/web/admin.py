@@ -128,7 +128,7 @@ def overview(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
     readable = [t for t in ORG_TYPES if _can(db, viewer, Privilege.READ, t)]
     if not readable:
         raise Forbidden("you may not read business units, users, teams or roles")
-    totals = service.org_totals(db)
+    totals = service.org_totals(db=db)
     return page(
         request,
         "admin/overview.html",
@@ -151,11 +151,11 @@ def _bu_page(
     values: dict[str, str] | None = None,
 ) -> Response:
     _require(db, viewer, Privilege.READ, "business_unit")
-    bus = service.list_bus(db)
+    bus = service.list_bus(db=db)
     children: dict[int | None, list[BusinessUnit]] = {}
     for bu in bus:
         children.setdefault(bu.parent_id, []).append(bu)
-    counts = service.user_counts_by_bu(db) if _can(db, viewer, Privilege.READ, "user") else None
+    counts = service.user_counts_by_bu(db=db) if _can(db, viewer, Privilege.READ, "user") else None
     return page(
         request,
         "admin/business_units.html",
@@ -192,7 +192,7 @@ def create_bu(
 
     def change() -> None:
         body = parse_form(s.BusinessUnitIn, name=name, parent_id=parent_id)
-        service.create_bu(db, name=body.name, parent_id=body.parent_id, actor=viewer.principal)
+        service.create_bu(db=db, name=body.name, parent_id=body.parent_id, actor=viewer.principal)
 
     if refused := _attempt(db, "create", change):
         error, status = refused
@@ -219,7 +219,7 @@ def update_bu(
         if body.name is None and body.parent_id is None:
             raise ValidationFailed("enter a new name or choose a new parent", field="name")
         service.update_bu(
-            db, bu_id=target, name=body.name, parent_id=body.parent_id, actor=viewer.principal
+            db=db, bu_id=target, name=body.name, parent_id=body.parent_id, actor=viewer.principal
         )
 
     if refused := _attempt(db, "update", change):
@@ -234,9 +234,9 @@ def delete_bu(
     request: Request, bu_id: PathId, db: WebDb, viewer: CurrentViewer, _: CsrfChecked
 ) -> Response:
     _require(db, viewer, Privilege.DELETE, "business_unit")
-    service.get_bu(db, bu_id=bu_id, field="bu_id")
+    service.get_bu(db=db, bu_id=bu_id, field="bu_id")
     if refused := _attempt(
-        db, f"delete-{bu_id}", lambda: service.delete_bu(db, bu_id=bu_id, actor=viewer.principal)
+        db, f"delete-{bu_id}", lambda: service.delete_bu(db=db, bu_id=bu_id, actor=viewer.principal)
     ):
         error, status = refused
         return _bu_page(request, db, viewer, error=error, status_code=status)
@@ -250,7 +250,7 @@ def _bu_names(db: Session, viewer: Viewer) -> dict[int, str] | None:
     """BU names by id, or None when the viewer may not read BUs (pages then show ids)."""
     if not _can(db, viewer, Privilege.READ, "business_unit"):
         return None
-    return {bu.id: bu.name for bu in service.list_bus(db)}
+    return {bu.id: bu.name for bu in service.list_bus(db=db)}
 
 
 def _users_page(
@@ -264,10 +264,10 @@ def _users_page(
     values: dict[str, str] | None = None,
 ) -> Response:
     _require(db, viewer, Privilege.READ, "user")
-    users, total = service.list_users(db, search=q)
+    users, total = service.list_users(db=db, search=q)
     roles = None
     if _can(db, viewer, Privilege.READ, "security_role"):
-        roles = service.role_names_by_user(db, user_ids={u.id for u in users})
+        roles = service.role_names_by_user(db=db, user_ids={u.id for u in users})
     bu_names = _bu_names(db, viewer)
     return page(
         request,
@@ -315,7 +315,7 @@ def create_user(
             password=password,
         )
         user = service.create_user(
-            db,
+            db=db,
             username=body.username,
             email=body.email,
             full_name=body.full_name,
@@ -347,7 +347,7 @@ def _user_page(
     status_code: int = 200,
 ) -> Response:
     _require(db, viewer, Privilege.READ, "user")
-    user = service.get_user(db, user_id=user_id)
+    user = service.get_user(db=db, user_id=user_id)
     read_roles = _can(db, viewer, Privilege.READ, "security_role")
     bu_names = _bu_names(db, viewer)
     return page(
@@ -357,10 +357,10 @@ def _user_page(
         status_code=status_code,
         user=user,
         bu_names=bu_names,
-        roles=service.roles_of_user(db, user_id=user.id) if read_roles else None,
-        all_roles=service.list_roles(db) if read_roles else [],
+        roles=service.roles_of_user(db=db, user_id=user.id) if read_roles else None,
+        all_roles=service.list_roles(db=db) if read_roles else [],
         teams=(
-            service.teams_of_user(db, user_id=user.id)
+            service.teams_of_user(db=db, user_id=user.id)
             if _can(db, viewer, Privilege.READ, "team")
             else None
         ),
@@ -387,7 +387,7 @@ def _user_change(
 ) -> Response:
     """The shape of every change on a user's page: check, find the user, change or explain."""
     _require(db, viewer, *privilege)
-    service.get_user(db, user_id=user_id)
+    service.get_user(db=db, user_id=user_id)
     if refused := _attempt(db, form, change):
         error, status = refused
         return _user_page(request, db, viewer, user_id, error=error, status_code=status)
@@ -407,7 +407,7 @@ def set_disabled(
         if disabled not in ("true", "false"):
             raise ValidationFailed("choose disable or enable", field="disabled")
         service.update_user(
-            db,
+            db=db,
             user_id=user_id,
             disabled=disabled == "true",
             acting_user_id=viewer.user.id,
@@ -437,7 +437,7 @@ def move_user(
         if body.business_unit_id is None:
             raise ValidationFailed("choose a business unit", field="business_unit_id")
         service.move_user(
-            db,
+            db=db,
             user_id=user_id,
             business_unit_id=body.business_unit_id,
             move_records=body.move_records,
@@ -459,7 +459,7 @@ def assign_user_role(
 ) -> Response:
     def change() -> None:
         body = parse_form(s.RoleRef, role_id=role_id)
-        service.assign_role(db, role_id=body.role_id, user_id=user_id, actor=viewer.principal)
+        service.assign_role(db=db, role_id=body.role_id, user_id=user_id, actor=viewer.principal)
 
     assign = (Privilege.ASSIGN, "security_role")
     return _user_change(request, db, viewer, user_id, assign, "assign", change)
@@ -482,7 +482,9 @@ def unassign_user_role(
         user_id,
         assign,
         "assign",
-        lambda: service.unassign_role(db, role_id=role_id, user_id=user_id, actor=viewer.principal),
+        lambda: service.unassign_role(
+            db=db, role_id=role_id, user_id=user_id, actor=viewer.principal
+        ),
     )
 
 
@@ -496,8 +498,8 @@ def teams(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
         request,
         "admin/teams.html",
         viewer,
-        teams=service.list_teams(db),
-        members=service.member_counts(db),
+        teams=service.list_teams(db=db),
+        members=service.member_counts(db=db),
         bu_names=_bu_names(db, viewer),
     )
 
@@ -513,7 +515,7 @@ def _team_page(
     values: dict[str, str] | None = None,
 ) -> Response:
     _require(db, viewer, Privilege.READ, "team")
-    team = service.get_team(db, team_id=team_id)
+    team = service.get_team(db=db, team_id=team_id)
     read_roles = _can(db, viewer, Privilege.READ, "security_role")
     bu_names = _bu_names(db, viewer)
     return page(
@@ -523,10 +525,10 @@ def _team_page(
         status_code=status_code,
         team=team,
         bu_names=bu_names,
-        members=service.team_members(db, team_id=team.id),
+        members=service.team_members(db=db, team_id=team.id),
         read_users=_can(db, viewer, Privilege.READ, "user"),
-        roles=service.roles_of_team(db, team_id=team.id) if read_roles else None,
-        all_roles=service.list_roles(db) if read_roles else [],
+        roles=service.roles_of_team(db=db, team_id=team.id) if read_roles else None,
+        all_roles=service.list_roles(db=db) if read_roles else [],
         may_edit_members=not team.is_default and _can(db, viewer, Privilege.WRITE, "team"),
         may_assign=read_roles and _can(db, viewer, Privilege.ASSIGN, "security_role"),
         error=error,
@@ -551,7 +553,7 @@ def _team_change(
 ) -> Response:
     """The shape of every change on a team's page: check, find the team, change or explain."""
     _require(db, viewer, *privilege)
-    service.get_team(db, team_id=team_id)
+    service.get_team(db=db, team_id=team_id)
     if refused := _attempt(db, form, change):
         error, status = refused
         return _team_page(
@@ -572,8 +574,8 @@ def add_member(
     def change() -> None:
         if not username.strip():
             raise ValidationFailed("enter a username", field="username")
-        user = service.get_user_by_username(db, username=username.strip())
-        service.add_member(db, team_id=team_id, user_id=user.id, actor=viewer.principal)
+        user = service.get_user_by_username(db=db, username=username.strip())
+        service.add_member(db=db, team_id=team_id, user_id=user.id, actor=viewer.principal)
 
     write = (Privilege.WRITE, "team")
     values = {"username": username}
@@ -597,7 +599,9 @@ def remove_member(
         team_id,
         write,
         "members",
-        lambda: service.remove_member(db, team_id=team_id, user_id=user_id, actor=viewer.principal),
+        lambda: service.remove_member(
+            db=db, team_id=team_id, user_id=user_id, actor=viewer.principal
+        ),
     )
 
 
@@ -612,7 +616,7 @@ def assign_team_role(
 ) -> Response:
     def change() -> None:
         body = parse_form(s.RoleRef, role_id=role_id)
-        service.assign_role(db, role_id=body.role_id, team_id=team_id, actor=viewer.principal)
+        service.assign_role(db=db, role_id=body.role_id, team_id=team_id, actor=viewer.principal)
 
     assign = (Privilege.ASSIGN, "security_role")
     return _team_change(request, db, viewer, team_id, assign, "assign", change)
@@ -635,7 +639,9 @@ def unassign_team_role(
         team_id,
         assign,
         "assign",
-        lambda: service.unassign_role(db, role_id=role_id, team_id=team_id, actor=viewer.principal),
+        lambda: service.unassign_role(
+            db=db, role_id=role_id, team_id=team_id, actor=viewer.principal
+        ),
     )
 
 
@@ -645,19 +651,19 @@ def unassign_team_role(
 @router.get("/roles", response_class=HTMLResponse)
 def roles(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
     _require(db, viewer, Privilege.READ, "security_role")
-    return page(request, "admin/roles.html", viewer, roles=service.list_roles(db))
+    return page(request, "admin/roles.html", viewer, roles=service.list_roles(db=db))
 
 
 @router.get("/roles/{role_id}", response_class=HTMLResponse)
 def role_detail(request: Request, role_id: PathId, db: WebDb, viewer: CurrentViewer) -> Response:
     _require(db, viewer, Privilege.READ, "security_role")
-    role = service.get_role(db, role_id=role_id)
+    role = service.get_role(db=db, role_id=role_id)
     return page(
         request,
         "admin/role.html",
         viewer,
         role=role,
-        matrix=service.role_privileges(db, role_id=role.id),
+        matrix=service.role_privileges(db=db, role_id=role.id),
         record_types=registry.all_types(),
         privileges=list(Privilege),
         level_words=LEVEL_WORDS,
@@ -692,17 +698,17 @@ def _settings_page(
     if viewer.is_admin:
         for prefix in SETTINGS_ACTIONS:
             found = service.audit_trail(
-                db, principal=viewer.principal, filters=audit.Filters(action=prefix), limit=10
+                db=db, principal=viewer.principal, filters=audit.Filters(action=prefix), limit=10
             )
             entries.extend(found.items)
         entries = sorted(entries, key=lambda e: e.id, reverse=True)[:10]
-    policy = service.token_policy(db)
+    policy = service.token_policy(db=db)
     return page(
         request,
         "admin/settings.html",
         viewer,
         status_code=status_code,
-        features=service.features(db),
+        features=service.features(db=db),
         labels=service.FEATURES,
         entries=entries,
         policy=policy,
@@ -735,7 +741,7 @@ def set_token_policy(
     def change() -> None:
         body = parse_form(PolicyForm, default_days=default_days, max_days=max_days)
         service.set_token_policy(
-            db,
+            db=db,
             principal=viewer.principal,
             default_days=body.default_days,
             max_days=body.max_days,
@@ -765,7 +771,7 @@ def set_feature(
         if enabled not in ("true", "false"):
             raise ValidationFailed("choose on or off", field="enabled")
         service.set_feature(
-            db, name=name, enabled=enabled == "true", by_user_id=viewer.principal.user_id
+            db=db, name=name, enabled=enabled == "true", by_user_id=viewer.principal.user_id
         )
 
     if refused := _attempt(db, f"feature-{name}", change):
@@ -829,7 +835,7 @@ def audit_page(
             until=_day(values["until"], "until", end=True),
         )
         found = service.audit_trail(
-            db,
+            db=db,
             principal=viewer.principal,
             filters=filters,
             cursor=cursor or None,
@@ -885,11 +891,11 @@ def tokens_page(
         user_id = None
         if values["user"]:
             try:
-                user_id = service.get_user_by_username(db, username=values["user"]).id
+                user_id = service.get_user_by_username(db=db, username=values["user"]).id
             except NotFound:
                 raise ValidationFailed(f"no user named {values['user']!r}", field="user") from None
         found = service.all_tokens(
-            db,
+            db=db,
             principal=viewer.principal,
             user_id=user_id,
             status=values["status"] or None,
@@ -900,7 +906,7 @@ def tokens_page(
         error = FormError("tokens", exc.field, exc.message)
     else:
         items = list(found.items)
-        names = service.usernames(db, user_ids={t.user_id for t in items})
+        names = service.usernames(db=db, user_ids={t.user_id for t in items})
         if found.next_cursor:
             next_url = (
                 "/admin/tokens?" + request.url.include_query_params(cursor=found.next_cursor).query
@@ -927,7 +933,7 @@ def tokens_page(
 def revoke_token(
     request: Request, token_id: PathId, db: WebDb, viewer: CurrentViewer, _: CsrfChecked
 ) -> Response:
-    service.revoke_any_token(db, principal=viewer.principal, token_id=token_id)
+    service.revoke_any_token(db=db, principal=viewer.principal, token_id=token_id)
     return _back("/admin/tokens")
 
 

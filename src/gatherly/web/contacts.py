@@ -87,7 +87,7 @@ def country_name(code: str | None) -> str:
 def _owners(db: WebDb, viewer: Viewer, records: Sequence[PersonMixin]) -> dict[int, Any]:
     """Per record id: the owner's and owning BU's display names (ids when names are not
     readable by the viewer)."""
-    names = contact_service.owner_names(db, principal=viewer.principal, records=records)
+    names = contact_service.owner_names(db=db, principal=viewer.principal, records=records)
     return {
         r.id: {
             "owner": names.owner(r) or f"{r.owner_type} {r.owner_id}",
@@ -250,7 +250,7 @@ def contact_page(
         origin_event=origin_event,
         timeline=_timeline(db, viewer, contact.id),
         lists=segment_service.lists_of_contact(
-            db, principal=viewer.principal, contact_id=contact.id
+            db=db, principal=viewer.principal, contact_id=contact.id
         ),
         when=when,
         duration=duration,

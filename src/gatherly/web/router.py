@@ -60,7 +60,7 @@ def signin(
     if not auth.tokens_match(request.cookies.get(auth.CSRF_COOKIE), csrf):
         raise CsrfRefused
     try:
-        user = org_service.verify_password(db, username=username.strip(), password=password)
+        user = org_service.verify_password(db=db, username=username.strip(), password=password)
     except Unauthenticated as exc:
         if "disabled" in exc.message:
             return page(request, "disabled.html", status_code=403, username=username)
@@ -99,6 +99,6 @@ def signout(
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
     user = viewer.user
-    bu = org_service.get_bu(db, bu_id=user.business_unit_id)
-    roles = org_service.roles_of_user(db, user_id=user.id)
+    bu = org_service.get_bu(db=db, bu_id=user.business_unit_id)
+    roles = org_service.roles_of_user(db=db, user_id=user.id)
     return page(request, "home.html", viewer, business_unit=bu.name, roles=[r.name for r in roles])

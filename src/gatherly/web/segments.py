@@ -406,7 +406,7 @@ def _preview(
     """
     try:
         found = service.preview(
-            db,
+            db=db,
             principal=viewer.principal,
             criteria=builder.tree(),
             scope=scope,
@@ -435,7 +435,7 @@ def _form_page(
     ):
         scopes.append(SCOPE_ORGANIZATION)
     events = list(event_service.list_events(db=db, principal=principal, limit=CHOICES).items)
-    lists = list(service.list_lists(db, principal=principal, limit=CHOICES).items)
+    lists = list(service.list_lists(db=db, principal=principal, limit=CHOICES).items)
     builder = state.builder
     dynamic = segment is None or segment.kind == DYNAMIC
     count = {}
@@ -452,7 +452,7 @@ def _form_page(
         dynamic=dynamic,
         errors=errors,
         scopes=scopes,
-        scoping_on=service.scoping_on(db),
+        scoping_on=service.scoping_on(db=db),
         events=events,
         event_names={str(e.id): e.name for e in events},
         lists=lists,
@@ -496,7 +496,7 @@ def _save(
             criteria = state.builder.tree() if dynamic else service.UNSET
             if segment is None:
                 saved = service.create_segment(
-                    db,
+                    db=db,
                     principal=viewer.principal,
                     name=state.name,
                     kind=DYNAMIC,
@@ -506,7 +506,7 @@ def _save(
                 )
             else:
                 saved = service.update_segment(
-                    db,
+                    db=db,
                     principal=viewer.principal,
                     segment_id=segment.id,
                     name=state.name,
@@ -535,13 +535,13 @@ def segments_page(
 ) -> Response:
     principal = viewer.principal
     found = service.list_segments(
-        db, principal=principal, q=_search(q), cursor=cursor, limit=PAGE_SIZE
+        db=db, principal=principal, q=_search(q), cursor=cursor, limit=PAGE_SIZE
     )
     rows = [
         {
             "segment": s,
-            "applied": service.effective_scope(db, s),
-            "counts": service.segment_counts(db, principal=principal, segment=s),
+            "applied": service.effective_scope(db=db, segment=s),
+            "counts": service.segment_counts(db=db, principal=principal, segment=s),
         }
         for s in found.items
     ]
@@ -550,7 +550,7 @@ def segments_page(
         "segments/segments.html",
         viewer,
         rows=rows,
-        count=service.count_segments(db, principal=principal, q=_search(q)),
+        count=service.count_segments(db=db, principal=principal, q=_search(q)),
         q=q or "",
         cursor=cursor,
         next_cursor=found.next_cursor,
@@ -571,7 +571,7 @@ def preview_count(
     state = SegmentForm.read(form)
     segment_id = _int(form.get("segment_id"))
     segment = (
-        service.get_segment(db, principal=viewer.principal, segment_id=segment_id)
+        service.get_segment(db=db, principal=viewer.principal, segment_id=segment_id)
         if segment_id
         else None
     )
@@ -606,9 +606,9 @@ def _segment_page(
     refreshed: dict[str, Any] | None = None,
 ) -> Response:
     principal = viewer.principal
-    segment = service.get_segment(db, principal=principal, segment_id=segment_id)
+    segment = service.get_segment(db=db, principal=principal, segment_id=segment_id)
     found = service.members(
-        db, principal=principal, segment_id=segment_id, cursor=cursor, limit=PAGE_SIZE
+        db=db, principal=principal, segment_id=segment_id, cursor=cursor, limit=PAGE_SIZE
     )
     summary = crit.parse(segment.criteria).root if segment.criteria is not None else None
     return page(
@@ -617,8 +617,8 @@ def _segment_page(
         viewer,
         segment=segment,
         members=found,
-        applied=service.effective_scope(db, segment),
-        business_unit=org_service.get_bu(db, bu_id=segment.owning_bu_id).name,
+        applied=service.effective_scope(db=db, segment=segment),
+        business_unit=org_service.get_bu(db=db, bu_id=segment.owning_bu_id).name,
         summary=summary,
         criteria_json=json.dumps(segment.criteria, indent=2),
         cursor=cursor,
@@ -633,7 +633,7 @@ def edit_segment(
     segment_id: PathId, request: Request, db: WebDb, viewer: CurrentViewer
 ) -> Response:
     segment = service.get_segment(
-        db, principal=viewer.principal, segment_id=segment_id, privilege=Privilege.WRITE
+        db=db, principal=viewer.principal, segment_id=segment_id, privilege=Privilege.WRITE
     )
     state = SegmentForm(
         name=segment.name,
@@ -656,7 +656,7 @@ def update_segment(
     form: Fields,
 ) -> Response:
     segment = service.get_segment(
-        db, principal=viewer.principal, segment_id=segment_id, privilege=Privilege.WRITE
+        db=db, principal=viewer.principal, segment_id=segment_id, privilege=Privilege.WRITE
     )
     return _save(request, db, viewer, form, segment)
 
@@ -668,12 +668,12 @@ def refresh_segment(
     """Refresh now (synchronous), then the page with what changed as the viewer sees it."""
     principal = viewer.principal
     before = service.segment_counts(
-        db,
+        db=db,
         principal=principal,
-        segment=service.get_segment(db, principal=principal, segment_id=segment_id),
+        segment=service.get_segment(db=db, principal=principal, segment_id=segment_id),
     )
-    segment, result = service.refresh_for(db, principal=principal, segment_id=segment_id)
-    after = service.segment_counts(db, principal=principal, segment=segment)
+    segment, result = service.refresh_for(db=db, principal=principal, segment_id=segment_id)
+    after = service.segment_counts(db=db, principal=principal, segment=segment)
     refreshed = {
         "before": before["visible"],
         "after": after["visible"],
@@ -699,7 +699,7 @@ def confirm_delete_segment(
     segment_id: PathId, request: Request, db: WebDb, viewer: CurrentViewer
 ) -> Response:
     segment = service.get_segment(
-        db, principal=viewer.principal, segment_id=segment_id, privilege=Privilege.DELETE
+        db=db, principal=viewer.principal, segment_id=segment_id, privilege=Privilege.DELETE
     )
     return page(
         request,
@@ -716,7 +716,7 @@ def confirm_delete_segment(
 def delete_segment(
     segment_id: PathId, request: Request, db: WebDb, viewer: CurrentViewer, _: CsrfChecked
 ) -> Response:
-    service.delete_segment(db, principal=viewer.principal, segment_id=segment_id)
+    service.delete_segment(db=db, principal=viewer.principal, segment_id=segment_id)
     return RedirectResponse("/segments", status_code=303)
 
 
@@ -735,7 +735,7 @@ def _lists_page(
 ) -> Response:
     principal = viewer.principal
     found = service.list_lists(
-        db, principal=principal, q=_search(q), cursor=cursor, limit=PAGE_SIZE
+        db=db, principal=principal, q=_search(q), cursor=cursor, limit=PAGE_SIZE
     )
     return page(
         request,
@@ -743,7 +743,7 @@ def _lists_page(
         viewer,
         status_code=status_code,
         lists=found.items,
-        count=service.count_lists(db, principal=principal, q=_search(q)),
+        count=service.count_lists(db=db, principal=principal, q=_search(q)),
         q=q or "",
         cursor=cursor,
         next_cursor=found.next_cursor,
@@ -777,7 +777,7 @@ def create_list(
     if not errors:
         try:
             row = service.create_list(
-                db, principal=viewer.principal, name=name, description=description
+                db=db, principal=viewer.principal, name=name, description=description
             )
         except (ValidationFailed, Forbidden) as exc:
             db.rollback()
@@ -801,9 +801,9 @@ def _list_page(
     status_code: int = 200,
 ) -> Response:
     principal = viewer.principal
-    row = service.get_list(db, principal=principal, list_id=list_id)
+    row = service.get_list(db=db, principal=principal, list_id=list_id)
     members, visible = service.list_members(
-        db, principal=principal, list_id=list_id, cursor=cursor, limit=PAGE_SIZE
+        db=db, principal=principal, list_id=list_id, cursor=cursor, limit=PAGE_SIZE
     )
     return page(
         request,
@@ -813,7 +813,7 @@ def _list_page(
         mlist=row,
         members=members,
         visible=visible,
-        business_unit=org_service.get_bu(db, bu_id=row.owning_bu_id).name,
+        business_unit=org_service.get_bu(db=db, bu_id=row.owning_bu_id).name,
         cursor=cursor,
         **_rights(db, viewer, service.LIST, row),
         report=report,
@@ -870,7 +870,7 @@ def rename_list(
     errors = _naming_errors(name, description)
     if not errors:
         service.update_list(
-            db, principal=viewer.principal, list_id=list_id, name=name, description=description
+            db=db, principal=viewer.principal, list_id=list_id, name=name, description=description
         )
         return RedirectResponse(f"/lists/{list_id}", status_code=303)
     values = {"name": name, "description": description}
@@ -881,7 +881,7 @@ def _import(
     request: Request, db: Session, viewer: Viewer, list_id: int, text: str, where: str
 ) -> Response:
     try:
-        report = service.import_csv(db, principal=viewer.principal, list_id=list_id, text=text)
+        report = service.import_csv(db=db, principal=viewer.principal, list_id=list_id, text=text)
     except ValidationFailed as exc:
         db.rollback()
         return _list_page(
@@ -902,7 +902,9 @@ def add_by_email(
     """Add contacts by email: the import's rules and report, one email per row."""
     found = [e for e in re.split(r"[\s,;]+", emails) if e]
     if not found:
-        service.get_list(db, principal=viewer.principal, list_id=list_id, privilege=Privilege.WRITE)
+        service.get_list(
+            db=db, principal=viewer.principal, list_id=list_id, privilege=Privilege.WRITE
+        )
         return _list_page(
             request,
             db,
@@ -935,7 +937,9 @@ def import_list(
         except UnicodeDecodeError:
             problem = "The file is not UTF-8 text; save it as CSV (UTF-8) and try again."
     if problem is not None:
-        service.get_list(db, principal=viewer.principal, list_id=list_id, privilege=Privilege.WRITE)
+        service.get_list(
+            db=db, principal=viewer.principal, list_id=list_id, privilege=Privilege.WRITE
+        )
         return _list_page(request, db, viewer, list_id, errors={"file": problem}, status_code=422)
     return _import(request, db, viewer, list_id, text, "file")
 
@@ -950,7 +954,7 @@ def remove_member(
     contact_id: Annotated[int, Form(ge=1, le=MAX_ID)],
 ) -> Response:
     service.remove_from_list(
-        db, principal=viewer.principal, list_id=list_id, contact_ids=[contact_id]
+        db=db, principal=viewer.principal, list_id=list_id, contact_ids=[contact_id]
     )
     return RedirectResponse(f"/lists/{list_id}", status_code=303)
 
@@ -960,7 +964,7 @@ def confirm_delete_list(
     list_id: PathId, request: Request, db: WebDb, viewer: CurrentViewer
 ) -> Response:
     row = service.get_list(
-        db, principal=viewer.principal, list_id=list_id, privilege=Privilege.DELETE
+        db=db, principal=viewer.principal, list_id=list_id, privilege=Privilege.DELETE
     )
     return _confirm_list(request, viewer, row.id, row.name)
 
@@ -986,9 +990,9 @@ def delete_list(
     list_id: PathId, request: Request, db: WebDb, viewer: CurrentViewer, _: CsrfChecked
 ) -> Response:
     try:
-        service.delete_list(db, principal=viewer.principal, list_id=list_id)
+        service.delete_list(db=db, principal=viewer.principal, list_id=list_id)
     except Conflict as exc:
         db.rollback()
-        row = service.get_list(db, principal=viewer.principal, list_id=list_id)
+        row = service.get_list(db=db, principal=viewer.principal, list_id=list_id)
         return _confirm_list(request, viewer, row.id, row.name, exc.message)
     return RedirectResponse("/lists", status_code=303)

@@ -80,7 +80,7 @@ def _integrations(
             source = "environment"
         else:
             source = "missing"
-    organizers = service.list_organizers(db, viewer.principal)
+    organizers = service.list_organizers(db=db, principal=viewer.principal)
     remedies = {o.id: service.remedy(connection, o) if connection else [] for o in organizers}
     return page(
         request,
@@ -92,7 +92,7 @@ def _integrations(
         secret_source=source,
         organizers=organizers,
         remedies=remedies,
-        runs=service.recent_runs(db, viewer.principal),
+        runs=service.recent_runs(db=db, principal=viewer.principal),
         **context,
     )
 
@@ -131,8 +131,8 @@ def connect(
     else:
         try:
             service.connect(
-                db,
-                request.app.state.settings,
+                db=db,
+                settings=request.app.state.settings,
                 tenant_id=body.tenant_id,
                 client_id=body.client_id,
                 client_secret=body.client_secret,
@@ -157,8 +157,8 @@ def check_connection(
     try:
         service.require_admin(viewer.principal)
         connection, check = service.check_connection(
-            db,
-            request.app.state.settings,
+            db=db,
+            settings=request.app.state.settings,
             make_client=getattr(request.app.state, "graph_client_factory", None),
         )
     except GatherlyError as exc:
@@ -182,7 +182,7 @@ def save_settings(
     service.require_admin(viewer.principal)
     try:
         service.update_settings(
-            db,
+            db=db,
             sync_enabled=sync_enabled is not None,
             organizer_exclusion_domains=_lines(organizer_exclusion_domains),
             contact_exclusion_domains=_lines(contact_exclusion_domains),
@@ -211,7 +211,9 @@ def organizer_panel(
 ) -> Response:
     try:
         service.require_admin(viewer.principal, Privilege.READ)
-        organizer = service.get_organizer(db, viewer.principal, organizer_id=organizer_id)
+        organizer = service.get_organizer(
+            db=db, principal=viewer.principal, organizer_id=organizer_id
+        )
     except GatherlyError as exc:
         return _fragment_error(request, viewer, exc)
     connection = _optional_connection(db)
@@ -240,12 +242,13 @@ def webinars_page(
 ) -> Response:
     principal = viewer.principal
     if organizer is not None:
-        shown = [service.get_organizer(db, principal, organizer_id=organizer)]
+        shown = [service.get_organizer(db=db, principal=principal, organizer_id=organizer)]
     else:
-        shown = service.list_organizers(db, principal, user_id=viewer.user.id)
+        shown = service.list_organizers(db=db, principal=principal, user_id=viewer.user.id)
     admin = service.is_admin(principal, Privilege.READ)
     sections = [
-        (o, [w for w, _o in service.list_webinars(db, principal, organizer_id=o.id)]) for o in shown
+        (o, [w for w, _o in service.list_webinars(db=db, principal=principal, organizer_id=o.id)])
+        for o in shown
     ]
     return page(
         request,
@@ -254,7 +257,7 @@ def webinars_page(
         sections=sections,
         chosen=organizer,
         admin=admin,
-        all_organizers=service.list_organizers(db, principal) if admin else [],
+        all_organizers=service.list_organizers(db=db, principal=principal) if admin else [],
         connected=_optional_connection(db) is not None,
         can_manage={o.id: service.can_manage_organizer(principal, o) for o in shown},
         labels=ORGANIZER_FIELDS,
@@ -272,10 +275,13 @@ def tick_webinar(
 ) -> Response:
     try:
         webinar = service.set_webinar_sync(
-            db, viewer.principal, webinar_id=webinar_id, enabled=sync_enabled is not None
+            db=db,
+            principal=viewer.principal,
+            webinar_id=webinar_id,
+            enabled=sync_enabled is not None,
         )
     except Conflict as exc:
-        webinar = service.get_webinar(db, viewer.principal, webinar_id=webinar_id)
+        webinar = service.get_webinar(db=db, principal=viewer.principal, webinar_id=webinar_id)
         return page(
             request,
             "teams/_tick.html",
@@ -308,11 +314,13 @@ def save_organizer(
     error: GatherlyError | None = None
     try:
         organizer = service.update_organizer(
-            db, viewer.principal, organizer_id=organizer_id, **values
+            db=db, principal=viewer.principal, organizer_id=organizer_id, **values
         )
     except Conflict as exc:
         error = exc
-        organizer = service.get_organizer(db, viewer.principal, organizer_id=organizer_id)
+        organizer = service.get_organizer(
+            db=db, principal=viewer.principal, organizer_id=organizer_id
+        )
     except GatherlyError as exc:
         return _fragment_error(request, viewer, exc)
     return page(
@@ -338,7 +346,7 @@ def sync_now(
 @router.get("/webinars/runs/{run_id}", response_class=HTMLResponse)
 def run_progress(request: Request, run_id: PathId, db: WebDb, viewer: CurrentViewer) -> Response:
     try:
-        run = service.get_run(db, viewer.principal, run_id=run_id)
+        run = service.get_run(db=db, principal=viewer.principal, run_id=run_id)
     except GatherlyError as exc:
         return _fragment_error(request, viewer, exc)
     return _run_fragment(request, db, viewer, run)
@@ -367,7 +375,9 @@ def _run_fragment(
     webinar = event = None
     if run.webinar_graph_id:
         try:
-            webinar = service.find_webinar(db, viewer.principal, ref=run.webinar_graph_id)
+            webinar = service.find_webinar(
+                db=db, principal=viewer.principal, ref=run.webinar_graph_id
+            )
             if webinar.event_id is not None and run.status != RUN_RUNNING:
                 event = event_service.get_event(
                     db=db, principal=viewer.principal, event_id=webinar.event_id

@@ -34,13 +34,13 @@ def _tokens_page(
     error: ValidationFailed | None = None,
     values: dict[str, str] | None = None,
 ) -> Response:
-    policy = service.token_policy(db)
+    policy = service.token_policy(db=db)
     return page(
         request,
         "account/tokens.html",
         viewer,
         status_code=status_code,
-        tokens=service.my_tokens(db, principal=viewer.principal),
+        tokens=service.my_tokens(db=db, principal=viewer.principal),
         policy=policy,
         created=created,
         error=error,
@@ -75,7 +75,7 @@ def create_token(
             # The box wins over the prefilled number: that is what the person ticked.
             body = body.model_copy(update={"expires_in_days": None})
         token, secret = service.create_my_token(
-            db,
+            db=db,
             principal=viewer.principal,
             name=body.name,
             expires_in_days=body.expires_in_days,
@@ -93,5 +93,5 @@ def create_token(
 
 @router.post("/tokens/{token_id}/revoke", response_class=HTMLResponse)
 def revoke_token(token_id: PathId, db: WebDb, viewer: CurrentViewer, _: CsrfChecked) -> Response:
-    service.revoke_my_token(db, principal=viewer.principal, token_id=token_id)
+    service.revoke_my_token(db=db, principal=viewer.principal, token_id=token_id)
     return RedirectResponse("/account/tokens", status_code=303)
