@@ -56,7 +56,7 @@ def test_bu_create_rename_move_describe_and_delete_are_audited(
     db: Session, boss: Principal
 ) -> None:
     root = org.get_root(db=db)
-    europe = org.create_bu(db=db, name="Europe", parent_id=root.id, actor=boss)
+    europe = org.create_bu(db=db, name="Europe", parent_id=root.id, principal=boss)
     created = _one(db, "business_unit.create")
     _by(created, boss)
     assert (created.target_type, created.target_id, created.target_label) == (
@@ -72,8 +72,8 @@ def test_bu_create_rename_move_describe_and_delete_are_audited(
         "parent": root.name,
     }
 
-    asia = org.create_bu(db=db, name="Asia", parent_id=root.id, actor=boss)
-    org.update_bu(db=db, bu_id=europe.id, name="EMEA", parent_id=asia.id, actor=boss)
+    asia = org.create_bu(db=db, name="Asia", parent_id=root.id, principal=boss)
+    org.update_bu(db=db, bu_id=europe.id, name="EMEA", parent_id=asia.id, principal=boss)
     renamed, moved = _one(db, "business_unit.rename"), _one(db, "business_unit.move")
     assert (renamed.before, renamed.after, renamed.target_label) == (
         {"name": "Europe"},
@@ -84,15 +84,15 @@ def test_bu_create_rename_move_describe_and_delete_are_audited(
         {"parent_id": root.id, "parent": root.name},
         {"parent_id": asia.id, "parent": "Asia"},
     )
-    org.update_bu(db=db, bu_id=europe.id, description="Europe, Middle East, Africa", actor=boss)
+    org.update_bu(db=db, bu_id=europe.id, description="Europe, Middle East, Africa", principal=boss)
     described = _one(db, "business_unit.update")
     assert described.after == {"description": "Europe, Middle East, Africa"}
 
     unchanged = _count(db)
-    org.update_bu(db=db, bu_id=europe.id, name="EMEA", parent_id=asia.id, actor=boss)
+    org.update_bu(db=db, bu_id=europe.id, name="EMEA", parent_id=asia.id, principal=boss)
     assert _count(db) == unchanged  # nothing changed, nothing recorded
 
-    org.delete_bu(db=db, bu_id=europe.id, actor=boss)
+    org.delete_bu(db=db, bu_id=europe.id, principal=boss)
     deleted = _one(db, "business_unit.delete")
     assert (deleted.target_id, deleted.target_label, deleted.after) == (
         str(europe.id),
@@ -107,14 +107,14 @@ def test_bu_create_rename_move_describe_and_delete_are_audited(
 def test_a_refused_change_writes_no_entry_and_a_rollback_takes_the_entry_with_it(
     db: Session, boss: Principal
 ) -> None:
-    germany = org.create_bu(db=db, name="Germany", parent_id=org.get_root(db=db).id, actor=boss)
+    germany = org.create_bu(db=db, name="Germany", parent_id=org.get_root(db=db).id, principal=boss)
     f.user(db, "gustav", germany)
     db.commit()
     before = _count(db)
     with pytest.raises(Exception, match="still has"):
-        org.delete_bu(db=db, bu_id=germany.id, actor=boss)
+        org.delete_bu(db=db, bu_id=germany.id, principal=boss)
     assert _count(db) == before
-    org.create_bu(db=db, name="Doomed", parent_id=germany.id, actor=boss)
+    org.create_bu(db=db, name="Doomed", parent_id=germany.id, principal=boss)
     assert _count(db) == before + 1
     db.rollback()  # the change and its entry commit or vanish together
     assert _count(db) == before
@@ -135,7 +135,7 @@ def test_user_create_disable_enable_edit_move_and_password_are_audited(
         full_name="Ulla",
         business_unit_id=sales.id,
         password="a long password",
-        actor=boss,
+        principal=boss,
     )
     created = _one(db, "user.create")
     _by(created, boss)
@@ -156,21 +156,23 @@ def test_user_create_disable_enable_edit_move_and_password_are_audited(
     assert user.password_hash is not None
     assert user.password_hash not in json.dumps(created.after)
 
-    org.update_user(db=db, user_id=user.id, disabled=True, acting_user_id=boss.user_id, actor=boss)
-    org.update_user(db=db, user_id=user.id, disabled=False, actor=boss)
+    org.update_user(db=db, user_id=user.id, disabled=True, principal=boss)
+    org.update_user(db=db, user_id=user.id, disabled=False, principal=boss)
     disabled, enabled = _one(db, "user.disable"), _one(db, "user.enable")
     assert (disabled.before, disabled.after) == ({"disabled": False}, {"disabled": True})
     assert (enabled.before, enabled.after) == ({"disabled": True}, {"disabled": False})
     _by(enabled, boss)
 
-    org.update_user(db=db, user_id=user.id, full_name="Ulla U.", email=None, actor=boss)
+    org.update_user(db=db, user_id=user.id, full_name="Ulla U.", email=None, principal=boss)
     edited = _one(db, "user.update")
     assert (edited.before, edited.after) == (
         {"full_name": "Ulla", "email": "ulla@example.com"},
         {"full_name": "Ulla U.", "email": None},
     )
 
-    org.move_user(db=db, user_id=user.id, business_unit_id=root.id, move_records=False, actor=boss)
+    org.move_user(
+        db=db, user_id=user.id, business_unit_id=root.id, move_records=False, principal=boss
+    )
     moved = _one(db, "user.move")
     assert (moved.before, moved.after, moved.details) == (
         {"business_unit_id": sales.id, "business_unit": "Sales"},
@@ -178,7 +180,7 @@ def test_user_create_disable_enable_edit_move_and_password_are_audited(
         {"move_records": False},
     )
 
-    org.set_password(db=db, user_id=user.id, password="another long one", actor=boss)
+    org.set_password(db=db, user_id=user.id, password="another long one", principal=boss)
     password = _one(db, "user.password")
     assert (password.before, password.after) == ({"password_set": True}, {"password_set": True})
     assert "another long one" not in json.dumps([password.before, password.after])
@@ -201,7 +203,7 @@ def test_team_create_update_membership_and_delete_are_audited(db: Session, boss:
     root = org.get_root(db=db)
     sales = org.create_bu(db=db, name="Sales", parent_id=root.id)
     ann, bob = f.user(db, "ann", sales), f.user(db, "bob", sales)
-    team = org.create_team(db=db, name="Launch", business_unit_id=sales.id, actor=boss)
+    team = org.create_team(db=db, name="Launch", business_unit_id=sales.id, principal=boss)
     created = _one(db, "team.create")
     _by(created, boss)
     assert (created.target_type, created.target_id, created.after) == (
@@ -215,20 +217,20 @@ def test_team_create_update_membership_and_delete_are_audited(db: Session, boss:
         },
     )
 
-    org.add_member(db=db, team_id=team.id, user_id=ann.id, actor=boss)
-    org.add_member(db=db, team_id=team.id, user_id=ann.id, actor=boss)  # already a member
-    org.add_member(db=db, team_id=team.id, user_id=bob.id, actor=boss)
+    org.add_member(db=db, team_id=team.id, user_id=ann.id, principal=boss)
+    org.add_member(db=db, team_id=team.id, user_id=ann.id, principal=boss)  # already a member
+    org.add_member(db=db, team_id=team.id, user_id=bob.id, principal=boss)
     added = _entries(db, "team.member_add")
     assert [(e.target_label, e.before, e.after) for e in added] == [
         ("Launch", None, {"user_id": ann.id, "username": "ann"}),
         ("Launch", None, {"user_id": bob.id, "username": "bob"}),
     ]
-    org.remove_member(db=db, team_id=team.id, user_id=bob.id, actor=boss)
+    org.remove_member(db=db, team_id=team.id, user_id=bob.id, principal=boss)
     removed = _one(db, "team.member_remove")
     assert (removed.before, removed.after) == ({"user_id": bob.id, "username": "bob"}, None)
 
     org.update_team(
-        db=db, team_id=team.id, name="Launch crew", business_unit_id=root.id, actor=boss
+        db=db, team_id=team.id, name="Launch crew", business_unit_id=root.id, principal=boss
     )
     updated = _one(db, "team.update")
     assert (updated.before, updated.after) == (
@@ -237,8 +239,8 @@ def test_team_create_update_membership_and_delete_are_audited(db: Session, boss:
     )
 
     marketer = org.get_role_by_name(db=db, name="Marketer")
-    org.assign_role(db=db, role_id=marketer.id, team_id=team.id, actor=boss)
-    org.delete_team(db=db, team_id=team.id, actor=boss)
+    org.assign_role(db=db, role_id=marketer.id, team_id=team.id, principal=boss)
+    org.delete_team(db=db, team_id=team.id, principal=boss)
     deleted = _one(db, "team.delete")
     assert deleted.before is not None
     assert (deleted.before["members"], deleted.before["roles"]) == (["ann"], ["Marketer"])
@@ -258,7 +260,7 @@ def test_role_create_privilege_edit_assignments_and_delete_are_audited(
         db=db,
         name="Reader",
         privileges={"contact": {"read": Level.BUSINESS_UNIT, "write": Level.NONE}},
-        actor=boss,
+        principal=boss,
     )
     created = _one(db, "role.create")
     _by(created, boss)
@@ -277,7 +279,7 @@ def test_role_create_privilege_edit_assignments_and_delete_are_audited(
         db=db,
         role_id=role.id,
         privileges={"contact": {"read": Level.ORGANIZATION, "write": Level.USER}},
-        actor=boss,
+        principal=boss,
     )
     edited = _one(db, "role.update")
     assert (edited.before, edited.after) == (
@@ -285,15 +287,15 @@ def test_role_create_privilege_edit_assignments_and_delete_are_audited(
         {"privileges": {"contact": {"read": "organization", "write": "user"}}},
     )
 
-    org.assign_role(db=db, role_id=role.id, user_id=ann.id, actor=boss)
-    org.assign_role(db=db, role_id=role.id, user_id=ann.id, actor=boss)  # already held
-    org.assign_role(db=db, role_id=role.id, team_id=team.id, actor=boss)
+    org.assign_role(db=db, role_id=role.id, user_id=ann.id, principal=boss)
+    org.assign_role(db=db, role_id=role.id, user_id=ann.id, principal=boss)  # already held
+    org.assign_role(db=db, role_id=role.id, team_id=team.id, principal=boss)
     assigned = _entries(db, "role.assign")
     assert [(e.target_type, e.target_id, e.target_label, e.after) for e in assigned] == [
         ("user", str(ann.id), "ann", {"role_id": role.id, "role": "Reader"}),
         ("team", str(team.id), "Crew", {"role_id": role.id, "role": "Reader"}),
     ]
-    org.unassign_role(db=db, role_id=role.id, team_id=team.id, actor=boss)
+    org.unassign_role(db=db, role_id=role.id, team_id=team.id, principal=boss)
     unassigned = _one(db, "role.unassign")
     assert (unassigned.target_type, unassigned.before, unassigned.after) == (
         "team",
@@ -301,7 +303,7 @@ def test_role_create_privilege_edit_assignments_and_delete_are_audited(
         None,
     )
 
-    org.delete_role(db=db, role_id=role.id, actor=boss)
+    org.delete_role(db=db, role_id=role.id, principal=boss)
     deleted = _one(db, "role.delete")
     assert deleted.before == {
         "name": "Reader",
@@ -373,11 +375,11 @@ def test_the_trail_filters_by_action_prefix_actor_target_and_time(
     db: Session, boss: Principal
 ) -> None:
     other = f.principal(db, f.user(db, "other", None, "System Administrator"))
-    sales = org.create_bu(db=db, name="Sales", parent_id=org.get_root(db=db).id, actor=boss)
-    ann = org.create_user(db=db, username="ann", business_unit_id=sales.id, actor=other)
+    sales = org.create_bu(db=db, name="Sales", parent_id=org.get_root(db=db).id, principal=boss)
+    ann = org.create_user(db=db, username="ann", business_unit_id=sales.id, principal=other)
     marketer = org.get_role_by_name(db=db, name="Marketer")
-    org.assign_role(db=db, role_id=marketer.id, user_id=ann.id, actor=boss)
-    org.unassign_role(db=db, role_id=marketer.id, user_id=ann.id, actor=other)
+    org.assign_role(db=db, role_id=marketer.id, user_id=ann.id, principal=boss)
+    org.unassign_role(db=db, role_id=marketer.id, user_id=ann.id, principal=other)
 
     assert [e.action for e in _trail(db, action="role.")] == ["role.unassign", "role.assign"] + [
         "role.assign"

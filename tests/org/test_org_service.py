@@ -10,7 +10,13 @@ from sqlalchemy.orm import Session
 
 from gatherly.access.levels import Level
 from gatherly.access.models import BusinessUnitClosure
-from gatherly.core.exceptions import Conflict, NotFound, Unauthenticated, ValidationFailed
+from gatherly.core.exceptions import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+    ValidationFailed,
+)
 from gatherly.org import defaults
 from gatherly.org import service as org
 from gatherly.org.models import BusinessUnit, RolePrivilege, SecurityRole
@@ -186,3 +192,36 @@ def test_token_use_is_recorded_at_most_once_per_interval(db: Session) -> None:
     org.authenticate_token(db=db, secret=secret)
     assert token.last_used_at is not None
     assert token.last_used_at > first - org.TOKEN_USE_RESOLUTION
+
+
+def test_the_service_checks_the_callers_privileges_itself(db: Session) -> None:
+    """Called for a user (a principal), every change and read of the directory is checked
+    by the service, whatever interface calls it; nothing changes when it is refused."""
+    marketer = f.principal(db, f.user(db, "mia", None, "Marketer"))
+    admin = f.principal(db, f.user(db, "ada", None, "System Administrator"))
+    root = org.get_root(db=db)
+    other = f.user(db, "olaf")
+    role = org.get_role_by_name(db=db, name="Marketer")
+    db.commit()
+    before = org.org_totals(db=db)
+    refused = [
+        lambda p: org.create_bu(db=db, name="X", parent_id=root.id, principal=p),
+        lambda p: org.create_user(db=db, username="x", principal=p),
+        lambda p: org.update_user(db=db, user_id=other.id, full_name="X", principal=p),
+        lambda p: org.create_team(db=db, name="T", business_unit_id=root.id, principal=p),
+        lambda p: org.assign_role(db=db, role_id=role.id, user_id=other.id, principal=p),
+        lambda p: org.create_role(db=db, name="R", privileges={}, principal=p),
+    ]
+    for change in refused:
+        with pytest.raises(Forbidden):
+            change(marketer)
+        db.rollback()
+    assert org.org_totals(db=db) == before
+    # Reading the directory takes read on its record types, which every built-in role has.
+    assert org.list_users(db=db, principal=marketer)[1] == 3
+    nobody = f.principal(db, f.user(db, "nora"))
+    with pytest.raises(Forbidden):
+        org.list_users(db=db, principal=nobody)
+    # An administrator passes the same checks; the operator (no principal) is not checked.
+    org.create_bu(db=db, name="X", parent_id=root.id, principal=admin)
+    org.create_bu(db=db, name="Y", parent_id=root.id)

@@ -12,10 +12,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
 from gatherly.api.params import PathId, QueryId
@@ -24,15 +22,9 @@ from gatherly.core import audit
 from gatherly.core.pagination import MAX_LIMIT
 from gatherly.org import schemas as s
 from gatherly.org import service
-from gatherly.org.models import ApiToken, BusinessUnit, FeatureSwitch, SecurityRole, Team, User
+from gatherly.org.models import ApiToken, FeatureSwitch, SecurityRole, Team
 
 router = APIRouter(tags=["organisation"])
-
-
-def _require(
-    db: Session, principal: access.Principal, privilege: Privilege, record_type: str
-) -> None:
-    access.require(db, principal, privilege, record_type)
 
 
 def _role_out(db: Session, role: SecurityRole) -> s.RoleOut:
@@ -73,8 +65,7 @@ def me(db: DbSession, principal: CurrentPrincipal) -> s.MeOut:
 
 @router.get("/business-units", tags=["business units"])
 def list_bus(db: DbSession, principal: CurrentPrincipal) -> list[s.BusinessUnitOut]:
-    _require(db, principal, Privilege.READ, "business_unit")
-    rows = db.execute(select(BusinessUnit).order_by(BusinessUnit.id)).scalars()
+    rows = service.list_bus(db=db, principal=principal)
     return [s.BusinessUnitOut.model_validate(r) for r in rows]
 
 
@@ -82,21 +73,20 @@ def list_bus(db: DbSession, principal: CurrentPrincipal) -> list[s.BusinessUnitO
 def create_bu(
     body: s.BusinessUnitIn, db: DbSession, principal: CurrentPrincipal
 ) -> s.BusinessUnitOut:
-    _require(db, principal, Privilege.CREATE, "business_unit")
     bu = service.create_bu(
         db=db,
         name=body.name,
         parent_id=body.parent_id,
         description=body.description,
-        actor=principal,
+        principal=principal,
     )
     return s.BusinessUnitOut.model_validate(bu)
 
 
 @router.get("/business-units/{bu_id}", tags=["business units"])
 def get_bu(bu_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.BusinessUnitOut:
-    _require(db, principal, Privilege.READ, "business_unit")
-    return s.BusinessUnitOut.model_validate(service.get_bu(db=db, bu_id=bu_id, field="bu_id"))
+    bu = service.get_bu(db=db, bu_id=bu_id, field="bu_id", principal=principal)
+    return s.BusinessUnitOut.model_validate(bu)
 
 
 @router.patch(
@@ -107,14 +97,13 @@ def get_bu(bu_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.Busin
 def patch_bu(
     bu_id: PathId, body: s.BusinessUnitPatch, db: DbSession, principal: CurrentPrincipal
 ) -> s.BusinessUnitOut:
-    _require(db, principal, Privilege.WRITE, "business_unit")
     bu = service.update_bu(
         db=db,
         bu_id=bu_id,
         name=body.name,
         description=body.description,
         parent_id=body.parent_id,
-        actor=principal,
+        principal=principal,
     )
     return s.BusinessUnitOut.model_validate(bu)
 
@@ -126,8 +115,7 @@ def patch_bu(
     summary="Delete an empty business unit",
 )
 def delete_bu(bu_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
-    _require(db, principal, Privilege.DELETE, "business_unit")
-    service.delete_bu(db=db, bu_id=bu_id, actor=principal)
+    service.delete_bu(db=db, bu_id=bu_id, principal=principal)
     return no_content()
 
 
@@ -138,16 +126,14 @@ def delete_bu(bu_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Resp
 def list_users(
     db: DbSession, principal: CurrentPrincipal, business_unit_id: QueryId = None
 ) -> list[s.UserOut]:
-    _require(db, principal, Privilege.READ, "user")
-    stmt = select(User).order_by(User.username)
-    if business_unit_id is not None:
-        stmt = stmt.where(User.business_unit_id == business_unit_id)
-    return [s.UserOut.model_validate(u) for u in db.execute(stmt).scalars()]
+    users, _total = service.list_users(
+        db=db, business_unit_id=business_unit_id, limit=None, principal=principal
+    )
+    return [s.UserOut.model_validate(u) for u in users]
 
 
 @router.post("/users", status_code=201, tags=["users"])
 def create_user(body: s.UserIn, db: DbSession, principal: CurrentPrincipal) -> s.UserOut:
-    _require(db, principal, Privilege.CREATE, "user")
     user = service.create_user(
         db=db,
         username=body.username,
@@ -155,15 +141,14 @@ def create_user(body: s.UserIn, db: DbSession, principal: CurrentPrincipal) -> s
         full_name=body.full_name,
         business_unit_id=body.business_unit_id,
         password=body.password,
-        actor=principal,
+        principal=principal,
     )
     return s.UserOut.model_validate(user)
 
 
 @router.get("/users/{user_id}", tags=["users"])
 def get_user(user_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.UserOut:
-    _require(db, principal, Privilege.READ, "user")
-    return s.UserOut.model_validate(service.get_user(db=db, user_id=user_id))
+    return s.UserOut.model_validate(service.get_user(db=db, user_id=user_id, principal=principal))
 
 
 @router.patch(
@@ -174,36 +159,31 @@ def get_user(user_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.U
 def patch_user(
     user_id: PathId, body: s.UserPatch, db: DbSession, principal: CurrentPrincipal
 ) -> s.UserOut:
-    _require(db, principal, Privilege.WRITE, "user")
     changes = body.model_dump(include=body.model_fields_set & {"full_name", "email", "disabled"})
-    user = service.update_user(
-        db=db, user_id=user_id, acting_user_id=principal.user_id, actor=principal, **changes
-    )
+    user = service.update_user(db=db, user_id=user_id, principal=principal, **changes)
     if body.business_unit_id is not None:
         user = service.move_user(
             db=db,
             user_id=user_id,
             business_unit_id=body.business_unit_id,
             move_records=body.move_records,
-            actor=principal,
+            principal=principal,
         )
     return s.UserOut.model_validate(user)
 
 
 @router.get("/users/{user_id}/roles", tags=["users"])
 def user_roles(user_id: PathId, db: DbSession, principal: CurrentPrincipal) -> list[s.RoleOut]:
-    _require(db, principal, Privilege.READ, "security_role")
+    roles = service.roles_of_user(db=db, user_id=user_id, principal=principal)
     service.get_user(db=db, user_id=user_id)
-    return [_role_out(db, r) for r in service.roles_of_user(db=db, user_id=user_id)]
+    return [_role_out(db, r) for r in roles]
 
 
 @router.post("/users/{user_id}/roles", status_code=204, tags=["users"])
 def assign_user_role(
     user_id: PathId, body: s.RoleRef, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
-    _require(db, principal, Privilege.ASSIGN, "security_role")
-    user = service.get_user(db=db, user_id=user_id)
-    service.assign_role(db=db, role_id=body.role_id, user_id=user.id, actor=principal)
+    service.assign_role(db=db, role_id=body.role_id, user_id=user_id, principal=principal)
     return no_content()
 
 
@@ -211,9 +191,7 @@ def assign_user_role(
 def unassign_user_role(
     user_id: PathId, role_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
-    _require(db, principal, Privilege.ASSIGN, "security_role")
-    user = service.get_user(db=db, user_id=user_id)
-    service.unassign_role(db=db, role_id=role_id, user_id=user.id, actor=principal)
+    service.unassign_role(db=db, role_id=role_id, user_id=user_id, principal=principal)
     return no_content()
 
 
@@ -267,35 +245,31 @@ def _team_out(team: Team) -> s.TeamOut:
 
 @router.get("/teams", tags=["teams"])
 def list_teams(db: DbSession, principal: CurrentPrincipal) -> list[s.TeamOut]:
-    _require(db, principal, Privilege.READ, "team")
-    return [_team_out(t) for t in db.execute(select(Team).order_by(Team.name)).scalars()]
+    return [_team_out(t) for t in service.list_teams(db=db, principal=principal)]
 
 
 @router.post("/teams", status_code=201, tags=["teams"])
 def create_team(body: s.TeamIn, db: DbSession, principal: CurrentPrincipal) -> s.TeamOut:
-    _require(db, principal, Privilege.CREATE, "team")
     return _team_out(
         service.create_team(
             db=db,
             name=body.name,
             business_unit_id=body.business_unit_id,
             description=body.description,
-            actor=principal,
+            principal=principal,
         )
     )
 
 
 @router.get("/teams/{team_id}", tags=["teams"])
 def get_team(team_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.TeamOut:
-    _require(db, principal, Privilege.READ, "team")
-    return _team_out(service.get_team(db=db, team_id=team_id))
+    return _team_out(service.get_team(db=db, team_id=team_id, principal=principal))
 
 
 @router.patch("/teams/{team_id}", tags=["teams"])
 def patch_team(
     team_id: PathId, body: s.TeamPatch, db: DbSession, principal: CurrentPrincipal
 ) -> s.TeamOut:
-    _require(db, principal, Privilege.WRITE, "team")
     return _team_out(
         service.update_team(
             db=db,
@@ -303,22 +277,20 @@ def patch_team(
             name=body.name,
             description=body.description,
             business_unit_id=body.business_unit_id,
-            actor=principal,
+            principal=principal,
         )
     )
 
 
 @router.delete("/teams/{team_id}", status_code=204, tags=["teams"])
 def delete_team(team_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
-    _require(db, principal, Privilege.DELETE, "team")
-    service.delete_team(db=db, team_id=team_id, actor=principal)
+    service.delete_team(db=db, team_id=team_id, principal=principal)
     return no_content()
 
 
 @router.get("/teams/{team_id}/members", tags=["teams"])
 def team_members(team_id: PathId, db: DbSession, principal: CurrentPrincipal) -> list[s.UserOut]:
-    _require(db, principal, Privilege.READ, "team")
-    service.get_team(db=db, team_id=team_id)
+    service.get_team(db=db, team_id=team_id, principal=principal)
     return [s.UserOut.model_validate(u) for u in service.team_members(db=db, team_id=team_id)]
 
 
@@ -326,8 +298,7 @@ def team_members(team_id: PathId, db: DbSession, principal: CurrentPrincipal) ->
 def add_member(
     team_id: PathId, body: s.MemberIn, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
-    _require(db, principal, Privilege.WRITE, "team")
-    service.add_member(db=db, team_id=team_id, user_id=body.user_id, actor=principal)
+    service.add_member(db=db, team_id=team_id, user_id=body.user_id, principal=principal)
     return no_content()
 
 
@@ -335,25 +306,22 @@ def add_member(
 def remove_member(
     team_id: PathId, user_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
-    _require(db, principal, Privilege.WRITE, "team")
-    service.remove_member(db=db, team_id=team_id, user_id=user_id, actor=principal)
+    service.remove_member(db=db, team_id=team_id, user_id=user_id, principal=principal)
     return no_content()
 
 
 @router.get("/teams/{team_id}/roles", tags=["teams"])
 def team_roles(team_id: PathId, db: DbSession, principal: CurrentPrincipal) -> list[s.RoleOut]:
-    _require(db, principal, Privilege.READ, "security_role")
+    roles = service.roles_of_team(db=db, team_id=team_id, principal=principal)
     service.get_team(db=db, team_id=team_id)
-    return [_role_out(db, r) for r in service.roles_of_team(db=db, team_id=team_id)]
+    return [_role_out(db, r) for r in roles]
 
 
 @router.post("/teams/{team_id}/roles", status_code=204, tags=["teams"])
 def assign_team_role(
     team_id: PathId, body: s.RoleRef, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
-    _require(db, principal, Privilege.ASSIGN, "security_role")
-    team = service.get_team(db=db, team_id=team_id)
-    service.assign_role(db=db, role_id=body.role_id, team_id=team.id, actor=principal)
+    service.assign_role(db=db, role_id=body.role_id, team_id=team_id, principal=principal)
     return no_content()
 
 
@@ -361,9 +329,7 @@ def assign_team_role(
 def unassign_team_role(
     team_id: PathId, role_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
-    _require(db, principal, Privilege.ASSIGN, "security_role")
-    team = service.get_team(db=db, team_id=team_id)
-    service.unassign_role(db=db, role_id=role_id, team_id=team.id, actor=principal)
+    service.unassign_role(db=db, role_id=role_id, team_id=team_id, principal=principal)
     return no_content()
 
 
@@ -372,15 +338,12 @@ def unassign_team_role(
 
 @router.get("/roles", tags=["roles"])
 def list_roles(db: DbSession, principal: CurrentPrincipal) -> list[s.RoleOut]:
-    _require(db, principal, Privilege.READ, "security_role")
-    rows = db.execute(select(SecurityRole).order_by(SecurityRole.name)).scalars()
-    return [_role_out(db, r) for r in rows]
+    return [_role_out(db, r) for r in service.list_roles(db=db, principal=principal)]
 
 
 @router.post("/roles", status_code=201, tags=["roles"])
 def create_role(body: s.RoleIn, db: DbSession, principal: CurrentPrincipal) -> s.RoleOut:
-    _require(db, principal, Privilege.CREATE, "security_role")
-    privileges = service.validate_privileges(body.privileges)
+    privileges = body.privileges
     return _role_out(
         db,
         service.create_role(
@@ -388,15 +351,14 @@ def create_role(body: s.RoleIn, db: DbSession, principal: CurrentPrincipal) -> s
             name=body.name,
             description=body.description,
             privileges=privileges,
-            actor=principal,
+            principal=principal,
         ),
     )
 
 
 @router.get("/roles/{role_id}", tags=["roles"])
 def get_role(role_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.RoleOut:
-    _require(db, principal, Privilege.READ, "security_role")
-    return _role_out(db, service.get_role(db=db, role_id=role_id))
+    return _role_out(db, service.get_role(db=db, role_id=role_id, principal=principal))
 
 
 @router.patch(
@@ -405,23 +367,21 @@ def get_role(role_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.R
 def patch_role(
     role_id: PathId, body: s.RolePatch, db: DbSession, principal: CurrentPrincipal
 ) -> s.RoleOut:
-    _require(db, principal, Privilege.WRITE, "security_role")
-    privileges = None if body.privileges is None else service.validate_privileges(body.privileges)
+    privileges = body.privileges
     role = service.update_role(
         db=db,
         role_id=role_id,
         name=body.name,
         description=body.description,
         privileges=privileges,
-        actor=principal,
+        principal=principal,
     )
     return _role_out(db, role)
 
 
 @router.delete("/roles/{role_id}", status_code=204, tags=["roles"])
 def delete_role(role_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
-    _require(db, principal, Privilege.DELETE, "security_role")
-    service.delete_role(db=db, role_id=role_id, actor=principal)
+    service.delete_role(db=db, role_id=role_id, principal=principal)
     return no_content()
 
 

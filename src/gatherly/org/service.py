@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,6 +61,15 @@ _hasher = PasswordHasher()
 # ------------------------------------------------------------------ business units
 
 
+def _check(
+    db: Session, principal: Principal | None, privilege: Privilege, record_type: str
+) -> None:
+    """A caller acting for a user passes their principal and is checked here; None is the
+    operator at the command line (or the product itself), who holds the database."""
+    if principal is not None:
+        access_engine.require(db, principal, privilege, record_type)
+
+
 def get_root(*, db: Session) -> BusinessUnit:
     """The organisation (root BU)."""
     root = db.execute(select(BusinessUnit).where(BusinessUnit.parent_id.is_(None))).scalar()
@@ -68,8 +78,11 @@ def get_root(*, db: Session) -> BusinessUnit:
     return root
 
 
-def get_bu(*, db: Session, bu_id: int, field: str = "business_unit_id") -> BusinessUnit:
+def get_bu(
+    *, db: Session, bu_id: int, field: str = "business_unit_id", principal: Principal | None = None
+) -> BusinessUnit:
     """A BU by id, or NotFound naming ``field``."""
+    _check(db, principal, Privilege.READ, "business_unit")
     bu = db.get(BusinessUnit, bu_id)
     if bu is None:
         raise NotFound(f"business unit {bu_id} not found", field=field)
@@ -127,9 +140,10 @@ def create_bu(
     name: str,
     parent_id: int | None,
     description: str = "",
-    actor: Actor = None,
+    principal: Principal | None = None,
 ) -> BusinessUnit:
     """Create a BU under ``parent_id`` (None only for the first, root BU) with its default team."""
+    _check(db, principal, Privilege.CREATE, "business_unit")
     name = _check_name_free(db, BusinessUnit, name)
     _check_name_free(db, Team, name)
     if parent_id is None:
@@ -161,7 +175,7 @@ def create_bu(
         )
     )
     db.flush()
-    _log_bu(db, actor, "create", bu, None, _bu_state(db, bu))
+    _log_bu(db, principal, "create", bu, None, _bu_state(db, bu))
     return bu
 
 
@@ -183,13 +197,14 @@ def update_bu(
     name: str | None = None,
     description: str | None = None,
     parent_id: int | None = None,
-    actor: Actor = None,
+    principal: Principal | None = None,
 ) -> BusinessUnit:
     """Rename, describe or re-parent a BU; re-parenting rewrites the closure in SQL.
 
     Audited as ``business_unit.rename``, ``.move`` and ``.update`` (description), one
     entry for each that changed.
     """
+    _check(db, principal, Privilege.WRITE, "business_unit")
     bu = get_bu(db=db, bu_id=bu_id, field="bu_id")
     old = _bu_state(db, bu)
     if name is not None and name.strip() != bu.name:
@@ -210,7 +225,7 @@ def update_bu(
     ):
         before, after = audit.diff({k: old[k] for k in keys}, {k: new[k] for k in keys})
         if after:
-            _log_bu(db, actor, action, bu, before, after)
+            _log_bu(db, principal, action, bu, before, after)
     return bu
 
 
@@ -247,8 +262,9 @@ def _reparent(db: Session, bu: BusinessUnit, parent_id: int) -> None:
     bu.parent_id = parent_id
 
 
-def delete_bu(*, db: Session, bu_id: int, actor: Actor = None) -> None:
+def delete_bu(*, db: Session, bu_id: int, principal: Principal | None = None) -> None:
     """Delete an empty BU; refused while it has children, users, teams or records."""
+    _check(db, principal, Privilege.DELETE, "business_unit")
     bu = get_bu(db=db, bu_id=bu_id, field="bu_id")
     if bu.parent_id is None:
         raise Conflict("the root business unit cannot be deleted")
@@ -266,7 +282,7 @@ def delete_bu(*, db: Session, bu_id: int, actor: Actor = None) -> None:
             reasons.append(f"{rtype.label.lower()} records")
     if reasons:
         raise Conflict(f"business unit {bu.name!r} still has " + ", ".join(reasons))
-    _log_bu(db, actor, "delete", bu, _bu_state(db, bu), None)
+    _log_bu(db, principal, "delete", bu, _bu_state(db, bu), None)
     db.execute(delete(Team).where(Team.default_for_bu_id == bu.id))
     db.execute(delete(BusinessUnitClosure).where(BusinessUnitClosure.descendant_id == bu.id))
     db.delete(bu)
@@ -287,8 +303,9 @@ def org_totals(*, db: Session) -> dict[str, int]:
     }
 
 
-def list_bus(*, db: Session) -> list[BusinessUnit]:
-    """Every BU, by name (callers check read on business_unit first, as the API does)."""
+def list_bus(*, db: Session, principal: Principal | None = None) -> list[BusinessUnit]:
+    """Every BU, by name."""
+    _check(db, principal, Privilege.READ, "business_unit")
     return list(db.execute(select(BusinessUnit).order_by(BusinessUnit.name)).scalars())
 
 
@@ -309,8 +326,11 @@ def default_team(*, db: Session, bu_id: int) -> Team:
 # ------------------------------------------------------------------ users
 
 
-def get_user(*, db: Session, user_id: int, field: str = "user_id") -> User:
+def get_user(
+    *, db: Session, user_id: int, field: str = "user_id", principal: Principal | None = None
+) -> User:
     """A user by id, or NotFound naming ``field``."""
+    _check(db, principal, Privilege.READ, "user")
     user = db.get(User, user_id)
     if user is None:
         raise NotFound(f"user {user_id} not found", field=field)
@@ -354,9 +374,10 @@ def create_user(
     email: str | None = None,
     full_name: str = "",
     password: str | None = None,
-    actor: Actor = None,
+    principal: Principal | None = None,
 ) -> User:
     """Create a user in a BU (the root when none is given) and its default team."""
+    _check(db, principal, Privilege.CREATE, "user")
     username = username.strip()
     if not username:
         raise ValidationFailed("username must not be empty", field="username")
@@ -376,7 +397,7 @@ def create_user(
     db.flush()
     db.add(TeamMember(team_id=default_team(db=db, bu_id=bu_id).id, user_id=user.id))
     db.flush()
-    _log_user(db, actor, "create", user, None, _user_state(db, user))
+    _log_user(db, principal, "create", user, None, _user_state(db, user))
     return user
 
 
@@ -416,16 +437,26 @@ def _log_user(
     )
 
 
-def list_users(*, db: Session, search: str = "", limit: int = 100) -> tuple[list[User], int]:
-    """Users whose username, full name or email contains ``search`` (case-insensitive), by
-    username, at most ``limit``; with the number that match."""
+def list_users(
+    *,
+    db: Session,
+    search: str = "",
+    business_unit_id: int | None = None,
+    limit: int | None = 100,
+    principal: Principal | None = None,
+) -> tuple[list[User], int]:
+    """Users whose username, full name or email contains ``search`` (case-insensitive),
+    optionally of one BU, by username, at most ``limit`` (None: all); with how many match."""
+    _check(db, principal, Privilege.READ, "user")
     stmt = select(User)
+    if business_unit_id is not None:
+        stmt = stmt.where(User.business_unit_id == business_unit_id)
     if search.strip():
         stmt = stmt.where(icontains(search, User.username, User.full_name, User.email))
     total = db.execute(
         stmt.with_only_columns(func.count(), maintain_column_froms=True)
     ).scalar_one()
-    users = db.execute(stmt.order_by(User.username).limit(limit)).scalars()
+    users = db.execute(stmt.order_by(User.username).limit(limit)).scalars()  # None: no limit
     return list(users), total
 
 
@@ -437,14 +468,17 @@ def usernames(*, db: Session, user_ids: set[int]) -> dict[int, str]:
     return {uid: name for uid, name in rows}
 
 
-def set_password(*, db: Session, user_id: int, password: str, actor: Actor = None) -> None:
+def set_password(
+    *, db: Session, user_id: int, password: str, principal: Principal | None = None
+) -> None:
     """Store an argon2 hash of a new password (audited, without either password)."""
+    _check(db, principal, Privilege.WRITE, "user")
     if len(password) < 8:
         raise ValidationFailed("password must be at least 8 characters", field="password")
     user = get_user(db=db, user_id=user_id)
     had = user.password_hash is not None
     user.password_hash = _hasher.hash(password)
-    _log_user(db, actor, "password", user, {"password_set": had}, {"password_set": True})
+    _log_user(db, principal, "password", user, {"password_set": had}, {"password_set": True})
 
 
 def update_user(
@@ -454,19 +488,18 @@ def update_user(
     full_name: str = UNSET,
     email: str | None = UNSET,
     disabled: bool = UNSET,
-    acting_user_id: int | None = None,
-    actor: Actor = None,
+    principal: Principal | None = None,
 ) -> User:
     """Change the fields given (``email=None`` clears it); a disabled user keeps their records.
 
     Audited as ``user.disable`` / ``user.enable`` and ``user.update`` (name, email).
-    ``actor`` defaults to ``acting_user_id``.
 
     Raises:
-        Conflict: ``acting_user_id`` (who asks) tries to disable their own account, which
+        Conflict: the caller tries to disable their own account, which
             would lock them out mid-session; another administrator must do it.
     """
-    if disabled is True and acting_user_id == user_id:
+    _check(db, principal, Privilege.WRITE, "user")
+    if disabled is True and principal is not None and principal.user_id == user_id:
         raise Conflict(
             "you cannot disable your own account; another administrator must do it",
             field="disabled",
@@ -481,17 +514,21 @@ def update_user(
         user.disabled = disabled
     db.flush()
     new = _user_state(db, user)
-    who = actor if actor is not None else acting_user_id
     if old["disabled"] != new["disabled"]:
         action = "disable" if new["disabled"] else "enable"
         _log_user(
-            db, who, action, user, {"disabled": old["disabled"]}, {"disabled": new["disabled"]}
+            db,
+            principal,
+            action,
+            user,
+            {"disabled": old["disabled"]},
+            {"disabled": new["disabled"]},
         )
     before, after = audit.diff(
         {k: old[k] for k in ("full_name", "email")}, {k: new[k] for k in ("full_name", "email")}
     )
     if after:
-        _log_user(db, who, "update", user, before, after)
+        _log_user(db, principal, "update", user, before, after)
     return user
 
 
@@ -514,7 +551,7 @@ def move_user(
     user_id: int,
     business_unit_id: int,
     move_records: bool = True,
-    actor: Actor = None,
+    principal: Principal | None = None,
 ) -> User:
     """Move a user to another BU.
 
@@ -523,6 +560,7 @@ def move_user(
     follow them to the new BU (the classic model); without, records keep their owning BU
     and the user keeps owner access to them.
     """
+    _check(db, principal, Privilege.WRITE, "user")
     user = get_user(db=db, user_id=user_id)
     new_bu = get_bu(db=db, bu_id=business_unit_id)
     if new_bu.id == user.business_unit_id:
@@ -547,7 +585,7 @@ def move_user(
     db.flush()
     _log_user(
         db,
-        actor,
+        principal,
         "move",
         user,
         {"business_unit_id": old_bu.id, "business_unit": old_bu.name},
@@ -560,8 +598,11 @@ def move_user(
 # ------------------------------------------------------------------ teams
 
 
-def get_team(*, db: Session, team_id: int, field: str = "team_id") -> Team:
+def get_team(
+    *, db: Session, team_id: int, field: str = "team_id", principal: Principal | None = None
+) -> Team:
     """A team by id, or NotFound naming ``field``."""
+    _check(db, principal, Privilege.READ, "team")
     team = db.get(Team, team_id)
     if team is None:
         raise NotFound(f"team {team_id} not found", field=field)
@@ -593,15 +634,21 @@ def _log_team(db: Session, actor: Actor, action: str, team: Team, before: Any, a
 
 
 def create_team(
-    *, db: Session, name: str, business_unit_id: int, description: str = "", actor: Actor = None
+    *,
+    db: Session,
+    name: str,
+    business_unit_id: int,
+    description: str = "",
+    principal: Principal | None = None,
 ) -> Team:
     """Create an owner team in a BU."""
+    _check(db, principal, Privilege.CREATE, "team")
     name = _check_name_free(db, Team, name)
     get_bu(db=db, bu_id=business_unit_id)
     team = Team(name=name, business_unit_id=business_unit_id, description=description)
     db.add(team)
     db.flush()
-    _log_team(db, actor, "create", team, None, _team_state(db, team))
+    _log_team(db, principal, "create", team, None, _team_state(db, team))
     return team
 
 
@@ -623,9 +670,10 @@ def update_team(
     name: str | None = None,
     description: str | None = None,
     business_unit_id: int | None = None,
-    actor: Actor = None,
+    principal: Principal | None = None,
 ) -> Team:
     """Rename or describe a team, or move it (and the records it owns) to another BU."""
+    _check(db, principal, Privilege.WRITE, "team")
     team = get_team(db=db, team_id=team_id)
     old = _team_state(db, team)
     if name is not None and name.strip() != team.name:
@@ -648,12 +696,13 @@ def update_team(
     db.flush()
     before, after = audit.diff(old, _team_state(db, team))
     if after:
-        _log_team(db, actor, "update", team, before, after)
+        _log_team(db, principal, "update", team, before, after)
     return team
 
 
-def delete_team(*, db: Session, team_id: int, actor: Actor = None) -> None:
+def delete_team(*, db: Session, team_id: int, principal: Principal | None = None) -> None:
     """Delete a team that owns no records (default teams go with their BU)."""
+    _check(db, principal, Privilege.DELETE, "team")
     team = _manual_team(db, team_id)
     owned = {
         k: v
@@ -668,24 +717,30 @@ def delete_team(*, db: Session, team_id: int, actor: Actor = None) -> None:
         "members": [u.username for u in team_members(db=db, team_id=team.id)],
         "roles": [r.name for r in roles_of_team(db=db, team_id=team.id)],
     }
-    _log_team(db, actor, "delete", team, before, None)
+    _log_team(db, principal, "delete", team, before, None)
     db.delete(team)
     db.flush()
 
 
-def add_member(*, db: Session, team_id: int, user_id: int, actor: Actor = None) -> None:
+def add_member(
+    *, db: Session, team_id: int, user_id: int, principal: Principal | None = None
+) -> None:
     """Add a user to a (non-default) team; adding twice is a no-op (and not audited)."""
+    _check(db, principal, Privilege.WRITE, "team")
     team = _manual_team(db, team_id)
     user = get_user(db=db, user_id=user_id)
     if db.get(TeamMember, (team.id, user_id)) is None:
         db.add(TeamMember(team_id=team.id, user_id=user_id))
         db.flush()
         member = {"user_id": user.id, "username": user.username}
-        _log_team(db, actor, "member_add", team, None, member)
+        _log_team(db, principal, "member_add", team, None, member)
 
 
-def remove_member(*, db: Session, team_id: int, user_id: int, actor: Actor = None) -> None:
+def remove_member(
+    *, db: Session, team_id: int, user_id: int, principal: Principal | None = None
+) -> None:
     """Remove a user from a (non-default) team; the team's paths end at once."""
+    _check(db, principal, Privilege.WRITE, "team")
     team = _manual_team(db, team_id)
     member = db.get(TeamMember, (team.id, user_id))
     if member is None:
@@ -694,12 +749,13 @@ def remove_member(*, db: Session, team_id: int, user_id: int, actor: Actor = Non
     db.delete(member)
     db.flush()
     _log_team(
-        db, actor, "member_remove", team, {"user_id": user.id, "username": user.username}, None
+        db, principal, "member_remove", team, {"user_id": user.id, "username": user.username}, None
     )
 
 
-def team_members(*, db: Session, team_id: int) -> list[User]:
+def team_members(*, db: Session, team_id: int, principal: Principal | None = None) -> list[User]:
     """The members of a team, by username."""
+    _check(db, principal, Privilege.READ, "team")
     return list(
         db.execute(
             select(User)
@@ -710,8 +766,9 @@ def team_members(*, db: Session, team_id: int) -> list[User]:
     )
 
 
-def list_teams(*, db: Session) -> list[Team]:
+def list_teams(*, db: Session, principal: Principal | None = None) -> list[Team]:
     """Every team, by name."""
+    _check(db, principal, Privilege.READ, "team")
     return list(db.execute(select(Team).order_by(Team.name)).scalars())
 
 
@@ -736,10 +793,15 @@ def teams_of_user(*, db: Session, user_id: int) -> list[Team]:
 # ------------------------------------------------------------------ roles
 
 PrivilegeMap = dict[str, dict[str, Level]]
+# Privileges as a client sends them: levels by name or number (validated by the service).
+RawPrivileges = Mapping[str, Mapping[str, str | int]]
 
 
-def get_role(*, db: Session, role_id: int, field: str = "role_id") -> SecurityRole:
+def get_role(
+    *, db: Session, role_id: int, field: str = "role_id", principal: Principal | None = None
+) -> SecurityRole:
     """A role by id, or NotFound naming ``field``."""
+    _check(db, principal, Privilege.READ, "security_role")
     role = db.get(SecurityRole, role_id)
     if role is None:
         raise NotFound(f"role {role_id} not found", field=field)
@@ -765,7 +827,7 @@ def role_privileges(*, db: Session, role_id: int) -> PrivilegeMap:
     return out
 
 
-def validate_privileges(raw: dict[str, dict[str, str | int]]) -> PrivilegeMap:
+def validate_privileges(raw: RawPrivileges) -> PrivilegeMap:
     """Check record types, privileges and levels; organization-owned types take none/organization."""
     out: PrivilegeMap = {}
     for type_name, privileges in raw.items():
@@ -842,16 +904,18 @@ def create_role(
     db: Session,
     name: str,
     description: str = "",
-    privileges: PrivilegeMap,
-    actor: Actor = None,
+    privileges: RawPrivileges,
+    principal: Principal | None = None,
 ) -> SecurityRole:
     """Create a custom role with its privileges."""
+    _check(db, principal, Privilege.CREATE, "security_role")
+    checked = validate_privileges(privileges)
     role = SecurityRole(name=_check_name_free(db, SecurityRole, name), description=description)
     db.add(role)
     db.flush()
-    _write_privileges(db, role.id, privileges)
+    _write_privileges(db, role.id, checked)
     db.flush()
-    _log_role(db, actor, "create", role, None, _role_state(db, role))
+    _log_role(db, principal, "create", role, None, _role_state(db, role))
     return role
 
 
@@ -870,28 +934,31 @@ def update_role(
     role_id: int,
     name: str | None = None,
     description: str | None = None,
-    privileges: PrivilegeMap | None = None,
-    actor: Actor = None,
+    privileges: RawPrivileges | None = None,
+    principal: Principal | None = None,
 ) -> SecurityRole:
     """Change a custom role; ``privileges`` replaces the whole set (audited: the fields that
     changed, the privilege map before and after as a whole)."""
+    _check(db, principal, Privilege.WRITE, "security_role")
+    checked = None if privileges is None else validate_privileges(privileges)
     role = _custom_role(db, role_id)
     old = _role_state(db, role)
     if name is not None:
         role.name = _check_name_free(db, SecurityRole, name, exclude_id=role.id)
     if description is not None:
         role.description = description
-    if privileges is not None:
-        _write_privileges(db, role.id, privileges)
+    if checked is not None:
+        _write_privileges(db, role.id, checked)
     db.flush()
     before, after = audit.diff(old, _role_state(db, role))
     if after:
-        _log_role(db, actor, "update", role, before, after)
+        _log_role(db, principal, "update", role, before, after)
     return role
 
 
-def delete_role(*, db: Session, role_id: int, actor: Actor = None) -> None:
+def delete_role(*, db: Session, role_id: int, principal: Principal | None = None) -> None:
     """Delete a custom role and its assignments (the trail keeps who held it)."""
+    _check(db, principal, Privilege.DELETE, "security_role")
     role = _custom_role(db, role_id)
     users = db.execute(
         select(User.username)
@@ -906,7 +973,7 @@ def delete_role(*, db: Session, role_id: int, actor: Actor = None) -> None:
         .order_by(Team.name)
     ).scalars()
     before = {**_role_state(db, role), "users": list(users), "teams": list(teams)}
-    _log_role(db, actor, "delete", role, before, None)
+    _log_role(db, principal, "delete", role, before, None)
     db.delete(role)
     db.flush()
 
@@ -944,9 +1011,10 @@ def assign_role(
     role_id: int,
     user_id: int | None = None,
     team_id: int | None = None,
-    actor: Actor = None,
+    principal: Principal | None = None,
 ) -> None:
     """Give a role to a user or a team (idempotent: a repeat is neither stored nor audited)."""
+    _check(db, principal, Privilege.ASSIGN, "security_role")
     role = get_role(db=db, role_id=role_id)
     added = False
     if user_id is not None:
@@ -963,7 +1031,7 @@ def assign_role(
         raise ValidationFailed("give a user or a team", field="user_id")
     db.flush()
     if added:
-        _log_assignment(db, actor, "assign", role, user_id=user_id, team_id=team_id)
+        _log_assignment(db, principal, "assign", role, user_id=user_id, team_id=team_id)
 
 
 def unassign_role(
@@ -972,9 +1040,10 @@ def unassign_role(
     role_id: int,
     user_id: int | None = None,
     team_id: int | None = None,
-    actor: Actor = None,
+    principal: Principal | None = None,
 ) -> None:
     """Take a role from a user or a team."""
+    _check(db, principal, Privilege.ASSIGN, "security_role")
     link: UserRole | TeamRole | None
     if user_id is not None:
         link = db.get(UserRole, (user_id, role_id))
@@ -985,11 +1054,14 @@ def unassign_role(
     role = get_role(db=db, role_id=role_id)
     db.delete(link)
     db.flush()
-    _log_assignment(db, actor, "unassign", role, user_id=user_id, team_id=team_id)
+    _log_assignment(db, principal, "unassign", role, user_id=user_id, team_id=team_id)
 
 
-def roles_of_user(*, db: Session, user_id: int) -> list[SecurityRole]:
+def roles_of_user(
+    *, db: Session, user_id: int, principal: Principal | None = None
+) -> list[SecurityRole]:
     """Roles assigned directly to a user."""
+    _check(db, principal, Privilege.READ, "security_role")
     return list(
         db.execute(
             select(SecurityRole)
@@ -1000,8 +1072,11 @@ def roles_of_user(*, db: Session, user_id: int) -> list[SecurityRole]:
     )
 
 
-def roles_of_team(*, db: Session, team_id: int) -> list[SecurityRole]:
+def roles_of_team(
+    *, db: Session, team_id: int, principal: Principal | None = None
+) -> list[SecurityRole]:
     """Roles assigned to a team."""
+    _check(db, principal, Privilege.READ, "security_role")
     return list(
         db.execute(
             select(SecurityRole)
@@ -1012,8 +1087,9 @@ def roles_of_team(*, db: Session, team_id: int) -> list[SecurityRole]:
     )
 
 
-def list_roles(*, db: Session) -> list[SecurityRole]:
+def list_roles(*, db: Session, principal: Principal | None = None) -> list[SecurityRole]:
     """Every role, by name."""
+    _check(db, principal, Privilege.READ, "security_role")
     return list(db.execute(select(SecurityRole).order_by(SecurityRole.name)).scalars())
 
 

@@ -192,7 +192,9 @@ def create_bu(
 
     def change() -> None:
         body = parse_form(s.BusinessUnitIn, name=name, parent_id=parent_id)
-        service.create_bu(db=db, name=body.name, parent_id=body.parent_id, actor=viewer.principal)
+        service.create_bu(
+            db=db, name=body.name, parent_id=body.parent_id, principal=viewer.principal
+        )
 
     if refused := _attempt(db, "create", change):
         error, status = refused
@@ -219,7 +221,11 @@ def update_bu(
         if body.name is None and body.parent_id is None:
             raise ValidationFailed("enter a new name or choose a new parent", field="name")
         service.update_bu(
-            db=db, bu_id=target, name=body.name, parent_id=body.parent_id, actor=viewer.principal
+            db=db,
+            bu_id=target,
+            name=body.name,
+            parent_id=body.parent_id,
+            principal=viewer.principal,
         )
 
     if refused := _attempt(db, "update", change):
@@ -236,7 +242,9 @@ def delete_bu(
     _require(db, viewer, Privilege.DELETE, "business_unit")
     service.get_bu(db=db, bu_id=bu_id, field="bu_id")
     if refused := _attempt(
-        db, f"delete-{bu_id}", lambda: service.delete_bu(db=db, bu_id=bu_id, actor=viewer.principal)
+        db,
+        f"delete-{bu_id}",
+        lambda: service.delete_bu(db=db, bu_id=bu_id, principal=viewer.principal),
     ):
         error, status = refused
         return _bu_page(request, db, viewer, error=error, status_code=status)
@@ -321,7 +329,7 @@ def create_user(
             full_name=body.full_name,
             business_unit_id=body.business_unit_id,
             password=body.password,
-            actor=viewer.principal,
+            principal=viewer.principal,
         )
         created.append(user.id)
 
@@ -410,8 +418,7 @@ def set_disabled(
             db=db,
             user_id=user_id,
             disabled=disabled == "true",
-            acting_user_id=viewer.user.id,
-            actor=viewer.principal,
+            principal=viewer.principal,
         )
 
     write = (Privilege.WRITE, "user")
@@ -441,7 +448,7 @@ def move_user(
             user_id=user_id,
             business_unit_id=body.business_unit_id,
             move_records=body.move_records,
-            actor=viewer.principal,
+            principal=viewer.principal,
         )
 
     write = (Privilege.WRITE, "user")
@@ -459,7 +466,9 @@ def assign_user_role(
 ) -> Response:
     def change() -> None:
         body = parse_form(s.RoleRef, role_id=role_id)
-        service.assign_role(db=db, role_id=body.role_id, user_id=user_id, actor=viewer.principal)
+        service.assign_role(
+            db=db, role_id=body.role_id, user_id=user_id, principal=viewer.principal
+        )
 
     assign = (Privilege.ASSIGN, "security_role")
     return _user_change(request, db, viewer, user_id, assign, "assign", change)
@@ -483,7 +492,7 @@ def unassign_user_role(
         assign,
         "assign",
         lambda: service.unassign_role(
-            db=db, role_id=role_id, user_id=user_id, actor=viewer.principal
+            db=db, role_id=role_id, user_id=user_id, principal=viewer.principal
         ),
     )
 
@@ -575,7 +584,7 @@ def add_member(
         if not username.strip():
             raise ValidationFailed("enter a username", field="username")
         user = service.get_user_by_username(db=db, username=username.strip())
-        service.add_member(db=db, team_id=team_id, user_id=user.id, actor=viewer.principal)
+        service.add_member(db=db, team_id=team_id, user_id=user.id, principal=viewer.principal)
 
     write = (Privilege.WRITE, "team")
     values = {"username": username}
@@ -600,7 +609,7 @@ def remove_member(
         write,
         "members",
         lambda: service.remove_member(
-            db=db, team_id=team_id, user_id=user_id, actor=viewer.principal
+            db=db, team_id=team_id, user_id=user_id, principal=viewer.principal
         ),
     )
 
@@ -616,7 +625,9 @@ def assign_team_role(
 ) -> Response:
     def change() -> None:
         body = parse_form(s.RoleRef, role_id=role_id)
-        service.assign_role(db=db, role_id=body.role_id, team_id=team_id, actor=viewer.principal)
+        service.assign_role(
+            db=db, role_id=body.role_id, team_id=team_id, principal=viewer.principal
+        )
 
     assign = (Privilege.ASSIGN, "security_role")
     return _team_change(request, db, viewer, team_id, assign, "assign", change)
@@ -640,7 +651,7 @@ def unassign_team_role(
         assign,
         "assign",
         lambda: service.unassign_role(
-            db=db, role_id=role_id, team_id=team_id, actor=viewer.principal
+            db=db, role_id=role_id, team_id=team_id, principal=viewer.principal
         ),
     )
 
