@@ -1606,7 +1606,7 @@ def features(*, db: Session) -> list[FeatureSwitch]:
 def explain_access(
     *,
     db: Session,
-    principal: Principal,
+    principal: Principal | None,
     record_type: str,
     privilege: Privilege,
     record_id: int | None = None,
@@ -1617,26 +1617,32 @@ def explain_access(
 
     Explaining someone else's access needs write on users, checked before the user is
     looked up so nobody can probe usernames through it. The caller must be able to read the
-    record: one they may not read is NotFound, as if it did not exist.
+    record: one they may not read is NotFound, as if it did not exist. The operator
+    (``principal`` None, the command line) names the user and reads any record.
     """
-    own = user is None or user in (principal.user_id, principal.username)
-    if own:
+    if principal is not None and (user is None or user in (principal.user_id, principal.username)):
         subject = principal
     else:
-        access_engine.require(db, principal, Privilege.WRITE, "user")
+        if user is None:
+            raise ValidationFailed("name the user whose access to explain", field="user")
+        _check(db, principal, Privilege.WRITE, "user")
         found = (
             get_user(db=db, user_id=user)
             if isinstance(user, int)
             else get_user_by_username(db=db, username=str(user))
         )
         subject = directory.load_principal(db, found.id)
-    rtype = registry.get(record_type)
+    rtype = registry.get(record_type, field="record_type")
     record = None
     if not rtype.organization_owned:
         if record_id is None:
             raise ValidationFailed("record_id is required for this record type", field="record_id")
-        record = access_engine.get(
-            db, principal=principal, record_type=record_type, record_id=record_id
+        record = (
+            db.get(rtype.model, record_id)
+            if principal is None
+            else access_engine.get(
+                db, principal=principal, record_type=record_type, record_id=record_id
+            )
         )
         if record is None:
             raise NotFound(f"{record_type} {record_id} not found", field="record_id")
