@@ -207,7 +207,7 @@ def demo(
         with transaction(factory) as db:
             samples = sample.sample_segments(db)
         segment_jobs.process_changes(factory)
-        out.print("\nSegments (materialised; members and counts differ per viewer, SPEC B5):")
+        out.print("\nSegments (materialised; members and counts differ per viewer):")
         for item in samples:
             out.print(f"  #{item.id} {item.name} (owner {item.owner})", markup=False)
         first = samples[0].id

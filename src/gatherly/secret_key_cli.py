@@ -1,5 +1,5 @@
-"""``gatherly secret-key``: where the installation's key comes from, check it, rotate it (issue 12,
-F6). The stored secrets and their encryption live in ``gatherly.core.crypto``."""
+"""``gatherly secret-key``: where the installation's key comes from, check it, rotate it
+(docs/operations.md). The stored secrets and their encryption live in ``gatherly.core.crypto``."""
 
 from __future__ import annotations
 

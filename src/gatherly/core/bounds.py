@@ -1,4 +1,4 @@
-"""The values the database can compare, checked before a value reaches SQL (issue 12 F5).
+"""The values the database can compare, checked before a value reaches SQL.
 
 Values from outside (a cursor, a segment criterion) used to fail inside the driver with a
 500: SQLite cannot bind an integer beyond 64 bits, PostgreSQL refuses one beyond an

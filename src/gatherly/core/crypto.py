@@ -1,4 +1,4 @@
-"""Secrets at rest: the installation's secret key and purpose-bound encryption (issue 12, F6).
+"""Secrets at rest: the installation's secret key and purpose-bound encryption (docs/operations.md).
 
 The key is ``GATHERLY_SECRET_KEY`` or, when that is unset, a random key the first run
 writes to ``GATHERLY_SECRET_KEY_FILE`` (``var/secret.key``, mode 0600 from its first byte)
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 KEY_VARIABLE = "GATHERLY_SECRET_KEY"
 KEY_FILE_VARIABLE = "GATHERLY_SECRET_KEY_FILE"
-# The default of releases before issue 12: it is in the source, so it protects nothing.
+# The default of releases before the generated key file: it is in the source, so it protects nothing.
 PUBLIC_DEFAULT = "change-me-in-production"
 MIN_LENGTH = 32
 _GENERATE_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
@@ -226,7 +226,7 @@ def fernet(key: SecretStr, purpose: str) -> Fernet:
     """The Fernet key for one purpose: SHA-256 of the purpose and the installation's key.
 
     Each purpose gets its own key, so a ciphertext of one purpose never decrypts as
-    another's. The derivation is the one releases before issue 12 used for the Teams
+    another's. The derivation is the one releases before the generated key file used for the Teams
     client secret, so secrets stored under a configured key stay readable.
     """
     material = f"gatherly/{purpose}\0".encode() + key.get_secret_value().encode()

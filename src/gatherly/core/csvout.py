@@ -1,4 +1,4 @@
-"""The one CSV writer every export goes through (issue 12 F4).
+"""The one CSV writer every export goes through (docs/segments.md, "Exports (CSV)").
 
 Cells come from people outside the organisation (a Teams registrant types their own name),
 so a text cell that a spreadsheet would read as a formula is neutralised with a leading

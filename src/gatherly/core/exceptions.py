@@ -1,4 +1,18 @@
-"""The error tree. Services raise these; the API maps them to JSON, the CLI to one line."""
+"""The error tree. Services raise these; the API maps them to JSON problem bodies (status and
+``{"error": {"code", "message", "field"}}``), the web UI to an error page, the CLI to one line
+on stderr and a non-zero exit::
+
+    GatherlyError                 400 error             anything raised on purpose
+    ├── NotFound                  404 not_found         missing, or not the caller's to read
+    ├── Unauthenticated           401 unauthenticated   no valid token or session
+    ├── Forbidden                 403 forbidden         readable, but not this action
+    ├── Conflict                  409 conflict          the state forbids it (a name taken …)
+    ├── ValidationFailed          422 validation_failed bad input; ``field`` names it
+    └── SyncError                 502 sync_error        a Teams sync run failed
+        ├── RetriableSyncError    503 sync_retriable    throttled or unavailable: retried
+        ├── FatalSyncError        502 sync_fatal        wrong credentials or permissions: stop
+        └── SkippableRecordError  502 sync_skippable_record  one bad record: skipped, reported
+"""
 
 from __future__ import annotations
 

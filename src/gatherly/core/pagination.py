@@ -37,7 +37,7 @@ def _encode(sort: str, value: Any, row_id: int) -> str:
 
 def _decode(cursor: str, sort: str) -> tuple[Any, int]:
     # A cursor is opaque to clients but comes back from them: anything in it may be forged,
-    # so every value is checked here, before it is bound into SQL (issue 12 F5).
+    # so every value is checked here, before it is bound into SQL.
     if len(cursor) > MAX_CURSOR:
         raise ValidationFailed("cursor is not one this API issued (too long)", field="cursor")
     try:

@@ -17,7 +17,7 @@ from gatherly.access import registry
 from gatherly.access.models import OwnedMixin, owned_indexes
 from gatherly.core.db import Base, UTCDateTime, utcnow
 
-# Why a person is kept on an event but not counted (§4b of the Teams sync issue).
+# Why a person is kept on an event but not counted (docs/teams.md, "What the numbers mean").
 EXCLUDED_ORGANIZER = "organizer"
 EXCLUDED_PRESENTER = "presenter"
 EXCLUDED_INTERNAL = "internal"

@@ -230,7 +230,7 @@ class Applier:
     # -------------------------------------------------------------- people and reasons
 
     def _people(self) -> dict[str, _Person]:
-        """Everyone in the attendance reports, keyed like §4b says (normalised email)."""
+        """Everyone in the attendance reports, keyed by normalised email (docs/teams.md)."""
         people: dict[str, _Person] = {}
         for session in self.data.sessions:
             for report in session.reports:
@@ -698,7 +698,7 @@ class Applier:
         )
         self.changes["transcript_cues_created"] += len(cues)
 
-    # -------------------------------------------------------------- counts (T6, T7, §4b)
+    # -------------------------------------------------------------- counts (T6, T7)
 
     def _counts(self, event: MarketingEvent) -> None:
         counts = participation.event_counts(self.db, event_id=event.id)

@@ -351,7 +351,7 @@ def organizer(
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show one organizer; options change their per-user settings (T4)."""
+    """Show one organizer; options change their per-user settings."""
     with session_scope(Settings().database_url) as db:
         principal = _principal(db, as_user)
         found = _find_organizer(db, principal, ref)

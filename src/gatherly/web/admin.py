@@ -1,6 +1,6 @@
 """Web pages: administration of BUs, users, teams, roles, feature switches, the token
-policy, everyone's API tokens, the audit trail and the "explain access" tool (issue 5;
-SPEC B1–B4; issue 12's governance).
+policy, everyone's API tokens, the audit trail and the "explain access" tool
+(SPEC B1–B4).
 
 Every route mirrors the REST admin routes' checks (``org/router.py``):
 reading BUs, users, teams and roles needs read on that type (organization level, every

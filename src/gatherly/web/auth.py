@@ -1,4 +1,4 @@
-"""Sign-in sessions and CSRF tokens for the web UI (issue 5: sign-in).
+"""Sign-in sessions and CSRF tokens for the web UI.
 
 The session cookie carries a random secret; the database keeps its SHA-256 (as for API
 tokens), so a stolen database cannot sign anyone in, and sign-out ends the row at once.

@@ -1,5 +1,5 @@
 """Web pages: the contact list and search, and a contact's page with its webinar timeline
-(issue 5; SPEC M, T9, B3).
+(SPEC M, T9, B3).
 
 Every read goes through the services with the viewer's principal, as the REST API does:
 contacts through ``contact.service`` (list, count, get), the timeline through

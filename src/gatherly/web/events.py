@@ -1,4 +1,4 @@
-"""Web pages: marketing events (issue 5; SPEC T6, T7, T9).
+"""Web pages: marketing events (SPEC T6, T7, T9).
 
 ``/events`` lists the events the viewer may read, filtered, counted and paged by the event
 service; ``/events/{id}`` shows one event: its T6 properties, the registered → attended

@@ -1,4 +1,4 @@
-"""Web pages: sign-in, sign-out and the signed-in home page (issue 5, first slice).
+"""Web pages: sign-in, sign-out and the signed-in home page.
 
 Pages render server-side with Jinja2; every page reads through the same services and
 access engine as the API. A page that needs a user redirects to ``/signin`` without one.

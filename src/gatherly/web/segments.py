@@ -1,4 +1,4 @@
-"""Web pages: segments and marketing lists (issue 5; SPEC B5, B13).
+"""Web pages: segments and marketing lists (SPEC B5, B13).
 
 Every page reads and writes through ``segment.service`` with the viewer's principal, making
 the same calls and checks as the REST routes in ``segment/router.py``: a segment or list the

@@ -1,5 +1,5 @@
 """Web pages for the Microsoft Teams connector: Integrations › Microsoft Teams (admins) and
-My webinars (organizers) (SPEC T1–T5, T12; issue 5).
+My webinars (organizers) (SPEC T1–T5, T12).
 
 Every route reads and writes through ``gatherly.teams.service`` with the viewer's
 principal and makes the same permission checks as the REST routes in

@@ -1,5 +1,5 @@
 """Web pages: your own API tokens (Account › API tokens): create one (its secret shown
-once), see when each was last used and when it expires, revoke it (issue 12).
+once), see when each was last used and when it expires, revoke it.
 
 Every route calls the same services as ``/api/v1/me/tokens`` with the viewer's principal:
 a token that is not the viewer's is not found, whatever its id.
