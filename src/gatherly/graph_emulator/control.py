@@ -1,0 +1,249 @@
+"""The ``/_emulator`` control API: state, request log, reset, faults, clock, and changes a test
+or a demo makes to the tenant (new webinars, registrations, attendance)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gatherly.graph_emulator import shapes
+from gatherly.graph_emulator.fixture import (
+    FixtureError,
+    check_webinar_refs,
+    validate_registration,
+    validate_webinar,
+)
+from gatherly.graph_emulator.state import FAULT_KINDS, EmulatorState
+
+
+def _control_error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": "invalidRequest", "message": message}}, status_code=status
+    )
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise FixtureError("request body is not JSON") from None
+
+
+def _control(
+    handler: Callable[[EmulatorState, Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request.app.state.emulator, request)
+        except FixtureError as exc:
+            return _control_error(422, exc.message)
+        except LookupError as exc:
+            return _control_error(404, str(exc.args[0]))
+
+    return endpoint
+
+
+def _webinar_of(state: EmulatorState, request: Request) -> dict[str, Any]:
+    webinar = state.webinar(request.path_params["webinar_id"])
+    if webinar is None:
+        raise LookupError(f"no webinar {request.path_params['webinar_id']!r}")
+    return webinar
+
+
+def _iso(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+
+
+CONTROL_ROUTES = {
+    "GET /_emulator/": "this index",
+    "GET /{tenant}/v2.0/.well-known/openid-configuration": "OpenID configuration msal reads"
+    " (token_endpoint, authorization_endpoint, issuer)",
+    "GET /_emulator/state": "tenant, clock, faults, webinars with registration statuses",
+    "GET /_emulator/requests?since=N": "request log: method, path, query, status, time, fault",
+    "POST /_emulator/reset": "back to the fixture: no tokens, no faults, empty log, real time",
+    "POST /_emulator/faults": '{"rate", "seed", "kinds": ' + json.dumps(list(FAULT_KINDS)) + ","
+    ' "retry_after", "slow_seconds"}',
+    "POST /_emulator/clock": '{"advance_seconds"}: tokens expire, reports become available',
+    "POST /_emulator/webinars": "add a webinar (fixture shape)",
+    "POST /_emulator/webinars/{id}/status": '{"status": "draft"|"published"|"canceled"}',
+    "POST /_emulator/webinars/{id}/registrations": "add a registration (fixture shape)",
+    "POST /_emulator/webinars/{id}/registrations/{rid}/cancel": "cancel a registration",
+    "POST /_emulator/webinars/{id}/sessions/{sid}/attendance": '{"reportId", "emailAddress",'
+    ' "joinDateTime", "leaveDateTime", "registrationId"?, "role"?, "displayName"?}',
+}
+
+
+async def _index(state: EmulatorState, request: Request) -> Response:
+    return JSONResponse({"routes": CONTROL_ROUTES})
+
+
+async def _state(state: EmulatorState, request: Request) -> Response:
+    return JSONResponse(state.summary())
+
+
+async def _requests(state: EmulatorState, request: Request) -> Response:
+    since = request.query_params.get("since", "0")
+    if not (since.isascii() and since.isdigit()):
+        raise FixtureError("since: must be a non-negative integer")
+    return JSONResponse({"total": len(state.requests), "value": state.requests[int(since) :]})
+
+
+async def _reset(state: EmulatorState, request: Request) -> Response:
+    state.reset()
+    return JSONResponse(state.summary())
+
+
+async def _faults(state: EmulatorState, request: Request) -> Response:
+    body = await _json(request)
+    if not isinstance(body, dict):
+        raise FixtureError("$: expected an object")
+    faults = state.faults
+    try:
+        faults.rate = float(body.get("rate", 0.0))
+        faults.seed = int(body.get("seed", 0))
+        faults.kinds = [str(k) for k in body.get("kinds", ["429"])]
+        faults.retry_after = float(body.get("retry_after", 1.0))
+        faults.slow_seconds = float(body.get("slow_seconds", 0.5))
+    except (TypeError, ValueError) as exc:
+        raise FixtureError(f"$: {exc}") from None
+    for i, kind in enumerate(faults.kinds):
+        if kind not in FAULT_KINDS:
+            raise FixtureError(f"kinds[{i}]: unknown fault kind {kind!r}")
+    if not 0.0 <= faults.rate <= 1.0:
+        raise FixtureError("rate: must be between 0 and 1")
+    faults.rng.seed(faults.seed)
+    return JSONResponse(faults.as_dict())
+
+
+async def _clock(state: EmulatorState, request: Request) -> Response:
+    body = await _json(request)
+    seconds = body.get("advance_seconds") if isinstance(body, dict) else None
+    if not isinstance(seconds, int | float) or seconds < 0:
+        raise FixtureError("advance_seconds: must be a non-negative number")
+    state.clock_offset += timedelta(seconds=seconds)
+    return JSONResponse({"now": _iso(state.now())})
+
+
+async def _add_webinar(state: EmulatorState, request: Request) -> Response:
+    body = await _json(request)
+    webinar = validate_webinar(body)
+    if state.webinar(webinar.id) is not None:
+        raise FixtureError(f"id: duplicate id {webinar.id!r}")
+    users = {u["id"] for u in state.data["users"]}
+    check_webinar_refs(webinar, tenant_id=state.tenant["id"], users=users, where="")
+    state.data["webinars"].append(body)
+    return JSONResponse(shapes.webinar(body), status_code=201)
+
+
+async def _webinar_status(state: EmulatorState, request: Request) -> Response:
+    webinar = _webinar_of(state, request)
+    body = await _json(request)
+    status = body.get("status") if isinstance(body, dict) else None
+    if status not in ("draft", "published", "canceled"):
+        raise FixtureError("status: must be draft, published or canceled")
+    webinar["status"] = status
+    return JSONResponse(shapes.webinar(webinar))
+
+
+async def _add_registration(state: EmulatorState, request: Request) -> Response:
+    webinar = _webinar_of(state, request)
+    body = await _json(request)
+    if isinstance(body, dict):
+        body = {"id": str(uuid.uuid4()), "registrationDateTime": _iso(state.now()), **body}
+        body.setdefault("status", "registered")
+    validate_registration(body)
+    webinar.setdefault("registrations", []).append(body)
+    return JSONResponse(shapes.registration(body), status_code=201)
+
+
+async def _cancel_registration(state: EmulatorState, request: Request) -> Response:
+    webinar = _webinar_of(state, request)
+    reg_id = request.path_params["registration_id"]
+    reg = next((r for r in webinar.get("registrations", []) if r["id"] == reg_id), None)
+    if reg is None:
+        raise LookupError(f"no registration {reg_id!r}")
+    reg["status"] = "canceled"
+    reg["cancelationDateTime"] = _iso(state.now())
+    return JSONResponse(shapes.registration(reg))
+
+
+async def _add_attendance(state: EmulatorState, request: Request) -> Response:
+    webinar = _webinar_of(state, request)
+    session_id = request.path_params["session_id"]
+    session = next((s for s in webinar.get("sessions", []) if s["id"] == session_id), None)
+    if session is None:
+        raise LookupError(f"no session {session_id!r}")
+    body = await _json(request)
+    if not isinstance(body, dict):
+        raise FixtureError("$: expected an object")
+    for key in ("reportId", "emailAddress", "joinDateTime", "leaveDateTime"):
+        if not isinstance(body.get(key), str):
+            raise FixtureError(f"{key}: missing")
+    for key in ("joinDateTime", "leaveDateTime"):
+        try:
+            shapes.parse_utc(body[key])
+        except ValueError:
+            raise FixtureError(f"{key}: not an ISO 8601 date-time") from None
+    reports = session.setdefault("attendanceReports", [])
+    report = next((r for r in reports if r["id"] == body["reportId"]), None)
+    if report is None:
+        report = {
+            "id": body["reportId"],
+            "meetingStartDateTime": body["joinDateTime"],
+            "meetingEndDateTime": body["leaveDateTime"],
+            "attendanceRecords": [],
+        }
+        reports.append(report)
+    report.pop("totalParticipantCount", None)
+    if shapes.parse_utc(body["leaveDateTime"]) > shapes.parse_utc(report["meetingEndDateTime"]):
+        report["meetingEndDateTime"] = body["leaveDateTime"]
+    records = report["attendanceRecords"]
+    email = body["emailAddress"].lower()
+    rec = next((r for r in records if (r.get("emailAddress") or "").lower() == email), None)
+    if rec is None:
+        rec = {
+            "emailAddress": body["emailAddress"],
+            "role": body.get("role", "Attendee"),
+            "registrationId": body.get("registrationId"),
+            "identity": {"id": "", "displayName": body.get("displayName"), "tenantId": None},
+            "attendanceIntervals": [],
+        }
+        records.append(rec)
+    rec.pop("totalAttendanceInSeconds", None)
+    rec["attendanceIntervals"].append(
+        {"joinDateTime": body["joinDateTime"], "leaveDateTime": body["leaveDateTime"]}
+    )
+    return JSONResponse(shapes.report(report, expand_records=True))
+
+
+def routes() -> list[Route]:
+    """The ``/_emulator`` control routes."""
+    webinar = "/_emulator/webinars/{webinar_id}"
+    return [
+        Route("/_emulator/", _control(_index), methods=["GET"]),
+        Route("/_emulator/state", _control(_state), methods=["GET"]),
+        Route("/_emulator/requests", _control(_requests), methods=["GET"]),
+        Route("/_emulator/reset", _control(_reset), methods=["POST"]),
+        Route("/_emulator/faults", _control(_faults), methods=["POST"]),
+        Route("/_emulator/clock", _control(_clock), methods=["POST"]),
+        Route("/_emulator/webinars", _control(_add_webinar), methods=["POST"]),
+        Route(f"{webinar}/status", _control(_webinar_status), methods=["POST"]),
+        Route(f"{webinar}/registrations", _control(_add_registration), methods=["POST"]),
+        Route(
+            f"{webinar}/registrations/{{registration_id}}/cancel",
+            _control(_cancel_registration),
+            methods=["POST"],
+        ),
+        Route(
+            f"{webinar}/sessions/{{session_id}}/attendance",
+            _control(_add_attendance),
+            methods=["POST"],
+        ),
+    ]
