@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -109,8 +110,8 @@ def events_show(
             {"id": s.id, "subject": s.subject, "start_at": s.start_at, "end_at": s.end_at}
             for s in events.sessions(db=db, principal=principal, event_id=event_id)
         ]
-        data["reconciliation"] = events.reconciliation(
-            db=db, principal=principal, event_id=event_id
+        data["reconciliation"] = dataclasses.asdict(
+            events.reconciliation(db=db, principal=principal, event_id=event_id)
         )
         recs, transcripts = events.recordings(db=db, principal=principal, event_id=event_id)
         data["recordings"] = [
@@ -179,20 +180,20 @@ def contacts_timeline(
         return
     for e in entries:
         out.print(
-            f"\n{_when(e['event_start_at'])} UTC  {e['event_name']} (event {e['event_id']})",
+            f"\n{_when(e.event_start_at)} UTC  {e.event_name} (event {e.event_id})",
             markup=False,
             soft_wrap=True,
         )
-        out.print(f"  registration: {e['registration_status'] or 'not registered'}")
-        if not e["intervals"]:
+        out.print(f"  registration: {e.registration_status or 'not registered'}")
+        if not e.intervals:
             out.print("  did not attend")
             continue
         out.print(
-            f"  joined {_when(e['first_join_at'], True)}, left {_when(e['last_leave_at'], True)},"
-            f" attended {hms(e['total_seconds'])}",
+            f"  joined {_when(e.first_join_at, True)}, left {_when(e.last_leave_at, True)},"
+            f" attended {hms(e.total_seconds)}",
         )
-        for i in e["intervals"]:
+        for i in e.intervals:
             out.print(
-                f"    {_when(i['join_at'], True)} – {_when(i['leave_at'], True)}"
-                f"  {hms(i['duration_seconds'])}"
+                f"    {_when(i.join_at, True)} – {_when(i.leave_at, True)}"
+                f"  {hms(i.duration_seconds)}"
             )

@@ -157,7 +157,7 @@ def reconciliation(
     event_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> s.ReconciliationOut:
     data = service.reconciliation(db=db, principal=principal, event_id=event_id)
-    return s.ReconciliationOut.model_validate(data)
+    return s.ReconciliationOut.model_validate(data, from_attributes=True)
 
 
 @router.get(
@@ -169,4 +169,4 @@ def timeline(
     contact_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> list[s.TimelineEntryOut]:
     entries = service.timeline(db=db, principal=principal, contact_id=contact_id)
-    return [s.TimelineEntryOut.model_validate(e) for e in entries]
+    return [s.TimelineEntryOut.model_validate(e, from_attributes=True) for e in entries]

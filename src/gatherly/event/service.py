@@ -273,7 +273,32 @@ def recordings(
     return recs, [(t, cues[t.id]) for t in transcripts]
 
 
-def reconciliation(*, db: Session, principal: access.Principal, event_id: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Counts:
+    """The event's numbers as stored (registrants, attendees, cancellations) and its no-shows."""
+
+    registrants: int
+    attendees: int
+    cancellations: int
+    no_shows: int
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """Every number on an event with the people behind it (those the caller may read), and
+    who is kept but not counted, by reason."""
+
+    event_id: int
+    counts: Counts
+    registrants: list[str]
+    cancellations: list[str]
+    attendees: list[str]
+    no_shows: list[str]
+    other_statuses: dict[str, list[str]]
+    not_counted: dict[str, list[str]]
+
+
+def reconciliation(*, db: Session, principal: access.Principal, event_id: int) -> Reconciliation:
     """Every number on the event with the people behind it, and who is kept but not counted.
 
     Registrants, cancellations and attendees as :mod:`gatherly.event.participation` defines
@@ -311,24 +336,62 @@ def reconciliation(*, db: Session, principal: access.Principal, event_id: int) -
     ]:
         if reason and key not in excluded.setdefault(reason, []):
             excluded[reason].append(key)
-    return {
-        "event_id": event.id,
-        "counts": {
-            "registrants": event.registrant_count,
-            "attendees": event.attendee_count,
-            "cancellations": event.cancellation_count,
-            "no_shows": len(set(registered) - set(attendees)),
-        },
-        "registrants": registered,
-        "cancellations": canceled,
-        "attendees": attendees,
-        "no_shows": sorted(set(registered) - set(attendees)),
-        "other_statuses": {k: sorted(v) for k, v in sorted(other.items())},
-        "not_counted": {k: sorted(v) for k, v in sorted(excluded.items())},
-    }
+    no_shows = sorted(set(registered) - set(attendees))
+    return Reconciliation(
+        event_id=event.id,
+        counts=Counts(
+            registrants=event.registrant_count,
+            attendees=event.attendee_count,
+            cancellations=event.cancellation_count,
+            no_shows=len(no_shows),
+        ),
+        registrants=registered,
+        cancellations=canceled,
+        attendees=attendees,
+        no_shows=no_shows,
+        other_statuses={k: sorted(v) for k, v in sorted(other.items())},
+        not_counted={k: sorted(v) for k, v in sorted(excluded.items())},
+    )
 
 
-def timeline(*, db: Session, principal: access.Principal, contact_id: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class StatusChange:
+    """One step of a registration's status history."""
+
+    status: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class TimelineInterval:
+    """One join and leave of a session."""
+
+    session_id: int
+    join_at: datetime
+    leave_at: datetime
+    duration_seconds: int
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """A contact's participation in one event."""
+
+    event_id: int
+    event_name: str
+    event_start_at: datetime | None
+    event_end_at: datetime | None
+    registration_status: str | None
+    registered_at: datetime | None
+    canceled_at: datetime | None
+    status_history: list[StatusChange]
+    attended: bool
+    first_join_at: datetime | None
+    last_leave_at: datetime | None
+    total_seconds: int
+    intervals: list[TimelineInterval]
+
+
+def timeline(*, db: Session, principal: access.Principal, contact_id: int) -> list[TimelineEntry]:
     """A contact's webinar participation, newest event first (T9).
 
     Each entry: the event and its date, the registration status with its history, when the
@@ -378,41 +441,36 @@ def timeline(*, db: Session, principal: access.Principal, contact_id: int) -> li
         .order_by(AttendanceInterval.join_at)
     ):
         intervals.setdefault(interval.attendance_id, []).append(interval)
-    entries: list[dict[str, Any]] = []
+    entries: list[TimelineEntry] = []
     for event_id in event_ids:
         event = events[event_id]
         reg = next((r for r in regs if r.event_id == event_id), None)
         att = next((a for a in atts if a.event_id == event_id), None)
         entries.append(
-            {
-                "event_id": event.id,
-                "event_name": event.name,
-                "event_start_at": event.start_at,
-                "event_end_at": event.end_at,
-                "registration_status": reg.status if reg else None,
-                "registered_at": reg.registered_at if reg else None,
-                "canceled_at": reg.canceled_at if reg else None,
-                "status_history": [
-                    {"status": h.status, "at": h.changed_at} for h in history.get(reg.id, [])
+            TimelineEntry(
+                event_id=event.id,
+                event_name=event.name,
+                event_start_at=event.start_at,
+                event_end_at=event.end_at,
+                registration_status=reg.status if reg else None,
+                registered_at=reg.registered_at if reg else None,
+                canceled_at=reg.canceled_at if reg else None,
+                status_history=[
+                    StatusChange(h.status, h.changed_at) for h in history.get(reg.id, [])
                 ]
                 if reg
                 else [],
-                "attended": bool(att and att.total_seconds > 0),
-                "first_join_at": att.first_join_at if att else None,
-                "last_leave_at": att.last_leave_at if att else None,
-                "total_seconds": att.total_seconds if att else 0,
-                "intervals": [
-                    {
-                        "session_id": i.session_id,
-                        "join_at": i.join_at,
-                        "leave_at": i.leave_at,
-                        "duration_seconds": i.duration_seconds,
-                    }
+                attended=bool(att and att.total_seconds > 0),
+                first_join_at=att.first_join_at if att else None,
+                last_leave_at=att.last_leave_at if att else None,
+                total_seconds=att.total_seconds if att else 0,
+                intervals=[
+                    TimelineInterval(i.session_id, i.join_at, i.leave_at, i.duration_seconds)
                     for i in intervals.get(att.id, [])
                 ]
                 if att
                 else [],
-            }
+            )
         )
-    entries.sort(key=lambda e: e["event_start_at"] or _EPOCH, reverse=True)
+    entries.sort(key=lambda e: e.event_start_at or _EPOCH, reverse=True)
     return entries

@@ -10,6 +10,7 @@ may not read is the same 404 page as one that does not exist.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -193,29 +194,28 @@ def _timeline(db: WebDb, viewer: Viewer, contact_id: int) -> list[dict[str, Any]
     shaped = []
     for e in entries:
         sessions: list[dict[str, Any]] = []
-        if e["intervals"]:
-            listed = event_service.sessions(
-                db=db, principal=viewer.principal, event_id=e["event_id"]
-            )
+        if e.intervals:
+            listed = event_service.sessions(db=db, principal=viewer.principal, event_id=e.event_id)
             for number, s in enumerate(listed, start=1):
-                spans = [i for i in e["intervals"] if i["session_id"] == s.id]
+                spans = [i for i in e.intervals if i.session_id == s.id]
                 if spans:
                     sessions.append(
                         {
                             "name": s.subject or f"Session {number}",
                             "start": when(s.start_at),
                             "intervals": spans,
-                            "total": duration(sum(i["duration_seconds"] for i in spans)),
+                            "total": duration(sum(i.duration_seconds for i in spans)),
                         }
                     )
-        status = e["registration_status"]
-        ended = e["event_end_at"] is None or e["event_end_at"] <= now
+        status = e.registration_status
+        ended = e.event_end_at is None or e.event_end_at <= now
         shaped.append(
             {
-                **e,
+                **dataclasses.asdict(e),
+                "intervals": e.intervals,
                 "status_label": STATUS_LABELS.get(status, status) if status else None,
                 "attendance_label": (
-                    "Attended" if e["attended"] else ("Did not attend" if ended else "Upcoming")
+                    "Attended" if e.attended else ("Did not attend" if ended else "Upcoming")
                 ),
                 "sessions": sessions,
             }

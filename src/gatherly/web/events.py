@@ -258,7 +258,7 @@ def event_detail(request: Request, event_id: PathId, db: WebDb, viewer: CurrentV
     registrations = service.registrations(db=db, principal=principal, event_id=event.id)
     attendance = service.attendance(db=db, principal=principal, event_id=event.id)
     numbers = service.reconciliation(db=db, principal=principal, event_id=event.id)
-    registered, attended = len(numbers["registrants"]), len(numbers["attendees"])
+    registered, attended = len(numbers.registrants), len(numbers.attendees)
     return page(
         request,
         "events/detail.html",
@@ -267,8 +267,8 @@ def event_detail(request: Request, event_id: PathId, db: WebDb, viewer: CurrentV
         zone=_zone(event.time_zone)[1],
         registered=registered,
         attended=attended,
-        canceled=len(numbers["cancellations"]),
-        no_shows=len(numbers["no_shows"]),
+        canceled=len(numbers.cancellations),
+        no_shows=len(numbers.no_shows),
         rate=round(100 * attended / registered) if registered else None,
         charts=[_presence(s, attendance) for s in sessions],
         people=_people(registrations, attendance),
