@@ -3,6 +3,7 @@ operator on real rows (SQLite and PostgreSQL), and explain (SPEC B5; docs/segmen
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -344,6 +345,11 @@ def test_unreadable_event_is_not_found_at_its_path(acme: Org) -> None:
     seg.parse_criteria(
         db=acme.db, principal=acme.p("uOrg"), tree=tree
     )  # organization-level reads both
+
+
+def _explained(**kwargs: Any) -> dict[str, Any]:
+    """The service's explanation as the API writes it (a dict of its fields)."""
+    return dataclasses.asdict(seg.explain(**kwargs))
 
 
 # ---------------------------------------------------------------- contact fields
@@ -797,9 +803,7 @@ def _node_alone(db: Session, path: str, contact_id: int) -> bool:
 def test_explain_node_flags_agree_with_evaluating_each_node_alone(acme: Org, name: str) -> None:
     seg_id = acme.segment("uOrg", EXPLAINED, scope="organization")
     contact_id = acme.contacts[name].id
-    out = seg.explain(
-        db=acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=contact_id
-    )
+    out = _explained(db=acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=contact_id)
     assert [n["path"] for n in out["criteria"]] == [
         "criteria",
         "criteria.all[0]",
@@ -816,7 +820,7 @@ def test_explain_node_flags_agree_with_evaluating_each_node_alone(acme: Org, nam
     assert out["member"] == out["criteria"][0]["matched"]
     assert out["materialised_member"] is False  # not refreshed yet
     acme.drain()
-    again = seg.explain(
+    again = _explained(
         db=acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=contact_id
     )
     assert again["materialised_member"] == again["member"]
@@ -825,7 +829,7 @@ def test_explain_node_flags_agree_with_evaluating_each_node_alone(acme: Org, nam
 def test_explain_scope_block_names_the_bu_when_the_contact_is_outside(acme: Org) -> None:
     acme.scoping(True)
     seg_id = acme.segment("uA")  # business-unit scope: A
-    outside = seg.explain(
+    outside = _explained(
         db=acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=acme.contacts["c2"].id
     )
     assert outside["criteria"][0]["matched"] is True  # the criteria match c2 …
@@ -840,13 +844,13 @@ def test_explain_scope_block_names_the_bu_when_the_contact_is_outside(acme: Org)
     }
     assert f"BU {acme.bus['A1']}" in outside["why"]
     assert "business-unit scope" in outside["why"]
-    inside = seg.explain(
+    inside = _explained(
         db=acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=acme.contacts["c1"].id
     )
     assert inside["scope"]["passes"] is True
     assert (inside["member"], inside["why"]) == (True, "member")
     acme.scoping(False)
-    off = seg.explain(
+    off = _explained(
         db=acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=acme.contacts["c2"].id
     )
     assert off["scope"]["applied"] == "organization"
@@ -856,7 +860,7 @@ def test_explain_scope_block_names_the_bu_when_the_contact_is_outside(acme: Org)
 
 def test_explain_says_when_the_criteria_do_not_match(acme: Org) -> None:
     seg_id = acme.segment("uOrg", {"contact": {"country": "DE"}}, scope="organization")
-    out = seg.explain(
+    out = _explained(
         db=acme.db, principal=acme.p("uOrg"), segment_id=seg_id, contact_id=acme.contacts["c1"].id
     )
     assert out["member"] is False
@@ -869,7 +873,7 @@ def test_explain_for_a_viewer_who_cannot_read_the_contact(acme: Org) -> None:
     seg_id = acme.segment("uOrg", scope="organization")
     c1 = acme.contacts["c1"].id  # in A: uB (Marketer in B) may not read it
     as_admin = f.principal(acme.db, admin)
-    hidden = seg.explain(
+    hidden = _explained(
         db=acme.db,
         principal=as_admin,
         segment_id=seg_id,
@@ -881,7 +885,7 @@ def test_explain_for_a_viewer_who_cannot_read_the_contact(acme: Org) -> None:
     assert hidden["viewer"]["can_read"] is False
     assert hidden["viewer"]["sees_it"] is False
     assert hidden["viewer"]["access"].startswith("denied")
-    shown = seg.explain(
+    shown = _explained(
         db=acme.db,
         principal=as_admin,
         segment_id=seg_id,
@@ -889,7 +893,7 @@ def test_explain_for_a_viewer_who_cannot_read_the_contact(acme: Org) -> None:
         viewer_id=acme.users["uA"].id,
     )
     assert (shown["viewer"]["can_read"], shown["viewer"]["sees_it"]) == (True, True)
-    itself = seg.explain(db=acme.db, principal=as_admin, segment_id=seg_id, contact_id=c1)
+    itself = _explained(db=acme.db, principal=as_admin, segment_id=seg_id, contact_id=c1)
     assert itself["viewer"]["user_id"] == admin.id
     assert itself["viewer"]["can_read"] is True
 
@@ -898,7 +902,7 @@ def test_explain_for_another_viewer_needs_a_system_administrator(acme: Org) -> N
     seg_id = acme.segment("uOrg", scope="organization")
     c1 = acme.contacts["c1"].id
     with pytest.raises(Forbidden) as err:
-        seg.explain(
+        _explained(
             db=acme.db,
             principal=acme.p("uOrg"),
             segment_id=seg_id,
@@ -906,7 +910,7 @@ def test_explain_for_another_viewer_needs_a_system_administrator(acme: Org) -> N
             viewer_id=acme.users["uB"].id,
         )
     assert err.value.field == "viewer_id"
-    own = seg.explain(
+    own = _explained(
         db=acme.db,
         principal=acme.p("uOrg"),
         segment_id=seg_id,
@@ -919,7 +923,7 @@ def test_explain_for_another_viewer_needs_a_system_administrator(acme: Org) -> N
 def test_explain_needs_read_on_the_contact(acme: Org) -> None:
     seg_id = acme.segment("uB", {"contact": {"country": "JP"}})
     with pytest.raises(NotFound):
-        seg.explain(
+        _explained(
             db=acme.db, principal=acme.p("uB"), segment_id=seg_id, contact_id=acme.contacts["c1"].id
         )
 

@@ -149,6 +149,53 @@ def contacts_of_events(event_ids: Sequence[int]) -> ColumnElement[bool]:
     return Contact.id.in_(linked)
 
 
+@dataclass(frozen=True)
+class NodeVerdict:
+    """One criteria node and whether the contact matches it."""
+
+    path: str
+    description: str
+    matched: bool
+
+
+@dataclass(frozen=True)
+class ScopeVerdict:
+    """The segment's scope as it applies, and whether the contact is inside it."""
+
+    setting: str
+    applied: str
+    scoping_on: bool
+    business_unit_id: int | None
+    contact_business_unit_id: int
+    passes: bool
+
+
+@dataclass(frozen=True)
+class ViewerVerdict:
+    """Whether the viewer may read the contact, so sees it among the members."""
+
+    user_id: int
+    username: str
+    can_read: bool
+    access: str
+    sees_it: bool
+
+
+@dataclass(frozen=True)
+class SegmentExplanation:
+    """Why a contact is in or out of a segment, node by node, and who sees it."""
+
+    segment_id: int
+    contact_id: int
+    member: bool
+    materialised_member: bool
+    refreshed_at: datetime | None
+    why: str
+    criteria: list[NodeVerdict]
+    scope: ScopeVerdict
+    viewer: ViewerVerdict
+
+
 def explain(
     *,
     db: Session,
@@ -156,7 +203,7 @@ def explain(
     segment_id: int,
     contact_id: int,
     viewer_id: int | None = None,
-) -> dict[str, Any]:
+) -> SegmentExplanation:
     """Why a contact is in or out of a segment: each criteria node, the scope, the viewer.
 
     The caller must read both the segment and the contact. ``viewer_id`` (system
@@ -174,7 +221,7 @@ def explain(
             )
         org_service.get_user(db=db, user_id=viewer_id, field="viewer_id")
         viewer = directory.load_principal(db, viewer_id)
-    nodes: list[dict[str, Any]] = []
+    nodes: list[NodeVerdict] = []
     matches = True
     if segment.kind == DYNAMIC:
         parsed = crit.parse(segment.criteria)
@@ -186,9 +233,7 @@ def explain(
             select(*(col for _node, col in columns)).where(Contact.id == contact.id)
         ).one()
         for (node, _col), value in zip(columns, row, strict=True):
-            nodes.append(
-                {"path": node.path, "description": node.describe(), "matched": bool(value)}
-            )
+            nodes.append(NodeVerdict(node.path, node.describe(), bool(value)))
         matches = bool(row[0])
     applied = effective_scope(db=db, segment=segment)
     bu_id = scope_bu(db=db, segment=segment)
@@ -204,30 +249,30 @@ def explain(
             f"the contact is in BU {contact.owning_bu_id}, outside the segment's business-unit "
             f"scope (BU {bu_id})"
         )
-    return {
-        "segment_id": segment.id,
-        "contact_id": contact.id,
-        "member": member,
-        "materialised_member": stored,
-        "refreshed_at": segment.refreshed_at,
-        "why": "member" if member else "; ".join(reasons) or "not a member of this static segment",
-        "criteria": nodes,
-        "scope": {
-            "setting": segment.scope,
-            "applied": applied,
-            "scoping_on": scoping_on(db=db),
-            "business_unit_id": bu_id,
-            "contact_business_unit_id": contact.owning_bu_id,
-            "passes": in_scope,
-        },
-        "viewer": {
-            "user_id": viewer.user_id,
-            "username": viewer.username,
-            "can_read": verdict.allowed,
-            "access": verdict.summary,
-            "sees_it": member and verdict.allowed,
-        },
-    }
+    return SegmentExplanation(
+        segment_id=segment.id,
+        contact_id=contact.id,
+        member=member,
+        materialised_member=stored,
+        refreshed_at=segment.refreshed_at,
+        why="member" if member else "; ".join(reasons) or "not a member of this static segment",
+        criteria=nodes,
+        scope=ScopeVerdict(
+            setting=segment.scope,
+            applied=applied,
+            scoping_on=scoping_on(db=db),
+            business_unit_id=bu_id,
+            contact_business_unit_id=contact.owning_bu_id,
+            passes=in_scope,
+        ),
+        viewer=ViewerVerdict(
+            user_id=viewer.user_id,
+            username=viewer.username,
+            can_read=verdict.allowed,
+            access=verdict.summary,
+            sees_it=member and verdict.allowed,
+        ),
+    )
 
 
 def segment_counts(*, db: Session, principal: access.Principal, segment: Segment) -> dict[str, Any]:

@@ -8,6 +8,7 @@ command, ``segments refresh --pending``, drains the change outbox as the worker 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator
@@ -488,12 +489,14 @@ def segments_explain(
             if viewer is not None
             else None
         )
-        data = service.explain(
-            db=db,
-            principal=principal,
-            segment_id=segment_id,
-            contact_id=contact,
-            viewer_id=viewer_id,
+        data = dataclasses.asdict(
+            service.explain(
+                db=db,
+                principal=principal,
+                segment_id=segment_id,
+                contact_id=contact,
+                viewer_id=viewer_id,
+            )
         )
     if as_json:
         print_json(data)

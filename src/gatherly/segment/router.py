@@ -7,6 +7,7 @@ are only ever the contacts the caller may read, counted as such.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -356,10 +357,11 @@ def explain(
         Query(ge=1, le=MAX_ID, description="Explain for another user (administrators)"),
     ] = None,
 ) -> dict[str, Any]:
-    return service.explain(
+    explanation = service.explain(
         db=db,
         principal=principal,
         segment_id=segment_id,
         contact_id=contact_id,
         viewer_id=viewer_id,
     )
+    return dataclasses.asdict(explanation)
