@@ -21,6 +21,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from gatherly.access.levels import Level
 from gatherly.contact.models import Contact
 from gatherly.event.models import MarketingEvent
 from gatherly.org import service as org
@@ -537,6 +538,23 @@ def test_lists_show_only_readable_lists_and_members(acme: Acme, as_user: Any) ->
     acme.db.expire_all()
     assert acme.db.get(MarketingList, theirs.id).name == "Paris VIPs"  # type: ignore[union-attr]
     assert acme.count(MarketingListMember) == 5
+
+
+def test_bu_names_show_only_to_viewers_who_may_read_business_units(
+    acme: Acme, as_user: Any
+) -> None:
+    # A role reading contacts, segments and lists across the organisation, but not BUs.
+    grants = {t: {"read": Level.ORGANIZATION} for t in ("contact", "segment", "marketing_list")}
+    role = org.create_role(db=acme.db, name="List reader", privileges=grants)
+    with_password(acme.db, f.user(acme.db, "rhea", None, role.id))
+    segment = acme.segment(acme.gustav, {"contact": {"country": "DE"}})
+    mlist = acme.mlist(acme.gustav, "Berlin VIPs", acme.anna)
+    for who, shown in (("gustav", True), ("rhea", False)):
+        viewer = as_user(who)
+        for url in (f"/segments/{segment.id}", f"/lists/{mlist.id}"):
+            page = viewer.get(url)
+            assert page.status_code == 200, (who, url)
+            assert ("Germany" in page.text) is shown, (who, url)
 
 
 def test_create_rename_add_remove_and_delete_a_list(acme: Acme, as_user: Any) -> None:

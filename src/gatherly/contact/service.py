@@ -7,7 +7,7 @@ the access engine, and a record the caller may not read is reported as not found
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -27,7 +27,6 @@ from sqlalchemy.sql.elements import BindParameter
 from gatherly.access import engine as access
 from gatherly.access.levels import SHARE_BITS, Level, Privilege, rights_from_mask, rights_mask
 from gatherly.access.models import (
-    OWNER_TEAM,
     OWNER_USER,
     PRINCIPAL_ORGANIZATION,
     PRINCIPAL_TEAM,
@@ -42,7 +41,7 @@ from gatherly.core.exceptions import Forbidden, NotFound, ValidationFailed
 from gatherly.core.pagination import Page, fetch_page, page_request, page_statement
 from gatherly.org import directory
 from gatherly.org import service as org_service
-from gatherly.org.models import BusinessUnit, RolePrivilege, Team, TeamRole, User
+from gatherly.org.models import RolePrivilege, TeamRole
 
 
 @dataclass(frozen=True)
@@ -196,55 +195,6 @@ def get(
     if privilege != Privilege.READ:
         access.require(db, principal, privilege, kind.record_type, record)
     return record
-
-
-@dataclass(frozen=True)
-class OwnerNames:
-    """Display names of records' owners and owning BUs; a missing key means "not shown"."""
-
-    owners: dict[tuple[str, int], str]
-    business_units: dict[int, str]
-
-    def owner(self, record: PersonMixin) -> str | None:
-        """The owner's name, or None when the caller may not read users (or teams)."""
-        return self.owners.get((record.owner_type, record.owner_id))
-
-    def business_unit(self, record: PersonMixin) -> str | None:
-        """The owning BU's name, or None when the caller may not read BUs."""
-        return self.business_units.get(record.owning_bu_id)
-
-
-def owner_names(
-    *, db: Session, principal: access.Principal, records: Sequence[PersonMixin]
-) -> OwnerNames:
-    """Names of the owners and owning BUs of ``records`` (records the caller already read).
-
-    Users, teams and BUs are organization-owned types: their names are given only when the
-    caller holds Read on that type (every built-in role does), in one query per type.
-    """
-
-    def may_read(record_type: str) -> bool:
-        return principal.max_level(record_type, Privilege.READ) > Level.NONE
-
-    user_ids = {r.owner_id for r in records if r.owner_type == OWNER_USER}
-    team_ids = {r.owner_id for r in records if r.owner_type != OWNER_USER}
-    bu_ids = {r.owning_bu_id for r in records}
-    owners: dict[tuple[str, int], str] = {}
-    if user_ids and may_read("user"):
-        for uid, username, full_name in db.execute(
-            select(User.id, User.username, User.full_name).where(User.id.in_(user_ids))
-        ):
-            owners[(OWNER_USER, uid)] = full_name or username
-    if team_ids and may_read("team"):
-        for tid, name in db.execute(select(Team.id, Team.name).where(Team.id.in_(team_ids))):
-            owners[(OWNER_TEAM, tid)] = name
-    bus: dict[int, str] = {}
-    if bu_ids and may_read("business_unit"):
-        rows = db.execute(
-            select(BusinessUnit.id, BusinessUnit.name).where(BusinessUnit.id.in_(bu_ids))
-        )
-        bus = {bu_id: name for bu_id, name in rows}
-    return OwnerNames(owners=owners, business_units=bus)
 
 
 def resolve_owner(*, db: Session, owner: OwnerRef) -> int:

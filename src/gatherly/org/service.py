@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +21,7 @@ from gatherly.access import engine as access_engine
 from gatherly.access import registry
 from gatherly.access.engine import Explanation, Principal
 from gatherly.access.levels import Level, Privilege
-from gatherly.access.models import OWNER_TEAM, OWNER_USER, BusinessUnitClosure
+from gatherly.access.models import OWNER_TEAM, OWNER_USER, BusinessUnitClosure, OwnedMixin
 from gatherly.core import audit, changes
 from gatherly.core.audit import Actor
 from gatherly.core.bounds import parse_id
@@ -1647,3 +1647,55 @@ def explain_access(
         if record is None:
             raise NotFound(f"{record_type} {record_id} not found", field="record_id")
     return access_engine.explain(db, subject, privilege, record_type, record)
+
+
+# ------------------------------------------------------------------ names shown beside records
+
+
+@dataclass(frozen=True)
+class OwnerNames:
+    """Display names of records' owners and owning BUs; a missing key means "not shown"."""
+
+    owners: dict[tuple[str, int], str]
+    business_units: dict[int, str]
+
+    def owner(self, record: OwnedMixin) -> str | None:
+        """The owner's name, or None when the caller may not read users (or teams)."""
+        return self.owners.get((record.owner_type, record.owner_id))
+
+    def business_unit(self, record: OwnedMixin) -> str | None:
+        """The owning BU's name, or None when the caller may not read BUs."""
+        return self.business_units.get(record.owning_bu_id)
+
+
+def owner_names(*, db: Session, principal: Principal, records: Sequence[OwnedMixin]) -> OwnerNames:
+    """Names of the owners and owning BUs of ``records`` (any owned records the caller has
+    already read: contacts, events, segments, lists …), for every page and export that shows
+    them.
+
+    Users, teams and BUs are organization-owned types: their names are given only when the
+    caller holds Read on that type (every built-in role does), in one query per type.
+    """
+
+    def may_read(record_type: str) -> bool:
+        return principal.max_level(record_type, Privilege.READ) > Level.NONE
+
+    user_ids = {r.owner_id for r in records if r.owner_type == OWNER_USER}
+    team_ids = {r.owner_id for r in records if r.owner_type != OWNER_USER}
+    bu_ids = {r.owning_bu_id for r in records}
+    owners: dict[tuple[str, int], str] = {}
+    if user_ids and may_read("user"):
+        for uid, username, full_name in db.execute(
+            select(User.id, User.username, User.full_name).where(User.id.in_(user_ids))
+        ):
+            owners[(OWNER_USER, uid)] = full_name or username
+    if team_ids and may_read("team"):
+        for tid, name in db.execute(select(Team.id, Team.name).where(Team.id.in_(team_ids))):
+            owners[(OWNER_TEAM, tid)] = name
+    bus: dict[int, str] = {}
+    if bu_ids and may_read("business_unit"):
+        rows = db.execute(
+            select(BusinessUnit.id, BusinessUnit.name).where(BusinessUnit.id.in_(bu_ids))
+        )
+        bus = {bu_id: name for bu_id, name in rows}
+    return OwnerNames(owners=owners, business_units=bus)

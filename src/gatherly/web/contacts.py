@@ -26,6 +26,7 @@ from gatherly.contact.models import PersonMixin
 from gatherly.contact.schemas import normalize_country
 from gatherly.core.exceptions import NotFound, ValidationFailed
 from gatherly.event import service as event_service
+from gatherly.org import service as org_service
 from gatherly.segment import service as segment_service
 from gatherly.web.pages import CurrentViewer, Viewer, WebDb, page
 
@@ -88,7 +89,7 @@ def country_name(code: str | None) -> str:
 def _owners(db: WebDb, viewer: Viewer, records: Sequence[PersonMixin]) -> dict[int, Any]:
     """Per record id: the owner's and owning BU's display names (ids when names are not
     readable by the viewer)."""
-    names = contact_service.owner_names(db=db, principal=viewer.principal, records=records)
+    names = org_service.owner_names(db=db, principal=viewer.principal, records=records)
     return {
         r.id: {
             "owner": names.owner(r) or f"{r.owner_type} {r.owner_id}",

@@ -344,7 +344,9 @@ def _segment_page(
         segment=segment,
         members=found,
         applied=service.effective_scope(db=db, segment=segment),
-        business_unit=org_service.get_bu(db=db, bu_id=segment.owning_bu_id).name,
+        business_unit=org_service.owner_names(
+            db=db, principal=viewer.principal, records=[segment]
+        ).business_unit(segment),
         summary=summary,
         criteria_json=json.dumps(segment.criteria, indent=2),
         cursor=cursor,
@@ -539,7 +541,9 @@ def _list_page(
         mlist=row,
         members=members,
         visible=visible,
-        business_unit=org_service.get_bu(db=db, bu_id=row.owning_bu_id).name,
+        business_unit=org_service.owner_names(
+            db=db, principal=viewer.principal, records=[row]
+        ).business_unit(row),
         cursor=cursor,
         **_rights(db, viewer, service.LIST, row),
         report=report,
