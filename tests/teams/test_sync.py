@@ -341,11 +341,11 @@ def test_t7_organizer_who_registers_and_attends_is_not_counted(
         assert att.total_seconds > 0
         principal = load_principal(db, synced.admin_id)
         rec = event_service.reconciliation(db=db, principal=principal, event_id=event.id)
-        assert tomas not in rec["registrants"]
-        assert tomas not in rec["attendees"]
-        assert tomas in rec["not_counted"]["organizer"]
-        assert rec["counts"]["registrants"] == len(rec["registrants"]) == event.registrant_count
-        assert rec["counts"]["no_shows"] == len(set(rec["registrants"]) - set(rec["attendees"]))
+        assert tomas not in rec.registrants
+        assert tomas not in rec.attendees
+        assert tomas in rec.not_counted["organizer"]
+        assert rec.counts.registrants == len(rec.registrants) == event.registrant_count
+        assert rec.counts.no_shows == len(set(rec.registrants) - set(rec.attendees))
 
 
 # ---------------------------------------------------------------- T8 contacts
@@ -432,14 +432,14 @@ def test_t9_timeline_sums_every_join_and_leave(synced: Connected, tenant: Tenant
         entries = event_service.timeline(
             db=db, principal=load_principal(db, synced.admin_id), contact_id=contact_id
         )
-    entry = next(e for e in entries if e["event_name"] == "Autumn Product Launch")
-    assert entry["attended"]
-    assert len(entry["intervals"]) == len(intervals)
-    assert entry["total_seconds"] == sum(i["duration_seconds"] for i in entry["intervals"])
-    assert entry["first_join_at"] == min(i["join_at"] for i in entry["intervals"])
-    assert entry["last_leave_at"] == max(i["leave_at"] for i in entry["intervals"])
-    assert entry["registration_status"] == "registered"
-    assert entry["event_start_at"].isoformat() == "2026-11-04T17:00:00+00:00"
+    entry = next(e for e in entries if e.event_name == "Autumn Product Launch")
+    assert entry.attended
+    assert len(entry.intervals) == len(intervals)
+    assert entry.total_seconds == sum(i.duration_seconds for i in entry.intervals)
+    assert entry.first_join_at == min(i.join_at for i in entry.intervals)
+    assert entry.last_leave_at == max(i.leave_at for i in entry.intervals)
+    assert entry.registration_status == "registered"
+    assert entry.event_start_at.isoformat() == "2026-11-04T17:00:00+00:00"
 
 
 # ---------------------------------------------------------------- T10 registration status

@@ -277,8 +277,8 @@ def test_an_admin_adds_a_contact_exclusion_and_a_full_sync_honours_it(
         assert event.registrant_count == len(want.registrants)
         admin = load_principal(db, site.ids["admin"])
         shown = event_service.reconciliation(db=db, principal=admin, event_id=event.id)
-        assert northwind <= set(shown["not_counted"]["internal"])
-        assert not northwind & set(shown["registrants"])
+        assert northwind <= set(shown.not_counted["internal"])
+        assert not northwind & set(shown.registrants)
         reasons = set(
             db.scalars(
                 select(EventRegistration.excluded_reason).where(

@@ -84,6 +84,17 @@ class _Person:
     intervals: dict[tuple[str, datetime], tuple[str, fetch.Interval]] = field(default_factory=dict)
 
 
+@dataclass
+class _EventRows:
+    """One kind of an event's rows (registrations, attendance …) keyed as Graph keys them:
+    those stored, and new ones collected to be inserted in one batch."""
+
+    model: Any
+    key: str
+    stored: dict[Any, Any]
+    new: list[dict[str, Any]] = field(default_factory=list)
+
+
 class Applier:
     """Applies one fetched webinar to the database, writing only differences."""
 
@@ -389,6 +400,34 @@ class Applier:
             self.created_contact_ids.update(new_ids.values())
         return contacts
 
+    def _event_rows(self, model: Any, key: str, event: MarketingEvent) -> _EventRows:
+        """The event's stored rows of ``model``, by their ``key`` column."""
+        stored = self.db.scalars(select(model).where(model.event_id == event.id))
+        return _EventRows(model, key, {getattr(row, key): row for row in stored})
+
+    def _add_new(
+        self, rows: _EventRows, event: MarketingEvent, key: Any, values: dict[str, Any]
+    ) -> None:
+        """Collect a row Graph has and the database has not, stamped with this run."""
+        rows.new.append(
+            {
+                "event_id": event.id,
+                rows.key: key,
+                "created_at": self.syncer.now(),
+                "created_by_sync_run_id": self.run_id,
+                **values,
+            }
+        )
+
+    def _insert_new(self, rows: _EventRows, event: MarketingEvent, counter: str) -> dict[Any, int]:
+        """Insert the collected rows in one batch, count them, and return every key's id."""
+        model = rows.model
+        found = select(getattr(model, rows.key), model.id).where(model.event_id == event.id)
+        ids = self._insert(model, rows.new, found)
+        if rows.new:
+            self.changes[counter] += len(rows.new)
+        return ids
+
     def _insert(self, model: Any, rows: list[dict[str, Any]], found: Any) -> dict[Any, int]:
         """Insert new rows in one executemany, then read their ids back with ``found``
         (a select of key, id): far faster than ORM objects or RETURNING on large batches."""
@@ -403,14 +442,9 @@ class Applier:
         self, event: MarketingEvent, reasons: dict[str, str | None], contacts: dict[str, int]
     ) -> dict[str, tuple[int, str | None]]:
         """Upsert registrations; returns Graph registration id → (row id, email)."""
-        existing = {
-            r.external_id: r
-            for r in self.db.scalars(
-                select(EventRegistration).where(EventRegistration.event_id == event.id)
-            )
-        }
+        rows = self._event_rows(EventRegistration, "external_id", event)
+        existing = rows.stored
         now = self.syncer.now()
-        created: list[dict[str, Any]] = []
         history: list[tuple[str, str, datetime]] = []  # (Graph id, status, when)
         for reg in self.data.registrations:
             reason = reasons.get(reg.email) if reg.email else EXCLUDED_NO_EMAIL
@@ -429,15 +463,7 @@ class Applier:
             }
             row = existing.get(reg.id)
             if row is None:
-                created.append(
-                    {
-                        "event_id": event.id,
-                        "external_id": reg.id,
-                        "created_at": now,
-                        "created_by_sync_run_id": self.run_id,
-                        **values,
-                    }
-                )
+                self._add_new(rows, event, reg.id, values)
                 if reg.status == "canceled" and reg.registered_at is not None:
                     history.append((reg.id, "registered", reg.registered_at))
                 history.append((reg.id, reg.status, _status_time(reg, reg.registered_at or now)))
@@ -449,17 +475,7 @@ class Applier:
                         self.changes["registration_status_changes"] += 1
                         history.append((reg.id, reg.status, _status_time(reg, now)))
         ids = {r.external_id: r.id for r in existing.values()}
-        ids.update(
-            self._insert(
-                EventRegistration,
-                created,
-                select(EventRegistration.external_id, EventRegistration.id).where(
-                    EventRegistration.event_id == event.id
-                ),
-            )
-        )
-        if created:
-            self.changes["registrations_created"] += len(created)
+        ids.update(self._insert_new(rows, event, "registrations_created"))
         if history:
             self.db.execute(
                 insert(RegistrationStatusChange),
@@ -490,12 +506,8 @@ class Applier:
         sessions: dict[str, EventSession],
     ) -> None:
         fetched_reports = {r.id for s in self.data.sessions for r in s.reports}
-        existing = {
-            a.person_key: a
-            for a in self.db.scalars(
-                select(EventAttendance).where(EventAttendance.event_id == event.id)
-            )
-        }
+        rows = self._event_rows(EventAttendance, "person_key", event)
+        existing = dict(rows.stored)
         stored: dict[int, dict[tuple[str, datetime], AttendanceInterval]] = {}
         if existing:
             for interval in self.db.scalars(
@@ -507,7 +519,6 @@ class Applier:
                     (interval.report_external_id, interval.join_at)
                 ] = interval
         by_email = {email: row_id for row_id, email in registrations.values() if email}
-        created: list[dict[str, Any]] = []
         for key, person in people.items():
             reason = reasons.get(key)
             found = registrations.get(person.registration_external_id or "")
@@ -526,18 +537,12 @@ class Applier:
             row = existing.pop(key, None)
             if row is None:
                 spans = [i for _, i in person.intervals.values()]
-                created.append(
-                    {
-                        "event_id": event.id,
-                        "person_key": key,
-                        "created_at": self.syncer.now(),
-                        "created_by_sync_run_id": self.run_id,
-                        "first_join_at": min((i.join_at for i in spans), default=None),
-                        "last_leave_at": max((i.leave_at for i in spans), default=None),
-                        "total_seconds": sum(i.seconds for i in spans),
-                        **values,
-                    }
-                )
+                totals = {
+                    "first_join_at": min((i.join_at for i in spans), default=None),
+                    "last_leave_at": max((i.leave_at for i in spans), default=None),
+                    "total_seconds": sum(i.seconds for i in spans),
+                }
+                self._add_new(rows, event, key, {**totals, **values})
                 continue
             changed = assign(row, values)
             kept = self._intervals(
@@ -550,16 +555,8 @@ class Applier:
             }
             if assign(row, totals) or changed:
                 self.changes["attendance_updated"] += 1
-        new_ids = self._insert(
-            EventAttendance,
-            created,
-            select(EventAttendance.person_key, EventAttendance.id).where(
-                EventAttendance.event_id == event.id
-            ),
-        )
-        if created:
-            self.changes["attendance_created"] += len(created)
-        for row_values in created:
+        new_ids = self._insert_new(rows, event, "attendance_created")
+        for row_values in rows.new:
             key = row_values["person_key"]
             self._intervals(new_ids[key], people[key], {}, fetched_reports, sessions)
         if self.new_intervals:
