@@ -197,6 +197,23 @@ def get(
     return record
 
 
+def new_record_columns(
+    *, owner: OwnerRef, bu_id: int, principal: access.Principal
+) -> dict[str, Any]:
+    """The ownership and audit columns of a record the caller creates for ``owner`` (the
+    owning BU is the owner's, from :func:`resolve_owner`): contacts, leads, segments, lists."""
+    now = utcnow()
+    return {
+        "owner_type": owner.type,
+        "owner_id": owner.id,
+        "owning_bu_id": bu_id,
+        "created_at": now,
+        "modified_at": now,
+        "created_by_id": principal.user_id,
+        "modified_by_id": principal.user_id,
+    }
+
+
 def resolve_owner(*, db: Session, owner: OwnerRef) -> int:
     """The owning BU an owner implies; NotFound if the owner does not exist."""
     if owner.type == OWNER_USER:
@@ -247,16 +264,9 @@ def create(
     data = record_in.model_dump(exclude={"owner"})
     if kind.model is Lead:
         _check_lead_links(db, principal, data, None)
-    now = utcnow()
     record = kind.model(
         **data,
-        owner_type=owner.type,
-        owner_id=owner.id,
-        owning_bu_id=bu_id,
-        created_at=now,
-        modified_at=now,
-        created_by_id=principal.user_id,
-        modified_by_id=principal.user_id,
+        **new_record_columns(owner=owner, bu_id=bu_id, principal=principal),
     )
     db.add(record)
     db.flush()

@@ -76,17 +76,10 @@ def create_list(
     access.can_create_in(
         db, principal, LIST, owner_type=owner.type, owner_id=owner.id, owning_bu_id=bu_id
     )
-    now = utcnow()
     row = MarketingList(
         name=name,
         description=description,
-        owner_type=owner.type,
-        owner_id=owner.id,
-        owning_bu_id=bu_id,
-        created_at=now,
-        modified_at=now,
-        created_by_id=principal.user_id,
-        modified_by_id=principal.user_id,
+        **contact_service.new_record_columns(owner=owner, bu_id=bu_id, principal=principal),
     )
     db.add(row)
     db.flush()

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
+from gatherly.contact import service as contact_service
 from gatherly.contact.schemas import OwnerRef
 from gatherly.core import changes
 from gatherly.core.db import utcnow
@@ -109,20 +110,13 @@ def create_segment(
         raise ValidationFailed(
             "a static segment has members, not criteria; add contacts to it", field="criteria"
         )
-    now = utcnow()
     segment = Segment(
         name=name,
         description=description,
         kind=kind,
         scope=scope,
         criteria=criteria,
-        owner_type=owner.type,
-        owner_id=owner.id,
-        owning_bu_id=bu_id,
-        created_at=now,
-        modified_at=now,
-        created_by_id=principal.user_id,
-        modified_by_id=principal.user_id,
+        **contact_service.new_record_columns(owner=owner, bu_id=bu_id, principal=principal),
         refresh_state=STATE_PENDING if kind == DYNAMIC else STATE_FRESH,
     )
     db.add(segment)
