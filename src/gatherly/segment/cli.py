@@ -25,6 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from gatherly.access.engine import Principal
 from gatherly.clitools import acting, print_json
 from gatherly.contact.models import Contact
 from gatherly.core import csvout
@@ -33,7 +34,6 @@ from gatherly.core.db import make_engine, make_session_factory
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.core.ids import MAX_ID
 from gatherly.org import service as org_service
-from gatherly.org.models import BusinessUnit, Team, User
 from gatherly.segment import criteria as crit
 from gatherly.segment import jobs, service
 from gatherly.segment.models import DYNAMIC, STATIC, MarketingList, Segment
@@ -159,20 +159,17 @@ def _visible(visible: int, total: int | None) -> str:
     return f"visible to you: {visible}" + ("" if total is None else f" of {total}")
 
 
-def _owner_name(db: Session, owner_type: str, owner_id: int) -> str:
-    if owner_type == "team":
-        team = db.get(Team, owner_id)
-        return f"team {team.name if team else owner_id}"
-    user = db.get(User, owner_id)
-    return f"user {user.username if user else owner_id}"
+def _names(db: Session, principal: Principal, record: Segment | MarketingList) -> dict[str, Any]:
+    """The owner's and owning BU's names as the user may see them (None when they may not)."""
+    names = org_service.owner_names(db=db, principal=principal, records=[record])
+    owner = names.owner(record)
+    return {
+        "owner_name": f"{record.owner_type} {owner}" if owner else None,
+        "owning_bu": names.business_unit(record),
+    }
 
 
-def _bu_name(db: Session, bu_id: int | None) -> str | None:
-    bu = db.get(BusinessUnit, bu_id) if bu_id is not None else None
-    return bu.name if bu else None
-
-
-def _segment_dict(db: Session, s: Segment) -> dict[str, Any]:
+def _segment_dict(db: Session, principal: Principal, s: Segment) -> dict[str, Any]:
     return {
         "id": s.id,
         "name": s.name,
@@ -181,9 +178,8 @@ def _segment_dict(db: Session, s: Segment) -> dict[str, Any]:
         "scope": s.scope,
         "applied_scope": service.effective_scope(db=db, segment=s),
         "owner": {"type": s.owner_type, "id": s.owner_id},
-        "owner_name": _owner_name(db, s.owner_type, s.owner_id),
         "owning_bu_id": s.owning_bu_id,
-        "owning_bu": _bu_name(db, s.owning_bu_id),
+        **_names(db, principal, s),
         "refresh_state": s.refresh_state,
         "refreshed_at": s.refreshed_at,
         "refresh_seconds": s.refresh_seconds,
@@ -194,15 +190,14 @@ def _segment_dict(db: Session, s: Segment) -> dict[str, Any]:
     }
 
 
-def _list_dict(db: Session, m: MarketingList) -> dict[str, Any]:
+def _list_dict(db: Session, principal: Principal, m: MarketingList) -> dict[str, Any]:
     return {
         "id": m.id,
         "name": m.name,
         "description": m.description,
         "owner": {"type": m.owner_type, "id": m.owner_id},
-        "owner_name": _owner_name(db, m.owner_type, m.owner_id),
         "owning_bu_id": m.owning_bu_id,
-        "owning_bu": _bu_name(db, m.owning_bu_id),
+        **_names(db, principal, m),
         "created_at": m.created_at,
         "modified_at": m.modified_at,
     }
@@ -241,7 +236,7 @@ def segments_create(
             scope=scope.value if scope else None,
             description=description,
         )
-        data = _segment_dict(db, segment)
+        data = _segment_dict(db, principal, segment)
     if as_json:
         print_json(data)
         return
@@ -267,7 +262,7 @@ def segments_list(
         cursor: str | None = None
         while True:
             page = service.list_segments(db=db, principal=principal, q=q, cursor=cursor, limit=200)
-            rows += [_segment_dict(db, s) for s in page.items]
+            rows += [_segment_dict(db, principal, s) for s in page.items]
             cursor = page.next_cursor
             if cursor is None:
                 break
@@ -298,7 +293,7 @@ def segments_show(
     """One segment: scope, refresh state, criteria and how many members the user may see."""
     with acting(as_user) as (db, principal):
         segment = service.get_segment(db=db, principal=principal, segment_id=segment_id)
-        data = _segment_dict(db, segment)
+        data = _segment_dict(db, principal, segment)
         data["scoping_on"] = service.scoping_on(db=db)
         data["members"] = service.segment_counts(db=db, principal=principal, segment=segment)
     if as_json:
@@ -585,7 +580,7 @@ def lists_create(
     """Create an empty marketing list owned by the user."""
     with acting(as_user) as (db, principal):
         row = service.create_list(db=db, principal=principal, name=name, description=description)
-        data = _list_dict(db, row)
+        data = _list_dict(db, principal, row)
     if as_json:
         print_json(data)
         return
@@ -604,7 +599,7 @@ def lists_list(
         cursor: str | None = None
         while True:
             page = service.list_lists(db=db, principal=principal, q=q, cursor=cursor, limit=200)
-            rows += [_list_dict(db, m) for m in page.items]
+            rows += [_list_dict(db, principal, m) for m in page.items]
             cursor = page.next_cursor
             if cursor is None:
                 break
@@ -633,7 +628,9 @@ def lists_show(
 ) -> None:
     """One list: owner, how many members the user may read, and the first of them."""
     with acting(as_user) as (db, principal):
-        data = _list_dict(db, service.get_list(db=db, principal=principal, list_id=list_id))
+        data = _list_dict(
+            db, principal, service.get_list(db=db, principal=principal, list_id=list_id)
+        )
         page, visible = service.list_members(
             db=db, principal=principal, list_id=list_id, limit=limit
         )

@@ -12,21 +12,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.access.engine import Principal
 from gatherly.access.levels import Privilege
 from gatherly.clitools import print_json
 from gatherly.core import crypto
-from gatherly.core.bounds import parse_id
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory, session_scope, transaction
-from gatherly.core.exceptions import GatherlyError, NotFound, ValidationFailed
+from gatherly.core.exceptions import GatherlyError, ValidationFailed
 from gatherly.org import service as org
 from gatherly.org import service as org_service
 from gatherly.org.directory import load_principal
-from gatherly.org.models import User
 from gatherly.teams import service as teams
 from gatherly.teams.models import RUN_FAILED, RUN_PARTIAL, TeamsConnection, TeamsOrganizer
 from gatherly.teams.sync import ProgressCallback, RunReport, run_sync
@@ -72,7 +69,7 @@ def _when(value: Any) -> str:
 
 
 def _settings_dict(db: Session, c: TeamsConnection) -> dict[str, Any]:
-    owner = db.get(User, c.default_owner_id) if c.default_owner_id else None
+    owner = org_service.get_user(db=db, user_id=c.default_owner_id) if c.default_owner_id else None
     return {
         "tenant_id": c.tenant_id,
         "client_id": c.client_id,
@@ -320,23 +317,6 @@ def organizers(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
             _print_remedy(o, seen)
 
 
-def _find_organizer(db: Session, principal: Principal, ref: str) -> TeamsOrganizer:
-    organizer_id = parse_id(ref)
-    if organizer_id is not None:
-        return teams.get_organizer(db=db, principal=principal, organizer_id=organizer_id)
-    organizer_id = db.scalar(
-        select(TeamsOrganizer.id).where(
-            or_(
-                func.lower(TeamsOrganizer.email) == ref.strip().lower(),
-                TeamsOrganizer.graph_user_id == ref,
-            )
-        )
-    )
-    if organizer_id is None:
-        raise NotFound(f"no Teams organizer {ref!r}", field="organizer")
-    return teams.get_organizer(db=db, principal=principal, organizer_id=organizer_id)
-
-
 @app.command("organizer")
 def organizer(
     ref: Annotated[str, typer.Argument(help="Organizer email, Graph user id or Gatherly id.")],
@@ -354,7 +334,7 @@ def organizer(
     """Show one organizer; options change their per-user settings."""
     with session_scope(Settings().database_url) as db:
         principal = _principal(db, as_user)
-        found = _find_organizer(db, principal, ref)
+        found = teams.find_organizer(db=db, principal=principal, ref=ref)
         if sync_new is not None or recordings is not None:
             found = teams.update_organizer(
                 db=db,
@@ -389,7 +369,11 @@ def webinars(
     """Webinars found in Teams, newest first, with their Sync tick and linked event."""
     with session_scope(Settings().database_url) as db:
         principal = _principal(db, as_user)
-        organizer_id = _find_organizer(db, principal, organizer_ref).id if organizer_ref else None
+        organizer_id = (
+            teams.find_organizer(db=db, principal=principal, ref=organizer_ref).id
+            if organizer_ref
+            else None
+        )
         rows: list[dict[str, Any]] = [
             {
                 "id": w.id,

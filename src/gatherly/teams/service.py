@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import httpx
 from pydantic import SecretStr
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.access.engine import Principal
@@ -530,6 +530,23 @@ def get_webinar(*, db: Session, principal: Principal, webinar_id: int) -> TeamsW
     if not (is_admin(principal, Privilege.READ) or organizer.user_id == principal.user_id):
         raise NotFound(f"no Teams webinar with id {webinar_id}")
     return webinar
+
+
+def find_organizer(*, db: Session, principal: Principal, ref: str) -> TeamsOrganizer:
+    """An organizer by Gatherly id, email or Graph user id (for the CLI's ``organizer``)."""
+    organizer_id = parse_id(ref)
+    if organizer_id is None:
+        organizer_id = db.scalar(
+            select(TeamsOrganizer.id).where(
+                or_(
+                    func.lower(TeamsOrganizer.email) == ref.strip().lower(),
+                    TeamsOrganizer.graph_user_id == ref,
+                )
+            )
+        )
+    if organizer_id is None:
+        raise NotFound(f"no Teams organizer {ref!r}", field="organizer")
+    return get_organizer(db=db, principal=principal, organizer_id=organizer_id)
 
 
 def find_webinar(*, db: Session, principal: Principal, ref: str) -> TeamsWebinar:
