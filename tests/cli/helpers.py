@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner, Result
 
-from gatherly.cli import app
+from gatherly.cli import app, main
 from gatherly.core.db import make_engine
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -67,12 +67,51 @@ def subprocess_env(database_url: str) -> dict[str, str]:
 
 
 def run_script(
-    database_url: str, *args: str, timeout: float = 60
+    database_url: str,
+    *args: str,
+    env: dict[str, str | None] | None = None,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real ``gatherly`` console script."""
+    """Run ``gatherly ARGS`` through the console script's entry point, ``gatherly.cli.main``
+    (its one-line errors and exit codes), in this process: the same code as the installed
+    script without an interpreter start-up per call. ``run_console_script`` starts the real
+    executable, for the tests that prove the installed script itself."""
+    runner = CliRunner()
+    environ: dict[str, str | None] = {k: None for k in _TERMINAL_VARS}
+    environ.update(subprocess_env(database_url))
+    environ.update(env or {})
+    saved_argv = sys.argv
+    with runner.isolation(input=stdin, env=environ) as (stdout, stderr, _output):
+        sys.argv = ["gatherly", *args]
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            sys.argv = saved_argv
+            sys.stdout.flush()  # text written but still buffered by the wrapper
+            sys.stderr.flush()
+        out, err = stdout.getvalue().decode(), stderr.getvalue().decode()
+    return subprocess.CompletedProcess(["gatherly", *args], code, out, err)
+
+
+def run_console_script(
+    database_url: str,
+    *args: str,
+    env: dict[str, str | None] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run the real, installed ``gatherly`` console script in a process of its own."""
+    environ = subprocess_env(database_url)
+    for key, value in (env or {}).items():
+        if value is None:
+            environ.pop(key, None)
+        else:
+            environ[key] = value
     return subprocess.run(  # noqa: S603 - our own console script with fixed arguments
         [gatherly_executable(), *args],
-        env=subprocess_env(database_url),
+        env=environ,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import make_cli, run_script, sqlite_url
+from tests.cli.helpers import make_cli, run_console_script, run_script, sqlite_url
 
 # Longer than the 80 columns rich assumes when stderr is not a terminal.
 LONG_BU = "Asia Pacific and Japan Regional Marketing Operations"
@@ -152,5 +152,12 @@ def test_unknown_role_rolls_back_the_user_created_in_the_same_command(error_db: 
 
 
 def test_database_without_schema_is_a_one_line_database_error(tmp_path: Path) -> None:
-    result = run_script(sqlite_url(tmp_path / "never-upgraded.db"), "users", "list")
+    # The installed console script itself, in a process of its own (the other tests run its
+    # entry point in this process): one line on stderr, exit 1, no traceback.
+    result = run_console_script(sqlite_url(tmp_path / "never-upgraded.db"), "users", "list")
     assert_one_line_error(result, "database error", "no such table")
+    unknown = run_console_script(
+        sqlite_url(tmp_path / "never-upgraded.db"), "bu", "create", "X", "--parent", "Nowhere"
+    )
+    assert "Traceback" not in unknown.stderr
+    assert unknown.returncode == 1

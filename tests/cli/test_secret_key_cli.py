@@ -26,7 +26,7 @@ from gatherly.core.exceptions import FatalSyncError, ValidationFailed
 from gatherly.teams import connection as teams_connection
 from gatherly.teams import service as teams
 from gatherly.teams.models import TeamsConnection
-from tests.cli.helpers import gatherly_executable, session_on, sqlite_url, subprocess_env
+from tests.cli.helpers import run_console_script, run_script, session_on, sqlite_url
 from tests.teams import conftest as teams_fixtures
 from tests.teams.conftest import Tenant
 
@@ -54,24 +54,20 @@ def script(
     key: str | None = None,
     key_file: Path | None = None,
     stdin: str | None = None,
+    process: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """The real ``gatherly`` script with exactly this key (or key file) and nothing else."""
+    """``gatherly ARGS`` through the console script's entry point, with exactly this key (or
+    key file) and nothing else; ``process`` runs the installed script in a process of its
+    own (its warnings then reach stderr through logging's last-resort handler, as a user
+    sees them)."""
     assert key is not None or key_file is not None  # never the default ./var/secret.key
-    env = subprocess_env(database_url)
-    env.pop("GATHERLY_SECRET_KEY", None)
-    if key is not None:
-        env["GATHERLY_SECRET_KEY"] = key
+    env: dict[str, str | None] = {"GATHERLY_SECRET_KEY": key}
     if key_file is not None:
         env["GATHERLY_SECRET_KEY_FILE"] = str(key_file)
-    return subprocess.run(  # noqa: S603 - our own console script with fixed arguments
-        [gatherly_executable(), *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    if process:
+        assert stdin is None
+        return run_console_script(database_url, *args, env=env)
+    return run_script(database_url, *args, env=env, stdin=stdin)
 
 
 def invoke(
@@ -168,7 +164,9 @@ def test_the_first_run_generates_the_key_file_and_the_next_run_reuses_it(
 ) -> None:
     key_file = tmp_path / "data" / "secret.key"
     secret = tenant.app(0)["secret"]
-    first = script(db_url, *connect_args(tenant), "--client-secret", secret, key_file=key_file)
+    first = script(
+        db_url, *connect_args(tenant), "--client-secret", secret, key_file=key_file, process=True
+    )
     assert first.returncode == 0, first.stderr
     assert f"generated a random secret key into {key_file}" in first.stderr
     assert mode(key_file) == 0o600
@@ -189,7 +187,7 @@ def test_the_first_run_generates_the_key_file_and_the_next_run_reuses_it(
     before = key_file.stat()
     second = script(db_url, "teams", "test", "--json", key_file=key_file)
     assert second.returncode == 0, second.stderr
-    assert json.loads(second.stdout)["status"] == "connected"
+    assert json.loads(second.stdout)["status"] == "connected", (second.stdout, second.stderr)
     assert second.stderr == ""
     after = key_file.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
@@ -197,7 +195,7 @@ def test_the_first_run_generates_the_key_file_and_the_next_run_reuses_it(
 
 
 def test_a_short_key_warns_on_stderr(cli: Callable[..., Result], db_url: str) -> None:
-    result = script(db_url, "secret-key", "check", key="too-short")
+    result = script(db_url, "secret-key", "check", key="too-short", process=True)
     assert result.returncode == 0, result.stderr
     assert "GATHERLY_SECRET_KEY is only 9 characters" in result.stderr
     assert "secret key: from GATHERLY_SECRET_KEY" in result.stdout
