@@ -93,6 +93,8 @@ def cached(engine: Engine, key: str, build: Callable[[], T]) -> T:
 
     ``build`` must start from a clean organisation and return plain data (ids, names, token
     strings), not ORM objects: later callers get a deep copy of it with the rows restored.
+    ``key`` names everything outside the database the rows depend on (the emulator a stored
+    connection points at, for one).
     """
     slot = (engine.url.render_as_string(hide_password=False), key)
     if slot in _cache:

@@ -50,7 +50,7 @@ class World:
 def world(connected: Connected, engine: Engine) -> World:
     """Built once per process and backend (a full sync over HTTP); later tests get its rows."""
     people, sales, contact_id, events, marta_events = cached(
-        engine, "events_api.world", lambda: _build_world(connected)
+        engine, f"events_api.world@{connected.tenant.base_url}", lambda: _build_world(connected)
     )
     return World(people, sales, contact_id, events, marta_events, connected)
 

@@ -179,5 +179,8 @@ def synced(connected: Connected, engine: Engine) -> Connected:
     The first test in a process runs it over HTTP; later ones get its rows back (the
     emulator is reset to the same sample, which a sync only reads) and its report.
     """
-    connected.report = cached(engine, "teams.synced", connected.full_sync)
+    # Keyed by the emulator too: a module that imports these fixtures gets an emulator of its
+    # own, and the stored connection points at the one the state was built against.
+    key = f"teams.synced@{connected.tenant.base_url}"
+    connected.report = cached(engine, key, connected.full_sync)
     return connected

@@ -96,7 +96,8 @@ def site(
     reader (may read the Teams integration, not change it); then a discovery run (once per
     process and backend: later tests get its rows back)."""
     settings = Settings(database_url=database_url, graph_rate_per_second=500)
-    ids = cached(engine, "teams_pages.site", lambda: _build_site(session_factory, settings, tenant))
+    key = f"teams_pages.site@{tenant.base_url}"  # the connection points at this emulator
+    ids = cached(engine, key, lambda: _build_site(session_factory, settings, tenant))
     return Site(session_factory, settings, tenant, ids)
 
 
