@@ -100,7 +100,7 @@ def list_registrations(
 
 @router.get(
     "/events/{event_id}/attendance",
-    summary="Who attended, by person, with every interval (T9)",
+    summary="Who attended, by person, with every interval",
     response_model=PageOut[s.AttendanceOut],
 )
 def list_attendance(
@@ -131,7 +131,7 @@ def list_attendance(
 
 @router.get(
     "/events/{event_id}/recordings",
-    summary="The event's recordings and transcripts with their cues (T11)",
+    summary="The event's recordings and transcripts with their cues",
 )
 def recordings(event_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.RecordingsOut:
     recs, transcripts = service.recordings(db=db, principal=principal, event_id=event_id)
@@ -151,7 +151,7 @@ def recordings(event_id: PathId, db: DbSession, principal: CurrentPrincipal) -> 
 
 @router.get(
     "/events/{event_id}/reconciliation",
-    summary="Every number on the event with the people behind it (T7)",
+    summary="Every number on the event with the people behind it",
 )
 def reconciliation(
     event_id: PathId, db: DbSession, principal: CurrentPrincipal
@@ -163,7 +163,7 @@ def reconciliation(
 @router.get(
     "/contacts/{contact_id}/timeline",
     tags=["contacts"],
-    summary="A contact's webinar participation, newest event first (T9)",
+    summary="A contact's webinar participation, newest event first",
 )
 def timeline(
     contact_id: PathId, db: DbSession, principal: CurrentPrincipal

@@ -93,7 +93,7 @@ class IntervalOut(_Out):
 
 
 class AttendanceOut(_Out):
-    """A person's attendance of the event: totals over every interval (T9)."""
+    """A person's attendance of the event: totals over every interval."""
 
     id: int
     event_id: int
@@ -148,7 +148,7 @@ class TimelineIntervalOut(BaseModel):
 
 
 class TimelineEntryOut(BaseModel):
-    """A contact's participation in one event (T9)."""
+    """A contact's participation in one event."""
 
     event_id: int
     event_name: str
@@ -166,7 +166,7 @@ class TimelineEntryOut(BaseModel):
 
 
 class RecordingOut(_Out):
-    """A session recording's metadata; the video stays in Teams at ``content_url`` (T11)."""
+    """A session recording's metadata; the video stays in Teams at ``content_url``."""
 
     id: int
     session_id: int

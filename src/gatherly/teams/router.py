@@ -183,7 +183,7 @@ def list_organizers(db: DbSession, principal: CurrentPrincipal) -> list[s.Organi
     ]
 
 
-@router.patch("/organizers/{organizer_id}", summary="An organizer's sync defaults (T4)")
+@router.patch("/organizers/{organizer_id}", summary="An organizer's sync defaults")
 def patch_organizer(
     organizer_id: PathId, body: s.OrganizerPatch, db: DbSession, principal: CurrentPrincipal
 ) -> s.OrganizerOut:

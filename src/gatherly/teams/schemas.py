@@ -36,7 +36,7 @@ def check_url(value: str, *, needs_path: bool) -> str:
 
 
 class ConnectionIn(StrictModel):
-    """Connect (or reconnect) to a tenant with an app registration's credentials (T1)."""
+    """Connect (or reconnect) to a tenant with an app registration's credentials."""
 
     tenant_id: GraphText
     client_id: GraphText
@@ -62,7 +62,7 @@ class ConnectionIn(StrictModel):
 
 
 class SettingsPatch(StrictModel):
-    """A partial update of the global settings (T3): only the fields sent change."""
+    """A partial update of the global settings: only the fields sent change."""
 
     sync_enabled: bool | None = None
     organizer_exclusion_domains: Annotated[list[str], Field(max_length=1000)] | None = None
@@ -87,7 +87,7 @@ class SettingsPatch(StrictModel):
 
 
 class TeamsSettingsOut(BaseModel):
-    """The global settings (T3)."""
+    """The global settings."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -117,7 +117,7 @@ class ConnectionOut(BaseModel):
 
 
 class OrganizerOut(BaseModel):
-    """A Teams user with their status (T2), the remedy for it and their settings (T4)."""
+    """A Teams user with their status, the remedy for it and their settings."""
 
     id: int
     graph_user_id: str
@@ -133,14 +133,14 @@ class OrganizerOut(BaseModel):
 
 
 class OrganizerPatch(StrictModel):
-    """Per-organizer settings (T4); a field left out (or null) keeps its value."""
+    """Per-organizer settings; a field left out (or null) keeps its value."""
 
     sync_new_by_default: bool | None = None
     sync_recordings: bool | None = None
 
 
 class WebinarOut(BaseModel):
-    """A webinar seen in Teams and whether it is synced (T4, T5)."""
+    """A webinar seen in Teams and whether it is synced."""
 
     model_config = ConfigDict(from_attributes=True)
 
