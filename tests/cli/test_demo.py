@@ -186,7 +186,7 @@ def test_demo_materialises_sample_segments_whose_counts_differ_per_viewer(
         assert attended.member_total > 0
         olivia = load_principal(db, org.get_user_by_username(db=db, username="olivia").id)
         seen = segments.segment_counts(db=db, principal=olivia, segment=attended)
-        assert seen["visible"] == attended.member_total  # organization level reads them all
+        assert seen.visible == attended.member_total  # organization level reads them all
         fran = load_principal(db, org.get_user_by_username(db=db, username="fran").id)
         # Fran (Marketer, France) cannot open Olivia's segment at all.
         with pytest.raises(NotFound, match="not found"):

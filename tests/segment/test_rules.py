@@ -93,7 +93,7 @@ def test_b5_bu_level_viewer_of_org_scoped_segment_sees_their_bu_members_and_that
     counts = seg.segment_counts(
         db=acme.db, principal=acme.p("uA"), segment=acme.db.get(Segment, seg_id)
     )
-    assert counts == {"visible": 1, "total": None, "source": "materialised"}
+    assert counts == seg.SegmentCounts(visible=1, total=None, source="materialised")
 
 
 def test_b5_total_beside_visible_only_when_the_admin_setting_allows(acme: Org) -> None:

@@ -6,7 +6,6 @@ import time as clock
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -275,8 +274,18 @@ def explain(
     )
 
 
-def segment_counts(*, db: Session, principal: access.Principal, segment: Segment) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SegmentCounts:
+    """Members the viewer may see, the total when the administrator allows totals, and
+    where the members come from (``materialised`` by the last refresh, or ``live``)."""
+
+    visible: int
+    total: int | None
+    source: str
+
+
+def segment_counts(*, db: Session, principal: access.Principal, segment: Segment) -> SegmentCounts:
     """The viewer's count of a segment's members, and the total when the setting allows."""
     stmt, source = membership_statement(db=db, segment=segment, viewer=principal)
     visible, total = _counts(db, principal, stmt)
-    return {"visible": visible, "total": total, "source": source}
+    return SegmentCounts(visible=visible, total=total, source=source)

@@ -295,7 +295,9 @@ def segments_show(
         segment = service.get_segment(db=db, principal=principal, segment_id=segment_id)
         data = _segment_dict(db, principal, segment)
         data["scoping_on"] = service.scoping_on(db=db)
-        data["members"] = service.segment_counts(db=db, principal=principal, segment=segment)
+        data["members"] = dataclasses.asdict(
+            service.segment_counts(db=db, principal=principal, segment=segment)
+        )
     if as_json:
         print_json(data)
         return
@@ -406,11 +408,11 @@ def segments_refresh(
         segment, result = service.refresh_for(db=db, principal=principal, segment_id=segment_id)
         counts = service.segment_counts(db=db, principal=principal, segment=segment)
     data: dict[str, Any] = {"segment_id": segment_id, "refreshed": result is not None}
-    data["visible"], data["total"] = counts["visible"], counts["total"]
+    data["visible"], data["total"] = counts.visible, counts.total
     # Added and removed say as much about the whole membership as its total does.
     if result is not None:
         data["seconds"] = round(result.seconds, 3)
-        if counts["total"] is not None:
+        if counts.total is not None:
             data["added"], data["removed"] = result.added, result.removed
     if as_json:
         print_json(data)

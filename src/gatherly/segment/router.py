@@ -165,8 +165,8 @@ def _detail(db: Session, principal: access.Principal, segment: Any) -> s.Segment
             **s.SegmentOut.model_validate(segment).model_dump(),
             "applied_scope": service.effective_scope(db=db, segment=segment),
             "scope_business_unit_id": service.scope_bu(db=db, segment=segment),
-            "visible_members": counts["visible"],
-            "total_members": counts["total"],
+            "visible_members": counts.visible,
+            "total_members": counts.total,
         }
     )
 
@@ -341,8 +341,8 @@ def refresh(segment_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s
         segment_id=segment_id,
         refreshed_at=segment.refreshed_at,
         seconds=None if result is None else round(result.seconds, 4),
-        visible_members=counts["visible"],
-        total_members=counts["total"],
+        visible_members=counts.visible,
+        total_members=counts.total,
     )
 
 

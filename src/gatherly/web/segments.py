@@ -403,11 +403,11 @@ def refresh_segment(
     segment, result = service.refresh_for(db=db, principal=principal, segment_id=segment_id)
     after = service.segment_counts(db=db, principal=principal, segment=segment)
     refreshed = {
-        "before": before["visible"],
-        "after": after["visible"],
-        "total": after["total"],
+        "before": before.visible,
+        "after": after.visible,
+        "total": after.total,
         # Adds and removes count every member: shown only where totals may be (B5).
-        "result": result if after["total"] is not None else None,
+        "result": result if after.total is not None else None,
         "seconds": None if result is None else result.seconds,
         "static": result is None,
     }
