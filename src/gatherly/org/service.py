@@ -70,6 +70,39 @@ def _check(
         access_engine.require(db, principal, privilege, record_type)
 
 
+# What each directory record is audited as: its action prefix, its type and its label.
+_AUDITED: dict[type, tuple[str, str, str]] = {
+    BusinessUnit: ("business_unit", "business_unit", "name"),
+    User: ("user", "user", "username"),
+    Team: ("team", "team", "name"),
+    SecurityRole: ("role", "security_role", "name"),
+}
+
+
+def _log(
+    db: Session,
+    actor: Actor,
+    action: str,
+    record: BusinessUnit | User | Team | SecurityRole,
+    before: Any,
+    after: Any,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Audit a change to a BU, user, team or role (``business_unit.rename``, ``user.create`` …)."""
+    prefix, target_type, label = _AUDITED[type(record)]
+    audit.log(
+        db,
+        actor=actor,
+        action=f"{prefix}.{action}",
+        target_type=target_type,
+        target_id=record.id,
+        target_label=getattr(record, label),
+        before=before,
+        after=after,
+        details=details,
+    )
+
+
 def get_root(*, db: Session) -> BusinessUnit:
     """The organisation (root BU)."""
     root = db.execute(select(BusinessUnit).where(BusinessUnit.parent_id.is_(None))).scalar()
@@ -119,21 +152,6 @@ def _bu_state(db: Session, bu: BusinessUnit) -> dict[str, Any]:
     }
 
 
-def _log_bu(
-    db: Session, actor: Actor, action: str, bu: BusinessUnit, before: Any, after: Any
-) -> None:
-    audit.log(
-        db,
-        actor=actor,
-        action=f"business_unit.{action}",
-        target_type="business_unit",
-        target_id=bu.id,
-        target_label=bu.name,
-        before=before,
-        after=after,
-    )
-
-
 def create_bu(
     *,
     db: Session,
@@ -175,7 +193,7 @@ def create_bu(
         )
     )
     db.flush()
-    _log_bu(db, principal, "create", bu, None, _bu_state(db, bu))
+    _log(db, principal, "create", bu, None, _bu_state(db, bu))
     return bu
 
 
@@ -225,7 +243,7 @@ def update_bu(
     ):
         before, after = audit.diff({k: old[k] for k in keys}, {k: new[k] for k in keys})
         if after:
-            _log_bu(db, principal, action, bu, before, after)
+            _log(db, principal, action, bu, before, after)
     return bu
 
 
@@ -282,7 +300,7 @@ def delete_bu(*, db: Session, bu_id: int, principal: Principal | None = None) ->
             reasons.append(f"{rtype.label.lower()} records")
     if reasons:
         raise Conflict(f"business unit {bu.name!r} still has " + ", ".join(reasons))
-    _log_bu(db, principal, "delete", bu, _bu_state(db, bu), None)
+    _log(db, principal, "delete", bu, _bu_state(db, bu), None)
     db.execute(delete(Team).where(Team.default_for_bu_id == bu.id))
     db.execute(delete(BusinessUnitClosure).where(BusinessUnitClosure.descendant_id == bu.id))
     db.delete(bu)
@@ -397,7 +415,7 @@ def create_user(
     db.flush()
     db.add(TeamMember(team_id=default_team(db=db, bu_id=bu_id).id, user_id=user.id))
     db.flush()
-    _log_user(db, principal, "create", user, None, _user_state(db, user))
+    _log(db, principal, "create", user, None, _user_state(db, user))
     return user
 
 
@@ -413,28 +431,6 @@ def _user_state(db: Session, user: User) -> dict[str, Any]:
         "disabled": user.disabled,
         "password_set": user.password_hash is not None,
     }
-
-
-def _log_user(
-    db: Session,
-    actor: Actor,
-    action: str,
-    user: User,
-    before: Any,
-    after: Any,
-    details: dict[str, Any] | None = None,
-) -> None:
-    audit.log(
-        db,
-        actor=actor,
-        action=f"user.{action}",
-        target_type="user",
-        target_id=user.id,
-        target_label=user.username,
-        before=before,
-        after=after,
-        details=details,
-    )
 
 
 def list_users(
@@ -478,7 +474,7 @@ def set_password(
     user = get_user(db=db, user_id=user_id)
     had = user.password_hash is not None
     user.password_hash = _hasher.hash(password)
-    _log_user(db, principal, "password", user, {"password_set": had}, {"password_set": True})
+    _log(db, principal, "password", user, {"password_set": had}, {"password_set": True})
 
 
 def update_user(
@@ -516,7 +512,7 @@ def update_user(
     new = _user_state(db, user)
     if old["disabled"] != new["disabled"]:
         action = "disable" if new["disabled"] else "enable"
-        _log_user(
+        _log(
             db,
             principal,
             action,
@@ -528,7 +524,7 @@ def update_user(
         {k: old[k] for k in ("full_name", "email")}, {k: new[k] for k in ("full_name", "email")}
     )
     if after:
-        _log_user(db, principal, "update", user, before, after)
+        _log(db, principal, "update", user, before, after)
     return user
 
 
@@ -583,7 +579,7 @@ def move_user(
         # Segment scopes follow their owner's BU, and so do the contacts that moved.
         changes.record(db, changes.OWNER, ref_id=user.id)
     db.flush()
-    _log_user(
+    _log(
         db,
         principal,
         "move",
@@ -620,19 +616,6 @@ def _team_state(db: Session, team: Team) -> dict[str, Any]:
     }
 
 
-def _log_team(db: Session, actor: Actor, action: str, team: Team, before: Any, after: Any) -> None:
-    audit.log(
-        db,
-        actor=actor,
-        action=f"team.{action}",
-        target_type="team",
-        target_id=team.id,
-        target_label=team.name,
-        before=before,
-        after=after,
-    )
-
-
 def create_team(
     *,
     db: Session,
@@ -648,7 +631,7 @@ def create_team(
     team = Team(name=name, business_unit_id=business_unit_id, description=description)
     db.add(team)
     db.flush()
-    _log_team(db, principal, "create", team, None, _team_state(db, team))
+    _log(db, principal, "create", team, None, _team_state(db, team))
     return team
 
 
@@ -696,7 +679,7 @@ def update_team(
     db.flush()
     before, after = audit.diff(old, _team_state(db, team))
     if after:
-        _log_team(db, principal, "update", team, before, after)
+        _log(db, principal, "update", team, before, after)
     return team
 
 
@@ -717,7 +700,7 @@ def delete_team(*, db: Session, team_id: int, principal: Principal | None = None
         "members": [u.username for u in team_members(db=db, team_id=team.id)],
         "roles": [r.name for r in roles_of_team(db=db, team_id=team.id)],
     }
-    _log_team(db, principal, "delete", team, before, None)
+    _log(db, principal, "delete", team, before, None)
     db.delete(team)
     db.flush()
 
@@ -733,7 +716,7 @@ def add_member(
         db.add(TeamMember(team_id=team.id, user_id=user_id))
         db.flush()
         member = {"user_id": user.id, "username": user.username}
-        _log_team(db, principal, "member_add", team, None, member)
+        _log(db, principal, "member_add", team, None, member)
 
 
 def remove_member(
@@ -748,7 +731,7 @@ def remove_member(
     user = get_user(db=db, user_id=user_id)
     db.delete(member)
     db.flush()
-    _log_team(
+    _log(
         db, principal, "member_remove", team, {"user_id": user.id, "username": user.username}, None
     )
 
@@ -884,21 +867,6 @@ def _role_state(db: Session, role: SecurityRole) -> dict[str, Any]:
     }
 
 
-def _log_role(
-    db: Session, actor: Actor, action: str, role: SecurityRole, before: Any, after: Any
-) -> None:
-    audit.log(
-        db,
-        actor=actor,
-        action=f"role.{action}",
-        target_type="security_role",
-        target_id=role.id,
-        target_label=role.name,
-        before=before,
-        after=after,
-    )
-
-
 def create_role(
     *,
     db: Session,
@@ -915,7 +883,7 @@ def create_role(
     db.flush()
     _write_privileges(db, role.id, checked)
     db.flush()
-    _log_role(db, principal, "create", role, None, _role_state(db, role))
+    _log(db, principal, "create", role, None, _role_state(db, role))
     return role
 
 
@@ -952,7 +920,7 @@ def update_role(
     db.flush()
     before, after = audit.diff(old, _role_state(db, role))
     if after:
-        _log_role(db, principal, "update", role, before, after)
+        _log(db, principal, "update", role, before, after)
     return role
 
 
@@ -973,7 +941,7 @@ def delete_role(*, db: Session, role_id: int, principal: Principal | None = None
         .order_by(Team.name)
     ).scalars()
     before = {**_role_state(db, role), "users": list(users), "teams": list(teams)}
-    _log_role(db, principal, "delete", role, before, None)
+    _log(db, principal, "delete", role, before, None)
     db.delete(role)
     db.flush()
 
@@ -1133,11 +1101,11 @@ def sync_builtin_role(
     new = {**_role_state(db, role), "system_administrator": role.is_system_admin}
     # A release that changes a built-in role changes what its holders may do: audited.
     if old is None:
-        _log_role(db, None, "builtin_create", role, None, new)
+        _log(db, None, "builtin_create", role, None, new)
     else:
         before, after = audit.diff(old, new)
         if after:
-            _log_role(db, None, "builtin_update", role, before, after)
+            _log(db, None, "builtin_update", role, before, after)
     return role
 
 
