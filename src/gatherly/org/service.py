@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from sqlalchemy import delete, func, insert, literal, select, true, update
@@ -70,6 +70,8 @@ def _check(
         access_engine.require(db, principal, privilege, record_type)
 
 
+_Directory = TypeVar("_Directory", BusinessUnit, User, Team, SecurityRole)
+
 # What each directory record is audited as: its action prefix, its type and its label.
 _AUDITED: dict[type, tuple[str, str, str]] = {
     BusinessUnit: ("business_unit", "business_unit", "name"),
@@ -103,6 +105,27 @@ def _log(
     )
 
 
+_NAMES = {BusinessUnit: "business unit", User: "user", Team: "team", SecurityRole: "role"}
+
+
+def _get(
+    db: Session,
+    model: type[_Directory],
+    record_id: int,
+    *,
+    record_type: str,
+    field: str,
+    principal: Principal | None,
+) -> _Directory:
+    """A BU, user, team or role by id for a caller who may read that type; NotFound naming
+    ``field`` otherwise."""
+    _check(db, principal, Privilege.READ, record_type)
+    found = db.get(model, record_id)
+    if found is None:
+        raise NotFound(f"{_NAMES[model]} {record_id} not found", field=field)
+    return found
+
+
 def get_root(*, db: Session) -> BusinessUnit:
     """The organisation (root BU)."""
     root = db.execute(select(BusinessUnit).where(BusinessUnit.parent_id.is_(None))).scalar()
@@ -115,11 +138,9 @@ def get_bu(
     *, db: Session, bu_id: int, field: str = "business_unit_id", principal: Principal | None = None
 ) -> BusinessUnit:
     """A BU by id, or NotFound naming ``field``."""
-    _check(db, principal, Privilege.READ, "business_unit")
-    bu = db.get(BusinessUnit, bu_id)
-    if bu is None:
-        raise NotFound(f"business unit {bu_id} not found", field=field)
-    return bu
+    return _get(
+        db, BusinessUnit, bu_id, record_type="business_unit", field=field, principal=principal
+    )
 
 
 def _check_name_free(
@@ -348,11 +369,7 @@ def get_user(
     *, db: Session, user_id: int, field: str = "user_id", principal: Principal | None = None
 ) -> User:
     """A user by id, or NotFound naming ``field``."""
-    _check(db, principal, Privilege.READ, "user")
-    user = db.get(User, user_id)
-    if user is None:
-        raise NotFound(f"user {user_id} not found", field=field)
-    return user
+    return _get(db, User, user_id, record_type="user", field=field, principal=principal)
 
 
 def get_user_by_username(*, db: Session, username: str, field: str = "username") -> User:
@@ -598,11 +615,7 @@ def get_team(
     *, db: Session, team_id: int, field: str = "team_id", principal: Principal | None = None
 ) -> Team:
     """A team by id, or NotFound naming ``field``."""
-    _check(db, principal, Privilege.READ, "team")
-    team = db.get(Team, team_id)
-    if team is None:
-        raise NotFound(f"team {team_id} not found", field=field)
-    return team
+    return _get(db, Team, team_id, record_type="team", field=field, principal=principal)
 
 
 def _team_state(db: Session, team: Team) -> dict[str, Any]:
@@ -784,11 +797,9 @@ def get_role(
     *, db: Session, role_id: int, field: str = "role_id", principal: Principal | None = None
 ) -> SecurityRole:
     """A role by id, or NotFound naming ``field``."""
-    _check(db, principal, Privilege.READ, "security_role")
-    role = db.get(SecurityRole, role_id)
-    if role is None:
-        raise NotFound(f"role {role_id} not found", field=field)
-    return role
+    return _get(
+        db, SecurityRole, role_id, record_type="security_role", field=field, principal=principal
+    )
 
 
 def get_role_by_name(*, db: Session, name: str) -> SecurityRole:
