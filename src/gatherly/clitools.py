@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -13,8 +13,21 @@ from sqlalchemy.orm import Session
 from gatherly.access.engine import Principal
 from gatherly.core.config import Settings
 from gatherly.core.db import session_scope
+from gatherly.core.pagination import Page
 from gatherly.org import service as org
 from gatherly.org.directory import load_principal
+
+
+def every_page(fetch: Callable[[str | None], Page]) -> list[Any]:
+    """Every item of a paged service list, following its cursors (``fetch(cursor)``)."""
+    items: list[Any] = []
+    cursor: str | None = None
+    while True:
+        page = fetch(cursor)
+        items += page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            return items
 
 
 def print_json(data: Any) -> None:

@@ -26,7 +26,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from gatherly.access.engine import Principal
-from gatherly.clitools import acting, print_json
+from gatherly.clitools import acting, every_page, print_json
 from gatherly.contact.models import Contact
 from gatherly.core import csvout
 from gatherly.core.config import Settings
@@ -257,15 +257,13 @@ def segments_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Segments the user may read, newest first."""
-    rows: list[dict[str, Any]] = []
     with acting(as_user) as (db, principal):
-        cursor: str | None = None
-        while True:
-            page = service.list_segments(db=db, principal=principal, q=q, cursor=cursor, limit=200)
-            rows += [_segment_dict(db, principal, s) for s in page.items]
-            cursor = page.next_cursor
-            if cursor is None:
-                break
+        found = every_page(
+            lambda cursor: service.list_segments(
+                db=db, principal=principal, q=q, cursor=cursor, limit=200
+            )
+        )
+        rows = [_segment_dict(db, principal, s) for s in found]
     if as_json:
         print_json(rows)
         return
@@ -596,15 +594,13 @@ def lists_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Marketing lists the user may read, newest first."""
-    rows: list[dict[str, Any]] = []
     with acting(as_user) as (db, principal):
-        cursor: str | None = None
-        while True:
-            page = service.list_lists(db=db, principal=principal, q=q, cursor=cursor, limit=200)
-            rows += [_list_dict(db, principal, m) for m in page.items]
-            cursor = page.next_cursor
-            if cursor is None:
-                break
+        found = every_page(
+            lambda cursor: service.list_lists(
+                db=db, principal=principal, q=q, cursor=cursor, limit=200
+            )
+        )
+        rows = [_list_dict(db, principal, m) for m in found]
     if as_json:
         print_json(rows)
         return
