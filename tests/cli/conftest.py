@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -18,12 +21,22 @@ def db_url(tmp_path: Path) -> str:
     return sqlite_url(tmp_path / "gatherly.db")
 
 
+@pytest.fixture(scope="session")
+def upgraded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file ``gatherly db upgrade`` prepared once per process (the migrations run
+    once; tests get a copy)."""
+    path = tmp_path_factory.mktemp("template") / "gatherly.db"
+    make_cli(sqlite_url(path))("db", "upgrade")
+    with closing(sqlite3.connect(path)) as conn:  # everything in the main file, to be copied
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
 @pytest.fixture
-def cli(db_url: str) -> CliRun:
-    """In-process ``gatherly`` on a database that ``gatherly db upgrade`` has prepared."""
-    run = make_cli(db_url)
-    run("db", "upgrade")
-    return run
+def cli(db_url: str, upgraded_template: Path, tmp_path: Path) -> CliRun:
+    """In-process ``gatherly`` on a copy of a database ``gatherly db upgrade`` prepared."""
+    shutil.copyfile(upgraded_template, tmp_path / "gatherly.db")
+    return make_cli(db_url)
 
 
 @pytest.fixture
