@@ -86,13 +86,19 @@ class _Person:
 
 @dataclass
 class _EventRows:
-    """One kind of an event's rows (registrations, attendance …) keyed as Graph keys them:
-    those stored, and new ones collected to be inserted in one batch."""
+    """One kind of an event's rows (registrations, attendance, recordings) keyed as Graph keys
+    them (one column, or several: a recording's id is unique within its session): those
+    stored, and new ones collected to be inserted in one batch."""
 
     model: Any
-    key: str
+    key: tuple[str, ...]
+    stamped: bool  # the rows record when and by which run they were created
     stored: dict[Any, Any]
-    new: list[dict[str, Any]] = field(default_factory=list)
+    new: dict[Any, dict[str, Any]] = field(default_factory=dict)
+
+    def key_of(self, values: tuple[Any, ...]) -> Any:
+        """A key as the dicts hold it: the value for one column, a tuple for several."""
+        return values[0] if len(self.key) == 1 else tuple(values)
 
 
 class Applier:
@@ -400,33 +406,41 @@ class Applier:
             self.created_contact_ids.update(new_ids.values())
         return contacts
 
-    def _event_rows(self, model: Any, key: str, event: MarketingEvent) -> _EventRows:
-        """The event's stored rows of ``model``, by their ``key`` column."""
-        stored = self.db.scalars(select(model).where(model.event_id == event.id))
-        return _EventRows(model, key, {getattr(row, key): row for row in stored})
+    def _event_rows(
+        self, model: Any, key: str | tuple[str, ...], event: MarketingEvent, *, stamped: bool = True
+    ) -> _EventRows:
+        """The event's stored rows of ``model``, by their ``key`` column(s)."""
+        columns = (key,) if isinstance(key, str) else key
+        rows = _EventRows(model, columns, stamped, {})
+        for row in self.db.scalars(select(model).where(model.event_id == event.id)):
+            rows.stored[rows.key_of(tuple(getattr(row, c) for c in columns))] = row
+        return rows
 
     def _add_new(
         self, rows: _EventRows, event: MarketingEvent, key: Any, values: dict[str, Any]
     ) -> None:
-        """Collect a row Graph has and the database has not, stamped with this run."""
-        rows.new.append(
-            {
-                "event_id": event.id,
-                rows.key: key,
-                "created_at": self.syncer.now(),
-                "created_by_sync_run_id": self.run_id,
-                **values,
-            }
+        """Collect a row Graph has and the database has not (stamped with this run when the
+        rows record it); Graph listing it twice keeps the last."""
+        keys = (key,) if len(rows.key) == 1 else key
+        stamp = (
+            {"created_at": self.syncer.now(), "created_by_sync_run_id": self.run_id}
+            if rows.stamped
+            else {}
         )
+        rows.new[key] = {"event_id": event.id, **dict(zip(rows.key, keys, strict=True)), **stamp}
+        rows.new[key].update(values)
 
     def _insert_new(self, rows: _EventRows, event: MarketingEvent, counter: str) -> dict[Any, int]:
-        """Insert the collected rows in one batch, count them, and return every key's id."""
+        """Insert the collected rows in one batch (executemany: far faster than ORM objects or
+        RETURNING on large batches), count them, and read every key's id back."""
         model = rows.model
-        found = select(getattr(model, rows.key), model.id).where(model.event_id == event.id)
-        ids = self._insert(model, rows.new, found)
         if rows.new:
+            self.db.execute(insert(model), list(rows.new.values()))
             self.changes[counter] += len(rows.new)
-        return ids
+        found = select(*(getattr(model, c) for c in rows.key), model.id).where(
+            model.event_id == event.id
+        )
+        return {rows.key_of(tuple(r[:-1])): r[-1] for r in self.db.execute(found)}
 
     def _insert(self, model: Any, rows: list[dict[str, Any]], found: Any) -> dict[Any, int]:
         """Insert new rows in one executemany, then read their ids back with ``found``
@@ -556,7 +570,7 @@ class Applier:
             if assign(row, totals) or changed:
                 self.changes["attendance_updated"] += 1
         new_ids = self._insert_new(rows, event, "attendance_created")
-        for row_values in rows.new:
+        for row_values in rows.new.values():
             key = row_values["person_key"]
             self._intervals(new_ids[key], people[key], {}, fetched_reports, sessions)
         if self.new_intervals:
@@ -624,12 +638,9 @@ class Applier:
     def _recordings(self, event: MarketingEvent, sessions: dict[str, EventSession]) -> None:
         """Upsert recordings and transcripts by Graph id; never delete what Graph stops
         listing (artifacts of expired meetings disappear from Graph, not from history)."""
-        recordings = {
-            (r.session_id, r.external_id): r
-            for r in self.db.scalars(
-                select(EventRecording).where(EventRecording.event_id == event.id)
-            )
-        }
+        recordings = self._event_rows(
+            EventRecording, ("session_id", "external_id"), event, stamped=False
+        )
         transcripts = {
             (t.session_id, t.external_id): t
             for t in self.db.scalars(
@@ -640,27 +651,33 @@ class Applier:
             session_id = sessions[session.id].id
             for rec in session.recordings:
                 values = _artifact_values(rec)
-                row = recordings.get((session_id, rec.id))
+                row = recordings.stored.get((session_id, rec.id))
                 if row is None:
-                    row = EventRecording(
-                        event_id=event.id, session_id=session_id, external_id=rec.id, **values
-                    )
-                    self.db.add(row)
-                    recordings[(session_id, rec.id)] = row
-                    self.changes["recordings_created"] += 1
+                    self._add_new(recordings, event, (session_id, rec.id), values)
                 elif assign(row, values):
                     self.changes["recordings_updated"] += 1
-            self.db.flush()
-            by_correlation = {
-                r.content_correlation_id: r.id
-                for (sid, _), r in recordings.items()
-                if sid == session_id and r.content_correlation_id
+        self.db.flush()
+        ids = self._insert_new(recordings, event, "recordings_created")
+        # Transcripts point at the recording of the same session and correlation id.
+        by_correlation = {
+            (r.session_id, r.content_correlation_id): r.id
+            for r in recordings.stored.values()
+            if r.content_correlation_id
+        }
+        by_correlation.update(
+            {
+                (n["session_id"], n["content_correlation_id"]): ids[key]
+                for key, n in recordings.new.items()
+                if n["content_correlation_id"]
             }
+        )
+        for session in self.data.sessions:
+            session_id = sessions[session.id].id
             for tr in session.transcripts:
                 values = {
                     **_artifact_values(tr),
                     "vtt": tr.vtt,
-                    "recording_id": by_correlation.get(tr.correlation_id or ""),
+                    "recording_id": by_correlation.get((session_id, tr.correlation_id or "")),
                 }
                 row_t = transcripts.get((session_id, tr.id))
                 if row_t is None:
