@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gatherly.clitools import acting, print_json
+from gatherly.clitools import acting, every_page, print_json
 from gatherly.event import service as events
 from gatherly.event.models import MarketingEvent
 
@@ -69,15 +69,13 @@ def events_list(
 ) -> None:
     """Events the user may read, newest first, with their counts."""
     flt = events.EventFilter(q=q, status=status, organizer=organizer)
-    rows: list[dict[str, Any]] = []
     with acting(as_user) as (db, principal):
-        cursor: str | None = None
-        while True:
-            page = events.list_events(db=db, principal=principal, flt=flt, cursor=cursor, limit=200)
-            rows += [_event_dict(e) for e in page.items]
-            cursor = page.next_cursor
-            if cursor is None:
-                break
+        found = every_page(
+            lambda cursor: events.list_events(
+                db=db, principal=principal, flt=flt, cursor=cursor, limit=200
+            )
+        )
+        rows = [_event_dict(e) for e in found]
     if as_json:
         print_json(rows)
         return

@@ -44,6 +44,11 @@ AsOpt = Annotated[
 ]
 
 
+DefaultOwnerOpt = Annotated[
+    str | None, typer.Option(help="Username owning webinars of unmapped organizers.")
+]
+
+
 def _principal(db: Session, ref: str | None) -> Principal:
     """The ``--as`` user, or the operator (full rights, recorded as nobody)."""
     if ref is not None:
@@ -121,9 +126,7 @@ def connect(
     graph_url: Annotated[
         str | None, typer.Option(help="Graph base URL (default: graph.microsoft.com/v1.0).")
     ] = None,
-    default_owner: Annotated[
-        str | None, typer.Option(help="Username owning webinars of unmapped organizers.")
-    ] = None,
+    default_owner: DefaultOwnerOpt = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -204,9 +207,7 @@ def settings_command(
     clear_contact_exclusions: Annotated[
         bool, typer.Option(help="Empty the contact exclusions.")
     ] = False,
-    default_owner: Annotated[
-        str | None, typer.Option(help="Username owning webinars of unmapped organizers.")
-    ] = None,
+    default_owner: DefaultOwnerOpt = None,
     interval: Annotated[
         int | None, typer.Option(help="Minutes between scheduled syncs (5–1440).")
     ] = None,

@@ -95,6 +95,12 @@ class SegmentForm:
         return _naming_errors(self.name, self.description)
 
 
+def _named(name: str, description: str) -> tuple[str, str, dict[str, str]]:
+    """A list's or segment's name and description as typed, trimmed, with what is wrong."""
+    name, description = name.strip(), description.strip()
+    return name, description, _naming_errors(name, description)
+
+
 def _naming_errors(name: str, description: str) -> dict[str, str]:
     """What the API's schema refuses in a name or description (segments and lists share
     the types; the services trust their callers here)."""
@@ -500,8 +506,7 @@ def create_list(
     name: Text = "",
     description: Text = "",
 ) -> Response:
-    name, description = name.strip(), description.strip()
-    errors = _naming_errors(name, description)
+    name, description, errors = _named(name, description)
     if not errors:
         try:
             row = service.create_list(
@@ -596,8 +601,7 @@ def rename_list(
     name: Text = "",
     description: Text = "",
 ) -> Response:
-    name, description = name.strip(), description.strip()
-    errors = _naming_errors(name, description)
+    name, description, errors = _named(name, description)
     if not errors:
         service.update_list(
             db=db, principal=viewer.principal, list_id=list_id, name=name, description=description
