@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from gatherly.access.levels import Level, Privilege, rights_mask
+from gatherly.access.models import RecordShare
 from gatherly.event import participation
 from gatherly.event import service as event_service
 from gatherly.event.models import EXCLUDED_ORGANIZER
+from gatherly.org import service as org
 from gatherly.org.directory import load_principal
 from gatherly.segment import service as seg
 from tests import factories as f
@@ -48,3 +51,44 @@ def test_counts_reconciliation_and_segments_agree_on_every_edge(db: Session) -> 
     assert numbers.cancellations == members("cancelled") == ["c@x.example"]
     assert numbers.no_shows == members("not_attended") == ["b@x.example", "d@x.example"]
     assert counts == participation.Counts(registrants=3, cancellations=1, attendees=2)
+
+
+def test_a_registration_the_viewer_may_not_read_never_changes_who_cancelled(db: Session) -> None:
+    """X cancelled, then registered again. A viewer who may read only the cancelled
+    registration (shared with them) sees a cancellation: the active registration they may not
+    read is not looked at, in the reconciliation nor in a segment."""
+    owner = f.user(db, "owner", f.bu(db, "A"), "Marketing Administrator")
+    x = f.contact(db, owner, email="x@x.example", last_name="x")
+    ev = f.event(db, owner, "Launch")
+    first = f.registration(db, ev, x, status="canceled")
+    first.external_id = "cancelled-first"
+    f.registration(db, ev, x)
+    grants = {
+        "marketing_event": {"read": Level.ORGANIZATION},
+        "contact": {"read": Level.ORGANIZATION},
+        "event_registration": {"read": Level.USER},  # held, but none of these are theirs
+        "segment": {"read": Level.USER, "create": Level.USER},
+    }
+    role = org.create_role(db=db, name="Event reader", privileges=grants)
+    viewer = f.user(db, "vera", None, role.id)
+    db.add(
+        RecordShare(
+            record_type="event_registration",
+            record_id=first.id,
+            principal_type="user",
+            principal_id=viewer.id,
+            rights=rights_mask({Privilege.READ}),
+        )
+    )
+    db.commit()
+    seen = load_principal(db, viewer.id)
+    numbers = event_service.reconciliation(db=db, principal=seen, event_id=ev.id)
+    assert (numbers.registrants, numbers.cancellations) == ([], ["x@x.example"])
+    tree = {"participation": "cancelled", "event": {"id": ev.id}}
+    preview = seg.preview(db=db, principal=seen, criteria=tree, limit=10)
+    assert [c.email for c in preview.items] == ["x@x.example"]
+    # Whoever may read both registrations sees a registrant, as the event's counts do.
+    full = event_service.reconciliation(
+        db=db, principal=load_principal(db, owner.id), event_id=ev.id
+    )
+    assert (full.registrants, full.cancellations) == (["x@x.example"], [])

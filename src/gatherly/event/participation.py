@@ -17,11 +17,13 @@ counted; see ``docs/teams.md``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, func, inspect, select
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.util import ClauseAdapter
 
 from gatherly.event.models import EventAttendance, EventRegistration
 
@@ -34,12 +36,25 @@ def is_registered(r: Any = EventRegistration) -> ColumnElement[bool]:
     return and_(r.excluded_reason.is_(None), r.status == REGISTERED)
 
 
-def is_cancelled(r: Any = EventRegistration) -> ColumnElement[bool]:
-    """A registration that counts as cancelled: no active one of the same person remains."""
+def is_cancelled(
+    r: Any = EventRegistration, *, readable: Sequence[ColumnElement[bool]] = ()
+) -> ColumnElement[bool]:
+    """A registration that counts as cancelled: no active one of the same person remains.
+
+    ``readable`` are the access predicates (written on ``event_registration``) of the
+    caller's view; the active registration looked for must pass them too, so a registration
+    the caller may not read never changes what they see. The event's stored counts pass none.
+    """
     active = aliased(EventRegistration)
+    on_active = ClauseAdapter(inspect(active).selectable).traverse
     still_registered = (
         select(active.id)
-        .where(active.event_id == r.event_id, active.email == r.email, is_registered(active))
+        .where(
+            active.event_id == r.event_id,
+            active.email == r.email,
+            is_registered(active),
+            *(on_active(condition) for condition in readable),
+        )
         .exists()
     )
     return and_(r.excluded_reason.is_(None), r.status == CANCELED, ~still_registered)

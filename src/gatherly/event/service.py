@@ -318,7 +318,8 @@ def reconciliation(*, db: Session, principal: access.Principal, event_id: int) -
         return sorted(e for e in found if e)
 
     registered = emails(participation.is_registered())
-    canceled = emails(participation.is_cancelled())
+    readable = access.readable(principal, REGISTRATION)
+    canceled = emails(participation.is_cancelled(readable=[readable]))
     attendees = sorted(
         db.scalars(
             _attendance_stmt(principal, event_id)

@@ -785,7 +785,10 @@ def _participants(node: Node, ctx: Context) -> tuple[Any, list[ColumnElement[boo
             where.append(a.total_seconds <= node.max_seconds)
         return a.contact_id, where
     r = EventRegistration
-    counted = is_cancelled(r) if node.participation == "cancelled" else is_registered(r)
+    if node.participation == "cancelled":
+        counted = is_cancelled(r, readable=ctx.may_read(REGISTRATION))
+    else:
+        counted = is_registered(r)
     where = [r.contact_id.is_not(None), counted, *on_events(r), *ctx.may_read(REGISTRATION)]
     if node.participation == "not_attended":
         a = EventAttendance
