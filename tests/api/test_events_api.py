@@ -177,6 +177,9 @@ def test_detail_registrations_attendance_and_reconciliation(api: TestClient, wor
     attendance = walk(api, admin, f"/events/{event_id}/attendance", size=500)
     assert attendance
     assert walk(api, admin, f"/events/{event_id}/attendance", size=3) == attendance
+    one = get(api, f"/events/{event_id}/attendance", admin, limit=1)
+    assert len(one["items"]) == 1
+    assert one["next_cursor"]
     session_ids = {s["id"] for s in event["sessions"]}
     for row in attendance:
         assert row["total_seconds"] == sum(i["duration_seconds"] for i in row["intervals"])

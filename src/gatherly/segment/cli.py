@@ -34,6 +34,7 @@ from gatherly.core.db import make_engine, make_session_factory
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.core.ids import MAX_ID
 from gatherly.org import service as org_service
+from gatherly.org.service import OwnerNames
 from gatherly.segment import criteria as crit
 from gatherly.segment import jobs, service
 from gatherly.segment.models import DYNAMIC, STATIC, MarketingList, Segment
@@ -159,9 +160,8 @@ def _visible(visible: int, total: int | None) -> str:
     return f"visible to you: {visible}" + ("" if total is None else f" of {total}")
 
 
-def _names(db: Session, principal: Principal, record: Segment | MarketingList) -> dict[str, Any]:
+def _names(names: OwnerNames, record: Segment | MarketingList) -> dict[str, Any]:
     """The owner's and owning BU's names as the user may see them (None when they may not)."""
-    names = org_service.owner_names(db=db, principal=principal, records=[record])
     owner = names.owner(record)
     return {
         "owner_name": f"{record.owner_type} {owner}" if owner else None,
@@ -169,7 +169,11 @@ def _names(db: Session, principal: Principal, record: Segment | MarketingList) -
     }
 
 
-def _segment_dict(db: Session, principal: Principal, s: Segment) -> dict[str, Any]:
+def _segment_dict(
+    db: Session, principal: Principal, s: Segment, names: OwnerNames | None = None
+) -> dict[str, Any]:
+    """A segment as the CLI shows it; ``names`` (looked up once for a whole list) or its own."""
+    names = names or org_service.owner_names(db=db, principal=principal, records=[s])
     return {
         "id": s.id,
         "name": s.name,
@@ -179,7 +183,7 @@ def _segment_dict(db: Session, principal: Principal, s: Segment) -> dict[str, An
         "applied_scope": service.effective_scope(db=db, segment=s),
         "owner": {"type": s.owner_type, "id": s.owner_id},
         "owning_bu_id": s.owning_bu_id,
-        **_names(db, principal, s),
+        **_names(names, s),
         "refresh_state": s.refresh_state,
         "refreshed_at": s.refreshed_at,
         "refresh_seconds": s.refresh_seconds,
@@ -190,14 +194,18 @@ def _segment_dict(db: Session, principal: Principal, s: Segment) -> dict[str, An
     }
 
 
-def _list_dict(db: Session, principal: Principal, m: MarketingList) -> dict[str, Any]:
+def _list_dict(
+    db: Session, principal: Principal, m: MarketingList, names: OwnerNames | None = None
+) -> dict[str, Any]:
+    """A list as the CLI shows it; ``names`` (looked up once for a whole list) or its own."""
+    names = names or org_service.owner_names(db=db, principal=principal, records=[m])
     return {
         "id": m.id,
         "name": m.name,
         "description": m.description,
         "owner": {"type": m.owner_type, "id": m.owner_id},
         "owning_bu_id": m.owning_bu_id,
-        **_names(db, principal, m),
+        **_names(names, m),
         "created_at": m.created_at,
         "modified_at": m.modified_at,
     }
@@ -263,7 +271,8 @@ def segments_list(
                 db=db, principal=principal, q=q, cursor=cursor, limit=200
             )
         )
-        rows = [_segment_dict(db, principal, s) for s in found]
+        names = org_service.owner_names(db=db, principal=principal, records=found)
+        rows = [_segment_dict(db, principal, s, names) for s in found]
     if as_json:
         print_json(rows)
         return
@@ -600,7 +609,8 @@ def lists_list(
                 db=db, principal=principal, q=q, cursor=cursor, limit=200
             )
         )
-        rows = [_list_dict(db, principal, m) for m in found]
+        names = org_service.owner_names(db=db, principal=principal, records=found)
+        rows = [_list_dict(db, principal, m, names) for m in found]
     if as_json:
         print_json(rows)
         return

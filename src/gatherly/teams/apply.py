@@ -427,8 +427,8 @@ class Applier:
             if rows.stamped
             else {}
         )
-        rows.new[key] = {"event_id": event.id, **dict(zip(rows.key, keys, strict=True)), **stamp}
-        rows.new[key].update(values)
+        columns = dict(zip(rows.key, keys, strict=True))
+        rows.new[key] = {"event_id": event.id, **columns, **stamp, **values}
 
     def _insert_new(self, rows: _EventRows, event: MarketingEvent, counter: str) -> dict[Any, int]:
         """Insert the collected rows in one batch (executemany: far faster than ORM objects or
