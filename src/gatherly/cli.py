@@ -58,7 +58,6 @@ app.add_typer(secret_key_app, name="secret-key")
 app.command(name="worker")(worker_command)
 
 out = Console()
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 @contextmanager

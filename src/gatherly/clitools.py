@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic_core
+import typer
 from sqlalchemy.orm import Session
 
 from gatherly.access.engine import Principal
@@ -16,6 +17,16 @@ from gatherly.core.db import session_scope
 from gatherly.core.pagination import Page
 from gatherly.org import service as org
 from gatherly.org.directory import load_principal
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+AsOpt = Annotated[
+    str,
+    typer.Option(
+        "--as",
+        help="Act as this user (username or id): only what their security roles allow is "
+        "read or changed.",
+    ),
+]
 
 
 def every_page(fetch: Callable[[str | None], Page]) -> list[Any]:

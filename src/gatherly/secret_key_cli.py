@@ -13,7 +13,7 @@ from rich.console import Console
 
 import gatherly.models  # every table, for the audit entry
 import gatherly.teams.service  # noqa: F401 - registers the Teams client secret's column
-from gatherly.clitools import print_json
+from gatherly.clitools import JsonOpt, print_json
 from gatherly.core import audit, crypto
 from gatherly.core.config import Settings
 from gatherly.core.db import session_scope
@@ -24,7 +24,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 out = Console(soft_wrap=True)  # paths and keys stay on one line for scripts
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 STDIN = "-"
 
 

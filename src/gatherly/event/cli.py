@@ -11,22 +11,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gatherly.clitools import acting, every_page, print_json
+from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json
 from gatherly.event import service as events
 from gatherly.event.models import MarketingEvent
 
 events_app = typer.Typer(help="Marketing events (synced Teams webinars).", no_args_is_help=True)
 contacts_app = typer.Typer(help="Contacts.", no_args_is_help=True)
 out = Console()
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-AsOpt = Annotated[
-    str,
-    typer.Option(
-        "--as",
-        help="Read as this user (username or id): only what their security roles let them "
-        "read is shown.",
-    ),
-]
 
 
 def _when(value: datetime | None, seconds: bool = False) -> str:

@@ -18,7 +18,7 @@ from rich.tree import Tree
 from sqlalchemy.orm import Session
 
 from gatherly.access.levels import Privilege
-from gatherly.clitools import print_json
+from gatherly.clitools import JsonOpt, print_json
 from gatherly.core import audit
 from gatherly.core.bounds import parse_id
 from gatherly.core.config import Settings
@@ -37,7 +37,6 @@ features_app = typer.Typer(
 audit_app = typer.Typer(help="The audit trail of security-relevant changes.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Everyone's API tokens: list and revoke.", no_args_is_help=True)
 out = Console()
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def _instant(text: str | None, field: str) -> datetime | None:

@@ -134,15 +134,7 @@ def list_users(
 
 @router.post("/users", status_code=201, tags=["users"])
 def create_user(body: s.UserIn, db: DbSession, principal: CurrentPrincipal) -> s.UserOut:
-    user = service.create_user(
-        db=db,
-        username=body.username,
-        email=body.email,
-        full_name=body.full_name,
-        business_unit_id=body.business_unit_id,
-        password=body.password,
-        principal=principal,
-    )
+    user = service.create_user(db=db, principal=principal, **body.model_dump())
     return s.UserOut.model_validate(user)
 
 

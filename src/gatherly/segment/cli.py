@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +27,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from gatherly.access.engine import Principal
-from gatherly.clitools import acting, every_page, print_json
+from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json
 from gatherly.contact.models import Contact
 from gatherly.core import csvout
 from gatherly.core.config import Settings
@@ -45,15 +46,6 @@ segments_app = typer.Typer(
 )
 lists_app = typer.Typer(help="Marketing lists: static lists of contacts.", no_args_is_help=True)
 out = Console()
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-AsOpt = Annotated[
-    str,
-    typer.Option(
-        "--as",
-        help="Act as this user (username or id): only what their security roles allow is "
-        "read or changed.",
-    ),
-]
 # Ids are bounded as the API bounds them: a larger one is a usage error, not a traceback.
 SegmentIdArg = Annotated[int, typer.Argument(help="Segment id.", min=1, max=MAX_ID)]
 ListIdArg = Annotated[int, typer.Argument(help="List id.", min=1, max=MAX_ID)]
@@ -258,6 +250,19 @@ def segments_create(
         )
 
 
+def _every_row(
+    as_user: str, lister: Callable[..., Any], to_row: Callable[..., dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Every record ``lister`` finds for the user, page after page, as display rows with
+    owner and BU names looked up once for them all."""
+    with acting(as_user) as (db, principal):
+        found = every_page(
+            lambda cursor: lister(db=db, principal=principal, cursor=cursor, limit=200)
+        )
+        names = org_service.owner_names(db=db, principal=principal, records=found)
+        return [to_row(db, principal, r, names) for r in found]
+
+
 @segments_app.command("list")
 def segments_list(
     as_user: AsOpt,
@@ -265,14 +270,7 @@ def segments_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Segments the user may read, newest first."""
-    with acting(as_user) as (db, principal):
-        found = every_page(
-            lambda cursor: service.list_segments(
-                db=db, principal=principal, q=q, cursor=cursor, limit=200
-            )
-        )
-        names = org_service.owner_names(db=db, principal=principal, records=found)
-        rows = [_segment_dict(db, principal, s, names) for s in found]
+    rows = _every_row(as_user, partial(service.list_segments, q=q), _segment_dict)
     if as_json:
         print_json(rows)
         return
@@ -603,14 +601,7 @@ def lists_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Marketing lists the user may read, newest first."""
-    with acting(as_user) as (db, principal):
-        found = every_page(
-            lambda cursor: service.list_lists(
-                db=db, principal=principal, q=q, cursor=cursor, limit=200
-            )
-        )
-        names = org_service.owner_names(db=db, principal=principal, records=found)
-        rows = [_list_dict(db, principal, m, names) for m in found]
+    rows = _every_row(as_user, partial(service.list_lists, q=q), _list_dict)
     if as_json:
         print_json(rows)
         return

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.access.engine import Principal
 from gatherly.access.levels import Privilege
-from gatherly.clitools import print_json
+from gatherly.clitools import JsonOpt, print_json
 from gatherly.core import crypto
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory, session_scope, transaction
@@ -33,7 +33,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 out = Console()
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 AsOpt = Annotated[
     str | None,
     typer.Option(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -322,15 +322,7 @@ def create_user(
             business_unit_id=business_unit_id,
             password=password,
         )
-        user = service.create_user(
-            db=db,
-            username=body.username,
-            email=body.email,
-            full_name=body.full_name,
-            business_unit_id=body.business_unit_id,
-            password=body.password,
-            principal=viewer.principal,
-        )
+        user = service.create_user(db=db, principal=viewer.principal, **body.model_dump())
         created.append(user.id)
 
     if refused := _attempt(db, "create", change):
@@ -353,6 +345,7 @@ def _user_page(
     *,
     error: FormError | None = None,
     status_code: int = 200,
+    values: dict[str, str] | None = None,
 ) -> Response:
     _require(db, viewer, Privilege.READ, "user")
     user = service.get_user(db=db, user_id=user_id)
@@ -384,24 +377,6 @@ def user_detail(request: Request, user_id: PathId, db: WebDb, viewer: CurrentVie
     return _user_page(request, db, viewer, user_id)
 
 
-def _user_change(
-    request: Request,
-    db: Session,
-    viewer: Viewer,
-    user_id: int,
-    privilege: tuple[Privilege, str],
-    form: str,
-    change: Callable[[], None],
-) -> Response:
-    """The shape of every change on a user's page: check, find the user, change or explain."""
-    _require(db, viewer, *privilege)
-    service.get_user(db=db, user_id=user_id)
-    if refused := _attempt(db, form, change):
-        error, status = refused
-        return _user_page(request, db, viewer, user_id, error=error, status_code=status)
-    return _back(f"/admin/users/{user_id}")
-
-
 @router.post("/users/{user_id}/disabled", response_class=HTMLResponse)
 def set_disabled(
     request: Request,
@@ -422,7 +397,7 @@ def set_disabled(
         )
 
     write = (Privilege.WRITE, "user")
-    return _user_change(request, db, viewer, user_id, write, "disabled", change)
+    return _holder_change(request, db, viewer, "users", user_id, write, "disabled", change)
 
 
 @router.post("/users/{user_id}/move", response_class=HTMLResponse)
@@ -452,49 +427,7 @@ def move_user(
         )
 
     write = (Privilege.WRITE, "user")
-    return _user_change(request, db, viewer, user_id, write, "move", change)
-
-
-@router.post("/users/{user_id}/roles", response_class=HTMLResponse)
-def assign_user_role(
-    request: Request,
-    user_id: PathId,
-    db: WebDb,
-    viewer: CurrentViewer,
-    _: CsrfChecked,
-    role_id: FormText = "",
-) -> Response:
-    def change() -> None:
-        body = parse_form(s.RoleRef, role_id=role_id)
-        service.assign_role(
-            db=db, role_id=body.role_id, user_id=user_id, principal=viewer.principal
-        )
-
-    assign = (Privilege.ASSIGN, "security_role")
-    return _user_change(request, db, viewer, user_id, assign, "assign", change)
-
-
-@router.post("/users/{user_id}/roles/{role_id}/delete", response_class=HTMLResponse)
-def unassign_user_role(
-    request: Request,
-    user_id: PathId,
-    role_id: PathId,
-    db: WebDb,
-    viewer: CurrentViewer,
-    _: CsrfChecked,
-) -> Response:
-    assign = (Privilege.ASSIGN, "security_role")
-    return _user_change(
-        request,
-        db,
-        viewer,
-        user_id,
-        assign,
-        "assign",
-        lambda: service.unassign_role(
-            db=db, role_id=role_id, user_id=user_id, principal=viewer.principal
-        ),
-    )
+    return _holder_change(request, db, viewer, "users", user_id, write, "move", change)
 
 
 # ------------------------------------------------------------------ teams
@@ -550,27 +483,6 @@ def team_detail(request: Request, team_id: PathId, db: WebDb, viewer: CurrentVie
     return _team_page(request, db, viewer, team_id)
 
 
-def _team_change(
-    request: Request,
-    db: Session,
-    viewer: Viewer,
-    team_id: int,
-    privilege: tuple[Privilege, str],
-    form: str,
-    change: Callable[[], None],
-    values: dict[str, str] | None = None,
-) -> Response:
-    """The shape of every change on a team's page: check, find the team, change or explain."""
-    _require(db, viewer, *privilege)
-    service.get_team(db=db, team_id=team_id)
-    if refused := _attempt(db, form, change):
-        error, status = refused
-        return _team_page(
-            request, db, viewer, team_id, error=error, status_code=status, values=values
-        )
-    return _back(f"/admin/teams/{team_id}")
-
-
 @router.post("/teams/{team_id}/members", response_class=HTMLResponse)
 def add_member(
     request: Request,
@@ -588,7 +500,7 @@ def add_member(
 
     write = (Privilege.WRITE, "team")
     values = {"username": username}
-    return _team_change(request, db, viewer, team_id, write, "members", change, values)
+    return _holder_change(request, db, viewer, "teams", team_id, write, "members", change, values)
 
 
 @router.post("/teams/{team_id}/members/{user_id}/delete", response_class=HTMLResponse)
@@ -600,24 +512,54 @@ def remove_member(
     viewer: CurrentViewer,
     _: CsrfChecked,
 ) -> Response:
+    def change() -> None:
+        service.remove_member(db=db, team_id=team_id, user_id=user_id, principal=viewer.principal)
+
     write = (Privilege.WRITE, "team")
-    return _team_change(
-        request,
-        db,
-        viewer,
-        team_id,
-        write,
-        "members",
-        lambda: service.remove_member(
-            db=db, team_id=team_id, user_id=user_id, principal=viewer.principal
-        ),
-    )
+    return _holder_change(request, db, viewer, "teams", team_id, write, "members", change)
 
 
-@router.post("/teams/{team_id}/roles", response_class=HTMLResponse)
-def assign_team_role(
+# ------------------------------------------------------------------ role holders
+
+# Users and teams hold roles; a change on either page goes the same way.
+Holder = Literal["users", "teams"]
+ASSIGN = (Privilege.ASSIGN, "security_role")
+
+
+def _holder_change(
     request: Request,
-    team_id: PathId,
+    db: Session,
+    viewer: Viewer,
+    holder: Holder,
+    holder_id: int,
+    privilege: tuple[Privilege, str],
+    form: str,
+    change: Callable[[], None],
+    values: dict[str, str] | None = None,
+) -> Response:
+    """The shape of every change on a user's or a team's page: check, find the record,
+    change or explain."""
+    _require(db, viewer, *privilege)
+    show = _user_page if holder == "users" else _team_page
+    if holder == "users":
+        service.get_user(db=db, user_id=holder_id)
+    else:
+        service.get_team(db=db, team_id=holder_id)
+    if refused := _attempt(db, form, change):
+        error, status = refused
+        return show(request, db, viewer, holder_id, error=error, status_code=status, values=values)
+    return _back(f"/admin/{holder}/{holder_id}")
+
+
+def _holder_key(holder: Holder, holder_id: int) -> dict[str, int]:
+    return {"user_id" if holder == "users" else "team_id": holder_id}
+
+
+@router.post("/{holder}/{holder_id}/roles", response_class=HTMLResponse)
+def assign_role(
+    request: Request,
+    holder: Holder,
+    holder_id: PathId,
     db: WebDb,
     viewer: CurrentViewer,
     _: CsrfChecked,
@@ -625,35 +567,27 @@ def assign_team_role(
 ) -> Response:
     def change() -> None:
         body = parse_form(s.RoleRef, role_id=role_id)
-        service.assign_role(
-            db=db, role_id=body.role_id, team_id=team_id, principal=viewer.principal
-        )
+        key = _holder_key(holder, holder_id)
+        service.assign_role(db=db, role_id=body.role_id, principal=viewer.principal, **key)
 
-    assign = (Privilege.ASSIGN, "security_role")
-    return _team_change(request, db, viewer, team_id, assign, "assign", change)
+    return _holder_change(request, db, viewer, holder, holder_id, ASSIGN, "assign", change)
 
 
-@router.post("/teams/{team_id}/roles/{role_id}/delete", response_class=HTMLResponse)
-def unassign_team_role(
+@router.post("/{holder}/{holder_id}/roles/{role_id}/delete", response_class=HTMLResponse)
+def unassign_role(
     request: Request,
-    team_id: PathId,
+    holder: Holder,
+    holder_id: PathId,
     role_id: PathId,
     db: WebDb,
     viewer: CurrentViewer,
     _: CsrfChecked,
 ) -> Response:
-    assign = (Privilege.ASSIGN, "security_role")
-    return _team_change(
-        request,
-        db,
-        viewer,
-        team_id,
-        assign,
-        "assign",
-        lambda: service.unassign_role(
-            db=db, role_id=role_id, team_id=team_id, principal=viewer.principal
-        ),
-    )
+    def change() -> None:
+        key = _holder_key(holder, holder_id)
+        service.unassign_role(db=db, role_id=role_id, principal=viewer.principal, **key)
+
+    return _holder_change(request, db, viewer, holder, holder_id, ASSIGN, "assign", change)
 
 
 # ------------------------------------------------------------------ roles
