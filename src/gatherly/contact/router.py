@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from gatherly.access.levels import rights_from_mask
 from gatherly.access.models import RecordShare
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
-from gatherly.api.params import PathId, QueryId
+from gatherly.api.params import Paging, PathId, QueryId
 from gatherly.contact import service
 from gatherly.contact.schemas import (
     AssignIn,
@@ -25,7 +25,6 @@ from gatherly.contact.schemas import (
     normalize_country,
 )
 from gatherly.core.exceptions import ValidationFailed
-from gatherly.core.pagination import MAX_LIMIT
 
 
 def _share_out(row: RecordShare) -> ShareOut:
@@ -86,13 +85,18 @@ def make_router(
     def list_(
         db: DbSession,
         principal: CurrentPrincipal,
+        paging: Paging,
         flt: FilterDep,
         sort: str = "-modified_at",
-        cursor: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     ) -> Any:
         page = service.list_records(
-            db=db, principal=principal, kind=kind, flt=flt, sort=sort, cursor=cursor, limit=limit
+            db=db,
+            principal=principal,
+            kind=kind,
+            flt=flt,
+            sort=sort,
+            cursor=paging.cursor,
+            limit=paging.limit,
         )
         return {"items": page.items, "next_cursor": page.next_cursor}
 

@@ -12,9 +12,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 
 from gatherly.api.deps import CurrentPrincipal, DbSession
-from gatherly.api.params import PathId
+from gatherly.api.params import Paging, PathId
 from gatherly.contact.schemas import CountOut, PageOut
-from gatherly.core.pagination import MAX_LIMIT
 from gatherly.event import schemas as s
 from gatherly.event import service
 
@@ -47,15 +46,14 @@ Filters = Annotated[service.EventFilter, Depends(filters)]
 def list_events(
     db: DbSession,
     principal: CurrentPrincipal,
+    paging: Paging,
     flt: Filters,
     sort: Annotated[
         str, Query(description="start_at, name, registrant_count, attendee_count, modified_at")
     ] = "-start_at",
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> Any:
     page = service.list_events(
-        db=db, principal=principal, flt=flt, sort=sort, cursor=cursor, limit=limit
+        db=db, principal=principal, flt=flt, sort=sort, cursor=paging.cursor, limit=paging.limit
     )
     return {"items": page.items, "next_cursor": page.next_cursor}
 
@@ -88,12 +86,16 @@ def list_registrations(
     event_id: PathId,
     db: DbSession,
     principal: CurrentPrincipal,
+    paging: Paging,
     status: Annotated[str | None, Query(max_length=30)] = None,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> Any:
     page = service.registration_page(
-        db=db, principal=principal, event_id=event_id, status=status, cursor=cursor, limit=limit
+        db=db,
+        principal=principal,
+        event_id=event_id,
+        status=status,
+        cursor=paging.cursor,
+        limit=paging.limit,
     )
     return {"items": page.items, "next_cursor": page.next_cursor}
 
@@ -107,11 +109,10 @@ def list_attendance(
     event_id: PathId,
     db: DbSession,
     principal: CurrentPrincipal,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    paging: Paging,
 ) -> Any:
     page = service.attendance_page(
-        db=db, principal=principal, event_id=event_id, cursor=cursor, limit=limit
+        db=db, principal=principal, event_id=event_id, cursor=paging.cursor, limit=paging.limit
     )
     items = [
         s.AttendanceOut.model_validate(

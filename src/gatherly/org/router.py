@@ -16,10 +16,9 @@ from sqlalchemy.orm import Session
 
 from gatherly.access.levels import Privilege
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
-from gatherly.api.params import PathId, QueryId
+from gatherly.api.params import Paging, PathId, QueryId
 from gatherly.contact.schemas import PageOut
 from gatherly.core import audit
-from gatherly.core.pagination import MAX_LIMIT
 from gatherly.org import schemas as s
 from gatherly.org import service
 from gatherly.org.models import ApiToken, FeatureSwitch, SecurityRole, Team
@@ -450,13 +449,17 @@ def put_token_policy(
 def list_all_tokens(
     db: DbSession,
     principal: CurrentPrincipal,
+    paging: Paging,
     user_id: QueryId = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> Any:
     page = service.all_tokens(
-        db=db, principal=principal, user_id=user_id, status=status, cursor=cursor, limit=limit
+        db=db,
+        principal=principal,
+        user_id=user_id,
+        status=status,
+        cursor=paging.cursor,
+        limit=paging.limit,
     )
     names = service.usernames(db=db, user_ids={t.user_id for t in page.items})
     items = [
@@ -488,6 +491,7 @@ def revoke_any_token(token_id: PathId, db: DbSession, principal: CurrentPrincipa
 def list_audit(
     db: DbSession,
     principal: CurrentPrincipal,
+    paging: Paging,
     action: Annotated[
         str | None, Query(max_length=60, description="Action prefix: role, role.assign …")
     ] = None,
@@ -501,8 +505,6 @@ def list_audit(
         datetime | None, Query(description="At or after (ISO 8601 with a zone)")
     ] = None,
     until: Annotated[datetime | None, Query(description="Before (ISO 8601 with a zone)")] = None,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> Any:
     filters = audit.Filters(
         action=action,
@@ -514,7 +516,7 @@ def list_audit(
         until=until,
     )
     page = service.audit_trail(
-        db=db, principal=principal, filters=filters, cursor=cursor, limit=limit
+        db=db, principal=principal, filters=filters, cursor=paging.cursor, limit=paging.limit
     )
     return {
         "items": [s.AuditOut.model_validate(e) for e in page.items],

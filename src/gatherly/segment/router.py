@@ -16,18 +16,16 @@ from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
-from gatherly.api.params import PathId
+from gatherly.api.params import Paging, PathId
 from gatherly.api.responses import csv_download
 from gatherly.contact.schemas import CountOut, PageOut
 from gatherly.core.ids import MAX_ID
-from gatherly.core.pagination import MAX_LIMIT
 from gatherly.segment import schemas as s
 from gatherly.segment import service
 
 router = APIRouter(tags=["segments"])
 lists = APIRouter(prefix="/lists", tags=["marketing lists"])
 
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 # No NUL: PostgreSQL cannot compare text holding one (the query would fail, not the input).
 Search = Annotated[
     str | None, Query(max_length=200, pattern=r"^[^\x00]*$", description="Search names")
@@ -45,11 +43,12 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {
 def list_lists(
     db: DbSession,
     principal: CurrentPrincipal,
+    paging: Paging,
     q: Search = None,
-    cursor: str | None = None,
-    limit: Limit = 50,
 ) -> Any:
-    page = service.list_lists(db=db, principal=principal, q=q, cursor=cursor, limit=limit)
+    page = service.list_lists(
+        db=db, principal=principal, q=q, cursor=paging.cursor, limit=paging.limit
+    )
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
@@ -90,12 +89,16 @@ def list_members(
     list_id: PathId,
     db: DbSession,
     principal: CurrentPrincipal,
+    paging: Paging,
     sort: MemberSort = "last_name",
-    cursor: str | None = None,
-    limit: Limit = 50,
 ) -> s.MembersOut:
     page, visible = service.list_members(
-        db=db, principal=principal, list_id=list_id, cursor=cursor, limit=limit, sort=sort
+        db=db,
+        principal=principal,
+        list_id=list_id,
+        cursor=paging.cursor,
+        limit=paging.limit,
+        sort=sort,
     )
     return s.MembersOut.model_validate(
         {
@@ -175,11 +178,12 @@ def _detail(db: Session, principal: access.Principal, segment: Any) -> s.Segment
 def list_segments(
     db: DbSession,
     principal: CurrentPrincipal,
+    paging: Paging,
     q: Search = None,
-    cursor: str | None = None,
-    limit: Limit = 50,
 ) -> Any:
-    page = service.list_segments(db=db, principal=principal, q=q, cursor=cursor, limit=limit)
+    page = service.list_segments(
+        db=db, principal=principal, q=q, cursor=paging.cursor, limit=paging.limit
+    )
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
@@ -263,18 +267,17 @@ def members(
     segment_id: PathId,
     db: DbSession,
     principal: CurrentPrincipal,
+    paging: Paging,
     live: Annotated[bool, Query(description="Evaluate now instead of the last refresh")] = False,
     sort: MemberSort = "last_name",
-    cursor: str | None = None,
-    limit: Limit = 50,
 ) -> s.MembersOut:
     found = service.members(
         db=db,
         principal=principal,
         segment_id=segment_id,
         live=live,
-        cursor=cursor,
-        limit=limit,
+        cursor=paging.cursor,
+        limit=paging.limit,
         sort=sort,
     )
     return s.MembersOut.model_validate(

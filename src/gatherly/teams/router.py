@@ -9,19 +9,19 @@ organizers and webinars are visible to admins and to the organizer mapped to the
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from gatherly.access.levels import Privilege
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
-from gatherly.api.params import PathId, QueryId
+from gatherly.api.params import Paging, PathId, QueryId
 from gatherly.contact.schemas import PageOut
 from gatherly.core.config import Settings
 from gatherly.core.exceptions import GatherlyError, NotFound
-from gatherly.core.pagination import MAX_LIMIT, paginate
+from gatherly.core.pagination import paginate
 from gatherly.jobs.queue import Jobs, app_jobs
 from gatherly.teams import schemas as s
 from gatherly.teams import service
@@ -263,8 +263,7 @@ def list_sync_runs(
     request: Request,
     db: DbSession,
     principal: CurrentPrincipal,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    paging: Paging,
 ) -> Any:
     page = paginate(
         db,
@@ -272,8 +271,8 @@ def list_sync_runs(
         id_column=SyncRun.id,
         sortable={"started_at": SyncRun.started_at},
         sort="-started_at",
-        cursor=cursor,
-        limit=limit,
+        cursor=paging.cursor,
+        limit=paging.limit,
     )
     return {"items": [_run_out(request, r) for r in page.items], "next_cursor": page.next_cursor}
 
