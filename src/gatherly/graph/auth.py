@@ -1,4 +1,4 @@
-"""App-only Graph tokens with msal's ConfidentialClientApplication (reference §1.1).
+"""App-only Graph tokens with msal's ConfidentialClientApplication.
 
 The authority is a setting: ``https://login.microsoftonline.com/{tenant}`` for Microsoft,
 ``http://127.0.0.1:{port}/{tenant}`` for the bundled emulator. msal only accepts https

@@ -1,4 +1,4 @@
-"""Graph's error answers, classified as retriable or fatal for the sync (reference §4)."""
+"""Graph's error answers, classified as retriable or fatal for the sync."""
 
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ def _envelope(response: httpx.Response) -> tuple[str, str, str | None]:
 
 
 def classify(response: httpx.Response, retry_after: float | None = None) -> GraphError:
-    """The error for a non-2xx Graph response (policy 403s matched on the message, §1.3)."""
+    """The error for a non-2xx Graph response (policy 403s matched on the message)."""
     status = response.status_code
     code, message, request_id = _envelope(response)
     if status == 429:

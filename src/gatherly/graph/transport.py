@@ -254,7 +254,7 @@ class GraphTransport:
         while True:
             response = self._send(url, params)
             if response.status_code == 401 and not refreshed:
-                # Expired or revoked token: fetch a new one once and resend (reference §1.1).
+                # Expired or revoked token: fetch a new one once and resend.
                 refreshed = True
                 self.stats.token_refreshes += 1
                 self.credential.invalidate()

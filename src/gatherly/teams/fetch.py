@@ -1,8 +1,9 @@
-"""Reading a tenant's users and webinars from Graph into plain records (reference §2, §6).
+"""Reading a tenant's users and webinars from Graph into plain records (Graph's
+virtual-event webinar API; docs/teams.md says what is read).
 
 Everything Graph-shaped stops here: ids stay opaque strings, Windows zones become IANA,
 times become aware UTC datetimes, PascalCase roles and unknown enum values are normalised,
-and the quirks of §6 (summary sessions, reports only after a session ends, null
+and Graph's quirks (summary sessions, reports only after a session ends, null
 registration ids for organizers and presenters) are handled once.
 """
 
@@ -368,7 +369,7 @@ def report_records(
 def fetch_artifacts(
     client: GraphClient, organizer_id: str, join_url: str
 ) -> tuple[tuple[Recording, ...], tuple[Transcript, ...]]:
-    """A session's recordings and transcripts, found through its online meeting (§2.5)."""
+    """A session's recordings and transcripts, found through its online meeting."""
     odata_url = join_url.replace("'", "''")
     meetings = list(
         client.paginate(
@@ -401,7 +402,7 @@ def fetch_webinar(
     """Registrations, full sessions and the attendance of every started session, plus
     recordings and transcripts when ``artifacts`` (the organizer's T11 setting).
 
-    Sessions not yet started are not asked for reports or artifacts: none can exist (§6.3).
+    Sessions not yet started are not asked for reports or artifacts: none can exist.
     """
     base = ("solutions", "virtualEvents", "webinars", webinar.id)
     data = WebinarData(webinar=webinar)
@@ -422,7 +423,7 @@ def fetch_webinar(
             for report in client.paginate(_path(*report_base)):
                 report_id = str(report.get("id") or "")
                 if not report_id or report_id in seen:
-                    continue  # §6.4: dedupe reports by id
+                    continue  # Graph may list a report twice: dedupe by id
                 seen.add(report_id)
                 records = report_records(client, _path(*report_base, report_id), report)
                 reports.append(
