@@ -933,3 +933,32 @@ def test_relative_dates_move_with_the_clock(people: People) -> None:
     assert matching(people.db, tree, now=NOW) == people("jp", "de")
     assert matching(people.db, tree, now=NOW + timedelta(days=10)) == people("fr")
     assert matching(people.db, tree, now=NOW - timedelta(days=30)) == set()
+
+
+def test_descriptions_speak_the_names_given_and_ids_otherwise() -> None:
+    tree = {
+        "any": [
+            {"participation": "attended", "event": {"id": 7}, "min_minutes": 30, "max_minutes": 90},
+            {"participation": "attended", "min_minutes": 0.5},
+            {"participation": "cancelled"},
+            {"participation": "registered", "event": {"name": {"contains": "launch"}}},
+            {"participation": "not_attended", "event": {"id": {"in": [7, 8]}}},
+            {"list": 3},
+        ]
+    }
+    nodes = crit.parse(tree).root.children
+    names = {("event", 7): "Autumn Product Launch", ("event", 8): "Recap", ("list", 3): "Follow-up"}
+    assert [n.describe(names) for n in nodes] == [
+        "attended “Autumn Product Launch” for 30–90 min",
+        "attended any event for at least 0.5 min",
+        "cancelled their registration for any event",
+        "registered for an event where name contains 'launch'",
+        "registered for “Autumn Product Launch” or “Recap” but did not attend",
+        "member of the list “Follow-up”",
+    ]
+    # Without the names (a reader who may not read them), ids and nothing more.
+    assert nodes[0].describe() == "attended an event where id equals 7 for 30–90 min"
+    assert nodes[4].describe({("event", 7): "Autumn Product Launch"}) == (
+        "registered for an event where id in [7, 8] but did not attend"
+    )
+    assert nodes[5].describe() == "member of list 3"

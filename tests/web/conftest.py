@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -101,27 +102,56 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-def _page(browser: Browser, live: Live, viewport: dict[str, int]) -> Iterator[Page]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test, so a browser fixture knows it failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def _page(
+    request: pytest.FixtureRequest, browser: Browser, live: Live, viewport: dict[str, int]
+) -> Iterator[Page]:
     context = browser.new_context(base_url=live.url, viewport=viewport)  # type: ignore[arg-type]
     context.set_default_timeout(15_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     yield page
+    failed = getattr(request.node, "report_call", None)
+    if failed is not None and failed.failed:
+        # What the browser showed when the test failed, for whoever reads the CI log.
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)
+        path = SCREENSHOTS / f"failed-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        print(f"screenshot of the failed test: {path}")
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 @pytest.fixture
-def page(browser: Browser, live: Live, session_factory: sessionmaker[Session]) -> Iterator[Page]:
-    """A fresh desktop-width browser tab on the live app (clean organisation)."""
-    yield from _page(browser, live, DESKTOP)
+def page(
+    request: pytest.FixtureRequest,
+    browser: Browser,
+    live: Live,
+    session_factory: sessionmaker[Session],
+) -> Iterator[Page]:
+    """A fresh desktop-width browser tab on the live app (clean organisation); a failing
+    test leaves a screenshot in var/screenshots/failed-<test>.png."""
+    yield from _page(request, browser, live, DESKTOP)
 
 
 @pytest.fixture
-def phone(browser: Browser, live: Live, session_factory: sessionmaker[Session]) -> Iterator[Page]:
+def phone(
+    request: pytest.FixtureRequest,
+    browser: Browser,
+    live: Live,
+    session_factory: sessionmaker[Session],
+) -> Iterator[Page]:
     """A fresh phone-width browser tab on the live app (clean organisation)."""
-    yield from _page(browser, live, PHONE)
+    yield from _page(request, browser, live, PHONE)
 
 
 def with_password(db: Session, user: User) -> User:

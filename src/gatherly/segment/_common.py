@@ -27,12 +27,14 @@ from gatherly.contact.schemas import OwnerRef
 from gatherly.core.db import icontains, utcnow
 from gatherly.core.exceptions import Forbidden, ValidationFailed
 from gatherly.core.pagination import Page, paginate
+from gatherly.event.models import MarketingEvent
 from gatherly.org import directory
 from gatherly.org import service as org_service
 from gatherly.segment import criteria as crit
 from gatherly.segment.models import (
     SCOPE_BUSINESS_UNIT,
     SCOPE_ORGANIZATION,
+    MarketingList,
     Segment,
 )
 
@@ -52,7 +54,7 @@ MAX_IDS = 10_000  # contact ids per add/remove call; larger partial refreshes go
 
 
 STATIC_REFUSED = (
-    "static segments are unavailable while business unit scoping is on (SPEC B13): create a "
+    "static segments are unavailable while business unit scoping is on: create a "
     "marketing list, add the contacts to it, and use it in a dynamic segment as "
     "{\"list\": <list id>}; the segment's scope then applies to the list's members"
 )
@@ -142,6 +144,26 @@ def _check_references(db: Session, principal: access.Principal, parsed: crit.Cri
         if found is None:
             label = "marketing list" if kind == "list" else "marketing event"
             raise crit.CriteriaError(f"{path}: {label} {ref_id} not found", field=path)
+
+
+def reference_names(
+    *, db: Session, principal: access.Principal, criteria: crit.Criteria
+) -> crit.Names:
+    """The names of the lists and events a tree names, among those ``principal`` may read
+    (a description shows the others by id)."""
+    names: dict[tuple[str, int], str] = {}
+    for kind, model, record_type, ids in (
+        ("list", MarketingList, LIST, criteria.list_ids),
+        ("event", MarketingEvent, "marketing_event", criteria.event_ids),
+    ):
+        if not ids:
+            continue
+        stmt = select(model.id, model.name).where(
+            model.id.in_(sorted(ids)), access.readable(principal, record_type, Privilege.READ)
+        )
+        for row_id, name in db.execute(stmt):
+            names[(kind, row_id)] = name
+    return names
 
 
 def parse_criteria(*, db: Session, principal: access.Principal, tree: Any) -> crit.Criteria:

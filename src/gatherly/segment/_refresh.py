@@ -38,6 +38,7 @@ from gatherly.segment._common import (
     custom_plans,
     effective_scope,
     owner_principal,
+    reference_names,
     scope_bu,
     scoping_on,
 )
@@ -231,8 +232,9 @@ def explain(
         row = db.execute(
             select(*(col for _node, col in columns)).where(Contact.id == contact.id)
         ).one()
+        names = reference_names(db=db, principal=principal, criteria=parsed)
         for (node, _col), value in zip(columns, row, strict=True):
-            nodes.append(NodeVerdict(node.path, node.describe(), bool(value)))
+            nodes.append(NodeVerdict(node.path, node.describe(names), bool(value)))
         matches = bool(row[0])
     applied = effective_scope(db=db, segment=segment)
     bu_id = scope_bu(db=db, segment=segment)

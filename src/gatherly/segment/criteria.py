@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -94,6 +94,10 @@ def _fail(path: str, message: str) -> CriteriaError:
 # ---------------------------------------------------------------- the parsed tree
 
 
+# The names of the events and lists a reader may read, by ("event" | "list", id).
+Names = Mapping[tuple[str, int], str]
+
+
 @dataclass(frozen=True)
 class Condition:
     """One field compared with one operator and value (already checked and normalised)."""
@@ -124,26 +128,47 @@ class Node:
             found.extend(child.walk())
         return found
 
-    def describe(self) -> str:
-        """A one-line human description (explain shows it beside each node)."""
+    def describe(self, names: Names | None = None) -> str:
+        """A one-line description in words (the segment page and explain show it).
+
+        ``names`` holds the names of the events and lists the reader may read, by
+        ``("event" | "list", id)``; a record not in it is shown by its id."""
+        names = names or {}
         if self.kind in ("all", "any"):
             return f"{self.kind} of {len(self.children)}"
         if self.kind == "not":
             return "not"
         if self.kind == "list":
-            return f"member of marketing list {self.list_id}"
+            name = names.get(("list", self.list_id or 0))
+            return f"member of the list “{name}”" if name else f"member of list {self.list_id}"
         parts = [_describe(c) for c in self.conditions]
         if self.kind == "contact":
             return "contact " + " and ".join(parts)
-        what = {"not_attended": "registered but did not attend"}.get(
-            self.participation or "", self.participation or ""
-        )
-        text = f"{what} an event" + (" where " + " and ".join(parts) if parts else "")
-        if self.min_seconds is not None:
-            text += f", at least {self.min_seconds // 60} min"
-        if self.max_seconds is not None:
-            text += f", at most {self.max_seconds // 60} min"
+        ids = _event_ids_only(self.conditions)
+        if ids is not None and all(("event", i) in names for i in ids):
+            event = " or ".join(f"“{names[('event', i)]}”" for i in ids)
+        elif parts:
+            event = "an event where " + " and ".join(parts)
+        else:
+            event = "any event"
+        text = {
+            "registered": f"registered for {event}",
+            "attended": f"attended {event}",
+            "cancelled": f"cancelled their registration for {event}",
+            "not_attended": f"registered for {event} but did not attend",
+        }.get(self.participation or "", f"{self.participation} {event}")
+        low, high = self.min_seconds, self.max_seconds
+        if low is not None and high is not None:
+            text += f" for {_minutes(low)}–{_minutes(high)} min"
+        elif low is not None:
+            text += f" for at least {_minutes(low)} min"
+        elif high is not None:
+            text += f" for at most {_minutes(high)} min"
         return text
+
+
+def _minutes(seconds: int) -> str:
+    return f"{seconds / 60:g}"
 
 
 def _describe(c: Condition) -> str:

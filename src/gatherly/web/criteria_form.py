@@ -91,6 +91,10 @@ def _number(text: str) -> Any:
     return text
 
 
+class CannotShow(Exception):
+    """A criteria tree the rows cannot show exactly; the message says why."""
+
+
 @dataclass
 class Row:
     """One condition of the builder, as the form holds it (text in, typed JSON out)."""
@@ -102,6 +106,9 @@ class Row:
     value: str = ""
     participation: str = "attended"
     event_id: str = ""  # "" is any event
+    event_q: str = ""  # what the person typed to find the event (not part of the tree)
+    min_minutes: str = ""  # attended for at least / at most, "" for no bound
+    max_minutes: str = ""
     list_id: str = ""
 
     @property
@@ -146,49 +153,77 @@ class Row:
             if self.event_id:
                 event_id = _whole(self.event_id)
                 node["event"] = {"id": self.event_id if event_id is None else event_id}
+            if self.participation == "attended":  # the only participation with a duration
+                for key in ("min_minutes", "max_minutes"):
+                    if text := getattr(self, key).strip():
+                        node[key] = _number(text)
             return node
         name = f"custom.{self.prop.strip()}" if self.field == "custom" else self.field
         return {"contact": {name: {self.op: self._typed()}}}
 
     @classmethod
-    def from_node(cls, node: Any) -> Row | None:
-        """The row showing a criteria node, or None when a row cannot show it."""
+    def from_node(cls, node: Any) -> Row:
+        """The row showing a criteria node (CannotShow says why there is none)."""
         if not isinstance(node, dict):
-            return None
+            raise CannotShow("a condition is not a JSON object")
+        if set(node) & {"all", "any"}:
+            raise CannotShow("rows cannot hold a group (all / any) inside another")
+        if "not" in node:
+            raise CannotShow("rows cannot say “not”")
         if set(node) == {"list"}:
             return cls(kind="list", list_id=_as_text(node["list"]))
-        if "participation" in node and set(node) <= {"participation", "event"}:
-            event = node.get("event")
-            event_id = event.get("id") if isinstance(event, dict) and set(event) == {"id"} else None
-            if event is not None and event_id is None:
-                return None
-            return cls(
-                kind="participation",
-                participation=_as_text(node["participation"]),
-                event_id=_as_text(event_id),
-            )
+        if "participation" in node:
+            return cls._participation(node)
         fields = node.get("contact")
         if set(node) != {"contact"} or not isinstance(fields, dict) or len(fields) != 1:
-            return None
+            raise CannotShow("a condition mixes contact fields with other tests")
         name, condition = next(iter(fields.items()))
+        if isinstance(condition, dict) and len(condition) != 1:
+            raise CannotShow(f"the {name} condition has {len(condition)} operators")
         op, value = (
-            next(iter(condition.items()))
-            if isinstance(condition, dict) and len(condition) == 1
-            else ("equals", condition)
+            next(iter(condition.items())) if isinstance(condition, dict) else ("equals", condition)
         )
         if str(name).startswith("custom."):
             return cls(field="custom", prop=str(name)[7:], op=str(op), value=_as_text(value))
         return cls(field=str(name), op=str(op), value=_as_text(value))
 
+    @classmethod
+    def _participation(cls, node: dict[str, Any]) -> Row:
+        extra = set(node) - {"participation", "event", "min_minutes", "max_minutes"}
+        if extra:
+            raise CannotShow(f"an event condition has {', '.join(sorted(extra))}")
+        event = node.get("event")
+        event_id: Any = None
+        if event is not None:
+            if not isinstance(event, dict) or set(event) != {"id"}:
+                tested = ", ".join(sorted(event)) if isinstance(event, dict) else "its value"
+                raise CannotShow(
+                    f"an event condition tests the event's {tested}; rows pick one event"
+                )
+            event_id = event["id"]
+            if isinstance(event_id, dict):
+                if set(event_id) != {"equals"}:
+                    raise CannotShow("an event condition names several events")
+                event_id = event_id["equals"]
+        return cls(
+            kind="participation",
+            participation=_as_text(node["participation"]),
+            event_id=_as_text(event_id),
+            min_minutes=_as_text(node.get("min_minutes")),
+            max_minutes=_as_text(node.get("max_minutes")),
+        )
+
 
 @dataclass
 class Builder:
-    """The criteria part of the form: rows under all/any, or a JSON text (``json_only``)."""
+    """The criteria part of the form: rows under all/any, or a JSON text (``json_only``,
+    with ``reason`` saying why rows cannot show it)."""
 
     match: str = "all"
-    rows: list[Row] = field(default_factory=lambda: [Row()])
+    rows: list[Row] = field(default_factory=list)
     json_only: bool = False
     text: str = ""  # the JSON as the person left it (json_only)
+    reason: str = ""
 
     def tree(self) -> Any:
         """The criteria tree (ValidationFailed when the JSON text does not parse)."""
@@ -206,57 +241,66 @@ class Builder:
 
     @classmethod
     def from_tree(cls, tree: Any) -> Builder:
-        """Rows when they show ``tree`` exactly (checked by a round trip), else JSON only."""
-        top = tree if isinstance(tree, dict) and set(tree) in ({"all"}, {"any"}) else None
-        match = next(iter(top)) if top else "all"
-        children = top[match] if top else [tree]
-        if isinstance(children, list) and children and len(children) <= MAX_ROWS:
-            rows = [Row.from_node(child) for child in children]
-            if all(rows):
-                built = cls(match=match, rows=[r for r in rows if r])
-                if built.tree() == normal_tree(tree):
-                    return built
-        return cls(json_only=True, rows=[], text=json.dumps(tree, indent=2))
+        """Rows when they show ``tree`` exactly (checked by a round trip), else JSON only
+        with the reason."""
+        try:
+            normal = normal_tree(tree)
+            match = next(iter(normal))
+            if len(normal[match]) > MAX_ROWS:
+                raise CannotShow(f"the rows hold at most {MAX_ROWS} conditions")
+            built = cls(match=match, rows=[Row.from_node(child) for child in normal[match]])
+            if built.tree() != normal:
+                raise CannotShow("the rows would change what these criteria mean")
+        except CannotShow as exc:
+            return cls(json_only=True, text=json.dumps(tree, indent=2), reason=str(exc))
+        return built
 
     @classmethod
     def from_text(cls, text: str) -> Builder:
         try:
             tree = json.loads(text)
-        except ValueError:
-            return cls(json_only=True, rows=[], text=text)
+        except ValueError as exc:
+            return cls(json_only=True, text=text, reason=f"this is not valid JSON ({exc})")
         return cls.from_tree(tree)
 
 
 def normal_tree(tree: Any) -> Any:
-    """``tree`` as the rows write it: a top-level all, and explicit ``equals``."""
-    top = tree if isinstance(tree, dict) and set(tree) in ({"all"}, {"any"}) else {"all": [tree]}
-    match = next(iter(top))
-    out = []
-    for node in top[match]:
-        if (
-            isinstance(node, dict)
-            and set(node) == {"contact"}
-            and isinstance(node["contact"], dict)
-        ):
-            node = {
-                "contact": {
-                    k: v if isinstance(v, dict) else {"equals": v}
-                    for k, v in node["contact"].items()
-                }
-            }
-        out.append(node)
+    """``tree`` as the rows write it: one top-level all or any of single tests, with explicit
+    ``equals`` (a contact node testing several fields is one row per field under all)."""
+    if isinstance(tree, dict) and set(tree) in ({"all"}, {"any"}):
+        match = next(iter(tree))
+        nodes = tree[match]
+        if not isinstance(nodes, list):
+            raise CannotShow(f"“{match}” needs a list of conditions")
+    else:
+        match, nodes = "all", [tree]
+    out: list[Any] = []
+    for node in nodes:
+        fields = node.get("contact") if isinstance(node, dict) else None
+        if isinstance(fields, dict) and fields and set(node) == {"contact"}:
+            if len(fields) > 1 and match == "any":
+                raise CannotShow("a condition inside “any” tests several contact fields at once")
+            for name, condition in fields.items():
+                test = condition if isinstance(condition, dict) else {"equals": condition}
+                out.append({"contact": {name: test}})
+        elif isinstance(node, dict) and isinstance(node.get("event"), dict):
+            event = dict(node["event"])
+            if isinstance(event.get("id"), dict) and set(event["id"]) == {"equals"}:
+                event["id"] = event["id"]["equals"]
+            out.append({**node, "event": event})
+        else:
+            out.append(node)
     return {match: out}
 
 
 def read_builder(form: FormData) -> Builder:
     if form.get("mode") == "json":
-        return Builder(json_only=True, rows=[], text=str(form.get("criteria_json") or ""))
+        return Builder(json_only=True, text=str(form.get("criteria_json") or ""))
+    names = ("kind", "field", "prop", "op", "value", "participation", "event", "event_q")
     rows = []
     for i in range(min(as_int(form.get("row_count")) or 0, MAX_ROWS)):
-        got = {
-            name: str(form.get(f"row-{i}-{name}") or "").strip()
-            for name in ("kind", "field", "prop", "op", "value", "participation", "event", "list")
-        }
+        got = {name: str(form.get(f"row-{i}-{name}") or "").strip() for name in names}
+        bounds = {k: str(form.get(f"row-{i}-{k}") or "").strip() for k in ("min", "max")}
         rows.append(
             Row(
                 kind=got["kind"] or "contact",
@@ -266,7 +310,10 @@ def read_builder(form: FormData) -> Builder:
                 value=got["value"],
                 participation=got["participation"] or "attended",
                 event_id=got["event"],
-                list_id=got["list"],
+                event_q=got["event_q"][:200],
+                min_minutes=bounds["min"],
+                max_minutes=bounds["max"],
+                list_id=str(form.get(f"row-{i}-list") or "").strip(),
             )
         )
     match = "any" if form.get("match") == "any" else "all"
@@ -283,7 +330,7 @@ def apply_action(builder: Builder, action: str) -> Builder:
     if action == "apply_json":
         return Builder.from_text(builder.json_text)
     if action == "edit_json":
-        return Builder(json_only=True, rows=[], text=builder.json_text)
+        return Builder(json_only=True, text=builder.json_text)
     if builder.json_only:
         return builder
     if action.startswith("add_") and len(builder.rows) < MAX_ROWS:

@@ -34,6 +34,7 @@ from gatherly.core.exceptions import (
 )
 from gatherly.core.ids import MAX_ID
 from gatherly.event import service as event_service
+from gatherly.event.models import MarketingEvent
 from gatherly.org import service as org_service
 from gatherly.segment import criteria as crit
 from gatherly.segment import service
@@ -44,6 +45,7 @@ from gatherly.web.criteria_form import (
     OP_LABELS,
     PARTICIPATION_LABELS,
     Builder,
+    Row,
     apply_action,
     as_int,
     read_builder,
@@ -136,6 +138,8 @@ def _preview(
 
     A saved segment's edit is previewed in its owner's BU, as its refreshes will be.
     """
+    if not builder.json_only and not builder.rows:
+        return {"preview_hint": "Add a condition to see who is in the segment."}
     try:
         found = service.preview(
             db=db,
@@ -148,6 +152,27 @@ def _preview(
     except (ValidationFailed, Forbidden, NotFound) as exc:
         return {"preview_error": exc.message}
     return {"visible": found.visible, "applied": found.scope}
+
+
+def _events(db: Session, principal: access.Principal, q: str) -> list[MarketingEvent]:
+    """The events the builder offers: those whose name holds ``q`` (all when empty), newest
+    first, among the events the viewer may read."""
+    flt = event_service.EventFilter(q=_search(q))
+    return list(event_service.list_events(db=db, principal=principal, flt=flt, limit=CHOICES).items)
+
+
+def _with_chosen(
+    db: Session, principal: access.Principal, events: list[MarketingEvent], row: Row
+) -> list[MarketingEvent]:
+    """``events`` and the row's chosen event when the search left it out (if the viewer may
+    read it; otherwise the page shows its id)."""
+    chosen = as_int(row.event_id)
+    if chosen is None or any(e.id == chosen for e in events):
+        return events
+    try:
+        return [event_service.get_event(db=db, principal=principal, event_id=chosen), *events]
+    except NotFound:
+        return events
 
 
 def _form_page(
@@ -166,9 +191,18 @@ def _form_page(
         segment and segment.scope != SCOPE_BUSINESS_UNIT
     ):
         scopes.append(SCOPE_ORGANIZATION)
-    events = list(event_service.list_events(db=db, principal=principal, limit=CHOICES).items)
     lists = list(service.list_lists(db=db, principal=principal, limit=CHOICES).items)
     builder = state.builder
+    recent: list[MarketingEvent] | None = None  # read once, for every row without a search
+    event_choices: dict[int, list[MarketingEvent]] = {}
+    for i, row in enumerate(builder.rows):
+        if row.kind != "participation":
+            continue
+        if row.event_q:
+            found = _events(db, principal, row.event_q)
+        else:
+            recent = found = recent if recent is not None else _events(db, principal, "")
+        event_choices[i] = _with_chosen(db, principal, found, row)
     dynamic = segment is None or segment.kind == DYNAMIC
     count = {}
     if dynamic and not any(k == "criteria" or k.startswith("row-") for k in errors):
@@ -185,8 +219,7 @@ def _form_page(
         errors=errors,
         scopes=scopes,
         scoping_on=service.scoping_on(db=db),
-        events=events,
-        event_names={str(e.id): e.name for e in events},
+        event_choices=event_choices,
         lists=lists,
         **count,
         **_labels(),
@@ -223,6 +256,8 @@ def _save(
         state.builder = apply_action(state.builder, state.action)
         return _form_page(request, db, viewer, state, segment)
     errors = state.check()
+    if dynamic and not state.builder.json_only and not state.builder.rows:
+        errors["criteria"] = "Add at least one condition: who should be in the segment?"
     if not errors:
         try:
             criteria = state.builder.tree() if dynamic else service.UNSET
@@ -292,7 +327,12 @@ def segments_page(
 
 @router.get("/segments/new")
 def new_segment(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
-    return _form_page(request, db, viewer, SegmentForm())
+    # While scoping is off every segment includes all business units: say so by default
+    # for those who may choose organization scope.
+    state = SegmentForm()
+    if not service.scoping_on(db=db) and service.may_choose_organization(viewer.principal):
+        state.scope = SCOPE_ORGANIZATION
+    return _form_page(request, db, viewer, state)
 
 
 @router.post("/segments/preview")
@@ -342,7 +382,7 @@ def _segment_page(
     found = service.members(
         db=db, principal=principal, segment_id=segment_id, cursor=cursor, limit=PAGE_SIZE
     )
-    summary = crit.parse(segment.criteria).root if segment.criteria is not None else None
+    parsed = crit.parse(segment.criteria) if segment.criteria is not None else None
     return page(
         request,
         "segments/segment.html",
@@ -353,7 +393,10 @@ def _segment_page(
         business_unit=org_service.owner_names(
             db=db, principal=viewer.principal, records=[segment]
         ).business_unit(segment),
-        summary=summary,
+        summary=parsed.root if parsed else None,
+        names=service.reference_names(db=db, principal=principal, criteria=parsed)
+        if parsed
+        else {},
         criteria_json=json.dumps(segment.criteria, indent=2),
         cursor=cursor,
         refreshed=refreshed,
@@ -373,9 +416,7 @@ def edit_segment(
         name=segment.name,
         description=segment.description,
         scope=segment.scope,
-        builder=Builder.from_tree(segment.criteria)
-        if segment.kind == DYNAMIC
-        else Builder(rows=[]),
+        builder=Builder.from_tree(segment.criteria) if segment.kind == DYNAMIC else Builder(),
     )
     return _form_page(request, db, viewer, state, segment)
 
