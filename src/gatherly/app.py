@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 import gatherly.models  # noqa: F401 - registers every record type with the access engine
 from gatherly import __version__
@@ -30,13 +31,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     is read (or generated on the first run).
     """
     settings = crypto.resolve(settings or Settings())
-    app = FastAPI(
+    # The API docs work offline: Swagger UI's files come from the package, not a CDN.
+    app = FastAPIOffline(
         title="Gatherly",
         version=__version__,
         description="Marketing events from Microsoft Teams webinars, with business-unit security.",
         openapi_url=f"{API}/openapi.json",
         docs_url=f"{API}/docs",
         redoc_url=None,
+        static_url=f"{API}/docs/assets",
+        swagger_ui_oauth2_redirect_url=f"{API}/docs/oauth2-redirect",
         dependencies=[Depends(errors.no_nul_in_query)],
     )
     engine = make_engine(settings.database_url)

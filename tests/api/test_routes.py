@@ -271,3 +271,18 @@ def test_a_token_secret_with_another_scheme_is_refused(client: TestClient, org: 
     for header in (f"Basic {secret}", f"Token {secret}", secret):
         response = client.get(f"{API}/me", headers={"Authorization": header})
         assert_error(response, 401)
+
+
+def test_the_api_docs_work_offline(client: TestClient) -> None:
+    """Swagger UI's page loads its script and style from the app itself, never a CDN."""
+    docs = client.get(f"{API}/docs")
+    assert docs.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert f"{API}/docs/assets/swagger-ui-bundle.js" in assets
+    assert f"{API}/docs/assets/swagger-ui.css" in assets
+    assert not [a for a in assets if "//" in a], assets  # nothing from another host
+    script = client.get(f"{API}/docs/assets/swagger-ui-bundle.js")
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]
+    assert len(script.content) > 100_000
+    assert client.get(f"{API}/docs/assets/swagger-ui.css").status_code == 200

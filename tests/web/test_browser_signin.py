@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from playwright.sync_api import Page, expect
+import re
+
+from playwright.sync_api import Page, Route, expect
 from sqlalchemy.orm import Session
 
 from gatherly.org import service as org
@@ -77,3 +79,22 @@ def test_the_layout_fits_a_phone(phone: Page, db: Session, live: Live) -> None:
     ).to_be_visible()
     no_horizontal_scroll(phone)
     shot(phone, "home-phone", live)
+
+
+def test_the_api_docs_render_with_no_network_but_the_app(page: Page, live: Live) -> None:
+    """Swagger UI draws the operations from the app's own files: any other host is cut off."""
+    elsewhere: list[str] = []
+
+    def only_the_app(route: Route) -> None:
+        if route.request.url.startswith(live.url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_the_app)
+    page.goto("/api/v1/docs")
+    expect(page.get_by_role("heading", name=re.compile("^Gatherly"))).to_be_visible()
+    expect(page.get_by_text("/api/v1/segments/{segment_id}/members.csv").first).to_be_visible()
+    assert elsewhere == []
+    shot(page, "api-docs", live)

@@ -21,6 +21,7 @@ from gatherly.event.models import (
 )
 from gatherly.event.presence import per_minute
 from gatherly.org.models import BusinessUnit, User
+from gatherly.teams import fetch
 from tests import factories as f
 from tests.web.conftest import (
     Live,
@@ -482,3 +483,34 @@ def test_presence_edges_and_partly_covered_minutes() -> None:
     # The window runs from its start minute to its end, rounded up.
     assert _present([("ann", 0, 1)], 0.5, 2.1) == [1, 0, 0]
     assert _present([], 0, 0) == []
+
+
+def test_the_description_is_sanitised_html_never_literal_tags(
+    client: TestClient, world: World, db: Session
+) -> None:
+    world.paris.description = (
+        '<p>Agenda: <strong>launch</strong></p><script>alert("x")</script>'
+        '<a href="javascript:alert(1)" onclick="steal()">x</a><img src=x onerror="steal()">'
+    )
+    db.commit()
+    _signed_in(client, "bert")
+    page = client.get(f"/events/{world.paris.id}").text
+    shown = re.search(r'<dd class="description">(.*?)</dd>', page, re.S)
+    assert shown is not None
+    assert "<p>Agenda: <strong>launch</strong></p>" in shown.group(1)
+    assert "&lt;p&gt;" not in shown.group(1)
+    for dropped in ("<script", "alert", "javascript:", "onclick", "onerror"):
+        assert dropped not in shown.group(1), dropped
+
+
+@pytest.mark.parametrize(
+    ("body", "stored"),
+    [
+        ({"contentType": "html", "content": "<p>Agenda</p>"}, "<p>Agenda</p>"),
+        ({"contentType": "text", "content": "A < B\nthen C"}, "A &lt; B<br>\nthen C"),
+        ("<p>Bare</p>", "<p>Bare</p>"),
+        (None, ""),
+    ],
+)
+def test_a_webinar_description_is_stored_as_html(body: object, stored: str) -> None:
+    assert fetch._html(body) == stored

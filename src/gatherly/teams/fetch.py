@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -83,6 +84,15 @@ def _text(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("content") or "")
     return value if isinstance(value, str) else ""
+
+
+def _html(value: Any) -> str:
+    """An itemBody as HTML: a ``text`` body is escaped, its line breaks kept. (The pages
+    sanitise HTML before they show it.)"""
+    content = _text(value)
+    if isinstance(value, dict) and str(value.get("contentType", "")).lower() == "text":
+        return html.escape(content).replace("\r\n", "\n").replace("\n", "<br>\n")
+    return content
 
 
 def _identity_id(identity_set: Any) -> tuple[str | None, str]:
@@ -235,7 +245,7 @@ def parse_webinar(obj: dict[str, Any]) -> Webinar:
     return Webinar(
         id=str(obj["id"]),
         display_name=str(obj.get("displayName") or ""),
-        description=_text(obj.get("description")),
+        description=_html(obj.get("description")),
         status=status if status in WEBINAR_STATUSES else "other",
         start_at=start_at,
         end_at=end_at,

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
+import nh3
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 from sqlalchemy.orm import Session
@@ -29,6 +31,15 @@ from gatherly.teams import service as teams_service
 from gatherly.web import auth
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def safe_html(value: str | None) -> Markup:
+    """HTML from outside (a webinar's description) as a page may show it: nh3 keeps the
+    formatting tags and drops scripts, styles, event handlers and javascript: links."""
+    return Markup(nh3.clean(value or ""))  # noqa: S704 - nh3 has just sanitised it
+
+
+templates.env.filters["safe_html"] = safe_html
 WebDb = Annotated[Session, Depends(get_db, scope="function")]
 CSRF_HEADER = "X-CSRF-Token"
 
