@@ -24,8 +24,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(VENV)/.installed $@
 
+# `make demo PORT=8010` serves on another port when 8000 is taken.
 demo: $(VENV)/.installed
-	$(BIN)/gatherly demo
+	$(BIN)/gatherly demo $(if $(PORT),--port $(PORT),)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .

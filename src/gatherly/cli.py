@@ -106,8 +106,10 @@ def serve(
     import uvicorn
 
     from gatherly.app import create_app
+    from gatherly.core.background import check_port
     from gatherly.jobs.queue import Jobs
 
+    check_port(host, port)
     # The secret key, once: a weak one is warned about, the old public default refused.
     settings = crypto.resolve(Settings())
     upgrade_database(settings)
@@ -141,11 +143,13 @@ def demo(
     from contextlib import ExitStack
 
     from gatherly import demo as sample
-    from gatherly.core.background import serve_in_thread
+    from gatherly.core.background import check_port, serve_in_thread
     from gatherly.graph_emulator import EmulatorState, create_emulator_app, load_fixture
     from gatherly.segment import jobs as segment_jobs
     from gatherly.teams.cli import print_report, run_with_progress
 
+    if serve_after:  # before seeding: a taken port would only show once everything ran
+        check_port(host, port)
     settings = crypto.resolve(Settings())  # generates var/secret.key on the first run
     upgrade_database(settings)
     tenant = load_fixture(fixture)

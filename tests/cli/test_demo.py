@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -15,7 +17,15 @@ from gatherly.core.exceptions import NotFound, Unauthenticated
 from gatherly.event.models import MarketingEvent
 from gatherly.org import service as org
 from gatherly.org.models import ApiToken
-from tests.cli.helpers import CliRun, DemoOutput, SeededDemo, make_cli, parse_demo, session_on
+from tests.cli.helpers import (
+    CliRun,
+    DemoOutput,
+    SeededDemo,
+    make_cli,
+    parse_demo,
+    run_script,
+    session_on,
+)
 
 SAMPLE_USERS = {username: (bu or "Organization", role) for username, _n, bu, role in sample.USERS}
 SAMPLE_BUS = {
@@ -191,3 +201,22 @@ def test_demo_materialises_sample_segments_whose_counts_differ_per_viewer(
         # Fran (Marketer, France) cannot open Olivia's segment at all.
         with pytest.raises(NotFound, match="not found"):
             segments.get_segment(db=db, principal=fran, segment_id=attended.id)
+
+
+def test_demo_on_a_taken_port_says_so_before_seeding_anything(tmp_path: Path) -> None:
+    database = tmp_path / "untouched.db"
+    url = f"sqlite+pysqlite:///{database}"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run_script(url, "demo", "--port", str(port))
+        served = run_script(url, "serve", "--port", str(port))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error (port): 127.0.0.1:{port} is taken")
+    assert f"make demo PORT={port + 10}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""  # no tokens printed for a server that will not start
+    assert not database.exists() or database.stat().st_size == 0  # nothing seeded
+    assert served.returncode == 1
+    assert served.stderr.startswith(f"error (port): 127.0.0.1:{port} is taken")

@@ -1,4 +1,5 @@
-"""Serve an ASGI app with uvicorn on a background thread (the demo's emulator, tests)."""
+"""Serve an ASGI app with uvicorn on a background thread (the demo's emulator, tests), and
+check that a port is free before a command starts work that ends in serving on it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,26 @@ from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+
+from gatherly.core.exceptions import ValidationFailed
+
+
+def check_port(host: str, port: int, *, option: str = "--port") -> None:
+    """Refuse, before any work, to start a server on a port another process holds (a server
+    started later would fail only after the work was done)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    except OSError as exc:
+        raise ValidationFailed(
+            f"{host}:{port} is taken by another program ({exc.strerror or exc}), perhaps "
+            f"another Gatherly: stop it, or choose a free port with {option} "
+            f"(make demo PORT={port + 10})",
+            field="port",
+        ) from None
+    finally:
+        probe.close()
 
 
 @contextmanager
