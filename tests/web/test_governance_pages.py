@@ -92,7 +92,7 @@ def test_a_refused_token_says_why_next_to_the_field_and_makes_nothing(
     for data, words in (
         ({"name": "long", "expires_in_days": "400"}, "at most 365 days"),
         ({"name": "forever", "never_expires": "true"}, "tokens must expire"),
-        ({"name": "typo", "expires_in_days": "ten"}, "integer"),
+        ({"name": "typo", "expires_in_days": "ten"}, "this field must be a whole number"),
     ):
         refused = client.post("/account/tokens", data={**data, "csrf": csrf})
         assert refused.status_code == 422, data

@@ -73,3 +73,42 @@ def test_no_change_is_accepted_without_the_csrf_token(client: TestClient, db: Se
             if response.status_code != 403 or "This form was refused" not in response.text:
                 wrong[f"{method} {path} {headers}"] = response.status_code
     assert not wrong, f"accepted without the session's CSRF token: {wrong}"
+
+
+def test_every_page_says_a_malformed_address_in_plain_words(
+    client: TestClient, db: Session
+) -> None:
+    """No validator jargon on a page: each route with an id in its path, given "abc"."""
+    with_password(db, f.user(db, "gustav", f.bu(db, "Germany"), "Marketer"))
+    db.commit()
+    client_sign_in(client, "gustav")
+    jargon = {}
+    walked = []
+    for method, path in ROUTES:
+        if method != "GET" or "{" not in path or path.startswith("/admin/"):
+            continue
+        walked.append(path)
+        response = client.get(
+            re.sub(r"\{[^}]+\}", "abc", path, count=1).replace("{", "").replace("}", "")
+        )
+        said = re.search(r"<main.*</main>", response.text, re.S)
+        text = said.group(0) if said else response.text
+        if (
+            response.status_code != 422
+            or "Input should" in text
+            or "must be a whole number" not in text
+        ):
+            jargon[path] = (response.status_code, re.sub(r"<[^>]+>|\s+", " ", text)[:300])
+    assert not jargon, jargon
+    assert {"/events/{event_id}", "/contacts/{contact_id}", "/segments/{segment_id}"} <= set(walked)
+
+
+def test_a_refusal_names_what_in_words_not_codes(client: TestClient, db: Session) -> None:
+    with_password(db, f.user(db, "gustav", f.bu(db, "Germany"), "Marketer"))
+    db.commit()
+    client_sign_in(client, "gustav")
+    refused = client.get("/integrations/teams")
+    assert refused.status_code == 403
+    assert "Microsoft Teams integration" in refused.text
+    for code in ("teams_integration", "privilege", "organization level"):
+        assert code not in refused.text, code

@@ -706,12 +706,39 @@ def require(
     record_type: str,
     record: OwnedRecord | None = None,
 ) -> None:
-    """Raise Forbidden unless ``can``; the message says which privilege is missing."""
-    result = explain(db, principal, privilege, record_type, record)
-    if not result.allowed:
-        raise Forbidden(
-            f"you may not {Privilege(privilege).value} this {record_type}: {result.summary}"
-        )
+    """Raise Forbidden unless ``can``; the message says in words what the user may not do
+    (``explain`` gives an administrator the paths behind it)."""
+    if not can(db, principal, privilege, record_type, record):
+        raise Forbidden(refusal(principal, privilege, record_type, record))
+
+
+# How a refusal names each privilege ("you may not change this contact").
+VERBS = {
+    Privilege.CREATE: "create",
+    Privilege.READ: "read",
+    Privilege.WRITE: "change",
+    Privilege.DELETE: "delete",
+    Privilege.APPEND: "attach records to",
+    Privilege.APPEND_TO: "attach",
+    Privilege.ASSIGN: "assign",
+    Privilege.SHARE: "share",
+}
+
+
+def refusal(
+    principal: Principal,
+    privilege: Privilege | str,
+    record_type: str,
+    record: OwnedRecord | None = None,
+) -> str:
+    """Why ``principal`` may not do this, in the words a person reads on a page."""
+    if principal.disabled:
+        return "your user is disabled"
+    rtype = registry.get(record_type)
+    verb = VERBS[Privilege(privilege)]
+    if record is None or rtype.organization_owned:
+        return f"you may not {verb} {rtype.nouns}: your security roles do not allow it"
+    return f"you may not {verb} {rtype.noun}: your security roles do not reach it"
 
 
 def can_create_in(
@@ -737,7 +764,7 @@ def can_create_in(
         return
     grants = principal.grants_for(record_type, Privilege.CREATE)
     if not grants:
-        raise Forbidden(f"no role grants create on {record_type}")
+        raise Forbidden(refusal(principal, Privilege.CREATE, record_type))
     for g in grants:
         if g.level == Level.ORGANIZATION:
             return
@@ -750,6 +777,7 @@ def can_create_in(
     ):
         return
     raise Forbidden(
-        f"your create privilege on {record_type} does not reach BU {owning_bu_id} or that owner",
+        f"you may not create {registry.get(record_type).nouns} for that owner: your security "
+        "roles do not reach its business unit",
         field="owner",
     )

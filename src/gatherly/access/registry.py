@@ -26,6 +26,17 @@ class RecordType:
     label: str
     model: Any = None
     setting: bool = False
+    plural: str = ""  # how messages name the type as a whole ("contacts")
+
+    @property
+    def noun(self) -> str:
+        """One record, as a sentence names it ("this contact")."""
+        return f"this {self.label[0].lower()}{self.label[1:]}"
+
+    @property
+    def nouns(self) -> str:
+        """The type as a whole, as a sentence names it ("contacts")."""
+        return self.plural or f"{self.label[0].lower()}{self.label[1:]}s"
 
     @property
     def organization_owned(self) -> bool:
@@ -36,9 +47,11 @@ class RecordType:
 _REGISTRY: dict[str, RecordType] = {}
 
 
-def register(name: str, label: str, model: Any = None, *, setting: bool = False) -> RecordType:
+def register(
+    name: str, label: str, model: Any = None, *, setting: bool = False, plural: str = ""
+) -> RecordType:
     """Register a record type (idempotent for the same model)."""
-    record_type = RecordType(name=name, label=label, model=model, setting=setting)
+    record_type = RecordType(name=name, label=label, model=model, setting=setting, plural=plural)
     existing = _REGISTRY.get(name)
     if existing is not None and existing.model is not model:
         raise RuntimeError(f"record type {name!r} registered twice with different models")

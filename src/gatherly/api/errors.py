@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -34,6 +34,56 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+_DATES = {
+    "date_parsing",
+    "date_from_datetime_parsing",
+    "datetime_parsing",
+    "datetime_from_date_parsing",
+}
+
+
+def plain(error: Mapping[str, Any]) -> str:
+    """What is wrong with a value, as a phrase a person reads on a page ("must be a whole
+    number"), instead of the validator's own words ("Input should be a valid integer,
+    unable to parse string as an integer"). Messages our own validators wrote pass through."""
+    kind = str(error.get("type", ""))
+    ctx = error.get("ctx") or {}
+    if kind in ("int_parsing", "int_type", "int_from_float", "int_parsing_size"):
+        return "must be a whole number"
+    if kind in ("float_parsing", "float_type", "decimal_parsing", "finite_number"):
+        return "must be a number"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"must be {'at least' if kind.endswith('equal') else 'more than'} {ctx.get('ge', ctx.get('gt'))}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"must be {'at most' if kind.endswith('equal') else 'less than'} {ctx.get('le', ctx.get('lt'))}"
+    if kind == "string_too_long":
+        return f"is too long (at most {ctx.get('max_length')} characters)"
+    if kind == "string_too_short":
+        least = ctx.get("min_length")
+        return "must not be empty" if least == 1 else f"must be at least {least} characters"
+    if kind == "missing":
+        return "is required"
+    if kind in ("literal_error", "enum"):
+        return f"must be {ctx.get('expected', 'one of the choices offered')}"
+    if kind in _DATES:
+        return "is not a date (write it as 2026-03-31 or 2026-03-31T09:00:00Z)"
+    if kind in ("bool_parsing", "bool_type"):
+        return "must be true or false"
+    if kind == "string_pattern_mismatch":
+        return "holds characters that are not allowed here"
+    return str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+
+
+def _page_message(error: Mapping[str, Any]) -> str:
+    """A bad value of a page's address or form, said in a sentence."""
+    loc = tuple(error.get("loc", ()))
+    name = _field(loc).replace("_", " ").replace(".", " ")
+    where = " in the address" if loc and loc[0] in ("path", "query") else ""
+    value = error.get("input")
+    shown = f" (“{value}”)" if isinstance(value, str) and value and len(value) <= 40 else ""
+    return f"The {name}{where}{shown} {plain(error)}."
+
+
 async def _gatherly_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatherlyError)
     if (shown := _page(request, exc)) is not None:
@@ -55,7 +105,9 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     ]
     first = errors[0] if errors else {"field": "body", "message": "invalid request"}
     message = f"{first['field']}: {first['message']}"
-    shown = _page(request, ValidationFailed(message, field=first["field"]))
+    raw = exc.errors()
+    said = _page_message(raw[0]) if raw else "This request is not valid."
+    shown = _page(request, ValidationFailed(said, field=first["field"]))
     if shown is not None:
         return shown
     return JSONResponse(

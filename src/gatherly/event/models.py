@@ -182,7 +182,9 @@ class AttendanceInterval(Base):
 
 registry.register("marketing_event", "Marketing event", MarketingEvent)
 registry.register("event_registration", "Event registration", EventRegistration)
-registry.register("event_attendance", "Event attendance", EventAttendance)
+registry.register(
+    "event_attendance", "Event attendance", EventAttendance, plural="event attendance records"
+)
 
 
 class _SessionArtifact:

@@ -123,4 +123,9 @@ class SyncRun(Base):
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
 
-registry.register("teams_integration", "Microsoft Teams integration", setting=True)
+registry.register(
+    "teams_integration",
+    "Microsoft Teams integration",
+    setting=True,
+    plural="the Microsoft Teams integration",
+)

@@ -70,8 +70,8 @@ def require_admin(principal: Principal, privilege: Privilege = Privilege.WRITE) 
     """Raise Forbidden unless the user manages the Teams integration."""
     if not is_admin(principal, privilege):
         raise Forbidden(
-            f"managing the Microsoft Teams integration takes the {privilege.value} privilege on "
-            f"{RECORD_TYPE} at organization level (e.g. the Marketing Administrator role)"
+            "managing the Microsoft Teams integration takes an organization-wide marketing "
+            "administrator role (such as Marketing Administrator)"
         )
 
 

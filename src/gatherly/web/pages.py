@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from gatherly.access.engine import Principal
 from gatherly.api.deps import get_db
+from gatherly.api.errors import plain
 from gatherly.core.exceptions import GatherlyError, ValidationFailed
 from gatherly.org.directory import load_principal
 from gatherly.teams import service as teams_service
@@ -145,8 +146,9 @@ def parse_form(model: type[M], **data: str) -> M:
         message = {
             "missing": "this field is required",
             "string_pattern_mismatch": "use only letters, digits and . _ @ -",
-        }.get(first["type"], first["msg"])
-        raise ValidationFailed(message.removeprefix("Value error, "), field=field) from None
+            "value_error": plain(first),
+        }.get(first["type"]) or f"this field {plain(first)}"
+        raise ValidationFailed(message, field=field) from None
 
 
 def page(
