@@ -230,10 +230,13 @@ def test_organizer_settings_change_per_user(run: CliRun) -> None:
 
 
 def test_webinars_tick_and_untick(run: CliRun) -> None:
-    run("teams", "sync")
+    found = plain(run("teams", "sync").stdout)
     rows = as_json(run("teams", "webinars", "--json"))
     assert rows
     assert not any(r["sync_enabled"] for r in rows)
+    # A sync that finds webinars but syncs none says why, and what to do.
+    assert f"note: Found {len(rows)} webinars, but none is ticked for sync" in found
+    assert "gatherly teams tick WEBINAR_ID" in found
     tomas = as_json(run("teams", "webinars", "--organizer", "tomas.berg@contoso.example", "--json"))
     assert {r["organizer"] for r in tomas} == {"Tomas Berg"}
 
@@ -244,6 +247,9 @@ def test_webinars_tick_and_untick(run: CliRun) -> None:
     run("teams", "tick", str(first["id"]), "--off")
     ticked = {r["id"] for r in as_json(run("teams", "webinars", "--json")) if r["sync_enabled"]}
     assert ticked == {second["id"]}
+    report = as_json(run("teams", "sync", "--json"))
+    assert report["fetched"]["webinars_ticked"] == 1
+    assert report["notes"] == []
 
 
 # ------------------------------------------------------------------ sync (T12)

@@ -526,6 +526,10 @@ def test_sync_runs_are_seen_by_admins_and_whoever_started_them(as_user: SignIn, 
     assert marta.post("/integrations/teams/sync").status_code == 403
     admin = as_user("admin")
     assert admin.client.get(f"/webinars/runs/{her_run.id}").status_code == 200
+    # The discovery found webinars but none was ticked: the run says so, and what to do.
+    shown = admin.client.get(f"/webinars/runs/{discovery.id}").text
+    assert "but none is ticked for sync" in shown
+    assert "My webinars (/webinars)" in shown
     full = admin.post("/integrations/teams/sync")
     assert full.status_code == 202
     assert "Full sync" in full.text

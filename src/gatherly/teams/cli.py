@@ -442,6 +442,8 @@ def print_report(report: RunReport) -> None:
     run = "dry run" if report.dry_run else f"run {report.run_id}"
     colour = {RUN_FAILED: "red", RUN_PARTIAL: "yellow"}.get(report.status, "green")
     out.print(f"sync [{colour}]{report.status}[/] ({run})")
+    for note in report.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     out.print(f"fetched: {_counts(data['fetched'])}", markup=False, soft_wrap=True)
     changes = _counts(data["changes"])
     out.print(

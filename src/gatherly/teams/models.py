@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -100,6 +101,19 @@ class TeamsWebinar(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
 
 
+def run_notes(kind: str, fetched: Mapping[str, int]) -> list[str]:
+    """What a person should know about a finished run beyond its counts: a discovery that
+    found webinars but synced none because none is ticked."""
+    found, ticked = fetched.get("webinars", 0), fetched.get("webinars_ticked", 0)
+    if kind != "webinar" and found and not ticked:
+        return [
+            f"Found {found} webinar{'s' if found != 1 else ''}, but none is ticked for sync, so "
+            "no marketing event was updated. Tick the webinars to sync on My webinars "
+            "(/webinars) or with `gatherly teams tick WEBINAR_ID`; the next sync brings them in."
+        ]
+    return []
+
+
 class SyncRun(Base):
     """One sync: when, what it fetched and changed, retries met, errors per organizer/webinar."""
 
@@ -121,6 +135,11 @@ class SyncRun(Base):
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     graph_stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+    @property
+    def notes(self) -> list[str]:
+        """What to know about the finished run beyond its counts (see ``run_notes``)."""
+        return run_notes(self.kind, self.fetched or {}) if self.finished_at else []
 
 
 registry.register(

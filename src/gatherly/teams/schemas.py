@@ -204,6 +204,7 @@ class SyncReportOut(BaseModel):
     errors: list[SyncErrorOut]
     plan: list[PlanItemOut]
     graph_stats: dict[str, int | float]
+    notes: list[str] = Field(default_factory=list)
 
 
 class SyncRunOut(BaseModel):
@@ -226,4 +227,7 @@ class SyncRunOut(BaseModel):
     changes: dict[str, int]
     graph_stats: dict[str, int | float]
     errors: list[SyncErrorOut]
+    notes: list[str] = Field(
+        default_factory=list, description="What to know beyond the counts (e.g. none ticked)"
+    )
     links: dict[str, str] = Field(default_factory=dict)

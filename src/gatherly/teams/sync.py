@@ -51,6 +51,7 @@ from gatherly.teams.models import (
     TeamsConnection,
     TeamsOrganizer,
     TeamsWebinar,
+    run_notes,
 )
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class RunReport:
     run_id: int | None
     status: str
     dry_run: bool
+    kind: str = "full"
     fetched: Counter[str] = field(default_factory=Counter)
     changes: Counter[str] = field(default_factory=Counter)
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -92,7 +94,13 @@ class RunReport:
             "errors": self.errors,
             "plan": self.plan,
             "graph_stats": self.graph_stats,
+            "notes": self.notes,
         }
+
+    @property
+    def notes(self) -> list[str]:
+        """What to know beyond the counts (``teams.models.run_notes``)."""
+        return run_notes(self.kind, self.fetched)
 
 
 class Syncer:
@@ -203,6 +211,7 @@ class Syncer:
     ) -> RunReport:
         """Run a full sync, or one webinar's (Sync now); ``run_id`` continues a queued run."""
         kind = kind or ("webinar" if webinar_graph_id else "full")
+        self.report.kind = kind
         self._start(kind, webinar_graph_id, by_user_id, run_id)
         client: GraphClient | None = None
         try:
@@ -276,6 +285,7 @@ class Syncer:
                     row = self._upsert_webinar(db, organizer, webinar)
                     if row.sync_enabled and status == ORGANIZER_OK:
                         targets.append(Target(webinar, organizer.id, artifacts))
+                        self.report.fetched["webinars_ticked"] += 1
         return targets
 
     def _artifacts_allowed(self, connection: TeamsConnection, organizer: TeamsOrganizer) -> bool:
