@@ -448,6 +448,68 @@ def test_summaries_name_what_the_viewer_may_read_and_nothing_else(acme: Acme, as
     assert "Berlin VIPs" not in shared
 
 
+def test_members_show_minutes_at_the_events_the_criteria_name(acme: Acme, as_user: Any) -> None:
+    f.attendance(acme.db, acme.berlin, acme.bernd, seconds=10 * 60 + 20)
+    tree = {"participation": "attended", "event": {"id": acme.berlin.id}}
+    made = acme.segment(acme.gustav, tree, name="Berlin attendees")
+    page = as_user("gustav").get(f"/segments/{made.id}").text
+    assert '<th scope="col" class="num">Minutes at Berlin webinar</th>' in page
+    rows = dict(
+        re.findall(
+            r'<a href="/contacts/\d+">([^<]+)</a>.*?<td class="num">(\d+|—)</td>', page, re.S
+        )
+    )
+    assert rows == {"Anna Schmidt": "30", "Bernd Weber": "10"}
+    assert f'href="/segments/{made.id}/explain?contact_id={acme.anna.id}"' in page
+    # Shared with francoise, who may not read the Berlin webinar: no column, no name.
+    f.share_with_organization(acme.db, "segment", made.id)
+    acme.db.commit()
+    shared = as_user("francoise").get(f"/segments/{made.id}").text
+    assert "Minutes at" not in shared
+    assert "Berlin webinar" not in shared
+
+
+def test_why_is_a_contact_in_or_not_names_each_condition(acme: Acme, as_user: Any) -> None:
+    tree = {
+        "all": [
+            DE,
+            {"participation": "attended", "event": {"id": acme.berlin.id}, "min_minutes": 20},
+        ]
+    }
+    made = acme.segment(acme.gustav, tree, name="Berlin, 20 minutes")
+    gustav = as_user("gustav")
+    base = f"/segments/{made.id}/explain"
+    anna = gustav.get(f"{base}?contact_id={acme.anna.id}")
+    assert anna.status_code == 200
+    assert "is in the segment" in anna.text
+    assert "attended “Berlin webinar” for at least 20 min" in anna.text
+    bernd = gustav.get(f"{base}?contact_id={acme.bernd.id}").text
+    assert "is not in the segment" in bernd
+    held = re.findall(
+        r'<span class="visually-hidden">(holds|does not hold):</span>\s*([^<]+?)\s*</li>', bernd
+    )
+    assert ("does not hold", "attended “Berlin webinar” for at least 20 min") in held
+    assert ("holds", "contact country equals &#39;DE&#39;") in held
+    # Found by a search among the contacts gustav may read; Claire (France) is never listed.
+    found = gustav.get(f"{base}?q=bern").text
+    assert f'{base}?contact_id={acme.bernd.id}"' in found
+    hidden = gustav.get(f"{base}?q=claire").text
+    assert "No contact you may read matches" in hidden
+    assert gustav.get(f"{base}?contact_id={acme.claire.id}").status_code == 404
+
+
+def test_why_not_names_the_business_units_when_the_scope_leaves_a_contact_out(
+    acme: Acme, as_user: Any
+) -> None:
+    org.set_feature(db=acme.db, name=org.BU_SCOPING, enabled=True, by_user_id=None)
+    acme.db.commit()
+    made = acme.segment(acme.mara, name="DE, root BU")  # business-unit scope: the root BU
+    page = as_user("mara").get(f"/segments/{made.id}/explain?contact_id={acme.anna.id}").text
+    assert "is not in the segment" in page
+    assert "the contact is owned in Germany, not in" in page
+    assert "so it is left out whatever the conditions say" in page
+
+
 def test_a_failed_update_changes_nothing(acme: Acme, as_user: Any) -> None:
     made = acme.segment(acme.gustav)
     gustav = as_user("gustav")
@@ -796,7 +858,7 @@ def test_build_a_segment_with_the_live_count_then_see_its_members(
     page.get_by_role("button", name="Save segment").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("DE webinar attendees")
     members = page.get_by_role("table", name=re.compile("Members of"))
-    expect(members.get_by_role("link", name="Anna Schmidt")).to_have_attribute(
+    expect(members.get_by_role("link", name="Anna Schmidt", exact=True)).to_have_attribute(
         "href", f"/contacts/{acme.anna.id}"
     )
     expect(members).not_to_contain_text("Bernd")
@@ -846,9 +908,25 @@ def test_people_who_attended_an_event_for_30_minutes_by_clicking(
         "attended “Autumn Product Launch” for at least 30 min"
     )
     members = page.get_by_role("table", name=re.compile("Members of"))
-    expect(members.get_by_role("link", name="Anna Schmidt")).to_be_visible()
+    expect(members.get_by_role("link", name="Anna Schmidt", exact=True)).to_be_visible()
+    expect(
+        members.get_by_role("columnheader", name="Minutes at Autumn Product Launch")
+    ).to_be_visible()
+    expect(members.get_by_role("row", name=re.compile("Anna Schmidt"))).to_contain_text("45")
     expect(members).not_to_contain_text("Bernd")
     shot(page, "segment-attended-30-minutes", live)
+    # Why is Anna in, and why is Bernd not?
+    members.get_by_role("link", name="Why is Anna Schmidt in?").click()
+    answer = page.locator("#answer")
+    expect(answer).to_contain_text("is in the segment")
+    page.get_by_label("Find a contact").fill("bernd")
+    page.get_by_role("button", name="Find").click()
+    page.get_by_role("link", name="Bernd Weber").click()
+    expect(answer).to_contain_text("is not in the segment")
+    expect(answer.get_by_role("listitem").filter(has_text="Autumn Product Launch")).to_contain_text(
+        "does not hold"
+    )
+    shot(page, "segment-why-not", live)
 
 
 def test_a_bu_marketer_never_sees_another_bus_contacts(page: Page, acme: Acme, live: Live) -> None:
@@ -947,7 +1025,7 @@ def test_csv_import_in_the_browser_shows_the_report(
     expect(report).to_contain_text("claire@example.fr")  # unknown to gustav
     expect(report.get_by_role("row", name=re.compile("bogus"))).to_contain_text("4")
     members = page.get_by_role("table", name=re.compile("Members of"))
-    expect(members.get_by_role("link", name="Anna Schmidt")).to_be_visible()
+    expect(members.get_by_role("link", name="Anna Schmidt", exact=True)).to_be_visible()
     expect(members).not_to_contain_text("Claire")
     assert page.url.endswith(f"/lists/{vips.id}")
     shot(page, "list-import", live)

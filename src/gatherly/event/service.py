@@ -7,6 +7,7 @@ on them by ``event_registration`` / ``event_attendance`` (owned by the event's o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -227,6 +228,34 @@ def attendance(*, db: Session, principal: access.Principal, event_id: int) -> li
     """Every attendance row of the event the caller may read, each with its intervals."""
     get_event(db=db, principal=principal, event_id=event_id)
     return _with_intervals(db, _attendance_rows(db, principal, event_id), event_id)
+
+
+def seconds_attended(
+    *,
+    db: Session,
+    principal: access.Principal,
+    event_ids: Sequence[int],
+    contact_ids: Sequence[int],
+) -> dict[tuple[int, int], int]:
+    """Seconds each contact attended each event, by ``(contact_id, event_id)``, from the
+    counted attendance the caller may read (a column beside a segment's members)."""
+    if not event_ids or not contact_ids:
+        return {}
+    stmt = (
+        select(
+            EventAttendance.contact_id,
+            EventAttendance.event_id,
+            func.sum(EventAttendance.total_seconds),
+        )
+        .where(
+            EventAttendance.event_id.in_(sorted(set(event_ids))),
+            EventAttendance.contact_id.in_(sorted(set(contact_ids))),
+            participation.is_attended(),
+            access.readable(principal, ATTENDANCE),
+        )
+        .group_by(EventAttendance.contact_id, EventAttendance.event_id)
+    )
+    return {(c, e): int(total) for c, e, total in db.execute(stmt) if c is not None}
 
 
 def _with_intervals(db: Session, rows: list[EventAttendance], event_id: int) -> list[Attended]:

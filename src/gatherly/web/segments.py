@@ -16,15 +16,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
-from gatherly.api.params import PathId
+from gatherly.api.params import PathId, QueryId
 from gatherly.api.responses import csv_download
+from gatherly.contact import service as contact_service
 from gatherly.core.exceptions import (
     Conflict,
     Forbidden,
@@ -56,6 +57,7 @@ router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
 CHOICES = 200  # events and lists offered in the builder's selects (newest first)
+MINUTE_COLUMNS = 3  # events named by the criteria shown as minutes beside the members
 MAX_UPLOAD = 20_000_000  # bytes, as the API's CsvIn allows
 # Form fields arrive as text and are checked here, so an error can name the builder row.
 Text = Annotated[str, Form()]
@@ -383,24 +385,104 @@ def _segment_page(
         db=db, principal=principal, segment_id=segment_id, cursor=cursor, limit=PAGE_SIZE
     )
     parsed = crit.parse(segment.criteria) if segment.criteria is not None else None
+    names = service.reference_names(db=db, principal=principal, criteria=parsed) if parsed else {}
     return page(
         request,
         "segments/segment.html",
         viewer,
         segment=segment,
         members=found,
+        minutes=_minute_columns(db, principal, parsed, names, [c.id for c in found.page.items]),
         applied=service.effective_scope(db=db, segment=segment),
         business_unit=org_service.owner_names(
             db=db, principal=viewer.principal, records=[segment]
         ).business_unit(segment),
         summary=parsed.root if parsed else None,
-        names=service.reference_names(db=db, principal=principal, criteria=parsed)
-        if parsed
-        else {},
+        names=names,
         criteria_json=json.dumps(segment.criteria, indent=2),
         cursor=cursor,
         refreshed=refreshed,
         **_rights(db, viewer, service.SEGMENT, segment),
+        **_labels(),
+    )
+
+
+@dataclass(frozen=True)
+class MinutesColumn:
+    """Minutes each member attended one event the criteria name (shown beside members)."""
+
+    event_id: int
+    event_name: str
+    minutes: dict[int, int]  # contact id -> whole minutes; absent: did not attend
+
+
+def _minute_columns(
+    db: Session,
+    principal: access.Principal,
+    parsed: crit.Criteria | None,
+    names: crit.Names,
+    contact_ids: list[int],
+) -> list[MinutesColumn]:
+    """A column per event the criteria name (up to three), among those the viewer may read."""
+    if parsed is None:
+        return []
+    events = [i for i in sorted(parsed.event_ids) if ("event", i) in names][:MINUTE_COLUMNS]
+    seconds = event_service.seconds_attended(
+        db=db, principal=principal, event_ids=events, contact_ids=contact_ids
+    )
+    return [
+        MinutesColumn(
+            event_id=event_id,
+            event_name=names[("event", event_id)],
+            minutes={c: round(s / 60) for (c, e), s in seconds.items() if e == event_id},
+        )
+        for event_id in events
+    ]
+
+
+@router.get("/segments/{segment_id}/explain")
+def explain_page(
+    segment_id: PathId,
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    contact_id: QueryId = None,
+    q: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    """Why a contact is in the segment or not, condition by condition; or, with ``q``, the
+    contacts to choose from (only those the viewer may read)."""
+    principal = viewer.principal
+    segment = service.get_segment(db=db, principal=principal, segment_id=segment_id)
+    found: list[Any] = []
+    explained = contact = None
+    if contact_id is not None:
+        explained = service.explain(
+            db=db, principal=principal, segment_id=segment_id, contact_id=contact_id
+        )
+        contact = contact_service.get(
+            db=db, principal=principal, kind=contact_service.CONTACT, record_id=contact_id
+        )
+    elif _search(q):
+        flt = contact_service.ListFilter(q=_search(q))
+        found = list(
+            contact_service.list_records(
+                db=db, principal=principal, kind=contact_service.CONTACT, flt=flt, limit=20
+            ).items
+        )
+    bus = org_service.owner_names(
+        db=db, principal=principal, records=[segment, *([contact] if contact else [])]
+    )
+    return page(
+        request,
+        "segments/explain.html",
+        viewer,
+        segment=segment,
+        q=q,
+        found=found,
+        contact=contact,
+        explained=explained,
+        segment_bu=bus.business_unit(segment),
+        contact_bu=bus.business_unit(contact) if contact else "",
         **_labels(),
     )
 
