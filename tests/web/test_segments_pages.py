@@ -9,6 +9,8 @@ French one from FR. Anna attended gustav's Berlin webinar; Claire francoise's Pa
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from collections.abc import Callable
@@ -886,6 +888,7 @@ def test_people_who_attended_an_event_for_30_minutes_by_clicking(
     f.attendance(acme.db, autumn, acme.anna, seconds=45 * 60)
     f.attendance(acme.db, autumn, acme.bernd, seconds=10 * 60)
     acme.db.commit()
+    acme.mlist(acme.gustav, "Autumn follow-up")
     sign_in(page, "gustav", next="/segments/new")
     expect(page.get_by_text("No conditions yet")).to_be_visible()
     page.get_by_label("Name", exact=True).fill("Autumn launch: stayed 30 minutes")
@@ -927,6 +930,22 @@ def test_people_who_attended_an_event_for_30_minutes_by_clicking(
         "does not hold"
     )
     shot(page, "segment-why-not", live)
+    # … and added to a follow-up list, counted before it happens.
+    page.get_by_role("link", name="Autumn launch: stayed 30 minutes").click()
+    page.get_by_label("Tick every member on this page").check()
+    expect(page.get_by_label("Tick Anna Schmidt")).to_be_checked()
+    page.get_by_label("all 1 that match").check()
+    page.get_by_label("Marketing list").select_option(label="Autumn follow-up")
+    page.get_by_role("button", name="Add to list…").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Add to “Autumn follow-up”?")
+    expect(page.locator("#plan")).to_contain_text("1 will be added")
+    shot(page, "bulk-confirm", live)
+    page.get_by_role("button", name="Add 1 contact").click()
+    expect(page.locator("#done")).to_have_text("1 contact added.")
+    page.get_by_role("link", name="Open “Autumn follow-up”").click()
+    follow_up = page.get_by_role("table", name=re.compile("Members of"))
+    expect(follow_up.get_by_role("link", name="Anna Schmidt", exact=True)).to_be_visible()
+    expect(follow_up).not_to_contain_text("Bernd")
 
 
 def test_a_bu_marketer_never_sees_another_bus_contacts(page: Page, acme: Acme, live: Live) -> None:
@@ -1049,3 +1068,121 @@ def test_the_builder_fits_a_phone(phone: Page, acme: Acme, live: Live) -> None:
     phone.get_by_text("Advanced (JSON)").click()
     no_horizontal_scroll(phone)
     shot(phone, "segment-builder-phone", live)
+
+
+# ---------------------------------------------------------------- bulk actions
+
+
+def _members(acme: Acme, list_id: int) -> set[int]:
+    acme.db.expire_all()
+    rows = select(MarketingListMember.contact_id).where(MarketingListMember.list_id == list_id)
+    return set(acme.db.scalars(rows))
+
+
+def _stats(html: str) -> list[str]:
+    return [
+        " ".join(re.sub(r"<[^>]+>", " ", li).split())
+        for li in re.findall(r"<li>(.*?)</li>", html.split('id="plan"')[1].split("</ul>")[0], re.S)
+    ]
+
+
+def test_ticked_contacts_are_counted_then_added_only_when_confirmed(
+    acme: Acme, as_user: Any
+) -> None:
+    follow_up = acme.mlist(acme.gustav, "Follow-up", acme.bernd)
+    gustav = as_user("gustav")
+    page = gustav.get("/contacts").text
+    assert 'id="bulk-form"' in page
+    assert f'<option value="{follow_up.id}">Follow-up</option>' in page
+    chosen = {
+        "action": "add",
+        "list_id": str(follow_up.id),
+        "source": "contacts",
+        "choose": "ticked",
+        # Claire is French: forged into the form, she is neither counted nor added.
+        "contact_id": [str(acme.anna.id), str(acme.bernd.id), str(acme.claire.id)],
+    }
+    confirm = gustav.post("/bulk", chosen)
+    assert confirm.status_code == 200, confirm.text[:2000]
+    assert _stats(confirm.text) == [
+        "2 contacts chosen that you may read",
+        "1 will be added",
+        "1 is already in the list",
+    ]
+    assert "Add 1 contact" in confirm.text
+    assert _members(acme, follow_up.id) == {acme.bernd.id}  # nothing happens before
+    done = gustav.post("/bulk/apply", chosen)
+    assert done.status_code == 200
+    assert "1 contact added; 1 was already in the list." in " ".join(done.text.split())
+    assert _members(acme, follow_up.id) == {acme.anna.id, acme.bernd.id}
+    removed = gustav.post("/bulk/apply", {**chosen, "action": "remove"})
+    assert "2 contacts removed." in " ".join(removed.text.split())
+    assert _members(acme, follow_up.id) == set()
+
+
+def test_all_that_match_means_the_search_among_readable_contacts(acme: Acme, as_user: Any) -> None:
+    follow_up = acme.mlist(acme.gustav, "Follow-up")
+    gustav = as_user("gustav")
+    search = {"source": "contacts", "choose": "all", "country": "DE", "list_id": str(follow_up.id)}
+    confirm = gustav.post("/bulk", {**search, "action": "add"})
+    # Anna and Bernd; Claire's country is DE too, but gustav may not read her.
+    assert _stats(confirm.text)[0] == "2 contacts chosen that you may read"
+    gustav.post("/bulk/apply", {**search, "action": "add"})
+    assert _members(acme, follow_up.id) == {acme.anna.id, acme.bernd.id}
+    export = gustav.post("/bulk/apply", {**search, "action": "export"})
+    assert export.status_code == 200
+    assert export.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    assert sorted(r["email"] for r in rows) == ["anna@example.de", "bernd@example.de"]
+
+
+def test_a_segments_members_go_to_a_list_and_other_bus_never_do(acme: Acme, as_user: Any) -> None:
+    segment = acme.segment(acme.mara, DE, name="Everyone in DE", scope="organization")
+    follow_up = acme.mlist(acme.mara, "DE follow-up")
+    mara = as_user("mara")
+    page = mara.get(f"/segments/{segment.id}").text
+    assert f'name="contact_id" value="{acme.anna.id}" form="bulk-form"' in page
+    chosen = {
+        "source": "segment",
+        "segment_id": str(segment.id),
+        "choose": "all",
+        "action": "add",
+        "list_id": str(follow_up.id),
+    }
+    assert _stats(mara.post("/bulk", chosen).text)[:2] == [
+        "3 contacts chosen that you may read",
+        "3 will be added",
+    ]
+    mara.post("/bulk/apply", chosen)
+    assert _members(acme, follow_up.id) == {acme.anna.id, acme.bernd.id, acme.claire.id}
+    # gustav may read the segment once shared, but only his own BU's members count for him,
+    # and mara's list is not one he may change.
+    f.share_with_organization(acme.db, "segment", segment.id)
+    acme.db.commit()
+    gustav = as_user("gustav")
+    mine = acme.mlist(acme.gustav, "Mine")
+    counted = gustav.post("/bulk", {**chosen, "list_id": str(mine.id)})
+    assert _stats(counted.text)[0] == "2 contacts chosen that you may read"
+    theirs = gustav.post("/bulk", chosen)
+    assert theirs.status_code == 404  # a list he may not read is not found, as everywhere
+    assert f"marketing list {follow_up.id} not found" in theirs.text
+
+
+def test_a_bulk_form_without_a_choice_says_what_is_missing(acme: Acme, as_user: Any) -> None:
+    follow_up = acme.mlist(acme.gustav, "Follow-up")
+    gustav = as_user("gustav")
+    base = {"source": "contacts", "choose": "ticked", "list_id": str(follow_up.id)}
+    cases = [
+        ({**base, "action": "add"}, "Tick at least one contact"),
+        (
+            {**base, "action": "add", "contact_id": str(acme.anna.id), "list_id": ""},
+            "Choose the marketing list",
+        ),
+        ({**base, "action": "shred", "contact_id": str(acme.anna.id)}, "Choose add to list"),
+        ({**base, "action": "add", "contact_id": str(acme.zoe.id)}, "None of the chosen contacts"),
+    ]
+    for form, said in cases:
+        refused = gustav.post("/bulk", form)
+        assert refused.status_code == 422, form
+        assert said in refused.text, (form, refused.text[-800:])
+    assert _members(acme, follow_up.id) == set()

@@ -169,6 +169,13 @@ def list_records(
     return fetch_page(db, stmt, req, values)
 
 
+def matching_statement(*, kind: Kind, flt: ListFilter) -> Select[Any]:
+    """``select(model)`` of the records ``flt`` matches, its values bound, before the access
+    predicate (callers scope it: a bulk action on "every contact this search finds")."""
+    values = _filter_values(kind, flt)
+    return _filtered(kind, values).params(**values)
+
+
 def count_records(*, db: Session, principal: access.Principal, kind: Kind, flt: ListFilter) -> int:
     """How many records match, among those the caller may read."""
     # The unfiltered count (the common one) reuses a statement built once per principal.

@@ -11,12 +11,23 @@ Two steps, kept apart (reference §3.3):
 
 This module is the domain's one door (``__all__``); the work is in small private modules:
 ``_lists`` (marketing lists), ``_segments`` (segment records), ``_members`` (what a viewer
-sees, previews, exports), ``_refresh`` (materialising and explaining membership) and
-``_common`` (scope, criteria checks, counts and membership writes they share).
+sees, previews, exports), ``_refresh`` (materialising and explaining membership), ``_bulk``
+(bulk actions on chosen contacts) and ``_common`` (scope, criteria checks, counts and
+membership writes they share).
 """
 
 from __future__ import annotations
 
+from gatherly.segment._bulk import (
+    MAX_BULK,
+    ListPlan,
+    Selection,
+    apply_list_change,
+    export_selection,
+    plan_list_change,
+    selected_ids,
+    writable_lists,
+)
 from gatherly.segment._common import (
     CONTACT,
     CONTACT_KIND,
@@ -93,12 +104,14 @@ __all__ = [
     "CONTACT_KIND",
     "EXPORT_COLUMNS",
     "LIST",
+    "MAX_BULK",
     "MAX_IDS",
     "MAX_IMPORT_ROWS",
     "SEGMENT",
     "STATIC_REFUSED",
     "UNSET",
     "CsvExport",
+    "ListPlan",
     "Members",
     "MembershipChange",
     "NodeVerdict",
@@ -107,9 +120,11 @@ __all__ = [
     "ScopeVerdict",
     "SegmentCounts",
     "SegmentExplanation",
+    "Selection",
     "ViewerVerdict",
     "add_static_members",
     "add_to_list",
+    "apply_list_change",
     "contacts_of_events",
     "count_lists",
     "count_segments",
@@ -123,6 +138,7 @@ __all__ = [
     "evaluate_statement",
     "explain",
     "export_members",
+    "export_selection",
     "get_list",
     "get_segment",
     "import_csv",
@@ -137,6 +153,7 @@ __all__ = [
     "membership_statement",
     "owner_principal",
     "parse_criteria",
+    "plan_list_change",
     "preview",
     "reference_names",
     "refresh",
@@ -146,7 +163,9 @@ __all__ = [
     "scope_bu",
     "scoping_on",
     "segment_counts",
+    "selected_ids",
     "totals_visible",
     "update_list",
     "update_segment",
+    "writable_lists",
 ]

@@ -28,6 +28,7 @@ from gatherly.core.exceptions import NotFound, ValidationFailed
 from gatherly.event import service as event_service
 from gatherly.org import service as org_service
 from gatherly.segment import service as segment_service
+from gatherly.web import bulk
 from gatherly.web.pages import CurrentViewer, Viewer, WebDb, page
 
 router = APIRouter(include_in_schema=False)
@@ -169,6 +170,15 @@ def contact_list(
         ),
         "paged": bool(cursor),
         "full_name": full_name,
+        # The bulk bar: "all that match" means this search, its country as a code.
+        "bulk_total": total,
+        "bulk_hidden": {
+            "source": "contacts",
+            "q": form["q"],
+            "country": country_code or "",
+            "company": form["company"],
+        },
+        **bulk.bulk_context(db, viewer),
     }
     field_errors = any(k in errors for k in FIELDS)
     if _wants_fragment(request):

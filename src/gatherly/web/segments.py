@@ -41,6 +41,7 @@ from gatherly.segment import criteria as crit
 from gatherly.segment import service
 from gatherly.segment.models import DYNAMIC, SCOPE_BUSINESS_UNIT, SCOPE_ORGANIZATION, Segment
 from gatherly.segment.schemas import ListUpdate
+from gatherly.web import bulk
 from gatherly.web.criteria_form import (
     FIELD_LABELS,
     OP_LABELS,
@@ -402,6 +403,7 @@ def _segment_page(
         criteria_json=json.dumps(segment.criteria, indent=2),
         cursor=cursor,
         refreshed=refreshed,
+        **bulk.bulk_context(db, viewer),
         **_rights(db, viewer, service.SEGMENT, segment),
         **_labels(),
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from gatherly.web import admin, contacts, events, pages, segments, teams, tokens
+from gatherly.web import admin, bulk, contacts, events, pages, segments, teams, tokens
 from gatherly.web.router import router as home
 
 
@@ -15,6 +15,6 @@ def install(app: FastAPI) -> None:
     """Serve the UI at ``/`` beside the API."""
     pages.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for module in (teams, events, contacts, segments, admin, tokens):
+    for module in (teams, events, contacts, segments, bulk, admin, tokens):
         app.include_router(module.router)
     app.include_router(home)
