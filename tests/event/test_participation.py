@@ -51,6 +51,19 @@ def test_counts_reconciliation_and_segments_agree_on_every_edge(db: Session) -> 
     assert numbers.cancellations == members("cancelled") == ["c@x.example"]
     assert numbers.no_shows == members("not_attended") == ["b@x.example", "d@x.example"]
     assert counts == participation.Counts(registrants=3, cancellations=1, attendees=2)
+    # The event page's tabs hold the same people, so its numbers add up to the same.
+    tabs = _tabs(event_service.event_people(db=db, principal=principal, event_id=ev.id))
+    assert tabs["registered"] == numbers.registrants
+    assert tabs["attended"] == numbers.attendees
+    assert tabs["cancelled"] == numbers.cancellations
+    assert tabs["no_show"] == numbers.no_shows
+    assert tabs["walk_in"] == ["f@x.example"]
+    assert tabs["not_counted"] == ["e@x.example", "g@x.example"]
+
+
+def _tabs(people: list[event_service.Person]) -> dict[str, list[str]]:
+    names = (*event_service.TABS, "walk_in")
+    return {tab: sorted(p.email for p in people if tab in p.tabs) for tab in names}
 
 
 def test_a_registration_the_viewer_may_not_read_never_changes_who_cancelled(db: Session) -> None:
@@ -84,6 +97,8 @@ def test_a_registration_the_viewer_may_not_read_never_changes_who_cancelled(db: 
     seen = load_principal(db, viewer.id)
     numbers = event_service.reconciliation(db=db, principal=seen, event_id=ev.id)
     assert (numbers.registrants, numbers.cancellations) == ([], ["x@x.example"])
+    tabs = _tabs(event_service.event_people(db=db, principal=seen, event_id=ev.id))
+    assert (tabs["registered"], tabs["cancelled"]) == ([], ["x@x.example"])
     tree = {"participation": "cancelled", "event": {"id": ev.id}}
     preview = seg.preview(db=db, principal=seen, criteria=tree, limit=10)
     assert [c.email for c in preview.items] == ["x@x.example"]
@@ -92,3 +107,7 @@ def test_a_registration_the_viewer_may_not_read_never_changes_who_cancelled(db: 
         db=db, principal=load_principal(db, owner.id), event_id=ev.id
     )
     assert (full.registrants, full.cancellations) == (["x@x.example"], [])
+    tabs = _tabs(
+        event_service.event_people(db=db, principal=load_principal(db, owner.id), event_id=ev.id)
+    )
+    assert (tabs["registered"], tabs["cancelled"]) == (["x@x.example"], [])

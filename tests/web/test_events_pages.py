@@ -3,6 +3,8 @@ its funnel, per-minute presence chart and people; BU scoping on both; the presen
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -316,10 +318,13 @@ def test_the_event_page_shows_the_funnel_the_chart_and_the_people(
     expect(props).to_contain_text("Olga Organizer (olga@gatherly.test)")
     expect(props).to_contain_text("What is new this spring.")
     # Ann, Ben and Dan registered (Yves too, but Anna may not read him); Ann and Ben came.
-    expect(page.locator("#funnel-text")).to_have_text("3 registered → 2 attended (67 %)")
-    expect(page.get_by_role("img", name="3 registered → 2 attended (67 %)")).to_be_visible()
-    stats = page.locator(".stats li")
-    expect(stats).to_have_text(["3 registered", "2 attended", "1 no-shows", "1 cancelled"])
+    said = "2 of the 3 people registered attended (67 %)."
+    expect(page.locator("#funnel-text")).to_have_text(said)
+    expect(page.get_by_role("img", name=said)).to_be_visible()
+    stats = page.locator(".numbers li")
+    expect(stats).to_have_text(
+        ["3 registered", "2 attended", "1 no-shows", "1 cancelled", "1 not counted"]
+    )
 
     section = page.locator("section.presence")
     expect(section.get_by_role("heading", level=3)).to_contain_text("Main session")
@@ -341,7 +346,7 @@ def test_the_event_page_shows_the_funnel_the_chart_and_the_people(
     expect(minutes.nth(45)).to_have_text(re.compile(r"15:45\s*0"))
     section.get_by_text("Minute by minute").click()
 
-    people = page.get_by_role("table", name="Registrants and attendees").locator("tbody tr")
+    people = page.get_by_role("table", name="People").locator("tbody tr")
     expect(people).to_have_count(5)
     day = "2025-03-04"
     cells = [
@@ -349,6 +354,7 @@ def test_the_event_page_shows_the_funnel_the_chart_and_the_people(
             "Ann Early",
             "ann.early@example.com",
             "registered",
+            "—",
             f"{day} 15:00",
             f"{day} 16:00",
             "1:05",
@@ -358,17 +364,19 @@ def test_the_event_page_shows_the_funnel_the_chart_and_the_people(
             "Ben Late",
             "ben.late@example.com",
             "registered",
+            "—",
             f"{day} 15:10",
             f"{day} 15:40",
             "0:30",
             "1",
         ],
-        ["Cara Cancel", "cara.cancel@example.com", "canceled", "—", "—", "—", "—"],
-        ["Dan Noshow", "dan.noshow@example.com", "registered", "—", "—", "—", "—"],
+        ["Cara Cancel", "cara.cancel@example.com", "canceled", "—", "—", "—", "—", "—"],
+        ["Dan Noshow", "dan.noshow@example.com", "registered", "—", "—", "—", "—", "—"],
         [
             "Walt Presenter",
             "walt.presenter@example.com",
             "not registered not counted: presenter",
+            "—",
             f"{day} 15:15",
             f"{day} 15:16",
             "0:01",
@@ -377,6 +385,23 @@ def test_the_event_page_shows_the_funnel_the_chart_and_the_people(
     ]
     for i, row in enumerate(cells):
         expect(people.nth(i).locator("td")).to_have_text(row)
+    expect(people.nth(0).get_by_role("link", name="Ann Early")).to_have_attribute(
+        "href", re.compile(r"^/contacts/\d+$")
+    )
+    # Each number opens its people; the numbers add up on the tabs.
+    page.get_by_role("link", name="1 no-shows").click()
+    expect(page.get_by_role("link", name="No-show", exact=True)).to_have_attribute(
+        "aria-current", "page"
+    )
+    expect(people).to_have_count(1)
+    expect(people.first).to_contain_text("Dan Noshow")
+    page.get_by_role("link", name="Not counted", exact=True).click()
+    expect(people).to_have_count(1)
+    expect(people.first).to_contain_text("not counted: presenter")
+    page.get_by_role("link", name="Attended", exact=True).click()
+    page.get_by_label("Sort by").select_option("-minutes")
+    page.get_by_role("button", name="Sort").click()
+    expect(people.locator("td:first-child")).to_have_text(["Ann Early", "Ben Late"])
     text = page.locator("main").inner_text()
     assert "Yves" not in text
     assert "Hidden" not in text
@@ -386,7 +411,9 @@ def test_the_event_page_shows_the_funnel_the_chart_and_the_people(
 
 def test_the_event_page_fits_a_phone(phone: Page, world: World, live: Live) -> None:
     sign_in(phone, "anna", next=f"/events/{world.spring.id}")
-    expect(phone.locator("#funnel-text")).to_have_text("3 registered → 2 attended (67 %)")
+    expect(phone.locator("#funnel-text")).to_have_text(
+        "2 of the 3 people registered attended (67 %)."
+    )
     expect(phone.locator("section.presence .peak")).to_contain_text("Peak: 3 people at 15:15")
     no_horizontal_scroll(phone)
     shot(phone, "event-detail-phone", live)
@@ -450,7 +477,8 @@ def test_a_user_level_assistant_sees_no_bu_events_and_counts_none(
     assert _rows(listing) == ["Spring Launch Webinar"]
     detail = client.get(f"/events/{world.spring.id}")
     assert detail.status_code == 200
-    assert "0</strong> registered → <strong>0</strong> attended" in detail.text
+    assert "Nobody you may read is registered." in detail.text
+    assert re.findall(r'<span class="value">(\d+)</span>', detail.text)[:5] == ["0"] * 5
     assert "Ann Early" not in detail.text
     assert "Peak: 0 people" in detail.text
     assert "Nobody you may read registered or attended." in detail.text
@@ -515,3 +543,24 @@ def test_the_description_is_sanitised_html_never_literal_tags(
 )
 def test_a_webinar_description_is_stored_as_html(body: object, stored: str) -> None:
     assert fetch._html(body) == stored
+
+
+def test_a_tab_exports_as_csv_with_only_the_people_the_viewer_may_read(
+    client: TestClient, world: World
+) -> None:
+    _signed_in(client, "anna")
+    base = f"/events/{world.spring.id}/people.csv"
+    attended = client.get(f"{base}?tab=attended")
+    assert attended.status_code == 200
+    assert attended.headers["content-type"].startswith("text/csv")
+    assert "event-1-attended.csv" in attended.headers["content-disposition"].replace(
+        str(world.spring.id), "1"
+    )
+    rows = list(csv.DictReader(io.StringIO(attended.text)))
+    assert [(r["name"], r["minutes"]) for r in rows] == [("Ann Early", "65"), ("Ben Late", "30")]
+    everyone = list(csv.DictReader(io.StringIO(client.get(base).text)))
+    assert len(everyone) == 5
+    assert "Yves" not in client.get(base).text  # his rows belong to France
+    assert client.get(f"{base}?tab=everything").status_code == 422
+    _signed_in(client, "bert")
+    assert client.get(base).status_code == 404

@@ -218,6 +218,15 @@ def test_an_organizer_ticks_a_webinar_and_sync_now_shows_the_counts(
     expect(progress.locator("[data-change=contacts_created]")).to_have_text(str(contacts))
     expect(progress.locator("progress")).to_have_count(0)  # done: no more polling
     shot(page, "webinars-sync-done", live)
+    # The event page: when it last synced, Sync now, and numbers that add up to the event's.
+    page.goto(f"/events/{event.id}")
+    on_event = page.locator("#event-sync")
+    expect(on_event).to_contain_text("Microsoft Teams: last synced")
+    expect(on_event.get_by_role("button", name="Sync now")).to_be_visible()
+    expect(page.locator(".numbers li").first).to_have_text(f"{len(want.registrants)} registered")
+    expect(page.locator(".numbers li").nth(1)).to_contain_text(f"{len(want.attendees)} attended")
+    expect(page.locator(".numbers li").nth(3)).to_have_text(f"{len(want.cancellations)} cancelled")
+    shot(page, "event-synced", live)
 
 
 def test_my_webinars_fits_a_phone(phone: Page, live: Live, site: Site) -> None:

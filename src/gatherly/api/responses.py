@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.responses import StreamingResponse
 
-from gatherly.segment.service import CsvExport
+from gatherly.core.csvout import CsvExport
 
 
 def csv_download(export: CsvExport) -> StreamingResponse:

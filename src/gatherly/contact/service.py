@@ -176,6 +176,21 @@ def matching_statement(*, kind: Kind, flt: ListFilter) -> Select[Any]:
     return _filtered(kind, values).params(**values)
 
 
+def readable_ids(
+    *, db: Session, principal: access.Principal, kind: Kind, ids: Iterable[int | None]
+) -> set[int]:
+    """Which of ``ids`` the caller may read (a page links only those)."""
+    wanted = sorted({i for i in ids if i is not None})
+    if not wanted:
+        return set()
+    stmt = access.scope(
+        select(kind.model.id).where(kind.model.id.in_(wanted)),
+        principal=principal,
+        record_type=kind.record_type,
+    )
+    return set(db.scalars(stmt))
+
+
 def count_records(*, db: Session, principal: access.Principal, kind: Kind, flt: ListFilter) -> int:
     """How many records match, among those the caller may read."""
     # The unfiltered count (the common one) reuses a statement built once per principal.

@@ -19,6 +19,7 @@ import csv
 import io
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TextIO
@@ -44,6 +45,15 @@ def cell(value: Any) -> str | int | float | Decimal:
 def row(values: Iterable[Any]) -> list[str | int | float | Decimal]:
     """A row of values as the CSV holds them."""
     return [cell(v) for v in values]
+
+
+@dataclass(frozen=True)
+class CsvExport:
+    """A download: its file name, and its CSV text streamed through this writer (from a
+    session of its own when it reads the database, so it outlives the request)."""
+
+    filename: str
+    chunks: Iterator[str]
 
 
 def attributes(columns: Sequence[str], records: Iterable[Any]) -> Iterator[list[Any]]:

@@ -7,7 +7,7 @@ on them by ``event_registration`` / ``event_attendance`` (owned by the event's o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -16,6 +16,8 @@ from sqlalchemy import ColumnElement, Select, func, literal, select
 from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
+from gatherly.core import csvout
+from gatherly.core.csvout import CsvExport
 from gatherly.core.db import UTCDateTime, icontains
 from gatherly.core.exceptions import NotFound, ValidationFailed
 from gatherly.core.pagination import MAX_LIMIT, Page, paginate
@@ -382,6 +384,156 @@ def reconciliation(*, db: Session, principal: access.Principal, event_id: int) -
         other_statuses={k: sorted(v) for k, v in sorted(other.items())},
         not_counted={k: sorted(v) for k, v in sorted(excluded.items())},
     )
+
+
+# The tabs of an event's people, in the order a page shows them.
+TABS = ("registered", "attended", "no_show", "cancelled", "not_counted")
+PEOPLE_SORTS = ("name", "-minutes", "first_join", "registered_at")
+
+
+@dataclass(frozen=True)
+class Person:
+    """One person on an event: their registration and attendance as far as the caller may
+    read them, and the tabs they belong to (``TABS``; an attendee who never registered is
+    also a ``walk_in``)."""
+
+    name: str
+    email: str
+    contact_id: int | None
+    status: str  # the registration's status, or "not registered"
+    registered_at: datetime | None
+    not_counted: str | None  # why the event keeps but does not count them
+    first_join: datetime | None
+    last_leave: datetime | None
+    seconds: int | None
+    intervals: int | None
+    tabs: frozenset[str]
+
+
+def _tabs(reg: EventRegistration | None, att: EventAttendance | None, active: set[str]) -> set[str]:
+    """The tabs of one person, by the definitions of :mod:`gatherly.event.participation`."""
+    reason = (reg.excluded_reason if reg else None) or (att.excluded_reason if att else None)
+    if reason:
+        return {"not_counted"}
+    attended = att is not None and participation.attended_row(att.total_seconds, None)
+    tabs = {"attended"} if attended else set()
+    if reg is not None and reg.status == participation.REGISTERED:
+        return tabs | {"registered"} | (set() if attended else {"no_show"})
+    if (
+        reg is not None
+        and reg.status == participation.CANCELED
+        and (reg.email or "").casefold() not in active
+    ):
+        tabs.add("cancelled")
+    return tabs | ({"walk_in"} if attended else set())
+
+
+def event_people(
+    *, db: Session, principal: access.Principal, event_id: int, sort: str = "name"
+) -> list[Person]:
+    """Everyone on the event the caller may read: each registration with its attendance
+    (matched by registration, else by email), then attendees who never registered."""
+    if sort not in PEOPLE_SORTS:
+        raise ValidationFailed(f"sort by one of {', '.join(PEOPLE_SORTS)}", field="sort")
+    get_event(db=db, principal=principal, event_id=event_id)
+    regs = _registration_rows(db, principal, event_id)
+    attendance = _with_intervals(db, _attendance_rows(db, principal, event_id), event_id)
+    active = {
+        (r.email or "").casefold()
+        for r in regs
+        if r.status == participation.REGISTERED and not r.excluded_reason
+    }
+    by_registration = {
+        a.attendance.registration_id: a for a in attendance if a.attendance.registration_id
+    }
+    by_email = {a.attendance.email.casefold(): a for a in attendance if a.attendance.email}
+    # Active registrations first, so a re-registration takes the attendance, not the cancel.
+    regs.sort(key=lambda r: (r.status != participation.REGISTERED, r.id))
+    people, used = [], set()
+    for reg in regs:
+        att = by_registration.get(reg.id) or by_email.get((reg.email or "").casefold())
+        if att is not None and att.attendance.id in used:
+            att = None  # one attendance row is shown once
+        if att is not None:
+            used.add(att.attendance.id)
+        name = f"{reg.first_name} {reg.last_name}".strip()
+        people.append(_person(name, reg.email or "", reg, att, active))
+    people += [
+        _person(a.attendance.display_name, a.attendance.email or "", None, a, active)
+        for a in attendance
+        if a.attendance.id not in used
+    ]
+    return sorted(people, key=_PEOPLE_KEYS[sort])
+
+
+def _person(
+    name: str, email: str, reg: EventRegistration | None, att: Attended | None, active: set[str]
+) -> Person:
+    record = att.attendance if att else None
+    return Person(
+        name=name,
+        email=email,
+        contact_id=(reg.contact_id if reg else None) or (record.contact_id if record else None),
+        status=reg.status if reg else "not registered",
+        registered_at=reg.registered_at if reg else None,
+        not_counted=(reg.excluded_reason if reg else None)
+        or (record.excluded_reason if record else None),
+        first_join=record.first_join_at if record else None,
+        last_leave=record.last_leave_at if record else None,
+        seconds=record.total_seconds if record else None,
+        intervals=len(att.intervals) if att else None,
+        tabs=frozenset(_tabs(reg, record, active)),
+    )
+
+
+_NEVER = datetime.max.replace(tzinfo=UTC)
+_PEOPLE_KEYS: dict[str, Callable[[Person], Any]] = {
+    "name": lambda p: (p.name.casefold() or p.email.casefold(), p.email),
+    "-minutes": lambda p: (-(p.seconds or 0), p.name.casefold()),
+    "first_join": lambda p: (p.first_join or _NEVER, p.name.casefold()),
+    "registered_at": lambda p: (p.registered_at or _NEVER, p.name.casefold()),
+}
+
+
+PEOPLE_COLUMNS = (
+    "name",
+    "email",
+    "status",
+    "registered_at",
+    "first_join",
+    "last_leave",
+    "minutes",
+    "not_counted",
+)
+
+
+def export_people(
+    *, db: Session, principal: access.Principal, event_id: int, tab: str | None = None
+) -> CsvExport:
+    """An event's people the caller may read (one tab, or all), as CSV through the one
+    writer; read now, so a refusal comes before the download starts."""
+    if tab is not None and tab not in (*TABS, "walk_in"):
+        raise ValidationFailed(f"tab is one of {', '.join(TABS)}", field="tab")
+    people = [
+        p
+        for p in event_people(db=db, principal=principal, event_id=event_id)
+        if tab is None or tab in p.tabs
+    ]
+    rows = (
+        [
+            p.name,
+            p.email,
+            p.status,
+            p.registered_at,
+            p.first_join,
+            p.last_leave,
+            round((p.seconds or 0) / 60) if p.seconds is not None else None,
+            p.not_counted,
+        ]
+        for p in people
+    )
+    name = f"event-{event_id}-{tab or 'people'}.csv".replace("_", "-")
+    return CsvExport(name, csvout.stream(PEOPLE_COLUMNS, rows))
 
 
 @dataclass(frozen=True)

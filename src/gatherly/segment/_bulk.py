@@ -19,10 +19,11 @@ from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
 from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact
+from gatherly.core.csvout import CsvExport
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.segment._common import CONTACT, LIST, MAX_IDS, MembershipChange
 from gatherly.segment._lists import add_to_list, get_list, remove_from_list
-from gatherly.segment._members import CsvExport, _csv_chunks, _iter_readable, membership_statement
+from gatherly.segment._members import _csv_chunks, _iter_readable, membership_statement
 from gatherly.segment._segments import get_segment
 from gatherly.segment.models import MarketingList, MarketingListMember
 

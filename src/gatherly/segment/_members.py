@@ -18,6 +18,7 @@ from gatherly.access.levels import Privilege
 from gatherly.contact.models import Contact
 from gatherly.contact.schemas import OwnerRef
 from gatherly.core import csvout
+from gatherly.core.csvout import CsvExport
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.core.pagination import Page
 from gatherly.segment import criteria as crit
@@ -118,15 +119,6 @@ def iter_visible_list_members(
     export): NotFound at the call for a list the viewer may not read."""
     row = get_list(db=db, principal=principal, list_id=list_id)
     return _iter_readable(db, principal, _list_statement(row.id), chunk)
-
-
-@dataclass(frozen=True)
-class CsvExport:
-    """A members download: its file name, and its CSV text streamed (through the one CSV
-    writer) from a session of its own, so it outlives the request that asked for it."""
-
-    filename: str
-    chunks: Iterator[str]
 
 
 def export_members(

@@ -18,6 +18,7 @@ membership writes they share).
 
 from __future__ import annotations
 
+from gatherly.core.csvout import CsvExport
 from gatherly.segment._bulk import (
     MAX_BULK,
     ListPlan,
@@ -64,7 +65,6 @@ from gatherly.segment._lists import (
 )
 from gatherly.segment._members import (
     EXPORT_COLUMNS,
-    CsvExport,
     Members,
     Preview,
     export_members,

@@ -168,6 +168,7 @@ class Applier:
         if row is not None:
             changed = bool(self.changes) or row.event_id != event.id or row.last_error != ""
             assign(row, {"event_id": event.id, "last_error": ""})
+            row.last_synced_at = self.syncer.now()
             if changed:
                 row.last_changed_at = self.syncer.now()
         self.db.flush()

@@ -98,6 +98,7 @@ class TeamsWebinar(Base):
     )
     discovered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str] = mapped_column(Text, default="")
 
 

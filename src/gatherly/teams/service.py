@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
@@ -30,6 +31,7 @@ from gatherly.core.exceptions import (
     SyncError,
     ValidationFailed,
 )
+from gatherly.event.models import MarketingEvent
 from gatherly.graph.auth import TokenError, authority_url
 from gatherly.graph.client import GRAPH_BASE_URL
 from gatherly.org.models import User
@@ -601,6 +603,33 @@ def runs_visible_to(principal: Principal) -> Select[SyncRun]:
     if not is_admin(principal, Privilege.READ):
         stmt = stmt.where(SyncRun.triggered_by_id == principal.user_id)
     return stmt
+
+
+@dataclass(frozen=True)
+class EventSync:
+    """The Teams side of a marketing event, for those who may sync it (its organizer and
+    Teams administrators): which webinar, whether it is ticked, when it last synced."""
+
+    webinar_id: int
+    sync_enabled: bool
+    last_synced_at: datetime | None
+    last_error: str
+
+
+def event_sync_state(
+    *, db: Session, principal: Principal, event: MarketingEvent
+) -> EventSync | None:
+    """The event's webinar as *Sync now* needs it; None when the event does not come from
+    Teams or the caller may not sync it."""
+    found = db.execute(
+        select(TeamsWebinar, TeamsOrganizer)
+        .join(TeamsOrganizer, TeamsOrganizer.id == TeamsWebinar.organizer_id)
+        .where(TeamsWebinar.event_id == event.id)
+    ).first()
+    if found is None or not can_manage_organizer(principal, found[1]):
+        return None
+    webinar = found[0]
+    return EventSync(webinar.id, webinar.sync_enabled, webinar.last_synced_at, webinar.last_error)
 
 
 def sync_target(*, db: Session, principal: Principal, webinar_id: int | None) -> str | None:

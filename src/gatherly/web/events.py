@@ -12,21 +12,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from gatherly.api.params import PathId
+from gatherly.api.responses import csv_download
+from gatherly.contact import service as contact_service
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.event import service
-from gatherly.event.models import (
-    EventRegistration,
-    EventSession,
-)
+from gatherly.event.models import EventSession
 from gatherly.event.presence import MINUTE, Minute, per_minute
 from gatherly.event.service import Attended
+from gatherly.teams import service as teams_service
 from gatherly.web.pages import CurrentViewer, WebDb, page
 
 router = APIRouter(include_in_schema=False)
@@ -154,20 +154,6 @@ def event_list(
 
 
 @dataclass(frozen=True)
-class PersonRow:
-    """One person on the event: their registration and attendance, as far as readable."""
-
-    name: str
-    email: str
-    status: str
-    not_counted: str | None
-    first_join: datetime | None
-    last_leave: datetime | None
-    seconds: int | None
-    intervals: int | None
-
-
-@dataclass(frozen=True)
 class SessionPresence:
     """One session's per-minute presence chart."""
 
@@ -177,45 +163,6 @@ class SessionPresence:
     peak_at: datetime | None
     ticks: list[tuple[float, datetime]]
     clipped: bool
-
-
-def _row(name: str, email: str, status: str, reason: str | None, att: Attended | None) -> PersonRow:
-    if att is None:
-        return PersonRow(name, email, status, reason, None, None, None, None)
-    record, intervals = att.attendance, att.intervals
-    return PersonRow(
-        name,
-        email,
-        status,
-        reason or record.excluded_reason,
-        record.first_join_at,
-        record.last_leave_at,
-        record.total_seconds,
-        len(intervals),
-    )
-
-
-def _people(registrations: list[EventRegistration], attendance: list[Attended]) -> list[PersonRow]:
-    """Registrations joined to attendance (by registration, else by email), then walk-ins."""
-    by_registration = {
-        a.attendance.registration_id: a for a in attendance if a.attendance.registration_id
-    }
-    by_email = {a.attendance.email.casefold(): a for a in attendance if a.attendance.email}
-    rows, used = [], set()
-    for reg in registrations:
-        att = by_registration.get(reg.id) or by_email.get((reg.email or "").casefold())
-        if att is not None and att.attendance.id in used:
-            att = None  # one attendance row is shown once
-        if att is not None:
-            used.add(att.attendance.id)
-        name = f"{reg.first_name} {reg.last_name}".strip()
-        rows.append(_row(name, reg.email or "", reg.status, reg.excluded_reason, att))
-    rows += [
-        _row(a.attendance.display_name, a.attendance.email or "", "not registered", None, a)
-        for a in attendance
-        if a.attendance.id not in used
-    ]
-    return sorted(rows, key=lambda r: (r.name.casefold() or r.email.casefold(), r.email))
 
 
 def _presence(session: EventSession, attendance: list[Attended]) -> SessionPresence:
@@ -250,29 +197,113 @@ def _presence(session: EventSession, attendance: list[Attended]) -> SessionPrese
     return SessionPresence(session, minutes, peak, peak_at, ticks, clipped)
 
 
+TAB_LABELS = {
+    "registered": "Registered",
+    "attended": "Attended",
+    "no_show": "No-show",
+    "cancelled": "Cancelled",
+    "not_counted": "Not counted",
+}
+SORT_LABELS = {
+    "name": "Name",
+    "-minutes": "Minutes attended, most first",
+    "first_join": "First join",
+    "registered_at": "Registration date",
+}
+PEOPLE_PAGE = 100
+TabName = Literal["all", "registered", "attended", "no_show", "cancelled", "not_counted"]
+
+
+@dataclass(frozen=True)
+class Numbers:
+    """The event's numbers as the tabs hold them, so each adds up and links to its tab."""
+
+    registered: int
+    attended: int
+    walk_ins: int
+    no_shows: int
+    cancelled: int
+    not_counted: int
+
+    @property
+    def registered_attended(self) -> int:
+        return self.attended - self.walk_ins
+
+    @property
+    def rate(self) -> int | None:
+        """Of the people registered, the share who attended (walk-ins are not in it)."""
+        if not self.registered:
+            return None
+        return round(100 * self.registered_attended / self.registered)
+
+
+def _numbers(people: list[service.Person]) -> Numbers:
+    def n(tab: str) -> int:
+        return sum(1 for p in people if tab in p.tabs)
+
+    return Numbers(
+        n("registered"), n("attended"), n("walk_in"), n("no_show"), n("cancelled"), n("not_counted")
+    )
+
+
 @router.get("/events/{event_id}", response_class=HTMLResponse)
-def event_detail(request: Request, event_id: PathId, db: WebDb, viewer: CurrentViewer) -> Response:
+def event_detail(
+    request: Request,
+    event_id: PathId,
+    db: WebDb,
+    viewer: CurrentViewer,
+    tab: TabName = "all",
+    sort: Annotated[str, Query(max_length=20)] = "name",
+    page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+) -> Response:
     principal = viewer.principal
     event = service.get_event(db=db, principal=principal, event_id=event_id)
     sessions = service.sessions(db=db, principal=principal, event_id=event.id)
-    registrations = service.registrations(db=db, principal=principal, event_id=event.id)
     attendance = service.attendance(db=db, principal=principal, event_id=event.id)
-    numbers = service.reconciliation(db=db, principal=principal, event_id=event.id)
-    registered, attended = len(numbers.registrants), len(numbers.attendees)
+    people = service.event_people(db=db, principal=principal, event_id=event.id, sort=sort)
+    shown = [p for p in people if tab == "all" or tab in p.tabs]
+    start = (page_number - 1) * PEOPLE_PAGE
+    on_page = shown[start : start + PEOPLE_PAGE]
+    linked = contact_service.readable_ids(
+        db=db,
+        principal=principal,
+        kind=contact_service.CONTACT,
+        ids=[p.contact_id for p in on_page],
+    )
     return page(
         request,
         "events/detail.html",
         viewer,
         event=event,
         zone=_zone(event.time_zone)[1],
-        registered=registered,
-        attended=attended,
-        canceled=len(numbers.cancellations),
-        no_shows=len(numbers.no_shows),
-        rate=round(100 * attended / registered) if registered else None,
+        numbers=_numbers(people),
+        sync=teams_service.event_sync_state(db=db, principal=principal, event=event),
         charts=[_presence(s, attendance) for s in sessions],
-        people=_people(registrations, attendance),
+        people=on_page,
+        people_total=len(shown),
+        people_page=page_number,
+        people_pages=max(1, -(-len(shown) // PEOPLE_PAGE)),
+        linked=linked,
+        tab=tab,
+        sort=sort,
+        tab_labels=TAB_LABELS,
+        sort_labels=SORT_LABELS,
         local=local,
         duration=duration,
         minute=MINUTE,
+    )
+
+
+@router.get("/events/{event_id}/people.csv")
+def export_people(
+    event_id: PathId,
+    db: WebDb,
+    viewer: CurrentViewer,
+    tab: TabName = "all",
+) -> StreamingResponse:
+    """The people of one tab (or all) the viewer may read, as CSV."""
+    return csv_download(
+        service.export_people(
+            db=db, principal=viewer.principal, event_id=event_id, tab=None if tab == "all" else tab
+        )
     )
