@@ -12,14 +12,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gatherly.contact.models import Contact
 from gatherly.event.models import (
     AttendanceInterval,
     EventAttendance,
+    EventRecording,
     EventSession,
+    EventTranscript,
     MarketingEvent,
+    TranscriptCue,
 )
 from gatherly.event.presence import per_minute
 from gatherly.org.models import BusinessUnit, User
@@ -564,3 +568,51 @@ def test_a_tab_exports_as_csv_with_only_the_people_the_viewer_may_read(
     assert client.get(f"{base}?tab=everything").status_code == 422
     _signed_in(client, "bert")
     assert client.get(base).status_code == 404
+
+
+def test_recordings_and_a_searchable_transcript_show_on_the_event(
+    client: TestClient, world: World, db: Session
+) -> None:
+    session = db.scalars(select(EventSession).where(EventSession.event_id == world.spring.id)).one()
+    ids = {"event_id": world.spring.id, "session_id": session.id, "meeting_id": "m1"}
+    db.add(EventRecording(external_id="r1", recorded_at=START, ended_at=at(62), **ids))
+    transcript = EventTranscript(external_id="t1", recorded_at=START, vtt="WEBVTT", **ids)
+    db.add(transcript)
+    db.flush()
+    lines = [
+        (0, "Olga Organizer", "Welcome to the spring launch."),
+        (65_000, "Ann Early", "What is on the roadmap?"),
+        (3_725_000, "Olga Organizer", "The roadmap ships in May."),
+    ]
+    for seq, (start, speaker, text) in enumerate(lines):
+        db.add(
+            TranscriptCue(
+                transcript_id=transcript.id,
+                seq=seq,
+                start_ms=start,
+                end_ms=start + 4000,
+                speaker=speaker,
+                text=text,
+            )
+        )
+    db.commit()
+    _signed_in(client, "anna")
+    page = client.get(f"/events/{world.spring.id}").text
+    assert "Recording of Main session: 2025-03-04 15:00 – 16:02 Europe/Berlin (1:02)" in page
+    rows = re.findall(
+        r"<tr><td class=\"num\">([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td></tr>", page
+    )
+    assert rows == [
+        ("0:00", "Olga Organizer", "Welcome to the spring launch."),
+        ("1:05", "Ann Early", "What is on the roadmap?"),
+        ("1:02:05", "Olga Organizer", "The roadmap ships in May."),
+    ]
+    found = client.get(f"/events/{world.spring.id}", params={"said": "ROADMAP"}).text
+    assert "2 lines with “ROADMAP”." in found
+    assert "Welcome to the spring launch." not in found
+    assert (
+        "ann early"
+        in client.get(f"/events/{world.spring.id}", params={"said": "ann early"}).text.lower()
+    )
+    nothing = client.get(f"/events/{world.spring.id}", params={"said": "budget"}).text
+    assert "Nothing in this transcript matches “budget”." in nothing

@@ -275,9 +275,10 @@ def _with_intervals(db: Session, rows: list[EventAttendance], event_id: int) -> 
 
 
 def recordings(
-    *, db: Session, principal: access.Principal, event_id: int
+    *, db: Session, principal: access.Principal, event_id: int, search: str | None = None
 ) -> tuple[list[EventRecording], list[tuple[EventTranscript, list[TranscriptCue]]]]:
-    """An event's recordings and transcripts (with cues), for those who may read it (T11)."""
+    """An event's recordings and transcripts (with cues), for those who may read it (T11);
+    ``search`` keeps the cues whose text or speaker holds it (ignoring case)."""
     get_event(db=db, principal=principal, event_id=event_id)
     recs = list(
         db.scalars(
@@ -295,11 +296,10 @@ def recordings(
     )
     cues: dict[int, list[TranscriptCue]] = {t.id: [] for t in transcripts}
     if transcripts:
-        for cue in db.scalars(
-            select(TranscriptCue)
-            .where(TranscriptCue.transcript_id.in_(list(cues)))
-            .order_by(TranscriptCue.transcript_id, TranscriptCue.seq)
-        ):
+        found = select(TranscriptCue).where(TranscriptCue.transcript_id.in_(list(cues)))
+        if search and search.strip():
+            found = found.where(icontains(search, TranscriptCue.text, TranscriptCue.speaker))
+        for cue in db.scalars(found.order_by(TranscriptCue.transcript_id, TranscriptCue.seq)):
             cues[cue.transcript_id].append(cue)
     return recs, [(t, cues[t.id]) for t in transcripts]
 

@@ -59,6 +59,13 @@ def duration(seconds: int) -> str:
 # --- the list --------------------------------------------------------------------------
 
 
+def clock(ms: int) -> str:
+    """A time into a recording: ``1:02:03`` or ``2:03``."""
+    hours, rest = divmod(max(ms, 0) // 1000, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
 def _day(raw: str, field: str, errors: dict[str, str]) -> date | None:
     if not raw:
         return None
@@ -255,9 +262,13 @@ def event_detail(
     tab: TabName = "all",
     sort: Annotated[str, Query(max_length=20)] = "name",
     page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+    said: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
     principal = viewer.principal
     event = service.get_event(db=db, principal=principal, event_id=event_id)
+    recordings, transcripts = service.recordings(
+        db=db, principal=principal, event_id=event.id, search=said
+    )
     sessions = service.sessions(db=db, principal=principal, event_id=event.id)
     attendance = service.attendance(db=db, principal=principal, event_id=event.id)
     people = service.event_people(db=db, principal=principal, event_id=event.id, sort=sort)
@@ -279,6 +290,11 @@ def event_detail(
         numbers=_numbers(people),
         sync=teams_service.event_sync_state(db=db, principal=principal, event=event),
         charts=[_presence(s, attendance) for s in sessions],
+        session_names={s.id: s.subject or "Session" for s in sessions},
+        recordings=recordings,
+        transcripts=transcripts,
+        said=said.strip(),
+        clock=clock,
         people=on_page,
         people_total=len(shown),
         people_page=page_number,
