@@ -27,6 +27,7 @@ from gatherly.event.models import (
 )
 from gatherly.event.presence import per_minute
 from gatherly.org.models import BusinessUnit, User
+from gatherly.segment import service as seg
 from gatherly.teams import fetch
 from tests import factories as f
 from tests.web.conftest import (
@@ -616,3 +617,43 @@ def test_recordings_and_a_searchable_transcript_show_on_the_event(
     )
     nothing = client.get(f"/events/{world.spring.id}", params={"said": "budget"}).text
     assert "Nothing in this transcript matches “budget”." in nothing
+
+
+def test_the_home_page_shows_upcoming_and_recent_webinars_the_viewer_may_read(
+    client: TestClient, world: World, db: Session
+) -> None:
+    soon = f.event(
+        db,
+        world.anna,
+        "Summer Preview",
+        start_at=datetime.now(UTC) + timedelta(days=3),
+        registrant_count=4,
+        attendee_count=0,
+    )
+    f.event(db, world.bert, "Paris Future Forum", start_at=datetime.now(UTC) + timedelta(days=2))
+    made = seg.create_segment(
+        db=db,
+        principal=f.principal(db, world.anna),
+        name="Spring attendees",
+        criteria={"participation": "attended", "event": {"id": world.spring.id}},
+    )
+    seg.refresh(db=db, segment_id=made.id)
+    db.commit()
+    _signed_in(client, "anna")
+    home = client.get("/").text
+
+    def section(name: str) -> str:
+        found = re.search(
+            rf'<section class="card[^"]*" aria-labelledby="{name}-h".*?</section>', home, re.S
+        )
+        assert found, name
+        return " ".join(re.sub(r"<[^>]+>", " ", found.group(0)).split())
+
+    assert f'href="/events/{soon.id}"' in home
+    assert "Summer Preview" in section("upcoming")
+    assert "Paris" not in home  # bert's events are not anna's to read
+    recent = section("recent")
+    assert "Spring Launch Webinar" in recent
+    assert "2 of 3 (67 % attendees per registrant)" in recent
+    assert "Spring attendees : 2 members you can see" in section("segments")
+    assert "No sync runs you may see yet." in section("runs")

@@ -665,3 +665,20 @@ def test_contact_exclusions_are_validated_and_normalised(as_user: SignIn, site: 
     assert after["contact_exclusion_domains"] == ["contoso.example", "fabrikam.example"]
     assert after["organizer_exclusion_domains"] == []
     assert after["sync_enabled"] is False  # the switch was unticked in this form
+
+
+def test_the_home_page_lists_organizers_who_need_an_administrator(
+    as_user: SignIn, site: Site
+) -> None:
+    home = as_user("admin").client.get("/").text
+    blocked = re.search(
+        r'<section class="card panel" aria-labelledby="blocked-h".*?</section>', home, re.S
+    )
+    assert blocked is not None
+    assert "Kenji Sato" in blocked.group(0)
+    assert "policy not granted" in blocked.group(0)
+    assert "Marta Lindqvist" not in blocked.group(0)  # her webinars sync
+    # The discovery run is listed, with what to do about nothing being ticked.
+    assert "but none is ticked for sync" in home
+    # Someone who organizes nothing and manages nothing sees no such list.
+    assert 'id="blocked"' not in as_user("marketer").client.get("/").text

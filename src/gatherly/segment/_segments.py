@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     delete,
     insert,
+    select,
 )
 from sqlalchemy.orm import Session
 
@@ -230,3 +231,18 @@ def remove_static_members(
     removed = _delete_members(db, SegmentMember, "segment_id", segment.id, ids)
     segment.member_total -= removed
     return MembershipChange(removed=removed, not_members=len(ids) - removed)
+
+
+def recently_refreshed(
+    *, db: Session, principal: access.Principal, limit: int = 5
+) -> list[Segment]:
+    """The segments the caller may read whose membership was refreshed most recently (the
+    home page's "segments that changed")."""
+    stmt = access.scope(
+        select(Segment).where(Segment.refreshed_at.is_not(None)),
+        principal=principal,
+        record_type=SEGMENT,
+    )
+    return list(
+        db.scalars(stmt.order_by(Segment.refreshed_at.desc(), Segment.id.desc()).limit(limit))
+    )

@@ -95,6 +95,7 @@ from gatherly.segment._segments import (
     delete_segment,
     get_segment,
     list_segments,
+    recently_refreshed,
     remove_static_members,
     update_segment,
 )
@@ -155,6 +156,7 @@ __all__ = [
     "parse_criteria",
     "plan_list_change",
     "preview",
+    "recently_refreshed",
     "reference_names",
     "refresh",
     "refresh_for",

@@ -45,6 +45,7 @@ from gatherly.teams.connection import (
 from gatherly.teams.connection import ClientFactory as ClientFactory  # the interfaces' too
 from gatherly.teams.connection import get_connection as get_connection
 from gatherly.teams.models import (
+    ORGANIZER_ERROR,
     ORGANIZER_EXCLUDED,
     ORGANIZER_PERMISSION,
     ORGANIZER_POLICY,
@@ -693,6 +694,13 @@ def sync_now(
         progress=progress,
         make_client=make_client,
     )
+
+
+def organizers_needing_admin(*, db: Session, principal: Principal) -> list[TeamsOrganizer]:
+    """The organizers the caller may see whose webinars cannot sync until an administrator
+    acts (no access policy, a missing permission, an error)."""
+    blocked = (ORGANIZER_POLICY, ORGANIZER_PERMISSION, ORGANIZER_ERROR)
+    return [o for o in list_organizers(db=db, principal=principal) if o.status in blocked]
 
 
 def recent_runs(*, db: Session, principal: Principal, limit: int = 10) -> list[SyncRun]:

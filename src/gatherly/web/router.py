@@ -6,13 +6,17 @@ access engine as the API. A page that needs a user redirects to ``/signin`` with
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from gatherly.core.db import utcnow
 from gatherly.core.exceptions import Unauthenticated
+from gatherly.event import service as event_service
 from gatherly.org import service as org_service
+from gatherly.segment import service as segment_service
+from gatherly.teams import service as teams_service
 from gatherly.web import auth
 from gatherly.web.pages import CsrfRefused, CurrentViewer, WebDb, page
 
@@ -96,9 +100,39 @@ def signout(
     return response
 
 
+DASHBOARD_ROWS = 5
+
+
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
-    user = viewer.user
+    """The dashboard: upcoming and recent webinars, the last sync runs and the organizers
+    who need an administrator, the segments refreshed last; all as the viewer may see them."""
+    user, principal = viewer.user, viewer.principal
     bu = org_service.get_bu(db=db, bu_id=user.business_unit_id)
     roles = org_service.roles_of_user(db=db, user_id=user.id)
-    return page(request, "home.html", viewer, business_unit=bu.name, roles=[r.name for r in roles])
+    now = utcnow()
+
+    def events(flt: event_service.EventFilter, sort: str) -> list[Any]:
+        return list(
+            event_service.list_events(
+                db=db, principal=principal, flt=flt, sort=sort, limit=DASHBOARD_ROWS
+            ).items
+        )
+
+    segments = segment_service.recently_refreshed(db=db, principal=principal, limit=DASHBOARD_ROWS)
+    return page(
+        request,
+        "home.html",
+        viewer,
+        business_unit=bu.name,
+        roles=[r.name for r in roles],
+        upcoming=events(event_service.EventFilter(start_from=now), "start_at"),
+        recent=events(event_service.EventFilter(start_to=now), "-start_at"),
+        runs=teams_service.recent_runs(db=db, principal=principal, limit=DASHBOARD_ROWS),
+        blocked=teams_service.organizers_needing_admin(db=db, principal=principal),
+        teams_admin=teams_service.is_admin(principal),
+        segments=[
+            (s, segment_service.segment_counts(db=db, principal=principal, segment=s))
+            for s in segments
+        ],
+    )
