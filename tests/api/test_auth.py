@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from gatherly.core.audit import AuditEntry
 from gatherly.core.db import utcnow
+from gatherly.org import service as org_service
 from gatherly.org.models import ApiToken
 from tests.api.conftest import Org
 from tests.api.helpers import API, assert_error
@@ -348,3 +349,40 @@ def test_me_shows_the_callers_grants(client: TestClient, org: Org) -> None:
     nobody = client.get(f"{API}/me", headers=org.headers["nobody"]).json()
     assert nobody["grants"] == []
     assert client.get(f"{API}/me", headers=org.headers["admin"]).json()["system_administrator"]
+
+
+def test_you_change_your_own_password_with_the_current_one(
+    client: TestClient, org: Org, db: Session
+) -> None:
+    url = f"{API}/me/password"
+    marketer = org.users["marketer"]
+    org_service.set_password(db=db, user_id=marketer.id, password="first-password")
+    db.commit()
+    wrong = client.post(
+        url,
+        json={"current_password": "not-it", "new_password": "second-password"},
+        headers=org.headers["marketer"],
+    )
+    assert_error(wrong, 422, "current_password")
+    short = client.post(
+        url,
+        json={"current_password": "first-password", "new_password": "short"},
+        headers=org.headers["marketer"],
+    )
+    assert_error(short, 422, "new_password")
+    done = client.post(
+        url,
+        json={"current_password": "first-password", "new_password": "second-password"},
+        headers=org.headers["marketer"],
+    )
+    assert done.status_code == 204, done.text
+    db.expire_all()
+    assert org_service.verify_password(
+        db=db, username=marketer.username, password="second-password"
+    )
+    # API tokens are credentials of their own: they keep working.
+    assert client.get(f"{API}/me", headers=org.headers["marketer"]).status_code == 200
+    assert (
+        client.post(url, json={"current_password": "x", "new_password": "yyyyyyyy"}).status_code
+        == 401
+    )

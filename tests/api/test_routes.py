@@ -92,6 +92,7 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
     actor = f.principal(db, victim)
     mlist = segment_service.create_list(db=db, principal=actor, name="Targets")
     static = segment_service.create_segment(db=db, principal=actor, name="Picked", kind="static")
+    org_service.set_password(db=db, user_id=org.users["admin"].id, password="admin-password")
     db.commit()
     ids = {
         "list_id": mlist.id,
@@ -116,6 +117,7 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
         "/users/{user_id}": {"disabled": True},
         "/users/{user_id}/roles": {"role_id": admin_role},
         "/me/tokens": {"name": "stolen"},
+        "/me/password": {"current_password": "admin-password", "new_password": "new-password"},
         "/admin/token-policy": {"default_days": 30, "max_days": 365},
         "/teams": {"name": "Intruder team", "business_unit_id": org.root.id},
         "/teams/{team_id}": {"name": "Renamed"},

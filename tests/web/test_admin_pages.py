@@ -15,15 +15,19 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gatherly.access.levels import Level
 from gatherly.core import audit
+from gatherly.core.audit import AuditEntry
 from gatherly.org import service as org
 from tests import factories as f
 from tests.web.conftest import (
+    PASSWORD,
     Live,
     client_sign_in,
+    csrf_of,
     no_horizontal_scroll,
     shot,
     sign_in,
@@ -767,3 +771,97 @@ def test_the_admin_pages_fit_a_phone(phone: Page, db: Session, o: Org, live: Liv
     ]:
         phone.goto(url)
         no_horizontal_scroll(phone)
+
+
+# ---------------------------------------------------------------- passwords
+
+
+def _signs_in(client: TestClient, username: str, password: str) -> bool:
+    client.cookies.clear()
+    form = client.get("/signin")
+    response = client.post(
+        "/signin",
+        data={"username": username, "password": password, "csrf": csrf_of(form.text)},
+        follow_redirects=False,
+    )
+    return response.status_code == 303
+
+
+def test_a_user_changes_their_own_password_and_other_browsers_are_signed_out(
+    client: TestClient, db: Session, o: Org
+) -> None:
+    app = client.app
+    other = TestClient(app)
+    client_sign_in(other, "gustav")  # a second browser, signed in with the old password
+    csrf = client_sign_in(client, "gustav")
+    form = {"csrf": csrf, "current_password": PASSWORD}
+    refusals = [
+        (
+            {
+                "current_password": "wrong-one",
+                "new_password": "n3w-secret!",
+                "confirm_password": "n3w-secret!",
+            },
+            "current_password",
+            "That is not your current password.",
+        ),
+        (
+            {"new_password": "n3w-secret!", "confirm_password": "n3w-secret?"},
+            "confirm_password",
+            "The two new passwords differ.",
+        ),
+        (
+            {"new_password": "short", "confirm_password": "short"},
+            "new_password",
+            "A password needs at least 8 characters.",
+        ),
+    ]
+    for data, field, said in refusals:
+        refused = client.post("/account/password", data={**form, **data})
+        assert refused.status_code == 422, data
+        assert f'id="{field}-error" role="alert">{said}' in refused.text
+    assert other.get("/", follow_redirects=False).status_code == 200  # nothing changed
+    done = client.post(
+        "/account/password",
+        data={**form, "new_password": "n3w-secret!", "confirm_password": "n3w-secret!"},
+    )
+    assert done.status_code == 200
+    assert "Your password is changed. 1 other signed-in browser was signed out." in done.text
+    assert client.get("/", follow_redirects=False).status_code == 200  # this browser stays
+    assert other.get("/", follow_redirects=False).status_code == 303  # the other does not
+    assert not _signs_in(TestClient(app), "gustav", PASSWORD)
+    assert _signs_in(TestClient(app), "gustav", "n3w-secret!")
+    entry = db.scalars(
+        select(AuditEntry).where(
+            AuditEntry.action == "user.password", AuditEntry.actor_name == "gustav"
+        )
+    ).one()
+    assert entry.after == {"password_set": True}
+
+
+def test_an_administrator_resets_a_password_and_a_marketer_may_not(
+    client: TestClient, o: Org
+) -> None:
+    app = client.app
+    victim = TestClient(app)
+    client_sign_in(victim, "francois")
+    reset = {"new_password": "reset-by-admin", "confirm_password": "reset-by-admin"}
+    csrf = client_sign_in(client, "gustav")
+    refused = client.post(f"/admin/users/{o.francois}/password", data={**reset, "csrf": csrf})
+    assert refused.status_code == 403
+    assert _signs_in(TestClient(app), "francois", PASSWORD)
+    csrf = client_sign_in(client, "root")
+    page = client.get(f"/admin/users/{o.francois}").text
+    assert "Set a new password" in page
+    differ = client.post(
+        f"/admin/users/{o.francois}/password",
+        data={"new_password": "reset-by-admin", "confirm_password": "other", "csrf": csrf},
+    )
+    assert differ.status_code == 422
+    assert "the two passwords differ" in differ.text
+    done = client.post(
+        f"/admin/users/{o.francois}/password", data={**reset, "csrf": csrf}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    assert victim.get("/", follow_redirects=False).status_code == 303  # signed out
+    assert _signs_in(TestClient(app), "francois", "reset-by-admin")

@@ -193,6 +193,21 @@ def _token_out(token: ApiToken) -> s.TokenOut:
     return s.TokenOut.model_validate(token)
 
 
+@router.post(
+    "/me/password",
+    status_code=204,
+    tags=["me"],
+    summary="Change your own password (needs the current one; API tokens keep working)",
+)
+def change_my_password(
+    body: s.PasswordChangeIn, db: DbSession, principal: CurrentPrincipal
+) -> Response:
+    service.change_password(
+        db=db, principal=principal, current=body.current_password, new=body.new_password
+    )
+    return no_content()
+
+
 @router.get("/me/tokens", tags=["tokens"], summary="Your API tokens, newest first")
 def list_my_tokens(db: DbSession, principal: CurrentPrincipal) -> list[s.TokenOut]:
     return [_token_out(t) for t in service.my_tokens(db=db, principal=principal)]

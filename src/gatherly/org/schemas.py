@@ -238,3 +238,10 @@ class AuditOut(BaseModel):
     before: Any | None
     after: Any | None
     details: dict[str, Any]
+
+
+class PasswordChangeIn(Strict):
+    """Your current password and the new one (at least 8 characters)."""
+
+    current_password: Annotated[str, Field(min_length=1, max_length=1000)]
+    new_password: Annotated[str, Field(min_length=8, max_length=1000)]

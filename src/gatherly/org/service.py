@@ -486,9 +486,33 @@ def set_password(
 ) -> None:
     """Store an argon2 hash of a new password (audited, without either password)."""
     _check(db, principal, Privilege.WRITE, "user")
-    if len(password) < 8:
-        raise ValidationFailed("password must be at least 8 characters", field="password")
     user = get_user(db=db, user_id=user_id)
+    _store_password(db, principal, user, password, field="new_password")
+
+
+def change_password(*, db: Session, principal: Principal, current: str, new: str) -> None:
+    """Change the caller's own password, which needs the current one (not write on users)."""
+    user = get_user(db=db, user_id=principal.user_id)
+    if not _password_matches(user, current):
+        raise ValidationFailed("that is not your current password", field="current_password")
+    if new == current:
+        raise ValidationFailed("choose a password other than the current one", field="new_password")
+    _store_password(db, principal, user, new, field="new_password")
+
+
+def _password_matches(user: User, password: str) -> bool:
+    try:
+        return user.password_hash is not None and _hasher.verify(user.password_hash, password)
+    except Exception:  # argon2 raises several mismatch errors; all mean "no"
+        return False
+
+
+def _store_password(
+    db: Session, principal: Principal | None, user: User, password: str, *, field: str
+) -> None:
+    """Store an argon2 hash (audited as ``user.password``, without either password)."""
+    if len(password) < 8:
+        raise ValidationFailed("a password needs at least 8 characters", field=field)
     had = user.password_hash is not None
     user.password_hash = _hasher.hash(password)
     _log(db, principal, "password", user, {"password_set": had}, {"password_set": True})
@@ -1514,15 +1538,7 @@ def audit_trail(
 def verify_password(*, db: Session, username: str, password: str) -> User:
     """The active user with this username and password, or Unauthenticated."""
     user = db.execute(select(User).where(User.username == username)).scalar()
-    try:
-        ok = (
-            user is not None
-            and user.password_hash is not None
-            and _hasher.verify(user.password_hash, password)
-        )
-    except Exception:  # argon2 raises several mismatch errors; all mean "no"
-        ok = False
-    if not ok or user is None:
+    if user is None or not _password_matches(user, password):
         raise Unauthenticated("wrong username or password")
     if user.disabled:
         raise Unauthenticated("this user is disabled")

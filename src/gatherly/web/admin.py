@@ -38,6 +38,7 @@ from gatherly.core.ids import Id
 from gatherly.org import schemas as s
 from gatherly.org import service
 from gatherly.org.models import BusinessUnit
+from gatherly.web import auth
 from gatherly.web.pages import CsrfChecked, CurrentViewer, Viewer, WebDb, page, parse_form
 
 router = APIRouter(
@@ -398,6 +399,39 @@ def set_disabled(
 
     write = (Privilege.WRITE, "user")
     return _holder_change(request, db, viewer, "users", user_id, write, "disabled", change)
+
+
+class NewPassword(BaseModel):
+    """An administrator's reset: the new password, twice."""
+
+    new_password: Annotated[str, Field(min_length=1, max_length=1000)]
+    confirm_password: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+@router.post("/users/{user_id}/password", response_class=HTMLResponse)
+def reset_password(
+    request: Request,
+    user_id: PathId,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+    new_password: Annotated[str, Form(max_length=1000)] = "",
+    confirm_password: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Set a user's password (write on users); the user's browsers are signed out."""
+
+    def change() -> None:
+        body = parse_form(NewPassword, new_password=new_password, confirm_password=confirm_password)
+        if body.new_password != body.confirm_password:
+            raise ValidationFailed("the two passwords differ", field="confirm_password")
+        service.set_password(
+            db=db, user_id=user_id, password=body.new_password, principal=viewer.principal
+        )
+        keep = viewer.session_id if user_id == viewer.user.id else None
+        auth.end_all(db, user_id=user_id, keep_id=keep)
+
+    write = (Privilege.WRITE, "user")
+    return _holder_change(request, db, viewer, "users", user_id, write, "password", change)
 
 
 @router.post("/users/{user_id}/move", response_class=HTMLResponse)

@@ -77,3 +77,16 @@ def end(db: Session, row: WebSession) -> None:
     """Sign out: the cookie's secret stops working at once."""
     row.ended_at = utcnow()
     db.flush()
+
+
+def end_all(db: Session, *, user_id: int, keep_id: int | None = None) -> int:
+    """End every live session of a user but ``keep_id``: after their password changes, a
+    browser that knew the old one is signed out. Returns how many ended."""
+    stmt = select(WebSession).where(WebSession.user_id == user_id, WebSession.ended_at.is_(None))
+    ended = 0
+    for row in db.scalars(stmt):
+        if row.id != keep_id:
+            row.ended_at = utcnow()
+            ended += 1
+    db.flush()
+    return ended

@@ -64,6 +64,7 @@ class Viewer:
     user: SignedInUser
     principal: Principal
     csrf: str
+    session_id: int = 0  # this browser's session (kept when the user changes the password)
 
     @property
     def is_admin(self) -> bool:
@@ -110,6 +111,7 @@ def current_viewer(request: Request, db: WebDb) -> Viewer:
         ),
         principal=load_principal(db, user.id),
         csrf=row.csrf_token,
+        session_id=row.id,
     )
     request.state.viewer = viewer  # for error pages raised later in the route
     return viewer

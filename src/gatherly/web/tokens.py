@@ -1,5 +1,5 @@
-"""Web pages: your own API tokens (Account › API tokens): create one (its secret shown
-once), see when each was last used and when it expires, revoke it.
+"""Web pages: your account: your own API tokens (create one, its secret shown once; see
+when each was last used and when it expires; revoke it) and your password.
 
 Every route calls the same services as ``/api/v1/me/tokens`` with the viewer's principal:
 a token that is not the viewer's is not found, whatever its id.
@@ -11,12 +11,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from gatherly.api.params import PathId
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.org import schemas as s
 from gatherly.org import service
+from gatherly.web import auth
 from gatherly.web.pages import CsrfChecked, CurrentViewer, Viewer, WebDb, page, parse_form
 
 router = APIRouter(prefix="/account", include_in_schema=False)
@@ -95,3 +97,51 @@ def create_token(
 def revoke_token(token_id: PathId, db: WebDb, viewer: CurrentViewer, _: CsrfChecked) -> Response:
     service.revoke_my_token(db=db, principal=viewer.principal, token_id=token_id)
     return RedirectResponse("/account/tokens", status_code=303)
+
+
+# ------------------------------------------------------------------ your password
+
+
+class PasswordForm(BaseModel):
+    """The change-password form: the current password, and the new one twice."""
+
+    current_password: Annotated[str, Field(min_length=1, max_length=1000)]
+    new_password: Annotated[str, Field(min_length=1, max_length=1000)]
+    confirm_password: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+@router.get("/password", response_class=HTMLResponse)
+def password_page(request: Request, viewer: CurrentViewer) -> Response:
+    return page(request, "account/password.html", viewer, error=None, done=False)
+
+
+@router.post("/password", response_class=HTMLResponse)
+def change_password(
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+    current_password: Annotated[str, Form(max_length=1000)] = "",
+    new_password: Annotated[str, Form(max_length=1000)] = "",
+    confirm_password: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Change your own password; your other browsers are signed out."""
+    try:
+        body = parse_form(
+            PasswordForm,
+            current_password=current_password,
+            new_password=new_password,
+            confirm_password=confirm_password,
+        )
+        if body.new_password != body.confirm_password:
+            raise ValidationFailed("the two new passwords differ", field="confirm_password")
+        service.change_password(
+            db=db, principal=viewer.principal, current=body.current_password, new=body.new_password
+        )
+        ended = auth.end_all(db, user_id=viewer.user.id, keep_id=viewer.session_id)
+    except ValidationFailed as exc:
+        db.rollback()
+        return page(
+            request, "account/password.html", viewer, status_code=422, error=exc, done=False
+        )
+    return page(request, "account/password.html", viewer, error=None, done=True, ended=ended)
