@@ -176,16 +176,21 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-def client_sign_in(client: TestClient, username: str, password: str = PASSWORD) -> str:
-    """Sign a TestClient in through the form (ending whoever was signed in); returns the
-    new session's CSRF token."""
+def post_sign_in(client: TestClient, username: str, password: str = PASSWORD) -> Any:
+    """Post the sign-in form (after clearing whoever was signed in); returns the response."""
     client.cookies.clear()
     form = client.get("/signin")
-    response = client.post(
+    return client.post(
         "/signin",
         data={"username": username, "password": password, "csrf": csrf_of(form.text)},
         follow_redirects=False,
     )
+
+
+def client_sign_in(client: TestClient, username: str, password: str = PASSWORD) -> str:
+    """Sign a TestClient in through the form (ending whoever was signed in); returns the
+    new session's CSRF token."""
+    response = post_sign_in(client, username, password)
     assert response.status_code == 303, response.text[:300]
     return csrf_of(client.get("/").text)
 

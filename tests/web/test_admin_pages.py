@@ -27,8 +27,8 @@ from tests.web.conftest import (
     PASSWORD,
     Live,
     client_sign_in,
-    csrf_of,
     no_horizontal_scroll,
+    post_sign_in,
     shot,
     sign_in,
     with_password,
@@ -777,14 +777,7 @@ def test_the_admin_pages_fit_a_phone(phone: Page, db: Session, o: Org, live: Liv
 
 
 def _signs_in(client: TestClient, username: str, password: str) -> bool:
-    client.cookies.clear()
-    form = client.get("/signin")
-    response = client.post(
-        "/signin",
-        data={"username": username, "password": password, "csrf": csrf_of(form.text)},
-        follow_redirects=False,
-    )
-    return response.status_code == 303
+    return bool(post_sign_in(client, username, password).status_code == 303)
 
 
 def test_a_user_changes_their_own_password_and_other_browsers_are_signed_out(
@@ -858,7 +851,7 @@ def test_an_administrator_resets_a_password_and_a_marketer_may_not(
         data={"new_password": "reset-by-admin", "confirm_password": "other", "csrf": csrf},
     )
     assert differ.status_code == 422
-    assert "the two passwords differ" in differ.text
+    assert "the two new passwords differ" in differ.text
     done = client.post(
         f"/admin/users/{o.francois}/password", data={**reset, "csrf": csrf}, follow_redirects=False
     )

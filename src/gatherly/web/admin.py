@@ -39,7 +39,15 @@ from gatherly.org import schemas as s
 from gatherly.org import service
 from gatherly.org.models import BusinessUnit
 from gatherly.web import auth
-from gatherly.web.pages import CsrfChecked, CurrentViewer, Viewer, WebDb, page, parse_form
+from gatherly.web.pages import (
+    CsrfChecked,
+    CurrentViewer,
+    NewPassword,
+    Viewer,
+    WebDb,
+    page,
+    parse_form,
+)
 
 router = APIRouter(
     prefix="/admin",
@@ -401,13 +409,6 @@ def set_disabled(
     return _holder_change(request, db, viewer, "users", user_id, write, "disabled", change)
 
 
-class NewPassword(BaseModel):
-    """An administrator's reset: the new password, twice."""
-
-    new_password: Annotated[str, Field(min_length=1, max_length=1000)]
-    confirm_password: Annotated[str, Field(min_length=1, max_length=1000)]
-
-
 @router.post("/users/{user_id}/password", response_class=HTMLResponse)
 def reset_password(
     request: Request,
@@ -422,10 +423,8 @@ def reset_password(
 
     def change() -> None:
         body = parse_form(NewPassword, new_password=new_password, confirm_password=confirm_password)
-        if body.new_password != body.confirm_password:
-            raise ValidationFailed("the two passwords differ", field="confirm_password")
         service.set_password(
-            db=db, user_id=user_id, password=body.new_password, principal=viewer.principal
+            db=db, user_id=user_id, password=body.checked(), principal=viewer.principal
         )
         keep = viewer.session_id if user_id == viewer.user.id else None
         auth.end_all(db, user_id=user_id, keep_id=keep)

@@ -19,7 +19,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticError
 from sqlalchemy.orm import Session
 
@@ -151,6 +151,19 @@ def parse_form(model: type[M], **data: str) -> M:
             "value_error": plain(first),
         }.get(first["type"]) or f"this field {plain(first)}"
         raise ValidationFailed(message, field=field) from None
+
+
+class NewPassword(BaseModel):
+    """A new password typed twice (the account page and an administrator's reset)."""
+
+    new_password: Annotated[str, Field(min_length=1, max_length=1000)]
+    confirm_password: Annotated[str, Field(min_length=1, max_length=1000)]
+
+    def checked(self) -> str:
+        """The new password, once both fields agree."""
+        if self.new_password != self.confirm_password:
+            raise ValidationFailed("the two new passwords differ", field="confirm_password")
+        return self.new_password
 
 
 def page(

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from gatherly.api.params import PathId
@@ -19,7 +19,15 @@ from gatherly.core.exceptions import ValidationFailed
 from gatherly.org import schemas as s
 from gatherly.org import service
 from gatherly.web import auth
-from gatherly.web.pages import CsrfChecked, CurrentViewer, Viewer, WebDb, page, parse_form
+from gatherly.web.pages import (
+    CsrfChecked,
+    CurrentViewer,
+    NewPassword,
+    Viewer,
+    WebDb,
+    page,
+    parse_form,
+)
 
 router = APIRouter(prefix="/account", include_in_schema=False)
 
@@ -102,12 +110,10 @@ def revoke_token(token_id: PathId, db: WebDb, viewer: CurrentViewer, _: CsrfChec
 # ------------------------------------------------------------------ your password
 
 
-class PasswordForm(BaseModel):
+class PasswordForm(NewPassword):
     """The change-password form: the current password, and the new one twice."""
 
     current_password: Annotated[str, Field(min_length=1, max_length=1000)]
-    new_password: Annotated[str, Field(min_length=1, max_length=1000)]
-    confirm_password: Annotated[str, Field(min_length=1, max_length=1000)]
 
 
 @router.get("/password", response_class=HTMLResponse)
@@ -133,10 +139,8 @@ def change_password(
             new_password=new_password,
             confirm_password=confirm_password,
         )
-        if body.new_password != body.confirm_password:
-            raise ValidationFailed("the two new passwords differ", field="confirm_password")
         service.change_password(
-            db=db, principal=viewer.principal, current=body.current_password, new=body.new_password
+            db=db, principal=viewer.principal, current=body.current_password, new=body.checked()
         )
         ended = auth.end_all(db, user_id=viewer.user.id, keep_id=viewer.session_id)
     except ValidationFailed as exc:
