@@ -858,3 +858,16 @@ def test_an_administrator_resets_a_password_and_a_marketer_may_not(
     assert done.status_code == 303
     assert victim.get("/", follow_redirects=False).status_code == 303  # signed out
     assert _signs_in(TestClient(app), "francois", "reset-by-admin")
+
+
+def test_check_access_from_a_record_explains_it_with_its_name(client: TestClient, o: Org) -> None:
+    client_sign_in(client, "gustav")
+    contact_page = client.get(f"/contacts/{o.contact_de}").text
+    link = re.search(r'<a href="(/admin/explain\?[^"]+)">Check access…</a>', contact_page)
+    assert link is not None
+    answer = client.get(link.group(1).replace("&amp;", "&")).text
+    heading = re.search(r'<h2 id="answer-heading">(.*?)</h2>', answer, re.S)
+    assert heading is not None
+    said = " ".join(re.sub(r"<[^>]+>", " ", heading.group(1)).split())
+    assert said == "Granted Read on the contact “anna@example.de” for gustav"
+    assert f"contact {o.contact_de}" not in said  # named, not numbered

@@ -473,6 +473,7 @@ class Explanation:
     record_id: int | None
     summary: str
     paths: list[AccessPath] = field(default_factory=list)
+    record_name: str = ""  # what the record is called (a name, a person, an email)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form for the API and CLI."""
@@ -485,6 +486,7 @@ class Explanation:
             "record_id": self.record_id,
             "summary": self.summary,
             "paths": [p.__dict__ for p in self.paths],
+            "record_name": self.record_name,
         }
 
 
@@ -524,6 +526,7 @@ def explain(
         record_type=record_type,
         record_id=None if record is None else record.id,
         summary="",
+        record_name="" if record is None else registry.display_name(record),
     )
 
     def grant(path: AccessPath) -> None:

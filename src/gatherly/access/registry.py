@@ -84,3 +84,13 @@ register("business_unit", "Business unit")
 register("user", "User")
 register("team", "Team")
 register("security_role", "Security role")
+
+
+def display_name(record: Any) -> str:
+    """What a record is called on a page: its name, else the person's name or email, else
+    its id."""
+    name = getattr(record, "name", None) or getattr(record, "display_name", None)
+    if not name:
+        first, last = getattr(record, "first_name", ""), getattr(record, "last_name", "")
+        name = f"{first or ''} {last or ''}".strip() or getattr(record, "email", None)
+    return str(name or f"#{record.id}")
