@@ -201,7 +201,8 @@ def demo(
         out.print(f"Syncing {ticked} webinars into marketing events …")
         print_report(run_with_progress(factory, settings))
         out.print(
-            "\nMarketing events as Gustav (Marketer, Germany; owns the synced webinars) sees them:"
+            "\nMarketing events as Gustav (Marketer, Germany, where the synced webinars land)"
+            " sees them:"
         )
         out.print(
             f"  curl -s -H 'Authorization: Bearer {by_user['gustav'].token}' {base}/api/v1/events",
@@ -220,6 +221,11 @@ def demo(
                 f"{base}/api/v1/segments/{first}/members",
                 soft_wrap=True,
             )
+        organizer = sample.DEMO_ORGANIZER
+        out.print(
+            f"{organizer} is also a Teams organizer of the sample tenant: signed in as "
+            f"{organizer}, {base}/webinars shows her webinars, each with Sync now."
+        )
         out.print("Organizer statuses and the access-policy remedy: gatherly teams organizers")
         out.print(f"API docs: {base}/api/v1/docs")
         if serve_after:

@@ -39,7 +39,12 @@ USERS = [
     ("ulla", "Ulla User", "Germany", "Marketing Assistant"),
     ("ana", "Ana Americas", "Americas", "Marketing Manager"),
     ("sam", "Sam States", "United States", "Marketer"),
+    ("marta", "Marta Lindqvist", "Germany", "Marketer"),
 ]
+# Marta is also a Teams organizer of the sample tenant: the same email maps her, so her
+# webinars are hers (My webinars, Sync now) and land in Germany as she does.
+EMAILS = {"marta": "marta.lindqvist@contoso.example"}
+DEMO_ORGANIZER = "marta"
 COUNTRY = {
     "Germany": "DE",
     "France": "FR",
@@ -116,7 +121,7 @@ def seed(db: Session, *, contacts: int = 3000, seed_value: int = 7) -> None:
             db=db,
             username=username,
             full_name=full_name,
-            email=f"{username}@gatherly.example",
+            email=EMAILS.get(username, f"{username}@gatherly.example"),
             business_unit_id=ids[bu],
             password=DEMO_PASSWORD,
         )

@@ -16,7 +16,9 @@ from gatherly.contact.models import Contact
 from gatherly.core.exceptions import NotFound, Unauthenticated
 from gatherly.event.models import MarketingEvent
 from gatherly.org import service as org
+from gatherly.org.directory import load_principal
 from gatherly.org.models import ApiToken
+from gatherly.teams import service as teams_service
 from tests.cli.helpers import (
     CliRun,
     DemoOutput,
@@ -49,13 +51,22 @@ def test_demo_syncs_the_emulated_teams_tenant_into_events(seeded_demo: SeededDem
     with session_on(seeded_demo.database_url) as db:
         events = db.scalars(select(MarketingEvent)).all()
         gustav = org.get_user_by_username(db=db, username=sample.DEMO_EVENT_OWNER)
+        marta = org.get_user_by_username(db=db, username=sample.DEMO_ORGANIZER)
         assert len(events) == 8
-        assert {(e.owner_id, e.owning_bu_id) for e in events} == {
-            (gustav.id, gustav.business_unit_id)
+        # Marta's webinars are hers (her email maps her to the organizer); the rest land
+        # with the default owner; all in Germany.
+        owners = {(e.owner_id, e.owning_bu_id) for e in events}
+        assert owners == {
+            (gustav.id, gustav.business_unit_id),
+            (marta.id, marta.business_unit_id),
         }
+        assert marta.business_unit_id == gustav.business_unit_id
+        organizers = teams_service.list_organizers(db=db, principal=load_principal(db, marta.id))
+        assert [o.display_name for o in organizers] == ["Marta Lindqvist"]
         synced = db.execute(select(func.count()).where(Contact.origin == "teams_sync")).scalar_one()
         assert synced > 0
         assert not db.scalar(select(func.count()).where(Contact.email.endswith("@contoso.example")))
+    assert "signed in as marta" in seeded_demo.output.text
 
 
 def count_segments(db: Session) -> int:
@@ -87,7 +98,7 @@ def test_demo_seeds_the_sample_business_units_users_and_3000_contacts(
     assert {b["name"]: names.get(b["parent_id"]) for b in bus} == SAMPLE_BUS
 
     users = json.loads(cli("users", "list", "--json").stdout)
-    assert len(users) == 8
+    assert len(users) == len(sample.USERS)
     assert {u["username"]: (u["business_unit"], *u["roles"]) for u in users} == SAMPLE_USERS
 
     with session_on(seeded_demo.database_url) as db:
@@ -101,7 +112,7 @@ def test_demo_seeds_the_sample_business_units_users_and_3000_contacts(
 def test_demo_prints_a_working_token_per_user_and_curl_lines(seeded_demo: SeededDemo) -> None:
     output = seeded_demo.output
     assert set(output.tokens) == set(SAMPLE_USERS)
-    assert len(set(output.tokens.values())) == 8
+    assert len(set(output.tokens.values())) == len(sample.USERS)
 
     with session_on(seeded_demo.database_url) as db:
         for username, token in output.tokens.items():
@@ -136,7 +147,7 @@ def test_demo_again_adds_no_contacts_and_replaces_only_the_demo_tokens(
     db = open_db()
     assert contact_count(db) == 3000
     assert len(json.loads(demo_cli("bu", "list", "--json").stdout)) == len(SAMPLE_BUS)
-    assert len(json.loads(demo_cli("users", "list", "--json").stdout)) == 8
+    assert len(json.loads(demo_cli("users", "list", "--json").stdout)) == len(sample.USERS)
 
     assert set(second.tokens) == set(SAMPLE_USERS)
     for username in SAMPLE_USERS:
@@ -167,7 +178,7 @@ def test_demo_again_adds_no_contacts_and_replaces_only_the_demo_tokens(
         .where(ApiToken.name == "demo", ApiToken.revoked_at.is_(None))
         .group_by(ApiToken.user_id)
     ).all()
-    assert len(active_demo) == 8
+    assert len(active_demo) == len(sample.USERS)
     assert all(n == 1 for _user, n in active_demo)
 
 

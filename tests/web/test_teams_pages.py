@@ -682,3 +682,34 @@ def test_the_home_page_lists_organizers_who_need_an_administrator(
     assert "but none is ticked for sync" in home
     # Someone who organizes nothing and manages nothing sees no such list.
     assert 'id="blocked"' not in as_user("marketer").client.get("/").text
+
+
+def test_an_admin_sets_the_default_owner_and_sees_where_events_land(
+    as_user: SignIn, site: Site
+) -> None:
+    admin = as_user("admin")
+    form = {
+        "sync_enabled": "on",
+        "organizer_exclusion_domains": "",
+        "contact_exclusion_domains": "",
+    }
+    before = _connection(site.session_factory)
+    for bad, said in (("abc", "choose a user from the list"), ("999999", "no user with id 999999")):
+        refused = admin.post("/integrations/teams/settings", {**form, "default_owner_id": bad})
+        assert refused.status_code == 422
+        assert said in refused.text
+        assert re.search(r'id="default_owner_id"[^>]*aria-invalid="true"', refused.text)
+    assert _connection(site.session_factory) == before
+    saved = admin.post(
+        "/integrations/teams/settings",
+        {**form, "default_owner_id": str(site.ids["marta"])},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    assert _connection(site.session_factory)["default_owner_id"] == site.ids["marta"]
+    page = " ".join(admin.client.get("/integrations/teams").text.split())
+    assert "Now: <strong>marta</strong>, so those records land in the business unit" in page
+    cleared = admin.post("/integrations/teams/settings", {**form, "default_owner_id": "none"})
+    assert cleared.status_code in (200, 303)
+    assert _connection(site.session_factory)["default_owner_id"] is None
+    assert "None is set: such webinars cannot sync" in admin.client.get("/integrations/teams").text

@@ -34,7 +34,7 @@ from gatherly.core.exceptions import (
 from gatherly.event.models import MarketingEvent
 from gatherly.graph.auth import TokenError, authority_url
 from gatherly.graph.client import GRAPH_BASE_URL
-from gatherly.org.models import User
+from gatherly.org.models import BusinessUnit, User
 from gatherly.teams import fetch, sync
 from gatherly.teams.connection import (
     CONNECTION_ID,
@@ -344,6 +344,24 @@ def _domains(values: list[str], field: str) -> list[str]:
         if domain not in out:
             out.append(domain)
     return sorted(out)
+
+
+@dataclass(frozen=True)
+class Landing:
+    """Where synced events land: the default owner (for organizers with no Gatherly user of
+    the same email) and that owner's business unit; None when no default owner is set."""
+
+    default_owner: str | None
+    business_unit: str | None
+
+
+def where_events_land(*, db: Session, connection: TeamsConnection) -> Landing:
+    """The default owner's username and business unit, for the settings page."""
+    owner = db.get(User, connection.default_owner_id) if connection.default_owner_id else None
+    if owner is None:
+        return Landing(None, None)
+    bu = db.get(BusinessUnit, owner.business_unit_id)
+    return Landing(owner.username, bu.name if bu else None)
 
 
 def update_settings(

@@ -19,11 +19,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
 from gatherly.api.params import PathId, QueryId
+from gatherly.core.bounds import parse_id
 from gatherly.core.exceptions import Conflict, GatherlyError, NotFound, ValidationFailed
 from gatherly.event import service as event_service
 from gatherly.jobs.queue import app_jobs
+from gatherly.org import service as org_service
 from gatherly.teams import schemas as s
 from gatherly.teams import service
 from gatherly.teams.models import RUN_RUNNING, SyncRun, TeamsConnection
@@ -82,6 +85,9 @@ def _integrations(
             source = "missing"
     organizers = service.list_organizers(db=db, principal=viewer.principal)
     remedies = {o.id: service.remedy(connection, o) if connection else [] for o in organizers}
+    users: list[Any] = []
+    if access.can(db, viewer.principal, Privilege.READ, "user"):
+        users, _total = org_service.list_users(db=db, principal=viewer.principal, limit=500)
     return page(
         request,
         "teams/integrations.html",
@@ -93,6 +99,8 @@ def _integrations(
         organizers=organizers,
         remedies=remedies,
         runs=service.recent_runs(db=db, principal=viewer.principal),
+        users=users,
+        landing=service.where_events_land(db=db, connection=connection) if connection else None,
         **context,
     )
 
@@ -178,15 +186,25 @@ def save_settings(
     sync_enabled: Flag = None,
     organizer_exclusion_domains: Domains = "",
     contact_exclusion_domains: Domains = "",
+    default_owner_id: Annotated[str | None, Form(max_length=20)] = None,
 ) -> Response:
     service.require_admin(viewer.principal)
     try:
+        # The owner changes only when the form holds its field ("none": no default owner).
+        owner: dict[str, Any] = {}
+        if default_owner_id == "none":
+            owner["default_owner_id"] = None
+        elif default_owner_id:
+            owner["default_owner_id"] = parse_id(default_owner_id)
+            if owner["default_owner_id"] is None:
+                raise ValidationFailed("choose a user from the list", field="default_owner_id")
         service.update_settings(
             db=db,
             sync_enabled=sync_enabled is not None,
             organizer_exclusion_domains=_lines(organizer_exclusion_domains),
             contact_exclusion_domains=_lines(contact_exclusion_domains),
             by_user_id=viewer.user.id,
+            **owner,
         )
     except ValidationFailed as exc:
         return _integrations(
@@ -198,6 +216,7 @@ def save_settings(
                 "sync_enabled": sync_enabled is not None,
                 "organizer_exclusion_domains": organizer_exclusion_domains,
                 "contact_exclusion_domains": contact_exclusion_domains,
+                "default_owner_id": default_owner_id or "",
             },
             settings_error=exc,
             settings_field=(exc.field or "").split("[", 1)[0],
