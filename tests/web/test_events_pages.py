@@ -312,8 +312,10 @@ def test_a_forged_cursor_is_an_error_on_the_page_not_a_crash(
 
 
 def test_the_event_page_shows_the_funnel_the_chart_and_the_people(
-    page: Page, world: World, live: Live
+    page: Page, world: World, live: Live, db: Session
 ) -> None:
+    seg.create_list(db=db, principal=f.principal(db, world.anna), name="Spring follow-up")
+    db.commit()
     sign_in(page, "anna", next="/events")
     page.get_by_role("link", name="Spring Launch Webinar").click()
     expect(page).to_have_url(f"{live.url}/events/{world.spring.id}")
@@ -389,7 +391,7 @@ def test_the_event_page_shows_the_funnel_the_chart_and_the_people(
         ],
     ]
     for i, row in enumerate(cells):
-        expect(people.nth(i).locator("td")).to_have_text(row)
+        expect(people.nth(i).locator("td")).to_have_text(["", *row])  # "": the tick box
     expect(people.nth(0).get_by_role("link", name="Ann Early")).to_have_attribute(
         "href", re.compile(r"^/contacts/\d+$")
     )
@@ -406,7 +408,16 @@ def test_the_event_page_shows_the_funnel_the_chart_and_the_people(
     page.get_by_role("link", name="Attended", exact=True).click()
     page.get_by_label("Sort by").select_option("-minutes")
     page.get_by_role("button", name="Sort").click()
-    expect(people.locator("td:first-child")).to_have_text(["Ann Early", "Ben Late"])
+    expect(people.locator("td:nth-child(2)")).to_have_text(["Ann Early", "Ben Late"])
+    # The attendees go to a follow-up list from here, counted first.
+    page.get_by_label("all 2 that match").check()
+    page.get_by_label("Marketing list").select_option(label="Spring follow-up")
+    page.get_by_role("button", name="Add to list…").click()
+    expect(page.locator("#plan")).to_contain_text("2 will be added")
+    page.get_by_role("button", name="Add 2 contacts").click()
+    expect(page.locator("#done")).to_have_text("2 contacts added.")
+    page.go_back()
+    page.go_back()
     text = page.locator("main").inner_text()
     assert "Yves" not in text
     assert "Hidden" not in text
@@ -551,7 +562,7 @@ def test_a_webinar_description_is_stored_as_html(body: object, stored: str) -> N
 
 
 def test_a_tab_exports_as_csv_with_only_the_people_the_viewer_may_read(
-    client: TestClient, world: World
+    client: TestClient, world: World, db: Session
 ) -> None:
     _signed_in(client, "anna")
     base = f"/events/{world.spring.id}/people.csv"
@@ -569,6 +580,24 @@ def test_a_tab_exports_as_csv_with_only_the_people_the_viewer_may_read(
     assert client.get(f"{base}?tab=everything").status_code == 422
     _signed_in(client, "bert")
     assert client.get(base).status_code == 404
+    # Nor may he take the event's attendees in a bulk action.
+    mine = seg.create_list(db=db, principal=f.principal(db, world.bert), name="Bert's")
+    db.commit()
+    csrf = client_sign_in(client, "bert")
+    taken = client.post(
+        "/bulk",
+        data={
+            "csrf": csrf,
+            "source": "event",
+            "event_id": str(world.spring.id),
+            "tab": "attended",
+            "choose": "all",
+            "action": "add",
+            "list_id": str(mine.id),
+        },
+    )
+    assert taken.status_code == 404
+    assert "Ann Early" not in taken.text
 
 
 def test_recordings_and_a_searchable_transcript_show_on_the_event(

@@ -1,5 +1,5 @@
 """Bulk actions on contacts chosen in a list of them (the contact search, a segment's
-members): add them to or remove them from a marketing list, or export them as CSV.
+members, a tab of an event's people): add them to or remove them from a marketing list, or export them as CSV.
 
 A selection is the rows ticked, or every contact the list matches. Either way only the
 contacts the caller may read are taken, and the plan (how many will change) is counted
@@ -21,6 +21,7 @@ from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact
 from gatherly.core.csvout import CsvExport
 from gatherly.core.exceptions import ValidationFailed
+from gatherly.event import service as event_service
 from gatherly.segment._common import CONTACT, LIST, MAX_IDS, MembershipChange
 from gatherly.segment._lists import add_to_list, get_list, remove_from_list
 from gatherly.segment._members import _csv_chunks, _iter_readable, membership_statement
@@ -41,6 +42,8 @@ class Selection:
     all_matching: bool = False
     contacts: contact_service.ListFilter | None = None
     segment_id: int | None = None
+    event_id: int | None = None  # with ``tab``: the contacts of one tab of an event's people
+    tab: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,14 @@ class ListPlan:
 
 def _ids_statement(db: Session, principal: access.Principal, selection: Selection) -> Select[Any]:
     """``select(Contact.id)`` of the selection's contacts the caller may read."""
-    if selection.all_matching and selection.segment_id is not None:
+    if selection.all_matching and selection.event_id is not None:
+        people = event_service.event_people(db=db, principal=principal, event_id=selection.event_id)
+        tab = selection.tab or "all"
+        ids = sorted(
+            {p.contact_id for p in people if p.contact_id and (tab == "all" or tab in p.tabs)}
+        )
+        source = select(Contact).where(Contact.id.in_(ids))
+    elif selection.all_matching and selection.segment_id is not None:
         segment = get_segment(db=db, principal=principal, segment_id=selection.segment_id)
         source, _how = membership_statement(db=db, segment=segment, viewer=principal)
     elif selection.all_matching:

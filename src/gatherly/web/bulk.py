@@ -1,5 +1,5 @@
 """Web pages: bulk actions on the contacts ticked in a list (the contact search, a segment's
-members), or on every contact the list matches: add to a marketing list, remove from one,
+members, a tab of an event's people), or on every contact the list matches: add to a marketing list, remove from one,
 export as CSV.
 
 The first POST counts what would happen and asks to confirm; the second does it. Both go
@@ -28,7 +28,7 @@ router = APIRouter(include_in_schema=False)
 BulkAction = Literal["add", "remove", "export"]
 ACTIONS = {"add": "Add to list", "remove": "Remove from list", "export": "Export CSV"}
 # The form fields that say which contacts: carried from the list page to the confirmation.
-SELECTION_FIELDS = ("source", "segment_id", "q", "country", "company", "choose")
+SELECTION_FIELDS = ("source", "segment_id", "event_id", "tab", "q", "country", "company", "choose")
 
 
 async def _form(request: Request) -> FormData:
@@ -46,6 +46,16 @@ def selection_of(form: FormData) -> tuple[service.Selection, str]:
     """The selection a bulk form describes, and the page to go back to."""
     all_matching = _text(form, "choose") == "all"
     ids = tuple(i for i in (as_int(v) for v in form.getlist("contact_id")) if i is not None)
+    if _text(form, "source") == "event":
+        event_id = as_int(form.get("event_id"))
+        if event_id is None:
+            raise ValidationFailed("the event is missing", field="event_id")
+        tab = _text(form, "tab") or "all"
+        back = f"/events/{event_id}?tab={tab}#people-h"
+        selection = service.Selection(
+            ids=ids, all_matching=all_matching, event_id=event_id, tab=tab
+        )
+        return selection, back
     if _text(form, "source") == "segment":
         segment_id = as_int(form.get("segment_id"))
         if segment_id is None:

@@ -27,6 +27,7 @@ from gatherly.event.models import EventSession
 from gatherly.event.presence import MINUTE, Minute, per_minute
 from gatherly.event.service import Attended
 from gatherly.teams import service as teams_service
+from gatherly.web import bulk
 from gatherly.web.pages import CurrentViewer, WebDb, page
 
 router = APIRouter(include_in_schema=False)
@@ -275,12 +276,11 @@ def event_detail(
     shown = [p for p in people if tab == "all" or tab in p.tabs]
     start = (page_number - 1) * PEOPLE_PAGE
     on_page = shown[start : start + PEOPLE_PAGE]
-    linked = contact_service.readable_ids(
-        db=db,
-        principal=principal,
-        kind=contact_service.CONTACT,
-        ids=[p.contact_id for p in on_page],
+    # The contacts behind the tab's people the viewer may read: linked, and the bulk bar's.
+    readable = contact_service.readable_ids(
+        db=db, principal=principal, kind=contact_service.CONTACT, ids=[p.contact_id for p in shown]
     )
+    linked = {p.contact_id for p in on_page if p.contact_id in readable}
     return page(
         request,
         "events/detail.html",
@@ -300,6 +300,9 @@ def event_detail(
         people_page=page_number,
         people_pages=max(1, -(-len(shown) // PEOPLE_PAGE)),
         linked=linked,
+        bulk_total=len(readable),
+        bulk_hidden={"source": "event", "event_id": event.id, "tab": tab},
+        **bulk.bulk_context(db, viewer),
         tab=tab,
         sort=sort,
         tab_labels=TAB_LABELS,
