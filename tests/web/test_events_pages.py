@@ -436,7 +436,20 @@ def test_the_event_page_fits_a_phone(phone: Page, world: World, live: Live) -> N
     phone.goto("/events")
     expect(phone.locator("#event-count")).to_have_text("3 events.")
     no_horizontal_scroll(phone)
+    # The table scrolls inside its card, the event's name staying in view.
+    wrap = phone.locator(".table-wrap").first
+    assert wrap.evaluate("w => w.scrollWidth > w.clientWidth")
+    wrap.evaluate("w => { w.scrollLeft = w.scrollWidth; }")
+    name = phone.get_by_role("link", name="Spring Launch Webinar")
+    assert name.evaluate("a => getComputedStyle(a.closest('td')).position") == "sticky"
+    box, frame = name.bounding_box(), wrap.bounding_box()
+    assert box is not None
+    assert frame is not None
+    assert frame["x"] <= box["x"] < frame["x"] + frame["width"]  # still on screen
     shot(phone, "events-phone", live)
+    # On a 1366 px screen the whole table fits without scrolling.
+    phone.set_viewport_size({"width": 1366, "height": 900})
+    assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth")
 
 
 def test_an_event_of_another_bu_is_not_found_like_an_unknown_one(
