@@ -511,11 +511,19 @@ def explain(
     privilege: Privilege | str,
     record_type: str,
     record: OwnedRecord | None = None,
+    *,
+    named: bool = True,
 ) -> Explanation:
     """Every path that grants or fails ``privilege`` on ``record`` for ``principal``.
 
     ``record`` may be None for organization-owned types (the privilege alone decides).
+    ``named=False`` words the paths with BU ids instead of reading BU names (for ``can``,
+    which keeps only the verdict).
     """
+
+    def bu_name(bu_id: int) -> str:
+        return _bu_name(db, bu_id) if named else f"id {bu_id}"
+
     privilege = Privilege(privilege)
     rtype = registry.get(record_type)
     out = Explanation(
@@ -562,7 +570,7 @@ def explain(
                 AccessPath(
                     "organization",
                     True,
-                    g.describe(_bu_name(db, g.anchor_bu_id)) + ": every record",
+                    g.describe(bu_name(g.anchor_bu_id)) + ": every record",
                     role=g.role_name,
                     level=g.level.label,
                     team=g.team_name,
@@ -582,11 +590,11 @@ def explain(
         ) + f": {privilege.value} on {record_type}"
         return out
 
-    where = _bu_name(db, record.owning_bu_id)
+    where = bu_name(record.owning_bu_id)
     for g in grants:
         if g.level not in (Level.PARENT_CHILD, Level.BUSINESS_UNIT):
             continue
-        said = g.describe(_bu_name(db, g.anchor_bu_id))
+        said = g.describe(bu_name(g.anchor_bu_id))
         if g.level == Level.PARENT_CHILD:
             ok = _in_subtree(db, g.anchor_bu_id, record.owning_bu_id)
             verb = "is" if ok else "is not"
@@ -682,7 +690,7 @@ def can(
     record: OwnedRecord | None = None,
 ) -> bool:
     """True when ``principal`` may exercise ``privilege`` on ``record`` (see ``explain``)."""
-    return explain(db, principal, privilege, record_type, record).allowed
+    return explain(db, principal, privilege, record_type, record, named=False).allowed
 
 
 def held_rights(
