@@ -650,8 +650,8 @@ def _check(engine: Engine, w: World) -> None:
 
         # A preview by each user sees the events that user may read, the contacts that user
         # may read, in that user's BU when scoping is on; naming what they cannot read fails.
-        for v, user_id in enumerate(b.user_ids):
-            viewer = load_principal(db, user_id)
+        viewers = [load_principal(db, user_id) for user_id in b.user_ids]  # loaded once
+        for v, viewer in enumerate(viewers):
             if refused_refs(w, v):
                 with pytest.raises(CriteriaError):
                     seg.preview(db=db, principal=viewer, criteria=tree, limit=0)
@@ -668,10 +668,10 @@ def _check(engine: Engine, w: World) -> None:
             assert shown.visible == expected_count, f"preview for u{v}"
 
         def check_viewers(source: str) -> None:
-            for v, user_id in enumerate(b.user_ids):
+            for v, viewer in enumerate(viewers):
                 shown = seg.members(
                     db=db,
-                    principal=load_principal(db, user_id),
+                    principal=viewer,
                     segment_id=segment.id,
                     live=source == "live",
                     limit=500,
