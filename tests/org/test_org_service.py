@@ -100,6 +100,13 @@ def test_names_are_unique_case_insensitively(db: Session) -> None:
     f.user(db, "Kim")
     with pytest.raises(Conflict):
         f.user(db, "kim")
+    # Letters beyond ASCII too (SQLite's own lower() folds ASCII only), and the exact name
+    # the unique constraint holds: a Conflict each time, never the database's error.
+    for taken, again in (("Æsir", "æsir"), ("Œuvre \u00a0\x86%", "Œuvre \u00a0\x86%")):
+        f.bu(db, taken)
+        with pytest.raises(Conflict) as err:
+            f.bu(db, again)
+        assert err.value.field == "name"
 
 
 def test_team_owning_records_cannot_be_deleted(db: Session) -> None:

@@ -90,6 +90,13 @@ def contains_pattern(text: str) -> str:
     return f"%{text}%"
 
 
+def folded(db: Session, column: Any) -> ColumnElement[str]:
+    """``lower(column)`` folding every letter on SQLite too, whose own ``lower()`` folds ASCII
+    only (``unicode_lower`` is registered on each connection below)."""
+    sqlite = db.get_bind().dialect.name == "sqlite"
+    return func.unicode_lower(column) if sqlite else func.lower(column)
+
+
 def _unicode_lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
-from sqlalchemy import delete, func, insert, literal, select, true, update
+from sqlalchemy import delete, func, insert, literal, or_, select, true, update
 from sqlalchemy.orm import Session, aliased
 
 from gatherly.access import engine as access_engine
@@ -25,7 +25,7 @@ from gatherly.access.models import OWNER_TEAM, OWNER_USER, BusinessUnitClosure, 
 from gatherly.core import audit, changes
 from gatherly.core.audit import Actor
 from gatherly.core.bounds import parse_id
-from gatherly.core.db import icontains, utcnow
+from gatherly.core.db import folded, icontains, utcnow
 from gatherly.core.exceptions import (
     Conflict,
     Forbidden,
@@ -153,7 +153,8 @@ def _check_name_free(
     name = name.strip()
     if not name:
         raise ValidationFailed("name must not be empty", field="name")
-    stmt = select(model.id).where(func.lower(model.name) == name.lower())
+    # The exact name is what the unique constraint holds; any case of it is refused too.
+    stmt = select(model.id).where(or_(model.name == name, folded(db, model.name) == name.lower()))
     if exclude_id is not None:
         stmt = stmt.where(model.id != exclude_id)
     if db.execute(stmt).first():
