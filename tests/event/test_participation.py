@@ -52,7 +52,12 @@ def test_counts_reconciliation_and_segments_agree_on_every_edge(db: Session) -> 
     assert numbers.no_shows == members("not_attended") == ["b@x.example", "d@x.example"]
     assert counts == participation.Counts(registrants=3, cancellations=1, attendees=2)
     # The event page's tabs hold the same people, so its numbers add up to the same.
-    tabs = _tabs(event_service.event_people(db=db, principal=principal, event_id=ev.id))
+    people = event_service.event_people(db=db, principal=principal, event_id=ev.id)
+    tabs = _tabs(people)
+    shown = event_service.people_numbers(people)  # the event page's numbers
+    assert (shown.registered, shown.attended, shown.walk_ins) == (3, 2, 1)
+    assert shown.registered == shown.registered_attended + shown.no_shows
+    assert (shown.rate, shown.cancelled, shown.not_counted) == (33, 1, 2)
     assert tabs["registered"] == numbers.registrants
     assert tabs["attended"] == numbers.attendees
     assert tabs["cancelled"] == numbers.cancellations

@@ -1129,6 +1129,9 @@ def test_all_that_match_means_the_search_among_readable_contacts(acme: Acme, as_
     assert _stats(confirm.text)[0] == "2 contacts chosen that you may read"
     gustav.post("/bulk/apply", {**search, "action": "add"})
     assert _members(acme, follow_up.id) == {acme.anna.id, acme.bernd.id}
+    asked = gustav.post("/bulk", {**search, "action": "export"})
+    assert _stats(asked.text) == ["2 contacts chosen that you may read"]
+    assert "Download 2 contacts" in asked.text
     export = gustav.post("/bulk/apply", {**search, "action": "export"})
     assert export.status_code == 200
     assert export.headers["content-type"].startswith("text/csv")

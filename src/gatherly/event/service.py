@@ -437,39 +437,50 @@ def event_people(
         raise ValidationFailed(f"sort by one of {', '.join(PEOPLE_SORTS)}", field="sort")
     get_event(db=db, principal=principal, event_id=event_id)
     regs = _registration_rows(db, principal, event_id)
-    attendance = _with_intervals(db, _attendance_rows(db, principal, event_id), event_id)
+    attendance = _attendance_rows(db, principal, event_id)
+    # How many joins and leaves each row has: counted, not loaded (the page's charts load
+    # the intervals themselves).
+    counted = db.execute(
+        select(AttendanceInterval.attendance_id, func.count())
+        .join(EventAttendance)
+        .where(EventAttendance.event_id == event_id)
+        .group_by(AttendanceInterval.attendance_id)
+    )
+    intervals = {attendance_id: int(n) for attendance_id, n in counted}
     active = {
         (r.email or "").casefold()
         for r in regs
         if r.status == participation.REGISTERED and not r.excluded_reason
     }
-    by_registration = {
-        a.attendance.registration_id: a for a in attendance if a.attendance.registration_id
-    }
-    by_email = {a.attendance.email.casefold(): a for a in attendance if a.attendance.email}
+    by_registration = {a.registration_id: a for a in attendance if a.registration_id}
+    by_email = {a.email.casefold(): a for a in attendance if a.email}
     # Active registrations first, so a re-registration takes the attendance, not the cancel.
     regs.sort(key=lambda r: (r.status != participation.REGISTERED, r.id))
     people, used = [], set()
     for reg in regs:
         att = by_registration.get(reg.id) or by_email.get((reg.email or "").casefold())
-        if att is not None and att.attendance.id in used:
+        if att is not None and att.id in used:
             att = None  # one attendance row is shown once
         if att is not None:
-            used.add(att.attendance.id)
+            used.add(att.id)
         name = f"{reg.first_name} {reg.last_name}".strip()
-        people.append(_person(name, reg.email or "", reg, att, active))
+        people.append(_person(name, reg.email or "", reg, att, intervals, active))
     people += [
-        _person(a.attendance.display_name, a.attendance.email or "", None, a, active)
+        _person(a.display_name, a.email or "", None, a, intervals, active)
         for a in attendance
-        if a.attendance.id not in used
+        if a.id not in used
     ]
     return sorted(people, key=_PEOPLE_KEYS[sort])
 
 
 def _person(
-    name: str, email: str, reg: EventRegistration | None, att: Attended | None, active: set[str]
+    name: str,
+    email: str,
+    reg: EventRegistration | None,
+    record: EventAttendance | None,
+    intervals: dict[int, int],
+    active: set[str],
 ) -> Person:
-    record = att.attendance if att else None
     return Person(
         name=name,
         email=email,
@@ -481,7 +492,7 @@ def _person(
         first_join=record.first_join_at if record else None,
         last_leave=record.last_leave_at if record else None,
         seconds=record.total_seconds if record else None,
-        intervals=len(att.intervals) if att else None,
+        intervals=intervals.get(record.id, 0) if record else None,
         tabs=frozenset(_tabs(reg, record, active)),
     )
 
@@ -493,6 +504,39 @@ _PEOPLE_KEYS: dict[str, Callable[[Person], Any]] = {
     "first_join": lambda p: (p.first_join or _NEVER, p.name.casefold()),
     "registered_at": lambda p: (p.registered_at or _NEVER, p.name.casefold()),
 }
+
+
+@dataclass(frozen=True)
+class Numbers:
+    """An event's numbers as its tabs hold them, so each adds up and a page can link each to
+    its tab."""
+
+    registered: int
+    attended: int
+    walk_ins: int
+    no_shows: int
+    cancelled: int
+    not_counted: int
+
+    @property
+    def registered_attended(self) -> int:
+        return self.attended - self.walk_ins
+
+    @property
+    def rate(self) -> int | None:
+        """Of the people registered, the share who attended (walk-ins are not in it)."""
+        if not self.registered:
+            return None
+        return round(100 * self.registered_attended / self.registered)
+
+
+def people_numbers(people: Sequence[Person]) -> Numbers:
+    def n(tab: str) -> int:
+        return sum(1 for p in people if tab in p.tabs)
+
+    return Numbers(
+        n("registered"), n("attended"), n("walk_in"), n("no_show"), n("cancelled"), n("not_counted")
+    )
 
 
 PEOPLE_COLUMNS = (

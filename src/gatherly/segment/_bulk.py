@@ -100,6 +100,21 @@ def selected_ids(*, db: Session, principal: access.Principal, selection: Selecti
     return ids
 
 
+def count_selected(*, db: Session, principal: access.Principal, selection: Selection) -> int:
+    """How many of the selection's contacts the caller may read (what an export takes)."""
+    return _counted(db, _ids_statement(db, principal, selection).subquery())
+
+
+def _counted(db: Session, ids: Any) -> int:
+    selected = db.scalar(select(func.count()).select_from(ids)) or 0
+    if selected > MAX_BULK:
+        raise ValidationFailed(
+            f"a bulk action takes at most {MAX_BULK:,} contacts: narrow the search first",
+            field="selection",
+        )
+    return selected
+
+
 def writable_lists(*, db: Session, principal: access.Principal, limit: int = 200) -> list[Any]:
     """The lists the caller may change (add to, remove from), by name."""
     stmt = access.scope(
@@ -121,12 +136,7 @@ def plan_list_change(
         db=db, principal=principal, list_id=list_id, privilege=Privilege.WRITE, field="list_id"
     )
     ids = _ids_statement(db, principal, selection).subquery()
-    selected = db.scalar(select(func.count()).select_from(ids)) or 0
-    if selected > MAX_BULK:
-        raise ValidationFailed(
-            f"a bulk action takes at most {MAX_BULK:,} contacts: narrow the search first",
-            field="selection",
-        )
+    selected = _counted(db, ids)
     members = (
         db.scalar(
             select(func.count())

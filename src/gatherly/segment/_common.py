@@ -287,10 +287,7 @@ def _readable_contact_ids(
         raise ValidationFailed("give at least one contact id", field=field)
     if len(ids) > MAX_IDS:
         raise ValidationFailed(f"at most {MAX_IDS} contact ids per call", field=field)
-    stmt = access.scope(
-        select(Contact.id).where(Contact.id.in_(ids)), principal=principal, record_type=CONTACT
-    )
-    found = set(db.execute(stmt).scalars())
+    found = contact_service.readable_ids(db=db, principal=principal, kind=CONTACT_KIND, ids=ids)
     missing = [i for i in ids if i not in found]
     if missing:
         raise ValidationFailed(

@@ -111,7 +111,7 @@ def confirm(
     try:
         action = _action(form)
         if action == "export":
-            count = len(service.selected_ids(db=db, principal=principal, selection=selection))
+            count = service.count_selected(db=db, principal=principal, selection=selection)
             plan = None
         else:
             plan = service.plan_list_change(

@@ -222,38 +222,6 @@ PEOPLE_PAGE = 100
 TabName = Literal["all", "registered", "attended", "no_show", "cancelled", "not_counted"]
 
 
-@dataclass(frozen=True)
-class Numbers:
-    """The event's numbers as the tabs hold them, so each adds up and links to its tab."""
-
-    registered: int
-    attended: int
-    walk_ins: int
-    no_shows: int
-    cancelled: int
-    not_counted: int
-
-    @property
-    def registered_attended(self) -> int:
-        return self.attended - self.walk_ins
-
-    @property
-    def rate(self) -> int | None:
-        """Of the people registered, the share who attended (walk-ins are not in it)."""
-        if not self.registered:
-            return None
-        return round(100 * self.registered_attended / self.registered)
-
-
-def _numbers(people: list[service.Person]) -> Numbers:
-    def n(tab: str) -> int:
-        return sum(1 for p in people if tab in p.tabs)
-
-    return Numbers(
-        n("registered"), n("attended"), n("walk_in"), n("no_show"), n("cancelled"), n("not_counted")
-    )
-
-
 @router.get("/events/{event_id}", response_class=HTMLResponse)
 def event_detail(
     request: Request,
@@ -287,7 +255,7 @@ def event_detail(
         viewer,
         event=event,
         zone=_zone(event.time_zone)[1],
-        numbers=_numbers(people),
+        numbers=service.people_numbers(people),
         sync=teams_service.event_sync_state(db=db, principal=principal, event=event),
         charts=[_presence(s, attendance) for s in sessions],
         session_names={s.id: s.subject or "Session" for s in sessions},
