@@ -118,6 +118,7 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
         "/users/{user_id}/roles": {"role_id": admin_role},
         "/me/tokens": {"name": "stolen"},
         "/me/password": {"current_password": "admin-password", "new_password": "new-password"},
+        "/me/time-zone": {"time_zone": "Europe/Berlin"},
         "/admin/token-policy": {"default_days": 30, "max_days": 365},
         "/teams": {"name": "Intruder team", "business_unit_id": org.root.id},
         "/teams/{team_id}": {"name": "Renamed"},

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from html import unescape
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from tests.loopback import serve_asgi
 CHROMIUM = os.environ.get("GATHERLY_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 PASSWORD = "correct horse battery"
+BROWSER_ZONE = "Europe/Berlin"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 CHROMIUM_ARGS = [
@@ -113,7 +115,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def _page(
     request: pytest.FixtureRequest, browser: Browser, live: Live, viewport: dict[str, int]
 ) -> Iterator[Page]:
-    context = browser.new_context(base_url=live.url, viewport=viewport)  # type: ignore[arg-type]
+    # A browser in Berlin: pages show times in the zone the browser reports.
+    context = browser.new_context(
+        base_url=live.url,
+        viewport=viewport,  # type: ignore[arg-type]
+        timezone_id=BROWSER_ZONE,
+    )
     context.set_default_timeout(15_000)
     page = context.new_page()
     errors: list[str] = []
@@ -167,6 +174,11 @@ def sign_in(page: Page, username: str, password: str = PASSWORD, next: str = "/"
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"^(?!.*/signin)"))
+
+
+def text_of(html: str) -> str:
+    """A page's text as a person reads it: tags dropped, entities decoded, spaces collapsed."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
 
 
 def csrf_of(html: str) -> str:

@@ -316,7 +316,8 @@ def test_the_contact_page_shows_properties_and_the_timeline(
     expect(live_entry).to_contain_text("Registered")
     expect(live_entry).to_contain_text("Attended")
     expect(live_entry).to_contain_text("1 h 5 min")  # 40 + 20 + 5 minutes
-    expect(live_entry).to_contain_text("Tue 3 Mar 2026, 14:02 UTC")  # first joined
+    # First joined at 14:02 UTC, shown in the browser's zone and named.
+    expect(live_entry).to_contain_text("Tue 3 Mar 2026, 15:02 CET")
     sessions = live_entry.get_by_role("table")
     expect(sessions.get_by_role("rowheader")).to_have_count(2)
     expect(sessions).to_contain_text("Day 1")

@@ -30,12 +30,14 @@ from gatherly.org.models import BusinessUnit, User
 from gatherly.segment import service as seg
 from gatherly.teams import fetch
 from tests import factories as f
+from gatherly.web.pages import ZONE_COOKIE
 from tests.web.conftest import (
     Live,
     client_sign_in,
     no_horizontal_scroll,
     shot,
     sign_in,
+    text_of,
     with_password,
 )
 
@@ -213,7 +215,7 @@ def test_the_list_shows_only_readable_events_and_filters_narrow_it(
     for name in ("Spring Launch Webinar", "Autumn Roadmap", "Canceled Summit"):
         expect(table.get_by_role("link", name=name)).to_be_visible()
     spring_row = table.locator("tr", has_text="Spring Launch Webinar")
-    expect(spring_row).to_contain_text("2025-03-04 15:00 Europe/Berlin")
+    expect(spring_row).to_contain_text("Tue 4 Mar 2025, 15:00 CET")
     expect(spring_row).to_contain_text("Olga Organizer")
     expect(spring_row.locator("td.num")).to_have_text(["3", "2", "1"])
     assert "Paris Secret Summit" not in page.content()
@@ -321,7 +323,7 @@ def test_the_event_page_shows_the_funnel_the_chart_and_the_people(
     expect(page).to_have_url(f"{live.url}/events/{world.spring.id}")
     expect(page.get_by_role("heading", level=1)).to_have_text("Spring Launch Webinar")
     props = page.locator("dl.props")
-    expect(props).to_contain_text("2025-03-04 15:00 Europe/Berlin")
+    expect(props).to_contain_text("Tue 4 Mar 2025, 15:00 CET")
     expect(props).to_contain_text("Olga Organizer (olga@gatherly.test)")
     expect(props).to_contain_text("What is new this spring.")
     # Ann, Ben and Dan registered (Yves too, but Anna may not read him); Ann and Ben came.
@@ -641,7 +643,12 @@ def test_recordings_and_a_searchable_transcript_show_on_the_event(
     db.commit()
     _signed_in(client, "anna")
     page = client.get(f"/events/{world.spring.id}").text
-    assert "Recording of Main session: 2025-03-04 15:00 – 16:02 Europe/Berlin (1:02)" in page
+    said = "Recording of Main session: Tue 4 Mar 2025, 14:00 UTC – 15:02 (1:02)"
+    assert said in text_of(page)  # no zone chosen and no browser's: UTC, named
+    client.cookies.set(ZONE_COOKIE, "Europe/Berlin")  # what gatherly.js writes
+    page = client.get(f"/events/{world.spring.id}").text
+    said = "Recording of Main session: Tue 4 Mar 2025, 15:00 CET – 16:02 (1:02)"
+    assert said in text_of(page)
     rows = re.findall(
         r"<tr><td class=\"num\">([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td></tr>", page
     )

@@ -897,9 +897,9 @@ def test_people_who_attended_an_event_for_30_minutes_by_clicking(
     condition.get_by_label("Find the event").fill("autumn")
     event = condition.get_by_label("Event", exact=True)
     expect(event.locator("option")).to_have_text(
-        ["any event", "Autumn Product Launch (2026-10-20)"]
+        ["any event", "Autumn Product Launch (20 Oct 2026)"]
     )
-    event.select_option(label="Autumn Product Launch (2026-10-20)")
+    event.select_option(label="Autumn Product Launch (20 Oct 2026)")
     count = page.locator("#live-count")
     expect(count).to_have_text("2 members you can see")
     condition.get_by_label("For at least (minutes)").fill("30")

@@ -20,6 +20,7 @@ from gatherly.contact.schemas import (
     LeadUpdate,
     PageOut,
     PersonOut,
+    QualifiedOut,
     ShareIn,
     ShareOut,
     normalize_country,
@@ -172,3 +173,21 @@ def make_router(
 
 contacts = make_router(service.CONTACT, ContactCreate, ContactUpdate, PersonOut)
 leads = make_router(service.LEAD, LeadCreate, LeadUpdate, LeadOut)
+
+
+@leads.post(
+    "/{record_id}/qualify",
+    summary="Qualify a lead into a contact",
+    description=(
+        "Links the lead to its contact: the one it already names, else a contact you may "
+        "read with the lead's email, else a new contact you own made from the lead's person "
+        "fields (`created` says which). The lead's status becomes `qualified`."
+    ),
+)
+def qualify(record_id: PathId, db: DbSession, principal: CurrentPrincipal) -> QualifiedOut:
+    done = service.qualify(db=db, principal=principal, lead_id=record_id)
+    return QualifiedOut(
+        lead=LeadOut.model_validate(done.lead),
+        contact=PersonOut.model_validate(done.contact),
+        created=done.created,
+    )

@@ -162,6 +162,14 @@ class LeadOut(PersonOut):
     contact_id: int | None
 
 
+class QualifiedOut(BaseModel):
+    """A qualified lead, its contact, and whether that contact was made for it."""
+
+    lead: LeadOut
+    contact: PersonOut
+    created: bool
+
+
 class PageOut(BaseModel, Generic[T]):
     """A page of items and the cursor of the next one."""
 

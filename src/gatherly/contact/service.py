@@ -37,7 +37,7 @@ from gatherly.contact.models import Contact, Lead, PersonMixin, Tombstone
 from gatherly.contact.schemas import ContactCreate, OwnerRef, PersonFields, ShareIn
 from gatherly.core import audit, changes
 from gatherly.core.db import LIKE_ESCAPE, contains_pattern, utcnow
-from gatherly.core.exceptions import Forbidden, NotFound, ValidationFailed
+from gatherly.core.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
 from gatherly.core.pagination import Page, fetch_page, page_request, page_statement
 from gatherly.org import directory
 from gatherly.org import service as org_service
@@ -341,6 +341,66 @@ def delete_record(*, db: Session, principal: access.Principal, kind: Kind, recor
     )
     db.delete(record)
     db.flush()
+
+
+@dataclass(frozen=True)
+class Qualified:
+    """A lead qualified into a contact: ``created`` False when it was linked to a contact
+    the caller may read that has the lead's email (no duplicate is made)."""
+
+    lead: Lead
+    contact: Contact
+    created: bool
+
+
+PERSON_FIELDS = ("email", "first_name", "last_name", "company", "job_title", "phone", "country")
+
+
+def qualify(*, db: Session, principal: access.Principal, lead_id: int) -> Qualified:
+    """Qualify a lead: its contact becomes the one it names, else a readable contact with
+    its email, else a new contact (owned by the caller) from its person fields; the lead is
+    then ``qualified`` and linked. Needs Write and Append on the lead, Append To on the
+    contact, and Create on contacts when one is made."""
+    lead = cast(
+        Lead,
+        get(db=db, principal=principal, kind=LEAD, record_id=lead_id, privilege=Privilege.WRITE),
+    )
+    if lead.status == "qualified" and lead.contact_id is not None:
+        raise Conflict(
+            f"this lead is already qualified into contact {lead.contact_id}", field="status"
+        )
+    contact: Contact | None = None
+    if lead.contact_id is not None:
+        contact = cast(
+            Contact | None,
+            access.get(db, principal=principal, record_type="contact", record_id=lead.contact_id),
+        )
+    if contact is None and lead.email:
+        contact = db.scalars(
+            access.scope(
+                select(Contact).where(Contact.email == lead.email).order_by(Contact.id).limit(1),
+                principal=principal,
+                record_type="contact",
+            )
+        ).first()
+    created = contact is None
+    if contact is None:
+        fields = {name: getattr(lead, name) for name in PERSON_FIELDS}
+        contact = cast(
+            Contact,
+            create(
+                db=db,
+                principal=principal,
+                kind=CONTACT,
+                record_in=ContactCreate.model_construct(**fields, custom=dict(lead.custom)),
+            ),
+        )
+    _check_lead_links(db, principal, {"contact_id": contact.id}, lead)
+    lead.contact_id, lead.status = contact.id, "qualified"
+    lead.modified_at = utcnow()
+    lead.modified_by_id = principal.user_id
+    db.flush()
+    return Qualified(lead=lead, contact=contact, created=created)
 
 
 def is_tombstoned(

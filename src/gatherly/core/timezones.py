@@ -6,9 +6,10 @@ zone is an error, never silently UTC (reference §6.11).
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from tzlocal import windows_tz
 
@@ -26,6 +27,42 @@ def iana_zone(name: str) -> str:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise SkippableRecordError(f"unknown time zone {name!r}") from None
+    return name
+
+
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def known_zone(name: str | None) -> bool:
+    """True for an IANA zone name this machine's zone data knows (``Europe/Berlin``)."""
+    return bool(name) and name in _known_zones()
+
+
+def zone_groups() -> dict[str, list[str]]:
+    """The known IANA zones by region (``Europe``: ``Europe/Berlin``, …), for a picker;
+    the old aliases (``US/Eastern``, ``CET``) are left out."""
+    groups: dict[str, list[str]] = {}
+    for name in sorted(_known_zones()):
+        region, sep, _city = name.partition("/")
+        if sep and region in _REGIONS:
+            groups.setdefault(region, []).append(name)
+    return groups | {"Other": ["UTC"]}
+
+
+_REGIONS = (
+    "Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia", "Europe",
+    "Indian", "Pacific",
+)  # fmt: skip
+
+
+def zone_label(at: datetime) -> str:
+    """The zone of an aware time as people read it: ``CET``, ``EDT``, or ``UTC+04`` where
+    the zone has no letters of its own."""
+    name = at.tzname() or "UTC"
+    if name[:1] in "+-":
+        return f"UTC{name}"
     return name
 
 

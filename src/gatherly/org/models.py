@@ -40,6 +40,8 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     password_hash: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The IANA zone the web pages show times in; None: the browser's.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
 
 
 class Team(Base):

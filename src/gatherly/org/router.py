@@ -208,6 +208,16 @@ def change_my_password(
     return no_content()
 
 
+@router.put(
+    "/me/time-zone",
+    tags=["me"],
+    summary="Set the time zone the web pages show you times in (null: your browser's)",
+)
+def set_my_time_zone(body: s.TimeZoneIn, db: DbSession, principal: CurrentPrincipal) -> s.UserOut:
+    user = service.set_time_zone(db=db, principal=principal, time_zone=body.time_zone)
+    return s.UserOut.model_validate(user)
+
+
 @router.get("/me/tokens", tags=["tokens"], summary="Your API tokens, newest first")
 def list_my_tokens(db: DbSession, principal: CurrentPrincipal) -> list[s.TokenOut]:
     return [_token_out(t) for t in service.my_tokens(db=db, principal=principal)]

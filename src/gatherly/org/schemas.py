@@ -75,6 +75,15 @@ class UserOut(BaseModel):
     business_unit_id: Id
     disabled: bool
     created_at: datetime
+    time_zone: str | None = Field(
+        None, description="The IANA zone the web pages show times in; null: the browser's"
+    )
+
+
+class TimeZoneIn(Strict):
+    """Your time zone for the web pages: an IANA name, or null for the browser's."""
+
+    time_zone: str | None = Field(max_length=64, examples=["Europe/Berlin"])
 
 
 class TeamIn(Strict):

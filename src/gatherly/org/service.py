@@ -22,7 +22,7 @@ from gatherly.access import registry
 from gatherly.access.engine import Explanation, Principal
 from gatherly.access.levels import Level, Privilege
 from gatherly.access.models import OWNER_TEAM, OWNER_USER, BusinessUnitClosure, OwnedMixin
-from gatherly.core import audit, changes
+from gatherly.core import audit, changes, timezones
 from gatherly.core.audit import Actor
 from gatherly.core.bounds import parse_id
 from gatherly.core.db import folded, icontains, utcnow
@@ -499,6 +499,20 @@ def change_password(*, db: Session, principal: Principal, current: str, new: str
     if new == current:
         raise ValidationFailed("choose a password other than the current one", field="new_password")
     _store_password(db, principal, user, new, field="new_password")
+
+
+def set_time_zone(*, db: Session, principal: Principal, time_zone: str | None) -> User:
+    """Set the caller's own time zone for the web pages (None: the browser's)."""
+    user = get_user(db=db, user_id=principal.user_id)
+    name = (time_zone or "").strip() or None
+    if name is not None and not timezones.known_zone(name):
+        raise ValidationFailed(
+            f"{name!r} is not a time zone name; use an IANA name such as Europe/Berlin",
+            field="time_zone",
+        )
+    user.time_zone = name
+    db.flush()
+    return user
 
 
 def _password_matches(user: User, password: str) -> bool:

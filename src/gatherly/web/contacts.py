@@ -29,7 +29,7 @@ from gatherly.event import service as event_service
 from gatherly.org import service as org_service
 from gatherly.segment import service as segment_service
 from gatherly.web import bulk
-from gatherly.web.pages import CurrentViewer, Viewer, WebDb, page
+from gatherly.web.pages import CurrentViewer, Viewer, WebDb, may, page
 
 router = APIRouter(include_in_schema=False)
 CONTACT = contact_service.CONTACT
@@ -52,14 +52,6 @@ STATUS_LABELS = {
 
 
 # ------------------------------------------------------------------ formatting
-
-
-def when(value: datetime | None) -> str:
-    """A timestamp as people read it, in UTC: ``Tue 3 Mar 2026, 14:05 UTC``."""
-    if value is None:
-        return "—"
-    at = value.astimezone(UTC)
-    return f"{at:%a} {at.day} {at:%b %Y, %H:%M} UTC"
 
 
 def duration(seconds: int) -> str:
@@ -87,7 +79,7 @@ def country_name(code: str | None) -> str:
     return f"{found.name} ({code})" if found else code
 
 
-def _owners(db: WebDb, viewer: Viewer, records: Sequence[PersonMixin]) -> dict[int, Any]:
+def owners_of(db: WebDb, viewer: Viewer, records: Sequence[PersonMixin]) -> dict[int, Any]:
     """Per record id: the owner's and owning BU's display names (ids when names are not
     readable by the viewer)."""
     names = org_service.owner_names(db=db, principal=viewer.principal, records=records)
@@ -160,7 +152,7 @@ def contact_list(
         "errors": errors,
         "sorts": SORTS,
         "items": items,
-        "owners": _owners(db, viewer, items),
+        "owners": owners_of(db, viewer, items),
         "total": total,
         "first_url": "/contacts" + (f"?{urlencode(query)}" if query else ""),
         "next_url": (
@@ -213,7 +205,7 @@ def _timeline(db: WebDb, viewer: Viewer, contact_id: int) -> list[dict[str, Any]
                     sessions.append(
                         {
                             "name": s.subject or f"Session {number}",
-                            "start": when(s.start_at),
+                            "start": s.start_at,
                             "intervals": spans,
                             "total": duration(sum(i.duration_seconds for i in spans)),
                         }
@@ -257,13 +249,13 @@ def contact_page(
         contact=contact,
         name=full_name(contact),
         country=country_name(contact.country),
-        owner=_owners(db, viewer, [contact])[contact.id],
+        owner=owners_of(db, viewer, [contact])[contact.id],
         origin_event=origin_event,
         timeline=_timeline(db, viewer, contact.id),
         lists=segment_service.lists_of_contact(
             db=db, principal=viewer.principal, contact_id=contact.id
         ),
-        when=when,
         duration=duration,
         status_labels=STATUS_LABELS,
+        **may(db, viewer, CONTACT.record_type, contact),
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -35,21 +34,6 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
 MAX_CHART_MINUTES = 24 * 60  # a session chart shows at most its first day
 FILTER_LIMITS = {"q": 200, "organizer": 320}
-
-
-def _zone(name: str) -> tuple[ZoneInfo, str]:
-    """The event's time zone and its label; an unusable zone name shows times in UTC."""
-    try:
-        return ZoneInfo(name), name
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC"), "UTC"
-
-
-def local(at: datetime | None, zone_name: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """A UTC time shown in the event's time zone (without the zone's name)."""
-    if at is None:
-        return "—"
-    return at.astimezone(_zone(zone_name)[0]).strftime(fmt)
 
 
 def duration(seconds: int) -> str:
@@ -153,8 +137,6 @@ def event_list(
         events=events,
         next_url=next_url,
         first_url=f"/events?{request.url.remove_query_params('cursor').query}" if cursor else None,
-        local=local,
-        zone_label=lambda name: _zone(name)[1],
     )
 
 
@@ -254,7 +236,6 @@ def event_detail(
         "events/detail.html",
         viewer,
         event=event,
-        zone=_zone(event.time_zone)[1],
         numbers=service.people_numbers(people),
         sync=teams_service.event_sync_state(db=db, principal=principal, event=event),
         charts=[_presence(s, attendance) for s in sessions],
@@ -275,7 +256,6 @@ def event_detail(
         sort=sort,
         tab_labels=TAB_LABELS,
         sort_labels=SORT_LABELS,
-        local=local,
         duration=duration,
         minute=MINUTE,
     )

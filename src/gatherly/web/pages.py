@@ -9,24 +9,30 @@ request, as the ``csrf`` form field or (htmx) the ``X-CSRF-Token`` header.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import nh3
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticError
 from sqlalchemy.orm import Session
 
+from gatherly.access import engine as access
 from gatherly.access.engine import Principal
+from gatherly.access.levels import SHARE_BITS
 from gatherly.api.deps import get_db
 from gatherly.api.errors import plain
 from gatherly.core.exceptions import GatherlyError, ValidationFailed
+from gatherly.core.timezones import known_zone, zone_label
 from gatherly.org.directory import load_principal
 from gatherly.teams import service as teams_service
 from gatherly.web import auth
@@ -40,9 +46,35 @@ def safe_html(value: str | None) -> Markup:
     return Markup(nh3.clean(value or ""))  # noqa: S704 - nh3 has just sanitised it
 
 
+# The zone of the page being rendered (page() sets it from the viewer), for ``when``.
+_ZONE: ContextVar[str] = ContextVar("gatherly_page_zone", default="UTC")
+_STYLES = {
+    "datetime": lambda at: f"{at:%a} {at.day} {at:%b %Y, %H:%M}",
+    "exact": lambda at: f"{at:%Y-%m-%d %H:%M:%S}",
+    "short": lambda at: f"{at:%Y-%m-%d %H:%M}",
+    "date": lambda at: f"{at.day} {at:%b %Y}",
+    "time": lambda at: f"{at:%H:%M}",
+}
+_ZONELESS = ("date", "time", "short")  # a day, or a time in a table that names the zone
+
+
+def when(value: datetime | None, style: str = "datetime", empty: str = "—") -> Markup:
+    """A stored (UTC) time in the viewer's time zone, the zone named: ``Tue 3 Mar 2026,
+    15:05 CET``; ``exact`` to the second (``2026-03-03 15:05:09 CET``); ``date`` and
+    ``time`` give the day or the clock alone, ``short`` a table's ``2026-03-03 15:05``."""
+    if value is None:
+        return escape(empty)
+    zone = _ZONE.get()
+    at = value.astimezone(ZoneInfo(zone))
+    text = _STYLES[style](at) + ("" if style in _ZONELESS else f" {zone_label(at)}")
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(value.isoformat(), zone, text)
+
+
 templates.env.filters["safe_html"] = safe_html
+templates.env.globals["when"] = when
 WebDb = Annotated[Session, Depends(get_db, scope="function")]
 CSRF_HEADER = "X-CSRF-Token"
+ZONE_COOKIE = "gatherly_tz"  # the browser's zone, written by gatherly.js
 
 
 @dataclass(frozen=True)
@@ -65,6 +97,8 @@ class Viewer:
     principal: Principal
     csrf: str
     session_id: int = 0  # this browser's session (kept when the user changes the password)
+    time_zone: str = "UTC"  # where the pages show times
+    zone_source: str = "default"  # "setting" (the user's), "browser", or "default" (UTC)
 
     @property
     def is_admin(self) -> bool:
@@ -101,6 +135,13 @@ def current_viewer(request: Request, db: WebDb) -> Viewer:
         raise DisabledUser(user.username)
     if db.dirty:
         db.commit()  # last seen: kept even when the page then fails
+    browser = request.cookies.get(ZONE_COOKIE)
+    if user.time_zone and known_zone(user.time_zone):
+        zone, source = user.time_zone, "setting"
+    elif known_zone(browser):
+        zone, source = str(browser), "browser"
+    else:
+        zone, source = "UTC", "default"
     viewer = Viewer(
         user=SignedInUser(
             id=user.id,
@@ -112,6 +153,8 @@ def current_viewer(request: Request, db: WebDb) -> Viewer:
         principal=load_principal(db, user.id),
         csrf=row.csrf_token,
         session_id=row.id,
+        time_zone=zone,
+        zone_source=source,
     )
     request.state.viewer = viewer  # for error pages raised later in the route
     return viewer
@@ -140,8 +183,14 @@ M = TypeVar("M", bound=BaseModel)
 def parse_form(model: type[M], **data: str) -> M:
     """Validate form fields with the API's input model, so a page and the API accept the
     same values (an empty field counts as not given); ValidationFailed names the field."""
+    return parse_fields(model, {k: v for k, v in data.items() if v != ""})
+
+
+def parse_fields(model: type[M], data: dict[str, Any]) -> M:
+    """:func:`parse_form` for values taken as they are: an edit form, where an emptied
+    field clears the value."""
     try:
-        return model.model_validate({k: v for k, v in data.items() if v != ""})
+        return model.model_validate(data)
     except PydanticError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else None
@@ -166,6 +215,13 @@ class NewPassword(BaseModel):
         return self.new_password
 
 
+def may(db: Session, viewer: Viewer, record_type: str, record: Any) -> dict[str, bool]:
+    """``may_read``, ``may_write``, ``may_delete``, ``may_assign``, ``may_share`` …: which
+    links a record's page offers (the services check again when one is used)."""
+    rights = access.held_rights(db, viewer.principal, record_type, record)
+    return {f"may_{p.value}": p in rights for p in SHARE_BITS}
+
+
 def page(
     request: Request,
     template: str,
@@ -174,10 +230,15 @@ def page(
     status_code: int = 200,
     **context: Any,
 ) -> HTMLResponse:
-    """Render ``template``; with a viewer, the layout shows the navigation and sign-out."""
-    return templates.TemplateResponse(
-        request, template, {"viewer": viewer, **context}, status_code=status_code
-    )
+    """Render ``template``; with a viewer, the layout shows the navigation and sign-out,
+    and times show in the viewer's zone."""
+    token = _ZONE.set(viewer.time_zone if viewer is not None else "UTC")
+    try:  # the response renders here, in its constructor
+        return templates.TemplateResponse(
+            request, template, {"viewer": viewer, **context}, status_code=status_code
+        )
+    finally:
+        _ZONE.reset(token)
 
 
 def is_web(request: Request) -> bool:

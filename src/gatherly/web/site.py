@@ -7,7 +7,18 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from gatherly.web import admin, bulk, contacts, events, pages, segments, teams, tokens
+from gatherly.web import (
+    admin,
+    bulk,
+    contacts,
+    events,
+    leads,
+    pages,
+    people,
+    segments,
+    teams,
+    tokens,
+)
 from gatherly.web.router import router as home
 
 
@@ -15,6 +26,7 @@ def install(app: FastAPI) -> None:
     """Serve the UI at ``/`` beside the API."""
     pages.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for module in (teams, events, contacts, segments, bulk, admin, tokens):
+    # people before contacts and leads: /contacts/new before /contacts/{contact_id}.
+    for module in (teams, events, people, contacts, leads, segments, bulk, admin, tokens):
         app.include_router(module.router)
     app.include_router(home)

@@ -15,11 +15,13 @@ from pydantic import Field
 from sqlalchemy.orm import Session
 
 from gatherly.api.params import PathId
+from gatherly.core import timezones
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.org import schemas as s
 from gatherly.org import service
 from gatherly.web import auth
 from gatherly.web.pages import (
+    ZONE_COOKIE,
     CsrfChecked,
     CurrentViewer,
     NewPassword,
@@ -149,3 +151,43 @@ def change_password(
             request, "account/password.html", viewer, status_code=422, error=exc, done=False
         )
     return page(request, "account/password.html", viewer, error=None, done=True, ended=ended)
+
+
+# ------------------------------------------------------------------ your time zone
+
+
+def _zone_page(
+    request: Request, viewer: Viewer, error: ValidationFailed | None = None, done: bool = False
+) -> Response:
+    return page(
+        request,
+        "account/time_zone.html",
+        viewer,
+        status_code=422 if error else 200,
+        error=error,
+        done=done,
+        zones=timezones.zone_groups(),
+        browser_zone=request.cookies.get(ZONE_COOKIE, ""),
+    )
+
+
+@router.get("/time-zone", response_class=HTMLResponse)
+def time_zone_page(request: Request, viewer: CurrentViewer, saved: bool = False) -> Response:
+    return _zone_page(request, viewer, done=saved)
+
+
+@router.post("/time-zone", response_class=HTMLResponse)
+def set_time_zone(
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+    time_zone: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Show times in a zone of your choice, or (empty) in your browser's."""
+    try:
+        service.set_time_zone(db=db, principal=viewer.principal, time_zone=time_zone)
+    except ValidationFailed as exc:
+        db.rollback()
+        return _zone_page(request, viewer, exc)
+    return RedirectResponse("/account/time-zone?saved=1", status_code=303)

@@ -8,3 +8,14 @@ document.addEventListener("change", (event) => {
     box.checked = all.checked;
   });
 });
+
+// Tell the server the browser's time zone, so pages show times in it (unless the user
+// chose another on the time zone page). The first page after a change shows the old zone.
+(() => {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (!zone) return;
+  const cookie = `gatherly_tz=${zone}`; // IANA names are cookie-safe: A-Z a-z 0-9 / _ + -
+  if (!document.cookie.split("; ").includes(cookie)) {
+    document.cookie = `${cookie}; path=/; max-age=31536000; samesite=lax`;
+  }
+})();
