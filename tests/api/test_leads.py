@@ -171,3 +171,71 @@ def test_status_and_other_filters_count_what_they_list(
     # Paging through a filtered, sorted list keeps the filter on every page.
     items = walk(client, "leads", headers, limit=2, sort="-last_name", company="leadco")
     assert [i["last_name"] for i in items] == [f"l{i}" for i in reversed(range(6))]
+
+
+def test_qualifying_makes_a_contact_from_the_lead_once(client: TestClient, org: Org) -> None:
+    headers = org.headers["marketer"]
+    body = {
+        "email": "quinn@example.com",
+        "first_name": "Quinn",
+        "last_name": "Qualify",
+        "company": "Q Corp",
+        "country": "DE",
+        "custom": {"industry": "Retail", "employees": 250},
+    }
+    rid = client.post(URL, json=body, headers=headers).json()["id"]
+    done = client.post(f"{URL}/{rid}/qualify", headers=headers)
+    assert done.status_code == 200, done.text
+    result = done.json()
+    assert result["created"] is True
+    contact = result["contact"]
+    assert {k: contact[k] for k in body} == body
+    assert contact["owner"] == {"type": "user", "id": org.users["marketer"].id}
+    assert (result["lead"]["status"], result["lead"]["contact_id"]) == ("qualified", contact["id"])
+    assert client.get(f"{API}/contacts/{contact['id']}", headers=headers).status_code == 200
+    contacts_before = count(client, "contacts", org.headers["admin"])
+    # Once qualified, again is a conflict and makes nothing.
+    assert_error(client.post(f"{URL}/{rid}/qualify", headers=headers), 409, "status")
+    assert count(client, "contacts", org.headers["admin"]) == contacts_before
+
+
+def test_qualifying_links_a_readable_contact_with_the_same_email(
+    client: TestClient, db: Session, org: Org
+) -> None:
+    headers = org.headers["marketer"]
+    existing = client.get(f"{API}/contacts/{org.contacts['marketer']}", headers=headers).json()
+    hidden = client.get(
+        f"{API}/contacts/{org.contacts['support']}", headers=org.headers["admin"]
+    ).json()
+    contacts_before = count(client, "contacts", org.headers["admin"])
+    same = client.post(URL, json={"email": existing["email"]}, headers=headers).json()
+    linked = client.post(f"{URL}/{same['id']}/qualify", headers=headers).json()
+    assert (linked["created"], linked["contact"]["id"]) == (False, existing["id"])
+    assert count(client, "contacts", org.headers["admin"]) == contacts_before
+    # A contact the marketer may not read is never linked nor named: a new one is made.
+    other = client.post(URL, json={"email": hidden["email"]}, headers=headers).json()
+    made = client.post(f"{URL}/{other['id']}/qualify", headers=headers).json()
+    assert made["created"] is True
+    assert made["contact"]["id"] != hidden["id"]
+    assert count(client, "contacts", org.headers["admin"]) == contacts_before + 1
+
+
+def test_qualifying_needs_write_on_the_lead_and_create_on_contacts(
+    client: TestClient, db: Session, org: Org
+) -> None:
+    reader = f.role(db, "Lead reader", Level.BUSINESS_UNIT, "lead", ("read",))
+    lead_writer = f.role(
+        db, "Lead writer", Level.BUSINESS_UNIT, "lead", ("read", "write", "append")
+    )
+    contact_reader = f.role(db, "Contact reader only", Level.BUSINESS_UNIT, "contact", ("read",))
+    looker = f.user(db, "looker", org.sales, reader)
+    writer = f.user(db, "writer", org.sales, lead_writer, contact_reader)
+    db.commit()
+    rid = org.leads["marketer"]
+    assert_error(client.post(f"{URL}/{rid}/qualify", headers=f.token(db, looker)), 403)
+    assert_error(client.post(f"{URL}/{rid}/qualify", headers=f.token(db, writer)), 403)
+    hidden = org.leads["support"]
+    assert_error(client.post(f"{URL}/{hidden}/qualify", headers=org.headers["marketer"]), 404)
+    lead = client.get(f"{URL}/{rid}", headers=org.headers["admin"]).json()
+    assert (lead["status"], lead["contact_id"]) == ("new", None)
+    assert count(client, "contacts", org.headers["admin"]) == len(EVERYTHING)

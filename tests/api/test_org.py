@@ -634,3 +634,17 @@ def test_patch_user_refuses_null_for_fields_that_cannot_be_empty(
         assert_error(
             client.patch(url, json={field: None}, headers=org.headers["admin"]), 422, field
         )
+
+
+def test_you_set_your_own_time_zone_for_the_pages(client: TestClient, org: Org) -> None:
+    headers = org.headers["marketer"]
+    url = f"{API}/me/time-zone"
+    done = client.put(url, json={"time_zone": "America/New_York"}, headers=headers)
+    assert done.status_code == 200, done.text
+    assert done.json()["time_zone"] == "America/New_York"
+    for bad in ("Mars/Olympus", "Europe/Berlin; x", "europe/berlin", "x" * 65):
+        assert_error(client.put(url, json={"time_zone": bad}, headers=headers), 422, "time_zone")
+    me = client.get(f"{API}/me", headers=headers).json()["user"]
+    assert me["time_zone"] == "America/New_York"  # the refused ones changed nothing
+    cleared = client.put(url, json={"time_zone": None}, headers=headers)
+    assert cleared.json()["time_zone"] is None  # back to the browser's

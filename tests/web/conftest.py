@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import re
-from html import unescape
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +213,25 @@ def shot(page: Page, name: str, live: Live) -> Path:
     path = SCREENSHOTS / f"{name}-{live.backend}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def key_column_stays_in_view(page: Page, link: str) -> None:
+    """The table holding the link ``link`` is wider than its card and scrolls inside it,
+    and the cell of that link (the row's key) stays on screen when scrolled to the end."""
+    name = page.get_by_role("link", name=link, exact=True)
+    wrap = name.locator("xpath=ancestor::div[contains(@class, 'table-wrap')]")
+    assert wrap.evaluate("w => w.scrollWidth > w.clientWidth"), "the table fits: nothing to test"
+    wrap.evaluate("w => { w.scrollLeft = w.scrollWidth; }")
+    assert name.evaluate("a => getComputedStyle(a.closest('td, th')).position") == "sticky"
+    box, frame = name.bounding_box(), wrap.bounding_box()
+    assert box is not None
+    assert frame is not None
+    assert frame["x"] <= box["x"] < frame["x"] + frame["width"], (box, frame)  # on screen
+    ticks = name.evaluate(
+        "a => [...a.closest('tr').querySelectorAll('input[type=checkbox]')]"
+        ".map(b => b.getBoundingClientRect().right)"
+    )
+    assert all(right <= box["x"] for right in ticks), "the key column covers a tick box"
 
 
 def no_horizontal_scroll(page: Page) -> None:

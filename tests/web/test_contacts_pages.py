@@ -30,6 +30,7 @@ from tests import factories as f
 from tests.web.conftest import (
     Live,
     client_sign_in,
+    key_column_stays_in_view,
     no_horizontal_scroll,
     shot,
     sign_in,
@@ -376,6 +377,7 @@ def test_the_pages_fit_a_phone(phone: Page, world: World, live: Live) -> None:
     sign_in(phone, "dana", next="/contacts")
     expect(phone.locator("#contact-count")).to_have_text("3 contacts")
     no_horizontal_scroll(phone)
+    key_column_stays_in_view(phone, "Greta Germanicus")  # after its tick box
     shot(phone, "contacts-phone", live)
     phone.goto(f"/contacts/{world.greta.id}")
     expect(phone.get_by_role("heading", level=1)).to_have_text("Greta Germanicus")

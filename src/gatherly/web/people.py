@@ -32,11 +32,17 @@ from gatherly.contact.schemas import (
     OwnerRef,
     ShareIn,
 )
-from gatherly.core.exceptions import Conflict, Forbidden, GatherlyError, ValidationFailed
+from gatherly.core.exceptions import (
+    Conflict,
+    Forbidden,
+    GatherlyError,
+    NotFound,
+    ValidationFailed,
+)
 from gatherly.event import service as event_service
 from gatherly.org import service as org_service
 from gatherly.segment import service as segment_service
-from gatherly.web.contacts import full_name
+from gatherly.web.contacts import full_name, owners_of
 from gatherly.web.pages import CsrfChecked, CurrentViewer, Viewer, WebDb, page, parse_fields
 
 router = APIRouter(include_in_schema=False)
@@ -225,9 +231,10 @@ def _save(
                 record_id=record.id,
                 record_in=parse_fields(pk.update, data),
             )
-    except (ValidationFailed, Forbidden) as exc:
-        db.rollback()
-        field = exc.field if exc.field in (*pk.fields, "custom", "owner") else "form"
+    except (ValidationFailed, Forbidden, NotFound) as exc:
+        db.rollback()  # NotFound here is the owner picked (owner.id): the record was read
+        field = (exc.field or "").split(".")[0]
+        field = field if field in (*pk.fields, "custom", "owner") else "form"
         return _form_page(request, db, viewer, pk, record, values, {field: exc.message})
     return RedirectResponse(f"{pk.path}/{saved.id}", status_code=303)
 
@@ -276,38 +283,31 @@ def _sharing_page(
     viewer: Viewer,
     pk: PersonKind,
     record_id: int,
-    error: dict[str, str] | None = None,
+    refused: GatherlyError | None = None,
+    form: str = "",
 ) -> Response:
     record = service.get(db=db, principal=viewer.principal, kind=pk.kind, record_id=record_id)
     choices = owner_choices(db, viewer)
-    names = dict(choices) | {
-        f"{PRINCIPAL_USER}:{uid}": name
-        for uid, name in org_service.usernames(
-            db=db, user_ids={record.owner_id} if record.owner_type == PRINCIPAL_USER else set()
-        ).items()
-    }
+    names = dict(choices)
     rights = access.held_rights(db, viewer.principal, pk.kind.record_type, record)
     return page(
         request,
         "people/sharing.html",
         viewer,
-        status_code=422 if error else 200,
+        status_code=refused.status_code if refused else 200,
         pk=pk,
         record=record,
         name=full_name(record),
-        owner=names.get(f"{record.owner_type}:{record.owner_id}")
-        or f"{record.owner_type} {record.owner_id}",
+        owner=owners_of(db, viewer, [record])[record.id]["owner"],
         owners=[c for c in choices if c[0] != f"{record.owner_type}:{record.owner_id}"],
         shares=_share_rows(db, viewer, pk, record.id, names),
         rights=[(p.value, RIGHT_LABELS[p]) for p in SHARE_BITS if p in rights],
         may_assign=Privilege.ASSIGN in rights,
         may_share=Privilege.SHARE in rights,
-        error=error,
+        error={"form": form, "field": refused.field or "", "message": refused.message}
+        if refused
+        else None,
     )
-
-
-def _refused(exc: GatherlyError, form: str) -> dict[str, str]:
-    return {"form": form, "field": exc.field or "", "message": exc.message}
 
 
 # --------------------------------------------------------------------- routes, per kind
@@ -403,7 +403,7 @@ def _routes(pk: PersonKind) -> None:
             )
         except (ValidationFailed, Forbidden) as exc:
             db.rollback()
-            return _sharing_page(request, db, viewer, pk, record_id, _refused(exc, "assign"))
+            return _sharing_page(request, db, viewer, pk, record_id, exc, "assign")
         return RedirectResponse(f"{path}/{record_id}/sharing", status_code=303)
 
     @router.post(f"{path}/{{record_id}}/shares")
@@ -431,7 +431,7 @@ def _routes(pk: PersonKind) -> None:
             )
         except (ValidationFailed, Forbidden, Conflict) as exc:
             db.rollback()
-            return _sharing_page(request, db, viewer, pk, record_id, _refused(exc, "share"))
+            return _sharing_page(request, db, viewer, pk, record_id, exc, "share")
         return RedirectResponse(f"{path}/{record_id}/sharing", status_code=303)
 
     @router.post(f"{path}/{{record_id}}/shares/{{share_id}}/delete")
@@ -453,7 +453,7 @@ def _routes(pk: PersonKind) -> None:
             )
         except Forbidden as exc:
             db.rollback()
-            return _sharing_page(request, db, viewer, pk, record_id, _refused(exc, "unshare"))
+            return _sharing_page(request, db, viewer, pk, record_id, exc, "unshare")
         return RedirectResponse(f"{path}/{record_id}/sharing", status_code=303)
 
 
