@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.app import create_app
-from gatherly.core import migrate
+from gatherly.core import crypto, migrate
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory
 from gatherly.org import defaults
@@ -119,12 +120,27 @@ def db(session_factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+_APPS: dict[str, FastAPI] = {}
+
+
+def shared_app(settings: Settings) -> FastAPI:
+    """The app for one test, with this test's settings (and so its queue file): one app per
+    database and process. FastAPI builds every route's handler on an app's first request
+    (about 0.2 s for the ~200 routes), which a new app per test paid over again."""
+    settings = crypto.resolve(settings)
+    app = _APPS.get(settings.database_url)
+    if app is None:
+        app = _APPS[settings.database_url] = create_app(settings)
+    app.state.settings = settings
+    app.state.jobs = None  # opened on first use, on this test's queue file
+    return app
+
+
 @pytest.fixture
 def client(
     database_url: str, session_factory: sessionmaker[Session], tmp_path: Path
 ) -> Iterator[TestClient]:
     """An API client on the same clean database (requests carry no token by default)."""
-    app = create_app(Settings(database_url=database_url, queue_path=str(tmp_path / "queue.db")))
-    with TestClient(app) as test_client:
+    settings = Settings(database_url=database_url, queue_path=str(tmp_path / "queue.db"))
+    with TestClient(shared_app(settings)) as test_client:
         yield test_client
-    app.state.engine.dispose()

@@ -17,6 +17,7 @@ from gatherly.jobs.queue import app_jobs
 from gatherly.org.router import router as org_router
 from gatherly.segment.router import lists as lists_router
 from gatherly.segment.router import router as segments_router
+from gatherly.teams.router import event_content as teams_event_content
 from gatherly.teams.router import router as teams_router
 from gatherly.web import pages, site
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app, error_page=pages.page_error)
     for router in (
         teams_router,
+        teams_event_content,
         org_router,
         contacts,
         leads,

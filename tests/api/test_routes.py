@@ -109,6 +109,7 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
         "organizer_id": 1,
         "webinar_id": 1,
         "run_id": 1,
+        "recording_id": 1,
     }
     bodies = {
         "/business-units": {"name": "Intruders", "parent_id": org.root.id},

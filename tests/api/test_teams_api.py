@@ -21,11 +21,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import gatherly.models
-from gatherly.app import create_app
 from gatherly.org.models import User
 from gatherly.teams.models import SyncRun
 from tests import factories as f
 from tests.api.helpers import API, Headers, assert_error
+from tests.conftest import shared_app
 from tests.teams import conftest as teams_fixtures
 from tests.teams.conftest import Connected, Tenant
 from tests.workers import worker_process
@@ -50,11 +50,9 @@ def _no_secret(response: Response) -> None:
 def api_client(connected: Connected, **overrides: Any) -> Iterator[TestClient]:
     """An API client on the connected database and settings, checking every response."""
     SECRETS.update(a["secret"] for a in connected.tenant.data["applications"])
-    app = create_app(connected.settings.model_copy(update=overrides))
-    with TestClient(app) as client:
+    with TestClient(shared_app(connected.settings.model_copy(update=overrides))) as client:
         client.event_hooks["response"] = [_no_secret]
         yield client
-    app.state.engine.dispose()
 
 
 @pytest.fixture

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import base64
+import os
 from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,12 +29,14 @@ from gatherly.event.models import (
 )
 from gatherly.org import service as org
 from gatherly.org.directory import load_principal
+from gatherly.org.models import User
 from gatherly.teams import service as teams
 from gatherly.teams.connection import client_factory
 from gatherly.teams.models import SyncRun, TeamsConnection, TeamsOrganizer, TeamsWebinar
 from tests import factories
 from tests.teams.conftest import INTERNAL_DOMAIN, Connected, Tenant
 from tests.teams.oracle import expected_counts, snapshot, wipe_synced
+from tests.web.conftest import client_sign_in
 
 
 def _event(db: Session, name: str) -> MarketingEvent:
@@ -782,6 +787,64 @@ def test_t11_recordings_and_transcripts_sync_for_users_whose_setting_says_so(
         apac = _event(db, "APAC Partner Briefing")
         assert event_service.recordings(db=db, principal=principal, event_id=apac.id) == ([], [])
     assert connected.sync().changes == {}
+
+
+def test_t11_a_recording_plays_streamed_from_teams_for_who_may_read_the_event(
+    connected: Connected, tenant: Tenant, client: TestClient
+) -> None:
+    """The video is streamed from Graph piece by piece (never held whole), through the API
+    and the event page, only to users who may read the event."""
+    _recordings_for(connected, "Marta Lindqvist")
+    connected.tick_all()
+    assert connected.sync().status == "succeeded"
+    video = os.urandom(3 * teams.CHUNK + 1000)
+    served = tenant.webinar("Autumn Product Launch")["sessions"][0]["recordings"][0]
+    served["contentBase64"] = base64.b64encode(video).decode()
+    with connected.session_factory() as db:
+        autumn = _event(db, "Autumn Product Launch")
+        admin = load_principal(db, connected.admin_id)
+        [recording], _ = event_service.recordings(db=db, principal=admin, event_id=autumn.id)
+        content = teams.recording_content(
+            db=db,
+            principal=admin,
+            settings=connected.settings,
+            event_id=autumn.id,
+            recording_id=recording.id,
+        )
+        assert (content.media_type, content.length) == ("video/mp4", len(video))
+        pieces = list(content.chunks)
+        assert len(pieces) == 4  # read a piece at a time
+        assert b"".join(pieces) == video
+        outsider = factories.user(db, "outsider", org.get_root(db=db), "Marketing Assistant")
+        web_user = factories.user(db, "player", None, "Marketing Administrator")
+        org.set_password(db=db, user_id=web_user.id, password="correct horse battery")
+        db.commit()
+        ids = (autumn.id, recording.id, factories.token(db, outsider))
+        admin_headers = factories.token(db, db.get(User, connected.admin_id))  # type: ignore[arg-type]
+    event_id, recording_id, outsider_headers = ids
+    url = f"/api/v1/events/{event_id}/recordings/{recording_id}/content"
+    played = client.get(url, headers=admin_headers)
+    assert played.status_code == 200, played.text
+    assert played.headers["content-type"] == "video/mp4"
+    assert played.headers["cache-control"] == "private, no-store"
+    assert played.content == video
+    for wrong in (url, url.replace(f"/{recording_id}/", "/999999/")):
+        refused = client.get(wrong, headers=outsider_headers)
+        assert refused.status_code == 404, refused.text  # the event is not theirs to read
+    missing = client.get(url.replace(f"/{recording_id}/", "/999999/"), headers=admin_headers)
+    assert missing.status_code == 404
+    assert missing.json()["error"]["field"] == "recording_id"
+
+    client_sign_in(client, "player")
+    page = client.get(f"/events/{event_id}").text
+    link = f'href="/events/{event_id}/recordings/{recording_id}"'
+    assert link in page
+    assert client.get(f"/events/{event_id}/recordings/{recording_id}").content == video
+    # Teams forgets the recording: the page says so instead of failing.
+    served["contentBase64"] = None
+    gone = client.get(f"/events/{event_id}/recordings/{recording_id}")
+    assert gone.status_code == 404
+    assert "Microsoft Teams no longer has this recording" in gone.text
 
 
 def test_t11_a_limited_install_syncs_everything_else_and_says_what_is_missing(

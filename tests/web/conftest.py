@@ -32,7 +32,7 @@ CHROMIUM = os.environ.get("GATHERLY_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 PASSWORD = "correct horse battery"
 BROWSER_ZONE = "Europe/Berlin"
-DESKTOP = {"width": 1280, "height": 900}
+DESKTOP = {"width": 1366, "height": 900}  # the laptop screen the pages are checked at
 PHONE = {"width": 390, "height": 844}
 CHROMIUM_ARGS = [
     "--no-sandbox",

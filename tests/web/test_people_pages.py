@@ -168,7 +168,16 @@ def test_a_lead_is_created_and_qualified_into_a_contact_by_clicking(
     expect(page.locator("#lead-count")).to_have_text("1 lead matches this search.")
     row = page.get_by_role("row", name=re.compile("Quentin Quell"))
     expect(row).to_contain_text("Qualified")
+    expect(row).to_contain_text("CET")  # the browser's zone, named (the browser is in Berlin)
     shot(page, "leads", live)
+    # The time zone: the browser's by default; another one chosen by hand.
+    page.get_by_role("link", name="Times in Europe/Berlin").click()
+    expect(page.locator("#zone-now")).to_contain_text("your browser's zone")
+    page.get_by_label("Show times in").select_option("America/New_York")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#done")).to_have_text("Saved. Times now show in America/New_York.")
+    page.goto("/leads?status=qualified")
+    expect(page.get_by_role("row", name=re.compile("Quentin Quell"))).to_contain_text("EST")
     page.set_viewport_size(PHONE)  # type: ignore[arg-type]
     no_horizontal_scroll(page)
     key_column_stays_in_view(page, "Quentin Quell")

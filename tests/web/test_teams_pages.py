@@ -7,6 +7,7 @@ route tests with TestClient cover who may see and change what, CSRF and bad inpu
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from collections.abc import Callable
@@ -191,6 +192,13 @@ def test_an_organizer_ticks_a_webinar_and_sync_now_shows_the_counts(
     expect(page.locator("form.organizer-settings").get_by_role("status")).to_have_text("Saved")
     assert site.organizer("Marta Lindqvist").sync_new_by_default
 
+    with site.session_factory() as db, db.begin():  # an administrator syncs her recordings
+        teams.update_organizer(
+            db=db,
+            principal=load_principal(db, site.ids["admin"]),
+            organizer_id=site.organizer("Marta Lindqvist").id,
+            sync_recordings=True,
+        )
     with worker_process(live.settings):
         page.get_by_role("button", name="Sync now Autumn Product Launch").click()
         progress = page.locator("#sync-progress")
@@ -227,6 +235,13 @@ def test_an_organizer_ticks_a_webinar_and_sync_now_shows_the_counts(
     expect(page.locator(".numbers li").nth(1)).to_contain_text(f"{len(want.attendees)} attended")
     expect(page.locator(".numbers li").nth(3)).to_have_text(f"{len(want.cancellations)} cancelled")
     shot(page, "event-synced", live)
+    # Play: the recording's video, streamed from Teams for this browser's session.
+    play = page.get_by_role("link", name=re.compile("^Play the recording"))
+    expect(play).to_have_count(1)
+    video = page.request.get(str(play.get_attribute("href")))
+    assert (video.status, video.headers["content-type"]) == (200, "video/mp4")
+    served = graph["sessions"][0]["recordings"][0]["contentBase64"]
+    assert video.body() == base64.b64decode(served)
 
 
 def test_my_webinars_fits_a_phone(phone: Page, live: Live, site: Site) -> None:

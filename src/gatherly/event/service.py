@@ -304,6 +304,17 @@ def recordings(
     return recs, [(t, cues[t.id]) for t in transcripts]
 
 
+def recording(
+    *, db: Session, principal: access.Principal, event_id: int, recording_id: int
+) -> EventRecording:
+    """One recording of an event the caller may read (NotFound otherwise)."""
+    get_event(db=db, principal=principal, event_id=event_id)
+    found = db.get(EventRecording, recording_id)
+    if found is None or found.event_id != event_id:
+        raise NotFound(f"recording {recording_id} not found on this event", field="recording_id")
+    return found
+
+
 @dataclass(frozen=True)
 class Counts:
     """The event's numbers as stored (registrants, attendees, cancellations) and its no-shows."""

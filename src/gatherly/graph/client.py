@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
+
 from gatherly.core.exceptions import FatalSyncError
 from gatherly.graph.auth import Credential
 from gatherly.graph.transport import GraphStats, GraphTransport
@@ -55,6 +57,14 @@ class GraphClient:
     def get_bytes(self, path: str, params: dict[str, Any] | None = None) -> bytes:
         """GET raw content (transcript VTT, recording MP4) as bytes."""
         return self._transport.get(path, params).content
+
+    def open_content(self, url: str) -> httpx.Response:
+        """GET large content (a recording's MP4) without reading it: iterate the response's
+        ``iter_bytes()``, then close it. Only URLs on this client's Graph host: the token
+        never goes anywhere else."""
+        if "://" in url and not self._transport.same_origin(url):
+            raise FatalSyncError(f"{url!r} is not on this installation's Graph host")
+        return self._transport.get(url, stream=True)
 
     def paginate(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Yield every item of a Graph collection, following ``@odata.nextLink`` to the end.

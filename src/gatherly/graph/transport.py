@@ -233,8 +233,13 @@ class GraphTransport:
         reason = error.error if isinstance(error, _Retry) else error
         log.warning("graph retry %d in %.3fs after %s", state.attempt_number, seconds, reason)
 
-    def get(self, url: str, params: dict[str, Any] | None = None) -> httpx.Response:
-        """GET a Graph path or absolute URL; the 2xx response, or the classified error."""
+    def get(
+        self, url: str, params: dict[str, Any] | None = None, *, stream: bool = False
+    ) -> httpx.Response:
+        """GET a Graph path or absolute URL; the 2xx response, or the classified error.
+
+        With ``stream`` the body is not read: the caller iterates it and closes the response
+        (retries happen only before the body starts)."""
         retrying = Retrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=self._wait,
@@ -244,16 +249,17 @@ class GraphTransport:
             reraise=True,
         )
         try:
-            response: httpx.Response = retrying(self._attempt, url, params)
+            response: httpx.Response = retrying(self._attempt, url, params, stream)
         except _Retry as exc:
             raise exc.error from None
         return response
 
-    def _attempt(self, url: str, params: dict[str, Any] | None) -> httpx.Response:
+    def _attempt(self, url: str, params: dict[str, Any] | None, stream: bool) -> httpx.Response:
         refreshed = False
         while True:
-            response = self._send(url, params)
+            response = self._send(url, params, stream)
             if response.status_code == 401 and not refreshed:
+                response.close()
                 # Expired or revoked token: fetch a new one once and resend.
                 refreshed = True
                 self.stats.token_refreshes += 1
@@ -263,6 +269,8 @@ class GraphTransport:
             break
         if response.is_success:
             return response
+        response.read()  # a streamed error's body, for classify
+        response.close()
         retry_after = parse_retry_after(response.headers.get("Retry-After"), self._now)
         error = classify(response, retry_after)
         if response.status_code == 429:
@@ -276,12 +284,13 @@ class GraphTransport:
             raise _Retry(error, retry_after)
         raise error
 
-    def _send(self, url: str, params: dict[str, Any] | None) -> httpx.Response:
+    def _send(self, url: str, params: dict[str, Any] | None, stream: bool) -> httpx.Response:
         self._limiter.acquire()
         self.stats.requests += 1
         headers = {"Authorization": f"Bearer {self.credential.token()}"}
         try:
-            response = self._http.get(url, params=params, headers=headers)
+            request = self._http.build_request("GET", url, params=params, headers=headers)
+            response = self._http.send(request, stream=stream)
         except _TRANSIENT as exc:
             self.stats.connection_errors += 1
             error = GraphConnectionError(f"Graph request failed: {type(exc).__name__}: {exc}")

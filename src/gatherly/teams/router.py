@@ -12,12 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
 from gatherly.access.levels import Privilege
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
 from gatherly.api.params import Paging, PathId, QueryId
+from gatherly.api.responses import media_stream
 from gatherly.contact.schemas import PageOut
 from gatherly.core.config import Settings
 from gatherly.core.exceptions import GatherlyError, NotFound
@@ -28,6 +29,8 @@ from gatherly.teams import service
 from gatherly.teams.models import SyncRun, TeamsConnection, TeamsOrganizer, TeamsWebinar
 
 router = APIRouter(prefix="/integrations/teams", tags=["microsoft teams"])
+# What Teams holds for an event, read through the connection: under /events like the rest.
+event_content = APIRouter(prefix="/events", tags=["events"])
 
 
 def _settings(request: Request) -> Settings:
@@ -282,3 +285,27 @@ def get_sync_run(
     request: Request, run_id: PathId, db: DbSession, principal: CurrentPrincipal
 ) -> s.SyncRunOut:
     return _run_out(request, service.get_run(db=db, principal=principal, run_id=run_id))
+
+
+@event_content.get(
+    "/{event_id}/recordings/{recording_id}/content",
+    summary="Play a recording: its video streamed from Microsoft Teams",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"video/mp4": {}}}},
+)
+def recording_content(
+    event_id: PathId,
+    recording_id: PathId,
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+) -> StreamingResponse:
+    content = service.recording_content(
+        db=db,
+        principal=principal,
+        settings=_settings(request),
+        event_id=event_id,
+        recording_id=recording_id,
+        make_client=_client_factory(request),
+    )
+    return media_stream(content.chunks, content.media_type, content.length)

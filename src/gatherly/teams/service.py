@@ -8,6 +8,7 @@ mapped to a Gatherly user (same email) manages their own webinars and defaults (
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -31,9 +32,11 @@ from gatherly.core.exceptions import (
     SyncError,
     ValidationFailed,
 )
+from gatherly.event import service as event_service
 from gatherly.event.models import MarketingEvent
 from gatherly.graph.auth import TokenError, authority_url
 from gatherly.graph.client import GRAPH_BASE_URL
+from gatherly.graph.errors import GraphError
 from gatherly.org.models import BusinessUnit, User
 from gatherly.teams import fetch, sync
 from gatherly.teams.connection import (
@@ -622,6 +625,65 @@ def runs_visible_to(principal: Principal) -> Select[SyncRun]:
     if not is_admin(principal, Privilege.READ):
         stmt = stmt.where(SyncRun.triggered_by_id == principal.user_id)
     return stmt
+
+
+CHUNK = 256 * 1024  # bytes per piece of a streamed recording
+
+
+@dataclass(frozen=True)
+class Content:
+    """A recording's bytes as Graph sends them, read as they are iterated (never held in
+    memory whole); iterating to the end, or closing, releases the connection."""
+
+    media_type: str
+    length: int | None
+    chunks: Iterator[bytes]
+
+
+def recording_content(
+    *,
+    db: Session,
+    principal: Principal,
+    settings: Settings,
+    event_id: int,
+    recording_id: int,
+    make_client: ClientFactory | None = None,
+) -> Content:
+    """Play a recording: its content streamed from Graph, for whoever may read the event."""
+    found = event_service.recording(
+        db=db, principal=principal, event_id=event_id, recording_id=recording_id
+    )
+    if not found.content_url:
+        raise NotFound("Teams gave no content for this recording", field="recording_id")
+    client = (make_client or client_factory(settings))(get_connection(db))
+    try:
+        response = client.open_content(found.content_url)
+    except GraphError as exc:
+        client.close()
+        if exc.status == 404:
+            raise NotFound(
+                "Microsoft Teams no longer has this recording's video (deleted or expired "
+                f"there): {exc.graph_message}",
+                field="recording_id",
+            ) from None
+        raise
+    except BaseException:
+        client.close()
+        raise
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            yield from response.iter_bytes(CHUNK)
+        finally:
+            response.close()
+            client.close()
+
+    length = response.headers.get("content-length")
+    return Content(
+        media_type=response.headers.get("content-type", "video/mp4"),
+        length=int(length) if length and length.isdigit() else None,
+        chunks=chunks(),
+    )
 
 
 @dataclass(frozen=True)

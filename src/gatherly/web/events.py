@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from gatherly.api.params import PathId
-from gatherly.api.responses import csv_download
+from gatherly.api.responses import csv_download, media_stream
 from gatherly.contact import service as contact_service
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.event import service
@@ -259,6 +259,22 @@ def event_detail(
         duration=duration,
         minute=MINUTE,
     )
+
+
+@router.get("/events/{event_id}/recordings/{recording_id}")
+def play_recording(
+    event_id: PathId, recording_id: PathId, request: Request, db: WebDb, viewer: CurrentViewer
+) -> StreamingResponse:
+    """A recording's video, streamed from Teams for the browser to play."""
+    content = teams_service.recording_content(
+        db=db,
+        principal=viewer.principal,
+        settings=request.app.state.settings,
+        event_id=event_id,
+        recording_id=recording_id,
+        make_client=getattr(request.app.state, "graph_client_factory", None),
+    )
+    return media_stream(content.chunks, content.media_type, content.length)
 
 
 @router.get("/events/{event_id}/people.csv")
