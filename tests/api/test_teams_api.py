@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import gatherly.models
+from gatherly.app import create_app
 from gatherly.org.models import User
 from gatherly.teams.models import SyncRun
 from tests import factories as f
@@ -47,12 +48,19 @@ def _no_secret(response: Response) -> None:
         assert secret not in str(response.headers)
 
 
-def api_client(connected: Connected, **overrides: Any) -> Iterator[TestClient]:
-    """An API client on the connected database and settings, checking every response."""
+def api_client(
+    connected: Connected, *, own_app: bool = False, **overrides: Any
+) -> Iterator[TestClient]:
+    """An API client on the connected database and settings, checking every response
+    (``own_app``: an app of its own, for settings that differ from another client's)."""
     SECRETS.update(a["secret"] for a in connected.tenant.data["applications"])
-    with TestClient(shared_app(connected.settings.model_copy(update=overrides))) as client:
+    settings = connected.settings.model_copy(update=overrides)
+    app = create_app(settings) if own_app else shared_app(settings)
+    with TestClient(app) as client:
         client.event_hooks["response"] = [_no_secret]
         yield client
+    if own_app:
+        app.state.engine.dispose()
 
 
 @pytest.fixture
@@ -248,7 +256,7 @@ def test_the_secret_may_come_from_the_environment(
         "client_secret",
     )
     secret = SecretStr(tenant.app(0)["secret"])
-    for env_api in api_client(connected, teams_client_secret=secret):
+    for env_api in api_client(connected, own_app=True, teams_client_secret=secret):
         response = env_api.put(f"{API}/integrations/teams/connection", json=body, headers=admin)
         assert response.status_code == 200, response.text
         assert response.json()["secret_source"] == "environment"
