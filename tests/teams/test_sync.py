@@ -817,7 +817,8 @@ def test_t11_a_recording_plays_streamed_from_teams_for_who_may_read_the_event(
         assert b"".join(pieces) == video
         outsider = factories.user(db, "outsider", org.get_root(db=db), "Marketing Assistant")
         web_user = factories.user(db, "player", None, "Marketing Administrator")
-        org.set_password(db=db, user_id=web_user.id, password="correct horse battery")
+        for user in (web_user, outsider):
+            org.set_password(db=db, user_id=user.id, password="correct horse battery")
         db.commit()
         ids = (autumn.id, recording.id, factories.token(db, outsider))
         admin_headers = factories.token(db, db.get(User, connected.admin_id))  # type: ignore[arg-type]
@@ -835,6 +836,8 @@ def test_t11_a_recording_plays_streamed_from_teams_for_who_may_read_the_event(
     assert missing.status_code == 404
     assert missing.json()["error"]["field"] == "recording_id"
 
+    client_sign_in(client, "outsider")
+    assert client.get(f"/events/{event_id}/recordings/{recording_id}").status_code == 404
     client_sign_in(client, "player")
     page = client.get(f"/events/{event_id}").text
     link = f'href="/events/{event_id}/recordings/{recording_id}"'
