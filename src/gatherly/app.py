@@ -12,6 +12,7 @@ from gatherly.contact.router import contacts, leads
 from gatherly.core import changes, crypto
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory
+from gatherly.email.router import router as email_router
 from gatherly.event.router import router as events_router
 from gatherly.jobs.queue import app_jobs
 from gatherly.org.router import router as org_router
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events_router,
         segments_router,
         lists_router,
+        email_router,
     ):
         app.include_router(router, prefix=API)
 

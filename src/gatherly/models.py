@@ -5,6 +5,7 @@ from gatherly.contact import models as contact_models
 from gatherly.core import audit as audit_models
 from gatherly.core import changes as change_models
 from gatherly.core.db import Base
+from gatherly.email import models as email_models
 from gatherly.event import models as event_models
 from gatherly.org import models as org_models
 from gatherly.segment import models as segment_models
@@ -17,6 +18,7 @@ __all__ = [
     "audit_models",
     "change_models",
     "contact_models",
+    "email_models",
     "event_models",
     "org_models",
     "segment_models",

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 import gatherly.models
 from gatherly.access.levels import Level
 from gatherly.access.models import RecordShare
+from gatherly.email import service as email_service
+from gatherly.email.schemas import ContentSettingIn, MessageIn
 from gatherly.org import service as org_service
 from gatherly.segment import service as segment_service
 from tests import factories as f
@@ -93,6 +95,7 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
     mlist = segment_service.create_list(db=db, principal=actor, name="Targets")
     static = segment_service.create_segment(db=db, principal=actor, name="Picked", kind="static")
     org_service.set_password(db=db, user_id=org.users["admin"].id, password="admin-password")
+    setting, message = email_targets(db, f.principal(db, org.users["admin"]))
     db.commit()
     ids = {
         "list_id": mlist.id,
@@ -110,6 +113,8 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
         "webinar_id": 1,
         "run_id": 1,
         "recording_id": 1,
+        "setting_id": setting,
+        "message_id": message,
     }
     bodies = {
         "/business-units": {"name": "Intruders", "parent_id": org.root.id},
@@ -146,8 +151,37 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
         "/segments/{segment_id}/members": {"contact_ids": [org.contacts["marketer"]]},
         "/segments/{segment_id}/members/remove": {"contact_ids": [org.contacts["marketer"]]},
         "/admin/features/{name}": {"enabled": True},
+        "/email/content-settings": {"name": "Intruder", "sender_email": "in@truder.example"},
+        "/email/content-settings/{setting_id}": {"name": "Renamed"},
+        "/email/content-settings/{setting_id}/default": {"default_for": "organization"},
+        "/email/messages": {"name": "Intruder"},
+        "/email/messages/{message_id}": {"name": "Renamed"},
     }
     return {"ids": ids, "bodies": bodies, "shares": shares, "org": org}
+
+
+def email_targets(db: Session, admin: Any) -> tuple[int, int]:
+    """The organisation's default content setting and a message that may become ready."""
+    setting = email_service.create_content_setting(
+        db=db,
+        principal=admin,
+        setting_in=ContentSettingIn(
+            name="Org", sender_email="news@org.example", postal_address="1 Main St"
+        ),
+    )
+    email_service.set_default(
+        db=db, principal=admin, setting_id=setting.id, default_for="organization"
+    )
+    message = email_service.create_message(
+        db=db,
+        principal=admin,
+        message_in=MessageIn(
+            name="Hello",
+            subject="Hello {{ contact.first_name }}",
+            html='<p>Hi</p><a href="{{ unsubscribe_url }}">Unsubscribe</a>',
+        ),
+    )
+    return setting.id, message.id
 
 
 def _url(template: str, targets: dict[str, Any]) -> str:
@@ -180,6 +214,8 @@ def _request(
     if template == f"{API}/access/explain":
         kwargs["params"] = params
     if template == f"{API}/segments/{{segment_id}}/explain":
+        kwargs["params"] = {"contact_id": params["record_id"]}
+    if template == f"{API}/email/messages/{{message_id}}/preview":
         kwargs["params"] = {"contact_id": params["record_id"]}
     if method in {"POST", "PATCH", "PUT"}:
         kwargs["json"] = targets["bodies"].get(template.removeprefix(API), {})

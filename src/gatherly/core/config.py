@@ -33,6 +33,12 @@ class Settings(BaseSettings):
         description="Where the generated secret key lives (mode 0600) when `secret_key` is unset.",
     )
     log_level: str = Field(default="INFO")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="Where recipients reach this installation: the links in emails "
+        "(unsubscribe, subscription centre, tracking) start with it.",
+    )
     redis_url: str | None = Field(default=None, description="Job queue on Redis when set.")
     queue_name: str = Field(
         default="gatherly",

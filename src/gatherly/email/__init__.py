@@ -1,0 +1,1 @@
+"""Email marketing: messages, content settings, sending, tracking (SPEC M, B11, B14)."""

@@ -1,0 +1,218 @@
+"""REST routes for email messages and content settings (SPEC M, B14)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
+from gatherly.api.params import Paging, PathId
+from gatherly.contact.schemas import PageOut
+from gatherly.core.config import Settings
+from gatherly.core.ids import MAX_ID
+from gatherly.email import schemas as s
+from gatherly.email import service
+
+router = APIRouter(prefix="/email", tags=["email"])
+Search = Annotated[str | None, Query(max_length=200, description="Part of the name")]
+
+
+def _public_url(request: Request) -> str:
+    settings: Settings = request.app.state.settings
+    return settings.public_url.rstrip("/")
+
+
+# ------------------------------------------------------------------ content settings
+
+
+@router.get(
+    "/content-settings",
+    summary="Content settings you may read",
+    response_model=PageOut[s.ContentSettingOut],
+)
+def list_content_settings(
+    db: DbSession, principal: CurrentPrincipal, paging: Paging, q: Search = None
+) -> Any:
+    page = service.list_content_settings(
+        db=db, principal=principal, q=q, cursor=paging.cursor, limit=paging.limit
+    )
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@router.post(
+    "/content-settings",
+    status_code=201,
+    summary="Create a content setting (sender, reply-to, postal address)",
+    response_model=s.ContentSettingOut,
+)
+def create_content_setting(
+    body: s.ContentSettingIn, db: DbSession, principal: CurrentPrincipal
+) -> Any:
+    return service.create_content_setting(db=db, principal=principal, setting_in=body)
+
+
+@router.get(
+    "/content-settings/{setting_id}",
+    summary="Read a content setting",
+    response_model=s.ContentSettingOut,
+)
+def read_content_setting(setting_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
+    return service.get_content_setting(db=db, principal=principal, setting_id=setting_id)
+
+
+@router.patch(
+    "/content-settings/{setting_id}",
+    summary="Change a content setting",
+    response_model=s.ContentSettingOut,
+)
+def update_content_setting(
+    setting_id: PathId, body: s.ContentSettingFields, db: DbSession, principal: CurrentPrincipal
+) -> Any:
+    return service.update_content_setting(
+        db=db, principal=principal, setting_id=setting_id, setting_in=body
+    )
+
+
+@router.put(
+    "/content-settings/{setting_id}/default",
+    summary="Make it the default of its business unit or of the organisation",
+    description="`business_unit` is accepted only while business unit scoping is on; "
+    "`organization` needs organization-level write on content settings; null unsets it.",
+    response_model=s.ContentSettingOut,
+)
+def set_default(
+    setting_id: PathId, body: s.DefaultIn, db: DbSession, principal: CurrentPrincipal
+) -> Any:
+    return service.set_default(
+        db=db, principal=principal, setting_id=setting_id, default_for=body.default_for
+    )
+
+
+@router.delete(
+    "/content-settings/{setting_id}",
+    status_code=204,
+    summary="Delete a content setting no message uses",
+)
+def delete_content_setting(
+    setting_id: PathId, db: DbSession, principal: CurrentPrincipal
+) -> Response:
+    service.delete_content_setting(db=db, principal=principal, setting_id=setting_id)
+    return no_content()
+
+
+# ------------------------------------------------------------------ messages
+
+
+@router.get(
+    "/messages", summary="Email messages you may read", response_model=PageOut[s.MessageOut]
+)
+def list_messages(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    paging: Paging,
+    q: Search = None,
+    state: Literal["draft", "ready", "in_use"] | None = None,
+) -> Any:
+    page = service.list_messages(
+        db=db, principal=principal, q=q, state=state, cursor=paging.cursor, limit=paging.limit
+    )
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@router.post(
+    "/messages", status_code=201, summary="Create a message (a draft)", response_model=s.MessageOut
+)
+def create_message(body: s.MessageIn, db: DbSession, principal: CurrentPrincipal) -> Any:
+    return service.create_message(db=db, principal=principal, message_in=body)
+
+
+@router.get("/messages/{message_id}", summary="Read a message", response_model=s.MessageOut)
+def read_message(message_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
+    return service.get_message(db=db, principal=principal, message_id=message_id)
+
+
+@router.patch(
+    "/messages/{message_id}",
+    summary="Change a message (a ready one goes back to draft)",
+    response_model=s.MessageOut,
+)
+def update_message(
+    message_id: PathId, body: s.MessageFields, db: DbSession, principal: CurrentPrincipal
+) -> Any:
+    return service.update_message(
+        db=db, principal=principal, message_id=message_id, message_in=body
+    )
+
+
+@router.delete("/messages/{message_id}", status_code=204, summary="Delete a message not in use")
+def delete_message(message_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Response:
+    service.delete_message(db=db, principal=principal, message_id=message_id)
+    return no_content()
+
+
+@router.post(
+    "/messages/{message_id}/copy",
+    status_code=201,
+    summary="Copy a message into a new draft you own",
+    response_model=s.MessageOut,
+)
+def copy_message(message_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
+    return service.copy_message(db=db, principal=principal, message_id=message_id)
+
+
+@router.get(
+    "/messages/{message_id}/check",
+    summary="What stands between a message and ready",
+)
+def check_message(
+    message_id: PathId, request: Request, db: DbSession, principal: CurrentPrincipal
+) -> s.CheckOut:
+    setting, problems = service.check(
+        db=db, principal=principal, message_id=message_id, public_url=_public_url(request)
+    )
+    return s.CheckOut(
+        ready=not problems,
+        content_setting_id=setting.id if setting is not None else None,
+        problems=[s.ProblemOut(field=p.field, message=p.message) for p in problems],
+    )
+
+
+@router.post(
+    "/messages/{message_id}/ready",
+    summary="Check a message and make it ready to send",
+    response_model=s.MessageOut,
+)
+def make_ready(
+    message_id: PathId, request: Request, db: DbSession, principal: CurrentPrincipal
+) -> Any:
+    return service.make_ready(
+        db=db, principal=principal, message_id=message_id, public_url=_public_url(request)
+    )
+
+
+@router.get(
+    "/messages/{message_id}/preview",
+    summary="The message as one contact you may read would receive it",
+)
+def preview(
+    message_id: PathId,
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    contact_id: Annotated[int, Query(ge=1, le=MAX_ID, description="The contact to preview it for")],
+) -> s.PreviewOut:
+    rendered = service.preview(
+        db=db,
+        principal=principal,
+        message_id=message_id,
+        contact_id=contact_id,
+        public_url=_public_url(request),
+    )
+    return s.PreviewOut(
+        contact_id=contact_id,
+        subject=rendered.subject,
+        preheader=rendered.preheader,
+        html=rendered.html,
+        text=rendered.text,
+    )

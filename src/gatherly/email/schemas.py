@@ -1,0 +1,145 @@
+"""Validated input and output shapes for email messages and content settings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gatherly.contact.schemas import OwnerRef
+from gatherly.core.ids import Id
+from gatherly.core.schemas import StrictModel, normalize_email
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+MAX_HTML = 500_000  # characters: far beyond any real email, well below a memory risk
+
+
+def _https(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not value.startswith(("https://", "http://")) or len(value) > 2000:
+        raise ValueError("use an http(s) address of at most 2000 characters")
+    return value
+
+
+class ContentSettingFields(StrictModel):
+    """The fields of a content setting; on update, only those sent change."""
+
+    name: Name | None = None
+    sender_name: Annotated[str, Field(max_length=200)] | None = None
+    sender_email: str | None = None
+    reply_to: str | None = None
+    postal_address: Annotated[str, Field(max_length=1000)] | None = None
+    subscription_centre_url: str | None = Field(
+        None, description="Where 'manage your subscriptions' leads; empty: Gatherly's own page"
+    )
+
+    @field_validator("sender_email")
+    @classmethod
+    def _sender(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_email(value)
+
+    @field_validator("reply_to")
+    @classmethod
+    def _reply_to(cls, value: str | None) -> str | None:
+        return None if value is None or value == "" else normalize_email(value)
+
+    @field_validator("subscription_centre_url")
+    @classmethod
+    def _centre(cls, value: str | None) -> str | None:
+        return _https(value)
+
+
+class ContentSettingIn(ContentSettingFields):
+    """A new content setting; the owner defaults to the caller."""
+
+    name: Name
+    sender_email: str
+    owner: OwnerRef | None = None
+
+
+class DefaultIn(StrictModel):
+    """Make a content setting the default of its business unit or of the organisation."""
+
+    default_for: Literal["business_unit", "organization"] | None
+
+
+class ContentSettingOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    sender_name: str
+    sender_email: str
+    reply_to: str | None
+    postal_address: str
+    subscription_centre_url: str | None
+    default_for: str | None
+    owner: OwnerRef
+    owning_bu_id: int
+    created_at: datetime
+    modified_at: datetime
+
+
+class MessageFields(StrictModel):
+    """The fields of a message; on update, only those sent change."""
+
+    name: Name | None = None
+    subject: Annotated[str, Field(max_length=500)] | None = None
+    preheader: Annotated[str, Field(max_length=500)] | None = None
+    html: Annotated[str, Field(max_length=MAX_HTML)] | None = None
+    text: Annotated[str, Field(max_length=MAX_HTML)] | None = Field(
+        None, description="The plain-text part; null: made from the HTML when sent"
+    )
+    content_setting_id: Id | None = None
+    event_id: Id | None = None
+
+
+class MessageIn(MessageFields):
+    """A new message (a draft); the owner defaults to the caller."""
+
+    name: Name
+    owner: OwnerRef | None = None
+
+
+class MessageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    subject: str
+    preheader: str
+    html: str
+    text: str | None
+    content_setting_id: int | None
+    event_id: int | None
+    state: str
+    checked_at: datetime | None
+    owner: OwnerRef
+    owning_bu_id: int
+    created_at: datetime
+    modified_at: datetime
+
+
+class ProblemOut(BaseModel):
+    field: str
+    message: str
+
+
+class CheckOut(BaseModel):
+    """Whether a message may become ready, and what stands in the way."""
+
+    ready: bool
+    content_setting_id: int | None = Field(description="The content setting it would send with")
+    problems: list[ProblemOut]
+
+
+class PreviewOut(BaseModel):
+    """A message as one contact would receive it."""
+
+    contact_id: int
+    subject: str
+    preheader: str
+    html: str
+    text: str

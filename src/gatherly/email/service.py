@@ -1,0 +1,624 @@
+"""Email messages and content settings: create, change, check, preview (SPEC M, B14).
+
+Both are owned records read and changed through the access engine, like contacts. A
+message is a *draft* until its checks pass and it is made *ready*; a ready message that a
+send uses is *in use* and no longer editable (copy it to change it). Personalisation runs
+in a sandbox (``email.render``) over the fields of the contact and, for event messages,
+of the event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from gatherly.access import engine as access
+from gatherly.access.levels import Level, Privilege
+from gatherly.contact import service as contact_service
+from gatherly.contact.models import Contact
+from gatherly.contact.schemas import OwnerRef
+from gatherly.core import audit
+from gatherly.core.db import icontains, utcnow
+from gatherly.core.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
+from gatherly.core.pagination import Page, paginate
+from gatherly.email import render
+from gatherly.email.models import (
+    DEFAULT_BUSINESS_UNIT,
+    DEFAULT_ORGANIZATION,
+    DRAFT,
+    IN_USE,
+    READY,
+    ContentSetting,
+    EmailMessage,
+)
+from gatherly.email.render import Problem
+from gatherly.email.schemas import (
+    ContentSettingFields,
+    ContentSettingIn,
+    MessageFields,
+    MessageIn,
+)
+from gatherly.event import service as event_service
+from gatherly.event.models import MarketingEvent
+from gatherly.org import service as org_service
+
+SETTING = "email_content_setting"
+MESSAGE = "email_message"
+TEMPLATE_FIELDS = ("subject", "preheader", "html", "text")
+
+
+def _new_columns(db: Session, principal: access.Principal, record_type: str, owner: Any) -> Any:
+    owner = owner or OwnerRef(type="user", id=principal.user_id)
+    bu_id = contact_service.resolve_owner(db=db, owner=owner)
+    access.can_create_in(
+        db, principal, record_type, owner_type=owner.type, owner_id=owner.id, owning_bu_id=bu_id
+    )
+    return contact_service.new_record_columns(owner=owner, bu_id=bu_id, principal=principal)
+
+
+def _get(
+    db: Session,
+    principal: access.Principal,
+    record_type: str,
+    record_id: int,
+    privilege: Privilege,
+    field: str,
+) -> Any:
+    found = access.get(db, principal=principal, record_type=record_type, record_id=record_id)
+    if found is None:
+        noun = "content setting" if record_type == SETTING else "email message"
+        raise NotFound(f"{noun} {record_id} not found", field=field)
+    if privilege != Privilege.READ:
+        access.require(db, principal, privilege, record_type, found)
+    return found
+
+
+def _page(
+    db: Session,
+    principal: access.Principal,
+    model: Any,
+    record_type: str,
+    *,
+    q: str | None,
+    cursor: str | None,
+    limit: int,
+    where: Any = None,
+) -> Page:
+    stmt: Select[Any] = select(model)
+    if q:
+        stmt = stmt.where(icontains(q, model.name))
+    if where is not None:
+        stmt = stmt.where(where)
+    return paginate(
+        db,
+        access.scope(stmt, principal=principal, record_type=record_type),
+        id_column=model.id,
+        sortable={"id": model.id, "name": model.name, "modified_at": model.modified_at},
+        sort="-id",
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+def _touch(row: Any, principal: access.Principal) -> None:
+    row.modified_at, row.modified_by_id = utcnow(), principal.user_id
+
+
+# ------------------------------------------------------------------ content settings
+
+
+def get_content_setting(
+    *,
+    db: Session,
+    principal: access.Principal,
+    setting_id: int,
+    privilege: Privilege = Privilege.READ,
+    field: str = "id",
+) -> ContentSetting:
+    """A content setting the caller may read (NotFound otherwise), checked for ``privilege``."""
+    return cast(ContentSetting, _get(db, principal, SETTING, setting_id, privilege, field))
+
+
+def create_content_setting(
+    *, db: Session, principal: access.Principal, setting_in: ContentSettingIn
+) -> ContentSetting:
+    """A new content setting owned by ``setting_in.owner`` (default: the caller)."""
+    columns = _new_columns(db, principal, SETTING, setting_in.owner)
+    data = setting_in.model_dump(exclude={"owner"}, exclude_none=True)
+    row = ContentSetting(**data, **columns)
+    db.add(row)
+    db.flush()
+    return row
+
+
+def update_content_setting(
+    *,
+    db: Session,
+    principal: access.Principal,
+    setting_id: int,
+    setting_in: ContentSettingFields,
+) -> ContentSetting:
+    """Change the fields sent (needs Write); messages that use it send with the change."""
+    row = get_content_setting(
+        db=db, principal=principal, setting_id=setting_id, privilege=Privilege.WRITE
+    )
+    for key in setting_in.model_fields_set:
+        value = getattr(setting_in, key)
+        if value is None and key in ("name", "sender_email"):
+            raise ValidationFailed(f"{key} cannot be empty", field=key)
+        setattr(
+            row, key, "" if value is None and key in ("sender_name", "postal_address") else value
+        )
+    _touch(row, principal)
+    db.flush()
+    return row
+
+
+def delete_content_setting(*, db: Session, principal: access.Principal, setting_id: int) -> None:
+    """Delete a content setting (needs Delete); refused while a message names it."""
+    row = get_content_setting(
+        db=db, principal=principal, setting_id=setting_id, privilege=Privilege.DELETE
+    )
+    used = db.scalar(
+        select(func.count())
+        .select_from(EmailMessage)
+        .where(EmailMessage.content_setting_id == row.id)
+    )
+    if used:
+        raise Conflict(
+            f"{used} message{'s' if used != 1 else ''} use{'' if used != 1 else 's'} this "
+            "content setting; give them another one first",
+            field="id",
+        )
+    db.delete(row)
+    db.flush()
+
+
+def list_content_settings(
+    *,
+    db: Session,
+    principal: access.Principal,
+    q: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """A page of the content settings the caller may read, newest first."""
+    return _page(db, principal, ContentSetting, SETTING, q=q, cursor=cursor, limit=limit)
+
+
+def set_default(
+    *,
+    db: Session,
+    principal: access.Principal,
+    setting_id: int,
+    default_for: str | None,
+) -> ContentSetting:
+    """Make a content setting the default of its owning BU (only while business unit
+    scoping is on) or of the organisation (organization-level Write on content settings),
+    or neither. The previous default, if any, stops being one: the caller must be allowed
+    to change it too. Audited."""
+    row = get_content_setting(
+        db=db, principal=principal, setting_id=setting_id, privilege=Privilege.WRITE
+    )
+    if default_for == DEFAULT_BUSINESS_UNIT and not org_service.feature_enabled(
+        db=db, name=org_service.BU_SCOPING
+    ):
+        raise ValidationFailed(
+            "a content setting can be the default of its business unit only while business "
+            "unit scoping is on; make it the organisation's default instead",
+            field="default_for",
+        )
+    if default_for == DEFAULT_ORGANIZATION and (
+        principal.max_level(SETTING, Privilege.WRITE) < Level.ORGANIZATION
+    ):
+        raise Forbidden(
+            "making the organisation's default content setting needs organization-level write "
+            "on content settings",
+            field="default_for",
+        )
+    before = row.default_for
+    if default_for is not None and before != default_for:
+        previous = db.scalars(
+            select(ContentSetting).where(
+                ContentSetting.default_for == default_for,
+                ContentSetting.id != row.id,
+                *(
+                    [ContentSetting.owning_bu_id == row.owning_bu_id]
+                    if default_for == DEFAULT_BUSINESS_UNIT
+                    else []
+                ),
+            )
+        ).first()
+        if previous is not None:
+            if not access.can(db, principal, Privilege.WRITE, SETTING, previous):
+                raise Conflict(
+                    "another content setting, which you may not change, is already that "
+                    "default; ask its owner to unset it",
+                    field="default_for",
+                )
+            previous.default_for = None
+            _touch(previous, principal)
+            db.flush()
+    row.default_for = default_for
+    _touch(row, principal)
+    db.flush()
+    audit.log(
+        db,
+        actor=principal,
+        action="email_content_setting.default",
+        target_type=SETTING,
+        target_id=row.id,
+        target_label=row.name,
+        before={"default_for": before},
+        after={"default_for": default_for},
+    )
+    return row
+
+
+def content_setting_for(*, db: Session, message: EmailMessage) -> ContentSetting | None:
+    """The content setting a message sends with: its own, else (business unit scoping on)
+    its owning BU's default, else the organisation's default (B14)."""
+    if message.content_setting_id is not None:
+        return db.get(ContentSetting, message.content_setting_id)
+    if org_service.feature_enabled(db=db, name=org_service.BU_SCOPING):
+        found = db.scalars(
+            select(ContentSetting).where(
+                ContentSetting.default_for == DEFAULT_BUSINESS_UNIT,
+                ContentSetting.owning_bu_id == message.owning_bu_id,
+            )
+        ).first()
+        if found is not None:
+            return found
+    return db.scalars(
+        select(ContentSetting).where(ContentSetting.default_for == DEFAULT_ORGANIZATION)
+    ).first()
+
+
+# ------------------------------------------------------------------ messages
+
+
+def get_message(
+    *,
+    db: Session,
+    principal: access.Principal,
+    message_id: int,
+    privilege: Privilege = Privilege.READ,
+    field: str = "id",
+) -> EmailMessage:
+    """A message the caller may read (NotFound otherwise), checked for ``privilege``."""
+    return cast(EmailMessage, _get(db, principal, MESSAGE, message_id, privilege, field))
+
+
+def _checked_fields(
+    db: Session, principal: access.Principal, data: dict[str, Any]
+) -> dict[str, Any]:
+    """The fields sent, their templates parsed, the HTML sanitised, and the content setting
+    and event they name readable by the caller."""
+    for field in TEMPLATE_FIELDS:
+        if data.get(field) is not None:
+            render.check_template(data[field], field)
+    if data.get("html") is not None:
+        data["html"] = render.sanitize_html(data["html"])
+    if data.get("content_setting_id") is not None:
+        get_content_setting(
+            db=db,
+            principal=principal,
+            setting_id=data["content_setting_id"],
+            field="content_setting_id",
+        )
+    if data.get("event_id") is not None:
+        try:
+            event_service.get_event(db=db, principal=principal, event_id=data["event_id"])
+        except NotFound:
+            raise NotFound(f"event {data['event_id']} not found", field="event_id") from None
+    return data
+
+
+def create_message(
+    *, db: Session, principal: access.Principal, message_in: MessageIn
+) -> EmailMessage:
+    """A new draft message owned by ``message_in.owner`` (default: the caller)."""
+    columns = _new_columns(db, principal, MESSAGE, message_in.owner)
+    data = _checked_fields(db, principal, message_in.model_dump(exclude={"owner"}))
+    row = EmailMessage(**{k: v for k, v in data.items() if v is not None or k == "text"})
+    for key, value in columns.items():
+        setattr(row, key, value)
+    db.add(row)
+    db.flush()
+    return row
+
+
+def update_message(
+    *, db: Session, principal: access.Principal, message_id: int, message_in: MessageFields
+) -> EmailMessage:
+    """Change the fields sent (needs Write). A ready message goes back to draft; a message
+    in use is refused (copy it to change it)."""
+    row = get_message(db=db, principal=principal, message_id=message_id, privilege=Privilege.WRITE)
+    if row.state == IN_USE:
+        raise Conflict(
+            "this message is in use by a send and can no longer change; copy it to change it",
+            field="state",
+        )
+    data = _checked_fields(
+        db, principal, message_in.model_dump(include=message_in.model_fields_set)
+    )
+    for key, value in data.items():
+        if value is None and key in ("name", "subject", "preheader", "html"):
+            if key == "name":
+                raise ValidationFailed("name cannot be empty", field="name")
+            value = ""
+        setattr(row, key, value)
+    if data:
+        row.state, row.checked_at = DRAFT, None
+    _touch(row, principal)
+    db.flush()
+    return row
+
+
+def delete_message(*, db: Session, principal: access.Principal, message_id: int) -> None:
+    """Delete a message (needs Delete); refused while a send uses it."""
+    row = get_message(db=db, principal=principal, message_id=message_id, privilege=Privilege.DELETE)
+    if row.state == IN_USE:
+        raise Conflict("this message is in use by a send and cannot be deleted", field="id")
+    db.delete(row)
+    db.flush()
+
+
+def copy_message(*, db: Session, principal: access.Principal, message_id: int) -> EmailMessage:
+    """A draft copy of a message, owned by the caller (in the caller's business unit)."""
+    source = get_message(db=db, principal=principal, message_id=message_id)
+    fields = {
+        name: getattr(source, name)
+        for name in ("subject", "preheader", "html", "text", "content_setting_id", "event_id")
+    }
+    name = f"Copy of {source.name}"[:200]
+    return create_message(
+        db=db, principal=principal, message_in=MessageIn.model_construct(name=name, **fields)
+    )
+
+
+def list_messages(
+    *,
+    db: Session,
+    principal: access.Principal,
+    q: str | None = None,
+    state: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """A page of the messages the caller may read, newest first."""
+    where = EmailMessage.state == state if state else None
+    return _page(db, principal, EmailMessage, MESSAGE, q=q, cursor=cursor, limit=limit, where=where)
+
+
+# ------------------------------------------------------------------ personalisation
+
+
+SAMPLE = {
+    "id": 0,
+    "first_name": "Alex",
+    "last_name": "Sample",
+    "full_name": "Alex Sample",
+    "email": "alex.sample@example.com",
+    "company": "Example Ltd",
+    "job_title": "Marketing Manager",
+    "phone": "+49 30 1234567",
+    "country": "DE",
+    "custom": {},
+}
+
+
+def contact_fields(contact: Contact) -> dict[str, Any]:
+    """What ``{{ contact.… }}`` offers in a message."""
+    full = f"{contact.first_name} {contact.last_name}".strip()
+    return {
+        "id": contact.id,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "full_name": full,
+        "email": contact.email or "",
+        "company": contact.company,
+        "job_title": contact.job_title,
+        "phone": contact.phone,
+        "country": contact.country or "",
+        "custom": dict(contact.custom or {}),
+    }
+
+
+def event_fields(event: MarketingEvent | None) -> dict[str, Any]:
+    """What ``{{ event.… }}`` offers in an event message (empty otherwise)."""
+    if event is None:
+        return {}
+    return {
+        "name": event.name,
+        "start_at": _iso(event.start_at),
+        "end_at": _iso(event.end_at),
+        "time_zone": event.time_zone,
+    }
+
+
+def _iso(at: datetime | None) -> str:
+    return at.astimezone(UTC).isoformat() if at is not None else ""
+
+
+def context(
+    *,
+    message: EmailMessage,
+    setting: ContentSetting | None,
+    contact: dict[str, Any],
+    event: MarketingEvent | None,
+    unsubscribe_url: str,
+    subscription_centre_url: str,
+) -> dict[str, Any]:
+    """Everything a message's templates may use for one recipient."""
+    return {
+        "contact": contact,
+        "event": event_fields(event),
+        "sender": {
+            "name": setting.sender_name if setting else "",
+            "email": setting.sender_email if setting else "",
+        },
+        "postal_address": setting.postal_address if setting else "",
+        "unsubscribe_url": unsubscribe_url,
+        "subscription_centre_url": (
+            setting.subscription_centre_url
+            if setting and setting.subscription_centre_url
+            else subscription_centre_url
+        ),
+        "message": {"name": message.name},
+    }
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A message as one recipient receives it."""
+
+    subject: str
+    preheader: str
+    html: str  # the whole document, CSS inlined
+    text: str
+
+
+def render_for(message: EmailMessage, values: dict[str, Any]) -> Rendered:
+    """Render every part of ``message`` for one recipient's ``values`` (``context``)."""
+    body = render.sanitize_html(render.render(message.html, values, field="html"))
+    subject = " ".join(render.render(message.subject, values, field="subject").split())
+    preheader = " ".join(render.render(message.preheader, values, field="preheader").split())
+    text = (
+        render.render(message.text, values, field="text")
+        if message.text is not None
+        else render.text_from_html(body)
+    )
+    return Rendered(
+        subject=subject,
+        preheader=preheader,
+        html=render.document(body, preheader=preheader, title=subject),
+        text=text,
+    )
+
+
+def _event_of(db: Session, message: EmailMessage) -> MarketingEvent | None:
+    return db.get(MarketingEvent, message.event_id) if message.event_id is not None else None
+
+
+def preview(
+    *,
+    db: Session,
+    principal: access.Principal,
+    message_id: int,
+    contact_id: int,
+    public_url: str,
+) -> Rendered:
+    """The message as a contact the caller may read would receive it (its links point at
+    a preview, not at the contact's real unsubscribe page)."""
+    message = get_message(db=db, principal=principal, message_id=message_id)
+    contact = cast(
+        Contact,
+        contact_service.get(
+            db=db, principal=principal, kind=contact_service.CONTACT, record_id=contact_id
+        ),
+    )
+    values = context(
+        message=message,
+        setting=content_setting_for(db=db, message=message),
+        contact=contact_fields(contact),
+        event=_event_of(db, message),
+        unsubscribe_url=f"{public_url}/email/preview/unsubscribe",
+        subscription_centre_url=f"{public_url}/email/preview/subscriptions",
+    )
+    return render_for(message, values)
+
+
+# ------------------------------------------------------------------ ready
+
+
+def check(
+    *, db: Session, principal: access.Principal, message_id: int, public_url: str
+) -> tuple[ContentSetting | None, list[Problem]]:
+    """What stands between a message and *ready*: a subject, a sender and a postal address
+    (from its content setting), an unsubscribe link, links that are http(s) addresses, and
+    templates that render for a sample contact."""
+    message = get_message(db=db, principal=principal, message_id=message_id)
+    setting = content_setting_for(db=db, message=message)
+    problems: list[Problem] = []
+    if not message.subject.strip():
+        problems.append(Problem("subject", "a message needs a subject"))
+    if not message.html.strip():
+        problems.append(Problem("html", "a message needs a body"))
+    if setting is None:
+        problems.append(
+            Problem(
+                "content_setting_id",
+                "no content setting applies: choose one, or ask an administrator for a "
+                "default one for your business unit or the organisation",
+            )
+        )
+    elif not setting.postal_address.strip():
+        problems.append(
+            Problem(
+                "content_setting_id",
+                f"the content setting “{setting.name}” has no postal address, which marketing "
+                "email must show",
+            )
+        )
+    used = set()
+    for field in TEMPLATE_FIELDS:
+        source = getattr(message, field)
+        if source is not None:
+            try:
+                used |= render.check_template(source, field)
+            except ValidationFailed as exc:
+                problems.append(Problem(field, exc.message))
+    if render.UNSUBSCRIBE not in used:
+        problems.append(
+            Problem("html", "a message needs an unsubscribe link: {{ unsubscribe_url }}")
+        )
+    values = context(
+        message=message,
+        setting=setting,
+        contact=dict(SAMPLE),
+        event=_event_of(db, message),
+        unsubscribe_url=f"{public_url}/email/u/sample",
+        subscription_centre_url=f"{public_url}/email/s/sample",
+    )
+    rendering = [
+        found
+        for field in TEMPLATE_FIELDS
+        if getattr(message, field) is not None
+        and (found := render.render_problem(getattr(message, field), values, field))
+    ]
+    problems += rendering
+    if not rendering:
+        body = render.render(message.html, values, field="html")
+        for url in dict.fromkeys(render.links(body)):
+            why = render.bad_link(url)
+            if why:
+                problems.append(Problem("html", f"a link cannot be followed: {why}"))
+    return setting, problems
+
+
+def make_ready(
+    *, db: Session, principal: access.Principal, message_id: int, public_url: str
+) -> EmailMessage:
+    """Check the message and make it ready (needs Write); ValidationFailed names the first
+    problem and counts the others."""
+    message = get_message(
+        db=db, principal=principal, message_id=message_id, privilege=Privilege.WRITE
+    )
+    if message.state == IN_USE:
+        return message
+    _setting, problems = check(
+        db=db, principal=principal, message_id=message_id, public_url=public_url
+    )
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more: see the check)" if len(problems) > 1 else ""
+        raise ValidationFailed(f"{first.message}{more}", field=first.field)
+    message.state, message.checked_at = READY, utcnow()
+    _touch(message, principal)
+    db.flush()
+    return message
