@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gatherly.access import registry
 from gatherly.access.models import OwnedMixin, owned_indexes
-from gatherly.core.db import Base, UTCDateTime, utcnow
+from gatherly.core.db import AuditedMixin, Base, UTCDateTime
 
 DEFAULT_BUSINESS_UNIT = "business_unit"  # the default of its owning BU (scoping on)
 DEFAULT_ORGANIZATION = "organization"  # the default of the whole organisation
@@ -26,14 +26,7 @@ IN_USE = "in_use"  # a send uses it: no longer editable (copy it to change it)
 MESSAGE_STATES = (DRAFT, READY, IN_USE)
 
 
-class _Audited:
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    created_by_id: Mapped[int | None] = mapped_column(Integer)
-    modified_by_id: Mapped[int | None] = mapped_column(Integer)
-
-
-class ContentSetting(OwnedMixin, _Audited, Base):
+class ContentSetting(OwnedMixin, AuditedMixin, Base):
     """Sender, reply-to, postal address and subscription centre for messages (B14)."""
 
     __tablename__ = "email_content_setting"
@@ -67,7 +60,7 @@ class ContentSetting(OwnedMixin, _Audited, Base):
     default_for: Mapped[str | None] = mapped_column(String(20))
 
 
-class EmailMessage(OwnedMixin, _Audited, Base):
+class EmailMessage(OwnedMixin, AuditedMixin, Base):
     """A marketing email: subject, preheader, HTML and text, personalised per contact."""
 
     __tablename__ = "email_message"

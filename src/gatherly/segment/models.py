@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gatherly.access import registry
 from gatherly.access.models import OwnedMixin, owned_indexes
-from gatherly.core.db import Base, UTCDateTime, utcnow
+from gatherly.core.db import AuditedMixin, Base, UTCDateTime, utcnow
 
 DYNAMIC = "dynamic"
 STATIC = "static"
@@ -27,14 +27,7 @@ STATE_FRESH = "fresh"
 STATE_FAILED = "failed"
 
 
-class _Audited:
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    created_by_id: Mapped[int | None] = mapped_column(Integer)
-    modified_by_id: Mapped[int | None] = mapped_column(Integer)
-
-
-class MarketingList(OwnedMixin, _Audited, Base):
+class MarketingList(OwnedMixin, AuditedMixin, Base):
     """A static list of contacts, kept by hand or by CSV import."""
 
     __tablename__ = "marketing_list"
@@ -61,7 +54,7 @@ class MarketingListMember(Base):
     added_by_id: Mapped[int | None] = mapped_column(Integer)
 
 
-class Segment(OwnedMixin, _Audited, Base):
+class Segment(OwnedMixin, AuditedMixin, Base):
     """A dynamic segment (criteria) or a static one (hand-picked members)."""
 
     __tablename__ = "segment"
