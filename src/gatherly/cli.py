@@ -19,6 +19,7 @@ from gatherly.core import crypto, migrate
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory, session_scope, transaction
 from gatherly.core.exceptions import GatherlyError
+from gatherly.email.cli import app as email_app
 from gatherly.event.cli import contacts_app, events_app
 from gatherly.jobs.cli import worker as worker_command
 from gatherly.org import defaults
@@ -52,6 +53,7 @@ app.add_typer(events_app, name="events")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(segments_app, name="segments")
 app.add_typer(lists_app, name="lists")
+app.add_typer(email_app, name="email")
 app.add_typer(audit_app, name="audit")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(secret_key_app, name="secret-key")

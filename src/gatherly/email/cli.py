@@ -1,0 +1,275 @@
+"""``gatherly email``: content settings and messages as a user (SPEC M, B14).
+
+Every command acts as the ``--as`` user through ``email.service``, as the API and the web
+pages do, so the access engine decides what may be read and changed.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json
+from gatherly.core.config import Settings
+from gatherly.core.exceptions import ValidationFailed
+from gatherly.core.ids import MAX_ID
+from gatherly.email import schemas as s
+from gatherly.email import service
+
+app = typer.Typer(help="Email marketing: content settings and messages.", no_args_is_help=True)
+settings_app = typer.Typer(
+    help="Content settings: sender, reply-to, postal address.", no_args_is_help=True
+)
+messages_app = typer.Typer(help="Email messages: write, check, preview.", no_args_is_help=True)
+app.add_typer(settings_app, name="settings")
+app.add_typer(messages_app, name="messages")
+out = Console()
+IdArg = Annotated[int, typer.Argument(help="Id.", min=1, max=MAX_ID)]
+
+
+class DefaultFor(StrEnum):
+    """Whose default a content setting is."""
+
+    business_unit = "business_unit"
+    organization = "organization"
+    none = "none"
+
+
+def _read(path: Path | None, field: str) -> str | None:
+    """A file's text (``-``: standard input); ValidationFailed naming the option."""
+    if path is None:
+        return None
+    if str(path) == "-":
+        return sys.stdin.read()
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"cannot read {path}: {exc}", field=field) from None
+
+
+def _public_url() -> str:
+    return Settings().public_url.rstrip("/")
+
+
+def _setting(row: Any) -> dict[str, Any]:
+    return s.ContentSettingOut.model_validate(row).model_dump(mode="json")
+
+
+def _message(row: Any) -> dict[str, Any]:
+    return s.MessageOut.model_validate(row).model_dump(mode="json")
+
+
+# ------------------------------------------------------------------ content settings
+
+
+@settings_app.command("list")
+def settings_list(as_user: AsOpt, as_json: JsonOpt = False) -> None:
+    """The content settings the user may read, newest first."""
+    with acting(as_user) as (db, principal):
+        rows = every_page(
+            lambda cursor: service.list_content_settings(
+                db=db, principal=principal, cursor=cursor, limit=500
+            )
+        )
+        data = [_setting(r) for r in rows]
+    if as_json:
+        print_json(data)
+        return
+    table = Table("id", "name", "sender", "default for", "postal address")
+    for r in data:
+        sender = f"{r['sender_name']} <{r['sender_email']}>".strip()
+        table.add_row(
+            str(r["id"]),
+            escape(r["name"]),
+            escape(sender),
+            r["default_for"] or "",
+            escape(r["postal_address"]),
+        )
+    out.print(table)
+
+
+@settings_app.command("create")
+def settings_create(
+    name: Annotated[str, typer.Argument(help="What to call it, e.g. 'Sales EU'.")],
+    as_user: AsOpt,
+    sender: Annotated[str, typer.Option(help="The From address.")],
+    sender_name: Annotated[str, typer.Option(help="The From name.")] = "",
+    reply_to: Annotated[str | None, typer.Option(help="Where replies go.")] = None,
+    postal_address: Annotated[str, typer.Option(help="Shown in every message's footer.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a content setting owned by the user."""
+    body = s.ContentSettingIn(
+        name=name,
+        sender_email=sender,
+        sender_name=sender_name,
+        reply_to=reply_to,
+        postal_address=postal_address,
+    )
+    with acting(as_user) as (db, principal):
+        data = _setting(service.create_content_setting(db=db, principal=principal, setting_in=body))
+    if as_json:
+        print_json(data)
+        return
+    out.print(f"created content setting {name!r} (id {data['id']})", markup=False)
+
+
+@settings_app.command("default")
+def settings_default(
+    setting_id: IdArg,
+    default_for: Annotated[
+        DefaultFor,
+        typer.Option(
+            "--for",
+            help="business_unit (only while business unit scoping is on), organization, or "
+            "none to unset.",
+        ),
+    ],
+    as_user: AsOpt,
+) -> None:
+    """Make a content setting the default of its business unit or of the organisation."""
+    chosen = None if default_for == DefaultFor.none else default_for.value
+    with acting(as_user) as (db, principal):
+        row = service.set_default(
+            db=db, principal=principal, setting_id=setting_id, default_for=chosen
+        )
+        name = row.name
+    said = f"the default for its {chosen.replace('_', ' ')}" if chosen else "no longer a default"
+    out.print(f"content setting {name!r} is {said}", markup=False)
+
+
+# ------------------------------------------------------------------ messages
+
+HtmlOpt = Annotated[
+    Path | None, typer.Option("--html-file", help="The HTML body ('-': standard input).")
+]
+TextOpt = Annotated[
+    Path | None,
+    typer.Option("--text-file", help="The plain-text part; without it, made from the HTML."),
+]
+
+
+@messages_app.command("list")
+def messages_list(as_user: AsOpt, as_json: JsonOpt = False) -> None:
+    """The messages the user may read, newest first."""
+    with acting(as_user) as (db, principal):
+        fetch = partial(service.list_messages, db=db, principal=principal, limit=500)
+        data = [_message(r) for r in every_page(lambda cursor: fetch(cursor=cursor))]
+    if as_json:
+        print_json(data)
+        return
+    table = Table("id", "name", "state", "subject")
+    for r in data:
+        table.add_row(str(r["id"]), escape(r["name"]), r["state"], escape(r["subject"]))
+    out.print(table)
+
+
+@messages_app.command("create")
+def messages_create(
+    name: Annotated[str, typer.Argument(help="What to call it.")],
+    as_user: AsOpt,
+    subject: Annotated[
+        str, typer.Option(help="The subject; may use {{ contact.first_name }}.")
+    ] = "",
+    preheader: Annotated[str, typer.Option(help="The line inboxes show after it.")] = "",
+    html_file: HtmlOpt = None,
+    text_file: TextOpt = None,
+    content_setting: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_ID,
+            help="Its content setting (default: the business unit's or the organisation's).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a draft message owned by the user."""
+    body = s.MessageIn(
+        name=name,
+        subject=subject,
+        preheader=preheader,
+        html=_read(html_file, "html-file") or "",
+        text=_read(text_file, "text-file"),
+        content_setting_id=content_setting,
+    )
+    with acting(as_user) as (db, principal):
+        data = _message(service.create_message(db=db, principal=principal, message_in=body))
+    if as_json:
+        print_json(data)
+        return
+    out.print(f"created draft message {name!r} (id {data['id']})", markup=False)
+
+
+@messages_app.command("check")
+def messages_check(message_id: IdArg, as_user: AsOpt, as_json: JsonOpt = False) -> None:
+    """What stands between a message and ready; exits 1 while anything does."""
+    with acting(as_user) as (db, principal):
+        setting, problems = service.check(
+            db=db, principal=principal, message_id=message_id, public_url=_public_url()
+        )
+        setting_id = setting.id if setting is not None else None
+    if as_json:
+        print_json(
+            {
+                "ready": not problems,
+                "content_setting_id": setting_id,
+                "problems": [{"field": p.field, "message": p.message} for p in problems],
+            }
+        )
+    elif problems:
+        for p in problems:
+            out.print(f"{p.field}: {p.message}", markup=False)
+    else:
+        out.print(f"ready to send (content setting {setting_id})", markup=False)
+    if problems:
+        raise typer.Exit(1)
+
+
+@messages_app.command("ready")
+def messages_ready(message_id: IdArg, as_user: AsOpt) -> None:
+    """Check a message and make it ready to send."""
+    with acting(as_user) as (db, principal):
+        row = service.make_ready(
+            db=db, principal=principal, message_id=message_id, public_url=_public_url()
+        )
+        name = row.name
+    out.print(f"message {name!r} is ready", markup=False)
+
+
+class Part(StrEnum):
+    """Which part of a rendered message to print."""
+
+    text = "text"
+    html = "html"
+
+
+@messages_app.command("preview")
+def messages_preview(
+    message_id: IdArg,
+    as_user: AsOpt,
+    contact: Annotated[int, typer.Option(min=1, max=MAX_ID, help="The contact to render for.")],
+    part: Annotated[Part, typer.Option(help="text or html.")] = Part.text,
+) -> None:
+    """The message as one contact the user may read would receive it."""
+    with acting(as_user) as (db, principal):
+        rendered = service.preview(
+            db=db,
+            principal=principal,
+            message_id=message_id,
+            contact_id=contact,
+            public_url=_public_url(),
+        )
+    out.print(f"Subject: {rendered.subject}", markup=False)
+    if rendered.preheader:
+        out.print(f"Preheader: {rendered.preheader}", markup=False)
+    out.print("", markup=False)
+    sys.stdout.write(rendered.text if part == Part.text else rendered.html + "\n")
