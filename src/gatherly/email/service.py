@@ -533,6 +533,56 @@ def preview(
     return render_for(message, values)
 
 
+def preview_draft(
+    *,
+    db: Session,
+    principal: access.Principal,
+    message_id: int | None,
+    fields: MessageFields,
+    contact_id: int | None,
+    public_url: str,
+) -> Rendered:
+    """What an editor's unsaved fields would send: over the stored message (if any), for a
+    contact the caller may read, else for the sample contact. Nothing is saved."""
+    stored = (
+        get_message(db=db, principal=principal, message_id=message_id)
+        if message_id is not None
+        else None
+    )
+    data = _checked_fields(db, principal, fields.model_dump(include=fields.model_fields_set))
+    draft = EmailMessage(
+        name=stored.name if stored else "",
+        subject=stored.subject if stored else "",
+        preheader=stored.preheader if stored else "",
+        html=stored.html if stored else "",
+        text=stored.text if stored else None,
+        content_setting_id=stored.content_setting_id if stored else None,
+        event_id=stored.event_id if stored else None,
+        owning_bu_id=stored.owning_bu_id if stored else principal.business_unit_id,
+    )
+    for key, value in data.items():
+        setattr(draft, key, "" if value is None and key != "text" else value)
+    person = dict(SAMPLE)
+    if contact_id is not None:
+        person = contact_fields(
+            cast(
+                Contact,
+                contact_service.get(
+                    db=db, principal=principal, kind=contact_service.CONTACT, record_id=contact_id
+                ),
+            )
+        )
+    values = context(
+        message=draft,
+        setting=content_setting_for(db=db, message=draft),
+        contact=person,
+        event=_event_of(db, draft),
+        unsubscribe_url=f"{public_url}/email/preview/unsubscribe",
+        subscription_centre_url=f"{public_url}/email/preview/subscriptions",
+    )
+    return render_for(draft, values)
+
+
 # ------------------------------------------------------------------ ready
 
 

@@ -9,10 +9,10 @@ are counted, changed or exported, and only lists they may change are offered.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, cast
+from typing import Any, Literal, cast
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -22,7 +22,15 @@ from gatherly.contact import service as contact_service
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.segment import service
 from gatherly.web.criteria_form import as_int
-from gatherly.web.pages import CsrfChecked, CurrentViewer, Viewer, WebDb, page
+from gatherly.web.pages import (
+    CsrfChecked,
+    CurrentViewer,
+    FormFields,
+    Viewer,
+    WebDb,
+    form_text,
+    page,
+)
 
 router = APIRouter(include_in_schema=False)
 BulkAction = Literal["add", "remove", "export"]
@@ -31,15 +39,8 @@ ACTIONS = {"add": "Add to list", "remove": "Remove from list", "export": "Export
 SELECTION_FIELDS = ("source", "segment_id", "event_id", "tab", "q", "country", "company", "choose")
 
 
-async def _form(request: Request) -> FormData:
-    return await request.form()
-
-
-Fields = Annotated[FormData, Depends(_form)]
-
-
 def _text(form: FormData, name: str) -> str:
-    return str(form.get(name) or "").strip()[:200]
+    return form_text(form, name).strip()[:200]
 
 
 def selection_of(form: FormData) -> tuple[service.Selection, str]:
@@ -103,7 +104,7 @@ def _refused(
 
 @router.post("/bulk")
 def confirm(
-    request: Request, db: WebDb, viewer: CurrentViewer, _: CsrfChecked, form: Fields
+    request: Request, db: WebDb, viewer: CurrentViewer, _: CsrfChecked, form: FormFields
 ) -> Response:
     """What the chosen action would do, counted, with a button to do it."""
     selection, back = selection_of(form)
@@ -140,7 +141,7 @@ def confirm(
 
 @router.post("/bulk/apply")
 def apply(
-    request: Request, db: WebDb, viewer: CurrentViewer, _: CsrfChecked, form: Fields
+    request: Request, db: WebDb, viewer: CurrentViewer, _: CsrfChecked, form: FormFields
 ) -> Response:
     """Do the confirmed action: change the list, or download the CSV."""
     selection, back = selection_of(form)

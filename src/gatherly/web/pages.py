@@ -25,6 +25,7 @@ from markupsafe import Markup, escape
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticError
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 
 from gatherly.access import engine as access
 from gatherly.access.engine import Principal
@@ -175,6 +176,19 @@ async def csrf_checked(request: Request, viewer: CurrentViewer) -> None:
 
 
 CsrfChecked = Annotated[None, Depends(csrf_checked)]
+
+
+async def _form_data(request: Request) -> FormData:
+    return await request.form()
+
+
+FormFields = Annotated[FormData, Depends(_form_data)]  # a posted form, read once
+
+
+def form_text(form: FormData, name: str) -> str:
+    """A form field's text ("" when absent, or when a file was sent in its place)."""
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
 
 
 M = TypeVar("M", bound=BaseModel)

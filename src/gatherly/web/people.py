@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -43,7 +43,16 @@ from gatherly.event import service as event_service
 from gatherly.org import service as org_service
 from gatherly.segment import service as segment_service
 from gatherly.web.contacts import full_name, owners_of
-from gatherly.web.pages import CsrfChecked, CurrentViewer, Viewer, WebDb, page, parse_fields
+from gatherly.web.pages import (
+    CsrfChecked,
+    CurrentViewer,
+    FormFields,
+    Viewer,
+    WebDb,
+    form_text,
+    page,
+    parse_fields,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -82,16 +91,8 @@ CONTACTS = PersonKind(service.CONTACT, "/contacts", "contact", ContactCreate, Co
 LEADS = PersonKind(service.LEAD, "/leads", "lead", LeadCreate, LeadUpdate, PERSON + LEAD_ONLY)
 
 
-async def _form(request: Request) -> FormData:
-    return await request.form()
-
-
-Fields = Annotated[FormData, Depends(_form)]
-
-
 def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
+    return form_text(form, name).strip()
 
 
 # --------------------------------------------------------------------- what a viewer may do
@@ -322,7 +323,7 @@ def _routes(pk: PersonKind) -> None:
 
     @router.post(f"{path}/new")
     def create_record(
-        request: Request, db: WebDb, viewer: CurrentViewer, form: Fields, _: CsrfChecked
+        request: Request, db: WebDb, viewer: CurrentViewer, form: FormFields, _: CsrfChecked
     ) -> Response:
         return _save(request, db, viewer, pk, form, None)
 
@@ -345,7 +346,7 @@ def _routes(pk: PersonKind) -> None:
         request: Request,
         db: WebDb,
         viewer: CurrentViewer,
-        form: Fields,
+        form: FormFields,
         _: CsrfChecked,
     ) -> Response:
         record = service.get(
@@ -393,7 +394,7 @@ def _routes(pk: PersonKind) -> None:
         request: Request,
         db: WebDb,
         viewer: CurrentViewer,
-        form: Fields,
+        form: FormFields,
         _: CsrfChecked,
     ) -> Response:
         try:
@@ -412,7 +413,7 @@ def _routes(pk: PersonKind) -> None:
         request: Request,
         db: WebDb,
         viewer: CurrentViewer,
-        form: Fields,
+        form: FormFields,
         _: CsrfChecked,
     ) -> Response:
         who = _text(form, "principal")

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -52,7 +52,15 @@ from gatherly.web.criteria_form import (
     as_int,
     read_builder,
 )
-from gatherly.web.pages import CsrfChecked, CurrentViewer, Viewer, WebDb, page, parse_form
+from gatherly.web.pages import (
+    CsrfChecked,
+    CurrentViewer,
+    FormFields,
+    Viewer,
+    WebDb,
+    page,
+    parse_form,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -114,13 +122,6 @@ def _naming_errors(name: str, description: str) -> dict[str, str]:
     except ValidationFailed as exc:
         return {exc.field or "name": exc.message}
     return {} if name else {"name": "Give it a name."}
-
-
-async def _form(request: Request) -> FormData:
-    return await request.form()
-
-
-Fields = Annotated[FormData, Depends(_form)]
 
 
 def _errors(exc: GatherlyError, builder: Builder) -> dict[str, str]:
@@ -340,7 +341,7 @@ def new_segment(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
 
 @router.post("/segments/preview")
 def preview_count(
-    request: Request, db: WebDb, viewer: CurrentViewer, _: CsrfChecked, form: Fields
+    request: Request, db: WebDb, viewer: CurrentViewer, _: CsrfChecked, form: FormFields
 ) -> Response:
     """The live "members you can see" count for the form as it stands (an htmx fragment)."""
     state = SegmentForm.read(form)
@@ -356,7 +357,7 @@ def preview_count(
 
 @router.post("/segments")
 def create_segment(
-    request: Request, db: WebDb, viewer: CurrentViewer, _: CsrfChecked, form: Fields
+    request: Request, db: WebDb, viewer: CurrentViewer, _: CsrfChecked, form: FormFields
 ) -> Response:
     return _save(request, db, viewer, form, None)
 
@@ -512,7 +513,7 @@ def update_segment(
     db: WebDb,
     viewer: CurrentViewer,
     _: CsrfChecked,
-    form: Fields,
+    form: FormFields,
 ) -> Response:
     segment = service.get_segment(
         db=db, principal=viewer.principal, segment_id=segment_id, privilege=Privilege.WRITE

@@ -11,6 +11,7 @@ from gatherly.web import (
     admin,
     bulk,
     contacts,
+    email,
     events,
     leads,
     pages,
@@ -27,6 +28,6 @@ def install(app: FastAPI) -> None:
     pages.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     # people before contacts and leads: /contacts/new before /contacts/{contact_id}.
-    for module in (teams, events, people, contacts, leads, segments, bulk, admin, tokens):
+    for module in (teams, events, people, contacts, leads, segments, bulk, email, admin, tokens):
         app.include_router(module.router)
     app.include_router(home)

@@ -1,0 +1,446 @@
+"""Web pages for email: the messages, the editor with a live preview and the ready check,
+and the content settings with their defaults (SPEC M, B14).
+
+Every page reads and changes through ``email.service`` with the viewer's principal, as
+the API and the CLI do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+
+from gatherly.access.levels import Privilege
+from gatherly.api.params import PathId
+from gatherly.contact import service as contact_service
+from gatherly.core.exceptions import Conflict, Forbidden, GatherlyError, NotFound, ValidationFailed
+from gatherly.email import service
+from gatherly.email.models import EmailMessage
+from gatherly.email.schemas import ContentSettingFields, ContentSettingIn, MessageFields, MessageIn
+from gatherly.org import service as org_service
+from gatherly.web.contacts import full_name
+from gatherly.web.pages import (
+    CsrfChecked,
+    CurrentViewer,
+    FormFields,
+    Viewer,
+    WebDb,
+    form_text,
+    may,
+    page,
+    parse_fields,
+)
+
+router = APIRouter(include_in_schema=False)
+MESSAGE_FIELDS = ("name", "subject", "preheader", "html", "text", "content_setting_id")
+SETTING_FIELDS = (
+    "name",
+    "sender_name",
+    "sender_email",
+    "reply_to",
+    "postal_address",
+    "subscription_centre_url",
+)
+STATE_LABELS = {"draft": "Draft", "ready": "Ready", "in_use": "In use"}
+DEFAULT_LABELS = {"business_unit": "its business unit", "organization": "the organisation"}
+
+
+def _public_url(request: Request) -> str:
+    return str(request.app.state.settings.public_url).rstrip("/")
+
+
+def _message_values(form: FormData) -> dict[str, str]:
+    return {name: form_text(form, name) for name in MESSAGE_FIELDS}
+
+
+def _message_fields(values: dict[str, str]) -> dict[str, Any]:
+    """The editor's values as the API takes them: an empty text part is made from the
+    HTML, an empty content setting is the default one."""
+    data: dict[str, Any] = {k: values[k] for k in ("name", "subject", "preheader", "html")}
+    data["text"] = values["text"] if values["text"].strip() else None
+    data["content_setting_id"] = values["content_setting_id"] or None
+    return data
+
+
+def _settings_for(db: Session, viewer: Viewer) -> list[Any]:
+    found = service.list_content_settings(db=db, principal=viewer.principal, limit=200)
+    return list(found.items)
+
+
+def _preview_contact(db: Session, viewer: Viewer, q: str) -> Any:
+    """The first contact the viewer may read whose name, email or company holds ``q``."""
+    if not q.strip():
+        return None
+    found = contact_service.list_records(
+        db=db,
+        principal=viewer.principal,
+        kind=contact_service.CONTACT,
+        flt=contact_service.ListFilter(q=q.strip()[:200]),
+        sort="last_name",
+        limit=1,
+    )
+    return found.items[0] if found.items else None
+
+
+def _preview(
+    db: Session,
+    viewer: Viewer,
+    request: Request,
+    message_id: int | None,
+    values: dict[str, str],
+    preview_q: str,
+) -> dict[str, Any]:
+    """The live preview's context: the rendering, or why it cannot render."""
+    contact = _preview_contact(db, viewer, preview_q)
+    try:
+        fields = parse_fields(MessageFields, _message_fields(values))
+        rendered = service.preview_draft(
+            db=db,
+            principal=viewer.principal,
+            message_id=message_id,
+            fields=fields,
+            contact_id=contact.id if contact is not None else None,
+            public_url=_public_url(request),
+        )
+    except (ValidationFailed, NotFound) as exc:
+        return {"preview_error": exc, "rendered": None, "preview_contact": contact}
+    return {"preview_error": None, "rendered": rendered, "preview_contact": contact}
+
+
+def _editor(
+    request: Request,
+    db: Session,
+    viewer: Viewer,
+    message: EmailMessage | None,
+    values: dict[str, str],
+    *,
+    errors: dict[str, str] | None = None,
+    notice: str = "",
+    status_code: int = 200,
+    preview_q: str = "",
+) -> Response:
+    problems: list[Any] = []
+    setting = None
+    if message is not None:
+        setting, problems = service.check(
+            db=db,
+            principal=viewer.principal,
+            message_id=message.id,
+            public_url=_public_url(request),
+        )
+    return page(
+        request,
+        "email/editor.html",
+        viewer,
+        status_code=status_code,
+        message=message,
+        values=values,
+        errors=errors or {},
+        notice=notice,
+        problems=problems,
+        applied_setting=setting,
+        settings=_settings_for(db, viewer),
+        state_labels=STATE_LABELS,
+        preview_q=preview_q,
+        full_name=full_name,
+        **_preview(db, viewer, request, message.id if message else None, values, preview_q),
+        **(may(db, viewer, service.MESSAGE, message) if message is not None else {}),
+    )
+
+
+def _stored_values(message: EmailMessage) -> dict[str, str]:
+    return {
+        "name": message.name,
+        "subject": message.subject,
+        "preheader": message.preheader,
+        "html": message.html,
+        "text": message.text or "",
+        "content_setting_id": str(message.content_setting_id or ""),
+    }
+
+
+def _field_error(exc: GatherlyError, known: tuple[str, ...]) -> dict[str, str]:
+    field = (exc.field or "").split(".")[0]
+    return {field if field in known else "form": exc.message}
+
+
+# ------------------------------------------------------------------ messages
+
+
+@router.get("/email")
+def email_home(viewer: CurrentViewer) -> Response:
+    """The email area starts at the messages (for a signed-in viewer, like every page)."""
+    return RedirectResponse("/email/messages", status_code=303)
+
+
+@router.get("/email/messages")
+def messages_page(
+    request: Request, db: WebDb, viewer: CurrentViewer, q: str = "", cursor: str = ""
+) -> Response:
+    """The messages the viewer may read, newest first."""
+    errors: dict[str, str] = {}
+    items: list[Any] = []
+    next_cursor = None
+    try:
+        found = service.list_messages(
+            db=db, principal=viewer.principal, q=q.strip()[:200] or None, cursor=cursor or None
+        )
+        items, next_cursor = list(found.items), found.next_cursor
+    except ValidationFailed as exc:
+        errors["cursor"] = exc.message
+    return page(
+        request,
+        "email/messages.html",
+        viewer,
+        status_code=422 if errors else 200,
+        items=items,
+        q=q,
+        errors=errors,
+        next_cursor=next_cursor,
+        state_labels=STATE_LABELS,
+    )
+
+
+@router.get("/email/messages/new")
+def new_message(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
+    values = dict.fromkeys(MESSAGE_FIELDS, "")
+    values["html"] = (
+        '<p>Hello {{ contact.first_name | default("there") }},</p>\n<p>…</p>\n'
+        '<p style="font-size:12px;color:#666">{{ postal_address }} · '
+        '<a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+    )
+    return _editor(request, db, viewer, None, values)
+
+
+@router.post("/email/messages/new")
+def create_message(
+    request: Request, db: WebDb, viewer: CurrentViewer, form: FormFields, _: CsrfChecked
+) -> Response:
+    values = _message_values(form)
+    try:
+        body = parse_fields(MessageIn, _message_fields(values))
+        saved = service.create_message(db=db, principal=viewer.principal, message_in=body)
+    except (ValidationFailed, Forbidden, NotFound) as exc:
+        db.rollback()
+        errors = _field_error(exc, MESSAGE_FIELDS)
+        return _editor(request, db, viewer, None, values, errors=errors, status_code=422)
+    return RedirectResponse(f"/email/messages/{saved.id}?saved=1", status_code=303)
+
+
+@router.post("/email/messages/preview")
+def live_preview(
+    request: Request, db: WebDb, viewer: CurrentViewer, form: FormFields, _: CsrfChecked
+) -> Response:
+    """The editor's preview pane for its unsaved fields (htmx)."""
+    raw_id = form_text(form, "message_id")
+    message_id = int(raw_id) if raw_id.isascii() and raw_id.isdigit() else None
+    preview_q = form_text(form, "preview_q")
+    return page(
+        request,
+        "email/_preview.html",
+        viewer,
+        preview_q=preview_q,
+        full_name=full_name,
+        **_preview(db, viewer, request, message_id, _message_values(form), preview_q),
+    )
+
+
+@router.get("/email/messages/{message_id}")
+def message_page(
+    message_id: PathId,
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    saved: bool = False,
+    ready: bool = False,
+) -> Response:
+    """The editor of one message, with its check and a preview."""
+    message = service.get_message(db=db, principal=viewer.principal, message_id=message_id)
+    notice = "Ready to send." if ready else ("Saved." if saved else "")
+    return _editor(request, db, viewer, message, _stored_values(message), notice=notice)
+
+
+@router.post("/email/messages/{message_id}")
+def update_message(
+    message_id: PathId,
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    form: FormFields,
+    _: CsrfChecked,
+) -> Response:
+    message = service.get_message(
+        db=db, principal=viewer.principal, message_id=message_id, privilege=Privilege.WRITE
+    )
+    values = _message_values(form)
+    try:
+        body = parse_fields(MessageFields, _message_fields(values))
+        service.update_message(
+            db=db, principal=viewer.principal, message_id=message_id, message_in=body
+        )
+    except (ValidationFailed, Forbidden, NotFound, Conflict) as exc:
+        db.rollback()
+        errors = _field_error(exc, MESSAGE_FIELDS)
+        return _editor(request, db, viewer, message, values, errors=errors, status_code=422)
+    return RedirectResponse(f"/email/messages/{message_id}?saved=1", status_code=303)
+
+
+@router.post("/email/messages/{message_id}/ready")
+def make_ready(
+    message_id: PathId, request: Request, db: WebDb, viewer: CurrentViewer, _: CsrfChecked
+) -> Response:
+    try:
+        service.make_ready(
+            db=db,
+            principal=viewer.principal,
+            message_id=message_id,
+            public_url=_public_url(request),
+        )
+    except ValidationFailed as exc:
+        db.rollback()
+        message = service.get_message(db=db, principal=viewer.principal, message_id=message_id)
+        return _editor(
+            request,
+            db,
+            viewer,
+            message,
+            _stored_values(message),
+            errors={"ready": exc.message},
+            status_code=422,
+        )
+    return RedirectResponse(f"/email/messages/{message_id}?ready=1", status_code=303)
+
+
+@router.post("/email/messages/{message_id}/copy")
+def copy_message(message_id: PathId, db: WebDb, viewer: CurrentViewer, _: CsrfChecked) -> Response:
+    copied = service.copy_message(db=db, principal=viewer.principal, message_id=message_id)
+    return RedirectResponse(f"/email/messages/{copied.id}?saved=1", status_code=303)
+
+
+@router.get("/email/messages/{message_id}/delete")
+def confirm_delete_message(
+    message_id: PathId, request: Request, db: WebDb, viewer: CurrentViewer
+) -> Response:
+    message = service.get_message(
+        db=db, principal=viewer.principal, message_id=message_id, privilege=Privilege.DELETE
+    )
+    return page(
+        request,
+        "segments/confirm_delete.html",
+        viewer,
+        what="message",
+        name=message.name,
+        action=f"/email/messages/{message.id}/delete",
+        back=f"/email/messages/{message.id}",
+    )
+
+
+@router.post("/email/messages/{message_id}/delete")
+def delete_message(
+    message_id: PathId, db: WebDb, viewer: CurrentViewer, _: CsrfChecked
+) -> Response:
+    service.delete_message(db=db, principal=viewer.principal, message_id=message_id)
+    return RedirectResponse("/email/messages", status_code=303)
+
+
+# ------------------------------------------------------------------ content settings
+
+
+def _settings_page(
+    request: Request,
+    db: Session,
+    viewer: Viewer,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    rows = _settings_for(db, viewer)
+    return page(
+        request,
+        "email/settings.html",
+        viewer,
+        status_code=status_code,
+        rows=rows,
+        rights={r.id: may(db, viewer, service.SETTING, r) for r in rows},
+        values=values or dict.fromkeys(SETTING_FIELDS, ""),
+        errors=errors or {},
+        scoping_on=org_service.feature_enabled(db=db, name=org_service.BU_SCOPING),
+        default_labels=DEFAULT_LABELS,
+    )
+
+
+@router.get("/email/settings")
+def settings_page(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
+    """The content settings the viewer may read, and a form for a new one."""
+    return _settings_page(request, db, viewer)
+
+
+@router.post("/email/settings")
+def create_setting(
+    request: Request, db: WebDb, viewer: CurrentViewer, form: FormFields, _: CsrfChecked
+) -> Response:
+    values = {name: form_text(form, name) for name in SETTING_FIELDS}
+    try:
+        body = parse_fields(ContentSettingIn, {k: v for k, v in values.items() if v != ""})
+        service.create_content_setting(db=db, principal=viewer.principal, setting_in=body)
+    except (ValidationFailed, Forbidden) as exc:
+        db.rollback()
+        errors = _field_error(exc, SETTING_FIELDS)
+        return _settings_page(request, db, viewer, values=values, errors=errors, status_code=422)
+    return RedirectResponse("/email/settings", status_code=303)
+
+
+@router.post("/email/settings/{setting_id}/default")
+def set_default(
+    setting_id: PathId,
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    form: FormFields,
+    _: CsrfChecked,
+) -> Response:
+    chosen = form_text(form, "default_for") or None
+    try:
+        if chosen not in (None, "business_unit", "organization"):
+            raise ValidationFailed("pick a default from the list", field="default_for")
+        service.set_default(
+            db=db, principal=viewer.principal, setting_id=setting_id, default_for=chosen
+        )
+    except (ValidationFailed, Forbidden, Conflict) as exc:
+        db.rollback()
+        return _settings_page(
+            request,
+            db,
+            viewer,
+            errors={f"default-{setting_id}": exc.message},
+            status_code=exc.status_code,
+        )
+    return RedirectResponse("/email/settings", status_code=303)
+
+
+@router.post("/email/settings/{setting_id}")
+def update_setting(
+    setting_id: PathId,
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    form: FormFields,
+    _: CsrfChecked,
+) -> Response:
+    values = {name: form_text(form, name) for name in SETTING_FIELDS}
+    try:
+        body = parse_fields(ContentSettingFields, values)
+        service.update_content_setting(
+            db=db, principal=viewer.principal, setting_id=setting_id, setting_in=body
+        )
+    except (ValidationFailed, Forbidden) as exc:
+        db.rollback()
+        return _settings_page(
+            request, db, viewer, errors={f"edit-{setting_id}": exc.message}, status_code=422
+        )
+    return RedirectResponse("/email/settings", status_code=303)

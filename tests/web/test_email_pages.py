@@ -1,0 +1,170 @@
+"""The email pages (issue 15, first part): writing a message with a live preview, content
+settings, the ready check; and that nobody reaches a message or setting their roles do not
+allow."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+from playwright.sync_api import Page, expect
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gatherly.email import service as email_service
+from gatherly.email.models import ContentSetting, EmailMessage
+from gatherly.email.schemas import ContentSettingIn, MessageIn
+from tests import factories as f
+from tests.web.conftest import Live, client_sign_in, shot, sign_in, text_of, with_password
+
+
+@dataclass
+class World:
+    aiko: int  # a contact of A
+    theirs: int  # a message of B
+    their_setting: int  # a content setting of B
+
+
+@pytest.fixture
+def world(db: Session) -> World:
+    a, b = f.bu(db, "A"), f.bu(db, "B")
+    ma = with_password(db, f.user(db, "ma", a, "Marketer"))
+    mb = with_password(db, f.user(db, "mb", b, "Marketer"))
+    aiko = f.contact(db, ma, first_name="Aiko", last_name="Abe", email="aiko@x.example")
+    theirs = email_service.create_message(
+        db=db, principal=f.principal(db, mb), message_in=MessageIn(name="B only")
+    )
+    setting = email_service.create_content_setting(
+        db=db,
+        principal=f.principal(db, mb),
+        setting_in=ContentSettingIn(name="B sender", sender_email="b@b.example"),
+    )
+    db.commit()
+    return World(aiko.id, theirs.id, setting.id)
+
+
+def test_a_marketer_writes_a_message_and_makes_it_ready_by_clicking(
+    page: Page, world: World, live: Live
+) -> None:
+    sign_in(page, "ma", next="/email")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Email messages")
+    page.get_by_role("link", name="New message").click()
+    page.get_by_role("textbox", name="Name").fill("Autumn invite")
+    page.get_by_label("Subject", exact=True).fill("{{ contact.first_name }}, you are invited")
+    page.get_by_label("Preview as").fill("aiko")
+    expect(page.locator("#preview-subject")).to_have_text("Aiko, you are invited")
+    expect(page.locator("#preview-who")).to_contain_text("As Aiko Abe (aiko@x.example)")
+    frame = page.frame_locator("iframe.email-preview")
+    expect(frame.locator("body")).to_contain_text("Hello Aiko,")
+    page.get_by_role("button", name="Create message").click()
+    expect(page.locator("#notice")).to_have_text("Saved.")
+    expect(page.locator("#problems")).to_contain_text("no content setting applies")
+
+    page.get_by_role("link", name="Content settings").first.click()
+    form = page.locator("form", has=page.get_by_role("button", name="Create content setting"))
+    form.get_by_label("Name", exact=True).fill("Team A")
+    form.get_by_label("Sender name").fill("A News")
+    form.get_by_label("Sender email").fill("news@a.example")
+    form.get_by_label("Postal address").fill("1 Main St, Springfield")
+    form.get_by_role("button", name="Create content setting").click()
+    expect(page.get_by_role("cell", name="A News <news@a.example>")).to_be_visible()
+    shot(page, "email-settings", live)
+
+    page.goto("/email/messages")
+    page.get_by_role("link", name="Autumn invite").click()
+    page.get_by_label("Content setting").select_option(label="Team A — news@a.example")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#problems")).to_contain_text("it sends from news@a.example")
+    shot(page, "email-editor", live)
+    page.get_by_role("button", name="Make ready").click()
+    expect(page.locator("#notice")).to_have_text("Ready to send.")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Ready")
+
+
+def _count(db: Session, model: type[EmailMessage] | type[ContentSetting]) -> int:
+    db.expire_all()
+    return db.scalar(select(func.count()).select_from(model)) or 0
+
+
+def test_another_units_message_and_setting_are_not_found_anywhere(
+    client: TestClient, world: World, db: Session
+) -> None:
+    csrf = client_sign_in(client, "ma")
+    base = f"/email/messages/{world.theirs}"
+    for url in (base, f"{base}/delete"):
+        assert client.get(url).status_code == 404, url
+    for url, data in (
+        (base, {"name": "Mine now"}),
+        (f"{base}/ready", {}),
+        (f"{base}/copy", {}),
+        (f"{base}/delete", {}),
+        (f"/email/settings/{world.their_setting}", {"name": "Mine", "sender_email": "m@a.example"}),
+        (f"/email/settings/{world.their_setting}/default", {"default_for": "organization"}),
+    ):
+        response = client.post(url, data={"csrf": csrf, **data})
+        assert response.status_code == 404, (url, response.status_code)
+    before = _count(db, EmailMessage)
+    preview = client.post(
+        "/email/messages/preview",
+        data={"csrf": csrf, "message_id": str(world.theirs), "name": "x"},
+    )
+    assert "not found" in text_of(preview.text)
+    assert "B only" not in client.get("/email/messages").text
+    assert "B sender" not in client.get("/email/settings").text
+    assert _count(db, EmailMessage) == before
+    stored = db.get(EmailMessage, world.theirs)
+    assert stored is not None
+    assert stored.name == "B only"
+
+
+def test_bad_input_is_said_beside_its_field_and_saves_nothing(
+    client: TestClient, world: World, db: Session
+) -> None:
+    csrf = client_sign_in(client, "ma")
+    for data, field in (
+        ({"name": ""}, "name"),
+        ({"name": "x", "html": "<p>{% if %}</p>"}, "html"),
+        ({"name": "x", "subject": "{{ contact."}, "subject"),
+        ({"name": "x", "content_setting_id": str(world.their_setting)}, "content_setting_id"),
+        ({"name": "x", "content_setting_id": "first"}, "content_setting_id"),
+    ):
+        response = client.post("/email/messages/new", data={"csrf": csrf, **data})
+        assert response.status_code == 422, (data, response.status_code)
+        assert f'id="{field}-error"' in response.text, (data, text_of(response.text)[:300])
+    for data, field in (
+        ({"name": "x", "sender_email": "nope"}, "sender_email"),
+        (
+            {"name": "x", "sender_email": "a@a.example", "subscription_centre_url": "x"},
+            "subscription_centre_url",
+        ),
+    ):
+        response = client.post("/email/settings", data={"csrf": csrf, **data})
+        assert response.status_code == 422
+        assert f'id="new-{field}-error"' in response.text, text_of(response.text)[:300]
+    assert _count(db, EmailMessage) == 1
+    assert _count(db, ContentSetting) == 1
+
+
+def test_defaults_follow_the_scoping_switch_and_the_level_of_the_role(
+    client: TestClient, world: World, db: Session
+) -> None:
+    csrf = client_sign_in(client, "ma")
+    client.post(
+        "/email/settings",
+        data={"csrf": csrf, "name": "Team A", "sender_email": "a@a.example"},
+    )
+    mine = db.scalars(select(ContentSetting).where(ContentSetting.name == "Team A")).one()
+    url = f"/email/settings/{mine.id}/default"
+    page = client.get("/email/settings").text
+    assert 'value="business_unit"' not in page  # offered only while scoping is on
+    refused = client.post(url, data={"csrf": csrf, "default_for": "business_unit"})
+    assert refused.status_code == 422
+    assert "only while business unit scoping is on" in text_of(refused.text)
+    organisation = client.post(url, data={"csrf": csrf, "default_for": "organization"})
+    assert organisation.status_code == 403
+    assert "organization-level write" in text_of(organisation.text)
+    db.expire_all()
+    assert db.get(ContentSetting, mine.id).default_for is None  # type: ignore[union-attr]
+    assert re.search(r"Not a default", client.get("/email/settings").text)
