@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 import gatherly.models
 from gatherly.access.levels import Level
 from gatherly.access.models import RecordShare
+from gatherly.email import audience as audiences
 from gatherly.email import service as email_service
 from gatherly.email.schemas import ContentSettingIn, MessageIn
 from gatherly.org import service as org_service
@@ -96,6 +97,9 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
     static = segment_service.create_segment(db=db, principal=actor, name="Picked", kind="static")
     org_service.set_password(db=db, user_id=org.users["admin"].id, password="admin-password")
     setting, message = email_targets(db, f.principal(db, org.users["admin"]))
+    bounce = audiences.suppress(
+        db=db, email="gone@example.com", reason="hard_bounce", source="smtp"
+    )
     db.commit()
     ids = {
         "list_id": mlist.id,
@@ -115,6 +119,7 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
         "recording_id": 1,
         "setting_id": setting,
         "message_id": message,
+        "suppression_id": bounce.id,
     }
     bodies = {
         "/business-units": {"name": "Intruders", "parent_id": org.root.id},
@@ -156,6 +161,7 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
         "/email/content-settings/{setting_id}/default": {"default_for": "organization"},
         "/email/messages": {"name": "Intruder"},
         "/email/messages/{message_id}": {"name": "Renamed"},
+        "/email/suppressions/{suppression_id}/lift": {"why": "mailbox restored"},
     }
     return {"ids": ids, "bodies": bodies, "shares": shares, "org": org}
 
@@ -215,6 +221,8 @@ def _request(
         kwargs["params"] = params
     if template == f"{API}/segments/{{segment_id}}/explain":
         kwargs["params"] = {"contact_id": params["record_id"]}
+    if template.startswith(f"{API}/email/audience"):
+        kwargs["params"] = {"list_id": targets["ids"]["list_id"]}
     if template == f"{API}/email/messages/{{message_id}}/preview":
         kwargs["params"] = {"contact_id": params["record_id"]}
     if method in {"POST", "PATCH", "PUT"}:

@@ -7,9 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from gatherly.email import audience as audiences
 from gatherly.email.models import EmailMessage
+from gatherly.org.models import User
+from gatherly.segment import service as segment_service
 from tests import factories as f
 from tests.cli.helpers import CliRun, make_cli, run_script
 from tests.cli.test_segments_cli import assert_one_line_error
@@ -127,3 +131,30 @@ def test_a_message_that_is_not_ready_says_why_and_exits_1(
         ),
         "content setting 1 not found",
     )  # fmt: skip
+
+
+def test_the_audience_of_a_list_says_who_is_suppressed_and_why(
+    run: CliRun, people: dict[str, int], session_factory: sessionmaker[Session]
+) -> None:
+    with session_factory() as db:
+        ma = db.scalars(select(User).where(User.username == "ma")).one()
+        principal = f.principal(db, ma)
+        mlist = segment_service.create_list(db=db, principal=principal, name="Invitees")
+        bert = f.contact(db, ma, email=None, first_name="Bert")
+        segment_service.add_to_list(
+            db=db, principal=principal, list_id=mlist.id, contact_ids=[people["aiko"], bert.id]
+        )
+        audiences.suppress(db=db, email="aiko@x.example", reason="unsubscribed", source="test")
+        db.commit()
+        list_id, bert_id = mlist.id, bert.id
+    said = run("email", "audience", "--list", str(list_id), "--as", "ma", "--who").stdout
+    assert "0 of 2 would receive it; 2 suppressed" in said
+    assert "1 has no email address (no_email)" in said
+    assert f"#{bert_id} (no email): no_email" in said
+    data = json.loads(
+        run("email", "audience", "--list", str(list_id), "--as", "ma", "--json").stdout
+    )
+    assert (data["total"], data["receiving"]) == (2, 0)
+    assert data["suppressed"] == {"no_email": 1, "unsubscribed": 1}
+    # Another business unit's marketer may not read the list.
+    assert run("email", "audience", "--list", str(list_id), "--as", "mb", ok=False).exit_code != 0

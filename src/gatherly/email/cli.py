@@ -6,6 +6,7 @@ pages do, so the access engine decides what may be read and changed.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from enum import StrEnum
 from functools import partial
@@ -21,6 +22,7 @@ from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json
 from gatherly.core.config import Settings
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.core.ids import MAX_ID
+from gatherly.email import audience as audiences
 from gatherly.email import schemas as s
 from gatherly.email import service
 
@@ -273,3 +275,56 @@ def messages_preview(
         out.print(f"Preheader: {rendered.preheader}", markup=False)
     out.print("", markup=False)
     sys.stdout.write(rendered.text if part == Part.text else rendered.html + "\n")
+
+
+# ------------------------------------------------------------------ audience
+
+
+@app.command("audience")
+def audience(
+    as_user: AsOpt,
+    segment: Annotated[
+        list[int] | None, typer.Option(min=1, max=MAX_ID, help="A segment (repeatable).")
+    ] = None,
+    list_: Annotated[
+        list[int] | None,
+        typer.Option("--list", min=1, max=MAX_ID, help="A marketing list (repeatable)."),
+    ] = None,
+    who: Annotated[bool, typer.Option("--who", help="Name the suppressed contacts.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who a send to these segments and lists would reach, among the contacts the user may
+    read, and who is suppressed and why."""
+    with acting(as_user) as (db, principal):
+        found = audiences.audience(
+            db=db, principal=principal, segment_ids=segment or [], list_ids=list_ or []
+        )
+        people = []
+        if who:
+            rows = every_page(
+                lambda cursor: audiences.audience_people(
+                    db=db,
+                    principal=principal,
+                    segment_ids=segment or [],
+                    list_ids=list_ or [],
+                    cursor=cursor,
+                    limit=500,
+                )
+            )
+            people = [
+                {"contact_id": p.contact.id, "email": p.contact.email, "reason": p.reason}
+                for p in rows
+            ]
+    data = {**dataclasses.asdict(found), "people": people}
+    if as_json:
+        print_json(data)
+        return
+    out.print(
+        f"{found.receiving} of {found.total} would receive it; "
+        f"{found.total - found.receiving} suppressed",
+        markup=False,
+    )
+    for reason, count in found.suppressed.items():
+        out.print(f"  {count} {audiences.REASONS[reason]} ({reason})", markup=False)
+    for p in people:
+        out.print(f"  #{p['contact_id']} {p['email'] or '(no email)'}: {p['reason']}", markup=False)

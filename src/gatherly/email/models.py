@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gatherly.access import registry
 from gatherly.access.models import OwnedMixin, owned_indexes
-from gatherly.core.db import AuditedMixin, Base, UTCDateTime
+from gatherly.core.db import AuditedMixin, Base, UTCDateTime, utcnow
 
 DEFAULT_BUSINESS_UNIT = "business_unit"  # the default of its owning BU (scoping on)
 DEFAULT_ORGANIZATION = "organization"  # the default of the whole organisation
@@ -82,6 +82,42 @@ class EmailMessage(OwnedMixin, AuditedMixin, Base):
     )
     state: Mapped[str] = mapped_column(String(10), default=DRAFT, server_default=DRAFT)
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+UNSUBSCRIBED = "unsubscribed"
+HARD_BOUNCE = "hard_bounce"
+COMPLAINT = "complaint"
+SUPPRESSION_REASONS = (UNSUBSCRIBED, HARD_BOUNCE, COMPLAINT)
+
+
+class Suppression(Base):
+    """An address that must not get marketing email, and why: it unsubscribed (from all, or
+    from one topic), bounced hard, or complained. One place for every sending path; an
+    administrator may lift a bounce (audited), and a lifted row stays as history."""
+
+    __tablename__ = "email_suppression"
+    __table_args__ = (
+        Index(
+            "uq_email_suppression_active",
+            "email",
+            "reason",
+            "topic",
+            unique=True,
+            sqlite_where=text("lifted_at IS NULL"),
+            postgresql_where=text("lifted_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(String(20))
+    topic: Mapped[str] = mapped_column(String(100), default="", server_default="")  # "": all
+    source: Mapped[str] = mapped_column(String(30))  # smtp, one_click, subscription_centre, …
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lifted_by_id: Mapped[int | None] = mapped_column(Integer)
+    lift_reason: Mapped[str] = mapped_column(Text, default="")
 
 
 registry.register("email_content_setting", "Email content setting", ContentSetting)

@@ -11,6 +11,7 @@ from gatherly.api.params import Paging, PathId
 from gatherly.contact.schemas import PageOut
 from gatherly.core.config import Settings
 from gatherly.core.ids import MAX_ID
+from gatherly.email import audience as audiences
 from gatherly.email import schemas as s
 from gatherly.email import service
 
@@ -216,3 +217,94 @@ def preview(
         html=rendered.html,
         text=rendered.text,
     )
+
+
+# ------------------------------------------------------------------ audience and suppression
+
+SegmentIds = Annotated[
+    list[Annotated[int, Query(ge=1, le=MAX_ID)]],
+    Query(alias="segment_id", max_length=50, description="A segment to send to (repeatable)"),
+]
+ListIds = Annotated[
+    list[Annotated[int, Query(ge=1, le=MAX_ID)]],
+    Query(alias="list_id", max_length=50, description="A marketing list to send to (repeatable)"),
+]
+
+
+@router.get("/audience", summary="Who a send to these segments and lists would reach")
+def audience(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    segment_ids: SegmentIds = [],  # noqa: B006 - FastAPI copies query defaults
+    list_ids: ListIds = [],  # noqa: B006
+) -> s.AudienceOut:
+    found = audiences.audience(
+        db=db, principal=principal, segment_ids=segment_ids, list_ids=list_ids
+    )
+    return s.AudienceOut(
+        total=found.total,
+        receiving=found.receiving,
+        suppressed=found.suppressed,
+        reasons=audiences.REASONS,
+    )
+
+
+@router.get(
+    "/audience/people",
+    summary="The audience's contacts you may read, with why each does not get it",
+    response_model=PageOut[s.AudiencePersonOut],
+)
+def audience_people(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    paging: Paging,
+    segment_ids: SegmentIds = [],  # noqa: B006
+    list_ids: ListIds = [],  # noqa: B006
+    everyone: Annotated[
+        bool, Query(alias="all", description="Everyone, not only the suppressed")
+    ] = False,
+) -> Any:
+    page = audiences.audience_people(
+        db=db,
+        principal=principal,
+        segment_ids=segment_ids,
+        list_ids=list_ids,
+        suppressed_only=not everyone,
+        cursor=paging.cursor,
+        limit=paging.limit,
+    )
+    items = [
+        s.AudiencePersonOut(
+            contact_id=p.contact.id,
+            name=f"{p.contact.first_name} {p.contact.last_name}".strip(),
+            email=p.contact.email,
+            reason=p.reason,
+        )
+        for p in page.items
+    ]
+    return {"items": items, "next_cursor": page.next_cursor}
+
+
+@router.get(
+    "/suppressions",
+    summary="Suppressed addresses of contacts you may read",
+    response_model=PageOut[s.SuppressionOut],
+)
+def list_suppressions(
+    db: DbSession, principal: CurrentPrincipal, paging: Paging, q: Search = None
+) -> Any:
+    page = audiences.list_suppressions(
+        db=db, principal=principal, q=q, cursor=paging.cursor, limit=paging.limit
+    )
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@router.post(
+    "/suppressions/{suppression_id}/lift",
+    summary="Lift a bounce or complaint suppression (system administrators; audited)",
+    response_model=s.SuppressionOut,
+)
+def lift_suppression(
+    suppression_id: PathId, body: s.LiftIn, db: DbSession, principal: CurrentPrincipal
+) -> Any:
+    return audiences.lift(db=db, principal=principal, suppression_id=suppression_id, why=body.why)

@@ -143,3 +143,37 @@ class PreviewOut(BaseModel):
     preheader: str
     html: str
     text: str
+
+
+class AudienceOut(BaseModel):
+    """Who a send to these segments and lists would reach, among the contacts you may read."""
+
+    total: int
+    receiving: int
+    suppressed: dict[str, int] = Field(description="Suppressed contacts by reason")
+    reasons: dict[str, str] = Field(description="What each reason means")
+
+
+class AudiencePersonOut(BaseModel):
+    contact_id: int
+    name: str
+    email: str | None
+    reason: str | None = Field(description="Why it does not get the message; null: it does")
+
+
+class SuppressionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    reason: str
+    topic: str
+    source: str
+    detail: str
+    created_at: datetime
+
+
+class LiftIn(StrictModel):
+    """Lift a bounce or complaint suppression."""
+
+    why: Annotated[str, Field(min_length=1, max_length=1000)]

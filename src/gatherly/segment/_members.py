@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     Select,
+    or_,
     select,
 )
 from sqlalchemy.orm import Session
@@ -92,6 +93,33 @@ def members(
     page = _page(db, principal, stmt, cursor=cursor, limit=limit, sort=sort)
     visible, total = _counts(db, principal, stmt)
     return Members(page, visible, total, source, segment.refreshed_at)
+
+
+def audience_statement(
+    *,
+    db: Session,
+    principal: access.Principal,
+    segment_ids: Sequence[int] = (),
+    list_ids: Sequence[int] = (),
+) -> Select[Any]:
+    """``select(Contact)`` of the contacts in any of these segments and lists that the caller
+    may read (a send's audience). Each segment and list must be readable: NotFound names the
+    first that is not."""
+    if not segment_ids and not list_ids:
+        raise ValidationFailed("choose at least one segment or list", field="segment_ids")
+    parts = []
+    for segment_id in segment_ids:
+        segment = get_segment(
+            db=db, principal=principal, segment_id=segment_id, field="segment_ids"
+        )
+        stmt, _source = membership_statement(db=db, segment=segment, viewer=principal)
+        parts.append(Contact.id.in_(stmt.with_only_columns(Contact.id)))
+    for list_id in list_ids:
+        get_list(db=db, principal=principal, list_id=list_id, field="list_ids")
+        parts.append(Contact.id.in_(_list_statement(list_id).with_only_columns(Contact.id)))
+    return access.scope(
+        select(Contact).where(or_(*parts)), principal=principal, record_type=CONTACT
+    )
 
 
 EXPORT_COLUMNS = ("id", "email", "first_name", "last_name", "company", "country", "owning_bu_id")

@@ -53,11 +53,12 @@ def get_segment(
     principal: access.Principal,
     segment_id: int,
     privilege: Privilege = Privilege.READ,
+    field: str = "id",
 ) -> Segment:
     """A segment the caller may read (NotFound otherwise), checked for ``privilege``."""
     found = access.get(db, principal=principal, record_type=SEGMENT, record_id=segment_id)
     if found is None:
-        raise NotFound(f"segment {segment_id} not found", field="id")
+        raise NotFound(f"segment {segment_id} not found", field=field)
     if privilege != Privilege.READ:
         access.require(db, principal, privilege, SEGMENT, found)
     assert isinstance(found, Segment)
