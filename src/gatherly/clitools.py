@@ -5,18 +5,36 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import pydantic_core
 import typer
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticError
 from sqlalchemy.orm import Session
 
 from gatherly.access.engine import Principal
 from gatherly.core.config import Settings
 from gatherly.core.db import session_scope
+from gatherly.core.exceptions import ValidationFailed
 from gatherly.core.pagination import Page
 from gatherly.org import service as org
 from gatherly.org.directory import load_principal
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], **data: Any) -> M:
+    """Options checked with the API's input model, so a bad value is the CLI's one-line
+    error naming the option (as ``--sender-email``), never a traceback."""
+    try:
+        return model.model_validate(data)
+    except PydanticError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ValidationFailed(message[:1].lower() + message[1:], field=field) from None
+
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 AsOpt = Annotated[

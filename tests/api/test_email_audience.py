@@ -150,11 +150,11 @@ def test_segments_and_lists_the_sender_may_not_read_are_not_found(
     db.commit()
     headers = org.headers["marketer"]
     assert_error(
-        client.get(AUDIENCE, params={"list_id": theirs.id}, headers=headers), 404, "list_ids"
+        client.get(AUDIENCE, params={"list_id": theirs.id}, headers=headers), 404, "list_id"
     )
     assert_error(
-        client.get(AUDIENCE, params={"segment_id": 999999}, headers=headers), 404, "segment_ids"
+        client.get(AUDIENCE, params={"segment_id": 999999}, headers=headers), 404, "segment_id"
     )
-    assert_error(client.get(AUDIENCE, headers=headers), 422, "segment_ids")
+    assert_error(client.get(AUDIENCE, headers=headers), 422, "segment_id")
     bad: Any = client.get(AUDIENCE, params={"list_id": "first"}, headers=headers)
     assert assert_error(bad, 422)["field"].startswith("list_id")

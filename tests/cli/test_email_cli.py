@@ -131,6 +131,16 @@ def test_a_message_that_is_not_ready_says_why_and_exits_1(
         ),
         "content setting 1 not found",
     )  # fmt: skip
+    assert_one_line_error(
+        run_script(
+            database_url, "email", "settings", "create", "X", "--as", "ma", "--sender", "bad",
+        ),
+        "error (sender_email): ",
+    )  # fmt: skip
+    assert_one_line_error(
+        run_script(database_url, "email", "messages", "create", "", "--as", "ma"),
+        "error (name): ",
+    )
 
 
 def test_the_audience_of_a_list_says_who_is_suppressed_and_why(

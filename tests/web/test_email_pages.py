@@ -111,6 +111,12 @@ def test_another_units_message_and_setting_are_not_found_anywhere(
         data={"csrf": csrf, "message_id": str(world.theirs), "name": "x"},
     )
     assert "not found" in text_of(preview.text)
+    huge = client.post(
+        "/email/messages/preview",
+        data={"csrf": csrf, "message_id": "9" * 30, "subject": "Hi {{ contact.first_name }}"},
+    )
+    assert huge.status_code == 200  # not an id any message has: the fields alone
+    assert "Hi Alex" in text_of(huge.text)
     assert "B only" not in client.get("/email/messages").text
     assert "B sender" not in client.get("/email/settings").text
     assert _count(db, EmailMessage) == before

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json
+from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json, validated
 from gatherly.core.config import Settings
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.core.ids import MAX_ID
@@ -109,7 +109,8 @@ def settings_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a content setting owned by the user."""
-    body = s.ContentSettingIn(
+    body = validated(
+        s.ContentSettingIn,
         name=name,
         sender_email=sender,
         sender_name=sender_name,
@@ -195,7 +196,8 @@ def messages_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a draft message owned by the user."""
-    body = s.MessageIn(
+    body = validated(
+        s.MessageIn,
         name=name,
         subject=subject,
         preheader=preheader,

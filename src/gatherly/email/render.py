@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -20,13 +21,11 @@ import css_inline
 import nh3
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
-from jinja2 import TemplateSyntaxError, Undefined, meta
+from jinja2 import TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from gatherly.core.exceptions import ValidationFailed
-
-UNSUBSCRIBE = "unsubscribe_url"  # the variable every ready message must use
 
 # What an email may hold: layout tables, inline styles, a <style> block for CSS inlining,
 # images and links; never scripts, forms, frames or event handlers.
@@ -52,14 +51,27 @@ _ATTRIBUTES = {
 _SCHEMES = {"http", "https", "mailto", "tel"}
 
 
+_TEMPLATE_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+
+
 def sanitize_html(html: str) -> str:
     """The HTML with scripts, event handlers, forms, frames and javascript: links removed.
 
     A pasted full document keeps its content and its ``<style>`` blocks; the document
-    wrapper (``<html>``, ``<head>``) is added again at send time. Template expressions
-    (``{{ unsubscribe_url }}``) survive, in text and in link targets."""
-    return nh3.clean(
-        html,
+    wrapper (``<html>``, ``<head>``) is added again at send time. Template tags
+    (``{{ unsubscribe_url }}``, ``{% if a < b %}``) pass through untouched, in text and in
+    link targets: the sanitiser sees placeholders, and what the tags produce is sanitised
+    again after rendering."""
+    tags: list[str] = []
+    mark = f"tpl{secrets.token_hex(8)}n"  # letters and digits: no sanitiser touches them
+
+    def hide(match: re.Match[str]) -> str:
+        tags.append(match.group(0))
+        return f"{mark}{len(tags) - 1}x"
+
+    hidden = _TEMPLATE_TAG.sub(hide, html)
+    clean = nh3.clean(
+        hidden,
         tags=_TAGS,
         attributes=_ATTRIBUTES,
         clean_content_tags={"script"},
@@ -67,15 +79,62 @@ def sanitize_html(html: str) -> str:
         link_rel=None,
         strip_comments=True,
     )
+    return re.sub(rf"{mark}(\d+)x", lambda m: tags[int(m.group(1))], clean)
 
 
-class _Env(SandboxedEnvironment):
-    """A sandbox whose undefined values render empty, so ``| default("there")`` works, and
-    where ``*`` and ``**`` cannot build a value big enough to exhaust memory."""
+# What a template may call on text: reading and reshaping it, never padding or repeating it
+# to a size of its own choosing (``center``, ``ljust``, ``format``, ``replace`` …).
+_STR_METHODS = frozenset(
+    {
+        "capitalize", "casefold", "endswith", "find", "isalnum", "isalpha", "isdigit",
+        "islower", "isspace", "istitle", "isupper", "lower", "lstrip", "removeprefix",
+        "removesuffix", "rfind", "rsplit", "rstrip", "split", "splitlines", "startswith",
+        "strip", "swapcase", "title", "upper",
+    }
+)  # fmt: skip
+# A message's template is a small language: output, conditions, loops over the data it is
+# given, and filters that read or reshape text. Nothing in it can store a value, call a
+# function of its own, or repeat a value to a size of its own choosing.
+_FILTERS = frozenset(
+    {
+        "abs", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "first",
+        "float", "int", "items", "join", "last", "length", "list", "lower", "map", "max",
+        "min", "reject", "rejectattr", "reverse", "round", "safe", "select", "selectattr",
+        "sort", "string", "striptags", "sum", "title", "tojson", "trim", "truncate",
+        "unique", "upper", "urlencode", "wordcount",
+    }
+)  # fmt: skip
+_MAPPING_METHODS = frozenset({"get", "items", "keys", "values"})
+_REFUSED_NODES: dict[type[nodes.Node], str] = {
+    nodes.Assign: "set",
+    nodes.AssignBlock: "set",
+    nodes.Macro: "macro",
+    nodes.CallBlock: "call",
+    nodes.Import: "import",
+    nodes.FromImport: "import",
+    nodes.Include: "include",
+    nodes.Extends: "extends",
+    nodes.Block: "block",
+    nodes.FilterBlock: "filter",
+    nodes.With: "with",
+    nodes.Mul: "*",
+    nodes.Pow: "**",
+    nodes.Mod: "%",
+}
+MAX_REPEAT = 100_000
+MAX_OUTPUT = 2_000_000  # characters a part of one message may render to
 
-    intercepted_binops = frozenset({"*", "**"})
+
+class _Env(ImmutableSandboxedEnvironment):
+    """Jinja2's sandbox, immutable (a template cannot change the values it is given), whose
+    undefined values render empty so ``| default("there")`` works, and where nothing a
+    template does can build a value big enough to exhaust memory."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "%" and isinstance(left, str):
+            raise SecurityError("text formatting with % is not allowed in a message")
         if operator == "**" and isinstance(right, int | float) and abs(right) > 64:
             raise SecurityError("an exponent above 64 is not allowed in a message")
         if operator == "*":
@@ -83,35 +142,76 @@ class _Env(SandboxedEnvironment):
             sequence = isinstance(sized, str | list | tuple) and isinstance(times, int)
             if sequence and len(sized) * times > MAX_REPEAT:
                 raise SecurityError(f"a value repeated beyond {MAX_REPEAT} is not allowed")
+            numbers = isinstance(left, int) and isinstance(right, int)
+            if numbers and max(abs(left), abs(right)) > 10**18:
+                raise SecurityError("numbers that large are not allowed in a message")
         return super().call_binop(context, operator, left, right)
 
-
-MAX_REPEAT = 100_000
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, str) and callable(value) and attr not in _STR_METHODS:
+            return False
+        return bool(super().is_safe_attribute(obj, attr, value))
 
 
 @functools.cache
 def _environment(autoescape: bool) -> SandboxedEnvironment:
-    return _Env(autoescape=autoescape, undefined=Undefined, auto_reload=False, cache_size=400)
+    env = _Env(autoescape=autoescape, undefined=Undefined, auto_reload=False, cache_size=400)
+    env.filters = {k: v for k, v in env.filters.items() if k in _FILTERS}
+    env.globals.clear()  # range, namespace, lipsum, dict …: a message needs none of them
+    return env
+
+
+def _refusal(node: nodes.Node) -> str | None:
+    """Why a template node is not allowed in a message, or None."""
+    kind = _REFUSED_NODES.get(type(node))
+    if kind is not None:
+        return f"a message may not use {kind}"
+    if isinstance(node, nodes.For) and node.recursive:
+        return "a message may not use recursive loops"
+    if isinstance(node, nodes.Filter) and node.name not in _FILTERS:
+        return f"a message may not use the {node.name} filter"
+    if isinstance(node, nodes.Call):
+        method = node.node.attr if isinstance(node.node, nodes.Getattr) else None
+        if method not in _STR_METHODS | _MAPPING_METHODS:
+            return "a message may only call methods that read text or mappings"
+    return None
+
+
+def _parse(source: str, field: str) -> nodes.Template:
+    env = _environment(field == "html")
+    try:
+        tree = env.parse(source)
+    except TemplateSyntaxError as exc:
+        raise ValidationFailed(f"line {exc.lineno}: {exc.message}", field=field) from None
+    for node in tree.find_all(nodes.Node):
+        why = _refusal(node)
+        if why is not None:
+            raise ValidationFailed(f"line {node.lineno}: {why}", field=field)
+    return tree
 
 
 def check_template(source: str, field: str) -> set[str]:
     """The variables a template uses; ValidationFailed naming the field and line when it
-    does not parse."""
-    env = _environment(field == "html")
-    try:
-        return set(meta.find_undeclared_variables(env.parse(source)))
-    except TemplateSyntaxError as exc:
-        raise ValidationFailed(f"line {exc.lineno}: {exc.message}", field=field) from None
+    does not parse or uses a tag a message may not."""
+    return set(meta.find_undeclared_variables(_parse(source, field)))
 
 
 def render(source: str, context: Mapping[str, Any], *, field: str) -> str:
     """The template rendered for one recipient (HTML-escaped when ``field`` is ``html``).
 
     Raises ValidationFailed naming the field when the template fails (a sandbox refusal,
-    a filter given the wrong type)."""
+    a filter given the wrong type, an output beyond ``MAX_OUTPUT`` characters)."""
     env = _environment(field == "html")
+    _parse(source, field)
     try:
-        return env.from_string(source).render(context)
+        out: list[str] = []
+        size = 0
+        for chunk in env.from_string(source).generate(dict(context)):
+            size += len(chunk)
+            if size > MAX_OUTPUT:
+                raise SecurityError(f"it renders to more than {MAX_OUTPUT:,} characters")
+            out.append(chunk)
+        return "".join(out)
     except TemplateSyntaxError as exc:
         raise ValidationFailed(f"line {exc.lineno}: {exc.message}", field=field) from None
     except Exception as exc:  # a template may fail in any way: say how

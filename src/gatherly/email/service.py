@@ -9,6 +9,7 @@ of the event.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -158,11 +159,28 @@ def update_content_setting(
     return row
 
 
+def _may_change_default(principal: access.Principal, default_for: str | None, field: str) -> None:
+    """A default decides the sender of other people's messages: the organisation's needs
+    organization-level write on content settings, a business unit's at least business-unit
+    level (a user-level role may not set the sender for everyone in its unit)."""
+    needed = {DEFAULT_ORGANIZATION: Level.ORGANIZATION, DEFAULT_BUSINESS_UNIT: Level.BUSINESS_UNIT}
+    level = needed.get(default_for or "")
+    if level is not None and principal.max_level(SETTING, Privilege.WRITE) < level:
+        whose = "the organisation's" if default_for == DEFAULT_ORGANIZATION else "a business unit's"
+        raise Forbidden(
+            f"setting, moving or removing {whose} default content setting needs "
+            f"{level.label.replace('_', ' ')}-level write on content settings",
+            field=field,
+        )
+
+
 def delete_content_setting(*, db: Session, principal: access.Principal, setting_id: int) -> None:
-    """Delete a content setting (needs Delete); refused while a message names it."""
+    """Delete a content setting (needs Delete, and the right to change the default it is);
+    refused while a message names it."""
     row = get_content_setting(
         db=db, principal=principal, setting_id=setting_id, privilege=Privilege.DELETE
     )
+    _may_change_default(principal, row.default_for, "id")
     used = db.scalar(
         select(func.count())
         .select_from(EmailMessage)
@@ -212,15 +230,9 @@ def set_default(
             "unit scoping is on; make it the organisation's default instead",
             field="default_for",
         )
-    if default_for == DEFAULT_ORGANIZATION and (
-        principal.max_level(SETTING, Privilege.WRITE) < Level.ORGANIZATION
-    ):
-        raise Forbidden(
-            "making the organisation's default content setting needs organization-level write "
-            "on content settings",
-            field="default_for",
-        )
     before = row.default_for
+    _may_change_default(principal, before, "default_for")
+    _may_change_default(principal, default_for, "default_for")
     if default_for is not None and before != default_for:
         previous = db.scalars(
             select(ContentSetting).where(
@@ -243,6 +255,16 @@ def set_default(
             previous.default_for = None
             _touch(previous, principal)
             db.flush()
+            audit.log(
+                db,
+                actor=principal,
+                action="email_content_setting.default",
+                target_type=SETTING,
+                target_id=previous.id,
+                target_label=previous.name,
+                before={"default_for": default_for},
+                after={"default_for": None},
+            )
     row.default_for = default_for
     _touch(row, principal)
     db.flush()
@@ -346,13 +368,16 @@ def update_message(
     data = _checked_fields(
         db, principal, message_in.model_dump(include=message_in.model_fields_set)
     )
+    changed = False
     for key, value in data.items():
         if value is None and key in ("name", "subject", "preheader", "html"):
             if key == "name":
                 raise ValidationFailed("name cannot be empty", field="name")
             value = ""
-        setattr(row, key, value)
-    if data:
+        if getattr(row, key) != value:
+            setattr(row, key, value)
+            changed = True
+    if changed:
         row.state, row.checked_at = DRAFT, None
     _touch(row, principal)
     db.flush()
@@ -505,6 +530,16 @@ def _event_of(db: Session, message: EmailMessage) -> MarketingEvent | None:
     return db.get(MarketingEvent, message.event_id) if message.event_id is not None else None
 
 
+def _readable_contact(db: Session, principal: access.Principal, contact_id: int) -> Contact:
+    try:
+        found = contact_service.get(
+            db=db, principal=principal, kind=contact_service.CONTACT, record_id=contact_id
+        )
+    except NotFound:
+        raise NotFound(f"contact {contact_id} not found", field="contact_id") from None
+    return cast(Contact, found)
+
+
 def preview(
     *,
     db: Session,
@@ -516,12 +551,7 @@ def preview(
     """The message as a contact the caller may read would receive it (its links point at
     a preview, not at the contact's real unsubscribe page)."""
     message = get_message(db=db, principal=principal, message_id=message_id)
-    contact = cast(
-        Contact,
-        contact_service.get(
-            db=db, principal=principal, kind=contact_service.CONTACT, record_id=contact_id
-        ),
-    )
+    contact = _readable_contact(db, principal, contact_id)
     values = context(
         message=message,
         setting=content_setting_for(db=db, message=message),
@@ -562,16 +592,9 @@ def preview_draft(
     )
     for key, value in data.items():
         setattr(draft, key, "" if value is None and key != "text" else value)
-    person = dict(SAMPLE)
+    person = copy.deepcopy(SAMPLE)
     if contact_id is not None:
-        person = contact_fields(
-            cast(
-                Contact,
-                contact_service.get(
-                    db=db, principal=principal, kind=contact_service.CONTACT, record_id=contact_id
-                ),
-            )
-        )
+        person = contact_fields(_readable_contact(db, principal, contact_id))
     values = context(
         message=draft,
         setting=content_setting_for(db=db, message=draft),
@@ -615,24 +638,13 @@ def check(
                 "email must show",
             )
         )
-    used = set()
-    for field in TEMPLATE_FIELDS:
-        source = getattr(message, field)
-        if source is not None:
-            try:
-                used |= render.check_template(source, field)
-            except ValidationFailed as exc:
-                problems.append(Problem(field, exc.message))
-    if render.UNSUBSCRIBE not in used:
-        problems.append(
-            Problem("html", "a message needs an unsubscribe link: {{ unsubscribe_url }}")
-        )
+    sample_unsubscribe = f"{public_url}/email/u/sample"
     values = context(
         message=message,
         setting=setting,
-        contact=dict(SAMPLE),
+        contact=copy.deepcopy(SAMPLE),
         event=_event_of(db, message),
-        unsubscribe_url=f"{public_url}/email/u/sample",
+        unsubscribe_url=sample_unsubscribe,
         subscription_centre_url=f"{public_url}/email/s/sample",
     )
     rendering = [
@@ -643,8 +655,17 @@ def check(
     ]
     problems += rendering
     if not rendering:
-        body = render.render(message.html, values, field="html")
-        for url in dict.fromkeys(render.links(body)):
+        body = render.sanitize_html(render.render(message.html, values, field="html"))
+        targets = render.links(body)
+        if sample_unsubscribe not in targets:
+            problems.append(
+                Problem(
+                    "html",
+                    "a message needs an unsubscribe link that every recipient sees: "
+                    '<a href="{{ unsubscribe_url }}">Unsubscribe</a>',
+                )
+            )
+        for url in dict.fromkeys(targets):
             why = render.bad_link(url)
             if why:
                 problems.append(Problem("html", f"a link cannot be followed: {why}"))

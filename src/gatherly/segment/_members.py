@@ -106,16 +106,16 @@ def audience_statement(
     may read (a send's audience). Each segment and list must be readable: NotFound names the
     first that is not."""
     if not segment_ids and not list_ids:
-        raise ValidationFailed("choose at least one segment or list", field="segment_ids")
+        raise ValidationFailed("choose at least one segment or list", field="segment_id")
     parts = []
     for segment_id in segment_ids:
         segment = get_segment(
-            db=db, principal=principal, segment_id=segment_id, field="segment_ids"
+            db=db, principal=principal, segment_id=segment_id, field="segment_id"
         )
         stmt, _source = membership_statement(db=db, segment=segment, viewer=principal)
         parts.append(Contact.id.in_(stmt.with_only_columns(Contact.id)))
     for list_id in list_ids:
-        get_list(db=db, principal=principal, list_id=list_id, field="list_ids")
+        get_list(db=db, principal=principal, list_id=list_id, field="list_id")
         parts.append(Contact.id.in_(_list_statement(list_id).with_only_columns(Contact.id)))
     return access.scope(
         select(Contact).where(or_(*parts)), principal=principal, record_type=CONTACT

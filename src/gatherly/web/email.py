@@ -18,6 +18,7 @@ from gatherly.access.levels import Privilege
 from gatherly.api.params import PathId
 from gatherly.contact import service as contact_service
 from gatherly.core.exceptions import Conflict, Forbidden, GatherlyError, NotFound, ValidationFailed
+from gatherly.core.ids import MAX_ID
 from gatherly.email import service
 from gatherly.email.models import EmailMessage
 from gatherly.email.schemas import ContentSettingFields, ContentSettingIn, MessageFields, MessageIn
@@ -97,7 +98,10 @@ def _preview(
     """The live preview's context: the rendering, or why it cannot render."""
     contact = _preview_contact(db, viewer, preview_q)
     try:
-        fields = parse_fields(MessageFields, _message_fields(values))
+        data = _message_fields(values)
+        if not data["name"]:
+            del data["name"]  # a preview needs no name (the save asks for one)
+        fields = parse_fields(MessageFields, data)
         rendered = service.preview_draft(
             db=db,
             principal=viewer.principal,
@@ -238,6 +242,8 @@ def live_preview(
     """The editor's preview pane for its unsaved fields (htmx)."""
     raw_id = form_text(form, "message_id")
     message_id = int(raw_id) if raw_id.isascii() and raw_id.isdigit() else None
+    if message_id is not None and not 1 <= message_id <= MAX_ID:
+        message_id = None  # not an id any message has: preview the fields alone
     preview_q = form_text(form, "preview_q")
     return page(
         request,
