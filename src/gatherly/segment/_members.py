@@ -109,9 +109,7 @@ def audience_statement(
         raise ValidationFailed("choose at least one segment or list", field="segment_id")
     parts = []
     for segment_id in segment_ids:
-        segment = get_segment(
-            db=db, principal=principal, segment_id=segment_id, field="segment_id"
-        )
+        segment = get_segment(db=db, principal=principal, segment_id=segment_id, field="segment_id")
         stmt, _source = membership_statement(db=db, segment=segment, viewer=principal)
         parts.append(Contact.id.in_(stmt.with_only_columns(Contact.id)))
     for list_id in list_ids:
