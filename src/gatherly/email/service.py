@@ -591,7 +591,8 @@ def preview_draft(
         owning_bu_id=stored.owning_bu_id if stored else principal.business_unit_id,
     )
     for key, value in data.items():
-        setattr(draft, key, "" if value is None and key != "text" else value)
+        blank = value is None and key in ("name", "subject", "preheader", "html")
+        setattr(draft, key, "" if blank else value)
     person = copy.deepcopy(SAMPLE)
     if contact_id is not None:
         person = contact_fields(_readable_contact(db, principal, contact_id))
