@@ -13,6 +13,8 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from gatherly.core import audit
+from gatherly.email import audience as audiences
 from gatherly.email import service as email_service
 from gatherly.email.models import ContentSetting, EmailMessage
 from gatherly.email.schemas import ContentSettingIn, MessageIn
@@ -174,3 +176,37 @@ def test_defaults_follow_the_scoping_switch_and_the_level_of_the_role(
     db.expire_all()
     assert db.get(ContentSetting, mine.id).default_for is None  # type: ignore[union-attr]
     assert re.search(r"Not a default", client.get("/email/settings").text)
+
+
+def test_the_suppressed_addresses_page_shows_what_the_viewer_may_read_and_lifts_audited(
+    client: TestClient, world: World, db: Session
+) -> None:
+    with_password(db, f.user(db, "root", None, "System Administrator"))
+    bounce = audiences.suppress(db=db, email="aiko@x.example", reason="hard_bounce", source="smtp")
+    audiences.suppress(db=db, email="aiko@x.example", reason="unsubscribed", source="one_click")
+    audiences.suppress(db=db, email="nobody-we-know@y.example", reason="complaint", source="x")
+    db.commit()
+    client_sign_in(client, "ma")
+    shown = text_of(client.get("/email/suppressions").text)
+    assert "aiko@x.example" in shown
+    assert "Bounced hard" in shown
+    assert "nobody-we-know@y.example" not in shown  # no contact ma may read has it
+    assert 'name="why"' not in client.get("/email/suppressions").text  # marketers don't lift
+    refused = client.post(
+        f"/email/suppressions/{bounce.id}/lift",
+        data={"csrf": client_sign_in(client, "ma"), "why": "mine"},
+    )
+    assert refused.status_code == 403
+    csrf = client_sign_in(client, "root")
+    page = client.get("/email/suppressions").text
+    assert page.count('name="why"') == 2  # the bounce and the complaint, not the unsubscribe
+    empty = client.post(f"/email/suppressions/{bounce.id}/lift", data={"csrf": csrf, "why": ""})
+    assert empty.status_code == 422
+    assert f'id="lift-{bounce.id}-error"' in empty.text
+    done = client.post(
+        f"/email/suppressions/{bounce.id}/lift", data={"csrf": csrf, "why": "mailbox restored"}
+    )
+    assert done.status_code == 200
+    assert "Bounced hard" not in text_of(done.text)
+    [entry] = audit.search(db, audit.Filters(action="email_suppression.lift")).items
+    assert entry.after["why"] == "mailbox restored"

@@ -19,6 +19,7 @@ from gatherly.api.params import PathId
 from gatherly.contact import service as contact_service
 from gatherly.core.exceptions import Conflict, Forbidden, GatherlyError, NotFound, ValidationFailed
 from gatherly.core.ids import MAX_ID
+from gatherly.email import audience as audiences
 from gatherly.email import service
 from gatherly.email.models import EmailMessage
 from gatherly.email.schemas import ContentSettingFields, ContentSettingIn, MessageFields, MessageIn
@@ -450,3 +451,85 @@ def update_setting(
             request, db, viewer, errors={f"edit-{setting_id}": exc.message}, status_code=422
         )
     return RedirectResponse("/email/settings", status_code=303)
+
+
+# ------------------------------------------------------------------ suppressions
+
+
+def _suppressions_page(
+    request: Request,
+    db: Session,
+    viewer: Viewer,
+    q: str,
+    cursor: str,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    errors = dict(errors or {})
+    items: list[Any] = []
+    next_cursor = None
+    try:
+        found = audiences.list_suppressions(
+            db=db, principal=viewer.principal, q=q.strip()[:200] or None, cursor=cursor or None
+        )
+        items, next_cursor = list(found.items), found.next_cursor
+    except ValidationFailed as exc:
+        errors["cursor"] = exc.message
+        status_code = 422
+    return page(
+        request,
+        "email/suppressions.html",
+        viewer,
+        status_code=status_code,
+        items=items,
+        q=q,
+        next_cursor=next_cursor,
+        errors=errors,
+        reasons=SUPPRESSION_LABELS,
+    )
+
+
+SUPPRESSION_LABELS = {
+    "unsubscribed": "Unsubscribed",
+    "hard_bounce": "Bounced hard",
+    "complaint": "Marked as spam",
+}
+
+
+@router.get("/email/suppressions")
+def suppressions_page(
+    request: Request, db: WebDb, viewer: CurrentViewer, q: str = "", cursor: str = ""
+) -> Response:
+    """The suppressed addresses of the contacts the viewer may read, and why."""
+    return _suppressions_page(request, db, viewer, q, cursor)
+
+
+@router.post("/email/suppressions/{suppression_id}/lift")
+def lift_suppression(
+    suppression_id: PathId,
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    form: FormFields,
+    _: CsrfChecked,
+) -> Response:
+    """Lift a bounce or complaint (system administrators, with a reason; audited)."""
+    try:
+        audiences.lift(
+            db=db,
+            principal=viewer.principal,
+            suppression_id=suppression_id,
+            why=form_text(form, "why")[:1000],
+        )
+    except (ValidationFailed, Forbidden) as exc:
+        db.rollback()
+        return _suppressions_page(
+            request,
+            db,
+            viewer,
+            "",
+            "",
+            errors={f"lift-{suppression_id}": exc.message},
+            status_code=exc.status_code,
+        )
+    return RedirectResponse("/email/suppressions", status_code=303)
