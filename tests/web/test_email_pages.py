@@ -18,6 +18,8 @@ from gatherly.email import audience as audiences
 from gatherly.email import service as email_service
 from gatherly.email.models import ContentSetting, EmailMessage
 from gatherly.email.schemas import ContentSettingIn, MessageIn
+from gatherly.org.models import User
+from gatherly.segment import service as segment_service
 from tests import factories as f
 from tests.web.conftest import Live, client_sign_in, shot, sign_in, text_of, with_password
 
@@ -210,3 +212,44 @@ def test_the_suppressed_addresses_page_shows_what_the_viewer_may_read_and_lifts_
     assert "Bounced hard" not in text_of(done.text)
     [entry] = audit.search(db, audit.Filters(action="email_suppression.lift")).items
     assert entry.after["why"] == "mailbox restored"
+
+
+def test_who_would_get_it_counts_by_reason_by_clicking(
+    page: Page, world: World, live: Live, db: Session
+) -> None:
+    ma = db.scalars(select(User).where(User.username == "ma")).one()
+    principal = f.principal(db, ma)
+    invitees = segment_service.create_list(db=db, principal=principal, name="Invitees")
+    bert = f.contact(db, ma, first_name="Bert", last_name="Bloom", email=None)
+    cleo = f.contact(db, ma, first_name="Cleo", last_name="Cruz", email="cleo@x.example")
+    segment_service.add_to_list(
+        db=db, principal=principal, list_id=invitees.id, contact_ids=[world.aiko, bert.id, cleo.id]
+    )
+    audiences.suppress(db=db, email="cleo@x.example", reason="unsubscribed", source="one_click")
+    db.commit()
+    sign_in(page, "ma", next="/email/messages")
+    page.get_by_role("link", name="Who would get it").click()
+    page.get_by_label("Invitees").check()
+    page.get_by_role("button", name="Count").click()
+    expect(page.locator("#audience-count")).to_have_text("1 of 3 would receive it; 2 suppressed.")
+    expect(page.locator("#audience-reasons li")).to_have_text(
+        ["1: has no email address", "1: it unsubscribed from marketing email"]
+    )
+    rows = page.get_by_role("table", name="Who gets nothing, and why").locator("tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_contain_text("Bert Bloom")
+    shot(page, "email-audience", live)
+
+
+def test_the_audience_of_a_list_the_viewer_may_not_read_is_not_found(
+    client: TestClient, world: World, db: Session
+) -> None:
+    mb = db.scalars(select(User).where(User.username == "mb")).one()
+    theirs = segment_service.create_list(db=db, principal=f.principal(db, mb), name="B list")
+    db.commit()
+    client_sign_in(client, "ma")
+    response = client.get(f"/email/audience?list_id={theirs.id}")
+    assert response.status_code == 404
+    assert f"marketing list {theirs.id} not found" in text_of(response.text)
+    assert "B list" not in response.text
+    assert client.get("/email/audience?list_id=abc&segment_id=" + "9" * 30).status_code == 200

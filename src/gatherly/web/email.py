@@ -8,6 +8,7 @@ the API and the CLI do.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -24,6 +25,7 @@ from gatherly.email import service
 from gatherly.email.models import EmailMessage
 from gatherly.email.schemas import ContentSettingFields, ContentSettingIn, MessageFields, MessageIn
 from gatherly.org import service as org_service
+from gatherly.segment import service as segment_service
 from gatherly.web.contacts import full_name
 from gatherly.web.pages import (
     CsrfChecked,
@@ -533,3 +535,59 @@ def lift_suppression(
             status_code=exc.status_code,
         )
     return RedirectResponse("/email/suppressions", status_code=303)
+
+
+# ------------------------------------------------------------------ audience
+
+
+def _ids(values: list[str]) -> list[int]:
+    """Ticked ids from a form or query (anything else is not an id and is ignored)."""
+    return sorted({int(v) for v in values if v.isascii() and v.isdigit() and 1 <= int(v) <= MAX_ID})
+
+
+@router.get("/email/audience")
+def audience_page(request: Request, db: WebDb, viewer: CurrentViewer, cursor: str = "") -> Response:
+    """Who a send to the ticked segments and lists would reach, among the contacts the
+    viewer may read: how many, who is suppressed and why."""
+    segment_ids = _ids(request.query_params.getlist("segment_id"))
+    list_ids = _ids(request.query_params.getlist("list_id"))
+    principal = viewer.principal
+    found = people = None
+    error: GatherlyError | None = None
+    next_cursor = None
+    if segment_ids or list_ids:
+        try:
+            found = audiences.audience(
+                db=db, principal=principal, segment_ids=segment_ids, list_ids=list_ids
+            )
+            page_ = audiences.audience_people(
+                db=db,
+                principal=principal,
+                segment_ids=segment_ids,
+                list_ids=list_ids,
+                cursor=cursor or None,
+            )
+            people, next_cursor = list(page_.items), page_.next_cursor
+        except (NotFound, ValidationFailed) as exc:
+            error = exc
+    query = [("segment_id", str(i)) for i in segment_ids] + [("list_id", str(i)) for i in list_ids]
+    return page(
+        request,
+        "email/audience.html",
+        viewer,
+        status_code=error.status_code if error else 200,
+        segments=list(segment_service.list_segments(db=db, principal=principal, limit=200).items),
+        lists=list(segment_service.list_lists(db=db, principal=principal, limit=200).items),
+        segment_ids=segment_ids,
+        list_ids=list_ids,
+        found=found,
+        people=people,
+        error=error,
+        reasons=audiences.REASONS,
+        next_url=(
+            "/email/audience?" + urlencode([*query, ("cursor", next_cursor)])
+            if next_cursor
+            else None
+        ),
+        full_name=full_name,
+    )
