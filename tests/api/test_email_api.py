@@ -417,3 +417,15 @@ def test_defaults_need_a_role_that_reaches_everyone_they_decide_for(
     assert client.get(url, headers=org.headers["marketer"]).json()["default_for"] == (
         "organization"
     )
+
+
+def test_refusing_to_delete_a_setting_in_use_counts_only_the_messages_one_may_see(
+    client: TestClient, org: Org
+) -> None:
+    setting = _setting(client, org.headers["marketer"], name="Shared", postal_address="1 St")
+    _message(client, org.headers["orgadmin"], name="Support's", content_setting_id=setting["id"])
+    refused = assert_error(
+        client.delete(f"{SETTINGS}/{setting['id']}", headers=org.headers["marketer"]), 409, "id"
+    )
+    assert "(0 of them you can see)" in refused["message"]
+    assert "Support's" not in refused["message"]

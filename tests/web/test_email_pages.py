@@ -253,3 +253,27 @@ def test_the_audience_of_a_list_the_viewer_may_not_read_is_not_found(
     assert f"marketing list {theirs.id} not found" in text_of(response.text)
     assert "B list" not in response.text
     assert client.get("/email/audience?list_id=abc&segment_id=" + "9" * 30).status_code == 200
+
+
+def test_the_editor_names_a_default_the_viewer_may_not_read_by_what_it_is(
+    client: TestClient, world: World, db: Session
+) -> None:
+    root = f.user(db, "hq", None, "System Administrator")
+    secret = email_service.create_content_setting(
+        db=db,
+        principal=f.principal(db, root),
+        setting_in=ContentSettingIn(
+            name="Secret HQ setting", sender_email="hq@org.example", postal_address="HQ"
+        ),
+    )
+    email_service.set_default(
+        db=db, principal=f.principal(db, root), setting_id=secret.id, default_for="organization"
+    )
+    db.commit()
+    csrf = client_sign_in(client, "ma")
+    created = client.post(
+        "/email/messages/new", data={"csrf": csrf, "name": "Mine"}, follow_redirects=True
+    )
+    shown = text_of(created.text)
+    assert "The default (now the organisation's default)" in shown
+    assert "Secret HQ setting" not in created.text

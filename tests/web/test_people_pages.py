@@ -309,6 +309,7 @@ BAD_FORMS = [
     ({"custom": "just text"}, "custom"),
     ({"owner": "user:abc"}, "owner"),
     ({"owner": "user:999999"}, "owner"),
+    ({"owner": "user:99999999999999999999"}, "owner"),
 ]
 
 

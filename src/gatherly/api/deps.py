@@ -53,3 +53,8 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 def no_content() -> Response:
     """A fresh 204 response (a shared Response instance would carry state across requests)."""
     return Response(status_code=204)
+
+
+def public_url(request: Request) -> str:
+    """Where recipients reach this installation (links in emails start with it)."""
+    return str(request.app.state.settings.public_url)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, PrivateAttr, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         description="Where recipients reach this installation: the links in emails "
         "(unsubscribe, subscription centre, tracking) start with it.",
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
     redis_url: str | None = Field(default=None, description="Job queue on Redis when set.")
     queue_name: str = Field(
         default="gatherly",

@@ -58,7 +58,7 @@ def _read(path: Path | None, field: str) -> str | None:
 
 
 def _public_url() -> str:
-    return Settings().public_url.rstrip("/")
+    return Settings().public_url
 
 
 def _setting(row: Any) -> dict[str, Any]:

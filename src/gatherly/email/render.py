@@ -201,12 +201,11 @@ def render(source: str, context: Mapping[str, Any], *, field: str) -> str:
 
     Raises ValidationFailed naming the field when the template fails (a sandbox refusal,
     a filter given the wrong type, an output beyond ``MAX_OUTPUT`` characters)."""
-    env = _environment(field == "html")
-    _parse(source, field)
+    template = _environment(field == "html").from_string(_parse(source, field))
     try:
         out: list[str] = []
         size = 0
-        for chunk in env.from_string(source).generate(dict(context)):
+        for chunk in template.generate(dict(context)):
             size += len(chunk)
             if size > MAX_OUTPUT:
                 raise SecurityError(f"it renders to more than {MAX_OUTPUT:,} characters")

@@ -6,10 +6,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
+from gatherly.api.deps import CurrentPrincipal, DbSession, no_content, public_url
 from gatherly.api.params import Paging, PathId
 from gatherly.contact.schemas import PageOut
-from gatherly.core.config import Settings
 from gatherly.core.ids import MAX_ID
 from gatherly.email import audience as audiences
 from gatherly.email import schemas as s
@@ -17,11 +16,6 @@ from gatherly.email import service
 
 router = APIRouter(prefix="/email", tags=["email"])
 Search = Annotated[str | None, Query(max_length=200, description="Part of the name")]
-
-
-def _public_url(request: Request) -> str:
-    settings: Settings = request.app.state.settings
-    return settings.public_url.rstrip("/")
 
 
 # ------------------------------------------------------------------ content settings
@@ -170,7 +164,7 @@ def check_message(
     message_id: PathId, request: Request, db: DbSession, principal: CurrentPrincipal
 ) -> s.CheckOut:
     setting, problems = service.check(
-        db=db, principal=principal, message_id=message_id, public_url=_public_url(request)
+        db=db, principal=principal, message_id=message_id, public_url=public_url(request)
     )
     return s.CheckOut(
         ready=not problems,
@@ -188,7 +182,7 @@ def make_ready(
     message_id: PathId, request: Request, db: DbSession, principal: CurrentPrincipal
 ) -> Any:
     return service.make_ready(
-        db=db, principal=principal, message_id=message_id, public_url=_public_url(request)
+        db=db, principal=principal, message_id=message_id, public_url=public_url(request)
     )
 
 
@@ -208,7 +202,7 @@ def preview(
         principal=principal,
         message_id=message_id,
         contact_id=contact_id,
-        public_url=_public_url(request),
+        public_url=public_url(request),
     )
     return s.PreviewOut(
         contact_id=contact_id,

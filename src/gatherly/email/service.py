@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
@@ -181,15 +181,14 @@ def delete_content_setting(*, db: Session, principal: access.Principal, setting_
         db=db, principal=principal, setting_id=setting_id, privilege=Privilege.DELETE
     )
     _may_change_default(principal, row.default_for, "id")
-    used = db.scalar(
-        select(func.count())
-        .select_from(EmailMessage)
-        .where(EmailMessage.content_setting_id == row.id)
-    )
-    if used:
+    users = select(EmailMessage).where(EmailMessage.content_setting_id == row.id)
+    if db.scalar(select(users.exists())):
+        # Only the messages the caller may read are counted: of the others, the caller
+        # learns no more than that some exist.
+        seen = access.count(db, users, principal=principal, record_type=MESSAGE)
         raise Conflict(
-            f"{used} message{'s' if used != 1 else ''} use{'' if used != 1 else 's'} this "
-            "content setting; give them another one first",
+            f"messages use this content setting ({seen} of them you can see); give them "
+            "another one first",
             field="id",
         )
     db.delete(row)

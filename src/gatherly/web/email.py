@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from gatherly.access.levels import Privilege
+from gatherly.api.deps import public_url
 from gatherly.api.params import PathId
 from gatherly.contact import service as contact_service
 from gatherly.core.exceptions import Conflict, Forbidden, GatherlyError, NotFound, ValidationFailed
 from gatherly.core.ids import MAX_ID
 from gatherly.email import audience as audiences
 from gatherly.email import service
-from gatherly.email.models import EmailMessage
+from gatherly.email.models import ContentSetting, EmailMessage
 from gatherly.email.schemas import ContentSettingFields, ContentSettingIn, MessageFields, MessageIn
 from gatherly.org import service as org_service
 from gatherly.segment import service as segment_service
@@ -50,11 +51,11 @@ SETTING_FIELDS = (
     "subscription_centre_url",
 )
 STATE_LABELS = {"draft": "Draft", "ready": "Ready", "in_use": "In use"}
+DEFAULT_NAMES = {
+    "business_unit": "your business unit's default",
+    "organization": "the organisation's default",
+}
 DEFAULT_LABELS = {"business_unit": "its business unit", "organization": "the organisation"}
-
-
-def _public_url(request: Request) -> str:
-    return str(request.app.state.settings.public_url).rstrip("/")
 
 
 def _message_values(form: FormData) -> dict[str, str]:
@@ -111,7 +112,7 @@ def _preview(
             message_id=message_id,
             fields=fields,
             contact_id=contact.id if contact is not None else None,
-            public_url=_public_url(request),
+            public_url=public_url(request),
         )
     except (ValidationFailed, NotFound) as exc:
         return {"preview_error": exc, "rendered": None, "preview_contact": contact}
@@ -137,7 +138,7 @@ def _editor(
             db=db,
             principal=viewer.principal,
             message_id=message.id,
-            public_url=_public_url(request),
+            public_url=public_url(request),
         )
     return page(
         request,
@@ -150,6 +151,7 @@ def _editor(
         notice=notice,
         problems=problems,
         applied_setting=setting,
+        setting_name=_setting_name(db, viewer, setting),
         settings=_settings_for(db, viewer),
         state_labels=STATE_LABELS,
         preview_q=preview_q,
@@ -157,6 +159,16 @@ def _editor(
         **_preview(db, viewer, request, message.id if message else None, values, preview_q),
         **(may(db, viewer, service.MESSAGE, message) if message is not None else {}),
     )
+
+
+def _setting_name(db: Session, viewer: Viewer, setting: ContentSetting | None) -> str:
+    """The content setting a message sends with, as the viewer may know it: its name, or
+    for a default the viewer may not read, what it is ("the organisation's default")."""
+    if setting is None:
+        return ""
+    if may(db, viewer, service.SETTING, setting)["may_read"]:
+        return setting.name
+    return DEFAULT_NAMES.get(setting.default_for or "", "a content setting you may not read")
 
 
 def _stored_values(message: EmailMessage) -> dict[str, str]:
@@ -307,7 +319,7 @@ def make_ready(
             db=db,
             principal=viewer.principal,
             message_id=message_id,
-            public_url=_public_url(request),
+            public_url=public_url(request),
         )
     except ValidationFailed as exc:
         db.rollback()

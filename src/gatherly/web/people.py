@@ -39,6 +39,7 @@ from gatherly.core.exceptions import (
     NotFound,
     ValidationFailed,
 )
+from gatherly.core.ids import MAX_ID
 from gatherly.event import service as event_service
 from gatherly.org import service as org_service
 from gatherly.segment import service as segment_service
@@ -121,9 +122,10 @@ def owner_choices(db: Session, viewer: Viewer) -> list[tuple[str, str]]:
 
 def _owner_ref(value: str, field: str) -> OwnerRef:
     kind, _, raw = value.partition(":")
-    if kind not in (PRINCIPAL_USER, PRINCIPAL_TEAM) or not raw.isascii() or not raw.isdigit():
+    number = int(raw) if raw.isascii() and raw.isdigit() else 0
+    if kind not in (PRINCIPAL_USER, PRINCIPAL_TEAM) or not 1 <= number <= MAX_ID:
         raise ValidationFailed("pick a user or a team from the list", field=field)
-    return OwnerRef(type=kind, id=int(raw))
+    return OwnerRef(type=kind, id=number)
 
 
 # --------------------------------------------------------------------- custom properties

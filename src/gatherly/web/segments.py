@@ -58,6 +58,7 @@ from gatherly.web.pages import (
     FormFields,
     Viewer,
     WebDb,
+    may,
     page,
     parse_form,
 )
@@ -230,14 +231,6 @@ def _form_page(
     )
 
 
-def _rights(db: Session, viewer: Viewer, record_type: str, record: Any) -> dict[str, bool]:
-    """Which change links to offer (the services check again when they are used)."""
-    return {
-        f"may_{p.value}": access.can(db, viewer.principal, p, record_type, record)
-        for p in (Privilege.WRITE, Privilege.DELETE)
-    }
-
-
 def _labels() -> dict[str, Any]:
     return {
         "field_labels": FIELD_LABELS,
@@ -405,7 +398,7 @@ def _segment_page(
         cursor=cursor,
         refreshed=refreshed,
         **bulk.bulk_context(db, viewer),
-        **_rights(db, viewer, service.SEGMENT, segment),
+        **may(db, viewer, service.SEGMENT, segment),
         **_labels(),
     )
 
@@ -676,7 +669,7 @@ def _list_page(
             db=db, principal=viewer.principal, records=[row]
         ).business_unit(row),
         cursor=cursor,
-        **_rights(db, viewer, service.LIST, row),
+        **may(db, viewer, service.LIST, row),
         report=report,
         values=values or {},
         errors=errors or {},
