@@ -22,7 +22,13 @@ def worker_process(settings: Settings) -> Iterator[subprocess.Popen[str]]:
         "GATHERLY_QUEUE_NAME": settings.queue_name,
         "GATHERLY_GRAPH_RATE_PER_SECOND": str(settings.graph_rate_per_second),
         "GATHERLY_SECRET_KEY_FILE": str(settings.secret_key_file),
+        "GATHERLY_PUBLIC_URL": settings.public_url,
+        "GATHERLY_SMTP_RATE_PER_SECOND": str(settings.smtp_rate_per_second),
+        "GATHERLY_EMAIL_LEASE_SECONDS": str(settings.email_lease_seconds),
     }
+    env.pop("GATHERLY_SMTP_URL", None)
+    if settings.smtp_url is not None:
+        env["GATHERLY_SMTP_URL"] = settings.smtp_url.get_secret_value()
     env.pop("GATHERLY_SECRET_KEY", None)
     if settings.secret_key is not None:
         env["GATHERLY_SECRET_KEY"] = settings.secret_key.get_secret_value()

@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import gatherly.models
 from gatherly.access.levels import Level
 from gatherly.access.models import RecordShare
+from gatherly.core.db import utcnow
 from gatherly.email import audience as audiences
+from gatherly.email import sends
 from gatherly.email import service as email_service
 from gatherly.email.schemas import ContentSettingIn, MessageIn
+from gatherly.jobs.queue import app_jobs
 from gatherly.org import service as org_service
 from gatherly.segment import service as segment_service
 from tests import factories as f
 from tests.api.conftest import Org
 from tests.api.helpers import API, assert_error
 from tests.routing import api_route_pairs
+from tests.smtp_sink import Sink, smtp_sink
 
 DOC_PATHS = {f"{API}/openapi.json", f"{API}/docs", f"{API}/docs/oauth2-redirect"}
 # Routes that need a connected Teams tenant (the Graph emulator) to succeed: their success
@@ -74,7 +81,21 @@ def _snapshot(db: Session) -> dict[str, list[tuple[Any, ...]]]:
 
 
 @pytest.fixture
-def targets(db: Session, org: Org) -> dict[str, Any]:
+def sink(client: TestClient) -> Iterator[Sink]:
+    """A real SMTP server the app sends to (test sends)."""
+    with smtp_sink() as server:
+        settings = client.app.state.settings  # type: ignore[attr-defined]
+        client.app.state.settings = settings.model_copy(  # type: ignore[attr-defined]
+            update={"smtp_url": SecretStr(server.url)}
+        )
+        try:
+            yield server
+        finally:
+            client.app.state.settings = settings  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, Any]:
     """Real ids for every path parameter and a valid body for every write route."""
     role_id = f.role(db, "Custom", Level.USER)
     admin_role = org_service.get_role_by_name(db=db, name="System Administrator").id
@@ -97,6 +118,7 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
     static = segment_service.create_segment(db=db, principal=actor, name="Picked", kind="static")
     org_service.set_password(db=db, user_id=org.users["admin"].id, password="admin-password")
     setting, message = email_targets(db, f.principal(db, org.users["admin"]))
+    ready, send = send_targets(db, f.principal(db, org.users["admin"]), message, mlist.id, client)
     bounce = audiences.suppress(
         db=db, email="gone@example.com", reason="hard_bounce", source="smtp"
     )
@@ -120,6 +142,7 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
         "setting_id": setting,
         "message_id": message,
         "suppression_id": bounce.id,
+        "send_id": send,
     }
     bodies = {
         "/business-units": {"name": "Intruders", "parent_id": org.root.id},
@@ -162,6 +185,8 @@ def targets(db: Session, org: Org) -> dict[str, Any]:
         "/email/messages": {"name": "Intruder"},
         "/email/messages/{message_id}": {"name": "Renamed"},
         "/email/suppressions/{suppression_id}/lift": {"why": "mailbox restored"},
+        "/email/sends": {"message_id": ready, "list_ids": [mlist.id]},
+        "/email/messages/{message_id}/test": {"to": "in@truder.example"},
     }
     return {"ids": ids, "bodies": bodies, "shares": shares, "org": org}
 
@@ -188,6 +213,28 @@ def email_targets(db: Session, admin: Any) -> tuple[int, int]:
         ),
     )
     return setting.id, message.id
+
+
+def send_targets(
+    db: Session, admin: Any, message_id: int, list_id: int, client: TestClient
+) -> tuple[int, int]:
+    """A ready copy of the message, and a send of another ready copy due tomorrow."""
+    copies = []
+    for _ in range(2):
+        copy = email_service.copy_message(db=db, principal=admin, message_id=message_id)
+        email_service.make_ready(
+            db=db, principal=admin, message_id=copy.id, public_url="http://testserver"
+        )
+        copies.append(copy.id)
+    send = sends.create_send(
+        db=db,
+        principal=admin,
+        message_id=copies[1],
+        list_ids=[list_id],
+        scheduled_at=utcnow() + timedelta(days=1),
+        queue=app_jobs(client.app),
+    )
+    return copies[0], send.id
 
 
 def _url(template: str, targets: dict[str, Any]) -> str:

@@ -72,5 +72,42 @@ class Settings(BaseSettings):
         default=4, ge=1, le=32, description="Webinars fetched from Graph at the same time."
     )
 
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="Where email is sent: smtp://user:pass@host:587 (STARTTLS, required), "
+        "smtps://user:pass@host:465 (TLS from the start), or smtp://host:25?tls=none for a "
+        "relay on a trusted network (the demo's mail catcher). Unset: nothing can be sent.",
+    )
+    smtp_ca_file: Path | None = Field(
+        default=None,
+        description="Certificates (PEM) to trust for the SMTP server, besides the system's.",
+    )
+    smtp_rate_per_second: float = Field(
+        default=20.0, gt=0, description="Messages per second handed to the SMTP server at most."
+    )
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    dkim_key_file: Path | None = Field(
+        default=None,
+        description="A PEM RSA private key: outgoing email is DKIM-signed with "
+        "it when set, for the sender's domain unless `dkim_domain` says otherwise.",
+    )
+    dkim_selector: str = Field(default="gatherly", pattern=r"^[A-Za-z0-9._-]{1,63}$")
+    dkim_domain: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]{1,253}$")
+    email_retry_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="The wait before retrying a message the server deferred (4xx); doubled "
+        "at each attempt.",
+    )
+    email_max_attempts: int = Field(
+        default=5, ge=1, le=20, description="Attempts before a deferred message is a soft bounce."
+    )
+    email_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long a send stays with the worker on it without word from it; after "
+        "that (the worker died) another worker resumes it.",
+    )
+
     # Set by ``crypto.resolve``: the key above was checked (and warned about) once.
     _secret_key_resolved: bool = PrivateAttr(default=False)

@@ -75,9 +75,11 @@ class Audience:
     suppressed: dict[str, int]
 
 
-def _members(
+def members(
     db: Session, principal: access.Principal, segment_ids: Sequence[int], list_ids: Sequence[int]
 ) -> Select[Any]:
+    """``select(Contact)`` of the audience the principal may read (ValidationFailed with no
+    segment or list, NotFound for one it may not read)."""
     return segment_service.audience_statement(
         db=db, principal=principal, segment_ids=segment_ids, list_ids=list_ids
     )
@@ -91,7 +93,7 @@ def audience(
     list_ids: Sequence[int] = (),
 ) -> Audience:
     """Count the audience and its suppressed contacts, by reason (one query)."""
-    rows = _members(db, principal, segment_ids, list_ids).with_only_columns(
+    rows = members(db, principal, segment_ids, list_ids).with_only_columns(
         Contact.id, reason_column()
     )
     inner = rows.subquery()
@@ -129,7 +131,7 @@ def audience_people(
     """A page of the audience's contacts (by default the suppressed ones), each a
     :class:`Person` with its reason, in id order: "see who and why" before a send."""
     page_request(SORTABLE, sort="id", cursor=cursor, limit=limit)  # a bad cursor, named first
-    stmt = _members(db, principal, segment_ids, list_ids)
+    stmt = members(db, principal, segment_ids, list_ids)
     if suppressed_only:
         stmt = stmt.where(reason_column().is_not(None))
     page = paginate(

@@ -9,8 +9,19 @@ else the organisation's default (``email.service.content_setting_for``).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gatherly.access import registry
@@ -120,5 +131,114 @@ class Suppression(Base):
     lift_reason: Mapped[str] = mapped_column(Text, default="")
 
 
+# A send's life: scheduled (waits for its time) → sending (the worker is on it; when only
+# deliveries waiting to be retried are left, the worker comes back at their time) → done;
+# or cancelled before it is done, or failed (nothing could be sent: the reason says why).
+SCHEDULED = "scheduled"
+SENDING = "sending"
+DONE = "done"
+CANCELLED = "cancelled"
+FAILED = "failed"
+SEND_STATES = (SCHEDULED, SENDING, DONE, CANCELLED, FAILED)
+
+
+class EmailSend(OwnedMixin, AuditedMixin, Base):
+    """A ready message sent to segments and lists, now or at a time. Its audience is taken
+    when it starts, as the user who made it may read it, into one delivery per contact."""
+
+    __tablename__ = "email_send"
+    __table_args__ = (
+        *owned_indexes("email_send"),
+        Index("ix_email_send_state", "state", "scheduled_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("email_message.id", ondelete="RESTRICT"))
+    segment_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    list_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    state: Mapped[str] = mapped_column(String(10), default=SCHEDULED)
+    error: Mapped[str] = mapped_column(Text, default="", server_default="")
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The worker on it holds it until then (and renews it as it goes); a worker that died
+    # leaves it to expire, and the next one resumes the send.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the worker should look at it again (deliveries waiting to be retried).
+    wake_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recipients: Mapped[int | None] = mapped_column(Integer)  # deliveries made at the start
+
+
+# A delivery's life: queued → sending (committed before the SMTP transaction starts) →
+# sent | failed(reason) ; or suppressed(reason) from the start. A 4xx answer puts it back
+# to queued with a later attempt time; after the last attempt it fails as a soft bounce.
+QUEUED = "queued"
+SENT = "sent"
+SUPPRESSED = "suppressed"
+DELIVERY_STATES = (QUEUED, SENDING, SENT, FAILED, SUPPRESSED, CANCELLED)
+DUPLICATE = "duplicate"  # another contact of the send has the same address
+SOFT_BOUNCE = "soft_bounce"
+REJECTED = "rejected"  # the server refused the message itself (5xx after DATA)
+INTERRUPTED = "interrupted"  # the worker stopped while this one was in flight
+NOT_RENDERED = "not_rendered"  # the template failed for this contact
+
+
+class EmailDelivery(Base):
+    """One message to one contact of a send: exactly one per (send, contact)."""
+
+    __tablename__ = "email_delivery"
+    __table_args__ = (
+        UniqueConstraint("send_id", "contact_id"),
+        Index("ix_email_delivery_work", "send_id", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    send_id: Mapped[int] = mapped_column(ForeignKey("email_send.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contact.id", ondelete="SET NULL"), index=True
+    )
+    email: Mapped[str | None] = mapped_column(String(320))
+    state: Mapped[str] = mapped_column(String(10), default=QUEUED)
+    reason: Mapped[str | None] = mapped_column(String(20))
+    detail: Mapped[str] = mapped_column(Text, default="", server_default="")  # SMTP's answer
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    message_id_header: Mapped[str | None] = mapped_column(String(255))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+DELIVERED = "delivered"
+OPENED = "opened"
+CLICKED = "clicked"
+BOUNCED = "bounced"
+COMPLAINED = "complained"
+INTERACTION_KINDS = (DELIVERED, OPENED, CLICKED, UNSUBSCRIBED, BOUNCED, COMPLAINED)
+
+
+class EmailInteraction(Base):
+    """Something a delivery led to, with its time: owned by the message that generated it
+    (insights show full counts to whoever may read the message), not by the contact."""
+
+    __tablename__ = "email_interaction"
+    __table_args__ = (
+        Index("ix_email_interaction_message", "message_id", "kind", "at"),
+        Index("ix_email_interaction_send", "send_id", "kind", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("email_delivery.id", ondelete="CASCADE"), index=True
+    )
+    send_id: Mapped[int] = mapped_column(ForeignKey("email_send.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("email_message.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(12))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    url: Mapped[str | None] = mapped_column(String(2000))
+    machine: Mapped[bool] = mapped_column(Boolean, default=False)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
 registry.register("email_content_setting", "Email content setting", ContentSetting)
 registry.register("email_message", "Email message", EmailMessage)
+registry.register("email_send", "Email send", EmailSend)

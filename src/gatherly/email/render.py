@@ -21,7 +21,7 @@ import css_inline
 import nh3
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
-from jinja2 import TemplateSyntaxError, Undefined, meta, nodes
+from jinja2 import Template, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
@@ -190,6 +190,12 @@ def _parse(source: str, field: str) -> nodes.Template:
     return tree
 
 
+@functools.lru_cache(maxsize=32)
+def _compiled(source: str, field: str) -> Template:
+    """A checked template compiled once (a send renders the same few for every recipient)."""
+    return _environment(field == "html").from_string(_parse(source, field))
+
+
 def check_template(source: str, field: str) -> set[str]:
     """The variables a template uses; ValidationFailed naming the field and line when it
     does not parse or uses a tag a message may not."""
@@ -201,7 +207,7 @@ def render(source: str, context: Mapping[str, Any], *, field: str) -> str:
 
     Raises ValidationFailed naming the field when the template fails (a sandbox refusal,
     a filter given the wrong type, an output beyond ``MAX_OUTPUT`` characters)."""
-    template = _environment(field == "html").from_string(_parse(source, field))
+    template = _compiled(source, field)
     try:
         out: list[str] = []
         size = 0

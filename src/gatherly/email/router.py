@@ -12,7 +12,8 @@ from gatherly.contact.schemas import PageOut
 from gatherly.core.ids import MAX_ID
 from gatherly.email import audience as audiences
 from gatherly.email import schemas as s
-from gatherly.email import service
+from gatherly.email import sends, service
+from gatherly.jobs.queue import app_jobs
 
 router = APIRouter(prefix="/email", tags=["email"])
 Search = Annotated[str | None, Query(max_length=200, description="Part of the name")]
@@ -302,3 +303,91 @@ def lift_suppression(
     suppression_id: PathId, body: s.LiftIn, db: DbSession, principal: CurrentPrincipal
 ) -> Any:
     return audiences.lift(db=db, principal=principal, suppression_id=suppression_id, why=body.why)
+
+
+# ------------------------------------------------------------------ sends
+
+
+def _progress(found: sends.Progress) -> s.SendProgressOut:
+    return s.SendProgressOut(
+        send=s.SendOut.model_validate(found.send), states=found.states, reasons=found.reasons
+    )
+
+
+@router.post(
+    "/sends",
+    status_code=201,
+    summary="Send a ready message to segments and lists, now or at a time",
+    description="The audience is taken when the send starts, as you may read it then; "
+    "suppressed contacts and second contacts with the same address get nothing.",
+    response_model=s.SendOut,
+)
+def create_send(
+    body: s.SendIn, request: Request, db: DbSession, principal: CurrentPrincipal
+) -> Any:
+    return sends.create_send(
+        db=db,
+        principal=principal,
+        message_id=body.message_id,
+        segment_ids=body.segment_ids,
+        list_ids=body.list_ids,
+        scheduled_at=body.scheduled_at,
+        owner=body.owner,
+        queue=app_jobs(request.app),
+    )
+
+
+@router.get("/sends", summary="Sends you may read", response_model=PageOut[s.SendOut])
+def list_sends(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    paging: Paging,
+    message_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+) -> Any:
+    page = sends.list_sends(
+        db=db, principal=principal, message_id=message_id, cursor=paging.cursor, limit=paging.limit
+    )
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@router.get(
+    "/sends/{send_id}",
+    summary="A send and its deliveries by state",
+    response_model=s.SendProgressOut,
+)
+def read_send(send_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
+    return _progress(sends.progress(db=db, principal=principal, send_id=send_id))
+
+
+@router.post(
+    "/sends/{send_id}/cancel",
+    summary="Stop a send: what was not sent yet is not sent",
+    response_model=s.SendOut,
+)
+def cancel_send(send_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
+    return sends.cancel_send(db=db, principal=principal, send_id=send_id)
+
+
+@router.post(
+    "/messages/{message_id}/test",
+    summary="Send one test copy of a message to an address now",
+    description="Personalised for a contact you may read, or for the sample contact; the "
+    "subject starts with [Test] and its unsubscribe links lead to a preview. Needs write "
+    "access to the message.",
+    response_model=s.TestSendOut,
+)
+def send_test(
+    message_id: PathId,
+    body: s.TestSendIn,
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+) -> Any:
+    return sends.send_test(
+        db=db,
+        principal=principal,
+        settings=request.app.state.settings,
+        message_id=message_id,
+        to=body.to,
+        contact_id=body.contact_id,
+    )

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from gatherly.contact.schemas import OwnerRef
 from gatherly.core.ids import Id
 from gatherly.core.schemas import StrictModel, normalize_email
+from gatherly.event.schemas import UtcDateTime
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 MAX_HTML = 500_000  # characters: far beyond any real email, well below a memory risk
@@ -177,3 +178,65 @@ class LiftIn(StrictModel):
     """Lift a bounce or complaint suppression."""
 
     why: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class SendIn(StrictModel):
+    """Send a ready message to segments and lists, now or at a time."""
+
+    message_id: Id
+    segment_ids: Annotated[list[Id], Field(default_factory=list, max_length=50)]
+    list_ids: Annotated[list[Id], Field(default_factory=list, max_length=50)]
+    scheduled_at: UtcDateTime | None = Field(
+        None, description="When to send (with its zone); empty: now"
+    )
+    owner: OwnerRef | None = None
+
+
+class SendOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    message_id: int
+    segment_ids: list[int]
+    list_ids: list[int]
+    scheduled_at: datetime
+    state: str
+    error: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    wake_at: datetime | None = Field(description="When deferred messages are tried again")
+    recipients: int | None = Field(description="Deliveries made when it started")
+    owner: OwnerRef
+    owning_bu_id: int
+    created_at: datetime
+    created_by_id: int | None
+
+
+class SendProgressOut(BaseModel):
+    """How far a send is: its deliveries by state, and the reasons of those not sent."""
+
+    send: SendOut
+    states: dict[str, int]
+    reasons: dict[str, int]
+
+
+class TestSendIn(StrictModel):
+    """Send one copy of a message to an address, as a contact (or the sample) would get it."""
+
+    to: str
+    contact_id: Id | None = None
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, value: str) -> str:
+        return normalize_email(value)
+
+
+class TestSendOut(BaseModel):
+    """What the SMTP server said to the test copy."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    to: str
+    status: Literal["sent", "hard_bounce", "rejected", "deferred", "unavailable"]
+    detail: str

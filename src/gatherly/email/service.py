@@ -49,10 +49,12 @@ from gatherly.org import service as org_service
 
 SETTING = "email_content_setting"
 MESSAGE = "email_message"
+SEND = "email_send"
+NOUNS = {SETTING: "content setting", MESSAGE: "email message", SEND: "send"}
 TEMPLATE_FIELDS = ("subject", "preheader", "html", "text")
 
 
-def _new_columns(db: Session, principal: access.Principal, record_type: str, owner: Any) -> Any:
+def new_columns(db: Session, principal: access.Principal, record_type: str, owner: Any) -> Any:
     owner = owner or OwnerRef(type="user", id=principal.user_id)
     bu_id = contact_service.resolve_owner(db=db, owner=owner)
     access.can_create_in(
@@ -61,7 +63,7 @@ def _new_columns(db: Session, principal: access.Principal, record_type: str, own
     return contact_service.new_record_columns(owner=owner, bu_id=bu_id, principal=principal)
 
 
-def _get(
+def get_owned(
     db: Session,
     principal: access.Principal,
     record_type: str,
@@ -71,14 +73,13 @@ def _get(
 ) -> Any:
     found = access.get(db, principal=principal, record_type=record_type, record_id=record_id)
     if found is None:
-        noun = "content setting" if record_type == SETTING else "email message"
-        raise NotFound(f"{noun} {record_id} not found", field=field)
+        raise NotFound(f"{NOUNS[record_type]} {record_id} not found", field=field)
     if privilege != Privilege.READ:
         access.require(db, principal, privilege, record_type, found)
     return found
 
 
-def _page(
+def owned_page(
     db: Session,
     principal: access.Principal,
     model: Any,
@@ -88,6 +89,7 @@ def _page(
     cursor: str | None,
     limit: int,
     where: Any = None,
+    sortable: dict[str, Any] | None = None,
 ) -> Page:
     stmt: Select[Any] = select(model)
     if q:
@@ -98,14 +100,14 @@ def _page(
         db,
         access.scope(stmt, principal=principal, record_type=record_type),
         id_column=model.id,
-        sortable={"id": model.id, "name": model.name, "modified_at": model.modified_at},
+        sortable=sortable or {"id": model.id, "name": model.name, "modified_at": model.modified_at},
         sort="-id",
         cursor=cursor,
         limit=limit,
     )
 
 
-def _touch(row: Any, principal: access.Principal) -> None:
+def touch(row: Any, principal: access.Principal) -> None:
     row.modified_at, row.modified_by_id = utcnow(), principal.user_id
 
 
@@ -121,14 +123,14 @@ def get_content_setting(
     field: str = "id",
 ) -> ContentSetting:
     """A content setting the caller may read (NotFound otherwise), checked for ``privilege``."""
-    return cast(ContentSetting, _get(db, principal, SETTING, setting_id, privilege, field))
+    return cast(ContentSetting, get_owned(db, principal, SETTING, setting_id, privilege, field))
 
 
 def create_content_setting(
     *, db: Session, principal: access.Principal, setting_in: ContentSettingIn
 ) -> ContentSetting:
     """A new content setting owned by ``setting_in.owner`` (default: the caller)."""
-    columns = _new_columns(db, principal, SETTING, setting_in.owner)
+    columns = new_columns(db, principal, SETTING, setting_in.owner)
     data = setting_in.model_dump(exclude={"owner"}, exclude_none=True)
     row = ContentSetting(**data, **columns)
     db.add(row)
@@ -154,7 +156,7 @@ def update_content_setting(
         setattr(
             row, key, "" if value is None and key in ("sender_name", "postal_address") else value
         )
-    _touch(row, principal)
+    touch(row, principal)
     db.flush()
     return row
 
@@ -204,7 +206,7 @@ def list_content_settings(
     limit: int = 50,
 ) -> Page:
     """A page of the content settings the caller may read, newest first."""
-    return _page(db, principal, ContentSetting, SETTING, q=q, cursor=cursor, limit=limit)
+    return owned_page(db, principal, ContentSetting, SETTING, q=q, cursor=cursor, limit=limit)
 
 
 def set_default(
@@ -252,7 +254,7 @@ def set_default(
                     field="default_for",
                 )
             previous.default_for = None
-            _touch(previous, principal)
+            touch(previous, principal)
             db.flush()
             audit.log(
                 db,
@@ -265,7 +267,7 @@ def set_default(
                 after={"default_for": None},
             )
     row.default_for = default_for
-    _touch(row, principal)
+    touch(row, principal)
     db.flush()
     audit.log(
         db,
@@ -311,7 +313,7 @@ def get_message(
     field: str = "id",
 ) -> EmailMessage:
     """A message the caller may read (NotFound otherwise), checked for ``privilege``."""
-    return cast(EmailMessage, _get(db, principal, MESSAGE, message_id, privilege, field))
+    return cast(EmailMessage, get_owned(db, principal, MESSAGE, message_id, privilege, field))
 
 
 def _checked_fields(
@@ -343,7 +345,7 @@ def create_message(
     *, db: Session, principal: access.Principal, message_in: MessageIn
 ) -> EmailMessage:
     """A new draft message owned by ``message_in.owner`` (default: the caller)."""
-    columns = _new_columns(db, principal, MESSAGE, message_in.owner)
+    columns = new_columns(db, principal, MESSAGE, message_in.owner)
     data = _checked_fields(db, principal, message_in.model_dump(exclude={"owner"}))
     row = EmailMessage(**{k: v for k, v in data.items() if v is not None or k == "text"})
     for key, value in columns.items():
@@ -378,7 +380,7 @@ def update_message(
             changed = True
     if changed:
         row.state, row.checked_at = DRAFT, None
-    _touch(row, principal)
+    touch(row, principal)
     db.flush()
     return row
 
@@ -416,7 +418,9 @@ def list_messages(
 ) -> Page:
     """A page of the messages the caller may read, newest first."""
     where = EmailMessage.state == state if state else None
-    return _page(db, principal, EmailMessage, MESSAGE, q=q, cursor=cursor, limit=limit, where=where)
+    return owned_page(
+        db, principal, EmailMessage, MESSAGE, q=q, cursor=cursor, limit=limit, where=where
+    )
 
 
 # ------------------------------------------------------------------ personalisation
@@ -529,7 +533,7 @@ def _event_of(db: Session, message: EmailMessage) -> MarketingEvent | None:
     return db.get(MarketingEvent, message.event_id) if message.event_id is not None else None
 
 
-def _readable_contact(db: Session, principal: access.Principal, contact_id: int) -> Contact:
+def readable_contact(db: Session, principal: access.Principal, contact_id: int) -> Contact:
     try:
         found = contact_service.get(
             db=db, principal=principal, kind=contact_service.CONTACT, record_id=contact_id
@@ -550,7 +554,7 @@ def preview(
     """The message as a contact the caller may read would receive it (its links point at
     a preview, not at the contact's real unsubscribe page)."""
     message = get_message(db=db, principal=principal, message_id=message_id)
-    contact = _readable_contact(db, principal, contact_id)
+    contact = readable_contact(db, principal, contact_id)
     values = context(
         message=message,
         setting=content_setting_for(db=db, message=message),
@@ -594,7 +598,7 @@ def preview_draft(
         setattr(draft, key, "" if blank else value)
     person = copy.deepcopy(SAMPLE)
     if contact_id is not None:
-        person = contact_fields(_readable_contact(db, principal, contact_id))
+        person = contact_fields(readable_contact(db, principal, contact_id))
     values = context(
         message=draft,
         setting=content_setting_for(db=db, message=draft),
@@ -690,6 +694,6 @@ def make_ready(
         more = f" (and {len(problems) - 1} more: see the check)" if len(problems) > 1 else ""
         raise ValidationFailed(f"{first.message}{more}", field=first.field)
     message.state, message.checked_at = READY, utcnow()
-    _touch(message, principal)
+    touch(message, principal)
     db.flush()
     return message

@@ -9,7 +9,7 @@ it and ``gatherly worker`` consumes with it, so both sides agree on task names.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.core import changes
 from gatherly.core.config import Settings
-from gatherly.core.db import make_engine, make_session_factory
+from gatherly.core.db import make_engine, make_session_factory, utcnow
+from gatherly.email import delivery as email_delivery
 from gatherly.segment import jobs as segment_jobs
 from gatherly.teams import jobs as teams_jobs
 from gatherly.teams import sync
@@ -76,6 +77,34 @@ class Jobs:
         def segments_schedule() -> None:
             self._refresh_segments(periodic=True)
 
+        @self.huey.task(name="email.send")  # type: ignore[untyped-decorator]
+        def email_send(send_id: int) -> None:
+            report = email_delivery.run_send(self.session_factory(), self.settings, send_id=send_id)
+            log.info(
+                "send %s: %s (%s sent, %s failed, %s deferred)",
+                send_id,
+                report.status,
+                report.sent,
+                report.failed,
+                report.deferred,
+            )
+            if report.wake_at is not None:
+                self.enqueue_send(send_id=send_id, at=report.wake_at)
+
+        @self.huey.periodic_task(crontab(minute="*"), name="email.schedule")  # type: ignore[untyped-decorator]
+        def email_schedule() -> None:
+            for send_id in email_delivery.due(self.session_factory()):
+                self.email_send(send_id)
+
+        @self.huey.on_startup()  # type: ignore[untyped-decorator]
+        def resume_sends() -> None:
+            # Sends a worker that stopped left unfinished: taken now, or (while another
+            # worker's lease on one runs) when the lease runs out.
+            for send_id in email_delivery.unfinished(self.session_factory()):
+                self.email_send(send_id)
+
+        self.email_send: Any = email_send
+        self.email_schedule: Any = email_schedule
         self.teams_sync: Any = teams_sync
         self.teams_schedule: Any = teams_schedule
         self.segments_process: Any = segments_process
@@ -139,6 +168,14 @@ class Jobs:
         db.commit()
         self.enqueue_sync(run_id=run.id, webinar_graph_id=webinar_graph_id)
         return run
+
+    def enqueue_send(self, *, send_id: int, at: datetime | None = None) -> None:
+        """Queue a send for the worker, now or to run at ``at``."""
+        delay = (at - utcnow()).total_seconds() if at is not None else 0.0
+        if delay > 0:
+            self.email_send.schedule(args=(send_id,), delay=delay)
+        else:
+            self.email_send(send_id)
 
     def consumer(self, *, workers: int = 1, schedule: bool = True) -> Consumer:
         """A consumer running tasks and, unless told not to, the schedule."""
