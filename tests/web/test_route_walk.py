@@ -18,7 +18,20 @@ from tests import factories as f
 from tests.routing import api_route_pairs
 from tests.web.conftest import client_sign_in, with_password
 
-OPEN = {("GET", "/signin"), ("POST", "/signin")}  # the sign-in form itself
+OPEN = {
+    ("GET", "/signin"),  # the sign-in form itself
+    ("POST", "/signin"),
+    # A recipient's pages, reached from an email by its signed token (web/recipients.py;
+    # tests/api/test_email_tracking.py): no account, and RFC 8058's one-click POST
+    # carries no CSRF token.
+    ("GET", "/email/u/{token}"),
+    ("POST", "/email/u/{token}"),
+    ("GET", "/email/s/{token}"),
+    ("POST", "/email/s/{token}"),
+    ("GET", "/email/o/{token}.gif"),
+    ("GET", "/email/c/{token}"),
+    ("GET", "/email/preview/{kind}"),
+}
 CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
 
 

@@ -39,17 +39,18 @@ REASONS = {
 }
 
 
-def _suppressed(reason: str) -> ColumnElement[bool]:
+def _suppressed(reason: str, topic: str = "") -> ColumnElement[bool]:
     return exists().where(
         Suppression.email == Contact.email,
         Suppression.reason == reason,
-        Suppression.topic == "",
+        Suppression.topic.in_({"", topic}),
         Suppression.lifted_at.is_(None),
     )
 
 
-def reason_column() -> ColumnElement[Any]:
-    """Per contact row: why it must not get marketing email, or NULL when it may."""
+def reason_column(topic: str = "") -> ColumnElement[Any]:
+    """Per contact row: why it must not get marketing email (of ``topic``: an unsubscribe
+    from the topic counts as one from all), or NULL when it may."""
     tombstoned = exists().where(
         Tombstone.record_type == "contact",
         Tombstone.email == Contact.email,
@@ -60,9 +61,18 @@ def reason_column() -> ColumnElement[Any]:
         (tombstoned, literal(TOMBSTONED)),
         (_suppressed(HARD_BOUNCE), literal(BOUNCED)),
         (_suppressed(COMPLAINT), literal(COMPLAINED)),
-        (_suppressed(UNSUBSCRIBED), literal(UNSUBSCRIBED)),
+        (_suppressed(UNSUBSCRIBED, topic), literal(UNSUBSCRIBED)),
         else_=None,
     ).label("reason")
+
+
+def _topic(db: Session, principal: access.Principal, message_id: int | None) -> str:
+    if message_id is None:
+        return ""
+    found = access.get(db, principal=principal, record_type="email_message", record_id=message_id)
+    if found is None:
+        raise NotFound(f"email message {message_id} not found", field="message_id")
+    return str(found.topic)
 
 
 @dataclass(frozen=True)
@@ -91,10 +101,13 @@ def audience(
     principal: access.Principal,
     segment_ids: Sequence[int] = (),
     list_ids: Sequence[int] = (),
+    message_id: int | None = None,
 ) -> Audience:
-    """Count the audience and its suppressed contacts, by reason (one query)."""
+    """Count the audience and its suppressed contacts, by reason (one query), for the
+    message (its topic: who unsubscribed from it gets nothing) or any message."""
+    topic = _topic(db, principal, message_id)
     rows = members(db, principal, segment_ids, list_ids).with_only_columns(
-        Contact.id, reason_column()
+        Contact.id, reason_column(topic)
     )
     inner = rows.subquery()
     grouped = db.execute(select(inner.c.reason, func.count()).group_by(inner.c.reason))
@@ -125,15 +138,17 @@ def audience_people(
     segment_ids: Sequence[int] = (),
     list_ids: Sequence[int] = (),
     suppressed_only: bool = True,
+    message_id: int | None = None,
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page:
     """A page of the audience's contacts (by default the suppressed ones), each a
     :class:`Person` with its reason, in id order: "see who and why" before a send."""
     page_request(SORTABLE, sort="id", cursor=cursor, limit=limit)  # a bad cursor, named first
+    topic = _topic(db, principal, message_id)
     stmt = members(db, principal, segment_ids, list_ids)
     if suppressed_only:
-        stmt = stmt.where(reason_column().is_not(None))
+        stmt = stmt.where(reason_column(topic).is_not(None))
     page = paginate(
         db,
         stmt,
@@ -147,7 +162,7 @@ def audience_people(
     ids = [c.id for c in contacts]
     reasons: dict[int, str | None] = {}
     if ids:
-        found = db.execute(select(Contact.id, reason_column()).where(Contact.id.in_(ids)))
+        found = db.execute(select(Contact.id, reason_column(topic)).where(Contact.id.in_(ids)))
         reasons = {contact_id: reason for contact_id, reason in found}
     return Page(
         items=[Person(c, reasons.get(c.id)) for c in contacts], next_cursor=page.next_cursor

@@ -33,7 +33,7 @@ from gatherly.core.config import Settings
 from gatherly.core.db import utcnow
 from gatherly.core.exceptions import NotFound, ValidationFailed
 from gatherly.email import audience as audience_service
-from gatherly.email import service, smtp, tokens
+from gatherly.email import service, smtp, tokens, tracking
 from gatherly.email.models import (
     BOUNCED,
     CANCELLED,
@@ -121,7 +121,16 @@ def compose(
         unsubscribe_url=unsubscribe,
         subscription_centre_url=centre,
     )
-    rendered = service.render_for(prepared.message, values)
+    track = None
+    if delivery_id is not None:
+        keep = frozenset({unsubscribe, values["subscription_centre_url"]})
+
+        def track(body: str) -> str:
+            return tracking.instrument(
+                body, settings=prepared.settings, delivery_id=delivery_id, keep=keep
+            )
+
+    rendered = service.render_for(prepared.message, values, track)
     mime = Mime(policy=SMTP)
     mime["From"] = formataddr((setting.sender_name, setting.sender_email))
     mime["To"] = to
@@ -251,10 +260,12 @@ def _start(db: Session, settings: Settings, send: EmailSend) -> str | None:
         )
     except (NotFound, ValidationFailed) as exc:
         return exc.message
+    message = db.get(EmailMessage, send.message_id)
+    topic = message.topic if message is not None else ""
     rows = members.with_only_columns(
         Contact.id.label("contact_id"),
         Contact.email.label("email"),
-        audience_service.reason_column(),
+        audience_service.reason_column(topic),
     ).subquery()
     rank = func.row_number().over(
         partition_by=(rows.c.email, rows.c.reason), order_by=rows.c.contact_id
@@ -390,7 +401,7 @@ class _Run:
                 self.db.scalars(
                     select(Suppression.email).where(
                         Suppression.email.in_(addresses),
-                        Suppression.topic == "",
+                        Suppression.topic.in_({"", self.prepared.message.topic}),
                         Suppression.lifted_at.is_(None),
                     )
                 )

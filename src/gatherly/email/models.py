@@ -92,6 +92,9 @@ class EmailMessage(OwnedMixin, AuditedMixin, Base):
         ForeignKey("marketing_event.id", ondelete="SET NULL")
     )
     state: Mapped[str] = mapped_column(String(10), default=DRAFT, server_default=DRAFT)
+    # The subscription topic it belongs to ("Webinars"); "": marketing email in general.
+    # Who unsubscribed from the topic, or from all marketing email, does not get it.
+    topic: Mapped[str] = mapped_column(String(100), default="", server_default="")
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

@@ -226,15 +226,30 @@ ListIds = Annotated[
 ]
 
 
+MessageFor = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_ID,
+        description="The message to send: who unsubscribed from its topic is suppressed too",
+    ),
+]
+
+
 @router.get("/audience", summary="Who a send to these segments and lists would reach")
 def audience(
     db: DbSession,
     principal: CurrentPrincipal,
     segment_ids: SegmentIds = [],  # noqa: B006 - FastAPI copies query defaults
     list_ids: ListIds = [],  # noqa: B006
+    message_id: MessageFor = None,
 ) -> s.AudienceOut:
     found = audiences.audience(
-        db=db, principal=principal, segment_ids=segment_ids, list_ids=list_ids
+        db=db,
+        principal=principal,
+        segment_ids=segment_ids,
+        list_ids=list_ids,
+        message_id=message_id,
     )
     return s.AudienceOut(
         total=found.total,
@@ -258,12 +273,14 @@ def audience_people(
     everyone: Annotated[
         bool, Query(alias="all", description="Everyone, not only the suppressed")
     ] = False,
+    message_id: MessageFor = None,
 ) -> Any:
     page = audiences.audience_people(
         db=db,
         principal=principal,
         segment_ids=segment_ids,
         list_ids=list_ids,
+        message_id=message_id,
         suppressed_only=not everyone,
         cursor=paging.cursor,
         limit=paging.limit,

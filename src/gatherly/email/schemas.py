@@ -95,6 +95,15 @@ class MessageFields(StrictModel):
     )
     content_setting_id: Id | None = None
     event_id: Id | None = None
+    topic: Annotated[str, Field(max_length=100)] | None = Field(
+        None,
+        description='The subscription topic ("Webinars"); empty: marketing email in general',
+    )
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str | None) -> str | None:
+        return None if value is None else " ".join(value.split())
 
 
 class MessageIn(MessageFields):
@@ -115,6 +124,7 @@ class MessageOut(BaseModel):
     text: str | None
     content_setting_id: int | None
     event_id: int | None
+    topic: str
     state: str
     checked_at: datetime | None
     owner: OwnerRef

@@ -10,6 +10,7 @@ of the event.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -371,7 +372,7 @@ def update_message(
     )
     changed = False
     for key, value in data.items():
-        if value is None and key in ("name", "subject", "preheader", "html"):
+        if value is None and key in ("name", "subject", "preheader", "html", "topic"):
             if key == "name":
                 raise ValidationFailed("name cannot be empty", field="name")
             value = ""
@@ -399,7 +400,15 @@ def copy_message(*, db: Session, principal: access.Principal, message_id: int) -
     source = get_message(db=db, principal=principal, message_id=message_id)
     fields = {
         name: getattr(source, name)
-        for name in ("subject", "preheader", "html", "text", "content_setting_id", "event_id")
+        for name in (
+            "subject",
+            "preheader",
+            "html",
+            "text",
+            "content_setting_id",
+            "event_id",
+            "topic",
+        )
     }
     name = f"Copy of {source.name}"[:200]
     return create_message(
@@ -511,8 +520,11 @@ class Rendered:
     text: str
 
 
-def render_for(message: EmailMessage, values: dict[str, Any]) -> Rendered:
-    """Render every part of ``message`` for one recipient's ``values`` (``context``)."""
+def render_for(
+    message: EmailMessage, values: dict[str, Any], track: Callable[[str], str] | None = None
+) -> Rendered:
+    """Render every part of ``message`` for one recipient's ``values`` (``context``);
+    ``track`` rewrites the HTML body's links for tracking (the text part keeps them)."""
     body = render.sanitize_html(render.render(message.html, values, field="html"))
     subject = " ".join(render.render(message.subject, values, field="subject").split())
     preheader = " ".join(render.render(message.preheader, values, field="preheader").split())
@@ -524,7 +536,7 @@ def render_for(message: EmailMessage, values: dict[str, Any]) -> Rendered:
     return Rendered(
         subject=subject,
         preheader=preheader,
-        html=render.document(body, preheader=preheader, title=subject),
+        html=render.document(track(body) if track else body, preheader=preheader, title=subject),
         text=text,
     )
 
@@ -594,7 +606,7 @@ def preview_draft(
         owning_bu_id=stored.owning_bu_id if stored else principal.business_unit_id,
     )
     for key, value in data.items():
-        blank = value is None and key in ("name", "subject", "preheader", "html")
+        blank = value is None and key in ("name", "subject", "preheader", "html", "topic")
         setattr(draft, key, "" if blank else value)
     person = copy.deepcopy(SAMPLE)
     if contact_id is not None:

@@ -16,6 +16,7 @@ from gatherly.web import (
     leads,
     pages,
     people,
+    recipients,
     segments,
     teams,
     tokens,
@@ -28,6 +29,19 @@ def install(app: FastAPI) -> None:
     pages.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     # people before contacts and leads: /contacts/new before /contacts/{contact_id}.
-    for module in (teams, events, people, contacts, leads, segments, bulk, email, admin, tokens):
+    # recipients before email: its /email/u/…, /email/s/… are public pages.
+    for module in (
+        teams,
+        events,
+        people,
+        contacts,
+        leads,
+        segments,
+        bulk,
+        recipients,
+        email,
+        admin,
+        tokens,
+    ):
         app.include_router(module.router)
     app.include_router(home)

@@ -1,4 +1,5 @@
-"""Email sends, one delivery per recipient, and the interactions they lead to.
+"""Email sends, one delivery per recipient, the interactions they lead to, and the
+subscription topic of a message.
 
 Revision ID: 0011
 Revises: 0010
@@ -17,6 +18,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("email_message", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("topic", sa.String(length=100), server_default="", nullable=False)
+        )
     op.create_table(
         "email_send",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -153,3 +158,5 @@ def downgrade() -> None:
         batch_op.drop_index("ix_email_send_owner")
 
     op.drop_table("email_send")
+    with op.batch_alter_table("email_message", schema=None) as batch_op:
+        batch_op.drop_column("topic")
