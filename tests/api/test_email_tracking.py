@@ -35,7 +35,7 @@ def _links(caught: Caught) -> dict[str, Any]:
         "text": text,
         "clicks": [h.removeprefix(BASE) for h in hrefs if h.startswith(f"{BASE}/email/c/")],
         "unsubscribe": next(h.removeprefix(BASE) for h in hrefs if "/email/u/" in h),
-        "centre": next(h.removeprefix(BASE) for h in hrefs if "/email/s/" in h),
+        "centre": next((h.removeprefix(BASE) for h in hrefs if "/email/s/" in h), None),
         "pixel": re.search(r'<img src="([^"]+\.gif)"', html).group(1).removeprefix(BASE),  # type: ignore[union-attr]
     }
 

@@ -270,6 +270,8 @@ def _request(
         kwargs["params"] = {"contact_id": params["record_id"]}
     if template.startswith(f"{API}/email/audience"):
         kwargs["params"] = {"list_id": targets["ids"]["list_id"]}
+    if template.startswith(f"{API}/email/insights"):
+        kwargs["params"] = {"send_id": targets["ids"]["send_id"], "kind": "opened"}
     if template == f"{API}/email/messages/{{message_id}}/preview":
         kwargs["params"] = {"contact_id": params["record_id"]}
     if method in {"POST", "PATCH", "PUT"}:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from fastapi.responses import StreamingResponse
 
 from gatherly.core.csvout import CsvExport
+
+# How OpenAPI describes a CSV download.
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
 
 
 def csv_download(export: CsvExport) -> StreamingResponse:

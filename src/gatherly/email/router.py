@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content, public_url
 from gatherly.api.params import Paging, PathId
+from gatherly.api.responses import CSV_RESPONSE, csv_download
 from gatherly.contact.schemas import PageOut
 from gatherly.core.ids import MAX_ID
 from gatherly.email import audience as audiences
+from gatherly.email import insights as insights_service
 from gatherly.email import schemas as s
 from gatherly.email import sends, service
 from gatherly.jobs.queue import app_jobs
@@ -407,4 +410,96 @@ def send_test(
         message_id=message_id,
         to=body.to,
         contact_id=body.contact_id,
+    )
+
+
+# ------------------------------------------------------------------ insights
+
+OfMessage = Annotated[int | None, Query(ge=1, le=MAX_ID, description="A message (all its sends)")]
+OfSend = Annotated[int | None, Query(ge=1, le=MAX_ID, description="One send")]
+Kind = Annotated[
+    insights_service.Kind, Query(description="What they did: opened, clicked, unsubscribed …")
+]
+
+
+@router.get(
+    "/insights",
+    summary="Insights of a message or a send: every count, in full",
+    response_model=s.InsightsOut,
+)
+def insights(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    message_id: OfMessage = None,
+    send_id: OfSend = None,
+) -> Any:
+    found = insights_service.insights(
+        db=db, principal=principal, message_id=message_id, send_id=send_id
+    )
+    return s.InsightsOut.model_validate(found)
+
+
+def _activity(p: insights_service.Someone) -> s.ActivityOut:
+    c = p.contact
+    return s.ActivityOut(
+        anonymous=c is None,
+        contact_id=c.id if c else None,
+        name=f"{c.first_name} {c.last_name}".strip() if c else "Anonymous contact",
+        email=c.email if c else None,
+        first_at=p.first_at,
+        last_at=p.last_at,
+        times=p.times,
+        machine_only=p.machine_only,
+        urls=p.urls,
+    )
+
+
+@router.get(
+    "/insights/people",
+    summary="Who opened (clicked, …): contacts you may not read are anonymous",
+    response_model=PageOut[s.ActivityOut],
+)
+def insight_people(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    paging: Paging,
+    kind: Kind,
+    message_id: OfMessage = None,
+    send_id: OfSend = None,
+) -> Any:
+    page = insights_service.people(
+        db=db,
+        principal=principal,
+        kind=kind,
+        message_id=message_id,
+        send_id=send_id,
+        cursor=paging.cursor,
+        limit=paging.limit,
+    )
+    return {"items": [_activity(p) for p in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get(
+    "/insights/people.csv",
+    summary="Who opened (clicked, …) as CSV (anonymous rows stay anonymous)",
+    response_class=StreamingResponse,
+    responses=CSV_RESPONSE,
+)
+def export_insight_people(
+    request: Request,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    kind: Kind,
+    message_id: OfMessage = None,
+    send_id: OfSend = None,
+) -> StreamingResponse:
+    return csv_download(
+        insights_service.export_people(
+            db=db,
+            principal=principal,
+            kind=kind,
+            message_id=message_id,
+            send_id=send_id,
+            session_factory=request.app.state.session_factory,
+        )
     )

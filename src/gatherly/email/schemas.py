@@ -250,3 +250,62 @@ class TestSendOut(BaseModel):
     to: str
     status: Literal["sent", "hard_bounce", "rejected", "deferred", "unavailable"]
     detail: str
+
+
+class LinkClicksOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    url: str
+    clicks: int
+    unique: int
+
+
+class BucketOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    start: datetime
+    opens: int
+    clicks: int
+
+
+class InsightsOut(BaseModel):
+    """Every count of a message (all its sends) or of one send, in full for anyone who may
+    read it. Opens and clicks count people (``opened``, ``clicked``) and events."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    message_id: int
+    send_id: int | None
+    recipients: int
+    suppressed: int
+    sent: int
+    delivered: int
+    hard_bounces: int
+    soft_bounces: int
+    failed: int
+    opened: int
+    opens: int
+    machine_opens: int = Field(description="Opens by mail proxies, scanners and prefetching")
+    clicked: int
+    clicks: int
+    unsubscribed: int
+    complaints: int
+    open_rate: float | None = Field(description="People who opened, of those delivered")
+    click_rate: float | None = Field(description="People who clicked, of those delivered")
+    links: list[LinkClicksOut]
+    timeline: list[BucketOut]
+    bucket: Literal["hour", "day"]
+
+
+class ActivityOut(BaseModel):
+    """A recipient who opened (clicked, …): named only when you may read the contact."""
+
+    anonymous: bool
+    contact_id: int | None
+    name: str
+    email: str | None
+    first_at: datetime
+    last_at: datetime
+    times: int
+    machine_only: bool
+    urls: list[str]

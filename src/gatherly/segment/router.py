@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from gatherly.access import engine as access
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
 from gatherly.api.params import Paging, PathId
-from gatherly.api.responses import csv_download
+from gatherly.api.responses import CSV_RESPONSE, csv_download
 from gatherly.contact.schemas import CountOut, PageOut
 from gatherly.core.ids import MAX_ID
 from gatherly.segment import schemas as s
@@ -33,7 +33,6 @@ Search = Annotated[
 MemberSort = Annotated[
     str, Query(description="last_name, first_name, email, company, created_at, modified_at, id")
 ]
-CSV_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
 
 
 # ---------------------------------------------------------------- marketing lists
