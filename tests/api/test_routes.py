@@ -31,6 +31,7 @@ from tests.api.helpers import API, assert_error
 from tests.routing import api_route_pairs
 from tests.smtp_sink import Sink, smtp_sink
 
+WEBHOOK = "webhook-secret-for-the-route-walk"
 DOC_PATHS = {f"{API}/openapi.json", f"{API}/docs", f"{API}/docs/oauth2-redirect"}
 # Routes that need a connected Teams tenant (the Graph emulator) to succeed: their success
 # paths are covered by tests/api/test_teams_api.py and test_events_api.py.
@@ -82,11 +83,11 @@ def _snapshot(db: Session) -> dict[str, list[tuple[Any, ...]]]:
 
 @pytest.fixture
 def sink(client: TestClient) -> Iterator[Sink]:
-    """A real SMTP server the app sends to (test sends)."""
+    """A real SMTP server the app sends to (test sends), and the bounce webhook open."""
     with smtp_sink() as server:
         settings = client.app.state.settings  # type: ignore[attr-defined]
         client.app.state.settings = settings.model_copy(  # type: ignore[attr-defined]
-            update={"smtp_url": SecretStr(server.url)}
+            update={"smtp_url": SecretStr(server.url), "email_webhook_token": SecretStr(WEBHOOK)}
         )
         try:
             yield server
@@ -187,6 +188,7 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
         "/email/suppressions/{suppression_id}/lift": {"why": "mailbox restored"},
         "/email/sends": {"message_id": ready, "list_ids": [mlist.id]},
         "/email/messages/{message_id}/test": {"to": "in@truder.example"},
+        "/email/webhook": {"events": [{"type": "bounce", "email": "gone@example.com"}]},
     }
     return {"ids": ids, "bodies": bodies, "shares": shares, "org": org}
 
@@ -276,6 +278,8 @@ def _request(
         kwargs["params"] = {"contact_id": params["record_id"]}
     if method in {"POST", "PATCH", "PUT"}:
         kwargs["json"] = targets["bodies"].get(template.removeprefix(API), {})
+    if template.startswith(f"{API}/email/webhook") and headers == targets["org"].headers["admin"]:
+        kwargs["headers"] = {"Authorization": f"Bearer {WEBHOOK}"}  # its own token, not a user's
     return client.request(method, url, **kwargs)
 
 

@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     email_max_attempts: int = Field(
         default=5, ge=1, le=20, description="Attempts before a deferred message is a soft bounce."
     )
+    email_webhook_token: SecretStr | None = Field(
+        default=None,
+        description="The shared secret a sending service (or your MTA) presents to post "
+        "bounces and complaints to /api/v1/email/webhook. Unset: the webhook is closed.",
+    )
     email_lease_seconds: float = Field(
         default=120.0,
         gt=0,

@@ -23,16 +23,24 @@ from gatherly.core.config import Settings
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.core.ids import MAX_ID
 from gatherly.email import audience as audiences
+from gatherly.email import bounces, insights, sends, service
 from gatherly.email import schemas as s
-from gatherly.email import service
+from gatherly.org import service as org_service
 
-app = typer.Typer(help="Email marketing: content settings and messages.", no_args_is_help=True)
+app = typer.Typer(
+    help="Email marketing: content settings, messages, sends, insights, bounces.",
+    no_args_is_help=True,
+)
 settings_app = typer.Typer(
     help="Content settings: sender, reply-to, postal address.", no_args_is_help=True
 )
 messages_app = typer.Typer(help="Email messages: write, check, preview.", no_args_is_help=True)
 app.add_typer(settings_app, name="settings")
 app.add_typer(messages_app, name="messages")
+sends_app = typer.Typer(help="Sends: a ready message to segments and lists.", no_args_is_help=True)
+bounces_app = typer.Typer(help="Bounces and complaints that come back.", no_args_is_help=True)
+app.add_typer(sends_app, name="sends")
+app.add_typer(bounces_app, name="bounces")
 out = Console()
 IdArg = Annotated[int, typer.Argument(help="Id.", min=1, max=MAX_ID)]
 
@@ -330,3 +338,223 @@ def audience(
         out.print(f"  {count} {audiences.REASONS[reason]} ({reason})", markup=False)
     for p in people:
         out.print(f"  #{p['contact_id']} {p['email'] or '(no email)'}: {p['reason']}", markup=False)
+
+
+@messages_app.command("test")
+def messages_test(
+    message_id: IdArg,
+    as_user: AsOpt,
+    to: Annotated[str, typer.Option(help="The address to send the test copy to.")],
+    contact: Annotated[
+        int | None,
+        typer.Option(min=1, max=MAX_ID, help="Personalise for this contact (default: a sample)."),
+    ] = None,
+) -> None:
+    """Send one test copy of a message to an address now; exits 1 if it was not accepted."""
+    body = validated(s.TestSendIn, to=to, contact_id=contact)
+    with acting(as_user) as (db, principal):
+        result = sends.send_test(
+            db=db,
+            principal=principal,
+            settings=Settings(),
+            message_id=message_id,
+            to=body.to,
+            contact_id=body.contact_id,
+        )
+    out.print(f"{result.to}: {result.status} ({result.detail})", markup=False)
+    if result.status != "sent":
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------ sends
+
+
+def _send(row: Any) -> dict[str, Any]:
+    return s.SendOut.model_validate(row).model_dump(mode="json")
+
+
+SegmentOpt = Annotated[
+    list[int] | None, typer.Option("--segment", min=1, max=MAX_ID, help="A segment (repeatable).")
+]
+ListOpt = Annotated[
+    list[int] | None,
+    typer.Option("--list", min=1, max=MAX_ID, help="A marketing list (repeatable)."),
+]
+
+
+@sends_app.command("create")
+def sends_create(
+    as_user: AsOpt,
+    message: Annotated[int, typer.Option(min=1, max=MAX_ID, help="The ready message.")],
+    segment: SegmentOpt = None,
+    list_: ListOpt = None,
+    at: Annotated[
+        str | None,
+        typer.Option(help="When, with its zone (2026-12-24T09:00:00+01:00); default: now."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a ready message to segments and lists; the worker (gatherly worker) delivers it."""
+    from gatherly.jobs.queue import Jobs
+
+    body = validated(
+        s.SendIn,
+        message_id=message,
+        segment_ids=segment or [],
+        list_ids=list_ or [],
+        scheduled_at=at,
+    )
+    with acting(as_user) as (db, principal):
+        row = sends.create_send(
+            db=db,
+            principal=principal,
+            message_id=body.message_id,
+            segment_ids=body.segment_ids,
+            list_ids=body.list_ids,
+            scheduled_at=body.scheduled_at,
+            queue=Jobs(Settings()),
+        )
+        data = _send(row)
+    if as_json:
+        print_json(data)
+        return
+    out.print(f"send {data['id']} scheduled for {data['scheduled_at']}", markup=False)
+
+
+@sends_app.command("list")
+def sends_list(
+    as_user: AsOpt,
+    message: Annotated[int | None, typer.Option(min=1, max=MAX_ID, help="Of this message.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The sends the user may read, newest first."""
+    with acting(as_user) as (db, principal):
+        fetch = partial(sends.list_sends, db=db, principal=principal, message_id=message, limit=500)
+        data = [_send(r) for r in every_page(lambda cursor: fetch(cursor=cursor))]
+    if as_json:
+        print_json(data)
+        return
+    table = Table("id", "message", "state", "scheduled at", "recipients")
+    for r in data:
+        table.add_row(
+            str(r["id"]),
+            str(r["message_id"]),
+            r["state"],
+            r["scheduled_at"],
+            str(r["recipients"] or ""),
+        )
+    out.print(table)
+
+
+@sends_app.command("show")
+def sends_show(send_id: IdArg, as_user: AsOpt, as_json: JsonOpt = False) -> None:
+    """A send and its deliveries by state."""
+    with acting(as_user) as (db, principal):
+        found = sends.progress(db=db, principal=principal, send_id=send_id)
+        data = {"send": _send(found.send), "states": found.states, "reasons": found.reasons}
+    if as_json:
+        print_json(data)
+        return
+    send = data["send"]
+    out.print(f"send {send['id']}: {send['state']} {send['error']}".rstrip(), markup=False)
+    for state, n in sorted(data["states"].items()):
+        out.print(f"  {state}: {n}", markup=False)
+    for reason, n in sorted(data["reasons"].items()):
+        out.print(f"    {reason}: {n}", markup=False)
+
+
+@sends_app.command("cancel")
+def sends_cancel(send_id: IdArg, as_user: AsOpt) -> None:
+    """Stop a send: what was not sent yet is not sent."""
+    with acting(as_user) as (db, principal):
+        sends.cancel_send(db=db, principal=principal, send_id=send_id)
+    out.print(f"send {send_id} cancelled", markup=False)
+
+
+# ------------------------------------------------------------------ insights
+
+
+@app.command("insights")
+def insights_command(
+    as_user: AsOpt,
+    message: Annotated[int | None, typer.Option(min=1, max=MAX_ID, help="A message.")] = None,
+    send: Annotated[int | None, typer.Option(min=1, max=MAX_ID, help="One send.")] = None,
+    who: Annotated[
+        insights.Kind | None,
+        typer.Option(help="Write who opened (clicked, …) as CSV instead of the counts."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The counts of a message or a send; with --who, who did it as CSV (contacts the user
+    may not read are anonymous)."""
+    from gatherly.core.db import make_engine, make_session_factory
+
+    with acting(as_user) as (db, principal):
+        if who is not None:
+            engine = make_engine(Settings().database_url)
+            try:
+                export = insights.export_people(
+                    db=db,
+                    principal=principal,
+                    kind=who,
+                    message_id=message,
+                    send_id=send,
+                    session_factory=make_session_factory(engine),
+                )
+                for chunk in export.chunks:
+                    sys.stdout.write(chunk.replace("\r\n", "\n"))
+            finally:
+                engine.dispose()
+            return
+        found = insights.insights(db=db, principal=principal, message_id=message, send_id=send)
+        data = s.InsightsOut.model_validate(found).model_dump(mode="json")
+    if as_json:
+        print_json(data)
+        return
+
+    def rate(value: float | None) -> str:
+        return "–" if value is None else f"{value:.1%}"
+
+    out.print(
+        f"{data['sent']} sent, {data['delivered']} delivered, {data['hard_bounces']} hard and "
+        f"{data['soft_bounces']} soft bounces, {data['suppressed']} suppressed",
+        markup=False,
+        soft_wrap=True,
+    )
+    out.print(
+        f"opened by {data['opened']} ({rate(data['open_rate'])}; {data['opens']} opens, "
+        f"{data['machine_opens']} by machines), clicked by {data['clicked']} "
+        f"({rate(data['click_rate'])}; {data['clicks']} clicks)",
+        markup=False,
+        soft_wrap=True,
+    )
+    out.print(
+        f"{data['unsubscribed']} unsubscribed, {data['complaints']} complaints",
+        markup=False,
+        soft_wrap=True,
+    )
+    for link in data["links"]:
+        out.print(f"  {link['clicks']:>6} {link['unique']:>6}  {link['url']}", markup=False)
+
+
+# ------------------------------------------------------------------ bounces
+
+
+@bounces_app.command("import")
+def bounces_import(
+    file: Annotated[Path, typer.Argument(help="A bounce or feedback report (.eml) or an mbox.")],
+    as_user: AsOpt,
+) -> None:
+    """Read bounce reports (RFC 3464 and older formats) and spam complaints (RFC 5965):
+    record each against its delivery once and suppress hard bounces and complainers.
+    System administrators only."""
+    with acting(as_user) as (db, principal):
+        org_service.require_admin(principal)
+        done = bounces.import_reports(db=db, reports=bounces.read_reports(file), source="import")
+    out.print(
+        f"{done.recorded} recorded, {done.repeated} already known, {done.unmatched} about "
+        f"addresses we did not send to, {len(done.suppressed)} addresses suppressed, "
+        f"{done.unreadable} messages that are not reports",
+        markup=False,
+        soft_wrap=True,
+    )

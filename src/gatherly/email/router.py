@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content, public_url
@@ -13,9 +13,9 @@ from gatherly.api.responses import CSV_RESPONSE, csv_download
 from gatherly.contact.schemas import PageOut
 from gatherly.core.ids import MAX_ID
 from gatherly.email import audience as audiences
+from gatherly.email import bounces, sends, service
 from gatherly.email import insights as insights_service
 from gatherly.email import schemas as s
-from gatherly.email import sends, service
 from gatherly.jobs.queue import app_jobs
 
 router = APIRouter(prefix="/email", tags=["email"])
@@ -503,3 +503,57 @@ def export_insight_people(
             session_factory=request.app.state.session_factory,
         )
     )
+
+
+# ------------------------------------------------------------------ bounces
+
+
+def webhook_caller(
+    request: Request,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> None:
+    """The webhook's own token (``GATHERLY_EMAIL_WEBHOOK_TOKEN``), not a user's."""
+    bounces.check_webhook(request.app.state.settings, authorization)
+
+
+WebhookCaller = Annotated[None, Depends(webhook_caller)]
+
+
+def _applied(done: bounces.Applied) -> s.AppliedOut:
+    return s.AppliedOut(
+        recorded=done.recorded,
+        repeated=done.repeated,
+        unmatched=done.unmatched,
+        suppressed=len(done.suppressed),
+        unreadable=done.unreadable,
+    )
+
+
+@router.post(
+    "/webhook",
+    summary="Bounces and complaints from a sending service (webhook token, not a user's)",
+    description="Authenticate with `Authorization: Bearer <GATHERLY_EMAIL_WEBHOOK_TOKEN>`. "
+    "A hard bounce or a complaint suppresses the address; each event is recorded once.",
+    response_model=s.AppliedOut,
+)
+def webhook(body: s.WebhookIn, db: DbSession, _caller: WebhookCaller) -> s.AppliedOut:
+    events = [
+        bounces.Event(e.type, e.email, e.bounce_type, e.message_id, e.detail) for e in body.events
+    ]
+    return _applied(bounces.apply(db=db, events=events, source="webhook"))
+
+
+@router.post(
+    "/webhook/report",
+    summary="One raw bounce or feedback report (message/rfc822), as an MTA pipes it",
+    response_model=s.AppliedOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"message/rfc822": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def webhook_report(request: Request, db: DbSession, _caller: WebhookCaller) -> s.AppliedOut:
+    raw = await request.body()
+    return _applied(bounces.receive_report(db=db, raw=raw))

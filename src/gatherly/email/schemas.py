@@ -309,3 +309,31 @@ class ActivityOut(BaseModel):
     times: int
     machine_only: bool
     urls: list[str]
+
+
+class BounceEventIn(StrictModel):
+    """A bounce or a complaint about one address, as a sending service reports it."""
+
+    type: Literal["bounce", "complaint"]
+    email: Annotated[str, Field(max_length=320)]
+    bounce_type: Literal["hard", "soft"] = "hard"
+    message_id: Annotated[str, Field(max_length=255)] | None = Field(
+        None, description="The Message-ID of the message it is about, when known"
+    )
+    detail: Annotated[str, Field(max_length=1000)] = ""
+
+
+class WebhookIn(StrictModel):
+    """Events for the webhook (or post one raw report as message/rfc822)."""
+
+    events: Annotated[list[BounceEventIn], Field(min_length=1, max_length=1000)]
+
+
+class AppliedOut(BaseModel):
+    """What the events did."""
+
+    recorded: int
+    repeated: int = Field(description="Recorded before (a retried post)")
+    unmatched: int = Field(description="About an address no message of ours went to")
+    suppressed: int = Field(description="Addresses suppressed now")
+    unreadable: int = Field(description="Reports that held no bounce or complaint")
