@@ -55,6 +55,14 @@ APP.state.graph_client_factory = client_factory(
 schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", APP)
 
 
+@schemathesis.serializer("message/rfc822")
+def _rfc822(_ctx: Any, value: Any) -> bytes:
+    """A raw report posted to the bounce webhook: the generated string, as bytes."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    return value if isinstance(value, bytes) else str(value or "").encode()
+
+
 @pytest.fixture(scope="module", autouse=True)
 def seeded() -> Iterator[None]:
     engine = make_engine(DB_URL)

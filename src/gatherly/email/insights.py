@@ -22,7 +22,7 @@ from gatherly.contact.models import Contact
 from gatherly.core import csvout
 from gatherly.core.csvout import CsvExport
 from gatherly.core.exceptions import ValidationFailed
-from gatherly.core.pagination import Page, paginate
+from gatherly.core.pagination import Page, page_request, paginate
 from gatherly.email import sends as sends_service
 from gatherly.email import service
 from gatherly.email.models import (
@@ -268,6 +268,7 @@ def people(
 ) -> Page:
     """A page of the recipients who did ``kind`` (opened, clicked, …), in sending order,
     each a :class:`Someone`."""
+    page_request({"id": EmailDelivery.id}, sort="id", cursor=cursor, limit=limit)  # named first
     if kind not in DETAIL_KINDS:
         raise ValidationFailed(f"kind is one of {', '.join(DETAIL_KINDS)}", field="kind")
     where = scope(db=db, principal=principal, message_id=message_id, send_id=send_id)

@@ -420,6 +420,7 @@ OfSend = Annotated[int | None, Query(ge=1, le=MAX_ID, description="One send")]
 Kind = Annotated[
     insights_service.Kind, Query(description="What they did: opened, clicked, unsubscribed …")
 ]
+OPENED: insights_service.Kind = "opened"
 
 
 @router.get(
@@ -463,7 +464,7 @@ def insight_people(
     db: DbSession,
     principal: CurrentPrincipal,
     paging: Paging,
-    kind: Kind,
+    kind: Kind = OPENED,
     message_id: OfMessage = None,
     send_id: OfSend = None,
 ) -> Any:
@@ -489,7 +490,7 @@ def export_insight_people(
     request: Request,
     db: DbSession,
     principal: CurrentPrincipal,
-    kind: Kind,
+    kind: Kind = OPENED,
     message_id: OfMessage = None,
     send_id: OfSend = None,
 ) -> StreamingResponse:
