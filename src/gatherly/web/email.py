@@ -41,7 +41,7 @@ from gatherly.web.pages import (
 )
 
 router = APIRouter(include_in_schema=False)
-MESSAGE_FIELDS = ("name", "subject", "preheader", "html", "text", "content_setting_id")
+MESSAGE_FIELDS = ("name", "subject", "preheader", "html", "text", "content_setting_id", "topic")
 SETTING_FIELDS = (
     "name",
     "sender_name",
@@ -55,6 +55,14 @@ DEFAULT_NAMES = {
     "business_unit": "your business unit's default",
     "organization": "the organisation's default",
 }
+
+
+def may_send(viewer: Viewer, message: EmailMessage) -> bool:
+    """Whether to offer the send dialog: a message that is not a draft, to a viewer who
+    may create sends."""
+    return message.state != "draft" and viewer.principal.max_level("email_send", "create") > 0
+
+
 DEFAULT_LABELS = {"business_unit": "its business unit", "organization": "the organisation"}
 
 
@@ -65,7 +73,7 @@ def _message_values(form: FormData) -> dict[str, str]:
 def _message_fields(values: dict[str, str]) -> dict[str, Any]:
     """The editor's values as the API takes them: an empty text part is made from the
     HTML, an empty content setting is the default one."""
-    data: dict[str, Any] = {k: values[k] for k in ("name", "subject", "preheader", "html")}
+    data: dict[str, Any] = {k: values[k] for k in ("name", "subject", "preheader", "html", "topic")}
     data["text"] = values["text"] if values["text"].strip() else None
     data["content_setting_id"] = values["content_setting_id"] or None
     return data
@@ -158,6 +166,7 @@ def _editor(
         full_name=full_name,
         **_preview(db, viewer, request, message.id if message else None, values, preview_q),
         **(may(db, viewer, service.MESSAGE, message) if message is not None else {}),
+        may_send=message is not None and may_send(viewer, message),
     )
 
 
@@ -179,6 +188,7 @@ def _stored_values(message: EmailMessage) -> dict[str, str]:
         "html": message.html,
         "text": message.text or "",
         "content_setting_id": str(message.content_setting_id or ""),
+        "topic": message.topic,
     }
 
 
@@ -557,12 +567,18 @@ def _ids(values: list[str]) -> list[int]:
     return sorted({int(v) for v in values if v.isascii() and v.isdigit() and 1 <= int(v) <= MAX_ID})
 
 
+def audience_ids(values: Any) -> tuple[list[int], list[int]]:
+    """The ticked segment and list ids of a query or a form."""
+    return _ids(values.getlist("segment_id")), _ids(values.getlist("list_id"))
+
+
 @router.get("/email/audience")
 def audience_page(request: Request, db: WebDb, viewer: CurrentViewer, cursor: str = "") -> Response:
     """Who a send to the ticked segments and lists would reach, among the contacts the
     viewer may read: how many, who is suppressed and why."""
-    segment_ids = _ids(request.query_params.getlist("segment_id"))
-    list_ids = _ids(request.query_params.getlist("list_id"))
+    segment_ids, list_ids = audience_ids(request.query_params)
+    raw = request.query_params.get("message_id", "")
+    message_id = int(raw) if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID else None
     principal = viewer.principal
     found = people = None
     error: GatherlyError | None = None
@@ -570,19 +586,26 @@ def audience_page(request: Request, db: WebDb, viewer: CurrentViewer, cursor: st
     if segment_ids or list_ids:
         try:
             found = audiences.audience(
-                db=db, principal=principal, segment_ids=segment_ids, list_ids=list_ids
+                db=db,
+                principal=principal,
+                segment_ids=segment_ids,
+                list_ids=list_ids,
+                message_id=message_id,
             )
             page_ = audiences.audience_people(
                 db=db,
                 principal=principal,
                 segment_ids=segment_ids,
                 list_ids=list_ids,
+                message_id=message_id,
                 cursor=cursor or None,
             )
             people, next_cursor = list(page_.items), page_.next_cursor
         except (NotFound, ValidationFailed) as exc:
             error = exc
     query = [("segment_id", str(i)) for i in segment_ids] + [("list_id", str(i)) for i in list_ids]
+    if message_id is not None:
+        query.append(("message_id", str(message_id)))
     return page(
         request,
         "email/audience.html",
@@ -592,6 +615,7 @@ def audience_page(request: Request, db: WebDb, viewer: CurrentViewer, cursor: st
         lists=list(segment_service.list_lists(db=db, principal=principal, limit=200).items),
         segment_ids=segment_ids,
         list_ids=list_ids,
+        message_id=message_id,
         found=found,
         people=people,
         error=error,
