@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
@@ -105,15 +106,20 @@ def serve(
     ] = True,
 ) -> None:
     """Upgrade the database, then serve the API (docs at /api/v1/docs) and, by default, a worker."""
-    import uvicorn
-
-    from gatherly.app import create_app
     from gatherly.core.background import check_port
-    from gatherly.jobs.queue import Jobs
 
     check_port(host, port)
     # The secret key, once: a weak one is warned about, the old public default refused.
-    settings = crypto.resolve(Settings())
+    run_server(crypto.resolve(Settings()), host=host, port=port, worker=worker)
+
+
+def run_server(settings: Settings, *, host: str, port: int, worker: bool) -> None:
+    """Upgrade the database, then serve the app (and a worker) with these settings."""
+    import uvicorn
+
+    from gatherly.app import create_app
+    from gatherly.jobs.queue import Jobs
+
     upgrade_database(settings)
     consumer = Jobs(settings).consumer(workers=2) if worker else None
     if consumer is not None:
@@ -223,6 +229,31 @@ def demo(
                 f"{base}/api/v1/segments/{first}/members",
                 soft_wrap=True,
             )
+        mail = settings
+        if "public_url" not in settings.model_fields_set:  # links in mail lead to this server
+            mail = mail.model_copy(update={"public_url": base})
+        if settings.smtp_url is None:  # no mail server configured: catch what is sent here
+            mail = mail.model_copy(
+                update={
+                    "smtp_url": SecretStr(stack.enter_context(_catcher(settings.mail_catcher_dir))),
+                    "mail_catcher_dir": settings.mail_catcher_dir or Path("var/mail"),
+                    "smtp_rate_per_second": 200.0,
+                }
+            )
+        with transaction(factory) as db:
+            message_id, sent = sample.sample_email(db, mail)
+        out.print(
+            f"\nEmail: the message “{sample.DEMO_MESSAGE}” {'goes' if sent else 'went'} to the "
+            f"list “{sample.DEMO_LIST}” ({base}/email/messages/{message_id}).",
+            markup=False,
+            soft_wrap=True,
+        )
+        if mail.mail_catcher_dir is not None and serve_after:
+            out.print(
+                f"  It is caught on this machine, not delivered: sign in as admin and open "
+                f"{base}/mail-catcher to read it as the recipients would.",
+                soft_wrap=True,
+            )
         organizer = sample.DEMO_ORGANIZER
         out.print(
             f"{organizer} is also a Teams organizer of the sample tenant: signed in as "
@@ -231,8 +262,44 @@ def demo(
         out.print("Organizer statuses and the access-policy remedy: gatherly teams organizers")
         out.print(f"API docs: {base}/api/v1/docs")
         if serve_after:
-            out.print("Worker: starting with the server (scheduled refreshes and Sync now).")
-            serve(host=host, port=port, worker=True)
+            out.print("Worker: starting with the server (scheduled refreshes, Sync now, sends).")
+            run_server(mail, host=host, port=port, worker=True)
+
+
+@contextmanager
+def _catcher(directory: Path | None) -> Iterator[str]:
+    """The bundled mail catcher on port 8025 (any free port when it is taken)."""
+    from gatherly.core.background import free_port
+    from gatherly.email import catcher
+
+    with catcher.running(directory or Path("var/mail"), port=free_port(preferred=8025)) as url:
+        yield url
+
+
+@app.command("mail-catcher")
+def mail_catcher(
+    port: Annotated[int, typer.Option(help="SMTP port to listen on (loopback).")] = 8025,
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where caught messages are kept (.eml files).")
+    ] = Path("var/mail"),
+) -> None:
+    """Run the local mail catcher: an SMTP server on 127.0.0.1 that keeps every message and
+    delivers none. Point GATHERLY_SMTP_URL and GATHERLY_MAIL_CATCHER_DIR at it."""
+    import threading
+
+    from gatherly.email import catcher
+
+    with catcher.running(directory, port=port) as url:
+        out.print(f"mail catcher on {url}, keeping messages in {directory}/", markup=False)
+        out.print(
+            f"  export GATHERLY_SMTP_URL='{url}' GATHERLY_MAIL_CATCHER_DIR={directory}",
+            markup=False,
+            soft_wrap=True,
+        )
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            return
 
 
 @app.command("graph-emulator")

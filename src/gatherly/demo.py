@@ -304,3 +304,77 @@ def sample_segments(db: Session) -> list[DemoSegment]:
             )
         out.append(DemoSegment(found.id, name, who.username))
     return out
+
+
+DEMO_MESSAGE = "Thank you for joining our webinars"
+DEMO_HTML = """<style>
+  .wrap { font-family: Arial, sans-serif; max-width: 560px; margin: 0 auto; color: #1a1a1a; }
+  .cta { display: inline-block; background: #1f3a5f; color: #ffffff; padding: 10px 18px;
+         border-radius: 4px; text-decoration: none; }
+  .foot { font-size: 12px; color: #666666; }
+</style>
+<div class="wrap">
+  <p>Hello {{ contact.first_name | default("there") }},</p>
+  <p>Thank you for your interest in our webinars{% if contact.company %} — and greetings to
+  everyone at {{ contact.company }}{% endif %}. The recordings and slides are online.</p>
+  <p><a class="cta" href="https://www.example.com/webinars/recordings">Watch the recordings</a></p>
+  <p class="foot">{{ sender.name }} · {{ postal_address }}<br>
+  <a href="{{ subscription_centre_url }}">Choose what you receive</a> ·
+  <a href="{{ unsubscribe_url }}">Unsubscribe</a></p>
+</div>
+"""
+
+
+def sample_email(db: Session, settings: Settings) -> tuple[int, bool]:
+    """The organisation's default content setting and a ready thank-you message (Olivia's),
+    sent once to the Webinar VIPs list (idempotent by name). Returns the message id and
+    whether a send was made now."""
+    from gatherly.email import sends
+    from gatherly.email import service as email
+    from gatherly.email.models import ContentSetting, EmailMessage, EmailSend
+    from gatherly.email.schemas import ContentSettingIn, MessageIn
+    from gatherly.jobs.queue import Jobs
+    from gatherly.org.directory import load_principal
+    from gatherly.segment.models import MarketingList
+
+    olivia = load_principal(db, org.get_user_by_username(db=db, username="olivia").id)
+    if db.scalar(select(ContentSetting.id).where(ContentSetting.default_for.is_not(None))) is None:
+        setting = email.create_content_setting(
+            db=db,
+            principal=olivia,
+            setting_in=ContentSettingIn(
+                name="Contoso Events",
+                sender_name="Contoso Events",
+                sender_email="events@contoso.example",
+                reply_to="hello@contoso.example",
+                postal_address="Contoso Ltd · 1 Harbour Street · 20457 Hamburg · Germany",
+            ),
+        )
+        email.set_default(
+            db=db, principal=olivia, setting_id=setting.id, default_for="organization"
+        )
+    message = db.scalars(select(EmailMessage).where(EmailMessage.name == DEMO_MESSAGE)).first()
+    if message is None:
+        message = email.create_message(
+            db=db,
+            principal=olivia,
+            message_in=MessageIn(
+                name=DEMO_MESSAGE,
+                subject="{{ contact.first_name | default('Hello') }}, the recordings are online",
+                preheader="Slides, recordings and what comes next",
+                html=DEMO_HTML,
+                topic="Webinars",
+            ),
+        )
+        email.make_ready(
+            db=db, principal=olivia, message_id=message.id, public_url=settings.public_url
+        )
+    if db.scalar(select(EmailSend.id).where(EmailSend.message_id == message.id)) is not None:
+        return message.id, False
+    vips = db.scalars(select(MarketingList.id).where(MarketingList.name == DEMO_LIST)).first()
+    if vips is None:
+        return message.id, False
+    sends.create_send(
+        db=db, principal=olivia, message_id=message.id, list_ids=[vips], queue=Jobs(settings)
+    )
+    return message.id, True

@@ -180,6 +180,8 @@ def test_a_send_delivers_one_personalised_message_per_address_and_skips_the_supp
         # One-click unsubscribe (RFC 8058): a mailto and an https link signed for this
         # delivery, the same link the body carries.
         assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        # One plain line, as mail clients read it (not folded into encoded words).
+        assert re.search(rb"\r\nList-Unsubscribe: <mailto:[^\r\n]+>\r\n", caught.data)
         mailto, https = re.findall(r"<([^>]+)>", mail["List-Unsubscribe"])
         assert mailto.startswith("mailto:news@sales.example?subject=unsubscribe%20")
         token = https.removeprefix("https://mail.example.org/email/u/")

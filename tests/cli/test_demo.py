@@ -231,3 +231,24 @@ def test_demo_on_a_taken_port_says_so_before_seeding_anything(tmp_path: Path) ->
     assert not database.exists() or database.stat().st_size == 0  # nothing seeded
     assert served.returncode == 1
     assert served.stderr.startswith(f"error (port): 127.0.0.1:{port} is taken")
+
+
+def test_demo_seeds_a_content_setting_and_a_message_sent_to_the_vip_list(
+    seeded_demo: SeededDemo,
+) -> None:
+    from gatherly.email.models import ContentSetting, EmailMessage, EmailSend
+    from gatherly.segment.models import MarketingList
+
+    with session_on(seeded_demo.database_url) as db:
+        setting = db.scalars(select(ContentSetting)).one()
+        assert setting.default_for == "organization"
+        message = db.scalars(select(EmailMessage)).one()
+        assert (message.name, message.state, message.topic) == (
+            sample.DEMO_MESSAGE,
+            "in_use",
+            "Webinars",
+        )
+        send = db.scalars(select(EmailSend)).one()
+        vips = db.scalars(select(MarketingList).where(MarketingList.name == sample.DEMO_LIST)).one()
+        assert (send.message_id, send.list_ids, send.state) == (message.id, [vips.id], "scheduled")
+    assert f"the list “{sample.DEMO_LIST}”" in seeded_demo.output.text

@@ -109,3 +109,23 @@ def test_template_tags_pass_the_sanitiser_untouched() -> None:
     assert render.render(render.sanitize_html(html), {"x": "&"}, field="html") == (
         '<p title="a">&amp;</p>tpl00n0x gatherlytag1x'
     )
+
+
+def test_css_that_runs_code_is_neutralised_in_styles_only() -> None:
+    html = render.sanitize_html(
+        "<style>p { background: url(javascript:alert(1)) } @import url(evil.css);"
+        " .a { width: expression(alert(1)) }</style>"
+        "<p style=\"background: url( 'vbscript:x' ); color: red\">a regular expression(s)</p>"
+        '<div style="behavior: url(x.htc); -moz-binding: url(x.xml)">x</div>'
+    )
+    for code in (
+        "javascript:",
+        "vbscript:",
+        "@import",
+        "expression(alert",
+        "behavior:",
+        "-moz-binding:",
+    ):
+        assert code not in html, code
+    assert "color: red" in html
+    assert "a regular expression(s)" in html  # text is text: only CSS is touched

@@ -33,6 +33,18 @@ def check_port(host: str, port: int, *, option: str = "--port") -> None:
         probe.close()
 
 
+def free_port(host: str = "127.0.0.1", preferred: int = 0) -> int:
+    """``preferred`` when it is free, else a port the system says is free now."""
+    for candidate in (preferred, 0) if preferred else (0,):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
+            try:
+                probe.bind((host, candidate))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise OSError(f"no free port on {host}")
+
+
 @contextmanager
 def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Run ``app`` until the block ends; ``port=0`` picks a free port. Yields the base URL."""

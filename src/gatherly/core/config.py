@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     email_max_attempts: int = Field(
         default=5, ge=1, le=20, description="Attempts before a deferred message is a soft bounce."
     )
+    mail_catcher_dir: Path | None = Field(
+        default=None,
+        description="Where the bundled mail catcher (make demo, gatherly mail-catcher) keeps "
+        "what it catches; set, the Mail catcher page shows it to system administrators.",
+    )
     email_webhook_token: SecretStr | None = Field(
         default=None,
         description="The shared secret a sending service (or your MTA) presents to post "

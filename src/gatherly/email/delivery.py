@@ -62,6 +62,9 @@ from gatherly.event.models import MarketingEvent
 from gatherly.org.directory import load_principal
 
 log = logging.getLogger(__name__)
+# Lines up to RFC 5322's limit: a long List-Unsubscribe stays one plain line (folded, the
+# policy would turn it into encoded words that mail clients do not read as URLs).
+HEADERS = SMTP.clone(max_line_length=998)
 BATCH = 200  # deliveries read at a time: memory stays flat however large the send
 SLEEP_LIMIT = 10.0  # seconds: a retry due sooner is waited for; a later one is scheduled
 
@@ -131,7 +134,7 @@ def compose(
             )
 
     rendered = service.render_for(prepared.message, values, track)
-    mime = Mime(policy=SMTP)
+    mime = Mime(policy=HEADERS)
     mime["From"] = formataddr((setting.sender_name, setting.sender_email))
     mime["To"] = to
     if setting.reply_to:

@@ -79,7 +79,29 @@ def sanitize_html(html: str) -> str:
         link_rel=None,
         strip_comments=True,
     )
-    return re.sub(rf"{mark}(\d+)x", lambda m: tags[int(m.group(1))], clean)
+    return re.sub(rf"{mark}(\d+)x", lambda m: tags[int(m.group(1))], _safe_css(clean))
+
+
+# CSS that runs code or fetches more than an image in old clients: script URLs, IE's
+# expression() and behaviors, Mozilla's bindings, and @import of another stylesheet.
+_CSS_CODE = re.compile(
+    r"url\(\s*['\"]?\s*(?:javascript|vbscript|data\s*:\s*text/html)[^)]*\)|expression\s*\(|"
+    r"behavior\s*:|-moz-binding\s*:|@import\b",
+    re.IGNORECASE,
+)
+_CSS_PLACES = re.compile(r'(<style[^>]*>)(.*?)(</style>)|(\sstyle=")([^"]*)(")', re.IGNORECASE | re.S)
+
+
+def _safe_css(html: str) -> str:
+    """Neutralise code in ``<style>`` blocks and ``style`` attributes (and only there)."""
+
+    def clean(match: re.Match[str]) -> str:
+        start, body, end = (
+            match.group(1, 2, 3) if match.group(1) is not None else match.group(4, 5, 6)
+        )
+        return f"{start}{_CSS_CODE.sub('/* removed */', body)}{end}"
+
+    return _CSS_PLACES.sub(clean, html)
 
 
 # What a template may call on text: reading and reshaping it, never padding or repeating it

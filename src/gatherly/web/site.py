@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from gatherly.web import (
     admin,
     bulk,
+    catcher,
     contacts,
     email,
     email_sends,
@@ -44,6 +45,7 @@ def install(app: FastAPI) -> None:
         email,
         admin,
         tokens,
+        catcher,
     ):
         app.include_router(module.router)
     app.include_router(home)
