@@ -18,13 +18,16 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage as Mime
-from email.policy import SMTP
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
 from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import and_, case, func, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -64,7 +67,7 @@ from gatherly.org.directory import load_principal
 log = logging.getLogger(__name__)
 # Lines up to RFC 5322's limit: a long List-Unsubscribe stays one plain line (folded, the
 # policy would turn it into encoded words that mail clients do not read as URLs).
-HEADERS = SMTP.clone(max_line_length=998)
+HEADERS = compat32.clone(linesep="\r\n", max_line_length=998)
 BATCH = 200  # deliveries read at a time: memory stays flat however large the send
 SLEEP_LIMIT = 10.0  # seconds: a retry due sooner is waited for; a later one is scheduled
 
@@ -103,7 +106,8 @@ def compose(
     to: str,
     message_id: str,
     delivery_id: int | None,
-) -> Mime:
+    subject_prefix: str = "",
+) -> Message:
     """The MIME message one recipient gets: text and HTML alternatives, its own
     Message-ID, and one-click unsubscribe headers (RFC 8058) with a link signed for the
     delivery (``delivery_id`` None: a test, whose links lead to the preview pages)."""
@@ -134,20 +138,27 @@ def compose(
             )
 
     rendered = service.render_for(prepared.message, values, track)
-    mime = Mime(policy=HEADERS)
-    mime["From"] = formataddr((setting.sender_name, setting.sender_email))
+    # The classic MIME classes: the same message as EmailMessage's, built in a fraction
+    # of the time (no header is parsed back into objects), which a large send feels.
+    mime = MIMEMultipart("alternative", policy=HEADERS)
+    mime["From"] = formataddr((setting.sender_name, setting.sender_email), charset="utf-8")
     mime["To"] = to
     if setting.reply_to:
         mime["Reply-To"] = setting.reply_to
-    mime["Subject"] = rendered.subject
+    mime["Subject"] = _header(subject_prefix + rendered.subject)
     mime["Date"] = format_datetime(utcnow())
     mime["Message-ID"] = message_id
     mailto = f"mailto:{setting.sender_email}?subject={quote(f'unsubscribe {token}')}"
     mime["List-Unsubscribe"] = f"<{mailto}>, <{unsubscribe}>"
     mime["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    mime.set_content(rendered.text)
-    mime.add_alternative(rendered.html, subtype="html")
+    mime.attach(MIMEText(rendered.text, "plain", "utf-8", policy=HEADERS))
+    mime.attach(MIMEText(rendered.html, "html", "utf-8", policy=HEADERS))
     return mime
+
+
+def _header(value: str) -> Any:
+    """A header value as it goes on the wire: encoded words only when it is not ASCII."""
+    return value if value.isascii() else Header(value, "utf-8")
 
 
 # ------------------------------------------------------------------ the schedule
@@ -336,6 +347,27 @@ def run_send(factory: sessionmaker[Session], settings: Settings, *, send_id: int
             return _Run(db, settings, send, prepared, mailer).deliver()
 
 
+# The statements taken per message, built once (building them costs more than running them).
+MARK = (
+    update(EmailDelivery)
+    .where(EmailDelivery.id == bindparam("delivery"), EmailDelivery.state == QUEUED)
+    .values(state=SENDING, attempts=bindparam("attempts"), message_id_header=bindparam("mid"))
+)
+ANSWER = (
+    update(EmailDelivery)
+    .where(EmailDelivery.id == bindparam("delivery"))
+    .values(
+        state=bindparam("state"),
+        reason=bindparam("reason"),
+        detail=bindparam("detail"),
+        sent_at=bindparam("sent_at", type_=EmailDelivery.sent_at.type),
+        next_attempt_at=bindparam("next_attempt_at", type_=EmailDelivery.next_attempt_at.type),
+        attempts=bindparam("attempts"),
+    )
+)
+INTERACTION = insert(EmailInteraction)
+
+
 class _Run:
     """One worker's pass over a send's queued deliveries."""
 
@@ -352,9 +384,26 @@ class _Run:
         self.report = RunReport(send.id, SENDING)
         self.lease = timedelta(seconds=settings.email_lease_seconds)
         self.renew_at = time.monotonic() + settings.email_lease_seconds / 3
+        # The last answer, written with the next delivery's mark (one commit per message):
+        # plain statements, not the ORM's unit of work, on this path taken per message.
+        self.answer: tuple[int, dict[str, Any]] | None = None
+        self.interactions: list[dict[str, Any]] = []
+
+    def _write_answer(self) -> None:
+        # On the session's connection: the ORM's bulk path would look for each statement's
+        # rows among every object the session holds, per message.
+        connection = self.db.connection()
+        if self.answer is not None:
+            delivery_id, values = self.answer
+            connection.execute(ANSWER, {"delivery": delivery_id, **values})
+            self.answer = None
+        if self.interactions:
+            connection.execute(INTERACTION, self.interactions)
+            self.interactions = []
 
     def deliver(self) -> RunReport:
         while True:
+            self._write_answer()
             if (
                 self.db.scalar(select(EmailSend.state).where(EmailSend.id == self.send.id))
                 == CANCELLED
@@ -446,15 +495,13 @@ class _Run:
             self.report.failed += 1
             return True
         attempts = delivery.attempts + 1
-        claimed = self.db.execute(
-            update(EmailDelivery)
-            .where(EmailDelivery.id == delivery.id, EmailDelivery.state == QUEUED)
-            .values(state=SENDING, attempts=attempts, message_id_header=mid)
-            .execution_options(synchronize_session=False)
+        self._write_answer()
+        claimed = self.db.connection().execute(
+            MARK, {"delivery": delivery.id, "attempts": attempts, "mid": mid}
         )
         self._renew()
         self.db.commit()  # the mark, and the previous delivery's answer, are durable now
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if claimed.rowcount != 1:
             return True  # another worker took it (or the send was cancelled)
         for key, value in (("state", SENDING), ("attempts", attempts), ("message_id_header", mid)):
             set_committed_value(delivery, key, value)
@@ -464,14 +511,24 @@ class _Run:
         return self._record(delivery, outcome)
 
     def _record(self, delivery: EmailDelivery, outcome: smtp.Outcome) -> bool:
+        """Keep the server's answer to write with the next mark; False when the run must
+        stop (the server is unavailable)."""
         now = utcnow()
-        delivery.detail = outcome.detail
+        values: dict[str, Any] = {
+            "state": FAILED,
+            "reason": None,
+            "detail": outcome.detail,
+            "sent_at": None,
+            "next_attempt_at": None,
+            "attempts": delivery.attempts,
+        }
+        self.answer = (delivery.id, values)
         if outcome.status == smtp.SENT:
-            delivery.state, delivery.sent_at = SENT, now
+            values.update(state=SENT, sent_at=now)
             self._interaction(delivery, DELIVERED, now)
             self.report.sent += 1
         elif outcome.status == smtp.HARD_BOUNCE:
-            delivery.state, delivery.reason = FAILED, HARD_BOUNCE
+            values.update(state=FAILED, reason=HARD_BOUNCE)
             audience_service.suppress(
                 db=self.db,
                 email=delivery.email or "",
@@ -482,21 +539,21 @@ class _Run:
             self._interaction(delivery, BOUNCED, now, {"type": "hard", "answer": outcome.detail})
             self.report.failed += 1
         elif outcome.status == smtp.REJECTED:
-            delivery.state, delivery.reason = FAILED, REJECTED
+            values.update(state=FAILED, reason=REJECTED)
             self.report.failed += 1
         elif (
             outcome.status == smtp.DEFERRED
             and delivery.attempts >= self.settings.email_max_attempts
         ):
-            delivery.state, delivery.reason = FAILED, SOFT_BOUNCE
+            values.update(state=FAILED, reason=SOFT_BOUNCE)
             self._interaction(delivery, BOUNCED, now, {"type": "soft", "answer": outcome.detail})
             self.report.failed += 1
         elif outcome.status == smtp.DEFERRED:
             wait = self.settings.email_retry_seconds * 2 ** (delivery.attempts - 1)
-            delivery.state, delivery.next_attempt_at = QUEUED, now + timedelta(seconds=wait)
+            values.update(state=QUEUED, next_attempt_at=now + timedelta(seconds=wait))
             self.report.deferred += 1
         else:  # unavailable: nothing was tried; the send waits and tries again
-            delivery.state, delivery.attempts = QUEUED, delivery.attempts - 1
+            values.update(state=QUEUED, attempts=delivery.attempts - 1)
             wake = now + timedelta(seconds=self.settings.email_retry_seconds)
             self.send.error = outcome.detail
             self._pause(wake)
@@ -506,16 +563,18 @@ class _Run:
     def _interaction(
         self, delivery: EmailDelivery, kind: str, at: datetime, detail: dict[str, Any] | None = None
     ) -> None:
-        self.db.add(
-            EmailInteraction(
-                delivery_id=delivery.id,
-                send_id=self.send.id,
-                message_id=self.send.message_id,
-                contact_id=delivery.contact_id,
-                kind=kind,
-                at=at,
-                detail=detail,
-            )
+        self.interactions.append(
+            {
+                "delivery_id": delivery.id,
+                "send_id": self.send.id,
+                "message_id": self.send.message_id,
+                "contact_id": delivery.contact_id,
+                "kind": kind,
+                "at": at,
+                "url": None,
+                "machine": False,
+                "detail": detail,
+            }
         )
 
     def _renew(self) -> None:
@@ -524,12 +583,14 @@ class _Run:
             self.renew_at = time.monotonic() + self.lease.total_seconds() / 3
 
     def _pause(self, wake: datetime) -> RunReport:
+        self._write_answer()
         self.send.wake_at, self.send.lease_until = wake, None
         self.db.commit()
         self.report.status, self.report.wake_at = "waiting", wake
         return self.report
 
     def _finish(self) -> RunReport:
+        self._write_answer()
         send = self.send
         send.state, send.finished_at, send.lease_until, send.wake_at = DONE, utcnow(), None, None
         send.error = ""

@@ -52,6 +52,7 @@ _SCHEMES = {"http", "https", "mailto", "tel"}
 
 
 _TEMPLATE_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+_PLACEHOLDER = re.compile(r"(tpl[0-9a-f]{16}n)(\d+)x")  # one pattern: compiled once
 
 
 def sanitize_html(html: str) -> str:
@@ -79,7 +80,11 @@ def sanitize_html(html: str) -> str:
         link_rel=None,
         strip_comments=True,
     )
-    return re.sub(rf"{mark}(\d+)x", lambda m: tags[int(m.group(1))], _safe_css(clean))
+
+    def show(match: re.Match[str]) -> str:
+        return tags[int(match.group(2))] if match.group(1) == mark else match.group(0)
+
+    return _PLACEHOLDER.sub(show, _safe_css(clean))
 
 
 # CSS that runs code or fetches more than an image in old clients: script URLs, IE's
@@ -89,7 +94,9 @@ _CSS_CODE = re.compile(
     r"behavior\s*:|-moz-binding\s*:|@import\b",
     re.IGNORECASE,
 )
-_CSS_PLACES = re.compile(r'(<style[^>]*>)(.*?)(</style>)|(\sstyle=")([^"]*)(")', re.IGNORECASE | re.S)
+_CSS_PLACES = re.compile(
+    r'(<style[^>]*>)(.*?)(</style>)|(\sstyle=")([^"]*)(")', re.IGNORECASE | re.S
+)
 
 
 def _safe_css(html: str) -> str:

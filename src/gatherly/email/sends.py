@@ -200,10 +200,8 @@ def send_test(
         to=to,
         message_id=make_msgid(idstring="test", domain=prepared.domain),
         delivery_id=None,
+        subject_prefix="[Test] ",
     )
-    subject = mime["Subject"]
-    del mime["Subject"]
-    mime["Subject"] = f"[Test] {subject}"
     with smtp.Mailer(settings) as mailer:
         outcome = mailer.send(mime, sender=prepared.setting.sender_email, recipient=to)
     return TestResult(to=to, status=outcome.status, detail=outcome.detail)

@@ -11,7 +11,7 @@ import smtplib
 import ssl
 import time
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from email.utils import parseaddr
 from types import TracebackType
 from typing import Final, Literal
@@ -213,12 +213,12 @@ class Mailer:
             time.sleep(self._next - now)
         self._next = max(now, self._next) + self.interval
 
-    def send(self, message: EmailMessage, *, sender: str, recipient: str) -> Outcome:
+    def send(self, message: Message, *, sender: str, recipient: str) -> Outcome:
         """Hand one message to the server for one recipient (its envelope sender is
         ``sender``, where bounces return)."""
         data = message.as_bytes()
         if self.signer is not None:
-            data = self.signer.sign(data, message["From"])
+            data = self.signer.sign(data, str(message["From"]))
         self._pace()
         if self._smtp is None:
             try:

@@ -6,6 +6,7 @@ Each purpose signs with its own salt, so an open-pixel token is no unsubscribe t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 
@@ -20,10 +21,14 @@ CLICK = "click"
 
 
 def _serializer(settings: Settings, purpose: str) -> URLSafeSerializer:
+    return _cached(crypto.secret_key(settings).get_secret_value(), purpose)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached(key: str, purpose: str) -> URLSafeSerializer:
+    """One serializer per key and purpose (a send signs several links per message)."""
     return URLSafeSerializer(
-        crypto.secret_key(settings).get_secret_value(),
-        salt=f"gatherly.email.{purpose}",
-        signer_kwargs={"digest_method": hashlib.sha256},
+        key, salt=f"gatherly.email.{purpose}", signer_kwargs={"digest_method": hashlib.sha256}
     )
 
 
