@@ -192,10 +192,14 @@ class Mailer:
             smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=self.timeout, context=self._tls())
         else:
             smtp = smtplib.SMTP(s.host, s.port, timeout=self.timeout)
+        try:
             if s.tls == "starttls":
                 smtp.starttls(context=self._tls())  # raises when the server does not offer it
-        if s.username:
-            smtp.login(s.username, s.password or "")
+            if s.username:
+                smtp.login(s.username, s.password or "")
+        except BaseException:
+            smtp.close()
+            raise
         return smtp
 
     def close(self) -> None:
