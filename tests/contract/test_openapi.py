@@ -119,7 +119,9 @@ def flatmap_body(context: Any, body: Any) -> Any:
 @schema.hooks.apply(flatmap_body)
 @schema.hooks.apply(flatmap_query)
 @schema.parametrize()
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+# 8 examples per operation (~140 operations): every route fuzzed on every run, within the
+# suite's time budget; the forged-cursor and extreme-criteria tests below aim on purpose.
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors_and_responses_match_the_schema(case: Any) -> None:
     case.call_and_validate(
         headers=_valid_headers(), checks=[not_a_server_error, response_schema_conformance]

@@ -230,7 +230,7 @@ def list_suppressions(
 def lift(*, db: Session, principal: access.Principal, suppression_id: int, why: str) -> Suppression:
     """Lift a bounce or complaint suppression (system administrators, with a reason;
     audited). An unsubscribe is the person's own choice: only they can undo it."""
-    org_service.require_admin(principal)
+    org_service.require_admin(principal, "lift a suppression")
     row = db.get(Suppression, suppression_id)
     if row is None or row.lifted_at is not None:
         raise NotFound(f"suppression {suppression_id} not found", field="id")

@@ -549,7 +549,7 @@ def bounces_import(
     record each against its delivery once and suppress hard bounces and complainers.
     System administrators only."""
     with acting(as_user) as (db, principal):
-        org_service.require_admin(principal)
+        org_service.require_admin(principal, "import bounces and complaints")
         done = bounces.import_reports(db=db, reports=bounces.read_reports(file), source="import")
     out.print(
         f"{done.recorded} recorded, {done.repeated} already known, {done.unmatched} about "

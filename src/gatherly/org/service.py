@@ -1202,10 +1202,12 @@ def _days(value: int | None, field: str) -> int | None:
     return value
 
 
-def require_admin(principal: Principal) -> None:
-    """Forbidden unless the caller is a system administrator."""
+def require_admin(
+    principal: Principal, what: str = "change or audit installation settings"
+) -> None:
+    """Forbidden unless the caller is a system administrator (``what``: what they may do)."""
     if not principal.is_system_admin:
-        raise Forbidden("only a system administrator may change or audit installation settings")
+        raise Forbidden(f"only a system administrator may {what}")
 
 
 def set_token_policy(

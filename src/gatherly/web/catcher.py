@@ -19,7 +19,9 @@ router = APIRouter(include_in_schema=False)
 
 
 def _directory(request: Request, viewer: CurrentViewer) -> Path:
-    org_service.require_admin(viewer.principal)
+    org_service.require_admin(
+        viewer.principal, "read the mail catcher (it holds mail to every business unit)"
+    )
     directory: Path | None = request.app.state.settings.mail_catcher_dir
     if directory is None:
         raise NotFound("the mail catcher is not running here: make demo starts one")
