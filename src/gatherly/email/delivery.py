@@ -62,6 +62,7 @@ from gatherly.email.models import (
     Suppression,
 )
 from gatherly.event.models import MarketingEvent
+from gatherly.journey.models import LIVE, PAUSED, Journey
 from gatherly.org.directory import load_principal
 
 log = logging.getLogger(__name__)
@@ -577,6 +578,10 @@ class _Run:
             }
         )
 
+    def _journey_running(self) -> bool:
+        state = self.db.scalar(select(Journey.state).where(Journey.id == self.send.journey_id))
+        return state in (LIVE, PAUSED)
+
     def _renew(self) -> None:
         if time.monotonic() >= self.renew_at:
             self.send.lease_until = utcnow() + self.lease
@@ -592,6 +597,13 @@ class _Run:
     def _finish(self) -> RunReport:
         self._write_answer()
         send = self.send
+        if send.journey_id is not None and self._journey_running():
+            # A journey's send stays open while the journey runs: the journey queues the
+            # next deliveries and wakes the worker (an hourly look as a safety net).
+            send.lease_until, send.wake_at = None, utcnow() + timedelta(hours=1)
+            self.db.commit()
+            self.report.status = "open"
+            return self.report
         send.state, send.finished_at, send.lease_until, send.wake_at = DONE, utcnow(), None, None
         send.error = ""
         self.db.commit()

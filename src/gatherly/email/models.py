@@ -170,6 +170,12 @@ class EmailSend(OwnedMixin, AuditedMixin, Base):
     # When the worker should look at it again (deliveries waiting to be retried).
     wake_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     recipients: Mapped[int | None] = mapped_column(Integer)  # deliveries made at the start
+    # A journey's email step sends through a send of its own, open while the journey runs:
+    # the journey queues a delivery for each contact reaching the step.
+    journey_id: Mapped[int | None] = mapped_column(
+        ForeignKey("journey.id", ondelete="SET NULL"), index=True
+    )
+    journey_step: Mapped[str | None] = mapped_column(String(40))
 
 
 # A delivery's life: queued → sending (committed before the SMTP transaction starts) →

@@ -22,6 +22,7 @@ from gatherly.core import changes
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory, utcnow
 from gatherly.email import delivery as email_delivery
+from gatherly.journey import engine as journey_engine
 from gatherly.segment import jobs as segment_jobs
 from gatherly.teams import jobs as teams_jobs
 from gatherly.teams import sync
@@ -30,6 +31,7 @@ from gatherly.teams.models import SyncRun
 log = logging.getLogger(__name__)
 SCHEDULE_LOCK = "teams-scheduled-sync"
 SEGMENT_LOCK = "segment-refresh"
+JOURNEY_LOCK = "journey-tick"
 
 
 def make_huey(settings: Settings) -> Huey:
@@ -103,6 +105,15 @@ class Jobs:
             for send_id in email_delivery.unfinished(self.session_factory()):
                 self.email_send(send_id)
 
+        @self.huey.task(name="journeys.tick")  # type: ignore[untyped-decorator]
+        def journeys_tick() -> None:
+            self._tick_journeys()
+
+        @self.huey.periodic_task(crontab(minute="*"), name="journeys.schedule")  # type: ignore[untyped-decorator]
+        def journeys_schedule() -> None:
+            self._tick_journeys()
+
+        self.journeys_tick: Any = journeys_tick
         self.email_send: Any = email_send
         self.email_schedule: Any = email_schedule
         self.teams_sync: Any = teams_sync
@@ -125,6 +136,8 @@ class Jobs:
                     report.refreshed.extend(due.refreshed)
         except TaskLockedException:
             return
+        if report.refreshed:
+            self.journeys_tick()  # new segment members enter live journeys now
         for result in report.refreshed:
             log.info(
                 "segment %s refreshed: +%s -%s = %s (%.3f s)",
@@ -133,6 +146,22 @@ class Jobs:
                 result.removed,
                 result.total,
                 result.seconds,
+            )
+
+    def _tick_journeys(self) -> None:
+        """Advance the live journeys (one worker at a time: the others' wake-ups find the
+        lock taken, and the holder's pass covers what they would have done)."""
+        try:
+            with self.huey.lock_task(JOURNEY_LOCK):
+                report = journey_engine.tick(self.session_factory(), queue=self)
+        except TaskLockedException:
+            return
+        if report.entered or report.actions or report.completed:
+            log.info(
+                "journeys: %s entered, %s steps taken, %s completed",
+                report.entered,
+                report.actions,
+                len(report.completed),
             )
 
     def session_factory(self) -> sessionmaker[Session]:

@@ -101,11 +101,12 @@ def _owner(
     return owner, contact_service.resolve_owner(db=db, owner=owner)
 
 
-def may_choose_organization(principal: access.Principal) -> bool:
-    """Organization scope needs organization-level create *and* write on segments (§3.3)."""
+def may_choose_organization(principal: access.Principal, record_type: str = SEGMENT) -> bool:
+    """Organization scope needs organization-level create *and* write on the record type
+    (segments §3.3; journeys follow the same rule, B6)."""
     return (
-        principal.max_level(SEGMENT, Privilege.CREATE) == Level.ORGANIZATION
-        and principal.max_level(SEGMENT, Privilege.WRITE) == Level.ORGANIZATION
+        principal.max_level(record_type, Privilege.CREATE) == Level.ORGANIZATION
+        and principal.max_level(record_type, Privilege.WRITE) == Level.ORGANIZATION
     )
 
 

@@ -1,0 +1,392 @@
+"""Journeys: create, change, check, take live, pause, stop (SPEC B6, B7, M).
+
+A journey is an owned record read and changed through the access engine. Its definition
+(``journey.definition``) may change freely while it is a draft; once live, only its end
+time and its exclusions may (anything else: copy it). Going live checks every step, fixes
+its scope (B6: the scope, and for a business-unit scope the owner's unit at that moment),
+and opens a send for each email step; the engine (``journey.engine``) does the rest.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from gatherly.access import engine as access
+from gatherly.access.levels import Privilege
+from gatherly.contact.schemas import OwnerRef
+from gatherly.core import audit
+from gatherly.core.db import utcnow
+from gatherly.core.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
+from gatherly.core.pagination import Page
+from gatherly.core.timezones import known_zone
+from gatherly.email import service as email_service
+from gatherly.email.models import DRAFT as MESSAGE_DRAFT
+from gatherly.email.models import IN_USE, QUEUED, SENDING, EmailDelivery, EmailSend
+from gatherly.event import service as event_service
+from gatherly.journey import definition as jd
+from gatherly.journey.models import (
+    ACTIVE,
+    AFTER_FINISH,
+    DRAFT,
+    EXITED,
+    LIVE,
+    ONCE,
+    PAUSED,
+    STOPPED,
+    Journey,
+    JourneyMember,
+)
+from gatherly.org.directory import load_principal
+from gatherly.segment import service as segment_service
+from gatherly.segment.models import SCOPE_BUSINESS_UNIT, SCOPE_ORGANIZATION
+
+JOURNEY = "journey"
+SCOPES = (SCOPE_ORGANIZATION, SCOPE_BUSINESS_UNIT)
+
+
+def get_journey(
+    *,
+    db: Session,
+    principal: access.Principal,
+    journey_id: int,
+    privilege: Privilege = Privilege.READ,
+    field: str = "id",
+) -> Journey:
+    """A journey the caller may read (NotFound otherwise), checked for ``privilege``."""
+    found = access.get(db, principal=principal, record_type=JOURNEY, record_id=journey_id)
+    if found is None:
+        raise NotFound(f"journey {journey_id} not found", field=field)
+    if privilege != Privilege.READ:
+        access.require(db, principal, privilege, JOURNEY, found)
+    return cast(Journey, found)
+
+
+def _check_scope(principal: access.Principal, scope: str) -> None:
+    if scope not in SCOPES:
+        raise ValidationFailed("scope is 'organization' or 'business_unit'", field="scope")
+    if scope == SCOPE_ORGANIZATION and not segment_service.may_choose_organization(
+        principal, JOURNEY
+    ):
+        raise Forbidden(
+            "only users with organization-level create and write privileges on journeys may "
+            "choose organization scope; your journeys process their owner's business unit",
+            field="scope",
+        )
+
+
+def _check_times(start_at: datetime | None, end_at: datetime | None, zone: str) -> None:
+    if not known_zone(zone):
+        raise ValidationFailed(
+            f"{zone!r} is not a time zone (e.g. Europe/Berlin)", field="time_zone"
+        )
+    if start_at is not None and end_at is not None and end_at <= start_at:
+        raise ValidationFailed("the end comes before the start", field="end_at")
+
+
+def create_journey(
+    *,
+    db: Session,
+    principal: access.Principal,
+    name: str,
+    definition: dict[str, Any] | None = None,
+    description: str = "",
+    scope: str = SCOPE_BUSINESS_UNIT,
+    re_entry: str = ONCE,
+    start_at: datetime | None = None,
+    end_at: datetime | None = None,
+    time_zone: str = "UTC",
+    owner: OwnerRef | None = None,
+) -> Journey:
+    """A draft journey owned by ``owner`` (default: the caller). Its definition is
+    checked for shape now and for everything else when it goes live."""
+    columns = email_service.new_columns(db, principal, JOURNEY, owner)
+    _check_scope(principal, scope)
+    _check_times(start_at, end_at, time_zone)
+    if re_entry not in (ONCE, AFTER_FINISH):
+        raise ValidationFailed("re_entry is 'once' or 'after_finish'", field="re_entry")
+    parsed = jd.parse(definition or {})
+    row = Journey(
+        name=name,
+        description=description,
+        definition=parsed.model_dump(mode="json", exclude_none=True),
+        scope=scope,
+        re_entry=re_entry,
+        start_at=start_at,
+        end_at=end_at,
+        time_zone=time_zone,
+        state=DRAFT,
+        **columns,
+    )
+    db.add(row)
+    db.flush()
+    return row
+
+
+SAFE_WHILE_LIVE = frozenset({"end_at", "description"})
+
+
+def update_journey(
+    *, db: Session, principal: access.Principal, journey_id: int, changes: dict[str, Any]
+) -> Journey:
+    """Change the fields given (needs Write). A draft takes any change; a live or paused
+    journey only its end time, its description and more exclusions (copy it for more)."""
+    row = get_journey(db=db, principal=principal, journey_id=journey_id, privilege=Privilege.WRITE)
+    if row.state in (STOPPED, "completed"):
+        raise Conflict(f"this journey is {row.state}: copy it to run it again", field="state")
+    if row.state != DRAFT:
+        _live_change(row, changes)
+    if "scope" in changes:
+        _check_scope(principal, changes["scope"])
+    if "re_entry" in changes and changes["re_entry"] not in (ONCE, AFTER_FINISH):
+        raise ValidationFailed("re_entry is 'once' or 'after_finish'", field="re_entry")
+    if "definition" in changes:
+        changes["definition"] = jd.parse(changes["definition"]).model_dump(
+            mode="json", exclude_none=True
+        )
+    for key, value in changes.items():
+        setattr(row, key, value)
+    _check_times(row.start_at, row.end_at, row.time_zone)
+    if not row.name.strip():
+        raise ValidationFailed("name cannot be empty", field="name")
+    email_service.touch(row, principal)
+    db.flush()
+    return row
+
+
+def _live_change(row: Journey, changes: dict[str, Any]) -> None:
+    refused = set(changes) - SAFE_WHILE_LIVE - {"definition"}
+    if "definition" in changes:
+        before = jd.parse(row.definition)
+        after = jd.parse(changes["definition"])
+        kept = set(before.audience.exclude_segments) <= set(after.audience.exclude_segments)
+        same = (
+            before.model_copy(
+                update={
+                    "audience": before.audience.model_copy(
+                        update={"exclude_segments": after.audience.exclude_segments}
+                    )
+                }
+            )
+            == after
+        )
+        if not (kept and same):
+            refused.add("definition")
+    if refused:
+        field = sorted(refused)[0]
+        raise Conflict(
+            f"a {row.state} journey changes only its end time, description and exclusions "
+            f"({field} cannot): copy it to change more",
+            field=field,
+        )
+
+
+def list_journeys(
+    *,
+    db: Session,
+    principal: access.Principal,
+    q: str | None = None,
+    state: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """A page of the journeys the caller may read, newest first."""
+    where = Journey.state == state if state else None
+    return email_service.owned_page(
+        db, principal, Journey, JOURNEY, q=q, cursor=cursor, limit=limit, where=where
+    )
+
+
+def delete_journey(*, db: Session, principal: access.Principal, journey_id: int) -> None:
+    """Delete a draft or stopped journey (needs Delete)."""
+    row = get_journey(db=db, principal=principal, journey_id=journey_id, privilege=Privilege.DELETE)
+    if row.state in (LIVE, PAUSED):
+        raise Conflict(f"this journey is {row.state}: stop it before deleting it", field="state")
+    db.delete(row)
+    db.flush()
+
+
+def copy_journey(*, db: Session, principal: access.Principal, journey_id: int) -> Journey:
+    """A draft copy, owned by the caller."""
+    source = get_journey(db=db, principal=principal, journey_id=journey_id)
+    return create_journey(
+        db=db,
+        principal=principal,
+        name=f"Copy of {source.name}"[:200],
+        description=source.description,
+        definition=copy.deepcopy(source.definition),
+        scope=source.scope
+        if segment_service.may_choose_organization(principal, JOURNEY)
+        else SCOPE_BUSINESS_UNIT,
+        re_entry=source.re_entry,
+        end_at=source.end_at,
+        time_zone=source.time_zone,
+    )
+
+
+# ------------------------------------------------------------------ going live
+
+
+def _owner_principal(db: Session, row: Journey) -> access.Principal | None:
+    """The owning user's principal (None for a team owner)."""
+    return load_principal(db, row.owner_id) if row.owner_type == "user" else None
+
+
+def check(*, db: Session, principal: access.Principal, journey_id: int) -> list[tuple[str, str]]:
+    """What stands between the journey and going live, each problem naming its step:
+    the tree (every path ends, every step reached), the audience (there is one, and the
+    owner may read it), each email step's message (ready, its content setting resolves),
+    and every list, segment and event a step names (the owner may read it)."""
+    row = get_journey(db=db, principal=principal, journey_id=journey_id)
+    parsed = jd.parse(row.definition)
+    problems = jd.structure(parsed)
+    readers = [p for p in (principal, _owner_principal(db, row)) if p is not None]
+    audience = parsed.audience
+    if not audience.segments and not audience.lists:
+        problems.append(("definition.audience", "choose at least one segment or list"))
+
+    def readable(kind: str, record_id: int, field: str) -> None:
+        for reader in readers:
+            try:
+                if kind == "segment":
+                    segment_service.get_segment(db=db, principal=reader, segment_id=record_id)
+                elif kind == "list":
+                    segment_service.get_list(db=db, principal=reader, list_id=record_id)
+                else:
+                    event_service.get_event(db=db, principal=reader, event_id=record_id)
+            except NotFound:
+                who = "you" if reader is principal else "its owner"
+                problems.append((field, f"{kind} {record_id} is not one {who} may read"))
+                return
+
+    for segment_id in (*audience.segments, *audience.exclude_segments):
+        readable("segment", segment_id, "definition.audience")
+    for list_id in audience.lists:
+        readable("list", list_id, "definition.audience")
+    for name, step in parsed.steps.items():
+        where = f"definition.steps.{name}"
+        if isinstance(step, jd.SendEmail):
+            problems += _email_problems(db, readers, step.message_id, where)
+        elif isinstance(step, jd.ListChange):
+            readable("list", step.list_id, where)
+        elif isinstance(step, jd.Condition):
+            test = step.test
+            if test.segment is not None:
+                readable("segment", test.segment, where)
+            for event_id in (test.registered, test.attended):
+                if event_id is not None:
+                    readable("event", event_id, where)
+    return problems
+
+
+def _email_problems(
+    db: Session, readers: list[access.Principal], message_id: int, where: str
+) -> list[tuple[str, str]]:
+    for reader in readers:
+        try:
+            message = email_service.get_message(db=db, principal=reader, message_id=message_id)
+        except NotFound:
+            return [(where, f"email message {message_id} is not one its owner may read")]
+    if message.state == MESSAGE_DRAFT:
+        return [(where, f"the message “{message.name}” is a draft: make it ready first")]
+    if email_service.content_setting_for(db=db, message=message) is None:
+        return [(where, f"no content setting applies to the message “{message.name}”")]
+    return []
+
+
+def go_live(
+    *, db: Session, principal: access.Principal, journey_id: int, now: datetime | None = None
+) -> Journey:
+    """Check the journey and take it live (needs Write; audited). Its scope is fixed now:
+    with business unit scoping on, its own scope and, for a business-unit scope, the
+    owner's unit at this moment (B6); with scoping off, organization."""
+    row = get_journey(db=db, principal=principal, journey_id=journey_id, privilege=Privilege.WRITE)
+    if row.state != DRAFT:
+        raise Conflict(f"this journey is {row.state}, not a draft", field="state")
+    problems = check(db=db, principal=principal, journey_id=journey_id)
+    if problems:
+        field, message = problems[0]
+        more = f" (and {len(problems) - 1} more: see the check)" if len(problems) > 1 else ""
+        raise ValidationFailed(f"{message}{more}", field=field)
+    scope = row.scope if segment_service.scoping_on(db=db) else SCOPE_ORGANIZATION
+    row.live_scope = scope
+    row.live_scope_bu_id = row.owning_bu_id if scope == SCOPE_BUSINESS_UNIT else None
+    row.live_owner_type, row.live_owner_id = row.owner_type, row.owner_id
+    row.state, row.live_at = LIVE, now or utcnow()
+    parsed = jd.parse(row.definition)
+    for name, step in parsed.steps.items():
+        if isinstance(step, jd.SendEmail):
+            used = email_service.get_message(db=db, principal=principal, message_id=step.message_id)
+            used.state = IN_USE
+            db.add(
+                EmailSend(
+                    message_id=used.id,
+                    segment_ids=[],
+                    list_ids=[],
+                    scheduled_at=row.live_at,
+                    started_at=row.live_at,
+                    state=SENDING,
+                    recipients=0,
+                    journey_id=row.id,
+                    journey_step=name,
+                    owner_type=row.owner_type,
+                    owner_id=row.owner_id,
+                    owning_bu_id=row.owning_bu_id,
+                    created_by_id=principal.user_id,
+                    modified_by_id=principal.user_id,
+                )
+            )
+    email_service.touch(row, principal)
+    db.flush()
+    audit.log(
+        db,
+        actor=principal,
+        action="journey.live",
+        target_type=JOURNEY,
+        target_id=row.id,
+        target_label=row.name,
+        before={"state": DRAFT},
+        after={"state": LIVE, "scope": scope, "scope_bu_id": row.live_scope_bu_id},
+    )
+    return row
+
+
+def set_state(*, db: Session, principal: access.Principal, journey_id: int, state: str) -> Journey:
+    """Pause a live journey, resume a paused one, or stop either (needs Write). A stopped
+    journey's members leave it; what its email steps queued still goes out."""
+    row = get_journey(db=db, principal=principal, journey_id=journey_id, privilege=Privilege.WRITE)
+    allowed = {PAUSED: (LIVE,), LIVE: (PAUSED,), STOPPED: (LIVE, PAUSED)}
+    if state not in allowed:
+        raise ValidationFailed("state is 'paused', 'live' or 'stopped'", field="state")
+    if row.state not in allowed[state]:
+        raise Conflict(f"a {row.state} journey cannot become {state}", field="state")
+    if state == STOPPED:
+        finish(db, row, STOPPED, "the journey was stopped")
+    row.state = state
+    email_service.touch(row, principal)
+    db.flush()
+    return row
+
+
+def finish(db: Session, row: Journey, state: str, why: str) -> None:
+    """End a journey (stopped, or completed at its end time): its active members exit."""
+    now = utcnow()
+    db.execute(
+        update(JourneyMember)
+        .where(JourneyMember.journey_id == row.id, JourneyMember.status == ACTIVE)
+        .values(status=EXITED, finished_at=now, next_due_at=None, reason=why)
+        .execution_options(synchronize_session=False)
+    )
+    for send in db.scalars(select(EmailSend).where(EmailSend.journey_id == row.id)):
+        queued = db.scalar(
+            select(EmailDelivery.id).where(
+                EmailDelivery.send_id == send.id, EmailDelivery.state == QUEUED
+            )
+        )
+        if queued is None and send.state == SENDING:
+            send.state, send.finished_at = "done", now
+    row.state = state
