@@ -15,6 +15,7 @@ from gatherly.core.db import make_engine, make_session_factory
 from gatherly.email.router import router as email_router
 from gatherly.event.router import router as events_router
 from gatherly.jobs.queue import app_jobs
+from gatherly.journey.router import router as journeys_router
 from gatherly.org.router import router as org_router
 from gatherly.segment.router import lists as lists_router
 from gatherly.segment.router import router as segments_router
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         segments_router,
         lists_router,
         email_router,
+        journeys_router,
     ):
         app.include_router(router, prefix=API)
 

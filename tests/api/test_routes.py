@@ -23,6 +23,7 @@ from gatherly.email import sends
 from gatherly.email import service as email_service
 from gatherly.email.schemas import ContentSettingIn, MessageIn
 from gatherly.jobs.queue import app_jobs
+from gatherly.journey import service as journey_service
 from gatherly.org import service as org_service
 from gatherly.segment import service as segment_service
 from tests import factories as f
@@ -120,6 +121,7 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
     org_service.set_password(db=db, user_id=org.users["admin"].id, password="admin-password")
     setting, message = email_targets(db, f.principal(db, org.users["admin"]))
     ready, send = send_targets(db, f.principal(db, org.users["admin"]), message, mlist.id, client)
+    journeys = journey_targets(db, f.principal(db, org.users["admin"]), ready, mlist.id)
     bounce = audiences.suppress(
         db=db, email="gone@example.com", reason="hard_bounce", source="smtp"
     )
@@ -144,6 +146,7 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
         "message_id": message,
         "suppression_id": bounce.id,
         "send_id": send,
+        **journeys,
     }
     bodies = {
         "/business-units": {"name": "Intruders", "parent_id": org.root.id},
@@ -189,6 +192,9 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
         "/email/sends": {"message_id": ready, "list_ids": [mlist.id]},
         "/email/messages/{message_id}/test": {"to": "in@truder.example"},
         "/email/webhook": {"events": [{"type": "bounce", "email": "gone@example.com"}]},
+        "/journeys": {"name": "Intruder"},
+        "/journeys/{journey_id}": {"name": "Renamed"},
+        "/journeys/{journey_id}/state": {"state": "paused"},
     }
     return {"ids": ids, "bodies": bodies, "shares": shares, "org": org}
 
@@ -239,6 +245,21 @@ def send_targets(
     return copies[0], send.id
 
 
+def journey_targets(db: Session, admin: Any, message_id: int, list_id: int) -> dict[str, int]:
+    """A draft journey, one ready to go live, and a live one."""
+    plan = {
+        "audience": {"lists": [list_id]},
+        "start": "mail",
+        "steps": {"mail": {"type": "send_email", "message_id": message_id}},
+    }
+    made = [
+        journey_service.create_journey(db=db, principal=admin, name=name, definition=plan).id
+        for name in ("Draft", "Ready", "Live")
+    ]
+    journey_service.go_live(db=db, principal=admin, journey_id=made[2])
+    return {"journey_id": made[0], "ready_journey_id": made[1], "live_journey_id": made[2]}
+
+
 def _url(template: str, targets: dict[str, Any]) -> str:
     org: Org = targets["org"]
     kind = "lead" if template.startswith(f"{API}/leads") else "contact"
@@ -249,6 +270,11 @@ def _url(template: str, targets: dict[str, Any]) -> str:
     }
     if template.startswith(f"{API}/me/tokens/"):
         ids["token_id"] = ids["my_token_id"]  # /me/tokens/{id} knows only the caller's own
+    # One journey to take live, one live to pause; the draft takes the other routes.
+    if template == f"{API}/journeys/{{journey_id}}/live":
+        ids["journey_id"] = ids["ready_journey_id"]
+    if template == f"{API}/journeys/{{journey_id}}/state":
+        ids["journey_id"] = ids["live_journey_id"]
 
     def fill(match: re.Match[str]) -> str:
         return str(ids[match.group(1)])

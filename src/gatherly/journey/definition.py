@@ -147,6 +147,11 @@ class End(StrictModel):
     type: Literal["end"]
 
 
+TAGS = frozenset(
+    {"send_email", "wait", "condition", "create_lead", "add_to_list", "update_field", "end"}
+)
+
+
 def _kind(value: Any) -> str | None:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
     return "add_to_list" if kind == "remove_from_list" else kind
@@ -186,9 +191,10 @@ def parse(data: Any) -> Definition:
         return _ADAPTER.validate_python(data or {})
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(
-            str(p) for p in ("definition", *first["loc"]) if not str(p).startswith("function-")
-        )
+        loc = [str(p) for p in first["loc"]]
+        if len(loc) > 2 and loc[0] == "steps" and loc[2] in TAGS:
+            del loc[2]  # the step type the union chose, not a field
+        where = ".".join(["definition", *loc])
         raise ValidationFailed(first["msg"].removeprefix("Value error, "), field=where) from None
 
 

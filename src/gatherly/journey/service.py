@@ -136,6 +136,14 @@ def update_journey(
     """Change the fields given (needs Write). A draft takes any change; a live or paused
     journey only its end time, its description and more exclusions (copy it for more)."""
     row = get_journey(db=db, principal=principal, journey_id=journey_id, privilege=Privilege.WRITE)
+    changes = dict(changes)
+    for key in ("name", "scope", "re_entry", "time_zone"):
+        if key in changes and changes[key] is None:
+            raise ValidationFailed(f"{key.replace('_', ' ')} cannot be empty", field=key)
+    if changes.get("description", "") is None:
+        changes["description"] = ""
+    if "definition" in changes and changes["definition"] is None:
+        changes["definition"] = {}
     if row.state in (STOPPED, "completed"):
         raise Conflict(f"this journey is {row.state}: copy it to run it again", field="state")
     if row.state != DRAFT:

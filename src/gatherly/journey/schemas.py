@@ -1,0 +1,76 @@
+"""Validated input and output shapes for journeys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gatherly.contact.schemas import OwnerRef
+from gatherly.core.schemas import StrictModel
+from gatherly.event.schemas import UtcDateTime
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+DEFINITION = (
+    "The audience and the steps: see docs/journeys.md. Checked for shape when saved and "
+    "for everything else when the journey goes live."
+)
+
+
+class JourneyFields(StrictModel):
+    """The fields of a journey; on update, only those sent change."""
+
+    name: Name | None = None
+    description: Annotated[str, Field(max_length=2000)] | None = None
+    definition: dict[str, Any] | None = Field(None, description=DEFINITION)
+    scope: Literal["organization", "business_unit"] | None = None
+    re_entry: Literal["once", "after_finish"] | None = None
+    start_at: UtcDateTime | None = None
+    end_at: UtcDateTime | None = None
+    time_zone: Annotated[str, Field(max_length=64)] | None = None
+
+
+class JourneyIn(JourneyFields):
+    """A new journey (a draft); the owner defaults to the caller."""
+
+    name: Name
+    owner: OwnerRef | None = None
+
+
+class JourneyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    description: str
+    state: str
+    definition: dict[str, Any]
+    scope: str
+    re_entry: str
+    start_at: datetime | None
+    end_at: datetime | None
+    time_zone: str
+    live_at: datetime | None
+    live_scope: str | None = Field(description="The scope fixed when it went live")
+    live_scope_bu_id: int | None = Field(description="The business unit it is scoped to, if any")
+    owner: OwnerRef
+    owning_bu_id: int
+    created_at: datetime
+    modified_at: datetime
+
+
+class ProblemOut(BaseModel):
+    field: str
+    message: str
+
+
+class JourneyCheckOut(BaseModel):
+    """Whether the journey may go live, and what stands in the way (each names its step)."""
+
+    ready: bool
+    problems: list[ProblemOut]
+
+
+class StateIn(StrictModel):
+    state: Literal["live", "paused", "stopped"]
