@@ -23,6 +23,7 @@ from gatherly.core.exceptions import GatherlyError
 from gatherly.email.cli import app as email_app
 from gatherly.event.cli import contacts_app, events_app
 from gatherly.jobs.cli import worker as worker_command
+from gatherly.journey.cli import app as journeys_app
 from gatherly.org import defaults
 from gatherly.org.cli import (
     access_app,
@@ -55,6 +56,7 @@ app.add_typer(contacts_app, name="contacts")
 app.add_typer(segments_app, name="segments")
 app.add_typer(lists_app, name="lists")
 app.add_typer(email_app, name="email")
+app.add_typer(journeys_app, name="journeys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(secret_key_app, name="secret-key")

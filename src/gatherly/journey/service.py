@@ -10,10 +10,11 @@ and opens a send for each email step; the engine (``journey.engine``) does the r
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
@@ -39,6 +40,7 @@ from gatherly.journey.models import (
     PAUSED,
     STOPPED,
     Journey,
+    JourneyAction,
     JourneyMember,
 )
 from gatherly.org.directory import load_principal
@@ -398,3 +400,44 @@ def finish(db: Session, row: Journey, state: str, why: str) -> None:
         if queued is None and send.state == SENDING:
             send.state, send.finished_at = "done", now
     row.state = state
+
+
+# ------------------------------------------------------------------ progress
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How many members are in each state, where the active ones are, and what each step
+    did (outcome → count): the same full counts for whoever may read the journey (B11)."""
+
+    journey: Journey
+    members: dict[str, int]
+    at_step: dict[str, int]
+    steps: dict[str, dict[str, int]]
+
+
+def progress(*, db: Session, principal: access.Principal, journey_id: int) -> Progress:
+    row = get_journey(db=db, principal=principal, journey_id=journey_id)
+    by_status = dict(
+        db.execute(
+            select(JourneyMember.status, func.count())
+            .where(JourneyMember.journey_id == row.id)
+            .group_by(JourneyMember.status)
+        ).all()
+    )
+    at_step = {
+        step or "": n
+        for step, n in db.execute(
+            select(JourneyMember.step, func.count())
+            .where(JourneyMember.journey_id == row.id, JourneyMember.status == ACTIVE)
+            .group_by(JourneyMember.step)
+        )
+    }
+    steps: dict[str, dict[str, int]] = {}
+    for step, outcome, n in db.execute(
+        select(JourneyAction.step, JourneyAction.outcome, func.count())
+        .where(JourneyAction.journey_id == row.id)
+        .group_by(JourneyAction.step, JourneyAction.outcome)
+    ):
+        steps.setdefault(step, {})[outcome] = n
+    return Progress(journey=row, members=by_status, at_step=at_step, steps=steps)

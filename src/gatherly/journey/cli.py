@@ -1,0 +1,172 @@
+"""``gatherly journeys``: journeys as a user, from a JSON or YAML definition (SPEC B6, M).
+
+Every command acts as the ``--as`` user through ``journey.service``, as the API does.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json, validated
+from gatherly.core.exceptions import ValidationFailed
+from gatherly.core.ids import MAX_ID
+from gatherly.journey import schemas as s
+from gatherly.journey import service
+
+app = typer.Typer(help="Customer journeys: create, check, take live, follow.", no_args_is_help=True)
+out = Console()
+IdArg = Annotated[int, typer.Argument(help="Journey id.", min=1, max=MAX_ID)]
+FileOpt = Annotated[
+    Path | None,
+    typer.Option("--file", help="The definition, JSON or YAML ('-': standard input)."),
+]
+
+
+def _definition(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"cannot read {path}: {exc}", field="file") from None
+    try:
+        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        said = " ".join(str(exc).split())  # one line: YAML's messages draw the spot
+        raise ValidationFailed(f"{path} is neither JSON nor YAML: {said}", field="file") from None
+    if not isinstance(data, dict):
+        raise ValidationFailed(f"{path} holds no definition (an object)", field="file")
+    return data
+
+
+def _out(row: Any) -> dict[str, Any]:
+    return s.JourneyOut.model_validate(row).model_dump(mode="json")
+
+
+@app.command("list")
+def list_command(as_user: AsOpt, as_json: JsonOpt = False) -> None:
+    """The journeys the user may read, newest first."""
+    with acting(as_user) as (db, principal):
+        fetch = partial(service.list_journeys, db=db, principal=principal, limit=500)
+        data = [_out(r) for r in every_page(lambda cursor: fetch(cursor=cursor))]
+    if as_json:
+        print_json(data)
+        return
+    table = Table("id", "name", "state", "scope")
+    for r in data:
+        table.add_row(str(r["id"]), escape(r["name"]), r["state"], r["live_scope"] or r["scope"])
+    out.print(table)
+
+
+@app.command("create")
+def create_command(
+    name: Annotated[str, typer.Argument(help="What to call it.")],
+    as_user: AsOpt,
+    file: FileOpt = None,
+    scope: Annotated[str, typer.Option(help="business_unit or organization.")] = "business_unit",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a draft journey owned by the user."""
+    body = validated(s.JourneyIn, name=name, definition=_definition(file), scope=scope)
+    data_in = body.model_dump(exclude={"owner"}, exclude_none=True)
+    with acting(as_user) as (db, principal):
+        data = _out(service.create_journey(db=db, principal=principal, **data_in))
+    if as_json:
+        print_json(data)
+        return
+    out.print(f"created draft journey {name!r} (id {data['id']})", markup=False)
+
+
+@app.command("update")
+def update_command(journey_id: IdArg, as_user: AsOpt, file: FileOpt = None) -> None:
+    """Replace a journey's definition (a live one: only more exclusions)."""
+    body = validated(s.JourneyFields, definition=_definition(file))
+    with acting(as_user) as (db, principal):
+        row = service.update_journey(
+            db=db,
+            principal=principal,
+            journey_id=journey_id,
+            changes=body.model_dump(include={"definition"}),
+        )
+        name = row.name
+    out.print(f"journey {name!r} saved", markup=False)
+
+
+@app.command("check")
+def check_command(journey_id: IdArg, as_user: AsOpt) -> None:
+    """What stands between the journey and going live; exits 1 while anything does."""
+    with acting(as_user) as (db, principal):
+        problems = service.check(db=db, principal=principal, journey_id=journey_id)
+    for field, message in problems:
+        out.print(f"{field}: {message}", markup=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(1)
+    out.print("ready to go live", markup=False)
+
+
+@app.command("live")
+def live_command(journey_id: IdArg, as_user: AsOpt) -> None:
+    """Check the journey and take it live; its scope is fixed now."""
+    with acting(as_user) as (db, principal):
+        row = service.go_live(db=db, principal=principal, journey_id=journey_id)
+        said = f"journey {row.name!r} is live ({row.live_scope} scope)"
+    out.print(said, markup=False)
+
+
+def _state(journey_id: int, as_user: str, state: str) -> None:
+    with acting(as_user) as (db, principal):
+        row = service.set_state(db=db, principal=principal, journey_id=journey_id, state=state)
+        said = f"journey {row.name!r} is {row.state}"
+    out.print(said, markup=False)
+
+
+@app.command("pause")
+def pause_command(journey_id: IdArg, as_user: AsOpt) -> None:
+    """Pause a live journey: nobody moves until it resumes."""
+    _state(journey_id, as_user, "paused")
+
+
+@app.command("resume")
+def resume_command(journey_id: IdArg, as_user: AsOpt) -> None:
+    """Resume a paused journey."""
+    _state(journey_id, as_user, "live")
+
+
+@app.command("stop")
+def stop_command(journey_id: IdArg, as_user: AsOpt) -> None:
+    """Stop a journey for good: everyone still in it leaves."""
+    _state(journey_id, as_user, "stopped")
+
+
+@app.command("show")
+def show_command(journey_id: IdArg, as_user: AsOpt, as_json: JsonOpt = False) -> None:
+    """A journey, its members by state, where the active ones are, and what each step did."""
+    with acting(as_user) as (db, principal):
+        found = service.progress(db=db, principal=principal, journey_id=journey_id)
+        data = {
+            "journey": _out(found.journey),
+            "members": found.members,
+            "at_step": found.at_step,
+            "steps": found.steps,
+        }
+    if as_json:
+        print_json(data)
+        return
+    j = data["journey"]
+    out.print(f"{j['name']} ({j['state']}, {j['live_scope'] or j['scope']} scope)", markup=False)
+    for status, n in sorted(data["members"].items()):
+        out.print(f"  {status}: {n}", markup=False)
+    for step, outcomes in data["steps"].items():
+        said = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+        waiting = data["at_step"].get(step)
+        out.print(f"  {step}: {said}" + (f"; {waiting} here now" if waiting else ""), markup=False)
