@@ -71,6 +71,7 @@ def test_the_webhook_records_each_bounce_and_complaint_once(
             "unmatched": 1,
             "suppressed": 2,
             "unreadable": 0,
+            "unsubscribed": 0,
         }
         again = client.post(WEBHOOK, json=events, headers=hook).json()
         assert (again["recorded"], again["repeated"], again["suppressed"]) == (0, 2, 0)
@@ -80,6 +81,13 @@ def test_the_webhook_records_each_bounce_and_complaint_once(
             headers={**hook, "Content-Type": "message/rfc822"},
         )
         assert report.json()["recorded"] == 1
+        # A complaint about Bob that names Ada's message is Bob's, not Ada's.
+        mixed = {
+            "type": "complaint",
+            "email": "bob@example.com",
+            "message_id": sent["ada@example.com"],
+        }
+        assert client.post(WEBHOOK, json={"events": [mixed]}, headers=hook).json()["recorded"] == 1
         assert_error(client.post(f"{WEBHOOK}/report", content=b"", headers=hook), 422, "body")
         assert_error(client.post(WEBHOOK, json={"events": []}, headers=hook), 422, "events")
         assert_error(
@@ -100,7 +108,12 @@ def test_the_webhook_records_each_bounce_and_complaint_once(
         ("bounced", "soft", "webhook"),
         ("complained", None, "webhook"),
         ("bounced", "hard", "webhook"),
+        ("complained", None, "webhook"),
     ]
+    complained = db.scalars(
+        select(EmailInteraction.contact_id).where(EmailInteraction.kind == "complained")
+    ).all()
+    assert len(set(complained)) == 2  # Ada's own, and Bob's
     suppressed = db.execute(
         select(Suppression.email, Suppression.reason).order_by(Suppression.id)
     ).all()
@@ -108,4 +121,5 @@ def test_the_webhook_records_each_bounce_and_complaint_once(
         ("ada@example.com", "complaint"),
         ("stranger@example.com", "hard_bounce"),
         ("bob@example.com", "hard_bounce"),
+        ("bob@example.com", "complaint"),
     ]

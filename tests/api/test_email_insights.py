@@ -104,7 +104,8 @@ def test_a_bu_user_sees_opened_by_5_and_3_named_contacts_of_their_bu_and_2_anony
         assert counts["open_rate"] == 1.0
         assert counts["click_rate"] == 0.4
         assert counts["links"] == [
-            {"url": "https://example.com/agenda?x=1&y=2", "clicks": 2, "unique": 2}
+            # grouped without the query, which personalised links fill with the person's data
+            {"url": "https://example.com/agenda", "clicks": 2, "unique": 2}
         ]
         assert counts["bucket"] == "hour"
         assert sum(b["opens"] for b in counts["timeline"]) == 5
@@ -139,6 +140,16 @@ def test_a_bu_user_sees_opened_by_5_and_3_named_contacts_of_their_bu_and_2_anony
     assert "support" not in opened.text.lower()
     assert [r["machine_only"] for r in named] == [False, False, False]
 
+    clicked = client.get(
+        f"{INSIGHTS}/people",
+        params={"send_id": send_id, "kind": "clicked"},
+        headers=marketer,
+    ).json()["items"]
+    assert [(r["anonymous"], r["urls"]) for r in clicked] == [
+        (False, ["https://example.com/agenda?x=1&y=2"]),
+        (True, []),  # the link a person clicked may carry who they are: not shown
+    ]
+    assert all(r["first_at"].endswith(":00Z") for r in clicked if r["anonymous"])
     export = client.get(
         f"{INSIGHTS}/people.csv", params={"send_id": send_id, "kind": "clicked"}, headers=marketer
     )

@@ -100,6 +100,11 @@ def test_opens_clicks_and_unsubscribes_are_recorded_through_the_signed_links(
         == 200
     )
 
+    # A link checker's HEAD is shown the way, and counts nothing.
+    looked = client.head(links["clicks"][0], follow_redirects=False)
+    assert looked.status_code == 302
+    assert client.head("/email/c/forged", follow_redirects=False).status_code == 404
+    assert client.get("/email/o/" + "x" * 5000 + ".gif").headers["content-type"] == "image/gif"
     # A click redirects to the link the message held, and only that.
     clicked = client.get(
         links["clicks"][0], headers={"User-Agent": BROWSER}, follow_redirects=False

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 import mailbox
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.core.config import Settings
 from gatherly.email import delivery
+from gatherly.email.models import Suppression
 from gatherly.segment import service as segment_service
 from tests import factories as f
 from tests.cli.helpers import run_script
@@ -262,12 +266,22 @@ def test_send_from_the_command_line_then_import_bounces_and_read_insights(
     box.add(dsn("bob@x.example", sent["bob@x.example"]))
     box.add(feedback("cat@x.example", sent["cat@x.example"]))
     box.add(b"From: friend@x.example\nSubject: hello\n\nNot a report.\n")
+    # Ada's mail client used the mailto: of List-Unsubscribe.
+    ada = next(c.message for c in sink.caught[1:] if c.rcpt_tos == ["ada@x.example"])
+    mailto = re.search(r"<mailto:[^?]+\?subject=([^>]+)>", ada["List-Unsubscribe"])
+    assert mailto is not None
+    subject = unquote(mailto.group(1))
+    box.add(f"From: ada@x.example\nTo: news@org.example\nSubject: {subject}\n\n".encode())
+    box.add(b"From: eve@x.example\nSubject: unsubscribe forged.token\n\n")
     box.close()
     imported = run("email", "bounces", "import", str(tmp_path / "bounces.mbox"), "--as", "orgadmin")
     assert (
-        "2 recorded, 0 already known, 0 about addresses we did not send to, 2 addresses suppressed, 1 messages that are not reports"
-        in imported
+        "2 recorded, 0 already known, 0 about addresses we did not send to, 2 addresses "
+        "suppressed, 2 messages that are not reports, 1 unsubscribe requests" in imported
     )
+    with session_factory() as db:
+        gone = db.scalars(select(Suppression).where(Suppression.email == "ada@x.example")).one()
+        assert (gone.reason, gone.source) == ("unsubscribed", "mailto")
     again = run("email", "bounces", "import", str(tmp_path / "bounces.mbox"), "--as", "orgadmin")
     assert "0 recorded, 2 already known" in again
     assert_one_line_error(
@@ -295,7 +309,7 @@ def test_send_from_the_command_line_then_import_bounces_and_read_insights(
     assert [counts[k] for k in counted] == [3, 2, 1, 1]
     said = run("email", "insights", "--send", str(send["id"]), "--as", "ma")
     assert "3 sent, 2 delivered, 1 hard and 0 soft bounces" in said
-    assert "0 unsubscribed, 1 complaints" in said
+    assert "1 unsubscribed, 1 complaints" in said  # Ada, by mail
     who = run("email", "insights", "--message", mid, "--who", "bounced", "--as", "ma")
     assert who.splitlines()[0].startswith("contact_id,email,name")
     assert "bob@x.example" in who

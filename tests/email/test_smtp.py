@@ -167,3 +167,22 @@ def test_default_ports_follow_the_scheme() -> None:
     assert smtp.parse_url("smtp://mail.example?tls=none").port == 25
     with pytest.raises(ValidationFailed, match="no SMTP server is configured"):
         smtp.Mailer(Settings())
+
+
+def test_an_address_beyond_ascii_goes_only_to_a_server_that_takes_smtputf8() -> None:
+    for sink in _serve(Sink(free_port()), enable_SMTPUTF8=False):
+        refused = _send_to(f"smtp://127.0.0.1:{sink.port}?tls=none", "jürgen@bücher.example")
+        assert refused.status == "rejected"
+        assert "no SMTPUTF8" in refused.detail
+        assert _send_to(f"smtp://127.0.0.1:{sink.port}?tls=none", "ada@x.example").status == "sent"
+    for sink in _serve(Sink(free_port()), enable_SMTPUTF8=True):
+        assert (
+            _send_to(f"smtp://127.0.0.1:{sink.port}?tls=none", "jürgen@bücher.example").status
+            == "sent"
+        )
+        assert sink.caught[0].rcpt_tos == ["jürgen@bücher.example"]
+
+
+def _send_to(url: str, recipient: str) -> smtp.Outcome:
+    with smtp.Mailer(Settings(smtp_url=SecretStr(url), smtp_timeout_seconds=5)) as mailer:
+        return mailer.send(_mail(), sender="news@a.example", recipient=recipient)

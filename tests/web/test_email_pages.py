@@ -252,7 +252,10 @@ def test_the_audience_of_a_list_the_viewer_may_not_read_is_not_found(
     assert response.status_code == 404
     assert f"marketing list {theirs.id} not found" in text_of(response.text)
     assert "B list" not in response.text
-    assert client.get("/email/audience?list_id=abc&segment_id=" + "9" * 30).status_code == 200
+    # A hand-edited address says what is wrong with it.
+    bad = client.get("/email/audience?list_id=abc&segment_id=" + "9" * 30)
+    assert bad.status_code == 422
+    assert "must be a whole number" in text_of(bad.text)
 
 
 def test_the_editor_names_a_default_the_viewer_may_not_read_by_what_it_is(

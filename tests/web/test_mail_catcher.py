@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from gatherly.core.background import free_port
-from gatherly.email import catcher
+from gatherly.email import catcher, tokens
 from tests import factories as f
 from tests.web.conftest import client_sign_in, text_of, with_password
 
@@ -25,6 +25,9 @@ def test_the_catcher_keeps_each_message_and_shows_it_to_administrators_only(
     client_sign_in(client, "boss")
     assert client.get("/mail-catcher").status_code == 404  # not running here
     folder = tmp_path / "mail"
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    click = tokens.make(settings, tokens.CLICK, [7, "https://example.com/agenda"])
+    pixel = tokens.make(settings, tokens.OPEN, 7)
     with catcher.running(folder, port=free_port()) as url:
         port = int(url.rsplit(":", 1)[1].split("?")[0])
         with smtplib.SMTP("127.0.0.1", port) as smtp:
@@ -36,7 +39,12 @@ def test_the_catcher_keeps_each_message_and_shows_it_to_administrators_only(
                     f"Hi {n}",
                 )
                 mail.set_content(f"Plain {n}")
-                mail.add_alternative(f"<p>Rich <b>{n}</b><script>x()</script></p>", subtype="html")
+                mail.add_alternative(
+                    f"<p>Rich <b>{n}</b><script>x()</script></p>"
+                    f'<a href="https://mail.example/email/c/{click}">Agenda</a>'
+                    f'<img src="https://mail.example/email/o/{pixel}.gif" width="1" height="1">',
+                    subtype="html",
+                )
                 smtp.send_message(mail)
     names = sorted(p.name for p in folder.glob("*.eml"))
     assert len(names) == 2
@@ -54,6 +62,10 @@ def test_the_catcher_keeps_each_message_and_shows_it_to_administrators_only(
         # The HTML shows in a sandboxed frame: as text of an attribute, never as markup.
         assert 'sandbox=""' in opened.text
         assert "<script>x()" not in opened.text
+        # Reading it here is not the recipient opening or clicking it.
+        assert "/email/o/" not in opened.text
+        assert "/email/c/" not in opened.text
+        assert "https://example.com/agenda" in opened.text
         for bad in ("..%2F..%2Fetc%2Fpasswd", "nope.eml", names[0].replace(".eml", ".txt")):
             assert client.get(f"/mail-catcher/{bad}").status_code == 404, bad
         client_sign_in(client, "mark")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import logging
 import mailbox
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -24,9 +25,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gatherly.core.config import Settings
-from gatherly.core.exceptions import Unauthenticated, ValidationFailed
+from gatherly.core.exceptions import NotFound, Unauthenticated, ValidationFailed
 from gatherly.core.schemas import normalize_email
 from gatherly.email import audience as audience_service
+from gatherly.email import tracking
 from gatherly.email.models import (
     BOUNCED,
     COMPLAINED,
@@ -124,6 +126,7 @@ class Applied:
     unmatched: int = 0  # no message of ours went to the address
     suppressed: set[str] = field(default_factory=set)  # addresses suppressed now
     unreadable: int = 0  # reports that held no bounce or complaint
+    unsubscribed: int = 0  # unsubscribe requests sent to the mailto: of List-Unsubscribe
 
 
 def _delivery(db: Session, event: Event) -> EmailDelivery | None:
@@ -131,7 +134,9 @@ def _delivery(db: Session, event: Event) -> EmailDelivery | None:
         found = db.scalars(
             select(EmailDelivery).where(EmailDelivery.message_id_header == event.message_id)
         ).first()
-        if found is not None:
+        # Only when it went to the address the event is about: a report naming another
+        # person's message is not that person's bounce or complaint.
+        if found is not None and found.email == event.email:
             return found
     return db.scalars(
         select(EmailDelivery)
@@ -218,10 +223,39 @@ def read_reports(path: Path) -> Iterator[bytes]:
         yield path.read_bytes()
 
 
-def import_reports(*, db: Session, reports: Iterable[bytes], source: str) -> Applied:
-    """Apply every bounce and complaint the report messages hold."""
+UNSUBSCRIBE_SUBJECT = re.compile(r"^\s*unsubscribe\s+(\S+)\s*$", re.IGNORECASE)
+
+
+def _mailto_unsubscribe(db: Session, settings: Settings, raw: bytes) -> bool | None:
+    """An unsubscribe request sent to the ``mailto:`` of List-Unsubscribe (subject
+    ``unsubscribe <token>``): True when honoured, False for a token that is not ours,
+    None when the message is no such request."""
+    head, _, _ = raw.partition(b"\r\n\r\n") if b"\r\n\r\n" in raw else raw.partition(b"\n\n")
+    subject = str(message_from_bytes(head + b"\n\n").get("Subject", ""))
+    found = UNSUBSCRIBE_SUBJECT.match(" ".join(subject.split()))
+    if found is None:
+        return None
+    try:
+        tracking.unsubscribe(
+            db=db, settings=settings, token=found.group(1), everything=False, source="mailto"
+        )
+    except NotFound:
+        return False
+    return True
+
+
+def import_reports(
+    *, db: Session, settings: Settings, reports: Iterable[bytes], source: str
+) -> Applied:
+    """Apply every bounce and complaint the report messages hold, and every unsubscribe
+    request sent to the ``mailto:`` of a message's List-Unsubscribe."""
     done = Applied()
     for raw in reports:
+        request = _mailto_unsubscribe(db, settings, raw)
+        if request is not None:
+            done.unsubscribed += int(request)
+            done.unreadable += int(not request)
+            continue
         events = parse_report(raw)
         if not events:
             done.unreadable += 1
@@ -253,10 +287,12 @@ def check_webhook(settings: Settings, authorization: str | None) -> None:
         raise Unauthenticated("send the webhook token as 'Authorization: Bearer <token>'")
 
 
-def receive_report(*, db: Session, raw: bytes, source: str = "webhook") -> Applied:
+def receive_report(
+    *, db: Session, settings: Settings, raw: bytes, source: str = "webhook"
+) -> Applied:
     """One report message posted raw (an MTA piping its bounces)."""
     if not raw.strip():
         raise ValidationFailed("post a bounce or feedback report (message/rfc822)", field="body")
     if len(raw) > MAX_REPORT:
         raise ValidationFailed(f"a report is at most {MAX_REPORT:,} bytes", field="body")
-    return import_reports(db=db, reports=[raw], source=source)
+    return import_reports(db=db, settings=settings, reports=[raw], source=source)

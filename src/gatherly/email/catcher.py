@@ -6,6 +6,7 @@ mail-catcher`` runs one on its own. Never a way to deliver mail: nothing leaves 
 
 from __future__ import annotations
 
+import html as htmlmod
 import re
 import secrets
 import time
@@ -21,7 +22,9 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from gatherly.core.config import Settings
 from gatherly.core.exceptions import NotFound
+from gatherly.email import tokens
 
 NAME = re.compile(r"^\d{19}-[0-9a-f]{8}\.eml$")  # what the catcher names its files
 KEEP = 5000  # files kept: the oldest go beyond this
@@ -132,3 +135,20 @@ def read(directory: Path, name: str) -> Opened:
         text=str(text.get_content()) if text is not None else "",
         html=str(html.get_content()) if html is not None else "",
     )
+
+
+_PIXEL = re.compile(r'<img\b[^>]*\bsrc="[^"]*/email/o/[^"]*"[^>]*>', re.IGNORECASE)
+_CLICK = re.compile(r'href="[^"]*/email/c/([^"/]+)"', re.IGNORECASE)
+
+
+def quiet(html: str, settings: Settings) -> str:
+    """A caught message's HTML made safe to look at: without its open pixel, and its
+    links leading straight where they lead (reading it here is not the recipient
+    opening or clicking it)."""
+
+    def straight(match: re.Match[str]) -> str:
+        value = tokens.read(settings, tokens.CLICK, match.group(1))
+        url = value[1] if isinstance(value, list) and len(value) == 2 else "#"
+        return f'href="{htmlmod.escape(str(url), quote=True)}"'
+
+    return _CLICK.sub(straight, _PIXEL.sub("", html))

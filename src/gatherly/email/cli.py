@@ -550,11 +550,14 @@ def bounces_import(
     System administrators only."""
     with acting(as_user) as (db, principal):
         org_service.require_admin(principal, "import bounces and complaints")
-        done = bounces.import_reports(db=db, reports=bounces.read_reports(file), source="import")
+        done = bounces.import_reports(
+            db=db, settings=Settings(), reports=bounces.read_reports(file), source="import"
+        )
     out.print(
         f"{done.recorded} recorded, {done.repeated} already known, {done.unmatched} about "
         f"addresses we did not send to, {len(done.suppressed)} addresses suppressed, "
-        f"{done.unreadable} messages that are not reports",
+        f"{done.unreadable} messages that are not reports, {done.unsubscribed} unsubscribe "
+        "requests",
         markup=False,
         soft_wrap=True,
     )

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, select
 from sqlalchemy.orm import Session
@@ -175,15 +176,7 @@ def insights(
     delivered = db.scalar(
         select(func.count()).where(where.deliveries(), EmailDelivery.state == SENT, ~bounced_after)
     )
-    links = [
-        LinkClicks(url=url or "", clicks=total, unique=unique)
-        for url, total, unique in db.execute(
-            select(EmailInteraction.url, func.count(), distinct)
-            .where(where.interactions(), EmailInteraction.kind == CLICKED)
-            .group_by(EmailInteraction.url)
-            .order_by(func.count().desc(), EmailInteraction.url)
-        )
-    ]
+    links = _links(db, where)
     timeline, bucket = _timeline(db, where)
     return Insights(
         message_id=where.message_id,
@@ -206,6 +199,28 @@ def insights(
         timeline=timeline,
         bucket=bucket,
     )
+
+
+def link_of(url: str) -> str:
+    """A clicked address as the per-link table groups it: without its query and fragment,
+    which personalised links fill with the recipient's data."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _links(db: Session, where: Scope) -> list[LinkClicks]:
+    clicks: dict[str, int] = {}
+    people: dict[str, set[int]] = {}
+    for url, delivery_id in db.execute(
+        select(EmailInteraction.url, EmailInteraction.delivery_id).where(
+            where.interactions(), EmailInteraction.kind == CLICKED
+        )
+    ):
+        link = link_of(url or "")
+        clicks[link] = clicks.get(link, 0) + 1
+        people.setdefault(link, set()).add(delivery_id)
+    ranked = sorted(clicks, key=lambda link: (-clicks[link], link))
+    return [LinkClicks(url=link, clicks=clicks[link], unique=len(people[link])) for link in ranked]
 
 
 def _timeline(db: Session, where: Scope) -> tuple[list[Bucket], Literal["hour", "day"]]:
@@ -266,25 +281,32 @@ def people(
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page:
-    """A page of the recipients who did ``kind`` (opened, clicked, …), in sending order,
-    each a :class:`Someone`."""
-    page_request({"id": EmailDelivery.id}, sort="id", cursor=cursor, limit=limit)  # named first
+    """A page of the recipients who did ``kind`` (opened, clicked, …), in the order they
+    first did it, each a :class:`Someone`. The page and its cursor follow the first
+    interaction of each, never anything about the contact (its id, address, name or the
+    order of the audience), so an anonymous row's place tells nothing about who it is."""
+    page_request(FIRST, sort="id", cursor=cursor, limit=limit)  # a bad cursor, named first
     if kind not in DETAIL_KINDS:
         raise ValidationFailed(f"kind is one of {', '.join(DETAIL_KINDS)}", field="kind")
     where = scope(db=db, principal=principal, message_id=message_id, send_id=send_id)
-    did = exists().where(
-        EmailInteraction.delivery_id == EmailDelivery.id, EmailInteraction.kind == kind
+    firsts = (
+        select(func.min(EmailInteraction.id))
+        .where(where.interactions(), EmailInteraction.kind == kind)
+        .group_by(EmailInteraction.delivery_id)
     )
     page = paginate(
         db,
-        select(EmailDelivery).where(where.deliveries(), did),
-        id_column=EmailDelivery.id,
-        sortable={"id": EmailDelivery.id},
+        select(EmailInteraction).where(EmailInteraction.id.in_(firsts)),
+        id_column=EmailInteraction.id,
+        sortable=FIRST,
         sort="id",
         cursor=cursor,
         limit=limit,
     )
     return Page(items=list(_someone(db, principal, kind, page.items)), next_cursor=page.next_cursor)
+
+
+FIRST = {"id": EmailInteraction.id}
 
 
 def _readable(db: Session, principal: access.Principal, ids: set[int]) -> dict[int, Contact]:
@@ -296,10 +318,8 @@ def _readable(db: Session, principal: access.Principal, ids: set[int]) -> dict[i
     return {c.id: c for c in db.scalars(stmt)}
 
 
-def _someone(
-    db: Session, principal: access.Principal, kind: str, deliveries: Any
-) -> Iterator[Someone]:
-    ids = [d.id for d in deliveries]
+def _someone(db: Session, principal: access.Principal, kind: str, firsts: Any) -> Iterator[Someone]:
+    ids = [f.delivery_id for f in firsts]
     if not ids:
         return
     found: dict[int, list[EmailInteraction]] = {}
@@ -309,19 +329,33 @@ def _someone(
         .order_by(EmailInteraction.at, EmailInteraction.id)
     ):
         found.setdefault(row.delivery_id, []).append(row)
-    named = _readable(db, principal, {d.contact_id for d in deliveries if d.contact_id})
-    for d in deliveries:
-        rows = found.get(d.id, [])
-        if not rows:
+    named = _readable(db, principal, {f.contact_id for f in firsts if f.contact_id})
+    for first in firsts:
+        rows = found[first.delivery_id]
+        contact = named.get(first.contact_id) if first.contact_id else None
+        if contact is None:  # anonymous: nothing personal, not even a personalised link
+            minute = timedelta(minutes=1)
+            yield Someone(
+                contact=None,
+                first_at=_floor(rows[0].at, minute),
+                last_at=_floor(rows[-1].at, minute),
+                times=len(rows),
+                machine_only=all(r.machine for r in rows),
+                urls=[],
+            )
             continue
         yield Someone(
-            contact=named.get(d.contact_id) if d.contact_id else None,
+            contact=contact,
             first_at=rows[0].at,
             last_at=rows[-1].at,
             times=len(rows),
             machine_only=all(r.machine for r in rows),
             urls=list(dict.fromkeys(r.url for r in rows if r.url)),
         )
+
+
+def _floor(at: datetime, step: timedelta) -> datetime:
+    return at - (at - datetime.min.replace(tzinfo=at.tzinfo)) % step
 
 
 EXPORT_COLUMNS = (

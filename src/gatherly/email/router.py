@@ -527,6 +527,7 @@ def _applied(done: bounces.Applied) -> s.AppliedOut:
         unmatched=done.unmatched,
         suppressed=len(done.suppressed),
         unreadable=done.unreadable,
+        unsubscribed=done.unsubscribed,
     )
 
 
@@ -557,4 +558,4 @@ def webhook(body: s.WebhookIn, db: DbSession, _caller: WebhookCaller) -> s.Appli
 )
 async def webhook_report(request: Request, db: DbSession, _caller: WebhookCaller) -> s.AppliedOut:
     raw = await request.body()
-    return _applied(bounces.receive_report(db=db, raw=raw))
+    return _applied(bounces.receive_report(db=db, settings=request.app.state.settings, raw=raw))

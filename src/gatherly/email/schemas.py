@@ -337,3 +337,6 @@ class AppliedOut(BaseModel):
     unmatched: int = Field(description="About an address no message of ours went to")
     suppressed: int = Field(description="Addresses suppressed now")
     unreadable: int = Field(description="Reports that held no bounce or complaint")
+    unsubscribed: int = Field(
+        0, description="Unsubscribe requests mailed to a message's List-Unsubscribe address"
+    )

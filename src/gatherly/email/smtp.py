@@ -229,8 +229,22 @@ class Mailer:
                 self._smtp = self._connect()
             except (smtplib.SMTPException, OSError) as exc:
                 return Outcome(UNAVAILABLE, f"cannot use {self.server.label}: {_reason(exc)}")
+        options: list[str] = []
+        if not (sender.isascii() and recipient.isascii()):
+            # An address beyond ASCII (jürgen@bücher.example) needs SMTPUTF8 (RFC 6531).
+            try:
+                self._smtp.ehlo_or_helo_if_needed()
+            except (smtplib.SMTPException, OSError) as exc:
+                self._drop()
+                return Outcome(DEFERRED, f"lost {self.server.label}: {_reason(exc)}")
+            if not self._smtp.has_extn("smtputf8"):
+                return Outcome(
+                    REJECTED,
+                    f"{self.server.label} does not take addresses beyond ASCII (no SMTPUTF8)",
+                )
+            options = ["SMTPUTF8"]
         try:
-            self._smtp.sendmail(sender, [recipient], data)
+            self._smtp.sendmail(sender, [recipient], data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = exc.recipients[recipient]
             return self._refused(code, text, HARD_BOUNCE)
@@ -241,6 +255,9 @@ class Mailer:
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             return Outcome(DEFERRED, f"lost {self.server.label}: {_reason(exc)}")
+        except UnicodeError as exc:  # an address the connection cannot carry
+            self._drop()
+            return Outcome(REJECTED, f"the address cannot be sent: {exc}")
         return Outcome(SENT, "250 accepted", 250)
 
     def _refused(

@@ -39,4 +39,5 @@ def caught_message(
     request: Request, viewer: CurrentViewer, name: Annotated[str, PathParam(max_length=40)]
 ) -> Response:
     opened = catcher.read(_directory(request, viewer), name)
-    return page(request, "catcher/message.html", viewer, message=opened)
+    html = catcher.quiet(opened.html, request.app.state.settings)
+    return page(request, "catcher/message.html", viewer, message=opened, html=html)

@@ -568,7 +568,14 @@ def _ids(values: list[str]) -> list[int]:
 
 
 def audience_ids(values: Any) -> tuple[list[int], list[int]]:
-    """The ticked segment and list ids of a query or a form."""
+    """The ticked segment and list ids of a query or a form; ValidationFailed names a
+    value that is no id (a hand-edited address)."""
+    for name in ("segment_id", "list_id"):
+        for value in values.getlist(name):
+            if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_ID):
+                raise ValidationFailed(
+                    f"{name} must be a whole number between 1 and {MAX_ID}", field=name
+                )
     return _ids(values.getlist("segment_id")), _ids(values.getlist("list_id"))
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from gatherly.api.params import PathId
 from gatherly.api.responses import csv_download
 from gatherly.core.exceptions import GatherlyError, NotFound, ValidationFailed
+from gatherly.core.ids import MAX_ID
 from gatherly.email import audience as audiences
 from gatherly.email import insights as insights_service
 from gatherly.email import sends, service
@@ -272,7 +273,13 @@ def cancel_send(
 def _of(request: Request) -> tuple[int | None, int | None]:
     def number(name: str) -> int | None:
         value = request.query_params.get(name, "")
-        return int(value) if value.isascii() and value.isdigit() and len(value) < 12 else None
+        if not value:
+            return None
+        if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_ID):
+            raise ValidationFailed(
+                f"{name} must be a whole number between 1 and {MAX_ID}", field=name
+            )
+        return int(value)
 
     return number("message_id"), number("send_id")
 

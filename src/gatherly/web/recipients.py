@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from gatherly.core.exceptions import NotFound
-from gatherly.email import tracking
+from gatherly.email import tokens, tracking
 from gatherly.web.pages import WebDb, page
 
 router = APIRouter(include_in_schema=False)
@@ -104,7 +104,8 @@ async def save_subscriptions(request: Request, db: WebDb, token: Token) -> Respo
 
 
 @router.get("/email/o/{token}.gif")
-def open_pixel(request: Request, db: WebDb, token: Token) -> Response:
+def open_pixel(request: Request, db: WebDb, token: str) -> Response:
+    """Always the image (a token of any length, valid or not: nothing to learn here)."""
     tracking.record_open(
         db=db,
         settings=request.app.state.settings,
@@ -114,8 +115,14 @@ def open_pixel(request: Request, db: WebDb, token: Token) -> Response:
     return Response(PIXEL, media_type="image/gif", headers=PRIVATE)
 
 
-@router.get("/email/c/{token}")
+@router.api_route("/email/c/{token}", methods=["GET", "HEAD"])
 def click(request: Request, db: WebDb, token: Token) -> Response:
+    if request.method == "HEAD":  # link checkers look without following: no click
+        value = tokens.read(request.app.state.settings, tokens.CLICK, token)
+        url = value[1] if isinstance(value, list) and len(value) == 2 else None
+        if isinstance(url, str) and url.startswith(("http://", "https://")):
+            return RedirectResponse(url, status_code=302, headers=PRIVATE)
+        return Response(status_code=404, headers=PRIVATE)
     try:
         url = tracking.record_click(
             db=db,
