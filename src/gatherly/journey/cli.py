@@ -20,8 +20,8 @@ from rich.table import Table
 from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json, validated
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.core.ids import MAX_ID
+from gatherly.journey import explain, service
 from gatherly.journey import schemas as s
-from gatherly.journey import service
 
 app = typer.Typer(help="Customer journeys: create, check, take live, follow.", no_args_is_help=True)
 out = Console()
@@ -170,3 +170,57 @@ def show_command(journey_id: IdArg, as_user: AsOpt, as_json: JsonOpt = False) ->
         said = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
         waiting = data["at_step"].get(step)
         out.print(f"  {step}: {said}" + (f"; {waiting} here now" if waiting else ""), markup=False)
+
+
+@app.command("explain")
+def explain_command(
+    journey_id: IdArg,
+    as_user: AsOpt,
+    contact: Annotated[int, typer.Option(min=1, max=MAX_ID, help="The contact.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Where a contact is in the journey and how it got there, or why it is not in it."""
+    with acting(as_user) as (db, principal):
+        found = explain.explain(
+            db=db, principal=principal, journey_id=journey_id, contact_id=contact
+        )
+        data = s.ExplanationOut.model_validate(found).model_dump(mode="json")
+    if as_json:
+        print_json(data)
+        return
+    if data["why_not"]:
+        out.print(f"not in the journey: {data['why_not']}", markup=False)
+    for p in data["passes"]:
+        where = f"at {p['step']}" if p["step"] else p["status"]
+        out.print(f"pass {p['entry']}: {where}, entered {p['entered_at']}", markup=False)
+        for step in p["steps"]:
+            out.print(f"  {step['at']}  {step['step']}: {step['outcome']}", markup=False)
+        if p["reason"]:
+            out.print(f"  ({p['reason']})", markup=False)
+
+
+@app.command("simulate")
+def simulate_command(journey_id: IdArg, as_user: AsOpt, as_json: JsonOpt = False) -> None:
+    """What the journey would do with today's audience; nothing is sent or written."""
+    with acting(as_user) as (db, principal):
+        found = explain.simulate(db=db, principal=principal, journey_id=journey_id)
+        data = s.SimulationOut.model_validate(found).model_dump(mode="json")
+    if as_json:
+        print_json(data)
+        return
+    out.print(
+        f"{data['audience']} in the audience; {data['out_of_scope']} out of scope, "
+        f"{data['excluded']} excluded",
+        markup=False,
+        soft_wrap=True,
+    )
+    for step, n in data["reached"].items():
+        extra = ""
+        if step in data["branches"]:
+            b = data["branches"][step]
+            extra = (
+                f" (yes {b['yes']}, no {b['no']}{', assumed' if step in data['assumed'] else ''})"
+            )
+        if data["suppressed"].get(step):
+            extra += f" ({data['suppressed'][step]} suppressed)"
+        out.print(f"  {step}: {n}{extra}", markup=False)

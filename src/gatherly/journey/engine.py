@@ -15,6 +15,7 @@ processed, whoever owns the journey now.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -107,33 +108,45 @@ def run_journey(
         _Pass(db, journey, now, report).run()
 
 
-class _Pass:
-    def __init__(self, db: Session, journey: Journey, now: datetime, report: TickReport) -> None:
-        self.db, self.journey, self.now, self.report = db, journey, now, report
-        self.definition = jd.parse(journey.definition)
+class Walker:
+    """What reading a journey's audience and answering its conditions needs (the engine's
+    pass, and the simulation, which writes nothing)."""
+
+    def __init__(
+        self, db: Session, journey: Journey, definition: jd.Definition, now: datetime
+    ) -> None:
+        self.db, self.journey, self.definition, self.now = db, journey, definition, now
         self.sends = {
             s.journey_step: s
             for s in db.scalars(select(EmailSend).where(EmailSend.journey_id == journey.id))
         }
 
-    def run(self) -> None:
-        self._enter()
+    def audience(self) -> Iterator[tuple[Contact, bool]]:
+        """Today's audience, a page at a time, each contact with whether it is excluded."""
+        audience = self._audience()
+        if audience is None:
+            return
+        excluded = self._excluded()
+        flag = excluded if excluded is not None else literal(False)
+        last = 0
         while True:
-            members = self._due()
-            if not members:
+            rows = self.db.execute(
+                select(Contact, flag)
+                .where(Contact.id.in_(select(audience.c[0])), Contact.id > last)
+                .order_by(Contact.id)
+                .limit(1000)
+            ).all()
+            for contact, is_excluded in rows:
+                yield contact, bool(is_excluded)
+            if len(rows) < 1000:
                 return
-            try:
-                for member, contact in members:
-                    self._walk(member, contact)
-                self.db.commit()
-            except IntegrityError:
-                # Another worker took one of these steps first (the action log is unique
-                # per journey, contact, entry and step): leave the batch to the next pass.
-                self.db.rollback()
-                log.warning("journey %s: a step was taken by another worker", self.journey.id)
-                return
+            last = rows[-1][0].id
 
-    # -------------------------------------------------------------- entering
+    def test(self, contact: Contact, test: jd.Test) -> bool:
+        """A condition's answer for one contact, now."""
+        return self._test(contact, test)
+
+    # -------------------------------------------------------------- audience
 
     def _audience(self) -> Any:
         """The contact ids of the audience, less the excluded segments' members."""
@@ -160,6 +173,88 @@ class _Pass:
                 stmt, _ = segment_service.membership_statement(db=self.db, segment=segment)
                 parts.append(Contact.id.in_(stmt.with_only_columns(Contact.id)))
         return or_(*parts) if parts else None
+
+    def _interacted(self, contact: Contact, step: str, kind: str) -> bool:
+        send = self.sends.get(step)
+        if send is None:
+            return False
+        conditions = [
+            EmailInteraction.send_id == send.id,
+            EmailInteraction.contact_id == contact.id,
+            EmailInteraction.kind == kind,
+        ]
+        if kind == OPENED:
+            conditions.append(EmailInteraction.machine.is_(False))  # a person's open
+        return bool(self.db.scalar(select(exists().where(*conditions))))
+
+    def _test(self, contact: Contact, test: jd.Test) -> bool:
+        db = self.db
+        if test.opened or test.clicked:
+            asked = test.opened or test.clicked or ""
+            return self._interacted(contact, asked, "opened" if test.opened else "clicked")
+        if test.registered is not None:
+            return bool(
+                db.scalar(
+                    select(
+                        exists().where(
+                            EventRegistration.event_id == test.registered,
+                            EventRegistration.contact_id == contact.id,
+                            participation.is_registered(),
+                        )
+                    )
+                )
+            )
+        if test.attended is not None:
+            seconds = db.scalar(
+                select(func.coalesce(func.sum(EventAttendance.total_seconds), 0)).where(
+                    EventAttendance.event_id == test.attended,
+                    EventAttendance.contact_id == contact.id,
+                    participation.is_attended(),
+                )
+            )
+            return bool(seconds) and int(seconds or 0) >= test.min_minutes * 60
+        if test.segment is not None:
+            segment = db.get(Segment, test.segment)
+            if segment is None:
+                return False
+            stmt, _ = segment_service.membership_statement(db=db, segment=segment)
+            return bool(db.scalar(select(exists(stmt.where(Contact.id == contact.id)))))
+        assert test.field is not None
+        value = _field_value(contact, test.field)
+        text = "" if value is None else str(value)
+        if test.op == "empty":
+            return text == ""
+        if test.op == "not_empty":
+            return text != ""
+        if test.op == "contains":
+            return test.value.casefold() in text.casefold()
+        same = text.casefold() == test.value.casefold()
+        return same if test.op == "equals" else not same
+
+
+class _Pass(Walker):
+    def __init__(self, db: Session, journey: Journey, now: datetime, report: TickReport) -> None:
+        super().__init__(db, journey, jd.parse(journey.definition), now)
+        self.report = report
+
+    def run(self) -> None:
+        self._enter()
+        while True:
+            members = self._due()
+            if not members:
+                return
+            try:
+                for member, contact in members:
+                    self._walk(member, contact)
+                self.db.commit()
+            except IntegrityError:
+                # Another worker took one of these steps first (the action log is unique
+                # per journey, contact, entry and step): leave the batch to the next pass.
+                self.db.rollback()
+                log.warning("journey %s: a step was taken by another worker", self.journey.id)
+                return
+
+    # -------------------------------------------------------------- entering
 
     def _enter(self) -> None:
         audience = self._audience()
@@ -365,64 +460,6 @@ class _Pass:
         self._act(member, name, "suppressed" if reason else "queued", delivery_id=delivery.id)
         if not reason:
             self.report.sends.add(send.id)
-
-    def _interacted(self, contact: Contact, step: str, kind: str) -> bool:
-        send = self.sends.get(step)
-        if send is None:
-            return False
-        conditions = [
-            EmailInteraction.send_id == send.id,
-            EmailInteraction.contact_id == contact.id,
-            EmailInteraction.kind == kind,
-        ]
-        if kind == OPENED:
-            conditions.append(EmailInteraction.machine.is_(False))  # a person's open
-        return bool(self.db.scalar(select(exists().where(*conditions))))
-
-    def _test(self, contact: Contact, test: jd.Test) -> bool:
-        db = self.db
-        if test.opened or test.clicked:
-            return self._interacted(
-                contact, test.opened or test.clicked or "", "opened" if test.opened else "clicked"
-            )
-        if test.registered is not None:
-            return bool(
-                db.scalar(
-                    select(
-                        exists().where(
-                            EventRegistration.event_id == test.registered,
-                            EventRegistration.contact_id == contact.id,
-                            participation.is_registered(),
-                        )
-                    )
-                )
-            )
-        if test.attended is not None:
-            seconds = db.scalar(
-                select(func.coalesce(func.sum(EventAttendance.total_seconds), 0)).where(
-                    EventAttendance.event_id == test.attended,
-                    EventAttendance.contact_id == contact.id,
-                    participation.is_attended(),
-                )
-            )
-            return bool(seconds) and int(seconds or 0) >= test.min_minutes * 60
-        if test.segment is not None:
-            segment = db.get(Segment, test.segment)
-            if segment is None:
-                return False
-            stmt, _ = segment_service.membership_statement(db=db, segment=segment)
-            return bool(db.scalar(select(exists(stmt.where(Contact.id == contact.id)))))
-        assert test.field is not None
-        value = _field_value(contact, test.field)
-        text = "" if value is None else str(value)
-        if test.op == "empty":
-            return text == ""
-        if test.op == "not_empty":
-            return text != ""
-        if test.op == "contains":
-            return test.value.casefold() in text.casefold()
-        same = text.casefold() == test.value.casefold()
-        return same if test.op == "equals" else not same
 
     def _lead(self, contact: Contact, step: jd.CreateLead) -> Lead:
         """A lead owned by the journey's owner (B7), in the owner's business unit."""

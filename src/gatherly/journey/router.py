@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query, Response
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
 from gatherly.api.params import Paging, PathId
 from gatherly.contact.schemas import PageOut
+from gatherly.core.ids import MAX_ID
+from gatherly.journey import explain, service
 from gatherly.journey import schemas as s
-from gatherly.journey import service
 
 router = APIRouter(prefix="/journeys", tags=["journeys"])
 
@@ -97,3 +98,41 @@ def set_state(
     journey_id: PathId, body: s.StateIn, db: DbSession, principal: CurrentPrincipal
 ) -> Any:
     return service.set_state(db=db, principal=principal, journey_id=journey_id, state=body.state)
+
+
+@router.get(
+    "/{journey_id}/progress",
+    summary="Members by state and what each step did",
+    response_model=s.ProgressOut,
+)
+def journey_progress(journey_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
+    found = service.progress(db=db, principal=principal, journey_id=journey_id)
+    return s.ProgressOut(
+        journey=s.JourneyOut.model_validate(found.journey),
+        members=found.members,
+        at_step=found.at_step,
+        steps=found.steps,
+    )
+
+
+@router.get(
+    "/{journey_id}/explain",
+    summary="Where a contact is in the journey and how it got there, or why it is not in it",
+    response_model=s.ExplanationOut,
+)
+def explain_contact(
+    journey_id: PathId,
+    contact_id: Annotated[int, Query(ge=1, le=MAX_ID)],
+    db: DbSession,
+    principal: CurrentPrincipal,
+) -> Any:
+    return explain.explain(db=db, principal=principal, journey_id=journey_id, contact_id=contact_id)
+
+
+@router.post(
+    "/{journey_id}/simulate",
+    summary="Walk today's audience through the journey, sending and writing nothing",
+    response_model=s.SimulationOut,
+)
+def simulate(journey_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
+    return explain.simulate(db=db, principal=principal, journey_id=journey_id)

@@ -74,3 +74,61 @@ class JourneyCheckOut(BaseModel):
 
 class StateIn(StrictModel):
     state: Literal["live", "paused", "stopped"]
+
+
+class StepTakenOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    step: str
+    outcome: str = Field(description="queued, suppressed, waited, yes, no, lead, …")
+    at: datetime
+    detail: dict[str, Any] | None
+
+
+class PassOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    entry: int
+    status: str
+    step: str | None
+    entered_at: datetime
+    next_due_at: datetime | None
+    finished_at: datetime | None
+    reason: str
+    steps: list[StepTakenOut]
+
+
+class ExplanationOut(BaseModel):
+    """Where the contact is in the journey and how it got there, or why it is not in it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    journey_id: int
+    contact_id: int
+    passes: list[PassOut]
+    why_not: str | None
+
+
+class SimulationOut(BaseModel):
+    """What the journey would do with today's audience, sending and writing nothing."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    audience: int
+    out_of_scope: int
+    excluded: int
+    reached: dict[str, int] = Field(description="Contacts reaching each step")
+    branches: dict[str, dict[str, int]] = Field(description="Each condition's yes and no")
+    suppressed: dict[str, int] = Field(description="Contacts an email step would not mail")
+    assumed: list[str] = Field(
+        description="Conditions about the journey's own emails: not known yet, counted as no"
+    )
+
+
+class ProgressOut(BaseModel):
+    """Members by state, where the active ones are, and what each step did (full counts)."""
+
+    journey: JourneyOut
+    members: dict[str, int]
+    at_step: dict[str, int]
+    steps: dict[str, dict[str, int]]
