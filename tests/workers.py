@@ -25,6 +25,7 @@ def worker_process(settings: Settings) -> Iterator[subprocess.Popen[str]]:
         "GATHERLY_PUBLIC_URL": settings.public_url,
         "GATHERLY_SMTP_RATE_PER_SECOND": str(settings.smtp_rate_per_second),
         "GATHERLY_EMAIL_LEASE_SECONDS": str(settings.email_lease_seconds),
+        "GATHERLY_JOURNEY_BATCH": str(settings.journey_batch),
     }
     env.pop("GATHERLY_SMTP_URL", None)
     if settings.smtp_url is not None:

@@ -112,6 +112,13 @@ class Settings(BaseSettings):
         description="The shared secret a sending service (or your MTA) presents to post "
         "bounces and complaints to /api/v1/email/webhook. Unset: the webhook is closed.",
     )
+    journey_batch: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Journey members advanced per transaction: a worker that dies loses at "
+        "most one batch's work, which the next pass does again.",
+    )
     email_lease_seconds: float = Field(
         default=120.0,
         gt=0,

@@ -153,7 +153,9 @@ class Jobs:
         lock taken, and the holder's pass covers what they would have done)."""
         try:
             with self.huey.lock_task(JOURNEY_LOCK):
-                report = journey_engine.tick(self.session_factory(), queue=self)
+                report = journey_engine.tick(
+                    self.session_factory(), queue=self, batch=self.settings.journey_batch
+                )
         except TaskLockedException:
             return
         if report.entered or report.actions or report.completed:
@@ -208,7 +210,16 @@ class Jobs:
 
     def consumer(self, *, workers: int = 1, schedule: bool = True) -> Consumer:
         """A consumer running tasks and, unless told not to, the schedule."""
-        return self.huey.create_consumer(workers=workers, worker_type="thread", periodic=schedule)
+        # A worker killed while holding a lock (the journey pass, the segment refresh)
+        # would leave it taken for good: a starting worker clears the locks. Two passes
+        # at once are safe, only wasteful (every step is unique in the database).
+        return self.huey.create_consumer(
+            workers=workers,
+            worker_type="thread",
+            periodic=schedule,
+            flush_locks=True,
+            extra_locks=",".join((SCHEDULE_LOCK, SEGMENT_LOCK, JOURNEY_LOCK)),
+        )
 
     def pending(self) -> int:
         """Tasks waiting in the queue."""

@@ -75,7 +75,11 @@ class TickReport:
 
 
 def tick(
-    factory: sessionmaker[Session], *, now: datetime | None = None, queue: SendQueue | None = None
+    factory: sessionmaker[Session],
+    *,
+    now: datetime | None = None,
+    queue: SendQueue | None = None,
+    batch: int = BATCH,
 ) -> TickReport:
     """One pass over every live journey: completion at the end time, entry, steps due."""
     now = now or utcnow()
@@ -83,7 +87,7 @@ def tick(
     with factory() as db:
         journeys = list(db.scalars(select(Journey.id).where(Journey.state == LIVE)))
     for journey_id in journeys:
-        run_journey(factory, journey_id, now=now, report=report)
+        run_journey(factory, journey_id, now=now, report=report, batch=batch)
     if queue is not None:
         for send_id in sorted(report.sends):
             queue.enqueue_send(send_id=send_id)
@@ -91,7 +95,12 @@ def tick(
 
 
 def run_journey(
-    factory: sessionmaker[Session], journey_id: int, *, now: datetime, report: TickReport
+    factory: sessionmaker[Session],
+    journey_id: int,
+    *,
+    now: datetime,
+    report: TickReport,
+    batch: int = BATCH,
 ) -> None:
     """Enter new members and advance the due ones of one journey."""
     with factory() as db:
@@ -105,7 +114,7 @@ def run_journey(
             return
         if journey.start_at is not None and journey.start_at > now:
             return
-        _Pass(db, journey, now, report).run()
+        _Pass(db, journey, now, report, batch).run()
 
 
 class Walker:
@@ -233,9 +242,11 @@ class Walker:
 
 
 class _Pass(Walker):
-    def __init__(self, db: Session, journey: Journey, now: datetime, report: TickReport) -> None:
+    def __init__(
+        self, db: Session, journey: Journey, now: datetime, report: TickReport, batch: int
+    ) -> None:
         super().__init__(db, journey, jd.parse(journey.definition), now)
-        self.report = report
+        self.report, self.batch = report, batch
 
     def run(self) -> None:
         self._enter()
@@ -339,7 +350,7 @@ class _Pass(Walker):
                 or_(JourneyMember.next_due_at <= self.now, *waiting_for),
             )
             .order_by(JourneyMember.id)
-            .limit(BATCH)
+            .limit(self.batch)
         ).all()
         return [(m, c) for m, c in rows]
 
