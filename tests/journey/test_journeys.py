@@ -60,7 +60,7 @@ def test_going_live_checks_every_step_and_names_the_one_at_fault(db: Session, wo
     assert ("definition.steps.b", "leads back to “a”: every path must end") in said
     assert ("definition.steps.orphan", "no path from the start reaches it") in said
     assert ("definition.steps.a", "asks about “b”, which is no email step before it") in said
-    assert ("definition.audience", "choose at least one segment or list") in said
+    assert ("definition.audience", "choose at least one segment or list, or a trigger") in said
     with pytest.raises(ValidationFailed) as refused:
         service.go_live(db=db, principal=me, journey_id=journey.id)
     assert refused.value.field.startswith("definition")

@@ -136,8 +136,10 @@ class Jobs:
                     report.refreshed.extend(due.refreshed)
         except TaskLockedException:
             return
-        if report.refreshed:
-            self.journeys_tick()  # new segment members enter live journeys now
+        if report.changes:
+            # New segment members, registrations, attendance and list additions enter
+            # live journeys now, not at the next minute.
+            self.journeys_tick()
         for result in report.refreshed:
             log.info(
                 "segment %s refreshed: +%s -%s = %s (%.3f s)",

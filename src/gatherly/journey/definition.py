@@ -39,6 +39,29 @@ class Audience(StrictModel):
     exclude_segments: Annotated[list[Id], Field(max_length=50)] = Field(default_factory=list)
 
 
+class Trigger(StrictModel):
+    """Who enters as it happens: people who register for, attend or cancel an event (as
+    the Teams sync records it), or who are added to a list after the journey went live."""
+
+    registered: Id | None = None
+    attended: Id | None = None
+    cancelled: Id | None = None
+    added_to_list: Id | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Trigger:
+        named = [
+            n
+            for n in ("registered", "attended", "cancelled", "added_to_list")
+            if getattr(self, n) is not None
+        ]
+        if len(named) != 1:
+            raise ValueError(
+                "a trigger is exactly one of registered, attended, cancelled, added_to_list"
+            )
+        return self
+
+
 class SendEmail(StrictModel):
     type: Literal["send_email"]
     message_id: Id
@@ -177,6 +200,7 @@ Step = Annotated[
 
 class Definition(StrictModel):
     audience: Audience = Field(default_factory=Audience)
+    trigger: Trigger | None = None
     start: StepId | None = None
     steps: Annotated[dict[StepId, Step], Field(max_length=200)] = Field(default_factory=dict)
 

@@ -151,6 +151,11 @@ class Walker:
                 return
             last = rows[-1][0].id
 
+    def triggered_ids(self) -> Any:
+        """The contact ids the trigger has fired for (a select)."""
+        assert self.definition.trigger is not None
+        return self._triggered(self.definition.trigger)
+
     def test(self, contact: Contact, test: jd.Test) -> bool:
         """A condition's answer for one contact, now."""
         return self._test(contact, test)
@@ -158,7 +163,9 @@ class Walker:
     # -------------------------------------------------------------- audience
 
     def _audience(self) -> Any:
-        """The contact ids of the audience, less the excluded segments' members."""
+        """The contact ids of the audience (or of those the trigger has fired for)."""
+        if self.definition.trigger is not None:
+            return self._triggered(self.definition.trigger).subquery()
         audience = self.definition.audience
         parts: list[Any] = []
         for segment_id in audience.segments:
@@ -173,6 +180,31 @@ class Walker:
         if not parts:
             return None
         return union(*parts).subquery()
+
+    def _triggered(self, trigger: jd.Trigger) -> Any:
+        if trigger.added_to_list is not None:
+            since = self.journey.live_at or self.now
+            return select(MarketingListMember.contact_id).where(
+                MarketingListMember.list_id == trigger.added_to_list,
+                MarketingListMember.added_at >= since,
+            )
+        if trigger.attended is not None:
+            return select(EventAttendance.contact_id).where(
+                EventAttendance.event_id == trigger.attended,
+                EventAttendance.contact_id.is_not(None),
+                participation.is_attended(),
+            )
+        event_id = trigger.registered if trigger.registered is not None else trigger.cancelled
+        counted = (
+            participation.is_registered()
+            if trigger.registered is not None
+            else participation.is_cancelled()
+        )
+        return select(EventRegistration.contact_id).where(
+            EventRegistration.event_id == event_id,
+            EventRegistration.contact_id.is_not(None),
+            counted,
+        )
 
     def _excluded(self) -> Any:
         parts = []

@@ -115,7 +115,16 @@ def _why_not(db: Session, journey: Journey, contact_id: int) -> str:
         return "the journey is a draft: nobody is in it until it goes live"
     definition = jd.parse(journey.definition)
     audience = definition.audience
-    inside = False
+    if definition.trigger is not None:
+        walker = engine.Walker(db, journey, definition, utcnow())
+        fired = _members_of(
+            db, select(Contact).where(Contact.id.in_(walker.triggered_ids())), contact_id
+        )
+        if not fired:
+            return f"its trigger has not fired for it ({_trigger_text(definition.trigger)})"
+        inside = True
+    else:
+        inside = False
     for segment_id in audience.segments:
         segment = db.get(Segment, segment_id)
         if segment is not None:
@@ -139,6 +148,16 @@ def _why_not(db: Session, journey: Journey, contact_id: int) -> str:
     if journey.state != "live":
         return f"the journey is {journey.state}: nobody enters it now"
     return "it is in the audience and enters at the journey's next run (within a minute)"
+
+
+def _trigger_text(trigger: jd.Trigger) -> str:
+    if trigger.added_to_list is not None:
+        return f"added to list {trigger.added_to_list} after the journey went live"
+    if trigger.attended is not None:
+        return f"attended event {trigger.attended}"
+    if trigger.registered is not None:
+        return f"registered for event {trigger.registered}"
+    return f"cancelled event {trigger.cancelled}"
 
 
 # ------------------------------------------------------------------ simulate

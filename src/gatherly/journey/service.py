@@ -256,8 +256,18 @@ def check(*, db: Session, principal: access.Principal, journey_id: int) -> list[
     problems = jd.structure(parsed)
     readers = [p for p in (principal, _owner_principal(db, row)) if p is not None]
     audience = parsed.audience
-    if not audience.segments and not audience.lists:
-        problems.append(("definition.audience", "choose at least one segment or list"))
+    trigger = parsed.trigger
+    if trigger is None and not audience.segments and not audience.lists:
+        problems.append(
+            ("definition.audience", "choose at least one segment or list, or a trigger")
+        )
+    if trigger is not None and (audience.segments or audience.lists):
+        problems.append(
+            (
+                "definition.trigger",
+                "a journey enters people from segments and lists or by a trigger, not both",
+            )
+        )
 
     def readable(kind: str, record_id: int, field: str) -> None:
         for reader in readers:
@@ -277,6 +287,12 @@ def check(*, db: Session, principal: access.Principal, journey_id: int) -> list[
         readable("segment", segment_id, "definition.audience")
     for list_id in audience.lists:
         readable("list", list_id, "definition.audience")
+    if trigger is not None:
+        if trigger.added_to_list is not None:
+            readable("list", trigger.added_to_list, "definition.trigger")
+        for event_id in (trigger.registered, trigger.attended, trigger.cancelled):
+            if event_id is not None:
+                readable("event", event_id, "definition.trigger")
     for name, step in parsed.steps.items():
         where = f"definition.steps.{name}"
         if isinstance(step, jd.SendEmail):
