@@ -50,6 +50,11 @@ class World:
 
 @pytest.fixture
 def world(db: Session, session_factory: sessionmaker[Session]) -> World:
+    return build_world(db, session_factory)
+
+
+def build_world(db: Session, session_factory: sessionmaker[Session]) -> World:
+    """The organisation above, committed."""
     sales, support = f.bu(db, "Sales"), f.bu(db, "Support")
     admin = f.user(db, "admin", None, "System Administrator")
     marketer = f.user(db, "marketer", sales, "Marketer")

@@ -17,8 +17,6 @@ from types import TracebackType
 from typing import Final, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import dkim
-
 from gatherly.core.config import Settings
 from gatherly.core.exceptions import ValidationFailed
 
@@ -145,6 +143,8 @@ class Signer:
 
     def sign(self, data: bytes, sender: str) -> bytes:
         """``data`` with a DKIM-Signature header in front."""
+        import dkim  # loaded only where a key is configured (it pulls in a DNS resolver)
+
         domain = self.domain or parseaddr(sender)[1].rpartition("@")[2]
         header = dkim.sign(
             data,

@@ -5,14 +5,12 @@ Every command acts as the ``--as`` user through ``journey.service``, as the API 
 
 from __future__ import annotations
 
-import json
 import sys
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -20,6 +18,7 @@ from rich.table import Table
 from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json, validated
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.core.ids import MAX_ID
+from gatherly.journey import definition as jd
 from gatherly.journey import explain, service
 from gatherly.journey import schemas as s
 
@@ -39,14 +38,7 @@ def _definition(path: Path | None) -> dict[str, Any] | None:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationFailed(f"cannot read {path}: {exc}", field="file") from None
-    try:
-        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        said = " ".join(str(exc).split())  # one line: YAML's messages draw the spot
-        raise ValidationFailed(f"{path} is neither JSON nor YAML: {said}", field="file") from None
-    if not isinstance(data, dict):
-        raise ValidationFailed(f"{path} holds no definition (an object)", field="file")
-    return data
+    return jd.from_text(text, field="file", source=str(path))
 
 
 def _out(row: Any) -> dict[str, Any]:

@@ -16,9 +16,11 @@ A step without ``next`` (or a condition branch left empty) ends the path there.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import Discriminator, Field, Tag, TypeAdapter, ValidationError, model_validator
 
 from gatherly.core.exceptions import ValidationFailed
@@ -292,3 +294,23 @@ def due_after(step: Wait, started: datetime) -> datetime:
     span = step.duration if step.duration is not None else step.timeout
     assert span is not None
     return started + span
+
+
+def from_text(text: str, *, field: str, source: str = "the definition") -> dict[str, Any]:
+    """A definition written as JSON or YAML; ValidationFailed (naming ``field``) when it is
+    neither, or holds no object."""
+    try:
+        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        said = " ".join(str(exc).split())  # one line: YAML's messages draw the spot
+        raise ValidationFailed(f"{source} is neither JSON nor YAML: {said}", field=field) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValidationFailed(f"{source} holds no definition (an object)", field=field)
+    return data
+
+
+def to_text(definition: dict[str, Any]) -> str:
+    """A definition as YAML, for people to edit."""
+    return str(yaml.safe_dump(definition, sort_keys=False, allow_unicode=True))

@@ -84,7 +84,7 @@ def _settings_for(db: Session, viewer: Viewer) -> list[Any]:
     return list(found.items)
 
 
-def _preview_contact(db: Session, viewer: Viewer, q: str) -> Any:
+def preview_contact(db: Session, viewer: Viewer, q: str) -> Any:
     """The first contact the viewer may read whose name, email or company holds ``q``."""
     if not q.strip():
         return None
@@ -108,7 +108,7 @@ def _preview(
     preview_q: str,
 ) -> dict[str, Any]:
     """The live preview's context: the rendering, or why it cannot render."""
-    contact = _preview_contact(db, viewer, preview_q)
+    contact = preview_contact(db, viewer, preview_q)
     try:
         data = _message_fields(values)
         if not data["name"]:
