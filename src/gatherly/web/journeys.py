@@ -164,6 +164,20 @@ def _detail(
     )
 
 
+def _refused(
+    request: Request,
+    db: Session,
+    viewer: Viewer,
+    journey_id: int,
+    exc: GatherlyError,
+    text: str | None = None,
+) -> Response:
+    """The journey's page again, saying why the change was refused (nothing changed)."""
+    db.rollback()
+    journey = service.get_journey(db=db, principal=viewer.principal, journey_id=journey_id)
+    return _detail(request, db, viewer, journey, text=text, error=exc)
+
+
 @router.get("/journeys/{journey_id}")
 def journey_page(
     journey_id: PathId,
@@ -216,9 +230,7 @@ def save_journey(
             changes={"definition": definition},
         )
     except (ValidationFailed, Conflict, Forbidden) as exc:
-        db.rollback()
-        journey = service.get_journey(db=db, principal=viewer.principal, journey_id=journey_id)
-        return _detail(request, db, viewer, journey, text=text, error=exc)
+        return _refused(request, db, viewer, journey_id, exc, text=text)
     return RedirectResponse(f"/journeys/{journey_id}?saved=1", status_code=303)
 
 
@@ -229,9 +241,7 @@ def go_live(
     try:
         service.go_live(db=db, principal=viewer.principal, journey_id=journey_id)
     except (ValidationFailed, Conflict) as exc:
-        db.rollback()
-        journey = service.get_journey(db=db, principal=viewer.principal, journey_id=journey_id)
-        return _detail(request, db, viewer, journey, error=exc)
+        return _refused(request, db, viewer, journey_id, exc)
     return RedirectResponse(f"/journeys/{journey_id}", status_code=303)
 
 
@@ -249,9 +259,7 @@ def set_state(
             db=db, principal=viewer.principal, journey_id=journey_id, state=form_text(form, "state")
         )
     except (ValidationFailed, Conflict) as exc:
-        db.rollback()
-        journey = service.get_journey(db=db, principal=viewer.principal, journey_id=journey_id)
-        return _detail(request, db, viewer, journey, error=exc)
+        return _refused(request, db, viewer, journey_id, exc)
     return RedirectResponse(f"/journeys/{journey_id}", status_code=303)
 
 
