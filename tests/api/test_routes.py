@@ -294,6 +294,8 @@ def _request(
     kwargs: dict[str, Any] = {"headers": headers}
     if template == f"{API}/access/explain":
         kwargs["params"] = params
+    if template == f"{API}/journeys/{{journey_id}}/people":
+        kwargs["params"] = {"status": "active"}
     if template == f"{API}/journeys/{{journey_id}}/explain":
         kwargs["params"] = {"contact_id": params["record_id"]}
     if template == f"{API}/segments/{{segment_id}}/explain":

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gatherly.core.exceptions import NotFound
+from gatherly.core.exceptions import NotFound, ValidationFailed
 from gatherly.email import audience as audiences
 from gatherly.email.models import EmailDelivery
 from gatherly.journey import explain, service
@@ -100,3 +100,41 @@ def test_simulate_counts_each_step_and_branch_and_writes_nothing(db: Session, wo
     assert db.scalar(select(func.count()).select_from(JourneyMember)) == 0
     assert db.scalar(select(func.count()).select_from(JourneyAction)) == 0
     assert db.scalar(select(func.count()).select_from(EmailDelivery)) == 0
+
+
+def test_counts_are_full_and_who_is_where_names_only_contacts_the_viewer_may_read(
+    db: Session, world: World
+) -> None:
+    """B11 for journeys: the Sales marketer's journey takes all four (scoping off); the
+    marketer sees 4 in its counts, 2 named (Sales) and 2 anonymous (Support)."""
+    me = world.principal(db)
+    journey = service.create_journey(
+        db=db, principal=me, name="Follow-up", definition=follow_up(world)
+    )
+    service.go_live(db=db, principal=me, journey_id=journey.id, now=T0)
+    db.commit()
+    world.tick(T0)
+    progress = service.progress(db=db, principal=me, journey_id=journey.id)
+    assert progress.members == {"active": 4}
+    assert progress.steps == {"invite": {"queued": 4}}
+    for rows in (
+        service.people(db=db, principal=me, journey_id=journey.id, status="active").items,
+        service.people(
+            db=db, principal=me, journey_id=journey.id, step="invite", outcome="queued"
+        ).items,
+    ):
+        named = sorted(p.contact.id for p in rows if p.contact is not None)
+        assert named == sorted(world.sales_people)
+        anonymous = [p for p in rows if p.contact is None]
+        assert len(anonymous) == 2
+        assert all(p.at.second == 0 and p.at.microsecond == 0 for p in anonymous)
+    with pytest.raises(ValidationFailed) as refused:
+        service.people(db=db, principal=me, journey_id=journey.id)
+    assert refused.value.field == "status"
+    # Who may not read the journey sees neither counts nor people.
+    with pytest.raises(NotFound):
+        service.progress(db=db, principal=f.principal(db, world.helper), journey_id=journey.id)
+    with pytest.raises(NotFound):
+        service.people(
+            db=db, principal=f.principal(db, world.helper), journey_id=journey.id, status="active"
+        )

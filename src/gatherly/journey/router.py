@@ -136,3 +136,50 @@ def explain_contact(
 )
 def simulate(journey_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
     return explain.simulate(db=db, principal=principal, journey_id=journey_id)
+
+
+@router.get(
+    "/{journey_id}/people",
+    summary="Who took a step (and branch), or who is in a state; anonymous where you may not read",
+    response_model=PageOut[s.JourneyPersonOut],
+)
+def journey_people(
+    journey_id: PathId,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    paging: Paging,
+    step: Annotated[str | None, Query(max_length=40, description="A step of the journey")] = None,
+    outcome: Annotated[
+        str | None, Query(max_length=40, description="With step: yes, no, queued, suppressed …")
+    ] = None,
+    status: Annotated[
+        str | None,
+        Query(max_length=20, description="Without step: active, done, exited, out_of_scope"),
+    ] = None,
+) -> Any:
+    page = service.people(
+        db=db,
+        principal=principal,
+        journey_id=journey_id,
+        step=step,
+        outcome=outcome,
+        status=status,
+        cursor=paging.cursor,
+        limit=paging.limit,
+    )
+    items = [
+        s.JourneyPersonOut(
+            anonymous=p.contact is None,
+            contact_id=p.contact.id if p.contact else None,
+            name=f"{p.contact.first_name} {p.contact.last_name}".strip()
+            if p.contact
+            else "Anonymous contact",
+            email=p.contact.email if p.contact else None,
+            status=p.status,
+            step=p.step,
+            outcome=p.outcome,
+            at=p.at,
+        )
+        for p in page.items
+    ]
+    return {"items": items, "next_cursor": page.next_cursor}

@@ -132,3 +132,16 @@ class ProgressOut(BaseModel):
     members: dict[str, int]
     at_step: dict[str, int]
     steps: dict[str, dict[str, int]]
+
+
+class JourneyPersonOut(BaseModel):
+    """A contact in a journey's detail list: named only when you may read it."""
+
+    anonymous: bool
+    contact_id: int | None
+    name: str
+    email: str | None
+    status: str
+    step: str | None
+    outcome: str | None
+    at: datetime

@@ -19,11 +19,12 @@ from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
+from gatherly.contact.models import Contact
 from gatherly.contact.schemas import OwnerRef
 from gatherly.core import audit
 from gatherly.core.db import utcnow
 from gatherly.core.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
-from gatherly.core.pagination import Page
+from gatherly.core.pagination import Page, page_request, paginate
 from gatherly.core.timezones import known_zone
 from gatherly.email import service as email_service
 from gatherly.email.models import DRAFT as MESSAGE_DRAFT
@@ -36,6 +37,7 @@ from gatherly.journey.models import (
     DRAFT,
     EXITED,
     LIVE,
+    MEMBER_STATES,
     ONCE,
     PAUSED,
     STOPPED,
@@ -457,3 +459,85 @@ def progress(*, db: Session, principal: access.Principal, journey_id: int) -> Pr
     ):
         steps.setdefault(step, {})[outcome] = n
     return Progress(journey=row, members=by_status, at_step=at_step, steps=steps)
+
+
+@dataclass(frozen=True)
+class Someone:
+    """A contact in a journey's detail lists: named when the viewer may read it, else
+    anonymous (``contact`` None, the time to the minute, nothing that tells who it is)."""
+
+    contact: Contact | None
+    status: str
+    step: str | None
+    outcome: str | None
+    at: datetime
+
+
+def people(
+    *,
+    db: Session,
+    principal: access.Principal,
+    journey_id: int,
+    step: str | None = None,
+    outcome: str | None = None,
+    status: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """Who took a step (``step``, and ``outcome``: a branch, queued, suppressed …), or who
+    is in a state (``status``: active, done, exited, out_of_scope), a page at a time in
+    the order it happened. Contacts the viewer may not read are anonymous (B11)."""
+    page_request(ORDER, sort="id", cursor=cursor, limit=limit)  # a bad cursor, named first
+    row = get_journey(db=db, principal=principal, journey_id=journey_id)
+    if step is not None:
+        stmt: Any = select(JourneyAction).where(
+            JourneyAction.journey_id == row.id, JourneyAction.step == step
+        )
+        if outcome is not None:
+            stmt = stmt.where(JourneyAction.outcome == outcome)
+        page = paginate(
+            db, stmt, id_column=JourneyAction.id, sortable={"id": JourneyAction.id},
+            sort="id", cursor=cursor, limit=limit,
+        )  # fmt: skip
+        named = _readable(db, principal, {a.contact_id for a in page.items if a.contact_id})
+        items = [
+            _someone(named.get(a.contact_id or 0), "", a.step, a.outcome, a.at) for a in page.items
+        ]
+        return Page(items=items, next_cursor=page.next_cursor)
+    if status not in MEMBER_STATES:
+        raise ValidationFailed(
+            f"name a step, or a status: {', '.join(MEMBER_STATES)}", field="status"
+        )
+    page = paginate(
+        db,
+        select(JourneyMember).where(JourneyMember.journey_id == row.id, JourneyMember.status == status),
+        id_column=JourneyMember.id, sortable=ORDER, sort="id", cursor=cursor, limit=limit,
+    )  # fmt: skip
+    named = _readable(db, principal, {m.contact_id for m in page.items if m.contact_id})
+    items = [
+        _someone(
+            named.get(m.contact_id or 0), m.status, m.step, None, m.finished_at or m.entered_at
+        )
+        for m in page.items
+    ]
+    return Page(items=items, next_cursor=page.next_cursor)
+
+
+ORDER = {"id": JourneyMember.id}
+
+
+def _readable(db: Session, principal: access.Principal, ids: set[int]) -> dict[int, Contact]:
+    if not ids:
+        return {}
+    stmt = access.scope(
+        select(Contact).where(Contact.id.in_(ids)), principal=principal, record_type="contact"
+    )
+    return {c.id: c for c in db.scalars(stmt)}
+
+
+def _someone(
+    contact: Contact | None, status: str, step: str | None, outcome: str | None, at: datetime
+) -> Someone:
+    if contact is None:
+        at = at.replace(second=0, microsecond=0)
+    return Someone(contact=contact, status=status, step=step, outcome=outcome, at=at)
