@@ -79,7 +79,7 @@ def test_a_marketer_writes_simulates_and_takes_a_journey_live_by_clicking(
 
 
 def test_journey_pages_keep_to_what_the_viewer_may_read_and_say_what_is_wrong(
-    client: TestClient, db: Session, world: World
+    client: TestClient, db: Session, world: World, session_factory: sessionmaker[Session]
 ) -> None:
     _people(db, world)
     csrf = client_sign_in(client, "marketer")
@@ -111,6 +111,19 @@ def test_journey_pages_keep_to_what_the_viewer_may_read_and_say_what_is_wrong(
     assert "Mine" in text_of(client.get("/journeys").text)
     nobody = text_of(client.get(f"{url}?q=nobody-at-all").text)
     assert "no contact you may read matches" in nobody
+    assert (
+        client.post(f"{url}/live", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    )
+    engine.tick(session_factory, now=utcnow())
+    # Who is where: Sales' two by name, Support's two anonymous (scoping off: all four).
+    active = text_of(client.get(f"{url}?status=active").text)
+    assert "Ada" in active
+    assert "Bob" in active
+    assert active.count("Anonymous contact") == 2
+    assert "Cyd" not in active
+    queued = text_of(client.get(f"{url}?step=invite&outcome=queued").text)
+    assert queued.count("Anonymous contact") == 2
+    assert "name a step, or a status" in text_of(client.get(f"{url}?status=sleeping").text)
 
     csrf = client_sign_in(client, "helper")  # a marketer of another unit
     assert client.get(url).status_code == 404

@@ -136,6 +136,7 @@ def _detail(
     simulation: explain.Simulation | None = None,
     explained: explain.Explanation | None = None,
     explain_q: str = "",
+    who: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Response:
     problems = (
@@ -159,6 +160,7 @@ def _detail(
         simulation=simulation,
         explained=explained,
         explain_q=explain_q,
+        who=who,
         states=STATES,
         **may(db, viewer, service.JOURNEY, journey),
     )
@@ -186,11 +188,35 @@ def journey_page(
     viewer: CurrentViewer,
     q: str = "",
     saved: bool = False,
+    step: str = "",
+    outcome: str = "",
+    status: str = "",
+    cursor: str = "",
 ) -> Response:
-    """A journey: its definition, check, state, progress; ``q``: explain that contact."""
+    """A journey: its definition, check, state, progress; ``q``: explain that contact;
+    ``step`` (``outcome``) or ``status``: who is there."""
     journey = service.get_journey(db=db, principal=viewer.principal, journey_id=journey_id)
     explained = None
     error: GatherlyError | None = None
+    who = None
+    if step or status:
+        try:
+            found = service.people(
+                db=db,
+                principal=viewer.principal,
+                journey_id=journey.id,
+                step=step[:40] or None,
+                outcome=outcome[:40] or None,
+                status=status[:20] or None,
+                cursor=cursor or None,
+            )
+            who = {
+                "items": list(found.items),
+                "next_cursor": found.next_cursor,
+                "query": {"step": step, "outcome": outcome, "status": status},
+            }
+        except ValidationFailed as exc:
+            error = exc
     if q.strip():
         contact = preview_contact(db, viewer, q)
         if contact is None:
@@ -207,6 +233,7 @@ def journey_page(
         explained=explained,
         explain_q=q,
         error=error,
+        who=who,
         notice="Saved." if saved else "",
     )
 
