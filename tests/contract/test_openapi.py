@@ -30,6 +30,7 @@ from gatherly.core.db import make_engine
 from gatherly.core.exceptions import Unauthenticated
 from gatherly.graph.transport import SyncASGITransport
 from gatherly.graph_emulator import EmulatorState, create_emulator_app, load_fixture
+from gatherly.journey import service as journey_service
 from gatherly.org import defaults
 from gatherly.org import service as org_service
 from gatherly.org.models import User
@@ -161,12 +162,14 @@ def own() -> dict[str, Any]:
             )
             mlist = segment_service.create_list(db=db, principal=principal, name="C")
             event = f.event(db, admin, "C")
+            journey = journey_service.create_journey(db=db, principal=principal, name="C")
             headers = f.token(db, admin)  # commits
             return {
                 "headers": headers,
                 "segment_id": segment.id,
                 "list_id": mlist.id,
                 "event_id": event.id,
+                "journey_id": journey.id,
             }
     finally:
         engine.dispose()

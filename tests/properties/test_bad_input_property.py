@@ -78,7 +78,13 @@ def world(client: TestClient, db: Session) -> dict[str, Any]:
         headers=admin,
     ).json()
     mlist = client.post(f"{API}/lists", json={"name": "L"}, headers=admin).json()
-    ids = {"segment_id": segment["id"], "list_id": mlist["id"], "event_id": event.id}
+    journey = client.post(f"{API}/journeys", json={"name": "J"}, headers=admin).json()
+    ids = {
+        "segment_id": segment["id"],
+        "list_id": mlist["id"],
+        "event_id": event.id,
+        "journey_id": journey["id"],
+    }
     paged = _paged(client)
     assert len(paged) >= 8, paged
     for path, _sort in paged:
