@@ -286,9 +286,10 @@ class _Pass(Walker):
             members = self._due()
             if not members:
                 return
+            out = self._excluded_among([c.id for _m, c in members if c is not None])
             try:
                 for member, contact in members:
-                    self._walk(member, contact)
+                    self._walk(member, contact, out)
                 self.db.commit()
             except IntegrityError:
                 # Another worker took one of these steps first (the action log is unique
@@ -405,15 +406,19 @@ class _Pass(Walker):
         member.status, member.step, member.next_due_at = status, None, None
         member.finished_at, member.reason = self.now, why
 
-    def _walk(self, member: JourneyMember, contact: Contact | None) -> None:
+    def _excluded_among(self, ids: list[int]) -> set[int]:
+        """Which of a batch's contacts are in an excluded segment now (one query)."""
+        excluded = self._excluded()
+        if excluded is None or not ids:
+            return set()
+        return set(self.db.scalars(select(Contact.id).where(Contact.id.in_(ids), excluded)))
+
+    def _walk(self, member: JourneyMember, contact: Contact | None, out: set[int]) -> None:
         """Take steps until a wait that is not over, or the end of the path."""
         if contact is None:
             self._leave(member, EXITED, "the contact was deleted")
             return
-        excluded = self._excluded()
-        if excluded is not None and self.db.scalar(
-            select(func.count()).where(Contact.id == contact.id, excluded)
-        ):
+        if contact.id in out:
             self._leave(member, EXITED, "excluded")
             return
         name = member.step
