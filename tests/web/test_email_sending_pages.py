@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from gatherly.contact.schemas import OwnerRef
 from gatherly.core.config import Settings
 from gatherly.core.db import utcnow
 from gatherly.email import delivery, sends
@@ -264,3 +265,26 @@ def sink(client: TestClient) -> object:
             yield server
         finally:
             client.app.state.settings = before  # type: ignore[attr-defined]
+
+
+def test_a_sends_readers_see_its_insights_even_when_its_message_is_not_theirs(
+    client: TestClient, db: Session, world: World, tmp_path: Path, database_url: str
+) -> None:
+    boss = f.principal(db, _user(db, "boss"))
+    mine = email_service.get_message(db=db, principal=boss, message_id=world.message)
+    theirs = email_service.copy_message(db=db, principal=boss, message_id=mine.id)  # the boss's
+    email_service.make_ready(db=db, principal=boss, message_id=theirs.id, public_url=PUBLIC)
+    queue = Jobs(Settings(database_url=database_url, queue_path=str(tmp_path / "q.db")))
+    send = sends.create_send(
+        db=db,
+        principal=boss,
+        message_id=theirs.id,
+        list_ids=[world.list_id],
+        owner=OwnerRef(type="user", id=_user(db, "ma").id),
+        queue=queue,
+    )
+    client_sign_in(client, "ma")
+    shown = client.get(f"/email/insights?send_id={send.id}")
+    assert shown.status_code == 200
+    assert "a message you may not read" in text_of(shown.text)
+    assert client.get(f"/email/insights?message_id={theirs.id}").status_code == 404

@@ -191,6 +191,21 @@ def readable_ids(
     return set(db.scalars(stmt))
 
 
+def readable_records(
+    *, db: Session, principal: access.Principal, kind: Kind, ids: Iterable[int | None]
+) -> dict[int, Any]:
+    """The records among ``ids`` the caller may read, by id (detail lists name only these)."""
+    wanted = sorted({i for i in ids if i is not None})
+    if not wanted:
+        return {}
+    stmt = access.scope(
+        select(kind.model).where(kind.model.id.in_(wanted)),
+        principal=principal,
+        record_type=kind.record_type,
+    )
+    return {r.id: r for r in db.scalars(stmt) if isinstance(r, PersonMixin)}
+
+
 def count_records(*, db: Session, principal: access.Principal, kind: Kind, flt: ListFilter) -> int:
     """How many records match, among those the caller may read."""
     # The unfiltered count (the common one) reuses a statement built once per principal.

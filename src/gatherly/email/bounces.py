@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import Message
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Literal
 
@@ -230,8 +231,7 @@ def _mailto_unsubscribe(db: Session, settings: Settings, raw: bytes) -> bool | N
     """An unsubscribe request sent to the ``mailto:`` of List-Unsubscribe (subject
     ``unsubscribe <token>``): True when honoured, False for a token that is not ours,
     None when the message is no such request."""
-    head, _, _ = raw.partition(b"\r\n\r\n") if b"\r\n\r\n" in raw else raw.partition(b"\n\n")
-    subject = str(message_from_bytes(head + b"\n\n").get("Subject", ""))
+    subject = str(BytesHeaderParser(policy=policy.default).parsebytes(raw).get("Subject", ""))
     found = UNSUBSCRIBE_SUBJECT.match(" ".join(subject.split()))
     if found is None:
         return None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,8 @@ def caught(directory: Path, *, limit: int = 200) -> list[Caught]:
         return []
     found = []
     for path in sorted(directory.glob("*.eml"), reverse=True)[:limit]:
-        head, _, _ = path.read_bytes().partition(b"\r\n\r\n")
-        message = _parse(head + b"\r\n\r\n")
+        with path.open("rb") as f:
+            message = BytesHeaderParser(policy=policy.default).parse(f)  # the headers only
         found.append(
             Caught(
                 name=path.name,

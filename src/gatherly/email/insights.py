@@ -15,10 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, select
 from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
+from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact
 from gatherly.core import csvout
 from gatherly.core.csvout import CsvExport
@@ -309,15 +310,6 @@ def people(
 FIRST = {"id": EmailInteraction.id}
 
 
-def _readable(db: Session, principal: access.Principal, ids: set[int]) -> dict[int, Contact]:
-    if not ids:
-        return {}
-    stmt: Select[Any] = access.scope(
-        select(Contact).where(Contact.id.in_(ids)), principal=principal, record_type="contact"
-    )
-    return {c.id: c for c in db.scalars(stmt)}
-
-
 def _someone(db: Session, principal: access.Principal, kind: str, firsts: Any) -> Iterator[Someone]:
     ids = [f.delivery_id for f in firsts]
     if not ids:
@@ -329,7 +321,12 @@ def _someone(db: Session, principal: access.Principal, kind: str, firsts: Any) -
         .order_by(EmailInteraction.at, EmailInteraction.id)
     ):
         found.setdefault(row.delivery_id, []).append(row)
-    named = _readable(db, principal, {f.contact_id for f in firsts if f.contact_id})
+    named: dict[int, Contact] = contact_service.readable_records(
+        db=db,
+        principal=principal,
+        kind=contact_service.CONTACT,
+        ids={f.contact_id for f in firsts if f.contact_id},
+    )
     for first in firsts:
         rows = found[first.delivery_id]
         contact = named.get(first.contact_id) if first.contact_id else None

@@ -416,6 +416,18 @@ def copy_message(*, db: Session, principal: access.Principal, message_id: int) -
     )
 
 
+def message_names(*, db: Session, principal: access.Principal, ids: set[int]) -> dict[int, str]:
+    """The names of the messages among ``ids`` the caller may read, by id (one query)."""
+    if not ids:
+        return {}
+    stmt = cast(
+        Select[Any],
+        select(EmailMessage.id, EmailMessage.name).where(EmailMessage.id.in_(sorted(ids))),
+    )
+    readable = access.scope(stmt, principal=principal, record_type=MESSAGE)
+    return {message_id: name for message_id, name in db.execute(readable)}
+
+
 def list_messages(
     *,
     db: Session,

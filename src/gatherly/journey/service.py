@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
+from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact
 from gatherly.contact.schemas import OwnerRef
 from gatherly.core import audit
@@ -499,7 +500,12 @@ def people(
             db, stmt, id_column=JourneyAction.id, sortable={"id": JourneyAction.id},
             sort="id", cursor=cursor, limit=limit,
         )  # fmt: skip
-        named = _readable(db, principal, {a.contact_id for a in page.items if a.contact_id})
+        named: dict[int, Contact] = contact_service.readable_records(
+            db=db,
+            principal=principal,
+            kind=contact_service.CONTACT,
+            ids={a.contact_id for a in page.items if a.contact_id},
+        )
         items = [
             _someone(named.get(a.contact_id or 0), "", a.step, a.outcome, a.at) for a in page.items
         ]
@@ -513,7 +519,12 @@ def people(
         select(JourneyMember).where(JourneyMember.journey_id == row.id, JourneyMember.status == status),
         id_column=JourneyMember.id, sortable=ORDER, sort="id", cursor=cursor, limit=limit,
     )  # fmt: skip
-    named = _readable(db, principal, {m.contact_id for m in page.items if m.contact_id})
+    named = contact_service.readable_records(
+        db=db,
+        principal=principal,
+        kind=contact_service.CONTACT,
+        ids={m.contact_id for m in page.items if m.contact_id},
+    )
     items = [
         _someone(
             named.get(m.contact_id or 0), m.status, m.step, None, m.finished_at or m.entered_at
@@ -524,15 +535,6 @@ def people(
 
 
 ORDER = {"id": JourneyMember.id}
-
-
-def _readable(db: Session, principal: access.Principal, ids: set[int]) -> dict[int, Contact]:
-    if not ids:
-        return {}
-    stmt = access.scope(
-        select(Contact).where(Contact.id.in_(ids)), principal=principal, record_type="contact"
-    )
-    return {c.id: c for c in db.scalars(stmt)}
 
 
 def _someone(

@@ -209,7 +209,9 @@ def sends_page(
             names={},
             states=SEND_STATES,
         )
-    names = _message_names(db, viewer, {s.message_id for s in found.items})
+    names = service.message_names(
+        db=db, principal=viewer.principal, ids={s.message_id for s in found.items}
+    )
     return page(
         request,
         "email/sends.html",
@@ -222,19 +224,6 @@ def sends_page(
     )
 
 
-def _message_names(db: Session, viewer: Viewer, ids: set[int]) -> dict[int, str]:
-    """The names of the messages the viewer may read, by id."""
-    names = {}
-    for message_id in ids:
-        try:
-            names[message_id] = service.get_message(
-                db=db, principal=viewer.principal, message_id=message_id
-            ).name
-        except NotFound:
-            continue
-    return names
-
-
 def _progress(request: Request, db: Session, viewer: Viewer, send_id: int) -> dict[str, Any]:
     found = sends.progress(db=db, principal=viewer.principal, send_id=send_id)
     return {
@@ -243,9 +232,9 @@ def _progress(request: Request, db: Session, viewer: Viewer, send_id: int) -> di
         "reasons": found.reasons,
         "reason_labels": {**audiences.REASONS, "duplicate": "another contact has its address"},
         "states": SEND_STATES,
-        "message_name": _message_names(db, viewer, {found.send.message_id}).get(
-            found.send.message_id
-        ),
+        "message_name": service.message_names(
+            db=db, principal=viewer.principal, ids={found.send.message_id}
+        ).get(found.send.message_id),
         **may(db, viewer, sends.SEND, found.send),
     }
 
@@ -325,14 +314,17 @@ def insights_page(
     except ValidationFailed as exc:
         error = exc.message
     of = {"send_id": send_id} if send_id else {"message_id": message_id}
-    message = service.get_message(db=db, principal=viewer.principal, message_id=found.message_id)
+    # A send's readers see its insights even when its message is not theirs to read.
+    message_name = service.message_names(
+        db=db, principal=viewer.principal, ids={found.message_id}
+    ).get(found.message_id)
     return page(
         request,
         "email/insights.html",
         viewer,
         status_code=422 if error else 200,
         found=found,
-        message=message,
+        message_name=message_name,
         of=of,
         kind=kind,
         kinds=KIND_LABELS,
