@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
+from gatherly.contact import owned
 from gatherly.contact.schemas import OwnerRef
 from gatherly.core.config import Settings
 from gatherly.core.db import utcnow
@@ -53,7 +54,7 @@ def get_send(
     privilege: Privilege = Privilege.READ,
 ) -> EmailSend:
     """A send the caller may read (NotFound otherwise), checked for ``privilege``."""
-    found: EmailSend = service.get_owned(db, principal, SEND, send_id, privilege, "id")
+    found: EmailSend = owned.get(db, principal, SEND, send_id, noun="send", privilege=privilege)
     return found
 
 
@@ -71,7 +72,7 @@ def create_send(
     """Schedule a ready message for the segments and lists (each readable by the caller),
     at ``scheduled_at`` or now: the send is committed and queued for the worker. The
     message becomes *in use*: no longer editable."""
-    columns = service.new_columns(db, principal, SEND, owner)
+    columns = owned.new_columns(db, principal, SEND, owner)
     message = service.get_message(
         db=db, principal=principal, message_id=message_id, field="message_id"
     )
@@ -110,7 +111,7 @@ def list_sends(
 ) -> Page:
     """A page of the sends the caller may read, newest first (of one message, if given)."""
     where = EmailSend.message_id == message_id if message_id is not None else None
-    return service.owned_page(
+    return owned.page(
         db,
         principal,
         EmailSend,
@@ -135,7 +136,7 @@ def cancel_send(*, db: Session, principal: access.Principal, send_id: int) -> Em
         .execution_options(synchronize_session=False)
     )
     row.state, row.finished_at, row.wake_at = CANCELLED, utcnow(), None
-    service.touch(row, principal)
+    owned.touch(row, principal)
     db.flush()
     return row
 

@@ -20,13 +20,13 @@ from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
 from gatherly.access.levels import Level, Privilege
+from gatherly.contact import owned
 from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact
-from gatherly.contact.schemas import OwnerRef
 from gatherly.core import audit
-from gatherly.core.db import icontains, utcnow
+from gatherly.core.db import utcnow
 from gatherly.core.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
-from gatherly.core.pagination import Page, paginate
+from gatherly.core.pagination import Page
 from gatherly.email import render
 from gatherly.email.models import (
     DEFAULT_BUSINESS_UNIT,
@@ -55,63 +55,6 @@ NOUNS = {SETTING: "content setting", MESSAGE: "email message", SEND: "send"}
 TEMPLATE_FIELDS = ("subject", "preheader", "html", "text")
 
 
-def new_columns(db: Session, principal: access.Principal, record_type: str, owner: Any) -> Any:
-    owner = owner or OwnerRef(type="user", id=principal.user_id)
-    bu_id = contact_service.resolve_owner(db=db, owner=owner)
-    access.can_create_in(
-        db, principal, record_type, owner_type=owner.type, owner_id=owner.id, owning_bu_id=bu_id
-    )
-    return contact_service.new_record_columns(owner=owner, bu_id=bu_id, principal=principal)
-
-
-def get_owned(
-    db: Session,
-    principal: access.Principal,
-    record_type: str,
-    record_id: int,
-    privilege: Privilege,
-    field: str,
-) -> Any:
-    found = access.get(db, principal=principal, record_type=record_type, record_id=record_id)
-    if found is None:
-        raise NotFound(f"{NOUNS[record_type]} {record_id} not found", field=field)
-    if privilege != Privilege.READ:
-        access.require(db, principal, privilege, record_type, found)
-    return found
-
-
-def owned_page(
-    db: Session,
-    principal: access.Principal,
-    model: Any,
-    record_type: str,
-    *,
-    q: str | None,
-    cursor: str | None,
-    limit: int,
-    where: Any = None,
-    sortable: dict[str, Any] | None = None,
-) -> Page:
-    stmt: Select[Any] = select(model)
-    if q:
-        stmt = stmt.where(icontains(q, model.name))
-    if where is not None:
-        stmt = stmt.where(where)
-    return paginate(
-        db,
-        access.scope(stmt, principal=principal, record_type=record_type),
-        id_column=model.id,
-        sortable=sortable or {"id": model.id, "name": model.name, "modified_at": model.modified_at},
-        sort="-id",
-        cursor=cursor,
-        limit=limit,
-    )
-
-
-def touch(row: Any, principal: access.Principal) -> None:
-    row.modified_at, row.modified_by_id = utcnow(), principal.user_id
-
-
 # ------------------------------------------------------------------ content settings
 
 
@@ -124,14 +67,25 @@ def get_content_setting(
     field: str = "id",
 ) -> ContentSetting:
     """A content setting the caller may read (NotFound otherwise), checked for ``privilege``."""
-    return cast(ContentSetting, get_owned(db, principal, SETTING, setting_id, privilege, field))
+    return cast(
+        ContentSetting,
+        owned.get(
+            db,
+            principal,
+            SETTING,
+            setting_id,
+            noun=NOUNS[SETTING],
+            privilege=privilege,
+            field=field,
+        ),
+    )
 
 
 def create_content_setting(
     *, db: Session, principal: access.Principal, setting_in: ContentSettingIn
 ) -> ContentSetting:
     """A new content setting owned by ``setting_in.owner`` (default: the caller)."""
-    columns = new_columns(db, principal, SETTING, setting_in.owner)
+    columns = owned.new_columns(db, principal, SETTING, setting_in.owner)
     data = setting_in.model_dump(exclude={"owner"}, exclude_none=True)
     row = ContentSetting(**data, **columns)
     db.add(row)
@@ -157,7 +111,7 @@ def update_content_setting(
         setattr(
             row, key, "" if value is None and key in ("sender_name", "postal_address") else value
         )
-    touch(row, principal)
+    owned.touch(row, principal)
     db.flush()
     return row
 
@@ -207,7 +161,7 @@ def list_content_settings(
     limit: int = 50,
 ) -> Page:
     """A page of the content settings the caller may read, newest first."""
-    return owned_page(db, principal, ContentSetting, SETTING, q=q, cursor=cursor, limit=limit)
+    return owned.page(db, principal, ContentSetting, SETTING, q=q, cursor=cursor, limit=limit)
 
 
 def set_default(
@@ -255,7 +209,7 @@ def set_default(
                     field="default_for",
                 )
             previous.default_for = None
-            touch(previous, principal)
+            owned.touch(previous, principal)
             db.flush()
             audit.log(
                 db,
@@ -268,7 +222,7 @@ def set_default(
                 after={"default_for": None},
             )
     row.default_for = default_for
-    touch(row, principal)
+    owned.touch(row, principal)
     db.flush()
     audit.log(
         db,
@@ -314,7 +268,18 @@ def get_message(
     field: str = "id",
 ) -> EmailMessage:
     """A message the caller may read (NotFound otherwise), checked for ``privilege``."""
-    return cast(EmailMessage, get_owned(db, principal, MESSAGE, message_id, privilege, field))
+    return cast(
+        EmailMessage,
+        owned.get(
+            db,
+            principal,
+            MESSAGE,
+            message_id,
+            noun=NOUNS[MESSAGE],
+            privilege=privilege,
+            field=field,
+        ),
+    )
 
 
 def _checked_fields(
@@ -346,7 +311,7 @@ def create_message(
     *, db: Session, principal: access.Principal, message_in: MessageIn
 ) -> EmailMessage:
     """A new draft message owned by ``message_in.owner`` (default: the caller)."""
-    columns = new_columns(db, principal, MESSAGE, message_in.owner)
+    columns = owned.new_columns(db, principal, MESSAGE, message_in.owner)
     data = _checked_fields(db, principal, message_in.model_dump(exclude={"owner"}))
     row = EmailMessage(**{k: v for k, v in data.items() if v is not None or k == "text"})
     for key, value in columns.items():
@@ -381,7 +346,7 @@ def update_message(
             changed = True
     if changed:
         row.state, row.checked_at = DRAFT, None
-    touch(row, principal)
+    owned.touch(row, principal)
     db.flush()
     return row
 
@@ -439,7 +404,7 @@ def list_messages(
 ) -> Page:
     """A page of the messages the caller may read, newest first."""
     where = EmailMessage.state == state if state else None
-    return owned_page(
+    return owned.page(
         db, principal, EmailMessage, MESSAGE, q=q, cursor=cursor, limit=limit, where=where
     )
 
@@ -718,6 +683,6 @@ def make_ready(
         more = f" (and {len(problems) - 1} more: see the check)" if len(problems) > 1 else ""
         raise ValidationFailed(f"{first.message}{more}", field=first.field)
     message.state, message.checked_at = READY, utcnow()
-    touch(message, principal)
+    owned.touch(message, principal)
     db.flush()
     return message

@@ -16,12 +16,13 @@ from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
+from gatherly.contact import owned
 from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact
 from gatherly.contact.schemas import OwnerRef
 from gatherly.core import changes
 from gatherly.core.db import utcnow
-from gatherly.core.exceptions import Conflict, NotFound, ValidationFailed
+from gatherly.core.exceptions import Conflict, ValidationFailed
 from gatherly.core.pagination import Page
 from gatherly.segment._common import (
     CONTACT,
@@ -54,11 +55,9 @@ def get_list(
     field: str = "id",
 ) -> MarketingList:
     """A list the caller may read (NotFound otherwise), checked for ``privilege``."""
-    found = access.get(db, principal=principal, record_type=LIST, record_id=list_id)
-    if found is None:
-        raise NotFound(f"marketing list {list_id} not found", field=field)
-    if privilege != Privilege.READ:
-        access.require(db, principal, privilege, LIST, found)
+    found = owned.get(
+        db, principal, LIST, list_id, noun="marketing list", privilege=privilege, field=field
+    )
     assert isinstance(found, MarketingList)
     return found
 

@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
+from gatherly.contact import owned
 from gatherly.contact import service as contact_service
 from gatherly.contact.schemas import OwnerRef
 from gatherly.core import changes
 from gatherly.core.db import utcnow
-from gatherly.core.exceptions import NotFound, ValidationFailed
+from gatherly.core.exceptions import ValidationFailed
 from gatherly.core.pagination import Page
 from gatherly.segment import criteria as crit
 from gatherly.segment._common import (
@@ -56,11 +57,9 @@ def get_segment(
     field: str = "id",
 ) -> Segment:
     """A segment the caller may read (NotFound otherwise), checked for ``privilege``."""
-    found = access.get(db, principal=principal, record_type=SEGMENT, record_id=segment_id)
-    if found is None:
-        raise NotFound(f"segment {segment_id} not found", field=field)
-    if privilege != Privilege.READ:
-        access.require(db, principal, privilege, SEGMENT, found)
+    found = owned.get(
+        db, principal, SEGMENT, segment_id, noun="segment", privilege=privilege, field=field
+    )
     assert isinstance(found, Segment)
     return found
 
