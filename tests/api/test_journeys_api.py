@@ -4,8 +4,10 @@ stop; bad definitions named by field; and who may read and change whose journey.
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from gatherly.core.db import utcnow
+from gatherly.journey import engine
 from tests.api.conftest import Org
 from tests.api.helpers import API, assert_error
 from tests.api.test_email_sends import _list_of, _people, _ready_message
@@ -14,7 +16,7 @@ JOURNEYS = f"{API}/journeys"
 
 
 def test_a_journey_from_draft_to_live_to_stopped_and_who_may_touch_it(
-    client: TestClient, db: Session, org: Org
+    client: TestClient, db: Session, org: Org, session_factory: sessionmaker[Session]
 ) -> None:
     headers = org.headers["marketer"]
     message_id = _ready_message(client, headers)
@@ -74,6 +76,13 @@ def test_a_journey_from_draft_to_live_to_stopped_and_who_may_touch_it(
         "organization",
     )  # scoping off
     assert live.json()["live_at"].endswith("Z")
+    engine.tick(session_factory, now=utcnow())
+    progress = client.get(f"{url}/progress", headers=headers).json()
+    assert progress["steps"]["mail"] == {"queued": 1}
+    assert progress["at_step"] == {"wait": 1}
+    mail = progress["emails"]["mail"]  # the email step's own insights
+    assert (mail["recipients"], mail["suppressed"], mail["sent"]) == (1, 0, 0)
+    assert set(progress["emails"]) == {"mail"}
     assert_error(client.post(f"{url}/live", headers=headers), 409, "state")
     assert_error(client.patch(url, json={"name": "Renamed"}, headers=headers), 409, "name")
     assert_error(client.delete(url, headers=headers), 409, "state")

@@ -113,12 +113,12 @@ def members(db: Session, journey_id: int) -> dict[int | None, tuple[str, str | N
 
 
 def actions(db: Session, journey_id: int) -> list[tuple[int | None, str, str]]:
-    """(contact, step, outcome) of every action, in order."""
+    """(contact, step, outcome) of every action, contact by contact, each in order."""
     db.expire_all()
     rows = db.scalars(
         select(JourneyAction)
         .where(JourneyAction.journey_id == journey_id)
-        .order_by(JourneyAction.id)
+        .order_by(JourneyAction.contact_id, JourneyAction.id)
     )
     return [(a.contact_id, a.step, a.outcome) for a in rows]
 

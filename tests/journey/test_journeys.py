@@ -14,7 +14,7 @@ from gatherly.contact.models import Contact, Lead
 from gatherly.core.exceptions import Conflict, Forbidden, ValidationFailed
 from gatherly.email.models import EmailDelivery, EmailInteraction, EmailMessage, EmailSend
 from gatherly.journey import service
-from gatherly.journey.models import JourneyAction
+from gatherly.journey.models import JourneyAction, JourneyMember
 from gatherly.org import service as org_service
 from gatherly.segment import service as segment_service
 from gatherly.segment.models import MarketingListMember
@@ -155,10 +155,10 @@ def test_a_three_step_journey_moves_with_the_clock_and_each_step_happens_once(
     assert db.get(Contact, bob).custom == {"follow_up": "reminded"}  # type: ignore[union-attr]
     assert [a for a in actions(db, journey.id) if a[0] in (ada, bob)] == [
         (ada, "invite", "queued"),
-        (bob, "invite", "queued"),
         (ada, "pause", "waited"),
         (ada, "opened?", "yes"),
         (ada, "lead", "lead"),
+        (bob, "invite", "queued"),
         (bob, "pause", "waited"),
         (bob, "opened?", "no"),
         (bob, "remind", "queued"),
@@ -289,7 +289,7 @@ def test_a_step_already_taken_is_never_taken_again(db: Session, world: World) ->
         )
     )
     db.commit()
-    world.tick(T0 + timedelta(days=2, seconds=1))  # this pass meets the taken step and backs off
+    world.tick(T0 + timedelta(days=2, seconds=1))  # this pass finds it taken: Ada moves on
     pauses = [a for a in actions(db, journey.id) if a[0] == ada and a[1] == "pause"]
     assert len(pauses) == 1
     assert not db.scalars(
@@ -297,3 +297,90 @@ def test_a_step_already_taken_is_never_taken_again(db: Session, world: World) ->
             MarketingListMember.contact_id == ada, MarketingListMember.list_id != world.list_id
         )
     ).all()
+
+
+def test_after_finish_a_contact_goes_again_when_it_rejoins_and_each_pass_asks_of_its_own_email(
+    db: Session, world: World
+) -> None:
+    me = world.principal(db)
+    plan = {
+        "audience": {"lists": [world.list_id]},
+        "start": "invite",
+        "steps": {
+            "invite": {"type": "send_email", "message_id": world.message, "next": "pause"},
+            "pause": {"type": "wait", "duration": "P1D", "next": "opened?"},
+            "opened?": {"type": "condition", "test": {"opened": "invite"}, "yes": "tag"},
+            "tag": {"type": "update_field", "field": "custom.opened", "value": "yes"},
+        },
+    }
+    again = service.create_journey(
+        db=db, principal=me, name="Again", definition=plan, re_entry="after_finish"
+    )
+    once = service.create_journey(db=db, principal=me, name="Once", definition=plan)
+    for journey in (again, once):
+        service.go_live(db=db, principal=me, journey_id=journey.id, now=T0)
+    db.commit()
+    ada, bob = world.sales_people
+    world.tick(T0)
+    first = db.scalars(
+        select(EmailDelivery).where(
+            EmailDelivery.contact_id == ada,
+            EmailDelivery.send_id.in_(
+                select(EmailSend.id).where(
+                    EmailSend.journey_id == again.id, EmailSend.journey_step == "invite"
+                )
+            ),
+        )
+    ).one()
+    db.add(
+        EmailInteraction(
+            delivery_id=first.id,
+            send_id=first.send_id,
+            message_id=world.message,
+            contact_id=ada,
+            kind="opened",
+            at=T0 + timedelta(hours=1),
+        )
+    )
+    db.commit()
+    world.tick(T0 + timedelta(days=1, seconds=1))
+    assert members(db, again.id)[ada] == ("done", None)
+    # Still in the list since before it finished: no second pass.
+    assert world.tick(T0 + timedelta(days=2)).entered == 0
+    # Ada leaves the list and joins it again after her pass finished; Bob stays.
+    joined = db.get(MarketingListMember, (world.list_id, ada))
+    assert joined is not None
+    joined.added_at = T0 + timedelta(days=3)
+    db.commit()
+    assert world.tick(T0 + timedelta(days=3, seconds=1)).entered == 1  # "Again" only
+    world.tick(T0 + timedelta(days=4, seconds=2))
+    passes = db.scalars(
+        select(JourneyAction)
+        .where(JourneyAction.journey_id == again.id, JourneyAction.contact_id == ada)
+        .order_by(JourneyAction.entry, JourneyAction.id)
+    ).all()
+    assert [(a.entry, a.step, a.outcome) for a in passes] == [
+        (1, "invite", "queued"),
+        (1, "pause", "waited"),
+        (1, "opened?", "yes"),
+        (1, "tag", "updated"),
+        (2, "invite", "queued"),
+        (2, "pause", "waited"),
+        (2, "opened?", "no"),  # the open was of the first pass's email
+    ]
+    delivered = select(EmailDelivery.entry).where(EmailDelivery.send_id == first.send_id)
+    assert sorted(db.scalars(delivered.where(EmailDelivery.contact_id == ada))) == [1, 2]
+    assert sorted(db.scalars(delivered.where(EmailDelivery.contact_id == bob))) == [1]
+
+    def entries(journey_id: int, contact_id: int) -> list[int]:
+        return sorted(
+            db.scalars(
+                select(JourneyMember.entry).where(
+                    JourneyMember.journey_id == journey_id, JourneyMember.contact_id == contact_id
+                )
+            )
+        )
+
+    assert entries(again.id, ada) == [1, 2]
+    assert entries(again.id, bob) == [1]  # never left the list
+    assert entries(once.id, ada) == [1]

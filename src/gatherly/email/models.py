@@ -193,11 +193,13 @@ NOT_RENDERED = "not_rendered"  # the template failed for this contact
 
 
 class EmailDelivery(Base):
-    """One message to one contact of a send: exactly one per (send, contact)."""
+    """One message to one contact of a send: exactly one per (send, contact, entry). A
+    send to segments and lists has entry 1; a journey's email step sends once per pass of
+    the contact through the journey (``JourneyMember.entry``)."""
 
     __tablename__ = "email_delivery"
     __table_args__ = (
-        UniqueConstraint("send_id", "contact_id"),
+        UniqueConstraint("send_id", "contact_id", "entry"),
         Index("ix_email_delivery_work", "send_id", "state", "id"),
     )
 
@@ -206,6 +208,7 @@ class EmailDelivery(Base):
     contact_id: Mapped[int | None] = mapped_column(
         ForeignKey("contact.id", ondelete="SET NULL"), index=True
     )
+    entry: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     email: Mapped[str | None] = mapped_column(String(320))
     state: Mapped[str] = mapped_column(String(10), default=QUEUED)
     reason: Mapped[str | None] = mapped_column(String(20))
@@ -232,6 +235,7 @@ class EmailInteraction(Base):
     __table_args__ = (
         Index("ix_email_interaction_message", "message_id", "kind", "at"),
         Index("ix_email_interaction_send", "send_id", "kind", "at"),
+        Index("ix_email_interaction_delivery", "delivery_id", "kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

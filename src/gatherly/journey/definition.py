@@ -27,10 +27,25 @@ from gatherly.core.exceptions import ValidationFailed
 from gatherly.core.ids import Id
 from gatherly.core.schemas import StrictModel
 from gatherly.event.schemas import UtcDateTime
+from gatherly.segment import criteria
 
 StepId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_?!.-]{1,40}$")]
 Duration = Annotated[timedelta, Field(gt=timedelta(0), le=timedelta(days=3650))]
 CONTACT_FIELDS = ("first_name", "last_name", "company", "job_title", "phone", "country")
+
+
+def _contact_field(name: str) -> None:
+    """A field a journey may test or set: a contact field, or a custom property named as
+    segments name them (conditions compare as segments do)."""
+    if name.startswith("custom."):
+        try:
+            criteria.parse({"contact": {name: {"empty": True}}})
+        except ValidationFailed:
+            raise ValueError(
+                "custom.<name>: a name of 1–100 letters, digits, _ - or space"
+            ) from None
+    elif name not in CONTACT_FIELDS:
+        raise ValueError(f"field is one of {', '.join(CONTACT_FIELDS)} or custom.<name>")
 
 
 class Audience(StrictModel):
@@ -123,12 +138,8 @@ class Test(StrictModel):
             raise ValueError(
                 "a test asks exactly one of opened, clicked, registered, attended, segment, field"
             )
-        if (
-            self.field is not None
-            and self.field not in CONTACT_FIELDS
-            and not (self.field.startswith("custom.") and len(self.field) > 7)
-        ):
-            raise ValueError(f"field is one of {', '.join(CONTACT_FIELDS)} or custom.<name>")
+        if self.field is not None:
+            _contact_field(self.field)
         return self
 
 
@@ -161,10 +172,7 @@ class UpdateField(StrictModel):
 
     @model_validator(mode="after")
     def _known(self) -> UpdateField:
-        if self.field not in CONTACT_FIELDS and not (
-            self.field.startswith("custom.") and len(self.field) > 7
-        ):
-            raise ValueError(f"field is one of {', '.join(CONTACT_FIELDS)} or custom.<name>")
+        _contact_field(self.field)
         return self
 
 

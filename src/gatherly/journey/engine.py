@@ -7,6 +7,12 @@ and step) written in the same transaction as its effect, so a step happens at mo
 however often a worker dies or two workers try. Waits are rows with a due time, never a
 sleeping thread; the clock is a parameter (``now``), which the tests move.
 
+Most steps are taken by every due member at once, in SQL (``INSERT … SELECT`` of the
+actions, then one ``UPDATE`` moving on the members that have one): emails, waits,
+conditions and ends. A step with an effect per contact through the ORM — a lead, a list
+or field change — is taken member by member. Taken together, the members are moved on
+by one ``UPDATE … RETURNING`` whose rows are the ones logged, in the same transaction.
+
 Scope (B6) is the one fixed when the journey went live (``live_scope_bu_id``): a member
 of its audience in another business unit is recorded as *out of scope* and never
 processed, whoever owns the journey now.
@@ -20,7 +26,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, case, exists, func, insert, literal, or_, select, union
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,6 +61,7 @@ from gatherly.journey import definition as jd
 from gatherly.journey import service
 from gatherly.journey.models import (
     ACTIVE,
+    AFTER_FINISH,
     COMPLETED,
     DONE,
     EXITED,
@@ -52,11 +71,15 @@ from gatherly.journey.models import (
     JourneyAction,
     JourneyMember,
 )
+from gatherly.org import directory
+from gatherly.segment import criteria
 from gatherly.segment import service as segment_service
-from gatherly.segment.models import MarketingListMember, Segment
+from gatherly.segment.models import MarketingListMember, Segment, SegmentMember
 
 log = logging.getLogger(__name__)
-BATCH = 500  # members advanced per transaction
+BATCH = 500  # members advanced one by one per transaction
+BULK = 50_000  # members taking a step together per transaction
+ONE_BY_ONE = (jd.CreateLead, jd.ListChange, jd.UpdateField)
 
 
 class SendQueue(Protocol):
@@ -114,7 +137,13 @@ def run_journey(
             return
         if journey.start_at is not None and journey.start_at > now:
             return
-        _Pass(db, journey, now, report, batch).run()
+        try:
+            _Pass(db, journey, now, report, batch).run()
+        except IntegrityError:
+            # Another worker took one of these steps first (the action log is unique per
+            # journey, contact, entry and step): what is left is for the next pass.
+            db.rollback()
+            log.warning("journey %s: a step was taken by another worker", journey_id)
 
 
 class Walker:
@@ -141,7 +170,7 @@ class Walker:
         while True:
             rows = self.db.execute(
                 select(Contact, flag)
-                .where(Contact.id.in_(select(audience.c[0])), Contact.id > last)
+                .where(Contact.id.in_(select(audience.c.contact_id)), Contact.id > last)
                 .order_by(Contact.id)
                 .limit(1000)
             ).all()
@@ -154,56 +183,126 @@ class Walker:
     def triggered_ids(self) -> Any:
         """The contact ids the trigger has fired for (a select)."""
         assert self.definition.trigger is not None
-        return self._triggered(self.definition.trigger)
+        fired = self._triggered(self.definition.trigger)
+        return fired.with_only_columns(fired.selected_columns[0])
 
     def test(self, contact: Contact, test: jd.Test) -> bool:
-        """A condition's answer for one contact, now."""
-        return self._test(contact, test)
+        """A condition's answer for one contact, now (not about the journey's emails)."""
+        return bool(
+            self.db.scalar(select(exists().where(Contact.id == contact.id, self.predicate(test))))
+        )
+
+    def predicate(self, test: jd.Test) -> ColumnElement[bool]:
+        """A condition as SQL over ``contact`` (and, for opens and clicks of the journey's
+        emails, over ``journey_member``: the email of the member's own pass)."""
+        if test.opened or test.clicked:
+            asked = test.opened or test.clicked or ""
+            return self._interacted(asked, OPENED if test.opened else "clicked")
+        if test.registered is not None:
+            return exists().where(
+                EventRegistration.event_id == test.registered,
+                EventRegistration.contact_id == Contact.id,
+                participation.is_registered(),
+            )
+        if test.attended is not None:
+            seconds = (
+                select(func.coalesce(func.sum(EventAttendance.total_seconds), 0))
+                .where(
+                    EventAttendance.event_id == test.attended,
+                    EventAttendance.contact_id == Contact.id,
+                    participation.is_attended(),
+                )
+                .scalar_subquery()
+            )
+            return and_(seconds > 0, seconds >= test.min_minutes * 60)
+        if test.segment is not None:
+            segment = self.db.get(Segment, test.segment)
+            if segment is None:
+                return literal(False)
+            stmt, _ = segment_service.membership_statement(db=self.db, segment=segment)
+            return Contact.id.in_(stmt.with_only_columns(Contact.id))
+        assert test.field is not None
+        return criteria.compile_predicate(
+            criteria.parse({"contact": {test.field: _criterion(test)}}),
+            criteria.Context(
+                self.now,
+                readers=(
+                    directory.load_owner_principal(
+                        self.db, self.journey.owner_type, self.journey.owner_id
+                    ),
+                ),
+                dialect=self.db.get_bind().dialect.name,
+            ),
+        )
 
     # -------------------------------------------------------------- audience
 
     def _audience(self) -> Any:
-        """The contact ids of the audience (or of those the trigger has fired for)."""
+        """(contact_id, since) of the audience, or of those the trigger has fired for:
+        since when each belongs (NULL when nobody knows), one row per contact."""
         if self.definition.trigger is not None:
-            return self._triggered(self.definition.trigger).subquery()
+            parts = [self._triggered(self.definition.trigger)]
+        else:
+            parts = self._members()
+        if not parts:
+            return None
+        rows = union_all(*parts).subquery()
+        return (
+            select(rows.c[0].label("contact_id"), func.max(rows.c[1]).label("since"))
+            .group_by(rows.c[0])
+            .subquery()
+        )
+
+    def _members(self) -> list[Any]:
         audience = self.definition.audience
         parts: list[Any] = []
         for segment_id in audience.segments:
             segment = self.db.get(Segment, segment_id)
             if segment is not None:
                 stmt, _ = segment_service.membership_statement(db=self.db, segment=segment)
-                parts.append(stmt.with_only_columns(Contact.id))
+                added = (
+                    select(SegmentMember.added_at)
+                    .where(
+                        SegmentMember.segment_id == segment_id,
+                        SegmentMember.contact_id == Contact.id,
+                    )
+                    .scalar_subquery()
+                )
+                parts.append(stmt.with_only_columns(Contact.id, added))
         for list_id in audience.lists:
             parts.append(
-                select(MarketingListMember.contact_id).where(MarketingListMember.list_id == list_id)
+                select(MarketingListMember.contact_id, MarketingListMember.added_at).where(
+                    MarketingListMember.list_id == list_id
+                )
             )
-        if not parts:
-            return None
-        return union(*parts).subquery()
+        return parts
 
     def _triggered(self, trigger: jd.Trigger) -> Any:
         if trigger.added_to_list is not None:
             since = self.journey.live_at or self.now
-            return select(MarketingListMember.contact_id).where(
+            return select(MarketingListMember.contact_id, MarketingListMember.added_at).where(
                 MarketingListMember.list_id == trigger.added_to_list,
                 MarketingListMember.added_at >= since,
             )
         if trigger.attended is not None:
-            return select(EventAttendance.contact_id).where(
+            return select(EventAttendance.contact_id, EventAttendance.created_at).where(
                 EventAttendance.event_id == trigger.attended,
                 EventAttendance.contact_id.is_not(None),
                 participation.is_attended(),
             )
-        event_id = trigger.registered if trigger.registered is not None else trigger.cancelled
-        counted = (
-            participation.is_registered()
-            if trigger.registered is not None
-            else participation.is_cancelled()
-        )
-        return select(EventRegistration.contact_id).where(
-            EventRegistration.event_id == event_id,
+        if trigger.registered is not None:
+            return select(
+                EventRegistration.contact_id,
+                func.coalesce(EventRegistration.registered_at, EventRegistration.created_at),
+            ).where(
+                EventRegistration.event_id == trigger.registered,
+                EventRegistration.contact_id.is_not(None),
+                participation.is_registered(),
+            )
+        return select(EventRegistration.contact_id, EventRegistration.canceled_at).where(
+            EventRegistration.event_id == trigger.cancelled,
             EventRegistration.contact_id.is_not(None),
-            counted,
+            participation.is_cancelled(),
         )
 
     def _excluded(self) -> Any:
@@ -215,62 +314,27 @@ class Walker:
                 parts.append(Contact.id.in_(stmt.with_only_columns(Contact.id)))
         return or_(*parts) if parts else None
 
-    def _interacted(self, contact: Contact, step: str, kind: str) -> bool:
+    def _interacted(self, step: str, kind: str) -> ColumnElement[bool]:
+        """Whether the member opened (clicked) the email its pass got at ``step``: a
+        person's open, not a mail scanner's."""
         send = self.sends.get(step)
         if send is None:
-            return False
-        conditions = [
-            EmailInteraction.send_id == send.id,
-            EmailInteraction.contact_id == contact.id,
+            return literal(False)
+        return exists().where(
+            EmailDelivery.send_id == send.id,
+            EmailDelivery.contact_id == JourneyMember.contact_id,
+            EmailDelivery.entry == JourneyMember.entry,
+            EmailInteraction.delivery_id == EmailDelivery.id,
             EmailInteraction.kind == kind,
-        ]
-        if kind == OPENED:
-            conditions.append(EmailInteraction.machine.is_(False))  # a person's open
-        return bool(self.db.scalar(select(exists().where(*conditions))))
+            EmailInteraction.machine.is_(False),
+        )
 
-    def _test(self, contact: Contact, test: jd.Test) -> bool:
-        db = self.db
-        if test.opened or test.clicked:
-            asked = test.opened or test.clicked or ""
-            return self._interacted(contact, asked, "opened" if test.opened else "clicked")
-        if test.registered is not None:
-            return bool(
-                db.scalar(
-                    select(
-                        exists().where(
-                            EventRegistration.event_id == test.registered,
-                            EventRegistration.contact_id == contact.id,
-                            participation.is_registered(),
-                        )
-                    )
-                )
-            )
-        if test.attended is not None:
-            seconds = db.scalar(
-                select(func.coalesce(func.sum(EventAttendance.total_seconds), 0)).where(
-                    EventAttendance.event_id == test.attended,
-                    EventAttendance.contact_id == contact.id,
-                    participation.is_attended(),
-                )
-            )
-            return bool(seconds) and int(seconds or 0) >= test.min_minutes * 60
-        if test.segment is not None:
-            segment = db.get(Segment, test.segment)
-            if segment is None:
-                return False
-            stmt, _ = segment_service.membership_statement(db=db, segment=segment)
-            return bool(db.scalar(select(exists(stmt.where(Contact.id == contact.id)))))
-        assert test.field is not None
-        value = _field_value(contact, test.field)
-        text = "" if value is None else str(value)
-        if test.op == "empty":
-            return text == ""
-        if test.op == "not_empty":
-            return text != ""
-        if test.op == "contains":
-            return test.value.casefold() in text.casefold()
-        same = text.casefold() == test.value.casefold()
-        return same if test.op == "equals" else not same
+
+def _criterion(test: jd.Test) -> Any:
+    """A condition's field test as a segment criterion (so both compare alike)."""
+    if test.op in ("empty", "not_empty"):
+        return {"empty": test.op == "empty"}
+    return {test.op: test.value}
 
 
 class _Pass(Walker):
@@ -279,24 +343,26 @@ class _Pass(Walker):
     ) -> None:
         super().__init__(db, journey, jd.parse(journey.definition), now)
         self.report, self.batch = report, batch
+        self.order = _tree_order(self.definition)
 
     def run(self) -> None:
         self._enter()
         while True:
-            members = self._due()
-            if not members:
+            moved = self._leave_gone()
+            for name in self.order:
+                step = self.definition.steps[name]
+                if not isinstance(step, ONE_BY_ONE):
+                    moved += self._together(name, step)
+            moved += self._one_by_one()
+            if not moved:
                 return
-            out = self._excluded_among([c.id for _m, c in members if c is not None])
-            try:
-                for member, contact in members:
-                    self._walk(member, contact, out)
-                self.db.commit()
-            except IntegrityError:
-                # Another worker took one of these steps first (the action log is unique
-                # per journey, contact, entry and step): leave the batch to the next pass.
-                self.db.rollback()
-                log.warning("journey %s: a step was taken by another worker", self.journey.id)
-                return
+
+    def _write(self, statement: Any) -> int:
+        """Run an INSERT or UPDATE in the pass's transaction: the rows it wrote."""
+        result = self.db.connection().execute(
+            statement.execution_options(preserve_rowcount=True)  # psycopg says -1 otherwise
+        )
+        return max(result.rowcount or 0, 0)
 
     # -------------------------------------------------------------- entering
 
@@ -305,10 +371,21 @@ class _Pass(Walker):
         if audience is None:
             return
         journey = self.journey
-        already = exists().where(
-            JourneyMember.journey_id == journey.id, JourneyMember.contact_id == Contact.id
-        )
-        conditions = [Contact.id.in_(select(audience.c[0])), ~already]
+        previous = [
+            JourneyMember.journey_id == journey.id,
+            JourneyMember.contact_id == Contact.id,
+        ]
+        if journey.re_entry == AFTER_FINISH:
+            # Again once the last pass finished and it joined the audience (or the
+            # trigger fired) after that.
+            previous.append(
+                or_(
+                    JourneyMember.status.in_((ACTIVE, OUT_OF_SCOPE)),
+                    audience.c.since.is_(None),
+                    JourneyMember.finished_at >= audience.c.since,
+                )
+            )
+        conditions = [~exists().where(*previous)]
         excluded = self._excluded()
         if excluded is not None:
             conditions.append(~excluded)
@@ -317,24 +394,32 @@ class _Pass(Walker):
             if journey.live_scope_bu_id is not None
             else literal(True)
         )
+        entry = (
+            select(func.coalesce(func.max(JourneyMember.entry), 0) + 1)
+            .where(JourneyMember.journey_id == journey.id, JourneyMember.contact_id == Contact.id)
+            .scalar_subquery()
+        )
         now = literal(self.now, type_=JourneyMember.entered_at.type)
-        rows = select(
-            literal(journey.id),
-            Contact.id,
-            literal(1),
-            case((in_scope, literal(ACTIVE)), else_=literal(OUT_OF_SCOPE)),
-            case((in_scope, literal(self.definition.start)), else_=None),
-            case((in_scope, now), else_=None),
-            now,
-            case((in_scope, None), else_=now),
-            case(
-                (in_scope, literal("")),
-                else_=literal("its business unit is not the one the journey is scoped to"),
-            ),
-        ).where(*conditions)
-        result = self.db.connection().execute(
-            insert(JourneyMember)
-            .from_select(
+        rows = (
+            select(
+                literal(journey.id),
+                Contact.id,
+                entry,
+                case((in_scope, literal(ACTIVE)), else_=literal(OUT_OF_SCOPE)),
+                case((in_scope, literal(self.definition.start)), else_=None),
+                case((in_scope, now), else_=None),
+                now,
+                case((in_scope, None), else_=now),
+                case(
+                    (in_scope, literal("")),
+                    else_=literal("its business unit is not the one the journey is scoped to"),
+                ),
+            )
+            .join(audience, audience.c.contact_id == Contact.id)
+            .where(*conditions)
+        )
+        written = self._write(
+            insert(JourneyMember).from_select(
                 [
                     "journey_id",
                     "contact_id",
@@ -348,44 +433,298 @@ class _Pass(Walker):
                 ],
                 rows,
             )
-            .execution_options(preserve_rowcount=True)  # psycopg reports -1 otherwise
         )
-        self.report.entered += max(result.rowcount or 0, 0)
+        self.report.entered += written
         self.db.commit()
 
-    # -------------------------------------------------------------- advancing
+    # -------------------------------------------------------------- together
 
-    def _due(self) -> list[tuple[JourneyMember, Contact | None]]:
-        """The next members due now: their due time has come, or the interaction a wait
-        of theirs waits for has happened."""
-        journey = self.journey
-        waiting_for = [
-            and_(
-                JourneyMember.step == name,
-                exists().where(
-                    EmailInteraction.send_id == self.sends[step.interaction.step].id,
-                    EmailInteraction.contact_id == JourneyMember.contact_id,
-                    EmailInteraction.kind == step.interaction.kind,
-                    EmailInteraction.machine.is_(False),
+    def _at(self, name: str) -> list[ColumnElement[bool]]:
+        return [
+            JourneyMember.journey_id == self.journey.id,
+            JourneyMember.status == ACTIVE,
+            JourneyMember.step == name,
+        ]
+
+    def _chunk(self, conditions: list[ColumnElement[bool]]) -> list[ColumnElement[bool]]:
+        """``conditions`` narrowed to the first ``BULK`` members they hold (by id)."""
+        last = self.db.scalar(
+            select(JourneyMember.id)
+            .where(*conditions)
+            .order_by(JourneyMember.id)
+            .offset(BULK - 1)
+            .limit(1)
+        )
+        return conditions if last is None else [*conditions, JourneyMember.id <= last]
+
+    def _leave_gone(self) -> int:
+        """Due members whose contact was deleted, or is in an excluded segment now, leave."""
+        due = [
+            JourneyMember.journey_id == self.journey.id,
+            JourneyMember.status == ACTIVE,
+            JourneyMember.next_due_at <= self.now,
+        ]
+        left = self._leave(
+            [*due, ~exists().where(Contact.id == JourneyMember.contact_id)],
+            EXITED,
+            "the contact was deleted",
+        )
+        excluded = self._excluded()
+        if excluded is not None:
+            gone = select(Contact.id).where(Contact.id == JourneyMember.contact_id, excluded)
+            left += self._leave([*due, gone.exists()], EXITED, "excluded")
+        self.db.commit()
+        return left
+
+    def _leave(
+        self,
+        where: list[ColumnElement[bool]],
+        status: str,
+        why: str = "",
+        *,
+        at: str | None = None,
+    ) -> int:
+        """The members ``where`` says leave with ``status`` (done: at the end step ``at``,
+        if the path has one)."""
+        written = self._write(
+            update(JourneyMember)
+            .where(*where)
+            .values(
+                status=status,
+                step=at,
+                next_due_at=None,
+                step_started_at=None,
+                finished_at=self.now,
+                reason=why,
+            )
+        )
+        return written
+
+    def _together(self, name: str, step: Any) -> int:
+        """Every due member at ``name`` takes it, in SQL, a chunk per transaction."""
+        moved = 0
+        if isinstance(step, jd.Wait):
+            self._start_wait(name, step)
+        while True:
+            due = self._due_at(name, step)
+            done = self._take_together(name, step, self._chunk(due))
+            self.db.commit()
+            moved += done
+            if done < BULK:
+                return moved
+
+    def _due_at(self, name: str, step: Any) -> list[ColumnElement[bool]]:
+        at = self._at(name)
+        if not isinstance(step, jd.Wait):
+            return [*at, JourneyMember.next_due_at <= self.now]
+        over = JourneyMember.next_due_at <= self.now
+        if step.interaction is not None:
+            over = or_(over, self._interacted(step.interaction.step, step.interaction.kind))
+        return [*at, JourneyMember.step_started_at.is_not(None), over]
+
+    def _start_wait(self, name: str, step: jd.Wait) -> None:
+        """Members that just reached a wait start it now."""
+        self._write(
+            update(JourneyMember)
+            .where(
+                *self._at(name),
+                JourneyMember.step_started_at.is_(None),
+                JourneyMember.next_due_at <= self.now,
+            )
+            .values(step_started_at=self.now, next_due_at=jd.due_after(step, self.now))
+        )
+        self.db.commit()
+
+    def _take_together(self, name: str, step: Any, due: list[ColumnElement[bool]]) -> int:
+        if isinstance(step, jd.SendEmail):
+            return self._email_together(name, step, due)
+        if isinstance(step, jd.Wait):
+            outcome: ColumnElement[Any] = literal("waited")
+            if step.interaction is not None:
+                outcome = case(
+                    (
+                        self._interacted(step.interaction.step, step.interaction.kind),
+                        literal("interaction"),
+                    ),
+                    else_=literal("timeout"),
+                )
+            chosen = select(JourneyMember.id, outcome.label("outcome")).where(*due)
+            return self._pass_on(name, chosen, lambda _outcome: step.next)
+        if isinstance(step, jd.Condition):
+            outcome = case((self.predicate(step.test), literal("yes")), else_=literal("no"))
+            chosen = (
+                select(JourneyMember.id, outcome.label("outcome"))
+                .join(Contact, Contact.id == JourneyMember.contact_id)
+                .where(*due)
+            )
+            return self._pass_on(name, chosen, lambda o: step.yes if o == "yes" else step.no)
+        assert isinstance(step, jd.End)  # only where a journey starts with its end
+        return self._leave(due, DONE, at=name)
+
+    def _pass_on(self, name: str, chosen: Any, target: Any) -> int:
+        """Move on the members ``chosen`` selects (member id, outcome) to the step
+        ``target(outcome)`` names (done: at its end step, or where the path stops), and log
+        the step for exactly those members with their outcome: one UPDATE … RETURNING
+        feeding the INSERT, so what moved and what is logged are the same rows."""
+        picked = chosen.subquery()
+        outcomes = ("waited", "interaction", "timeout", "yes", "no", "queued", "suppressed")
+        goes = {o: target(o) for o in outcomes}
+        ends = {
+            o
+            for o, t in goes.items()
+            if t is None or isinstance(self.definition.steps.get(t), jd.End)
+        }
+
+        def by_outcome(value: Any) -> Any:
+            choices = {value(o) for o in outcomes}
+            if len(choices) == 1:
+                return literal(choices.pop())
+            return case(
+                *((picked.c.outcome == literal(o), literal(value(o))) for o in outcomes),
+                else_=None,
+            )
+
+        moved = (
+            update(JourneyMember)
+            .where(JourneyMember.id == picked.c.id)
+            .values(
+                outcome=picked.c.outcome,
+                step=by_outcome(lambda o: goes[o]),
+                status=by_outcome(lambda o: DONE if o in ends else ACTIVE),
+                next_due_at=by_outcome(lambda o: None if o in ends else self.now),
+                finished_at=by_outcome(lambda o: self.now if o in ends else None),
+                step_started_at=None,
+            )
+            .returning(
+                JourneyMember.journey_id,
+                JourneyMember.id,
+                JourneyMember.contact_id,
+                JourneyMember.entry,
+                JourneyMember.outcome,
+            )
+        )
+        columns = ["journey_id", "member_id", "contact_id", "entry", "step", "at", "outcome"]
+        at = literal(self.now, type_=JourneyAction.at.type)
+        if self.db.get_bind().dialect.name == "postgresql":
+            # One statement: the UPDATE as a data-modifying CTE.
+            done = moved.cte("moved")
+            taken = self._write(
+                insert(JourneyAction).from_select(
+                    columns,
+                    select(
+                        done.c.journey_id, done.c.id, done.c.contact_id, done.c.entry,
+                        literal(name), at, done.c.outcome,
+                    ),
+                )
+            )  # fmt: skip
+        else:
+            rows = self.db.connection().execute(moved).all()
+            if rows:
+                self.db.connection().execute(
+                    insert(JourneyAction),
+                    [
+                        dict(zip(columns, (j, m, c, e, name, self.now, o), strict=True))
+                        for j, m, c, e, o in rows
+                    ],
+                )
+            taken = len(rows)
+        self.report.actions += taken
+        return taken
+
+    def _email_together(self, name: str, step: jd.SendEmail, due: list[ColumnElement[bool]]) -> int:
+        """A delivery per due member (suppressed ones with their reason), then the members
+        with one move on, logged as queued or suppressed."""
+        send = self.sends[name]
+        message = self.db.get(EmailMessage, send.message_id)
+        topic = message.topic if message is not None else ""
+        members = (
+            select(
+                Contact.id.label("contact_id"),
+                JourneyMember.entry,
+                Contact.email,
+                audience_service.reason_column(topic),
+            )
+            .join(Contact, Contact.id == JourneyMember.contact_id)
+            .where(*due)
+            .subquery()
+        )
+        made = self._write(
+            insert(EmailDelivery).from_select(
+                [
+                    "send_id",
+                    "contact_id",
+                    "entry",
+                    "email",
+                    "state",
+                    "reason",
+                    "detail",
+                    "attempts",
+                ],
+                select(
+                    literal(send.id),
+                    members.c.contact_id,
+                    members.c.entry,
+                    members.c.email,
+                    case((members.c.reason.is_(None), literal(QUEUED)), else_=literal(SUPPRESSED)),
+                    members.c.reason,
+                    literal(""),
+                    literal(0),
                 ),
             )
-            for name, step in self.definition.steps.items()
-            if isinstance(step, jd.Wait)
-            and step.interaction is not None
-            and step.interaction.step in self.sends
-        ]
-        rows = self.db.execute(
-            select(JourneyMember, Contact)
-            .outerjoin(Contact, Contact.id == JourneyMember.contact_id)
-            .where(
-                JourneyMember.journey_id == journey.id,
-                JourneyMember.status == ACTIVE,
-                or_(JourneyMember.next_due_at <= self.now, *waiting_for),
+        )
+        if not made:
+            return 0
+        outcome = case(
+            (EmailDelivery.state == SUPPRESSED, literal("suppressed")), else_=literal("queued")
+        )
+        chosen = (
+            select(JourneyMember.id, outcome.label("outcome"))
+            .join(
+                EmailDelivery,
+                and_(
+                    EmailDelivery.send_id == send.id,
+                    EmailDelivery.contact_id == JourneyMember.contact_id,
+                    EmailDelivery.entry == JourneyMember.entry,
+                ),
             )
-            .order_by(JourneyMember.id)
-            .limit(self.batch)
-        ).all()
-        return [(m, c) for m, c in rows]
+            .where(*due)
+        )
+        taken = self._pass_on(name, chosen, lambda _outcome: step.next)
+        self._write(
+            update(EmailSend)
+            .where(EmailSend.id == send.id)
+            .values(recipients=func.coalesce(EmailSend.recipients, 0) + made)
+        )
+        self.report.sends.add(send.id)
+        return taken
+
+    # -------------------------------------------------------------- one by one
+
+    def _one_by_one(self) -> int:
+        """Members due at a step taken one at a time, a batch per transaction."""
+        names = [n for n, s in self.definition.steps.items() if isinstance(s, ONE_BY_ONE)]
+        if not names:
+            return 0
+        moved = 0
+        while True:
+            rows = self.db.execute(
+                select(JourneyMember, Contact)
+                .join(Contact, Contact.id == JourneyMember.contact_id)
+                .where(
+                    JourneyMember.journey_id == self.journey.id,
+                    JourneyMember.status == ACTIVE,
+                    JourneyMember.step.in_(names),
+                    JourneyMember.next_due_at <= self.now,
+                )
+                .order_by(JourneyMember.id)
+                .limit(self.batch)
+            ).all()
+            if not rows:
+                return moved
+            for member, contact in rows:
+                self._walk(member, contact)
+            self.db.commit()
+            moved += len(rows)
 
     def _act(self, member: JourneyMember, step: str, outcome: str, **detail: Any) -> None:
         self.db.add(
@@ -400,114 +739,32 @@ class _Pass(Walker):
                 detail=detail or None,
             )
         )
+        member.outcome = outcome
         self.report.actions += 1
 
-    def _leave(self, member: JourneyMember, status: str, why: str = "") -> None:
-        member.status, member.step, member.next_due_at = status, None, None
-        member.finished_at, member.reason = self.now, why
-
-    def _excluded_among(self, ids: list[int]) -> set[int]:
-        """Which of a batch's contacts are in an excluded segment now (one query)."""
-        excluded = self._excluded()
-        if excluded is None or not ids:
-            return set()
-        return set(self.db.scalars(select(Contact.id).where(Contact.id.in_(ids), excluded)))
-
-    def _walk(self, member: JourneyMember, contact: Contact | None, out: set[int]) -> None:
-        """Take steps until a wait that is not over, or the end of the path."""
-        if contact is None:
-            self._leave(member, EXITED, "the contact was deleted")
-            return
-        if contact.id in out:
-            self._leave(member, EXITED, "excluded")
-            return
-        name = member.step
-        for _ in range(len(self.definition.steps) + 1):  # a tree: each step at most once
-            step = self.definition.steps.get(name) if name else None
-            if step is None or isinstance(step, jd.End):
-                if step is not None:
-                    self._act(member, name or "", "end")
-                self._leave(member, DONE)
-                return
-            assert name is not None
-            moving, name = self._take(member, contact, name, step)
-            if not moving:
-                return  # waiting
-            member.step, member.step_started_at, member.next_due_at = name, None, self.now
-        self._leave(member, DONE)
-
-    def _take(
-        self, member: JourneyMember, contact: Contact, name: str, step: Any
-    ) -> tuple[bool, str | None]:
-        """Apply one step: (False, …) while it waits, else (True, the next step or None
-        for the end)."""
-        if isinstance(step, jd.Wait):
-            return self._wait(member, contact, name, step)
-        nxt: str | None
-        if isinstance(step, jd.SendEmail):
-            self._email(member, contact, name, step)
-            nxt = step.next
-        elif isinstance(step, jd.Condition):
-            answer = self._test(contact, step.test)
-            self._act(member, name, "yes" if answer else "no")
-            nxt = step.yes if answer else step.no
-        elif isinstance(step, jd.CreateLead):
-            lead = self._lead(contact, step)
-            self._act(member, name, "lead", lead_id=lead.id)
-            nxt = step.next
-        elif isinstance(step, jd.ListChange):
-            self._list(contact, step)
-            self._act(member, name, step.type)
-            nxt = step.next
-        elif isinstance(step, jd.UpdateField):
-            self._field(contact, step)
-            self._act(member, name, "updated", field=step.field)
-            nxt = step.next
+    def _walk(self, member: JourneyMember, contact: Contact) -> None:
+        """Take steps one at a time until one that is taken together, or the end."""
+        name: str | None = member.step
+        step: Any = None
+        while name is not None:
+            step = self.definition.steps.get(name)
+            if not isinstance(step, ONE_BY_ONE):
+                break
+            if isinstance(step, jd.CreateLead):
+                lead = self._lead(contact, step)
+                self._act(member, name, "lead", lead_id=lead.id)
+            elif isinstance(step, jd.ListChange):
+                self._list(contact, step)
+                self._act(member, name, step.type)
+            else:
+                self._field(contact, step)
+                self._act(member, name, "updated", field=step.field)
+            name = step.next
+        if name is None or isinstance(step, jd.End):
+            member.status, member.step, member.next_due_at = DONE, name, None
+            member.finished_at, member.step_started_at = self.now, None
         else:
-            raise AssertionError(f"unknown step {step!r}")
-        return True, nxt
-
-    def _wait(
-        self, member: JourneyMember, contact: Contact, name: str, step: jd.Wait
-    ) -> tuple[bool, str | None]:
-        if member.step_started_at is None:
-            member.step_started_at = self.now  # the wait starts when the member reaches it
-        due = jd.due_after(step, member.step_started_at)
-        if step.interaction is not None and self._interacted(
-            contact, step.interaction.step, step.interaction.kind
-        ):
-            self._act(member, name, "interaction", kind=step.interaction.kind)
-            return True, step.next
-        if due > self.now:
-            member.next_due_at = due
-            return False, name
-        self._act(member, name, "timeout" if step.interaction is not None else "waited")
-        return True, step.next
-
-    def _email(
-        self, member: JourneyMember, contact: Contact, name: str, step: jd.SendEmail
-    ) -> None:
-        send = self.sends[name]
-        message = self.db.get(EmailMessage, send.message_id)
-        topic = message.topic if message is not None else ""
-        reason = self.db.scalar(
-            select(audience_service.reason_column(topic)).where(Contact.id == contact.id)
-        )
-        delivery = EmailDelivery(
-            send_id=send.id,
-            contact_id=contact.id,
-            email=contact.email,
-            state=SUPPRESSED if reason else QUEUED,
-            reason=reason,
-            detail="",
-            attempts=0,
-        )
-        self.db.add(delivery)
-        self.db.flush()
-        send.recipients = (send.recipients or 0) + 1
-        self._act(member, name, "suppressed" if reason else "queued", delivery_id=delivery.id)
-        if not reason:
-            self.report.sends.add(send.id)
+            member.step, member.step_started_at, member.next_due_at = name, None, self.now
 
     def _lead(self, contact: Contact, step: jd.CreateLead) -> Lead:
         """A lead owned by the journey's owner (B7), in the owner's business unit."""
@@ -560,7 +817,14 @@ class _Pass(Walker):
         changes.record(self.db, changes.CONTACT, contact_ids=[contact.id])
 
 
-def _field_value(contact: Contact, name: str) -> Any:
-    if name.startswith("custom."):
-        return (contact.custom or {}).get(name.removeprefix("custom."))
-    return getattr(contact, name)
+def _tree_order(definition: jd.Definition) -> list[str]:
+    """The steps from the start, each before the ones it leads to (breadth first)."""
+    order: list[str] = []
+    queue = [definition.start] if definition.start in definition.steps else []
+    while queue:
+        name = queue.pop(0)
+        if name in order or name not in definition.steps:
+            continue
+        order.append(name)
+        queue.extend(jd.following(definition.steps[name]))
+    return order

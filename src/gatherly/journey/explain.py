@@ -86,7 +86,11 @@ def explain(
             Step(a.step, a.outcome, a.at, a.detail)
             for a in db.scalars(
                 select(JourneyAction)
-                .where(JourneyAction.member_id == member.id)
+                .where(
+                    JourneyAction.journey_id == member.journey_id,
+                    JourneyAction.contact_id == member.contact_id,
+                    JourneyAction.entry == member.entry,
+                )
                 .order_by(JourneyAction.id)
             )
         ]

@@ -84,6 +84,7 @@ class JourneyMember(Base):
     step: Mapped[str | None] = mapped_column(String(40))  # the step it is at
     next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     step_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(40))  # what its last step came to
     entered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reason: Mapped[str] = mapped_column(String(200), default="", server_default="")
@@ -93,13 +94,12 @@ class JourneyAction(Base):
     """What one step did for one member: at most one per (journey, contact, entry, step)."""
 
     __tablename__ = "journey_action"
-    __table_args__ = (
-        UniqueConstraint("journey_id", "contact_id", "entry", "step"),
-        Index("ix_journey_action_member", "member_id"),
-    )
+    # Found by its unique key (a member's actions: journey, contact, entry). No other
+    # index and one foreign key: a step taken by a million members writes a million rows.
+    __table_args__ = (UniqueConstraint("journey_id", "contact_id", "entry", "step"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    journey_id: Mapped[int] = mapped_column(ForeignKey("journey.id", ondelete="CASCADE"))
+    journey_id: Mapped[int] = mapped_column(Integer)  # its member's journey
     member_id: Mapped[int] = mapped_column(ForeignKey("journey_member.id", ondelete="CASCADE"))
     contact_id: Mapped[int | None] = mapped_column(Integer)
     entry: Mapped[int] = mapped_column(Integer)

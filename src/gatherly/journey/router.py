@@ -10,6 +10,7 @@ from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
 from gatherly.api.params import Paging, PathId
 from gatherly.contact.schemas import PageOut
 from gatherly.core.ids import MAX_ID
+from gatherly.email.schemas import InsightsOut
 from gatherly.journey import explain, service
 from gatherly.journey import schemas as s
 
@@ -112,6 +113,10 @@ def journey_progress(journey_id: PathId, db: DbSession, principal: CurrentPrinci
         members=found.members,
         at_step=found.at_step,
         steps=found.steps,
+        ended=found.ended,
+        emails={
+            step: InsightsOut.model_validate(insights) for step, insights in found.emails.items()
+        },
     )
 
 

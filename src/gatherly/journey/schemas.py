@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gatherly.contact.schemas import OwnerRef
 from gatherly.core.schemas import StrictModel
+from gatherly.email.schemas import InsightsOut
 from gatherly.event.schemas import UtcDateTime
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -132,6 +133,10 @@ class ProgressOut(BaseModel):
     members: dict[str, int]
     at_step: dict[str, int]
     steps: dict[str, dict[str, int]]
+    ended: dict[str, int] = Field(description="Members done at each end step")
+    emails: dict[str, InsightsOut] = Field(
+        description="Each email step's send in full, by step (sends you may read)"
+    )
 
 
 class JourneyPersonOut(BaseModel):

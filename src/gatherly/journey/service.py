@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
+from gatherly.contact import owned
 from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact
 from gatherly.contact.schemas import OwnerRef
@@ -27,6 +28,7 @@ from gatherly.core.db import utcnow
 from gatherly.core.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
 from gatherly.core.pagination import Page, page_request, paginate
 from gatherly.core.timezones import known_zone
+from gatherly.email import insights as email_insights
 from gatherly.email import service as email_service
 from gatherly.email.models import DRAFT as MESSAGE_DRAFT
 from gatherly.email.models import IN_USE, QUEUED, SENDING, EmailDelivery, EmailSend
@@ -35,6 +37,7 @@ from gatherly.journey import definition as jd
 from gatherly.journey.models import (
     ACTIVE,
     AFTER_FINISH,
+    DONE,
     DRAFT,
     EXITED,
     LIVE,
@@ -63,11 +66,9 @@ def get_journey(
     field: str = "id",
 ) -> Journey:
     """A journey the caller may read (NotFound otherwise), checked for ``privilege``."""
-    found = access.get(db, principal=principal, record_type=JOURNEY, record_id=journey_id)
-    if found is None:
-        raise NotFound(f"journey {journey_id} not found", field=field)
-    if privilege != Privilege.READ:
-        access.require(db, principal, privilege, JOURNEY, found)
+    found = owned.get(
+        db, principal, JOURNEY, journey_id, noun="journey", privilege=privilege, field=field
+    )
     return cast(Journey, found)
 
 
@@ -109,7 +110,7 @@ def create_journey(
 ) -> Journey:
     """A draft journey owned by ``owner`` (default: the caller). Its definition is
     checked for shape now and for everything else when it goes live."""
-    columns = email_service.new_columns(db, principal, JOURNEY, owner)
+    columns = owned.new_columns(db, principal, JOURNEY, owner)
     _check_scope(principal, scope)
     _check_times(start_at, end_at, time_zone)
     if re_entry not in (ONCE, AFTER_FINISH):
@@ -166,7 +167,7 @@ def update_journey(
     _check_times(row.start_at, row.end_at, row.time_zone)
     if not row.name.strip():
         raise ValidationFailed("name cannot be empty", field="name")
-    email_service.touch(row, principal)
+    owned.touch(row, principal)
     db.flush()
     return row
 
@@ -209,9 +210,7 @@ def list_journeys(
 ) -> Page:
     """A page of the journeys the caller may read, newest first."""
     where = Journey.state == state if state else None
-    return email_service.owned_page(
-        db, principal, Journey, JOURNEY, q=q, cursor=cursor, limit=limit, where=where
-    )
+    return owned.page(db, principal, Journey, JOURNEY, q=q, cursor=cursor, limit=limit, where=where)
 
 
 def delete_journey(*, db: Session, principal: access.Principal, journey_id: int) -> None:
@@ -369,7 +368,7 @@ def go_live(
                     modified_by_id=principal.user_id,
                 )
             )
-    email_service.touch(row, principal)
+    owned.touch(row, principal)
     db.flush()
     audit.log(
         db,
@@ -396,7 +395,7 @@ def set_state(*, db: Session, principal: access.Principal, journey_id: int, stat
     if state == STOPPED:
         finish(db, row, STOPPED, "the journey was stopped")
     row.state = state
-    email_service.touch(row, principal)
+    owned.touch(row, principal)
     db.flush()
     return row
 
@@ -433,6 +432,9 @@ class Progress:
     members: dict[str, int]
     at_step: dict[str, int]
     steps: dict[str, dict[str, int]]
+    ended: dict[str, int]  # members done at each end step
+    # Each email step's send, in full (those whose send the caller may read).
+    emails: dict[str, email_insights.Insights]
 
 
 def progress(*, db: Session, principal: access.Principal, journey_id: int) -> Progress:
@@ -452,6 +454,18 @@ def progress(*, db: Session, principal: access.Principal, journey_id: int) -> Pr
             .group_by(JourneyMember.step)
         )
     }
+    ended = {
+        step or "": n
+        for step, n in db.execute(
+            select(JourneyMember.step, func.count())
+            .where(
+                JourneyMember.journey_id == row.id,
+                JourneyMember.status == DONE,
+                JourneyMember.step.is_not(None),
+            )
+            .group_by(JourneyMember.step)
+        )
+    }
     steps: dict[str, dict[str, int]] = {}
     for step, outcome, n in db.execute(
         select(JourneyAction.step, JourneyAction.outcome, func.count())
@@ -459,7 +473,23 @@ def progress(*, db: Session, principal: access.Principal, journey_id: int) -> Pr
         .group_by(JourneyAction.step, JourneyAction.outcome)
     ):
         steps.setdefault(step, {})[outcome] = n
-    return Progress(journey=row, members=by_status, at_step=at_step, steps=steps)
+    emails = {}
+    for send in db.scalars(
+        select(EmailSend).where(EmailSend.journey_id == row.id).order_by(EmailSend.id)
+    ):
+        try:
+            found = email_insights.insights(db=db, principal=principal, send_id=send.id)
+        except NotFound:
+            continue  # the send is not the caller's to read
+        emails[send.journey_step or ""] = found
+    return Progress(
+        journey=row,
+        members=by_status,
+        at_step=at_step,
+        steps=steps,
+        ended=ended,
+        emails=emails,
+    )
 
 
 @dataclass(frozen=True)
