@@ -60,6 +60,8 @@ def test_the_walk_sees_the_pages() -> None:
     assert {"/", "/signout"} <= paths
     # The CSV exports (issue 12 F4) are pages like the others: no session, no file.
     assert {"/segments/{segment_id}/members.csv", "/lists/{list_id}/members.csv"} <= paths
+    # The journey designer's forms (issue 16) are changes like the others.
+    assert {"/journeys/{journey_id}/steps", "/journeys/{journey_id}/audience"} <= paths
 
 
 def test_no_page_answers_without_a_session(client: TestClient) -> None:

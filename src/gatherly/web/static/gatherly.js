@@ -19,3 +19,20 @@ document.addEventListener("change", (event) => {
     document.cookie = `${cookie}; path=/; max-age=31536000; samesite=lax`;
   }
 })();
+
+// A select marked data-shows hides the parts of its form meant for its other choices:
+// each part names them as data-when="<select name>:<value> …". Without this script every
+// part shows, and the server reads only the part the choice needs.
+(() => {
+  const show = (select) => {
+    const scope = select.form || document;
+    scope.querySelectorAll("[data-when]").forEach((part) => {
+      const wants = part.dataset.when.split(" ").filter((w) => w.startsWith(`${select.name}:`));
+      if (wants.length) part.hidden = !wants.includes(`${select.name}:${select.value}`);
+    });
+  };
+  document.addEventListener("change", (event) => {
+    if (event.target.matches("select[data-shows]")) show(event.target);
+  });
+  document.querySelectorAll("select[data-shows]").forEach(show);
+})();
