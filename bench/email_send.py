@@ -13,9 +13,9 @@ and discards. Printed: seconds and messages per second for each, worker / floor 
 (target under 300 MB, and no more for the larger send: recipients are read 200 at a
 time, never the whole audience at once).
 
-    .venv/bin/python bench/email.py                          # 10,000 and 100,000 on SQLite
-    .venv/bin/python bench/email.py --sizes 2000             # quick smoke run
-    .venv/bin/python bench/email.py --database-url postgresql+psycopg://postgres@127.0.0.1/test
+    .venv/bin/python bench/email_send.py                          # 10,000 and 100,000 on SQLite
+    .venv/bin/python bench/email_send.py --sizes 2000             # quick smoke run
+    .venv/bin/python bench/email_send.py --database-url postgresql+psycopg://postgres@127.0.0.1/test
 
 Data lives in a temporary directory (SQLite) or a fresh schema ``bench_email``
 (PostgreSQL), made anew for every run.
@@ -23,180 +23,30 @@ Data lives in a temporary directory (SQLite) or a fresh schema ``bench_email``
 
 from __future__ import annotations
 
-import sys
-
-# Run as a script, this file's folder comes first on sys.path and this file would stand in
-# for the standard library's ``email`` package: take the folder off before importing it.
-if sys.path and sys.path[0] == __file__.rsplit("/", 1)[0]:
-    sys.path.pop(0)
-
 import argparse
 import os
 import signal
 import smtplib
 import subprocess
+import sys
 import tempfile
-import textwrap
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from email.utils import make_msgid
 from pathlib import Path
 
+from mailbench import database, log, peak_rss_mb, seed, sink
 from pydantic import SecretStr
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from gatherly.contact.models import Contact
-from gatherly.core import migrate
-from gatherly.core.background import free_port
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory
 from gatherly.email import delivery, sends, service
 from gatherly.email.models import EmailDelivery, EmailInteraction, EmailMessage, EmailSend
-from gatherly.email.schemas import ContentSettingIn, MessageIn
 from gatherly.jobs.queue import Jobs
-from gatherly.org import defaults
-from gatherly.org import service as org_service
 from gatherly.org.directory import load_principal
-from gatherly.segment import service as segment_service
 from gatherly.segment.models import MarketingListMember
-
-HTML = """<style>
-  .wrap { font-family: Arial, sans-serif; max-width: 560px; margin: 0 auto; }
-  .cta { background: #1f3a5f; color: #ffffff; padding: 10px 18px; text-decoration: none; }
-  .foot { font-size: 12px; color: #666666; }
-</style>
-<div class="wrap">
-  <p>Hello {{ contact.first_name | default("there") }},</p>
-  <p>Thank you for your interest{% if contact.company %}, and greetings to {{ contact.company }}{% endif %}.
-  The recordings of our autumn webinars are online, with the slides and the questions you asked.</p>
-  <p><a class="cta" href="https://www.example.com/webinars/recordings">Watch the recordings</a></p>
-  <p><a href="https://www.example.com/webinars/next">See what comes next</a></p>
-  <p class="foot">{{ sender.name }} · {{ postal_address }}<br>
-  <a href="{{ subscription_centre_url }}">Choose what you receive</a> ·
-  <a href="{{ unsubscribe_url }}">Unsubscribe</a></p>
-</div>
-"""
-
-SINK = textwrap.dedent(
-    """
-    import signal, sys, threading
-    from aiosmtpd.controller import Controller
-
-    class Count:
-        n = 0
-        async def handle_DATA(self, server, session, envelope):
-            Count.n += 1
-            return "250 OK"
-
-    controller = Controller(Count(), hostname="127.0.0.1", port=int(sys.argv[1]))
-    controller.start()
-    print("ready", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: done.set())
-    done.wait()
-    controller.stop()
-    print(Count.n, flush=True)
-    """
-)
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-@contextmanager
-def sink() -> Iterator[tuple[int, list[int]]]:
-    """The counting SMTP sink in its own process; yields its port and, after, its count."""
-    port = free_port()
-    proc = subprocess.Popen(  # noqa: S603 - this interpreter, our own script
-        [sys.executable, "-c", SINK, str(port)], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
-    total: list[int] = []
-    try:
-        yield port, total
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
-        total.append(int(out.strip() or 0))
-
-
-def database(url: str | None, tmp: Path) -> str:
-    if url is None:
-        return f"sqlite:///{tmp / 'email-bench.db'}"
-    admin = make_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS bench_email CASCADE"))
-        conn.execute(text("CREATE SCHEMA bench_email"))
-    admin.dispose()
-    joiner = "&" if "?" in url else "?"
-    return f"{url}{joiner}options=-csearch_path%3Dbench_email"
-
-
-def seed(url: str, contacts: int, settings: Settings) -> tuple[int, int]:
-    """An administrator, ``contacts`` contacts on one list, and a ready message."""
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    factory = make_session_factory(engine)
-    with factory() as db:
-        defaults.ensure_defaults(db)
-        root = org_service.get_root(db=db)
-        user = org_service.create_user(db=db, username="bench", business_unit_id=root.id)
-        role = org_service.get_role_by_name(db=db, name="System Administrator")
-        org_service.assign_role(db=db, role_id=role.id, user_id=user.id)
-        db.commit()
-        principal = load_principal(db, user.id)
-        owner = {"owner_type": "user", "owner_id": user.id, "owning_bu_id": root.id}
-        for start in range(0, contacts, 5000):
-            db.execute(
-                insert(Contact),
-                [
-                    {
-                        "email": f"person{i}@bench.example",
-                        "first_name": f"Person{i}",
-                        "last_name": "Bench",
-                        "company": f"Company {i % 97}",
-                        **owner,
-                    }
-                    for i in range(start, min(start + 5000, contacts))
-                ],
-            )
-        mlist = segment_service.create_list(db=db, principal=principal, name="Everyone")
-        ids = db.scalars(select(Contact.id).order_by(Contact.id))
-        batch: list[dict[str, int]] = []
-        for contact_id in ids:
-            batch.append({"list_id": mlist.id, "contact_id": contact_id})
-            if len(batch) == 5000:
-                db.execute(insert(MarketingListMember), batch)
-                batch.clear()
-        if batch:
-            db.execute(insert(MarketingListMember), batch)
-        setting = service.create_content_setting(
-            db=db,
-            principal=principal,
-            setting_in=ContentSettingIn(
-                name="Bench", sender_name="Bench Events", sender_email="events@bench.example",
-                postal_address="1 Main St, Springfield",
-            ),
-        )  # fmt: skip
-        message = service.create_message(
-            db=db,
-            principal=principal,
-            message_in=MessageIn(
-                name="Recordings", subject="{{ contact.first_name }}, the recordings are online",
-                preheader="Slides and recordings", html=HTML, content_setting_id=setting.id,
-            ),
-        )  # fmt: skip
-        service.make_ready(
-            db=db, principal=principal, message_id=message.id, public_url=settings.public_url
-        )
-        db.commit()
-        found = message.id, mlist.id
-    engine.dispose()
-    return found
 
 
 def floor(url: str, settings: Settings, message_id: int, port: int) -> float:
@@ -233,13 +83,6 @@ def floor(url: str, settings: Settings, message_id: int, port: int) -> float:
         seconds = time.perf_counter() - started
     engine.dispose()
     return seconds
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def through_worker(
@@ -308,7 +151,7 @@ def main() -> int:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     with tempfile.TemporaryDirectory(prefix="gatherly-email-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        url = database(args.database_url, tmp)
+        url = database(args.database_url, tmp, "bench_email")
         backend = "postgresql" if args.database_url else "sqlite"
         with sink() as (port, total):
             settings = Settings(
@@ -319,7 +162,7 @@ def main() -> int:
                 queue_path=str(tmp / "queue.db"),
             )
             log(f"seeding {max(sizes):,} contacts on {backend} …")
-            message_id, list_id = seed(url, max(sizes), settings)
+            (message_id,), list_id = seed(url, max(sizes), settings)
             rows = []
             engine = make_engine(url)
             for size in sizes:
