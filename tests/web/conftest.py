@@ -208,10 +208,12 @@ def client_sign_in(client: TestClient, username: str, password: str = PASSWORD) 
 
 
 def shot(page: Page, name: str, live: Live) -> Path:
-    """Save a full-page screenshot as var/screenshots/<name>-<backend>.png."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    """Save a full-page screenshot as var/screenshots/<name>-<backend>.png, when
+    ``GATHERLY_SCREENSHOTS`` is set (they cost the suite's time)."""
     path = SCREENSHOTS / f"{name}-{live.backend}.png"
-    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("GATHERLY_SCREENSHOTS"):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(path), full_page=True)
     return path
 
 
