@@ -53,6 +53,7 @@ def test_a_journey_from_a_yaml_file_to_live_and_stopped(
         segment_service.add_to_list(db=db, principal=me, list_id=mlist.id, contact_ids=people)
         db.commit()
         message_id, list_id = message.id, mlist.id
+        people = list(people)
     run = make_cli(database_url)
     plan = tmp_path / "journey.yaml"
     plan.write_text(YAML.format(list_id=list_id, message_id=message_id, extra=", next: nowhere"))
@@ -75,6 +76,13 @@ def test_a_journey_from_a_yaml_file_to_live_and_stopped(
     assert shown["members"] == {"active": 3}
     assert shown["at_step"] == {"later": 3}
     assert shown["steps"] == {"invite": {"queued": 3}}
+    insights = run("journeys", "insights", jid, "--as", "ma").stdout
+    assert "entered 3: active 3" in insights
+    assert "  invite: queued 3\n  later: 3 here now\n" in insights
+    assert "0 sent, 0 delivered, 0 opened, 0 clicked, 0 bounced, 0 unsubscribed" in insights
+    explained = run("journeys", "explain", jid, "--as", "ma", "--contact", str(people[0])).stdout
+    assert "pass 1: at later, entered" in explained
+    assert "invite: queued" in explained
     assert "is paused" in run("journeys", "pause", jid, "--as", "ma").stdout
     assert "is live" in run("journeys", "resume", jid, "--as", "ma").stdout
     assert "is stopped" in run("journeys", "stop", jid, "--as", "ma").stdout

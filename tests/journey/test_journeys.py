@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact, Lead
 from gatherly.core.exceptions import Conflict, Forbidden, ValidationFailed
 from gatherly.email.models import EmailDelivery, EmailInteraction, EmailMessage, EmailSend
-from gatherly.journey import service
+from gatherly.journey import explain, service
 from gatherly.journey.models import JourneyAction, JourneyMember
 from gatherly.org import service as org_service
 from gatherly.segment import service as segment_service
@@ -368,6 +369,10 @@ def test_after_finish_a_contact_goes_again_when_it_rejoins_and_each_pass_asks_of
         (2, "pause", "waited"),
         (2, "opened?", "no"),  # the open was of the first pass's email
     ]
+    # Explain says which open decided each pass's question.
+    passes = explain.explain(db=db, principal=me, journey_id=again.id, contact_id=ada).passes
+    asked = [(p.entry, s.because, s.because_at) for p in passes for s in p.steps if s.because]
+    assert asked == [(1, "opened", T0 + timedelta(hours=1)), (2, "no open", None)]
     delivered = select(EmailDelivery.entry).where(EmailDelivery.send_id == first.send_id)
     assert sorted(db.scalars(delivered.where(EmailDelivery.contact_id == ada))) == [1, 2]
     assert sorted(db.scalars(delivered.where(EmailDelivery.contact_id == bob))) == [1]
@@ -384,3 +389,26 @@ def test_after_finish_a_contact_goes_again_when_it_rejoins_and_each_pass_asks_of
     assert entries(again.id, ada) == [1, 2]
     assert entries(again.id, bob) == [1]  # never left the list
     assert entries(once.id, ada) == [1]
+
+
+def test_a_deleted_contact_leaves_every_journey_at_once_even_mid_wait(
+    db: Session, world: World
+) -> None:
+    me = world.principal(db)
+    journeys = [
+        service.create_journey(db=db, principal=me, name=name, definition=follow_up(world))
+        for name in ("One", "Two")
+    ]
+    for journey in journeys:
+        service.go_live(db=db, principal=me, journey_id=journey.id, now=T0)
+    db.commit()
+    world.tick(T0)
+    ada, bob = world.sales_people
+    contact_service.delete_record(db=db, principal=me, kind=contact_service.CONTACT, record_id=ada)
+    db.commit()
+    world.tick(T0 + timedelta(hours=1))  # the two-day wait is far from over
+    for journey in journeys:
+        rows = db.scalars(select(JourneyMember).where(JourneyMember.journey_id == journey.id))
+        left = {(m.contact_id, m.status, m.reason) for m in rows if m.status != "active"}
+        assert left == {(None, "exited", "the contact was deleted")}
+        assert members(db, journey.id)[bob] == ("active", "pause")

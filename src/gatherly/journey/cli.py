@@ -140,17 +140,16 @@ def stop_command(journey_id: IdArg, as_user: AsOpt) -> None:
     _state(journey_id, as_user, "stopped")
 
 
+def _progress(journey_id: int, as_user: str) -> dict[str, Any]:
+    with acting(as_user) as (db, principal):
+        found = service.progress(db=db, principal=principal, journey_id=journey_id)
+        return s.ProgressOut.of(found).model_dump(mode="json")
+
+
 @app.command("show")
 def show_command(journey_id: IdArg, as_user: AsOpt, as_json: JsonOpt = False) -> None:
     """A journey, its members by state, where the active ones are, and what each step did."""
-    with acting(as_user) as (db, principal):
-        found = service.progress(db=db, principal=principal, journey_id=journey_id)
-        data = {
-            "journey": _out(found.journey),
-            "members": found.members,
-            "at_step": found.at_step,
-            "steps": found.steps,
-        }
+    data = _progress(journey_id, as_user)
     if as_json:
         print_json(data)
         return
@@ -158,10 +157,40 @@ def show_command(journey_id: IdArg, as_user: AsOpt, as_json: JsonOpt = False) ->
     out.print(f"{j['name']} ({j['state']}, {j['live_scope'] or j['scope']} scope)", markup=False)
     for status, n in sorted(data["members"].items()):
         out.print(f"  {status}: {n}", markup=False)
-    for step, outcomes in data["steps"].items():
-        said = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
-        waiting = data["at_step"].get(step)
-        out.print(f"  {step}: {said}" + (f"; {waiting} here now" if waiting else ""), markup=False)
+    _steps(data)
+
+
+def _steps(data: dict[str, Any]) -> None:
+    for step in dict.fromkeys([*data["steps"], *data["at_step"]]):
+        said = [f"{k} {v}" for k, v in sorted(data["steps"].get(step, {}).items())]
+        if data["at_step"].get(step):
+            said.append(f"{data['at_step'][step]} here now")
+        out.print(f"  {step}: {'; '.join(said)}", markup=False)
+    for step, n in data["ended"].items():
+        out.print(f"  {step}: ended here {n}", markup=False)
+
+
+@app.command("insights")
+def insights_command(journey_id: IdArg, as_user: AsOpt, as_json: JsonOpt = False) -> None:
+    """The funnel — members by state, each step's outcomes — and each email step's email
+    insights (sent, delivered, opened, clicked, bounced, unsubscribed)."""
+    data = _progress(journey_id, as_user)
+    if as_json:
+        print_json({k: data[k] for k in ("members", "at_step", "steps", "ended", "emails")})
+        return
+    entered = sum(data["members"].values())
+    states = ", ".join(f"{k} {v}" for k, v in sorted(data["members"].items()))
+    out.print(f"entered {entered}" + (f": {states}" if states else ""), markup=False)
+    _steps(data)
+    for step, mail in data["emails"].items():
+        bounced = mail["hard_bounces"] + mail["soft_bounces"]
+        out.print(
+            f"  {step} (send {mail['send_id']}): {mail['sent']} sent, {mail['delivered']} "
+            f"delivered, {mail['opened']} opened, {mail['clicked']} clicked, {bounced} bounced, "
+            f"{mail['unsubscribed']} unsubscribed",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("explain")
@@ -183,10 +212,17 @@ def explain_command(
     if data["why_not"]:
         out.print(f"not in the journey: {data['why_not']}", markup=False)
     for p in data["passes"]:
-        where = f"at {p['step']}" if p["step"] else p["status"]
+        where = p["status"].replace("_", " ")
+        if p["step"]:
+            where = f"at {p['step']}" if p["status"] == "active" else f"{where} at {p['step']}"
         out.print(f"pass {p['entry']}: {where}, entered {p['entered_at']}", markup=False)
         for step in p["steps"]:
-            out.print(f"  {step['at']}  {step['step']}: {step['outcome']}", markup=False)
+            why = ""
+            if step["because_at"]:
+                why = f" (they {step['because']} at {step['because_at']})"
+            elif step["because"]:
+                why = f" ({step['because']} by then)"
+            out.print(f"  {step['at']}  {step['step']}: {step['outcome']}{why}", markup=False)
         if p["reason"]:
             out.print(f"  ({p['reason']})", markup=False)
 

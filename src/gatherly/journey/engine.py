@@ -458,21 +458,30 @@ class _Pass(Walker):
         return conditions if last is None else [*conditions, JourneyMember.id <= last]
 
     def _leave_gone(self) -> int:
-        """Due members whose contact was deleted, or is in an excluded segment now, leave."""
-        due = [
-            JourneyMember.journey_id == self.journey.id,
-            JourneyMember.status == ACTIVE,
-            JourneyMember.next_due_at <= self.now,
-        ]
+        """Members whose contact was deleted leave at once, wherever they are; due members
+        in an excluded segment now leave too."""
         left = self._leave(
-            [*due, ~exists().where(Contact.id == JourneyMember.contact_id)],
+            [
+                JourneyMember.journey_id == self.journey.id,
+                JourneyMember.status == ACTIVE,
+                JourneyMember.contact_id.is_(None),  # the contact's row went: SET NULL
+            ],
             EXITED,
             "the contact was deleted",
         )
         excluded = self._excluded()
         if excluded is not None:
             gone = select(Contact.id).where(Contact.id == JourneyMember.contact_id, excluded)
-            left += self._leave([*due, gone.exists()], EXITED, "excluded")
+            left += self._leave(
+                [
+                    JourneyMember.journey_id == self.journey.id,
+                    JourneyMember.status == ACTIVE,
+                    JourneyMember.next_due_at <= self.now,
+                    gone.exists(),
+                ],
+                EXITED,
+                "excluded",
+            )
         self.db.commit()
         return left
 

@@ -5,11 +5,11 @@ each step and branch, without sending or writing anything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
@@ -18,7 +18,14 @@ from gatherly.contact.models import Contact
 from gatherly.core.db import utcnow
 from gatherly.core.exceptions import NotFound, ValidationFailed
 from gatherly.email import audience as audience_service
-from gatherly.email.models import EmailMessage
+from gatherly.email.models import (
+    CLICKED,
+    OPENED,
+    EmailDelivery,
+    EmailInteraction,
+    EmailMessage,
+    EmailSend,
+)
 from gatherly.journey import definition as jd
 from gatherly.journey import engine, service
 from gatherly.journey.models import DRAFT, Journey, JourneyAction, JourneyMember
@@ -39,6 +46,10 @@ class Step:
     outcome: str
     at: datetime
     detail: dict[str, Any] | None
+    # Why it went that way, for a question or a wait about an email of the journey:
+    # "opened" / "clicked" at ``because_at``, or "no open" / "no click" by then.
+    because: str = ""
+    because_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,11 @@ def explain(
         )
     except NotFound:
         raise NotFound(f"contact {contact_id} not found", field="contact_id") from None
+    definition = jd.parse(journey.definition)
+    sends = {
+        s.journey_step: s.id
+        for s in db.scalars(select(EmailSend).where(EmailSend.journey_id == journey.id))
+    }
     passes = []
     for member in db.scalars(
         select(JourneyMember)
@@ -83,7 +99,7 @@ def explain(
         .order_by(JourneyMember.entry)
     ):
         steps = [
-            Step(a.step, a.outcome, a.at, a.detail)
+            _because(db, definition, sends, member.entry, a)
             for a in db.scalars(
                 select(JourneyAction)
                 .where(
@@ -108,6 +124,39 @@ def explain(
         )
     why = None if passes else _why_not(db, journey, contact_id)
     return Explanation(journey.id, contact_id, passes, why)
+
+
+def _because(
+    db: Session, definition: jd.Definition, sends: dict[str | None, int], entry: int, a: Any
+) -> Step:
+    """The step taken, with the open or click (of this pass's email) that decided it."""
+    step = definition.steps.get(a.step)
+    asked: tuple[str, str] | None = None
+    if isinstance(step, jd.Condition) and (step.test.opened or step.test.clicked):
+        asked = (
+            step.test.opened or step.test.clicked or "",
+            OPENED if step.test.opened else CLICKED,
+        )
+    elif isinstance(step, jd.Wait) and step.interaction is not None:
+        asked = (step.interaction.step, step.interaction.kind)
+    taken = Step(a.step, a.outcome, a.at, a.detail)
+    if asked is None or asked[0] not in sends:
+        return taken
+    first = db.scalar(
+        select(func.min(EmailInteraction.at))
+        .join(EmailDelivery, EmailDelivery.id == EmailInteraction.delivery_id)
+        .where(
+            EmailDelivery.send_id == sends[asked[0]],
+            EmailDelivery.contact_id == a.contact_id,
+            EmailDelivery.entry == entry,
+            EmailInteraction.kind == asked[1],
+            EmailInteraction.machine.is_(False),
+            EmailInteraction.at <= a.at,
+        )
+    )
+    if first is not None:
+        return replace(taken, because=asked[1], because_at=first)
+    return replace(taken, because="no open" if asked[1] == OPENED else "no click")
 
 
 def _members_of(db: Session, stmt: Any, contact_id: int) -> bool:

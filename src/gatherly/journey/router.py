@@ -10,7 +10,6 @@ from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
 from gatherly.api.params import Paging, PathId
 from gatherly.contact.schemas import PageOut
 from gatherly.core.ids import MAX_ID
-from gatherly.email.schemas import InsightsOut
 from gatherly.journey import explain, service
 from gatherly.journey import schemas as s
 
@@ -108,16 +107,7 @@ def set_state(
 )
 def journey_progress(journey_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
     found = service.progress(db=db, principal=principal, journey_id=journey_id)
-    return s.ProgressOut(
-        journey=s.JourneyOut.model_validate(found.journey),
-        members=found.members,
-        at_step=found.at_step,
-        steps=found.steps,
-        ended=found.ended,
-        emails={
-            step: InsightsOut.model_validate(insights) for step, insights in found.emails.items()
-        },
-    )
+    return s.ProgressOut.of(found)
 
 
 @router.get(

@@ -84,6 +84,11 @@ class StepTakenOut(BaseModel):
     outcome: str = Field(description="queued, suppressed, waited, yes, no, lead, …")
     at: datetime
     detail: dict[str, Any] | None
+    because: str = Field(
+        description="For a question or wait about an email of the journey: opened or "
+        "clicked (at because_at), or no open / no click by then"
+    )
+    because_at: datetime | None
 
 
 class PassOut(BaseModel):
@@ -137,6 +142,18 @@ class ProgressOut(BaseModel):
     emails: dict[str, InsightsOut] = Field(
         description="Each email step's send in full, by step (sends you may read)"
     )
+
+    @classmethod
+    def of(cls, found: Any) -> ProgressOut:
+        """From ``journey.service.progress``."""
+        return cls(
+            journey=JourneyOut.model_validate(found.journey),
+            members=found.members,
+            at_step=found.at_step,
+            steps=found.steps,
+            ended=found.ended,
+            emails={step: InsightsOut.model_validate(i) for step, i in found.emails.items()},
+        )
 
 
 class JourneyPersonOut(BaseModel):
