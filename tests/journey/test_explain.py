@@ -57,6 +57,7 @@ def test_explain_says_how_a_contact_got_where_it_is_and_why_another_is_not_in_it
         ("tag", "updated"),
     ]
     assert [(s.step, s.because) for s in only.steps if s.because] == [("opened?", "no open")]
+    assert said.again == "it went through once: the journey takes a contact once"
     assert explain.explain(db=db, principal=me, journey_id=journey.id, contact_id=bob).why_not == (
         "it is in the excluded segment “Not Bob”"
     )

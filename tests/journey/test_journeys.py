@@ -370,7 +370,10 @@ def test_after_finish_a_contact_goes_again_when_it_rejoins_and_each_pass_asks_of
         (2, "opened?", "no"),  # the open was of the first pass's email
     ]
     # Explain says which open decided each pass's question.
-    passes = explain.explain(db=db, principal=me, journey_id=again.id, contact_id=ada).passes
+    said = explain.explain(db=db, principal=me, journey_id=again.id, contact_id=ada)
+    assert said.again is not None
+    assert said.again.startswith("it goes again once it joins the journey's audience again")
+    passes = said.passes
     asked = [(p.entry, s.because, s.because_at) for p in passes for s in p.steps if s.because]
     assert asked == [(1, "opened", T0 + timedelta(hours=1)), (2, "no open", None)]
     delivered = select(EmailDelivery.entry).where(EmailDelivery.send_id == first.send_id)

@@ -225,6 +225,8 @@ def explain_command(
             out.print(f"  {step['at']}  {step['step']}: {step['outcome']}{why}", markup=False)
         if p["reason"]:
             out.print(f"  ({p['reason']})", markup=False)
+    if data["again"]:
+        out.print(f"again? {data['again']}", markup=False)
 
 
 @app.command("simulate")

@@ -28,7 +28,14 @@ from gatherly.email.models import (
 )
 from gatherly.journey import definition as jd
 from gatherly.journey import engine, service
-from gatherly.journey.models import DRAFT, Journey, JourneyAction, JourneyMember
+from gatherly.journey.models import (
+    ACTIVE,
+    AFTER_FINISH,
+    DRAFT,
+    Journey,
+    JourneyAction,
+    JourneyMember,
+)
 from gatherly.segment import service as segment_service
 from gatherly.segment.models import (
     SCOPE_BUSINESS_UNIT,
@@ -74,6 +81,8 @@ class Explanation:
     contact_id: int
     passes: list[Pass]
     why_not: str | None
+    # For a contact whose passes are all over: whether and when it goes again.
+    again: str | None = None
 
 
 def explain(
@@ -123,7 +132,15 @@ def explain(
             )
         )
     why = None if passes else _why_not(db, journey, contact_id)
-    return Explanation(journey.id, contact_id, passes, why)
+    again = None
+    if passes and all(p.status != ACTIVE for p in passes):
+        again = (
+            "it goes again once it joins the journey's audience again (or the trigger fires "
+            "again) after its last pass finished"
+            if journey.re_entry == AFTER_FINISH
+            else "it went through once: the journey takes a contact once"
+        )
+    return Explanation(journey.id, contact_id, passes, why, again)
 
 
 def _because(

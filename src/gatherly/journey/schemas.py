@@ -113,6 +113,9 @@ class ExplanationOut(BaseModel):
     contact_id: int
     passes: list[PassOut]
     why_not: str | None
+    again: str | None = Field(
+        description="For a contact whose passes are over: whether and when it goes again"
+    )
 
 
 class SimulationOut(BaseModel):
