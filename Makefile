@@ -10,7 +10,7 @@ export GATHERLY_TEST_POSTGRES_URL
 # One worker more than cores: many tests wait on a browser, a worker process or HTTP.
 TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)) + 1)")
 
-.PHONY: demo test lint chromium bench bench-sync bench-segments format clean
+.PHONY: demo test lint chromium bench bench-sync bench-segments bench-email bench-journeys format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ bench-sync: $(VENV)/.installed-test
 
 bench-segments: $(VENV)/.installed-test
 	$(BIN)/python bench/segments.py
+
+bench-email: $(VENV)/.installed-test
+	$(BIN)/python bench/email_send.py
+
+bench-journeys: $(VENV)/.installed-test
+	$(BIN)/python bench/journeys.py
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format .

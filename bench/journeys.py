@@ -215,7 +215,11 @@ def _send_all(db: Session, settings: Settings, send_id: int, message_id: int, po
             rows = db.execute(
                 select(EmailDelivery.id, Contact)
                 .join(Contact, Contact.id == EmailDelivery.contact_id)
-                .where(EmailDelivery.send_id == send_id, EmailDelivery.id > last)
+                .where(
+                    EmailDelivery.send_id == send_id,
+                    EmailDelivery.state == "sent",  # ix_email_delivery_work, in id order
+                    EmailDelivery.id > last,
+                )
                 .order_by(EmailDelivery.id)
                 .limit(200)
             ).all()
@@ -278,13 +282,16 @@ def floor(
     with factory() as db:
         _act(db, journey_id, "pause", literal("waited"))
         opened = exists().where(
-            EmailInteraction.send_id == sends["invite"],
-            EmailInteraction.contact_id == JourneyMember.contact_id,
+            EmailDelivery.send_id == sends["invite"],
+            EmailDelivery.contact_id == JourneyMember.contact_id,
+            EmailInteraction.delivery_id == EmailDelivery.id,
             EmailInteraction.kind == "opened",
         )
         _act(db, journey_id, "opened?", case((opened, literal("yes")), else_=literal("no")))
-        yes = exists().where(
-            JourneyAction.member_id == JourneyMember.id,
+        yes = exists().where(  # by the action's unique key
+            JourneyAction.journey_id == JourneyMember.journey_id,
+            JourneyAction.contact_id == JourneyMember.contact_id,
+            JourneyAction.entry == JourneyMember.entry,
             JourneyAction.step == "opened?",
             JourneyAction.outcome == "yes",
         )
@@ -380,10 +387,10 @@ def main() -> int:
                 print(f"entering and starting the wait: {entered:.1f} s")
                 print(f"past the wait to the end: {past:.1f} s (target < 60 s for 1,000,000)")
                 return 0
-            log(f"floor: {size:,} contacts …")
-            floor_seconds = floor(factory, settings, list_id, messages, port)
             log(f"journey: {size:,} contacts …")
             seconds, ticks, counts = through_engine(factory, settings, list_id, messages)
+            log(f"floor: {size:,} contacts …")
+            floor_seconds = floor(factory, settings, list_id, messages, port)
         opened = sum(1 for i in range(size) if (i + 1) % 10 < 3)  # ids start at 1
         assert counts["done"] == size, counts
         assert counts["sent"] == size + (size - opened), (counts, opened)
