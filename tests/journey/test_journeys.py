@@ -14,6 +14,7 @@ from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact, Lead
 from gatherly.core.exceptions import Conflict, Forbidden, ValidationFailed
 from gatherly.email.models import EmailDelivery, EmailInteraction, EmailMessage, EmailSend
+from gatherly.journey import definition as jd
 from gatherly.journey import explain, service
 from gatherly.journey.models import JourneyAction, JourneyMember
 from gatherly.org import service as org_service
@@ -251,6 +252,10 @@ def test_a_live_journey_takes_only_safe_edits_and_exclusions_apply_at_once(
         changes={"definition": follow_up(world, exclude_segments=[static.id]), "end_at": T0 + timedelta(days=30)},
     )  # fmt: skip
     db.commit()
+    with pytest.raises(Conflict, match="takes more exclusions, but cannot take one back"):
+        service.update_journey(
+            db=db, principal=me, journey_id=journey.id, changes={"definition": follow_up(world)}
+        )
     world.tick(T0 + timedelta(days=3))
     states = members(db, journey.id)
     assert states[world.sales_people[1]] == ("exited", None)
@@ -415,3 +420,12 @@ def test_a_deleted_contact_leaves_every_journey_at_once_even_mid_wait(
         left = {(m.contact_id, m.status, m.reason) for m in rows if m.status != "active"}
         assert left == {(None, "exited", "the contact was deleted")}
         assert members(db, journey.id)[bob] == ("active", "pause")
+
+
+def test_yaml_reads_yes_and_no_as_branch_names_not_booleans() -> None:
+    text = "opened: {type: condition, test: {opened: invite}, yes: lead, no: remind}"
+    data = jd.from_text(f"steps:\n  {text}\n", field="definition")
+    assert data["steps"]["opened"] == {
+        "type": "condition", "test": {"opened": "invite"}, "yes": "lead", "no": "remind"
+    }  # fmt: skip
+    assert jd.from_text("a: true\nb: on\n", field="definition") == {"a": True, "b": "on"}

@@ -222,6 +222,12 @@ def test_journey_pages_keep_to_what_the_viewer_may_read_and_say_what_is_wrong(
     )
     assert made.status_code == 303
     url = made.headers["location"]
+    draft = text_of(client.get(url).text)
+    assert "business unit scoping is off, so the journey will take its whole audience" in draft
+    copied = client.post(f"{url}/copy", data={"csrf": csrf}, follow_redirects=False)
+    assert copied.status_code == 303
+    assert copied.headers["location"] != url
+    assert "Copy of Mine" in text_of(client.get(copied.headers["location"]).text)
     assert "Mine" in text_of(client.get("/journeys").text)
     nobody = text_of(client.get(f"{url}?q=nobody-at-all").text)
     assert "no contact you may read matches" in nobody
@@ -247,6 +253,7 @@ def test_journey_pages_keep_to_what_the_viewer_may_read_and_say_what_is_wrong(
         (f"{url}/live", {}),
         (f"{url}/state", {"state": "stopped"}),
         (f"{url}/simulate", {}),
+        (f"{url}/copy", {}),
         (f"{url}/steps", {"action": "remove", "name": "invite"}),
         (f"{url}/steps", {"action": "add", "type": "end", "after": "tag"}),
         (f"{url}/audience", {"entry": "audience", "lists": world.list_id}),

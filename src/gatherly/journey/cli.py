@@ -161,7 +161,10 @@ def show_command(journey_id: IdArg, as_user: AsOpt, as_json: JsonOpt = False) ->
 
 
 def _steps(data: dict[str, Any]) -> None:
-    for step in dict.fromkeys([*data["steps"], *data["at_step"]]):
+    defined = list((data["journey"].get("definition") or {}).get("steps") or {})
+    for step in dict.fromkeys([*defined, *data["steps"], *data["at_step"]]):
+        if step not in data["steps"] and not data["at_step"].get(step):
+            continue
         said = [f"{k} {v}" for k, v in sorted(data["steps"].get(step, {}).items())]
         if data["at_step"].get(step):
             said.append(f"{data['at_step'][step]} here now")
@@ -172,8 +175,7 @@ def _steps(data: dict[str, Any]) -> None:
 
 @app.command("insights")
 def insights_command(journey_id: IdArg, as_user: AsOpt, as_json: JsonOpt = False) -> None:
-    """The funnel — members by state, each step's outcomes — and each email step's email
-    insights (sent, delivered, opened, clicked, bounced, unsubscribed)."""
+    """The funnel (members by state, each step's outcomes) and each email step's counts."""
     data = _progress(journey_id, as_user)
     if as_json:
         print_json({k: data[k] for k in ("members", "at_step", "steps", "ended", "emails")})

@@ -17,6 +17,7 @@ A step without ``next`` (or a condition branch left empty) ends the path there.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -304,11 +305,27 @@ def due_after(step: Wait, started: datetime) -> datetime:
     return started + span
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML whose booleans are ``true`` and ``false`` only (as YAML 1.2 has them): a
+    condition's ``yes:`` and ``no:`` branches stay words, not YAML 1.1's booleans."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
 def from_text(text: str, *, field: str, source: str = "the definition") -> dict[str, Any]:
     """A definition written as JSON or YAML; ValidationFailed (naming ``field``) when it is
     neither, or holds no object."""
     try:
-        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+        data = json.loads(text) if text.lstrip().startswith("{") else yaml.load(text, _Loader)  # noqa: S506 - a SafeLoader
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         said = " ".join(str(exc).split())  # one line: YAML's messages draw the spot
         raise ValidationFailed(f"{source} is neither JSON nor YAML: {said}", field=field) from None

@@ -190,6 +190,12 @@ def _live_change(row: Journey, changes: dict[str, Any]) -> None:
         )
         if not (kept and same):
             refused.add("definition")
+    if refused == {"definition"} and not kept:
+        raise Conflict(
+            f"a {row.state} journey takes more exclusions, but cannot take one back: "
+            "copy it to change more",
+            field="definition",
+        )
     if refused:
         field = sorted(refused)[0]
         raise Conflict(

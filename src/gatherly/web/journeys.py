@@ -54,8 +54,8 @@ audience:
 start: invite
 steps:
   invite: {type: send_email, message_id: 0, next: pause}
-  pause: {type: wait, duration: P2D, next: opened?}
-  opened?: {type: condition, test: {opened: invite}, yes: lead, no: reminder}
+  pause: {type: wait, duration: P2D, next: opened}
+  opened: {type: condition, test: {opened: invite}, yes: lead, no: reminder}
   lead: {type: create_lead, topic: Follow-up}
   reminder: {type: send_email, message_id: 0}
 """
@@ -327,6 +327,7 @@ def _detail(
         problems=problems,
         progress=progress,
         steps=list(jd.parse(journey.definition).steps),
+        scoping_on=segment_service.scoping_on(db=db),
         simulation=simulation,
         explained=explained,
         explain_q=explain_q,
@@ -590,6 +591,18 @@ def design_audience(
     except (ValidationFailed, Conflict, Forbidden) as exc:
         return _design_refused(request, db, viewer, journey_id, exc, opened)
     return RedirectResponse(f"/journeys/{journey_id}?saved=1#who-enters", status_code=303)
+
+
+@router.post("/journeys/{journey_id}/copy")
+def copy_journey(
+    journey_id: PathId, request: Request, db: WebDb, viewer: CurrentViewer, _: CsrfChecked
+) -> Response:
+    """A draft copy of the journey (how a running journey changes more than it may)."""
+    try:
+        made = service.copy_journey(db=db, principal=viewer.principal, journey_id=journey_id)
+    except Forbidden as exc:
+        return _refused(request, db, viewer, journey_id, exc)
+    return RedirectResponse(f"/journeys/{made.id}", status_code=303)
 
 
 @router.post("/journeys/{journey_id}/live")

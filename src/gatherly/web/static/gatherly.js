@@ -36,3 +36,10 @@ document.addEventListener("change", (event) => {
   });
   document.querySelectorAll("select[data-shows]").forEach(show);
 })();
+
+// A button marked data-confirm asks before its form is sent (an action that cannot be
+// undone). Without this script the form is sent at once.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-confirm]");
+  if (button && !window.confirm(button.dataset.confirm)) event.preventDefault();
+});
