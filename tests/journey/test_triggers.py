@@ -7,12 +7,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gatherly.contact.models import Contact
 from gatherly.core.db import utcnow
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.journey import explain, service
+from gatherly.journey.models import JourneyAction
 from gatherly.segment import service as segment_service
 from tests import factories as f
 from tests.journey.conftest import T0, World, members
@@ -89,3 +91,43 @@ def test_a_list_trigger_fires_for_additions_after_go_live_only(db: Session, worl
     ) in service.check(db=db, principal=me, journey_id=other.id)
     with pytest.raises(ValidationFailed, match="exactly one of registered"):
         service.create_journey(db=db, principal=me, name="x", definition={"trigger": {}})
+
+
+def test_attendance_the_owner_may_not_read_neither_triggers_nor_answers_a_condition(
+    db: Session, world: World
+) -> None:
+    """Attendance rows count as a segment counts them: only those the journey's owner may
+    read (here, one row kept by the other unit)."""
+    me = world.principal(db)
+    webinar = f.event(db, world.marketer, "Autumn launch")
+    ada = db.get(Contact, world.sales_people[0])
+    cyd = db.get(Contact, world.support_people[0])
+    assert ada is not None
+    assert cyd is not None
+    f.attendance(db, webinar, ada, seconds=45 * 60)
+    kept = f.attendance(db, webinar, cyd, seconds=45 * 60)
+    kept.owner_id, kept.owning_bu_id = world.helper.id, world.support.id
+    trigger = {
+        "trigger": {"attended": webinar.id},
+        "start": "end",
+        "steps": {"end": {"type": "end"}},
+    }
+    asked = {
+        "audience": {"lists": [world.list_id]},
+        "start": "long?",
+        "steps": {"long?": {"type": "condition", "test": {"attended": webinar.id}}},
+    }
+    ids = []
+    for name, plan in (("Trigger", trigger), ("Asked", asked)):
+        journey = service.create_journey(db=db, principal=me, name=name, definition=plan)
+        service.go_live(db=db, principal=me, journey_id=journey.id, now=T0)
+        ids.append(journey.id)
+    db.commit()
+    world.tick(T0)
+    assert set(members(db, ids[0])) == {ada.id}
+    outcomes = {
+        (a.contact_id, a.outcome)
+        for a in db.scalars(select(JourneyAction).where(JourneyAction.journey_id == ids[1]))
+    }
+    assert (ada.id, "yes") in outcomes
+    assert (cyd.id, "no") in outcomes

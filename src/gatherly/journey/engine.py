@@ -20,6 +20,7 @@ processed, whoever owns the journey now.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -198,42 +199,23 @@ class Walker:
         if test.opened or test.clicked:
             asked = test.opened or test.clicked or ""
             return self._interacted(asked, OPENED if test.opened else "clicked")
-        if test.registered is not None:
-            return exists().where(
-                EventRegistration.event_id == test.registered,
-                EventRegistration.contact_id == Contact.id,
-                participation.is_registered(),
-            )
-        if test.attended is not None:
-            seconds = (
-                select(func.coalesce(func.sum(EventAttendance.total_seconds), 0))
-                .where(
-                    EventAttendance.event_id == test.attended,
-                    EventAttendance.contact_id == Contact.id,
-                    participation.is_attended(),
-                )
-                .scalar_subquery()
-            )
-            return and_(seconds > 0, seconds >= test.min_minutes * 60)
         if test.segment is not None:
             segment = self.db.get(Segment, test.segment)
             if segment is None:
                 return literal(False)
             stmt, _ = segment_service.membership_statement(db=self.db, segment=segment)
             return Contact.id.in_(stmt.with_only_columns(Contact.id))
-        assert test.field is not None
-        return criteria.compile_predicate(
-            criteria.parse({"contact": {test.field: _criterion(test)}}),
-            criteria.Context(
-                self.now,
-                readers=(
-                    directory.load_owner_principal(
-                        self.db, self.journey.owner_type, self.journey.owner_id
-                    ),
-                ),
-                dialect=self.db.get_bind().dialect.name,
-            ),
+        # The rest as a segment criterion, so both answer alike: registrations and
+        # attendance count only where the journey's owner may read them.
+        return criteria.compile_predicate(criteria.parse(_criterion(test)), self.context)
+
+    @functools.cached_property
+    def context(self) -> criteria.Context:
+        """How criteria compile here: read as the journey's owner reads."""
+        owner = directory.load_owner_principal(
+            self.db, self.journey.owner_type, self.journey.owner_id
         )
+        return criteria.Context(self.now, readers=(owner,), dialect=self.db.get_bind().dialect.name)
 
     # -------------------------------------------------------------- audience
 
@@ -289,6 +271,7 @@ class Walker:
                 EventAttendance.event_id == trigger.attended,
                 EventAttendance.contact_id.is_not(None),
                 participation.is_attended(),
+                *self.context.may_read(criteria.ATTENDANCE),
             )
         if trigger.registered is not None:
             return select(
@@ -298,11 +281,13 @@ class Walker:
                 EventRegistration.event_id == trigger.registered,
                 EventRegistration.contact_id.is_not(None),
                 participation.is_registered(),
+                *self.context.may_read(criteria.REGISTRATION),
             )
         return select(EventRegistration.contact_id, EventRegistration.canceled_at).where(
             EventRegistration.event_id == trigger.cancelled,
             EventRegistration.contact_id.is_not(None),
-            participation.is_cancelled(),
+            participation.is_cancelled(readable=self.context.may_read(criteria.REGISTRATION)),
+            *self.context.may_read(criteria.REGISTRATION),
         )
 
     def _excluded(self) -> Any:
@@ -330,11 +315,19 @@ class Walker:
         )
 
 
-def _criterion(test: jd.Test) -> Any:
-    """A condition's field test as a segment criterion (so both compare alike)."""
+def _criterion(test: jd.Test) -> dict[str, Any]:
+    """A condition (registered, attended, a contact field) as a segment criterion."""
+    if test.registered is not None:
+        return {"participation": "registered", "event": {"id": test.registered}}
+    if test.attended is not None:
+        node: dict[str, Any] = {"participation": "attended", "event": {"id": test.attended}}
+        if test.min_minutes:
+            node["min_minutes"] = test.min_minutes
+        return node
+    assert test.field is not None
     if test.op in ("empty", "not_empty"):
-        return {"empty": test.op == "empty"}
-    return {test.op: test.value}
+        return {"contact": {test.field: {"empty": test.op == "empty"}}}
+    return {"contact": {test.field: {test.op: test.value}}}
 
 
 class _Pass(Walker):
