@@ -149,8 +149,10 @@ def insights(
     principal: access.Principal,
     message_id: int | None = None,
     send_id: int | None = None,
+    detail: bool = True,
 ) -> Insights:
-    """Every count of the message (all its sends) or of one send, in full."""
+    """Every count of the message (all its sends) or of one send, in full; without
+    ``detail`` the counts alone (no per-link table, no timeline: a summary's cost)."""
     where = scope(db=db, principal=principal, message_id=message_id, send_id=send_id)
     states: dict[str, int] = {}
     failed = 0
@@ -177,8 +179,8 @@ def insights(
     delivered = db.scalar(
         select(func.count()).where(where.deliveries(), EmailDelivery.state == SENT, ~bounced_after)
     )
-    links = _links(db, where)
-    timeline, bucket = _timeline(db, where)
+    links = _links(db, where) if detail else []
+    timeline, bucket = _timeline(db, where) if detail else ([], "hour")
     return Insights(
         message_id=where.message_id,
         send_id=where.send_id,

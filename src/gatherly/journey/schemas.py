@@ -143,7 +143,8 @@ class ProgressOut(BaseModel):
     steps: dict[str, dict[str, int]]
     ended: dict[str, int] = Field(description="Members done at each end step")
     emails: dict[str, InsightsOut] = Field(
-        description="Each email step's send in full, by step (sends you may read)"
+        description="Each email step's send counts, by step (sends you may read); its links "
+        "and timeline are at /api/v1/email/insights?send_id="
     )
 
     @classmethod

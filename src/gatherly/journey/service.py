@@ -439,7 +439,8 @@ class Progress:
     at_step: dict[str, int]
     steps: dict[str, dict[str, int]]
     ended: dict[str, int]  # members done at each end step
-    # Each email step's send, in full (those whose send the caller may read).
+    # Each email step's send counts (those whose send the caller may read); the links and
+    # the timeline are on the send's insights.
     emails: dict[str, email_insights.Insights]
 
 
@@ -484,7 +485,9 @@ def progress(*, db: Session, principal: access.Principal, journey_id: int) -> Pr
         select(EmailSend).where(EmailSend.journey_id == row.id).order_by(EmailSend.id)
     ):
         try:
-            found = email_insights.insights(db=db, principal=principal, send_id=send.id)
+            found = email_insights.insights(
+                db=db, principal=principal, send_id=send.id, detail=False
+            )
         except NotFound:
             continue  # the send is not the caller's to read
         emails[send.journey_step or ""] = found
