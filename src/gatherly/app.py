@@ -8,6 +8,7 @@ from fastapi_offline import FastAPIOffline
 import gatherly.models  # noqa: F401 - registers every record type with the access engine
 from gatherly import __version__
 from gatherly.api import errors
+from gatherly.capture.router import router as duplicates_router
 from gatherly.contact.router import contacts, leads
 from gatherly.core import changes, crypto
 from gatherly.core.config import Settings
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lists_router,
         email_router,
         journeys_router,
+        duplicates_router,
     ):
         app.include_router(router, prefix=API)
 

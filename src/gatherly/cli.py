@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 import gatherly.models  # noqa: F401 - registers every record type
+from gatherly.capture.cli import app as duplicates_app
 from gatherly.core import crypto, migrate
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory, session_scope, transaction
@@ -57,6 +58,7 @@ app.add_typer(segments_app, name="segments")
 app.add_typer(lists_app, name="lists")
 app.add_typer(email_app, name="email")
 app.add_typer(journeys_app, name="journeys")
+app.add_typer(duplicates_app, name="duplicates")
 app.add_typer(audit_app, name="audit")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(secret_key_app, name="secret-key")

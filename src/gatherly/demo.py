@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from gatherly.contact import matching
 from gatherly.contact.models import Contact
 from gatherly.core.config import Settings
 from gatherly.core.db import utcnow
@@ -169,6 +170,7 @@ def seed(db: Session, *, contacts: int = 3000, seed_value: int = 7) -> None:
             }
         )
     db.execute(insert(Contact), rows)
+    matching.rekey(db, record_type="contact")  # the sample holds its matching keys
     db.flush()
 
 

@@ -1,6 +1,7 @@
 """Imports every domain's models, so the metadata and the access registry are complete."""
 
 from gatherly.access import models as access_models
+from gatherly.capture import models as capture_models
 from gatherly.contact import models as contact_models
 from gatherly.core import audit as audit_models
 from gatherly.core import changes as change_models
@@ -17,6 +18,7 @@ __all__ = [
     "Base",
     "access_models",
     "audit_models",
+    "capture_models",
     "change_models",
     "contact_models",
     "email_models",

@@ -6,6 +6,7 @@ time of its models module, and the engine looks types up here by name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,31 @@ def all_types() -> list[RecordType]:
 def owned_types() -> list[RecordType]:
     """The user-or-team-owned types (those with an owner and an owning BU)."""
     return [t for t in all_types() if not t.organization_owned]
+
+
+# ------------------------------------------------------------------ hooks
+# What a domain must do when a directory change moves its records, or when the organisation
+# is set up, without the directory importing the domain: contacts re-key their matching
+# keys (SPEC B8) after a user or a team moves BU with its records, or after BU scoping is
+# turned on or off.
+OWNERS_MOVED = "owners_moved"  # fn(db, *, owner_type, owner_id): records followed their owner
+SCOPING_CHANGED = "scoping_changed"  # fn(db): BU scoping was turned on or off
+DEFAULTS = "defaults"  # fn(db): make the rows every installation starts with
+
+_HOOKS: dict[str, list[Callable[..., None]]] = {}
+
+
+def on(event: str, fn: Callable[..., None]) -> None:
+    """Run ``fn`` when ``event`` fires (registering the same function twice runs it once)."""
+    hooks = _HOOKS.setdefault(event, [])
+    if fn not in hooks:
+        hooks.append(fn)
+
+
+def fire(event: str, db: Any, **kwargs: Any) -> None:
+    """Run every function registered for ``event``, in the caller's transaction."""
+    for fn in _HOOKS.get(event, ()):
+        fn(db, **kwargs)
 
 
 register("business_unit", "Business unit")

@@ -90,7 +90,9 @@ async def _gatherly_error(request: Request, exc: Exception) -> Response:
         return shown
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
     return JSONResponse(
-        _body(exc.code, exc.message, exc.field), status_code=exc.status_code, headers=headers
+        _body(exc.code, exc.message, exc.field, **exc.extra),
+        status_code=exc.status_code,
+        headers=headers,
     )
 
 

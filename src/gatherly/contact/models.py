@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gatherly.access import registry
@@ -34,6 +34,11 @@ class PersonMixin(OwnedMixin):
     origin: Mapped[str] = mapped_column(String(30), default="manual", server_default="manual")
     origin_sync_run_id: Mapped[int | None] = mapped_column(Integer)
     origin_event_id: Mapped[int | None] = mapped_column(Integer)
+    # The default duplicate-detection rule's key, "<owning BU id>|<email>" with BU scoping on
+    # and "*|<email>" off, held by the oldest record with that key and NULL on the others:
+    # its unique index is what makes two simultaneous submissions create one record (B8).
+    # Kept by gatherly.contact.matching; never set it by hand.
+    match_key: Mapped[str | None] = mapped_column(String(340))
 
 
 class Contact(PersonMixin, Base):
@@ -44,6 +49,7 @@ class Contact(PersonMixin, Base):
         *owned_indexes("contact"),
         Index("ix_contact_modified", "modified_at", "id"),
         Index("ix_contact_email", "email"),
+        Index("ux_contact_match_key", "match_key", unique=True),
     )
 
 
@@ -55,6 +61,7 @@ class Lead(PersonMixin, Base):
         *owned_indexes("lead"),
         Index("ix_lead_modified", "modified_at", "id"),
         Index("ix_lead_email", "email"),
+        Index("ux_lead_match_key", "match_key", unique=True),
     )
 
     topic: Mapped[str] = mapped_column(String(300), default="")
@@ -78,7 +85,36 @@ class Tombstone(Base):
     owning_bu_id: Mapped[int] = mapped_column(Integer)
     deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_by_id: Mapped[int | None] = mapped_column(Integer)
+    merged_into_id: Mapped[int | None] = mapped_column(Integer)  # set when merged away
+
+
+RULE_FIELDS = ("email", "first_name", "last_name", "company", "job_title", "phone", "country")
+
+
+class DuplicateRule(Base):
+    """A duplicate-detection rule (SPEC B8): records of ``record_type`` whose condition
+    values are all equal are duplicates. ``conditions`` is a list of ``{"field", "match":
+    "exact"|"first"|"last", "length", "ignore_case"}``; with ``ignore_blank`` a record with a
+    blank condition value never matches. The built-in rule (normalised email) can be
+    unpublished but not changed; it is the one the ``match_key`` column guards."""
+
+    __tablename__ = "duplicate_rule"
+    __table_args__ = (UniqueConstraint("record_type", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    record_type: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(1000), default="")
+    conditions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    ignore_blank: Mapped[bool] = mapped_column(Boolean, default=True)
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_by_id: Mapped[int | None] = mapped_column(Integer)
 
 
 registry.register("contact", "Contact", Contact)
 registry.register("lead", "Lead", Lead)
+# Organization-owned: everyone reads the rules (a form picks one), administrators change them.
+registry.register("duplicate_rule", "Duplicate detection rule")

@@ -2,19 +2,20 @@
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
 from gatherly.access.levels import rights_from_mask
 from gatherly.access.models import RecordShare
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
 from gatherly.api.params import Paging, PathId, QueryId
-from gatherly.contact import service
+from gatherly.contact import imports, service
 from gatherly.contact.schemas import (
     AssignIn,
     ContactCreate,
     ContactUpdate,
     CountOut,
+    ImportOut,
     LeadCreate,
     LeadOut,
     LeadUpdate,
@@ -26,6 +27,24 @@ from gatherly.contact.schemas import (
     normalize_country,
 )
 from gatherly.core.exceptions import ValidationFailed
+
+AllowDuplicate = Annotated[
+    bool,
+    Query(
+        description="Create or change the record even when the duplicate-detection rules "
+        "find the same person among records you may read (else 409 with code "
+        "`duplicate` and the `matches`)."
+    ),
+]
+
+
+async def _csv_body(request: Request) -> str:
+    """The request's body as text (CSV is not JSON, so FastAPI does not read it for us)."""
+    raw = await request.body()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationFailed("the file must be UTF-8 text", field="body") from None
 
 
 def _share_out(row: RecordShare) -> ShareOut:
@@ -110,8 +129,44 @@ def make_router(
         body: create_schema,  # type: ignore[valid-type]
         db: DbSession,
         principal: CurrentPrincipal,
+        allow_duplicate: AllowDuplicate = False,
     ) -> Any:
-        return service.create(db=db, principal=principal, kind=kind, record_in=body)
+        return service.create(
+            db=db,
+            principal=principal,
+            kind=kind,
+            record_in=body,
+            allow_duplicate=allow_duplicate,
+        )
+
+    @router.post(
+        "/import",
+        summary=f"Import {label}s from CSV, matching each row against those you may read",
+        description="The body is CSV (UTF-8) with a header line naming the columns: "
+        "email, first_name, last_name, company, job_title, phone, country"
+        + (", topic, source" if kind is service.LEAD else "")
+        + " and custom.<name>. A row the duplicate-detection rules match to a record you "
+        "may read updates it (`on_match=update`) or is skipped (`skip`); other rows are "
+        "created, owned by you. Each row's outcome is reported: matched, created, skipped "
+        f"or refused with the reason. At most {imports.MAX_ROWS} rows.",
+        response_model=ImportOut,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    def import_csv(
+        text: Annotated[str, Depends(_csv_body)],
+        principal: CurrentPrincipal,
+        db: DbSession,
+        on_match: Literal["update", "skip"] = "update",
+    ) -> Any:
+        report = imports.import_csv(
+            db=db, principal=principal, kind=kind, text=text, on_match=on_match
+        )
+        return ImportOut(record_type=report.record_type, totals=report.totals, rows=report.rows)
 
     @router.get("/{record_id}", summary=f"Read a {label}", response_model=out_schema)
     def read(record_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
@@ -123,9 +178,15 @@ def make_router(
         body: update_schema,  # type: ignore[valid-type]
         db: DbSession,
         principal: CurrentPrincipal,
+        allow_duplicate: AllowDuplicate = False,
     ) -> Any:
         return service.update(
-            db=db, principal=principal, kind=kind, record_id=record_id, record_in=body
+            db=db,
+            principal=principal,
+            kind=kind,
+            record_id=record_id,
+            record_in=body,
+            allow_duplicate=allow_duplicate,
         )
 
     @router.delete(

@@ -181,3 +181,23 @@ class CountOut(BaseModel):
     """How many records match, among those the caller may read."""
 
     count: int
+
+
+class ImportRowOut(BaseModel):
+    """One row's outcome: matched, created, skipped or refused (``message`` says why)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    line: int
+    outcome: Literal["matched", "created", "skipped", "refused"]
+    record_id: int | None
+    message: str
+    field: str | None
+
+
+class ImportOut(BaseModel):
+    """What an import did, row by row."""
+
+    record_type: str
+    totals: dict[str, int]
+    rows: list[ImportRowOut]

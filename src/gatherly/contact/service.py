@@ -33,10 +33,11 @@ from gatherly.access.models import (
     PRINCIPAL_USER,
     RecordShare,
 )
+from gatherly.contact import matching
 from gatherly.contact.models import Contact, Lead, PersonMixin, Tombstone
 from gatherly.contact.schemas import ContactCreate, OwnerRef, PersonFields, ShareIn
 from gatherly.core import audit, changes
-from gatherly.core.db import LIKE_ESCAPE, contains_pattern, utcnow
+from gatherly.core.db import LIKE_ESCAPE, contains_pattern, isoformat, utcnow
 from gatherly.core.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
 from gatherly.core.pagination import Page, fetch_page, page_request, page_statement
 from gatherly.org import directory
@@ -280,14 +281,89 @@ def _changed(db: Session, kind: Kind, record: PersonMixin) -> None:
         changes.record(db, changes.CONTACT, contact_ids=[record.id])
 
 
+class DuplicateFound(Conflict):
+    """The record would duplicate records the caller may read (SPEC B8): 409, listing them."""
+
+    code = "duplicate"
+
+
+def _match_out(record: PersonMixin) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "email": record.email,
+        "first_name": record.first_name,
+        "last_name": record.last_name,
+        "company": record.company,
+        "owning_bu_id": record.owning_bu_id,
+        "created_at": isoformat(record.created_at),
+    }
+
+
+def readable_duplicates(
+    *,
+    db: Session,
+    principal: access.Principal,
+    kind: Kind,
+    values: dict[str, Any],
+    bu_id: int,
+    exclude_id: int | None = None,
+) -> list[PersonMixin]:
+    """The records the published rules say are the same person as ``values`` (in ``bu_id``
+    with BU scoping on), among those the caller may read: what a 409 names. Matches the
+    caller may not read are not revealed, and do not stop the caller (as in Dataverse)."""
+    found = matching.find(
+        db, record_type=kind.record_type, values=values, bu_id=bu_id, exclude_id=exclude_id
+    )
+    return [r for r in found if access.can(db, principal, Privilege.READ, kind.record_type, r)]
+
+
+def _readable_matches(
+    db: Session, principal: access.Principal, kind: Kind, values: dict[str, Any], record: Any
+) -> list[PersonMixin]:
+    return readable_duplicates(
+        db=db,
+        principal=principal,
+        kind=kind,
+        values=values,
+        bu_id=record.owning_bu_id,
+        exclude_id=record.id,
+    )
+
+
+def _refuse_duplicates(
+    db: Session, principal: access.Principal, kind: Kind, values: dict[str, Any], bu_id: int
+) -> None:
+    found = readable_duplicates(db=db, principal=principal, kind=kind, values=values, bu_id=bu_id)
+    if found:
+        _refuse(kind, values, found, updating=False)
+
+
+def _refuse(
+    kind: Kind, values: dict[str, Any], found: list[PersonMixin], *, updating: bool
+) -> None:
+    if found:
+        what = "this" if updating else "the new"
+        raise DuplicateFound(
+            f"{what} {kind.label} would duplicate {len(found)} {kind.label}"
+            f"{'s' if len(found) != 1 else ''} you may read ({_label(found[0])}, "
+            f"{kind.label} {found[0].id}{', …' if len(found) > 1 else ''}); "
+            "open the existing one, or send allow_duplicate=true to create it anyway",
+            field="email" if values.get("email") else None,
+            extra={"matches": [_match_out(r) for r in found]},
+        )
+
+
 def create(
     *,
     db: Session,
     principal: access.Principal,
     kind: Kind,
     record_in: ContactCreate,
+    allow_duplicate: bool = False,
 ) -> PersonMixin:
-    """Create a record owned by ``record_in.owner`` (default: the caller) in the owner's BU."""
+    """Create a record owned by ``record_in.owner`` (default: the caller) in the owner's BU.
+    Unless ``allow_duplicate``, a record the published duplicate-detection rules find among
+    those the caller may read refuses it (DuplicateFound)."""
     owner = record_in.owner or OwnerRef(type="user", id=principal.user_id)
     bu_id = resolve_owner(db=db, owner=owner)
     access.can_create_in(
@@ -301,12 +377,15 @@ def create(
     data = record_in.model_dump(exclude={"owner"})
     if kind.model is Lead:
         _check_lead_links(db, principal, data, None)
-    record = kind.model(
-        **data,
-        **new_record_columns(owner=owner, bu_id=bu_id, principal=principal),
-    )
-    db.add(record)
-    db.flush()
+    columns = {**data, **new_record_columns(owner=owner, bu_id=bu_id, principal=principal)}
+    check = not allow_duplicate and bool(matching.published_rules(db, kind.record_type))
+    if check:
+        _refuse_duplicates(db, principal, kind, data, bu_id)
+    record, _ = matching.create_claiming(db, model=kind.model, columns=columns, claim=check)
+    if record is None:  # made by someone else since we looked
+        _refuse_duplicates(db, principal, kind, data, bu_id)
+        record, _ = matching.create_claiming(db, model=kind.model, columns=columns, claim=False)
+    assert record is not None
     _changed(db, kind, record)
     return record
 
@@ -318,19 +397,35 @@ def update(
     kind: Kind,
     record_id: int,
     record_in: PersonFields,
+    allow_duplicate: bool = False,
 ) -> PersonMixin:
-    """Change the fields sent (PATCH semantics); needs Write."""
+    """Change the fields sent (PATCH semantics); needs Write. A change that makes the record
+    a duplicate of others the caller may read is refused unless ``allow_duplicate``."""
     record = get(
         db=db, principal=principal, kind=kind, record_id=record_id, privilege=Privilege.WRITE
     )
     data = record_in.model_dump(include=record_in.model_fields_set)
     if kind.model is Lead:
         _check_lead_links(db, principal, data, record)
+    person_changed = any(
+        name in data and data[name] != getattr(record, name) for name in PERSON_FIELDS
+    )
+    if person_changed and not allow_duplicate:
+        # Refused only when the change makes it match records it did not match before.
+        values = {name: getattr(record, name) for name in PERSON_FIELDS}
+        before = {r.id for r in _readable_matches(db, principal, kind, values, record)}
+        values.update({k: v for k, v in data.items() if k in PERSON_FIELDS})
+        found = [r for r in _readable_matches(db, principal, kind, values, record)]
+        if {r.id for r in found} - before:
+            _refuse(kind, values, [r for r in found if r.id not in before], updating=True)
+    old_email = record.email
     for key, value in data.items():
         setattr(record, key, value)
     record.modified_at = utcnow()
     record.modified_by_id = principal.user_id
     db.flush()
+    if record.email != old_email:
+        matching.rekey(db, record_type=kind.record_type, emails=[old_email, record.email])
     _changed(db, kind, record)
     return record
 
@@ -356,6 +451,7 @@ def delete_record(*, db: Session, principal: access.Principal, kind: Kind, recor
     )
     db.delete(record)
     db.flush()
+    matching.rekey(db, record_type=kind.record_type, emails=[record.email])
 
 
 @dataclass(frozen=True)
@@ -408,6 +504,7 @@ def qualify(*, db: Session, principal: access.Principal, lead_id: int) -> Qualif
                 principal=principal,
                 kind=CONTACT,
                 record_in=ContactCreate.model_construct(**fields, custom=dict(lead.custom)),
+                allow_duplicate=True,  # looked for a readable one above
             ),
         )
     _check_lead_links(db, principal, {"contact_id": contact.id}, lead)
@@ -473,6 +570,8 @@ def assign(
     record.modified_at = utcnow()
     record.modified_by_id = principal.user_id
     db.flush()
+    if before["owning_bu_id"] != bu_id and matching.scoping(db):
+        matching.rekey(db, record_type=kind.record_type, emails=[record.email])
     _changed(db, kind, record)
     return record
 

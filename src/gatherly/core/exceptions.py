@@ -16,6 +16,8 @@ on stderr and a non-zero exit::
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GatherlyError(Exception):
     """Base of every error the product raises on purpose."""
@@ -23,14 +25,17 @@ class GatherlyError(Exception):
     status_code = 400
     code = "error"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.extra = extra or {}  # more of the error body (a 409's matching records)
 
-    def as_dict(self) -> dict[str, str | None]:
-        """The JSON body shape: ``{"code", "message", "field"}``."""
-        return {"code": self.code, "message": self.message, "field": self.field}
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON body shape: ``{"code", "message", "field"}`` and any extra."""
+        return {"code": self.code, "message": self.message, "field": self.field, **self.extra}
 
 
 class NotFound(GatherlyError):

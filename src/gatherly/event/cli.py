@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -12,6 +14,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json
+from gatherly.contact import imports
+from gatherly.contact import service as contact_service
+from gatherly.core.exceptions import ValidationFailed
 from gatherly.event import service as events
 from gatherly.event.models import MarketingEvent
 
@@ -150,6 +155,48 @@ def events_show(
             markup=False,
             soft_wrap=True,
         )
+
+
+@contacts_app.command("import")
+def contacts_import(
+    file: Annotated[Path, typer.Argument(help="CSV with a header line ('-': standard input).")],
+    as_user: AsOpt,
+    leads: Annotated[bool, typer.Option("--leads", help="Import leads, not contacts.")] = False,
+    on_match: Annotated[
+        str, typer.Option(help="update or skip a row that matches a record the user may read.")
+    ] = "update",
+    as_json: JsonOpt = False,
+) -> None:
+    """Import contacts (or leads) from CSV, matched by the duplicate detection rules; every
+    row's outcome is printed. A bad file changes nothing."""
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"cannot read {file}: {exc}", field="file") from None
+    kind = contact_service.LEAD if leads else contact_service.CONTACT
+    with acting(as_user) as (db, principal):
+        report = imports.import_csv(
+            db=db,
+            principal=principal,
+            kind=kind,
+            text=text,
+            on_match=on_match,  # type: ignore[arg-type]
+        )
+    if as_json:
+        print_json(
+            {"record_type": report.record_type, "totals": report.totals, "rows": report.rows}
+        )
+        return
+    for row in report.rows:
+        if row.outcome == imports.REFUSED:
+            where = f" ({row.field})" if row.field else ""
+            out.print(f"line {row.line}: refused{where}: {row.message}", markup=False)
+    totals = report.totals
+    out.print(
+        f"{totals['created']} created, {totals['matched']} matched and updated, "
+        f"{totals['skipped']} skipped, {totals['refused']} refused",
+        markup=False,
+    )
 
 
 @contacts_app.command("timeline")

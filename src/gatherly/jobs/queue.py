@@ -18,6 +18,7 @@ from huey.consumer import Consumer  # type: ignore[import-untyped]
 from huey.exceptions import TaskLockedException  # type: ignore[import-untyped]
 from sqlalchemy.orm import Session, sessionmaker
 
+from gatherly.capture import duplicates as duplicate_jobs
 from gatherly.core import changes
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory, utcnow
@@ -113,6 +114,13 @@ class Jobs:
         def journeys_schedule() -> None:
             self._tick_journeys()
 
+        @self.huey.task(name="duplicates.detect")  # type: ignore[untyped-decorator]
+        def duplicates_detect(job_id: int) -> None:
+            job = duplicate_jobs.run_job(self.session_factory(), job_id)
+            if job is not None:
+                log.info("duplicate job %s: %s, %s pairs", job_id, job.state, job.pairs)
+
+        self.duplicates_detect: Any = duplicates_detect
         self.journeys_tick: Any = journeys_tick
         self.email_send: Any = email_send
         self.email_schedule: Any = email_schedule
@@ -201,6 +209,10 @@ class Jobs:
         db.commit()
         self.enqueue_sync(run_id=run.id, webinar_graph_id=webinar_graph_id)
         return run
+
+    def enqueue_duplicates(self, *, job_id: int) -> None:
+        """Queue a recorded duplicate detection job for the worker."""
+        self.duplicates_detect(job_id)
 
     def enqueue_send(self, *, send_id: int, at: datetime | None = None) -> None:
         """Queue a send for the worker, now or to run at ``at``."""

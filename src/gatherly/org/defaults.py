@@ -99,4 +99,5 @@ def ensure_defaults(db: Session, *, org_name: str = ROOT_BU_NAME) -> BusinessUni
             system_admin=role.system_admin,
         )
     db.flush()
+    registry.fire(registry.DEFAULTS, db)
     return root

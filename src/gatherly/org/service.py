@@ -634,6 +634,7 @@ def move_user(
             )
         # Segment scopes follow their owner's BU, and so do the contacts that moved.
         changes.record(db, changes.OWNER, ref_id=user.id)
+        registry.fire(registry.OWNERS_MOVED, db, owner_type=OWNER_USER, owner_id=user.id)
     db.flush()
     _log(
         db,
@@ -728,6 +729,7 @@ def update_team(
                 .where(m.owner_type == OWNER_TEAM, m.owner_id == team.id)
                 .values(owning_bu_id=business_unit_id)
             )
+        registry.fire(registry.OWNERS_MOVED, db, owner_type=OWNER_TEAM, owner_id=team.id)
     db.flush()
     before, after = audit.diff(old, _team_state(db, team))
     if after:
@@ -1606,6 +1608,7 @@ def set_feature(*, db: Session, name: str, enabled: bool, by_user_id: int | None
         )
         if name == BU_SCOPING:
             changes.record(db, changes.ALL)
+            registry.fire(registry.SCOPING_CHANGED, db)
     return switch
 
 

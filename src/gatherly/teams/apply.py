@@ -19,7 +19,8 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from gatherly.access.models import OWNER_USER
-from gatherly.contact.models import Contact, Tombstone
+from gatherly.contact import matching
+from gatherly.contact.models import Tombstone
 from gatherly.core import changes as data_changes
 from gatherly.core.exceptions import FatalSyncError
 from gatherly.event import participation
@@ -340,17 +341,11 @@ class Applier:
         return self.event.owning_bu_id
 
     def _existing_contacts(self, emails: list[str]) -> dict[str, int]:
-        """Email → contact id, matched per B8: in the event's BU when scoping is on."""
-        bu = self._owning_bu()
-        out: dict[str, int] = {}
-        for chunk in _chunks(emails):
-            stmt = select(Contact.email, Contact.id).where(Contact.email.in_(chunk))
-            if self.scoping:
-                stmt = stmt.where(Contact.owning_bu_id == bu)
-            for email, contact_id in self.db.execute(stmt.order_by(Contact.id.desc())):
-                if email:
-                    out[email] = contact_id  # descending, so the oldest wins
-        return out
+        """Email → contact id, matched per B8 by the matching service (the built-in email
+        rule): in the event's BU when scoping is on, the oldest record when several."""
+        return matching.find_by_email(
+            self.db, record_type="contact", emails=emails, bu_id=self._owning_bu()
+        )
 
     # -------------------------------------------------------------- contacts (T8, B8)
 
@@ -394,15 +389,9 @@ class Applier:
                 }
             )
         if created:
-            new_ids = self._insert(
-                Contact,
-                created,
-                select(Contact.email, Contact.id).where(
-                    Contact.origin_event_id == event.id,
-                    Contact.origin == "teams_sync",
-                    Contact.created_at == now,
-                ),
-            )
+            # Each new contact holds its match key: one a form or another sync made since
+            # we looked is matched, never made twice.
+            new_ids = matching.insert_new(self.db, record_type="contact", rows=created)
             contacts.update(new_ids)
             self.created_contact_ids.update(new_ids.values())
         return contacts
