@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 import gatherly.models
 from gatherly.access.levels import Level
 from gatherly.access.models import RecordShare
+from gatherly.capture import duplicates
+from gatherly.contact import matching
 from gatherly.core.db import utcnow
 from gatherly.email import audience as audiences
 from gatherly.email import sends
@@ -122,6 +124,16 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
     setting, message = email_targets(db, f.principal(db, org.users["admin"]))
     ready, send = send_targets(db, f.principal(db, org.users["admin"]), message, mlist.id, client)
     journeys = journey_targets(db, f.principal(db, org.users["admin"]), ready, mlist.id)
+    admin_actor = f.principal(db, org.users["admin"])
+    rule = matching.save_rule(
+        db=db,
+        principal=admin_actor,
+        name="Walk rule",
+        record_type="contact",
+        conditions=[{"field": "last_name"}],
+    )
+    job = duplicates.start_job(db=db, principal=admin_actor, record_type="contact", queue=None)
+    twins = [f.contact(db, org.users["admin"], email="twin@example.com").id for _ in range(2)]
     bounce = audiences.suppress(
         db=db, email="gone@example.com", reason="hard_bounce", source="smtp"
     )
@@ -146,6 +158,8 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
         "message_id": message,
         "suppression_id": bounce.id,
         "send_id": send,
+        "rule_id": rule.id,
+        "job_id": job.id,
         **journeys,
     }
     bodies = {
@@ -195,6 +209,18 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
         "/journeys": {"name": "Intruder"},
         "/journeys/{journey_id}": {"name": "Renamed"},
         "/journeys/{journey_id}/state": {"state": "paused"},
+        "/duplicates/rules": {
+            "record_type": "lead",
+            "name": "Intruder",
+            "conditions": [{"field": "email"}],
+        },
+        "/duplicates/rules/{rule_id}": {"name": "Renamed"},
+        "/duplicates/jobs": {"record_type": "contact"},
+        "/duplicates/merge": {
+            "record_type": "contact",
+            "master_id": twins[0],
+            "duplicate_id": twins[1],
+        },
     }
     return {"ids": ids, "bodies": bodies, "shares": shares, "org": org}
 
@@ -306,7 +332,10 @@ def _request(
         kwargs["params"] = {"send_id": targets["ids"]["send_id"], "kind": "opened"}
     if template == f"{API}/email/messages/{{message_id}}/preview":
         kwargs["params"] = {"contact_id": params["record_id"]}
-    if method in {"POST", "PATCH", "PUT"}:
+    if template in (f"{API}/contacts/import", f"{API}/leads/import"):
+        kwargs["content"] = b"email\nwalked@example.com\n"
+        kwargs["headers"] = {**headers, "Content-Type": "text/csv"}
+    elif method in {"POST", "PATCH", "PUT"}:
         kwargs["json"] = targets["bodies"].get(template.removeprefix(API), {})
     if template.startswith(f"{API}/email/webhook") and headers == targets["org"].headers["admin"]:
         kwargs["headers"] = {"Authorization": f"Bearer {WEBHOOK}"}  # its own token, not a user's

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gatherly.app import create_app
+from gatherly.capture import duplicates
 from gatherly.core import migrate
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine
@@ -163,6 +164,9 @@ def own() -> dict[str, Any]:
             mlist = segment_service.create_list(db=db, principal=principal, name="C")
             event = f.event(db, admin, "C")
             journey = journey_service.create_journey(db=db, principal=principal, name="C")
+            job = duplicates.start_job(
+                db=db, principal=principal, record_type="contact", queue=None
+            )
             headers = f.token(db, admin)  # commits
             return {
                 "headers": headers,
@@ -170,6 +174,7 @@ def own() -> dict[str, Any]:
                 "list_id": mlist.id,
                 "event_id": event.id,
                 "journey_id": journey.id,
+                "job_id": job.id,
             }
     finally:
         engine.dispose()

@@ -79,7 +79,11 @@ def world(client: TestClient, db: Session) -> dict[str, Any]:
     ).json()
     mlist = client.post(f"{API}/lists", json={"name": "L"}, headers=admin).json()
     journey = client.post(f"{API}/journeys", json={"name": "J"}, headers=admin).json()
+    job = client.post(
+        f"{API}/duplicates/jobs", json={"record_type": "contact"}, headers=admin
+    ).json()
     ids = {
+        "job_id": job["id"],
         "segment_id": segment["id"],
         "list_id": mlist["id"],
         "event_id": event.id,

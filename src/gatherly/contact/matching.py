@@ -99,16 +99,20 @@ class Rule:
         return tuple(out)
 
     def where(
-        self, model: type[PersonMixin], code: tuple[str, ...], dialect: str
+        self, model: type[PersonMixin], values: Mapping[str, Any], dialect: str
     ) -> ColumnElement[bool]:
-        """The SQL condition of records whose code is ``code``."""
+        """The SQL condition of records the same as ``values`` by this rule. Both sides go
+        through the same SQL functions, so the database's idea of case decides alike."""
         parts = []
-        for cond, value in zip(self.conditions, code, strict=True):
+        for cond in self.conditions:
+            column = getattr(model, cond["field"])
+            value = values.get(cond["field"])
             if _stored_as_compared(cond):
                 # Emails are stored normalised: an indexed equality, not a computed column.
-                parts.append(getattr(model, cond["field"]) == value)
+                parts.append(column == value)
             else:
-                parts.append(_sql_transform(getattr(model, cond["field"]), cond, dialect) == value)
+                theirs = _sql_transform(column, cond, dialect)
+                parts.append(theirs == _sql_transform(literal(value or "", String), cond, dialect))
         return and_(*parts)
 
     def sql_code(self, model: type[PersonMixin], dialect: str) -> list[ColumnElement[str]]:
@@ -332,9 +336,7 @@ def find(
     rules = published_rules(db, record_type) if rules is None else rules
     dialect = db.get_bind().dialect.name
     matches = [
-        rule.where(model, code, dialect)
-        for rule in rules
-        if (code := rule.code(values)) is not None
+        rule.where(model, values, dialect) for rule in rules if rule.code(values) is not None
     ]
     if not matches:
         return []
@@ -391,6 +393,74 @@ def create_claiming(
     db.add(record)
     db.flush()
     return record, False
+
+
+# ------------------------------------------------------------------ one intake
+
+
+@dataclass(frozen=True)
+class Intake:
+    """The record a person arriving became: found (``created`` False) or made."""
+
+    record: PersonMixin
+    created: bool
+
+
+def intake(
+    db: Session,
+    *,
+    record_type: str,
+    values: Mapping[str, Any],
+    owner_type: str,
+    owner_id: int,
+    bu_id: int,
+    rules: Sequence[Rule] | None = None,
+    update_fields: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> Intake:
+    """Match one arriving person (a form submission, a LinkedIn lead) by ``rules`` (the
+    published ones by default) as the system, or make the record, owned as given. The same
+    person arriving twice at once makes one record: the built-in key is unique, and the
+    other rules' keys are locked first. ``update_fields`` are copied onto a match when not
+    blank; ``extra`` columns (origin, …) are written on a new record."""
+    model = MODELS[record_type]
+    rules = published_rules(db, record_type) if rules is None else rules
+    lock(db, rules=rules, values=values, bu_id=bu_id)
+    for attempt in range(2):
+        found = find(db, record_type=record_type, values=values, bu_id=bu_id, rules=rules, limit=1)
+        if found:
+            record = found[0]
+            changed = {
+                f: values[f]
+                for f in update_fields
+                if values.get(f) not in (None, "") and getattr(record, f) != values[f]
+            }
+            if changed:
+                for name, value in changed.items():
+                    setattr(record, name, value)
+                record.modified_at = utcnow()
+                db.flush()
+                if "email" in changed:
+                    rekey(db, record_type=record_type, emails=[record.email])
+            return Intake(record, False)
+        if attempt:
+            break
+        now = utcnow()
+        columns = {
+            **_BLANK,
+            **{f: values[f] for f in RULE_FIELDS if values.get(f) is not None},
+            "custom": dict(values.get("custom") or {}),
+            "owner_type": owner_type,
+            "owner_id": owner_id,
+            "owning_bu_id": bu_id,
+            "created_at": now,
+            "modified_at": now,
+            **(extra or {}),
+        }
+        made, _ = create_claiming(db, model=model, columns=columns, claim=_builtin(rules))
+        if made is not None:
+            return Intake(made, True)
+    raise RuntimeError("a record holds the key but matches nothing")  # rekey keeps them true
 
 
 # ------------------------------------------------------------------ bulk intake

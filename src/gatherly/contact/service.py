@@ -378,8 +378,10 @@ def create(
     if kind.model is Lead:
         _check_lead_links(db, principal, data, None)
     columns = {**data, **new_record_columns(owner=owner, bu_id=bu_id, principal=principal)}
-    check = not allow_duplicate and bool(matching.published_rules(db, kind.record_type))
+    rules = [] if allow_duplicate else matching.published_rules(db, kind.record_type)
+    check = bool(rules)
     if check:
+        matching.lock(db, rules=rules, values=data, bu_id=bu_id)
         _refuse_duplicates(db, principal, kind, data, bu_id)
     record, _ = matching.create_claiming(db, model=kind.model, columns=columns, claim=check)
     if record is None:  # made by someone else since we looked
