@@ -8,13 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.contact import matching
 from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact, DuplicateRule
 from gatherly.contact.schemas import ContactCreate
+from gatherly.core.changes import DataChange
 from gatherly.org import service as org_service
 from tests import factories as f
 
@@ -146,8 +147,7 @@ def test_bulk_intakes_racing_over_the_same_people_make_each_once(
     def work(s: Session, i: int) -> list[int | None]:
         mine = people[i * 10 :] + people[: i * 10]  # each thread in its own order
         rows = [
-            matching.Incoming("user", owner.id, owner.business_unit_id, {"email": e})
-            for e in mine
+            matching.Incoming("user", owner.id, owner.business_unit_id, {"email": e}) for e in mine
         ]
         got = matching.intake_many(s, record_type="contact", rows=rows)
         return sorted(i for i in got.ids if i is not None)
@@ -226,3 +226,51 @@ def test_a_rule_matches_in_sql_what_it_says_in_words(
     # A blank value never matches while blanks are ignored.
     assert rule.code({cond["field"]: "  "}) is None
     assert "same" in rule.describe()
+
+
+def test_a_bulk_intake_matches_updates_and_makes_and_tells_the_segments(db: Session) -> None:
+    owner = _owner(db)
+    kept = matching.intake(
+        db,
+        record_type="contact",
+        values={"email": "kept@example.com", "first_name": "Kept", "company": "Old"},
+        owner_type="user",
+        owner_id=owner.id,
+        bu_id=owner.business_unit_id,
+    ).record
+    db.execute(delete(DataChange))
+    rows = [
+        matching.Incoming(
+            "user", owner.id, owner.business_unit_id, {"email": e, "first_name": n, "company": c}
+        )
+        for e, n, c in (
+            ("kept@example.com", "", "New"),  # blank first name: kept
+            ("fresh@example.com", "Fresh", ""),
+            ("fresh@example.com", "Fresher", ""),  # the same person again in the batch
+            (None, "Nobody", ""),  # no email: nothing to match by
+        )
+    ]
+    got = matching.intake_many(
+        db,
+        record_type="contact",
+        rows=rows,
+        update_fields=("first_name", "company"),
+        extra={"origin": "form"},
+    )
+    assert got.ids[0] == kept.id
+    assert got.ids[1] == got.ids[2] is not None
+    assert got.ids[3] is None
+    assert got.created == [False, True, False, False]
+    db.expire_all()
+    assert (db.get_one(Contact, kept.id).first_name, db.get_one(Contact, kept.id).company) == (
+        "Kept",
+        "New",
+    )
+    fresh = db.get_one(Contact, got.ids[1])
+    assert (fresh.first_name, fresh.origin, fresh.match_key) == (
+        "Fresher",
+        "form",
+        "*|fresh@example.com",
+    )
+    noted = db.scalars(select(DataChange.contact_ids)).all()
+    assert noted == [sorted([kept.id, fresh.id])]

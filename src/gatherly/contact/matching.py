@@ -31,6 +31,7 @@ from sqlalchemy import (
     ColumnElement,
     String,
     and_,
+    case,
     cast,
     false,
     func,
@@ -47,7 +48,7 @@ from gatherly.access import engine as access
 from gatherly.access import registry
 from gatherly.access.levels import Privilege
 from gatherly.contact.models import RULE_FIELDS, Contact, DuplicateRule, Lead, PersonMixin
-from gatherly.core import audit
+from gatherly.core import audit, changes
 from gatherly.core.db import utcnow
 from gatherly.core.exceptions import Conflict, NotFound, ValidationFailed
 from gatherly.org import service as org_service
@@ -517,22 +518,26 @@ def intake_many(
     update_fields: Sequence[str] = (),
     extra: Mapping[str, Any] | None = None,
 ) -> BulkResult:
-    """Match many incoming people by the built-in rule and create those not found, in a
-    few statements per 500 rows; a person made by a concurrent intake meanwhile is matched,
-    never made twice. ``update_fields`` are copied onto matched records when not blank.
-    ``extra`` columns are written on the records made (origin, …)."""
+    """Match many arriving people by the built-in rule and make those not found: one
+    ``INSERT … ON CONFLICT (match_key)`` per 500 people, so a person made by a concurrent
+    intake meanwhile is matched, never made twice. ``update_fields`` are copied onto matched
+    records when not blank; ``extra`` columns are written on the records made (origin, …).
+    Contacts made or changed are noted for the segments that depend on them."""
     model = MODELS[record_type]
     scoped = scoping(db)
     now = utcnow()
     keys = [key_of(r.values.get("email"), r.bu_id, scoped) for r in rows]
-    found = _held(db, model, {k for k in keys if k})
-    new: dict[str, dict[str, Any]] = {}
+    wanted: dict[str, dict[str, Any]] = {}
     for row, key in zip(rows, keys, strict=True):
-        if key is None or key in found or key in new:
+        if key is None:
             continue
-        new[key] = {
+        values = {f: row.values[f] for f in RULE_FIELDS if row.values.get(f) is not None}
+        if key in wanted:  # the same person twice in one go: the later values win
+            wanted[key].update({f: v for f, v in values.items() if v != ""})
+            continue
+        wanted[key] = {
             **_BLANK,
-            **{f: row.values[f] for f in RULE_FIELDS if row.values.get(f) is not None},
+            **values,
             "custom": {},
             "owner_type": row.owner_type,
             "owner_id": row.owner_id,
@@ -542,33 +547,57 @@ def intake_many(
             **(extra or {}),
             "match_key": key,
         }
-    made = _insert(db, model, [new[k] for k in sorted(new)])
-    lost = set(new) - set(made)
-    if lost:  # made by another transaction since we looked: theirs is the record
-        found.update(_held(db, model, lost))
-    if update_fields:
-        _update_matched(db, model, rows, keys, found, update_fields, now)
-    ids = [None if k is None else made.get(k) or found.get(k) for k in keys]
+    ids, made = _upsert(db, model, [wanted[k] for k in sorted(wanted)], update_fields, now)
+    if record_type == "contact" and ids:
+        changes.record(db, changes.CONTACT, contact_ids=ids.values())
     seen: set[str] = set()
     created = []
     for key in keys:
         created.append(key is not None and key in made and key not in seen)
         if key is not None:
             seen.add(key)
-    return BulkResult(ids=ids, created=created)
+    return BulkResult(ids=[None if k is None else ids[k] for k in keys], created=created)
 
 
-def insert_new(db: Session, *, record_type: str, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """Insert people found by no match (full rows, each with an email and an owning BU),
-    each holding its built-in key; one made meanwhile by another transaction is matched
-    instead. Returns email → record id (the row's, or the one found)."""
-    model = MODELS[record_type]
-    scoped = scoping(db)
-    keyed = {str(key_of(r["email"], r["owning_bu_id"], scoped)): r for r in rows if r["email"]}
-    made = _insert(db, model, [{**r, "match_key": k} for k, r in sorted(keyed.items())])
-    lost = {k for k in keyed if k not in made}
-    found = _held(db, model, lost) if lost else {}
-    return {r["email"]: made.get(k) or found[k] for k, r in keyed.items()}
+def _upsert(
+    db: Session,
+    model: type[PersonMixin],
+    rows: list[dict[str, Any]],
+    update_fields: Sequence[str],
+    now: Any,
+) -> tuple[dict[str, int], set[str]]:
+    """Insert rows keyed by ``match_key``; a held key updates its holder's ``update_fields``
+    (when the arriving value is not blank). Returns key → id for every row, and the keys of
+    the rows inserted."""
+    dialect = db.get_bind().dialect.name
+    # The table, not the mapped class: a Core statement, without the ORM's bulk machinery.
+    table = Contact.__table__ if model is Contact else Lead.__table__
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    if update_fields:
+        stmt = ins.on_conflict_do_update(
+            index_elements=["match_key"],
+            set_={
+                **{
+                    f: case((ins.excluded[f] != "", ins.excluded[f]), else_=table.c[f])
+                    for f in update_fields
+                },
+                "modified_at": ins.excluded.modified_at,
+            },
+        )
+    else:
+        stmt = ins.on_conflict_do_nothing(index_elements=["match_key"])
+    returning = stmt.returning(table.c.match_key, table.c.id, table.c.created_at)
+    ids: dict[str, int] = {}
+    made: set[str] = set()
+    for start in range(0, len(rows), CHUNK):
+        for key, record_id, created_at in db.execute(returning, rows[start : start + CHUNK]):
+            ids[str(key)] = record_id
+            if created_at == now:
+                made.add(str(key))
+    missing = {str(r["match_key"]) for r in rows} - set(ids)
+    if missing:  # held already, and nothing to update: read their holders
+        ids.update(_held(db, model, missing))
+    return ids, made
 
 
 def _held(db: Session, model: type[PersonMixin], keys: set[str]) -> dict[str, int]:
@@ -581,31 +610,6 @@ def _held(db: Session, model: type[PersonMixin], keys: set[str]) -> dict[str, in
         )
         out.update({str(k): i for k, i in db.execute(stmt)})
     return out
-
-
-def _update_matched(
-    db: Session,
-    model: type[PersonMixin],
-    rows: Sequence[Incoming],
-    keys: list[str | None],
-    found: dict[str, int],
-    fields: Sequence[str],
-    now: Any,
-) -> None:
-    changes: dict[int, dict[str, Any]] = {}
-    for row, key in zip(rows, keys, strict=True):
-        if key is None or key not in found:
-            continue
-        values = {f: row.values[f] for f in fields if row.values.get(f) not in (None, "")}
-        if values:
-            changes.setdefault(found[key], {}).update(values)
-    for record_id, values in changes.items():
-        db.execute(
-            update(model)
-            .where(model.id == record_id)
-            .values(**values, modified_at=now)
-            .execution_options(synchronize_session=False)
-        )
 
 
 # ------------------------------------------------------------------ rule management
