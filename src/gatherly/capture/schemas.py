@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gatherly.contact.schemas import LeadOut, PersonOut
+from gatherly.contact.schemas import LeadOut, OwnerRef, PersonOut
 from gatherly.core.ids import Id
 from gatherly.core.schemas import StrictModel
 
@@ -102,3 +102,144 @@ class MergedOut(BaseModel):
     merged_id: int
     fields: list[str]
     moved: dict[str, int]
+
+
+# ------------------------------------------------------------------ forms and pages
+
+FieldKey = Annotated[
+    str,
+    Field(
+        pattern=r"^(email|first_name|last_name|company|job_title|phone|country|custom\.[a-z][a-z0-9_]{0,62})$"
+    ),
+]
+FieldType = Literal["text", "email", "tel", "textarea", "select", "checkbox", "country"]
+OnSubmit = Literal["contacts_and_leads", "contacts", "leads", "no_update"]
+
+
+class FormFieldIn(StrictModel):
+    """One field of a form, mapped to a contact or lead attribute (``custom.<name>`` for
+    a custom property)."""
+
+    key: FieldKey
+    label: Annotated[str, Field(min_length=1, max_length=200)]
+    type: FieldType = "text"
+    required: bool = False
+    max_length: Annotated[int, Field(ge=1, le=2000)] = 200
+    options: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=50)
+    ] = Field(default_factory=list)
+    placeholder: Annotated[str, Field(max_length=200)] = ""
+    help: Annotated[str, Field(max_length=500)] = ""
+
+
+class ConsentIn(StrictModel):
+    """A consent checkbox and its wording (stored with every submission)."""
+
+    key: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+    text: Annotated[str, Field(min_length=1, max_length=2000)]
+    required: bool = False
+
+
+class FormFields(StrictModel):
+    """A form's settings; every one optional (PATCH)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    description: Annotated[str, Field(max_length=2000)] | None = None
+    fields: Annotated[list[FormFieldIn], Field(min_length=1, max_length=30)] | None = None
+    consents: Annotated[list[ConsentIn], Field(max_length=5)] | None = None
+    on_submit: OnSubmit | None = None
+    rule_id: Id | None = None
+    lead_topic: Annotated[str, Field(max_length=300)] | None = None
+    submit_label: Annotated[str, Field(min_length=1, max_length=60)] | None = None
+    thank_you: Annotated[str, Field(max_length=2000)] | None = None
+    redirect_url: Annotated[str, Field(max_length=2000, pattern=r"^https?://\S+$")] | None = None
+
+
+class FormIn(FormFields):
+    """A new form (a draft until it goes live)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    fields: Annotated[list[FormFieldIn], Field(min_length=1, max_length=30)]
+    owner: OwnerRef | None = None
+
+
+class FormOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    description: str
+    state: str
+    fields: list[FormFieldIn]
+    consents: list[ConsentIn]
+    on_submit: str
+    rule_id: int | None
+    lead_topic: str
+    submit_label: str
+    thank_you: str
+    redirect_url: str | None
+    owner: OwnerRef
+    owning_bu_id: int
+    created_at: datetime
+    modified_at: datetime
+
+
+class StateIn(StrictModel):
+    state: Literal["draft", "live"]
+
+
+class EmbedOut(BaseModel):
+    """The HTML to paste into any website: a plain form posting to Gatherly."""
+
+    html: str
+    action: str
+
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")]
+
+
+class PageFields(StrictModel):
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    slug: Slug | None = None
+    title: Annotated[str, Field(max_length=200)] | None = None
+    body: Annotated[str, Field(max_length=20000)] | None = None
+    form_id: Id | None = None
+
+
+class PageIn(PageFields):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    slug: Slug
+    owner: OwnerRef | None = None
+
+
+class PageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    slug: str
+    title: str
+    body: str
+    form_id: int | None
+    state: str
+    owner: OwnerRef
+    owning_bu_id: int
+    created_at: datetime
+    modified_at: datetime
+
+
+class SubmissionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    form_id: int
+    page_id: int | None
+    data: dict[str, Any]
+    consents: list[dict[str, Any]]
+    submitted_at: datetime
+    state: str
+    processed_at: datetime | None
+    contact_id: int | None
+    lead_id: int | None
+    outcome: str
+    error: str

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from sqlalchemy import (
     ColumnElement,
     String,
+    Table,
     and_,
     case,
     cast,
@@ -559,6 +560,11 @@ def intake_many(
     return BulkResult(ids=[None if k is None else ids[k] for k in keys], created=created)
 
 
+def cast_table(model: type[PersonMixin]) -> Table:
+    """The mapped class's table, for Core statements."""
+    return Contact.__table__ if model is Contact else Lead.__table__  # type: ignore[return-value]
+
+
 def _upsert(
     db: Session,
     model: type[PersonMixin],
@@ -571,7 +577,7 @@ def _upsert(
     the rows inserted."""
     dialect = db.get_bind().dialect.name
     # The table, not the mapped class: a Core statement, without the ORM's bulk machinery.
-    table = Contact.__table__ if model is Contact else Lead.__table__
+    table = cast_table(model)
     ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     if update_fields:
         stmt = ins.on_conflict_do_update(
@@ -598,6 +604,19 @@ def _upsert(
     if missing:  # held already, and nothing to update: read their holders
         ids.update(_held(db, model, missing))
     return ids, made
+
+
+def insert_new(db: Session, *, record_type: str, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Insert people found by no match (full rows, each with an email and an owning BU),
+    each holding its built-in key; one made meanwhile by another transaction is matched
+    instead. Returns email → record id (the row's, or the one found)."""
+    model = MODELS[record_type]
+    scoped = scoping(db)
+    keyed = {str(key_of(r["email"], r["owning_bu_id"], scoped)): r for r in rows if r["email"]}
+    ids, _made = _upsert(
+        db, model, [{**r, "match_key": k} for k, r in sorted(keyed.items())], (), utcnow()
+    )
+    return {r["email"]: ids[k] for k, r in keyed.items()}
 
 
 def _held(db: Session, model: type[PersonMixin], keys: set[str]) -> dict[str, int]:

@@ -8,6 +8,7 @@ on stderr and a non-zero exit::
     ├── Forbidden                 403 forbidden         readable, but not this action
     ├── Conflict                  409 conflict          the state forbids it (a name taken …)
     ├── ValidationFailed          422 validation_failed bad input; ``field`` names it
+    ├── RateLimited               429 rate_limited      too many submissions from here: later
     └── SyncError                 502 sync_error        a Teams sync run failed
         ├── RetriableSyncError    503 sync_retriable    throttled or unavailable: retried
         ├── FatalSyncError        502 sync_fatal        wrong credentials or permissions: stop
@@ -64,6 +65,13 @@ class Conflict(GatherlyError):
 
     status_code = 409
     code = "conflict"
+
+
+class RateLimited(GatherlyError):
+    """Too many requests of this kind from here in a short time; try again later."""
+
+    status_code = 429
+    code = "rate_limited"
 
 
 class ValidationFailed(GatherlyError):
