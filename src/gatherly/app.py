@@ -8,6 +8,7 @@ from fastapi_offline import FastAPIOffline
 import gatherly.models  # noqa: F401 - registers every record type with the access engine
 from gatherly import __version__
 from gatherly.api import errors
+from gatherly.capture.router import forms_router, pages_router
 from gatherly.capture.router import router as duplicates_router
 from gatherly.contact.router import contacts, leads
 from gatherly.core import changes, crypto
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         email_router,
         journeys_router,
         duplicates_router,
+        forms_router,
+        pages_router,
     ):
         app.include_router(router, prefix=API)
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 import gatherly.models  # noqa: F401 - registers every record type
 from gatherly.capture.cli import app as duplicates_app
+from gatherly.capture.cli import forms_app
 from gatherly.core import crypto, migrate
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory, session_scope, transaction
@@ -59,6 +60,7 @@ app.add_typer(lists_app, name="lists")
 app.add_typer(email_app, name="email")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(duplicates_app, name="duplicates")
+app.add_typer(forms_app, name="forms")
 app.add_typer(audit_app, name="audit")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(secret_key_app, name="secret-key")

@@ -18,6 +18,7 @@ import gatherly.models
 from gatherly.access.levels import Level
 from gatherly.access.models import RecordShare
 from gatherly.capture import duplicates
+from gatherly.capture import forms as capture_forms
 from gatherly.contact import matching
 from gatherly.core.db import utcnow
 from gatherly.email import audience as audiences
@@ -134,6 +135,7 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
     )
     job = duplicates.start_job(db=db, principal=admin_actor, record_type="contact", queue=None)
     twins = [f.contact(db, org.users["admin"], email="twin@example.com").id for _ in range(2)]
+    form, page, submission = form_targets(db, admin_actor, client)
     bounce = audiences.suppress(
         db=db, email="gone@example.com", reason="hard_bounce", source="smtp"
     )
@@ -159,6 +161,9 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
         "suppression_id": bounce.id,
         "send_id": send,
         "rule_id": rule.id,
+        "form_id": form,
+        "page_id": page,
+        "submission_id": submission,
         "job_id": job.id,
         **journeys,
     }
@@ -216,6 +221,12 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
         },
         "/duplicates/rules/{rule_id}": {"name": "Renamed"},
         "/duplicates/jobs": {"record_type": "contact"},
+        "/forms": {"name": "Intruder", "fields": [{"key": "email", "label": "Email"}]},
+        "/forms/{form_id}": {"name": "Renamed"},
+        "/forms/{form_id}/state": {"state": "live"},
+        "/pages": {"name": "Intruder", "slug": "intruder"},
+        "/pages/{page_id}": {"title": "Renamed"},
+        "/pages/{page_id}/state": {"state": "live"},
         "/duplicates/merge": {
             "record_type": "contact",
             "master_id": twins[0],
@@ -223,6 +234,29 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
         },
     }
     return {"ids": ids, "bodies": bodies, "shares": shares, "org": org}
+
+
+def form_targets(db: Session, admin: Any, client: TestClient) -> tuple[int, int, int]:
+    """A live form, a page showing it, and a submission sent through it."""
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    form = capture_forms.create_form(
+        db=db,
+        principal=admin,
+        form_in={"name": "Walk", "fields": [{"key": "email", "label": "Email"}]},
+    )
+    capture_forms.set_form_state(db=db, principal=admin, form_id=form.id, state="live")
+    page = capture_forms.create_page(
+        db=db, principal=admin, page_in={"name": "Walk", "slug": "walk", "form_id": form.id}
+    )
+    sent = capture_forms.submit(
+        db=db,
+        settings=settings,
+        form_id=form.id,
+        raw={"email": "walk@example.com", "_token": capture_forms.form_token(settings, form)},
+        address="127.0.0.1",
+    )
+    assert sent.submission is not None
+    return form.id, page.id, sent.submission.id
 
 
 def email_targets(db: Session, admin: Any) -> tuple[int, int]:

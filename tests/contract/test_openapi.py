@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from gatherly.app import create_app
 from gatherly.capture import duplicates
+from gatherly.capture import forms as capture_forms
 from gatherly.core import migrate
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine
@@ -167,6 +168,11 @@ def own() -> dict[str, Any]:
             job = duplicates.start_job(
                 db=db, principal=principal, record_type="contact", queue=None
             )
+            form = capture_forms.create_form(
+                db=db,
+                principal=principal,
+                form_in={"name": "C", "fields": [{"key": "email", "label": "Email"}]},
+            )
             headers = f.token(db, admin)  # commits
             return {
                 "headers": headers,
@@ -175,6 +181,7 @@ def own() -> dict[str, Any]:
                 "event_id": event.id,
                 "journey_id": journey.id,
                 "job_id": job.id,
+                "form_id": form.id,
             }
     finally:
         engine.dispose()

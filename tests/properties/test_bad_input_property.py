@@ -82,8 +82,14 @@ def world(client: TestClient, db: Session) -> dict[str, Any]:
     job = client.post(
         f"{API}/duplicates/jobs", json={"record_type": "contact"}, headers=admin
     ).json()
+    form = client.post(
+        f"{API}/forms",
+        json={"name": "F", "fields": [{"key": "email", "label": "Email"}]},
+        headers=admin,
+    ).json()
     ids = {
         "job_id": job["id"],
+        "form_id": form["id"],
         "segment_id": segment["id"],
         "list_id": mlist["id"],
         "event_id": event.id,

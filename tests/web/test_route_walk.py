@@ -31,6 +31,11 @@ OPEN = {
     ("GET", "/email/o/{token}.gif"),
     ("GET", "/email/c/{token}"),
     ("GET", "/email/preview/{kind}"),
+    # Marketing pages and forms for anyone (web/public_forms.py; tests/api/test_forms.py):
+    # the signed form token, the honeypot and the rate limits stand in for CSRF.
+    ("GET", "/p/{slug}"),
+    ("GET", "/f/{form_id}"),
+    ("POST", "/f/{form_id}"),
 }
 CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -62,6 +67,19 @@ def test_the_walk_sees_the_pages() -> None:
     assert {"/segments/{segment_id}/members.csv", "/lists/{list_id}/members.csv"} <= paths
     # The journey designer's forms (issue 16) are changes like the others.
     assert {"/journeys/{journey_id}/steps", "/journeys/{journey_id}/audience"} <= paths
+    # Duplicates (issue B8): the search, the merge, the import and the rules are changes too.
+    changes = {path for method, path in ROUTES if method == "POST"}
+    assert {
+        "/duplicates",
+        "/duplicates/merge",
+        "/contacts/new",
+        "/contacts/import",
+        "/leads/import",
+        "/admin/duplicate-rules",
+        "/admin/duplicate-rules/{rule_id}/published",
+        "/admin/duplicate-rules/{rule_id}/delete",
+    } <= changes
+    assert "/duplicates/jobs/{job_id}" in paths
 
 
 def test_no_page_answers_without_a_session(client: TestClient) -> None:

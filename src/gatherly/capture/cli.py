@@ -6,14 +6,17 @@ the system); looking for duplicates and merging act as the ``--as`` user, as the
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gatherly.capture import duplicates, merge
+from gatherly.capture import duplicates, forms, merge
 from gatherly.capture import schemas as s
 from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json, validated
 from gatherly.contact import matching
@@ -280,3 +283,209 @@ def merge_command(
         return
     moved = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in data["moved"].items()) or "nothing"
     out.print(f"merged {record_type} {duplicate_id} into {master_id}; moved: {moved}", markup=False)
+
+
+# ------------------------------------------------------------------ gatherly forms
+
+forms_app = typer.Typer(
+    help="Marketing forms and pages: make them, take them live, embed them, read what people sent.",
+    no_args_is_help=True,
+)
+pages_app = typer.Typer(help="Marketing pages at /p/{slug}.", no_args_is_help=True)
+forms_app.add_typer(pages_app, name="pages")
+FormArg = Annotated[int, typer.Argument(help="Form id.", min=1, max=MAX_ID)]
+PageArg = Annotated[int, typer.Argument(help="Page id.", min=1, max=MAX_ID)]
+
+
+def _read_spec(path: Path) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValidationFailed(f"cannot read {path}: {exc}", field="file") from None
+    if not isinstance(data, dict):
+        raise ValidationFailed("the file must hold a mapping of the form's settings", field="file")
+    return data
+
+
+def _form_out(row: Any) -> dict[str, Any]:
+    return s.FormOut.model_validate(row).model_dump(mode="json")
+
+
+@forms_app.command("list")
+def forms_list(as_user: AsOpt, as_json: JsonOpt = False) -> None:
+    """The forms the user may read."""
+    with acting(as_user) as (db, principal):
+        rows = [
+            _form_out(r)
+            for r in every_page(
+                lambda cursor: forms.list_forms(
+                    db=db, principal=principal, cursor=cursor, limit=500
+                )
+            )
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "name", "state", "fields", "on submit")
+    for r in rows:
+        table.add_row(
+            str(r["id"]), escape(r["name"]), r["state"], str(len(r["fields"])), r["on_submit"]
+        )
+    out.print(table)
+
+
+@forms_app.command("create")
+def forms_create(
+    file: Annotated[
+        Path, typer.Argument(help="The form's settings, YAML or JSON ('-': standard input).")
+    ],
+    as_user: AsOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a draft form owned by the user from a file (name, fields, consents, on_submit …)."""
+    spec = _read_spec(file)
+    with acting(as_user) as (db, principal):
+        data = _form_out(forms.create_form(db=db, principal=principal, form_in=spec))
+    if as_json:
+        print_json(data)
+        return
+    out.print(f"made draft form {data['name']!r} (id {data['id']})", markup=False)
+
+
+def _form_state(form_id: int, as_user: str, state: str) -> None:
+    with acting(as_user) as (db, principal):
+        row = forms.set_form_state(db=db, principal=principal, form_id=form_id, state=state)
+        out.print(f"form {row.name!r} is {row.state}", markup=False)
+
+
+@forms_app.command("live")
+def forms_live(form_id: FormArg, as_user: AsOpt) -> None:
+    """Take a form live: it takes submissions."""
+    _form_state(form_id, as_user, "live")
+
+
+@forms_app.command("draft")
+def forms_draft(form_id: FormArg, as_user: AsOpt) -> None:
+    """Take a form back to draft: it refuses submissions."""
+    _form_state(form_id, as_user, "draft")
+
+
+@forms_app.command("embed")
+def forms_embed(form_id: FormArg, as_user: AsOpt) -> None:
+    """Print the HTML to paste into any website."""
+    with acting(as_user) as (db, principal):
+        html = forms.embed(db=db, principal=principal, settings=Settings(), form_id=form_id)
+    sys.stdout.write(html)
+
+
+@forms_app.command("submissions")
+def forms_submissions(form_id: FormArg, as_user: AsOpt, as_json: JsonOpt = False) -> None:
+    """What people sent through a form (those the user may read), newest first."""
+    with acting(as_user) as (db, principal):
+        rows = [
+            s.SubmissionOut.model_validate(r).model_dump(mode="json")
+            for r in every_page(
+                lambda cursor: forms.list_submissions(
+                    db=db, principal=principal, form_id=form_id, cursor=cursor, limit=500
+                )
+            )
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "sent", "email", "state", "outcome")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["submitted_at"][:19],
+            escape(str(r["data"].get("email", ""))),
+            r["state"],
+            escape(r["outcome"] or r["error"]),
+        )
+    out.print(table)
+
+
+@forms_app.command("process")
+def forms_process() -> None:
+    """Process the submissions waiting now, here (the worker does this on its own)."""
+    engine = make_engine(Settings().database_url)
+    try:
+        factory = make_session_factory(engine)
+        done = 0
+        for submission_id in forms.pending(factory):
+            forms.process_submission(factory, submission_id)
+            done += 1
+    finally:
+        engine.dispose()
+    out.print(f"processed {done} submission{'s' if done != 1 else ''}")
+
+
+@pages_app.command("list")
+def pages_list(as_user: AsOpt, as_json: JsonOpt = False) -> None:
+    """The pages the user may read."""
+    with acting(as_user) as (db, principal):
+        rows = [
+            s.PageOut.model_validate(r).model_dump(mode="json")
+            for r in every_page(
+                lambda cursor: forms.list_pages(
+                    db=db, principal=principal, cursor=cursor, limit=500
+                )
+            )
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "name", "address", "state", "form")
+    for r in rows:
+        table.add_row(
+            str(r["id"]), escape(r["name"]), f"/p/{r['slug']}", r["state"], str(r["form_id"] or "")
+        )
+    out.print(table)
+
+
+@pages_app.command("create")
+def pages_create(
+    name: Annotated[str, typer.Argument(help="What to call it.")],
+    slug: Annotated[str, typer.Option(help="Its address: /p/SLUG.")],
+    as_user: AsOpt,
+    form: Annotated[int | None, typer.Option(help="The form it shows.", min=1)] = None,
+    title: Annotated[str, typer.Option(help="The heading visitors see.")] = "",
+    body: Annotated[
+        Path | None, typer.Option(help="A text file: paragraphs split by blank lines.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a draft page owned by the user."""
+    text = ""
+    if body is not None:
+        try:
+            text = body.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValidationFailed(f"cannot read {body}: {exc}", field="body") from None
+    spec = {"name": name, "slug": slug, "title": title, "body": text, "form_id": form}
+    with acting(as_user) as (db, principal):
+        row = forms.create_page(
+            db=db, principal=principal, page_in={k: v for k, v in spec.items() if v is not None}
+        )
+        data = s.PageOut.model_validate(row).model_dump(mode="json")
+    if as_json:
+        print_json(data)
+        return
+    out.print(f"made draft page {name!r} at /p/{data['slug']} (id {data['id']})", markup=False)
+
+
+@pages_app.command("publish")
+def pages_publish(page_id: PageArg, as_user: AsOpt) -> None:
+    """Publish a page at /p/{slug}."""
+    with acting(as_user) as (db, principal):
+        row = forms.set_page_state(db=db, principal=principal, page_id=page_id, state="live")
+        out.print(f"page {row.name!r} is live at /p/{row.slug}", markup=False)
+
+
+@pages_app.command("unpublish")
+def pages_unpublish(page_id: PageArg, as_user: AsOpt) -> None:
+    """Take a page down."""
+    with acting(as_user) as (db, principal):
+        row = forms.set_page_state(db=db, principal=principal, page_id=page_id, state="draft")
+        out.print(f"page {row.name!r} is down", markup=False)

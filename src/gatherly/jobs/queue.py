@@ -19,6 +19,7 @@ from huey.exceptions import TaskLockedException  # type: ignore[import-untyped]
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.capture import duplicates as duplicate_jobs
+from gatherly.capture import forms as capture_forms
 from gatherly.core import changes
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory, utcnow
@@ -120,6 +121,20 @@ class Jobs:
             if job is not None:
                 log.info("duplicate job %s: %s, %s pairs", job_id, job.state, job.pairs)
 
+        @self.huey.task(name="forms.process")  # type: ignore[untyped-decorator]
+        def forms_process(submission_id: int) -> None:
+            row = capture_forms.process_submission(self.session_factory(), submission_id)
+            if row is not None:
+                log.info("submission %s: %s (%s)", submission_id, row.state, row.outcome)
+
+        @self.huey.periodic_task(crontab(minute="*"), name="forms.schedule")  # type: ignore[untyped-decorator]
+        def forms_schedule() -> None:
+            # Submissions a lost wake-up or a killed worker left pending.
+            for submission_id in capture_forms.pending(self.session_factory()):
+                self.forms_process(submission_id)
+
+        self.forms_process: Any = forms_process
+        self.forms_schedule: Any = forms_schedule
         self.duplicates_detect: Any = duplicates_detect
         self.journeys_tick: Any = journeys_tick
         self.email_send: Any = email_send
@@ -209,6 +224,10 @@ class Jobs:
         db.commit()
         self.enqueue_sync(run_id=run.id, webinar_graph_id=webinar_graph_id)
         return run
+
+    def enqueue_submission(self, *, submission_id: int) -> None:
+        """Queue a stored form submission for the worker."""
+        self.forms_process(submission_id)
 
     def enqueue_duplicates(self, *, job_id: int) -> None:
         """Queue a recorded duplicate detection job for the worker."""

@@ -92,6 +92,66 @@ def owners_of(db: WebDb, viewer: Viewer, records: Sequence[PersonMixin]) -> dict
     }
 
 
+# ------------------------------------------------------------------ after a merge
+
+# What a merge moves to the master (``capture.merge.Merged.moved``), in words.
+MOVED_WORDS = {
+    "registrations": ("registration", "registrations"),
+    "attendance": ("attendance record", "attendance records"),
+    "leads": ("lead", "leads"),
+    "list_memberships": ("list membership", "list memberships"),
+    "email_deliveries": ("email sent", "emails sent"),
+    "email_interactions": ("email open or click", "email opens and clicks"),
+    "journey_passes": ("journey pass", "journey passes"),
+}
+FIELD_WORDS = {
+    "email": "email",
+    "first_name": "first name",
+    "last_name": "last name",
+    "company": "company",
+    "job_title": "job title",
+    "phone": "phone",
+    "country": "country",
+    "custom": "custom properties",
+}
+
+
+def merged_query(merged_id: int, moved: dict[str, int], fields: Sequence[str]) -> str:
+    """The query a record's page is opened with after a merge, for :func:`merged_notice`."""
+    query = {"merged": str(merged_id)}
+    if moved:
+        query["moved"] = ",".join(f"{k}:{n}" for k, n in moved.items() if k in MOVED_WORDS)
+    if fields:
+        query["took"] = ",".join(f for f in fields if f in FIELD_WORDS)
+    return urlencode(query)
+
+
+def _and(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def merged_notice(noun: str, merged: str, moved: str, took: str) -> str:
+    """What a merge did, said on the master's page; only known words and numbers are taken
+    from the address, so a link cannot make the page say anything else."""
+    if not (merged.isascii() and merged.isdigit() and len(merged) < 20):
+        return ""
+    text = f"Merged {noun} {int(merged)} into this one."
+    counts = []
+    for part in moved.split(",")[: len(MOVED_WORDS)]:
+        key, _, number = part.partition(":")
+        if key in MOVED_WORDS and number.isascii() and number.isdigit() and len(number) < 10:
+            one, many = MOVED_WORDS[key]
+            counts.append(f"{int(number)} {one if int(number) == 1 else many}")
+    if counts:
+        text += f" Moved to it: {_and(counts)}."
+    elif noun == "contact":
+        text += " It had no history to move."
+    fields = [FIELD_WORDS[f] for f in took.split(",") if f in FIELD_WORDS]
+    if fields:
+        text += f" Taken from the merged {noun}: {_and(list(dict.fromkeys(fields)))}."
+    return text
+
+
 # ------------------------------------------------------------------ the list
 
 
@@ -228,7 +288,13 @@ def _timeline(db: WebDb, viewer: Viewer, contact_id: int) -> list[dict[str, Any]
 
 @router.get("/contacts/{contact_id}", response_class=HTMLResponse)
 def contact_page(
-    request: Request, db: WebDb, viewer: CurrentViewer, contact_id: PathId
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    contact_id: PathId,
+    merged: str = "",
+    moved: str = "",
+    took: str = "",
 ) -> Response:
     """A contact's properties, origin, ownership, webinar timeline and marketing lists."""
     contact = contact_service.get(
@@ -257,5 +323,6 @@ def contact_page(
         ),
         duration=duration,
         status_labels=STATUS_LABELS,
+        merged_notice=merged_notice("contact", merged, moved, took),
         **may(db, viewer, CONTACT.record_type, contact),
     )

@@ -16,7 +16,7 @@ from gatherly.contact import service
 from gatherly.contact.models import Lead
 from gatherly.core.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
 from gatherly.web import people
-from gatherly.web.contacts import country_name, full_name, owners_of
+from gatherly.web.contacts import country_name, full_name, merged_notice, owners_of
 from gatherly.web.pages import CsrfChecked, CurrentViewer, WebDb, may, page
 
 router = APIRouter(include_in_schema=False)
@@ -91,7 +91,13 @@ def lead_list(
 
 @router.get("/leads/{lead_id}")
 def lead_page(
-    lead_id: PathId, request: Request, db: WebDb, viewer: CurrentViewer, qualified: str = ""
+    lead_id: PathId,
+    request: Request,
+    db: WebDb,
+    viewer: CurrentViewer,
+    qualified: str = "",
+    merged: str = "",
+    took: str = "",
 ) -> Response:
     """A lead's properties, ownership, its contact (when qualified) and what may be done."""
     lead = service.get(db=db, principal=viewer.principal, kind=LEAD, record_id=lead_id)
@@ -117,6 +123,7 @@ def lead_page(
         qualified=qualified if qualified in ("created", "linked") else "",
         statuses=people.STATUS_LABELS,
         custom=people.custom_text(lead.custom),
+        merged_notice=merged_notice("lead", merged, "", took),
         **may(db, viewer, LEAD.record_type, lead),
     )
 

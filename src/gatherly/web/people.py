@@ -4,13 +4,16 @@ to another owner, share and unshare (SPEC M, B3, T8).
 Both kinds get the same routes under their own path (``/contacts/…``, ``/leads/…``), and
 every change goes through ``contact.service`` with the viewer's principal, as the REST API
 does: the forms offer only what the viewer holds (the rights to share, the owners to pick),
-and the service checks again.
+and the service checks again. A save the duplicate-detection rules refuse (SPEC B8) shows
+the form again (409) with the matching records the viewer may read, and a button that
+sends it again with ``allow_duplicate``.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -192,13 +195,16 @@ def _form_page(
     record: PersonMixin | None,
     values: dict[str, str],
     errors: dict[str, str] | None = None,
+    duplicates: list[dict[str, Any]] | None = None,
 ) -> Response:
+    status = 409 if duplicates else 422 if errors else 200
     return page(
         request,
         "people/form.html",
         viewer,
-        status_code=422 if errors else 200,
+        status_code=status,
         pk=pk,
+        duplicates=duplicates or [],
         record=record,
         name=full_name(record) if record is not None else None,
         values=values,
@@ -207,6 +213,22 @@ def _form_page(
         me=f"user:{viewer.user.id}",
         statuses=STATUS_LABELS,
     )
+
+
+def _matches(exc: service.DuplicateFound) -> list[dict[str, Any]]:
+    """The records a refused save would duplicate (those the viewer may read), for the form."""
+    out = []
+    for match in exc.extra.get("matches", []):
+        created = match.get("created_at")
+        name = f"{match.get('first_name') or ''} {match.get('last_name') or ''}".strip()
+        out.append(
+            {
+                **match,
+                "name": name or match.get("email") or f"Record {match['id']}",
+                "created_at": datetime.fromisoformat(created) if created else None,
+            }
+        )
+    return out
 
 
 def _save(
@@ -219,13 +241,21 @@ def _save(
 ) -> Response:
     values = {name: _text(form, name) for name in (*pk.fields, "custom", "owner")}
     data: dict[str, Any] = {name: values[name] for name in pk.fields}
+    # Sent by the "Create anyway" / "Save anyway" button the duplicate warning offers.
+    allow_duplicate = _text(form, "allow_duplicate") == "true"
     try:
         data["custom"] = parse_custom(values["custom"])
         if record is None:
             if values["owner"]:
                 data["owner"] = _owner_ref(values["owner"], "owner")
             body = parse_fields(pk.create, data)
-            saved = service.create(db=db, principal=viewer.principal, kind=pk.kind, record_in=body)
+            saved = service.create(
+                db=db,
+                principal=viewer.principal,
+                kind=pk.kind,
+                record_in=body,
+                allow_duplicate=allow_duplicate,
+            )
         else:
             saved = service.update(
                 db=db,
@@ -233,7 +263,11 @@ def _save(
                 kind=pk.kind,
                 record_id=record.id,
                 record_in=parse_fields(pk.update, data),
+                allow_duplicate=allow_duplicate,
             )
+    except service.DuplicateFound as exc:
+        db.rollback()  # nothing was written; the viewer decides
+        return _form_page(request, db, viewer, pk, record, values, duplicates=_matches(exc))
     except (ValidationFailed, Forbidden, NotFound) as exc:
         db.rollback()  # NotFound here is the owner picked (owner.id): the record was read
         field = (exc.field or "").split(".")[0]

@@ -12,13 +12,17 @@ from gatherly.web import (
     bulk,
     catcher,
     contacts,
+    duplicate_rules,
+    duplicates,
     email,
     email_sends,
     events,
+    imports,
     journeys,
     leads,
     pages,
     people,
+    public_forms,
     recipients,
     segments,
     teams,
@@ -31,21 +35,26 @@ def install(app: FastAPI) -> None:
     """Serve the UI at ``/`` beside the API."""
     pages.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    # people before contacts and leads: /contacts/new before /contacts/{contact_id}.
+    # people and imports before contacts and leads: /contacts/new and /contacts/import
+    # before /contacts/{contact_id}.
     # recipients before email: its /email/u/…, /email/s/… are public pages.
     for module in (
         teams,
         events,
         people,
+        imports,
         contacts,
         leads,
+        duplicates,
         segments,
         bulk,
         recipients,
+        public_forms,
         email_sends,
         email,
         journeys,
         admin,
+        duplicate_rules,
         tokens,
         catcher,
     ):
