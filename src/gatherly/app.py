@@ -18,6 +18,7 @@ from gatherly.email.router import router as email_router
 from gatherly.event.router import router as events_router
 from gatherly.jobs.queue import app_jobs
 from gatherly.journey.router import router as journeys_router
+from gatherly.linkedin.router import router as linkedin_router
 from gatherly.org.router import router as org_router
 from gatherly.segment.router import lists as lists_router
 from gatherly.segment.router import router as segments_router
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         duplicates_router,
         forms_router,
         pages_router,
+        linkedin_router,
     ):
         app.include_router(router, prefix=API)
 

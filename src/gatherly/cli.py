@@ -26,6 +26,7 @@ from gatherly.email.cli import app as email_app
 from gatherly.event.cli import contacts_app, events_app
 from gatherly.jobs.cli import worker as worker_command
 from gatherly.journey.cli import app as journeys_app
+from gatherly.linkedin.cli import app as linkedin_app
 from gatherly.org import defaults
 from gatherly.org.cli import (
     access_app,
@@ -61,6 +62,7 @@ app.add_typer(email_app, name="email")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(duplicates_app, name="duplicates")
 app.add_typer(forms_app, name="forms")
+app.add_typer(linkedin_app, name="linkedin")
 app.add_typer(audit_app, name="audit")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(secret_key_app, name="secret-key")

@@ -9,6 +9,7 @@ from gatherly.core.db import Base
 from gatherly.email import models as email_models
 from gatherly.event import models as event_models
 from gatherly.journey import models as journey_models
+from gatherly.linkedin import models as linkedin_models
 from gatherly.org import models as org_models
 from gatherly.segment import models as segment_models
 from gatherly.teams import models as teams_models
@@ -24,6 +25,7 @@ __all__ = [
     "email_models",
     "event_models",
     "journey_models",
+    "linkedin_models",
     "org_models",
     "segment_models",
     "teams_models",

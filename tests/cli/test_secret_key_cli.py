@@ -34,6 +34,18 @@ tenant_server = teams_fixtures.tenant_server
 tenant = teams_fixtures.tenant
 
 COLUMN = "teams_connection.client_secret_encrypted"
+# Every column that holds secrets (the CLI's process imports every domain; so does this one).
+ALL_COLUMNS = sorted(c.label for c in crypto.encrypted_columns())
+
+
+def counts(teams: int) -> dict[str, int]:
+    """What verify and rotate report: the Teams secret, and none in the other columns."""
+    return {c: 0 for c in ALL_COLUMNS} | {COLUMN: teams}
+
+
+def said(teams: int) -> str:
+    """The same, as the CLI prints it."""
+    return ", ".join(f"{c}: {n}" for c, n in sorted(counts(teams).items()))
 KEY_A = "key-a-" + "a" * 40
 KEY_B = "key-b-" + "b" * 40
 # What checking a connection whose secret does not decrypt raises (the sync: FatalSyncError;
@@ -180,7 +192,7 @@ def test_the_first_run_generates_the_key_file_and_the_next_run_reuses_it(
         assert token
         assert secret not in token
         # The public default of earlier releases opens nothing; the generated key does.
-        assert crypto.verify(db, key=SecretStr(key)) == {COLUMN: 1}
+        assert crypto.verify(db, key=SecretStr(key)) == counts(1)
         with pytest.raises(crypto.SecretUnreadable):
             crypto.verify(db, key=SecretStr(crypto.PUBLIC_DEFAULT))
 
@@ -199,7 +211,7 @@ def test_a_short_key_warns_on_stderr(cli: Callable[..., Result], db_url: str) ->
     assert result.returncode == 0, result.stderr
     assert "GATHERLY_SECRET_KEY is only 9 characters" in result.stderr
     assert "secret key: from GATHERLY_SECRET_KEY" in result.stdout
-    assert f"0 stored secret(s) ({COLUMN}: 0), all readable with this key" in result.stdout
+    assert f"0 stored secret(s) ({said(0)}), all readable with this key" in result.stdout
 
 
 def test_serve_refuses_the_old_public_default_before_touching_anything(tmp_path: Path) -> None:
@@ -231,7 +243,7 @@ def test_rotate_with_the_key_file_re_encrypts_every_secret_and_replaces_the_key(
 
     result = script(database_url, "secret-key", "rotate", key_file=key_file)
     assert result.returncode == 0, result.stderr
-    assert f"Re-encrypted 1 stored secret(s) ({COLUMN}: 1) with the new key." in result.stdout
+    assert f"Re-encrypted 1 stored secret(s) ({said(1)}) with the new key." in result.stdout
     assert f"The new key is in {key_file} (mode 0600)." in result.stdout
     new_key = key_file.read_text().strip()
     assert new_key != old_key
@@ -242,7 +254,7 @@ def test_rotate_with_the_key_file_re_encrypts_every_secret_and_replaces_the_key(
 
     assert stored_token(session_factory) != old_token
     assert readable_with(session_factory, old_key) is None
-    assert readable_with(session_factory, new_key) == {COLUMN: 1}
+    assert readable_with(session_factory, new_key) == counts(1)
     # A process started now reads the new key from the file, and the connection still works.
     assert_connection_works(
         session_factory,
@@ -251,7 +263,7 @@ def test_rotate_with_the_key_file_re_encrypts_every_secret_and_replaces_the_key(
     with session_factory() as db:
         entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "secret_key.rotate")).one()
         assert entry.actor_id is None
-        assert entry.details == {"secrets": {COLUMN: 1}, "key_source": "file"}
+        assert entry.details == {"secrets": counts(1), "key_source": "file"}
         assert old_key not in json.dumps(entry.details) + new_key
 
 
@@ -273,7 +285,7 @@ def test_rotate_with_an_environment_key_prints_the_value_to_set(
     assert f"GATHERLY_SECRET_KEY={new_key}\n" in result.stdout
     assert "Restart `gatherly serve` and every `gatherly worker`" in result.stdout
     assert readable_with(session_factory, KEY_A) is None
-    assert readable_with(session_factory, new_key) == {COLUMN: 1}
+    assert readable_with(session_factory, new_key) == counts(1)
     assert_connection_works(
         session_factory, Settings(database_url=database_url, secret_key=SecretStr(new_key))
     )
@@ -343,7 +355,7 @@ def test_secrets_kept_under_the_old_public_default_move_to_a_new_key_file(
     assert result.exit_code == 0, f"{result.output}{result.exception!r}"
     assert mode(key_file) == 0o600
     assert readable_with(session_factory, crypto.PUBLIC_DEFAULT) is None
-    assert readable_with(session_factory, key_file.read_text().strip()) == {COLUMN: 1}
+    assert readable_with(session_factory, key_file.read_text().strip()) == counts(1)
     assert_connection_works(session_factory, settings)
 
 
@@ -408,7 +420,7 @@ def test_check_names_the_source_and_refuses_a_key_that_misses_a_secret(
     assert json.loads(result.stdout) == {
         "source": "environment",
         "key_file": None,
-        "secrets": {COLUMN: 1},
+        "secrets": counts(1),
     }
     wrong = invoke(database_url, "secret-key", "check", key=KEY_B)
     assert isinstance(wrong.exception, crypto.SecretUnreadable)

@@ -161,10 +161,11 @@ def update_form(
     checked and processed by what it says now."""
     row = get_form(db=db, principal=principal, form_id=form_id, privilege=Privilege.WRITE)
     body = _validated(s.FormFields, changes_in)
-    values = _check_form(db, body.model_dump(include=body.model_fields_set))
-    for name in ("name", "fields", "consents", "on_submit", "submit_label"):
-        if name in values and values[name] is None:
-            raise ValidationFailed(f"{name} cannot be empty", field=name)
+    values = body.model_dump(include=body.model_fields_set)
+    for name, value in values.items():
+        if value is None and name not in ("rule_id", "redirect_url"):
+            raise ValidationFailed(f"{name} cannot be null", field=name)
+    values = _check_form(db, values)
     for name, value in values.items():
         setattr(row, name, value)
     owned.touch(row, principal)
@@ -382,9 +383,9 @@ def update_page(
     row = get_page(db=db, principal=principal, page_id=page_id, privilege=Privilege.WRITE)
     body = _validated(s.PageFields, changes_in)
     values = body.model_dump(include=body.model_fields_set)
-    for name in ("name", "slug"):
-        if name in values and values[name] is None:
-            raise ValidationFailed(f"{name} cannot be empty", field=name)
+    for name, value in values.items():
+        if value is None and name != "form_id":
+            raise ValidationFailed(f"{name} cannot be null", field=name)
     _check_page(db, principal, values, row.id)
     for name, value in values.items():
         setattr(row, name, value)

@@ -117,7 +117,11 @@ def import_csv(
     report = ImportReport(record_type=kind.record_type)
     owner = owner or OwnerRef(type="user", id=principal.user_id)
     bu_id = service.resolve_owner(db=db, owner=owner)
-    for line, row in _rows(text, kind.record_type):
+    try:
+        rows = list(_rows(text, kind.record_type))
+    except csv.Error as exc:
+        raise ValidationFailed(f"the file is not CSV: {exc}", field="file") from None
+    for line, row in rows:
         if "__error__" in row:
             report.rows.append(RowResult(line, REFUSED, message=row["__error__"]))
             continue

@@ -125,6 +125,35 @@ class Settings(BaseSettings):
         description="How long a send stays with the worker on it without word from it; after "
         "that (the worker died) another worker resumes it.",
     )
+    linkedin_client_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The LinkedIn app's client id (Lead Sync API product). Unset: LinkedIn "
+        "cannot be connected.",
+    )
+    linkedin_client_secret: SecretStr | None = Field(
+        default=None, description="The LinkedIn app's client secret."
+    )
+    linkedin_auth_url: str = Field(
+        default="https://www.linkedin.com",
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="Where members sign in to connect LinkedIn (OAuth 2.0); the bundled "
+        "emulator's address in the demo and the tests.",
+    )
+    linkedin_api_url: str = Field(
+        default="https://api.linkedin.com",
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="LinkedIn's API (the bundled emulator's address in the demo and tests).",
+    )
+    linkedin_version: str = Field(
+        default="202511",
+        pattern=r"^20[0-9]{2}(0[1-9]|1[0-2])$",
+        description="The LinkedIn-Version header (YYYYMM): LinkedIn retires a version about a "
+        "year after it ships.",
+    )
+    linkedin_poll_minutes: int = Field(
+        default=5, ge=1, le=1440, description="How often connected LinkedIn profiles are polled."
+    )
 
     # Set by ``crypto.resolve``: the key above was checked (and warned about) once.
     _secret_key_resolved: bool = PrivateAttr(default=False)

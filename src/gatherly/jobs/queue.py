@@ -25,6 +25,7 @@ from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory, utcnow
 from gatherly.email import delivery as email_delivery
 from gatherly.journey import engine as journey_engine
+from gatherly.linkedin import intake as linkedin_intake
 from gatherly.segment import jobs as segment_jobs
 from gatherly.teams import jobs as teams_jobs
 from gatherly.teams import sync
@@ -133,6 +134,27 @@ class Jobs:
             for submission_id in capture_forms.pending(self.session_factory()):
                 self.forms_process(submission_id)
 
+        @self.huey.task(name="linkedin.poll")  # type: ignore[untyped-decorator]
+        def linkedin_poll(profile_id: int) -> None:
+            # No lock: two polls at once only ask LinkedIn twice; each response is taken once
+            # (unique id), and a lock left by a killed worker would stop the profile for good.
+            report = linkedin_intake.poll(self.session_factory(), self.settings, profile_id)
+            log.info(
+                "LinkedIn profile %s: %s taken, %s test leads, %s seen%s",
+                profile_id,
+                report.taken,
+                report.test,
+                report.seen,
+                f" ({report.error})" if report.error else "",
+            )
+
+        @self.huey.periodic_task(crontab(minute="*"), name="linkedin.schedule")  # type: ignore[untyped-decorator]
+        def linkedin_schedule() -> None:
+            for profile_id in linkedin_intake.due(self.session_factory(), self.settings):
+                self.linkedin_poll(profile_id)
+
+        self.linkedin_poll: Any = linkedin_poll
+        self.linkedin_schedule: Any = linkedin_schedule
         self.forms_process: Any = forms_process
         self.forms_schedule: Any = forms_schedule
         self.duplicates_detect: Any = duplicates_detect
@@ -224,6 +246,10 @@ class Jobs:
         db.commit()
         self.enqueue_sync(run_id=run.id, webinar_graph_id=webinar_graph_id)
         return run
+
+    def enqueue_poll(self, *, profile_id: int) -> None:
+        """Queue a poll of one LinkedIn profile for the worker."""
+        self.linkedin_poll(profile_id)
 
     def enqueue_submission(self, *, submission_id: int) -> None:
         """Queue a stored form submission for the worker."""
