@@ -53,6 +53,7 @@ def _offenders(package: str, forbidden: tuple[str, ...]) -> list[str]:
         ("org", ("contact", "event", "teams", "segment", "jobs", *INTERFACES)),
         ("graph", ("org", "access", "contact", "event", "teams", "segment", "jobs", *INTERFACES)),
         ("graph_emulator", ("graph", "teams", *INTERFACES)),  # the two check each other
+        ("linkedin_emulator", ("linkedin", "capture", "contact", *INTERFACES)),  # likewise
         ("contact", ("teams", "segment", "jobs", *INTERFACES)),
         ("event", ("teams", "segment", "jobs", *INTERFACES)),
         ("segment", ("teams", *INTERFACES)),

@@ -20,6 +20,7 @@ from gatherly.access.models import RecordShare
 from gatherly.capture import duplicates
 from gatherly.capture import forms as capture_forms
 from gatherly.contact import matching
+from gatherly.contact.schemas import OwnerRef
 from gatherly.core.db import utcnow
 from gatherly.email import audience as audiences
 from gatherly.email import sends
@@ -27,6 +28,8 @@ from gatherly.email import service as email_service
 from gatherly.email.schemas import ContentSettingIn, MessageIn
 from gatherly.jobs.queue import app_jobs
 from gatherly.journey import service as journey_service
+from gatherly.linkedin import service as linkedin_service
+from gatherly.linkedin.models import LinkedInProfile, LinkedInSource
 from gatherly.org import service as org_service
 from gatherly.segment import service as segment_service
 from tests import factories as f
@@ -136,6 +139,7 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
     job = duplicates.start_job(db=db, principal=admin_actor, record_type="contact", queue=None)
     twins = [f.contact(db, org.users["admin"], email="twin@example.com").id for _ in range(2)]
     form, page, submission = form_targets(db, admin_actor, client)
+    linkedin = linkedin_targets(db, org.users["admin"])
     bounce = audiences.suppress(
         db=db, email="gone@example.com", reason="hard_bounce", source="smtp"
     )
@@ -164,6 +168,7 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
         "form_id": form,
         "page_id": page,
         "submission_id": submission,
+        **linkedin,
         "job_id": job.id,
         **journeys,
     }
@@ -227,6 +232,17 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
         "/pages": {"name": "Intruder", "slug": "intruder"},
         "/pages/{page_id}": {"title": "Renamed"},
         "/pages/{page_id}/state": {"state": "live"},
+        "/linkedin/profiles/{profile_id}/sources/{source_id}": {"enabled": False},
+        "/linkedin/assignment-rules": {
+            "name": "Intruder",
+            "owner": {"type": "user", "id": victim.id},
+            "lead_type": "SPONSORED",
+        },
+        "/linkedin/assignment-rules/{rule_id}": {
+            "name": "Renamed",
+            "owner": {"type": "user", "id": victim.id},
+            "lead_type": "EVENT",
+        },
         "/duplicates/merge": {
             "record_type": "contact",
             "master_id": twins[0],
@@ -234,6 +250,34 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
         },
     }
     return {"ids": ids, "bodies": bodies, "shares": shares, "org": org}
+
+
+def linkedin_targets(db: Session, admin: Any) -> dict[str, int]:
+    """A connected LinkedIn profile of the admin's with one source, and an assignment rule."""
+    profile = LinkedInProfile(
+        member_id="walk",
+        name="Walk",
+        owner_type="user",
+        owner_id=admin.id,
+        owning_bu_id=admin.business_unit_id,
+        state="connected",
+        access_token_encrypted="x",
+    )
+    db.add(profile)
+    db.flush()
+    source = LinkedInSource(
+        profile_id=profile.id, owner_urn="urn:li:sponsoredAccount:1", kind="sponsoredAccount"
+    )
+    db.add(source)
+    rule = linkedin_service.save_rule(
+        db=db,
+        principal=None,
+        rule_in=linkedin_service.RuleIn(
+            name="Walk", owner=OwnerRef(type="user", id=admin.id), lead_type="SPONSORED"
+        ),
+    )
+    db.flush()
+    return {"profile_id": profile.id, "source_id": source.id, "linkedin_rule_id": rule.id}
 
 
 def form_targets(db: Session, admin: Any, client: TestClient) -> tuple[int, int, int]:
@@ -328,6 +372,8 @@ def _url(template: str, targets: dict[str, Any]) -> str:
         "record_id": org.leads["marketer"] if kind == "lead" else org.contacts["marketer"],
         "share_id": targets["shares"][kind],
     }
+    if template.startswith(f"{API}/linkedin/assignment-rules/"):
+        ids["rule_id"] = ids["linkedin_rule_id"]
     if template.startswith(f"{API}/me/tokens/"):
         ids["token_id"] = ids["my_token_id"]  # /me/tokens/{id} knows only the caller's own
     # One journey to take live, one live to pause; the draft takes the other routes.

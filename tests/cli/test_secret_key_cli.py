@@ -46,6 +46,8 @@ def counts(teams: int) -> dict[str, int]:
 def said(teams: int) -> str:
     """The same, as the CLI prints it."""
     return ", ".join(f"{c}: {n}" for c, n in sorted(counts(teams).items()))
+
+
 KEY_A = "key-a-" + "a" * 40
 KEY_B = "key-b-" + "b" * 40
 # What checking a connection whose secret does not decrypt raises (the sync: FatalSyncError;

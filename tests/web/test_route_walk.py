@@ -80,6 +80,24 @@ def test_the_walk_sees_the_pages() -> None:
         "/admin/duplicate-rules/{rule_id}/delete",
     } <= changes
     assert "/duplicates/jobs/{job_id}" in paths
+    # Forms and pages: the builder, its preview, the embed key, publishing, deleting.
+    assert {
+        "/forms/new",
+        "/forms/preview",
+        "/forms/{form_id}",
+        "/forms/{form_id}/embed-key",
+        "/forms/{form_id}/delete",
+        "/pages/new",
+        "/pages/{page_id}",
+        "/pages/{page_id}/state",
+        "/pages/{page_id}/delete",
+    } <= changes
+    assert {
+        "/forms",
+        "/pages",
+        "/forms/{form_id}/submissions",
+        "/forms/submissions/{submission_id}",
+    } <= paths
 
 
 def test_no_page_answers_without_a_session(client: TestClient) -> None:

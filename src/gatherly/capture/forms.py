@@ -386,6 +386,8 @@ def update_page(
     for name, value in values.items():
         if value is None and name != "form_id":
             raise ValidationFailed(f"{name} cannot be null", field=name)
+    if values.get("form_id") == row.form_id:
+        values.pop("form_id")  # unchanged: the caller need not be able to read it
     _check_page(db, principal, values, row.id)
     for name, value in values.items():
         setattr(row, name, value)
@@ -444,8 +446,12 @@ def public_page(*, db: Session, slug: str, visitor: str | None) -> PublicPage:
             kind=PAGE_VISITED, page_id=row.id, form_id=form.id if form else None, visitor=visitor
         )
     )
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", row.body or "") if p.strip()]
-    return PublicPage(page=row, form=form, paragraphs=paragraphs)
+    return PublicPage(page=row, form=form, paragraphs=paragraphs(row.body))
+
+
+def paragraphs(body: str | None) -> list[str]:
+    """A page's text as visitors see it: paragraphs split by blank lines."""
+    return [p.strip() for p in re.split(r"\n\s*\n", body or "") if p.strip()]
 
 
 def public_form(*, db: Session, form_id: int) -> MarketingForm:

@@ -162,7 +162,10 @@ class CaptureInteraction(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
     form_id: Mapped[int | None] = mapped_column(ForeignKey("marketing_form.id", ondelete="CASCADE"))
-    page_id: Mapped[int | None] = mapped_column(ForeignKey("marketing_page.id", ondelete="CASCADE"))
+    # A page's deletion keeps its visits and submissions on the form's counts.
+    page_id: Mapped[int | None] = mapped_column(
+        ForeignKey("marketing_page.id", ondelete="SET NULL")
+    )
     submission_id: Mapped[int | None] = mapped_column(
         ForeignKey("form_submission.id", ondelete="CASCADE"), unique=True
     )

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _last_month() -> str:
+    """Last month as LinkedIn names its API versions (``202611``)."""
+    today = datetime.now(UTC)
+    year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
+    return f"{year}{month:02d}"
 
 
 class Settings(BaseSettings):
@@ -146,10 +154,10 @@ class Settings(BaseSettings):
         description="LinkedIn's API (the bundled emulator's address in the demo and tests).",
     )
     linkedin_version: str = Field(
-        default="202511",
+        default_factory=lambda: _last_month(),
         pattern=r"^20[0-9]{2}(0[1-9]|1[0-2])$",
-        description="The LinkedIn-Version header (YYYYMM): LinkedIn retires a version about a "
-        "year after it ships.",
+        description="The LinkedIn-Version header (YYYYMM). Default: last month's, so it never "
+        "falls behind LinkedIn's one-year window; set it to pin a version you have tested.",
     )
     linkedin_poll_minutes: int = Field(
         default=5, ge=1, le=1440, description="How often connected LinkedIn profiles are polled."

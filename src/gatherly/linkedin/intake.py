@@ -44,7 +44,7 @@ from gatherly.linkedin.models import (
 
 log = logging.getLogger(__name__)
 OVERLAP = timedelta(minutes=5)  # polled again behind the position: late and tied responses
-FIRST_POLL = timedelta(days=30)  # how far back a new source is read
+FIRST_POLL = timedelta(days=90)  # how far back a new source is read (LinkedIn keeps 90 days)
 LEAD_TYPES = {
     "sponsoredAccount": ("SPONSORED",),
     "organization": ("COMPANY", "EVENT", "ORGANIZATION_PRODUCT"),
@@ -278,6 +278,9 @@ def poll(
     """Read every enabled source of a connected profile and take its new responses in.
     Each page of responses commits with the source's position, so a worker killed half-way
     repeats at most one page, and a repeated response changes nothing."""
+    if http is None:
+        with httpx.Client(timeout=30) as own:
+            return poll(factory, settings, profile_id, now=now, http=own)
     report = PollReport(profile_id=profile_id)
     now = now or utcnow()
     with factory() as db:

@@ -150,6 +150,17 @@ def complete_connect(
         ) from None
     if user_id != principal.user_id:
         raise ValidationFailed("this LinkedIn answer was for another user", field="state")
+    if http is None:
+        with httpx.Client(timeout=30) as own:
+            return complete_connect(
+                db=db,
+                principal=principal,
+                settings=settings,
+                code=code,
+                state=state,
+                redirect_uri=redirect_uri,
+                http=own,
+            )
     try:
         tokens = oauth(settings, http).exchange(code=code, redirect_uri=redirect_uri)
         probe = LinkedInClient(

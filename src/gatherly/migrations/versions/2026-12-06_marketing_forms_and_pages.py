@@ -179,7 +179,7 @@ def upgrade() -> None:
             ["page_id"],
             ["marketing_page.id"],
             name=op.f("fk_capture_interaction_page_id_marketing_page"),
-            ondelete="CASCADE",
+            ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
             ["submission_id"],

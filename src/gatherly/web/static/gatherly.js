@@ -43,3 +43,51 @@ document.addEventListener("click", (event) => {
   const button = event.target.closest("button[data-confirm]");
   if (button && !window.confirm(button.dataset.confirm)) event.preventDefault();
 });
+
+// A preview frame marked data-fit takes the height of what it shows (it is sandboxed and
+// runs no script; allow-same-origin lets this page measure it). Without this script it
+// keeps its height from the stylesheet and scrolls.
+(() => {
+  const fit = (frame) => {
+    const doc = frame.contentDocument;
+    if (doc && doc.documentElement) frame.style.height = `${doc.documentElement.scrollHeight + 4}px`;
+  };
+  document.addEventListener(
+    "load",
+    (event) => {
+      if (event.target instanceof HTMLIFrameElement && event.target.hasAttribute("data-fit")) {
+        fit(event.target);
+      }
+    },
+    true,
+  );
+  document.querySelectorAll("iframe[data-fit]").forEach((frame) => {
+    if (frame.contentDocument && frame.contentDocument.readyState === "complete") fit(frame);
+  });
+})();
+
+// A button marked data-copy-field copies the text of that field (an embed snippet); it is
+// hidden until this script shows it, and without it the field's text can be selected.
+(() => {
+  document.querySelectorAll("button[data-copy-field][hidden]").forEach((button) => {
+    button.hidden = false;
+  });
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-copy-field]");
+    if (!button) return;
+    const field = document.getElementById(button.dataset.copyField);
+    if (!field) return;
+    field.select();
+    const said = (text) => {
+      button.textContent = text;
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(field.value).then(
+        () => said("Copied"),
+        () => said("Selected: press Ctrl+C to copy"),
+      );
+    } else {
+      said("Selected: press Ctrl+C to copy");
+    }
+  });
+})();
