@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import SecretStr
@@ -154,6 +154,12 @@ def demo(
     emulator_port: Annotated[
         int, typer.Option(help="Port of the Graph emulator (0: any free port).")
     ] = 8765,
+    linkedin_fixture: Annotated[
+        Path, typer.Option(help="Sample LinkedIn data for the bundled LinkedIn emulator.")
+    ] = Path("examples/linkedin-sample.json"),
+    linkedin_port: Annotated[
+        int, typer.Option(help="Port of the LinkedIn emulator (0: any free port).")
+    ] = 8766,
 ) -> None:
     """Seed the sample organisation, sync the emulated Teams tenant, start the worker and serve."""
     from contextlib import ExitStack
@@ -262,6 +268,22 @@ def demo(
                 f"{base}/mail-catcher to read it as the recipients would.",
                 soft_wrap=True,
             )
+        with transaction(factory) as db:
+            slug = sample.sample_form(db)
+        out.print(
+            f"\nForms: a sign-up page anyone can fill in is at {base}/p/{slug}; what people "
+            "send becomes contacts and leads owned by gustav (sign in as gustav: Forms).",
+            soft_wrap=True,
+        )
+        if settings.linkedin_client_id is None:  # no LinkedIn app: the bundled emulator
+            linkedin = _linkedin_emulator(stack, linkedin_fixture, linkedin_port)
+            mail = mail.model_copy(update=linkedin)
+            out.print(
+                f"LinkedIn Lead Gen: the emulator at {linkedin['linkedin_api_url']} plays "
+                f"LinkedIn. Sign in, open {base}/linkedin, Connect and allow as Keiko Tanaka: "
+                "her sample leads arrive within a minute, owned by you.",
+                soft_wrap=True,
+            )
         organizer = sample.DEMO_ORGANIZER
         out.print(
             f"{organizer} is also a Teams organizer of the sample tenant: signed in as "
@@ -272,6 +294,27 @@ def demo(
         if serve_after:
             out.print("Worker: starting with the server (scheduled refreshes, Sync now, sends).")
             run_server(mail, host=host, port=port, worker=True)
+
+
+def _linkedin_emulator(stack: Any, fixture: Path, port: int) -> dict[str, Any]:
+    """Serve the bundled LinkedIn emulator; the settings that point Gatherly at it."""
+    from gatherly.core.background import serve_in_thread
+    from gatherly.linkedin_emulator import LinkedInState, create_linkedin_app, load_fixture
+
+    data = load_fixture(fixture)
+    try:
+        url = stack.enter_context(
+            serve_in_thread(create_linkedin_app(LinkedInState(data)), port=port)
+        )
+    except (OSError, RuntimeError):  # the port is taken: any free one will do
+        url = stack.enter_context(serve_in_thread(create_linkedin_app(LinkedInState(data))))
+    app = data["application"]
+    return {
+        "linkedin_client_id": app["client_id"],
+        "linkedin_client_secret": SecretStr(app["client_secret"]),
+        "linkedin_auth_url": url,
+        "linkedin_api_url": url,
+    }
 
 
 @contextmanager

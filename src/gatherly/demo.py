@@ -380,3 +380,64 @@ def sample_email(db: Session, settings: Settings) -> tuple[int, bool]:
         db=db, principal=olivia, message_id=message.id, list_ids=[vips], queue=Jobs(settings)
     )
     return message.id, True
+
+
+DEMO_FORM = "Autumn webinar sign-up"
+DEMO_PAGE = "autumn-webinars"
+
+
+def sample_form(db: Session) -> str:
+    """Gustav's live sign-up form on a published page at /p/autumn-webinars (idempotent by
+    name); people who send it become contacts and leads owned by Gustav. Returns the slug."""
+    from gatherly.capture import forms
+    from gatherly.capture.models import MarketingForm, MarketingPage
+    from gatherly.org.directory import load_principal
+
+    gustav = load_principal(db, org.get_user_by_username(db=db, username="gustav").id)
+    form = db.scalars(select(MarketingForm).where(MarketingForm.name == DEMO_FORM)).first()
+    if form is None:
+        form = forms.create_form(
+            db=db,
+            principal=gustav,
+            form_in={
+                "name": DEMO_FORM,
+                "description": "The sign-up for the autumn webinar series.",
+                "fields": [
+                    {"key": "email", "label": "Work email", "type": "email", "required": True},
+                    {"key": "first_name", "label": "First name", "required": True},
+                    {"key": "last_name", "label": "Last name", "required": True},
+                    {"key": "company", "label": "Company"},
+                    {"key": "country", "label": "Country", "type": "country"},
+                    {
+                        "key": "custom.interest",
+                        "label": "What interests you most?",
+                        "type": "select",
+                        "options": ["Analytics", "Automation", "Security"],
+                    },
+                ],
+                "consents": [
+                    {
+                        "key": "newsletter",
+                        "text": "Send me the monthly newsletter. I can unsubscribe at any time.",
+                    }
+                ],
+                "lead_topic": "Autumn webinar series",
+                "thank_you": "Thank you: the invitation is on its way.",
+            },
+        )
+        forms.set_form_state(db=db, principal=gustav, form_id=form.id, state="live")
+    if db.scalars(select(MarketingPage).where(MarketingPage.slug == DEMO_PAGE)).first() is None:
+        page = forms.create_page(
+            db=db,
+            principal=gustav,
+            page_in={
+                "name": "Autumn webinars",
+                "slug": DEMO_PAGE,
+                "title": "Autumn webinar series",
+                "body": "Four live sessions on analytics, automation and security.\n\n"
+                "Sign up once and we send you the invitations.",
+                "form_id": form.id,
+            },
+        )
+        forms.set_page_state(db=db, principal=gustav, page_id=page.id, state="live")
+    return DEMO_PAGE

@@ -252,3 +252,23 @@ def test_demo_seeds_a_content_setting_and_a_message_sent_to_the_vip_list(
         vips = db.scalars(select(MarketingList).where(MarketingList.name == sample.DEMO_LIST)).one()
         assert (send.message_id, send.list_ids, send.state) == (message.id, [vips.id], "scheduled")
     assert f"the list “{sample.DEMO_LIST}”" in seeded_demo.output.text
+
+
+def test_demo_publishes_a_sign_up_page_owned_by_gustav_and_offers_linkedin(
+    seeded_demo: SeededDemo,
+) -> None:
+    from gatherly.capture.models import MarketingForm, MarketingPage
+
+    text = seeded_demo.output.text
+    assert f"http://127.0.0.1:8000/p/{sample.DEMO_PAGE}" in text
+    assert "Connect and allow as Keiko Tanaka" in text
+    with session_on(seeded_demo.database_url) as db:
+        gustav = org.get_user_by_username(db=db, username="gustav")
+        form = db.scalars(select(MarketingForm).where(MarketingForm.name == sample.DEMO_FORM)).one()
+        page = db.scalars(select(MarketingPage).where(MarketingPage.slug == sample.DEMO_PAGE)).one()
+        assert (form.state, form.owner_id, page.state, page.form_id) == (
+            "live",
+            gustav.id,
+            "live",
+            form.id,
+        )
