@@ -369,3 +369,47 @@ def test_building_forms_is_checked_and_needs_rights(client: TestClient, org: Org
     )
     renamed = client.patch(f"{FORMS}/{form['id']}", json={"name": "Renamed"}, headers=headers)
     assert renamed.json()["name"] == "Renamed"
+
+
+def test_merging_a_contact_moves_its_submissions_and_visits(
+    client: TestClient, db: Session, org: Org, session_factory: sessionmaker[Session]
+) -> None:
+    form = _live_form(client, org, on_submit="contacts")
+    client.post(f"/f/{form['id']}", data={**_answers(), "_token": _token(client, form["id"])})
+    _process_all(session_factory)
+    made = db.scalar(select(Contact.id).where(Contact.email == "ada@example.com"))
+    master = org.contacts["marketer"]
+    done = client.post(
+        f"{API}/duplicates/merge",
+        json={"record_type": "contact", "master_id": master, "duplicate_id": made},
+        headers=org.headers["marketer"],
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["moved"] == {"form_submissions": 1, "capture_interactions": 1}
+    db.expire_all()
+    assert db.scalars(select(FormSubmission.contact_id)).all() == [master]
+    assert db.scalars(select(CaptureInteraction.contact_id)).all() == [master]
+
+
+def test_detail_lists_name_only_contacts_the_viewer_may_read(
+    client: TestClient, db: Session, org: Org, session_factory: sessionmaker[Session]
+) -> None:
+    form = _live_form(client, org, on_submit="contacts")
+    # Scoping is off: the submission matches the Support contact, which the marketer may
+    # not read.
+    for email in ("support@example.com", "ada@example.com"):
+        client.post(
+            f"/f/{form['id']}", data={**_answers(email=email), "_token": _token(client, form["id"])}
+        )
+    _process_all(session_factory)
+    url = f"{FORMS}/{form['id']}/interactions"
+    mine = client.get(url, headers=org.headers["marketer"]).json()["items"]
+    assert [i["contact"]["email"] if i["contact"] else None for i in mine] == [
+        "ada@example.com",
+        None,
+    ]
+    stats = client.get(f"{FORMS}/{form['id']}/stats", headers=org.headers["marketer"]).json()
+    assert stats["submissions"] == 2  # the full count, to whoever may read the form
+    everyone = client.get(url, headers=org.headers["admin"]).json()["items"]
+    assert [i["contact"]["email"] for i in everyone] == ["ada@example.com", "support@example.com"]
+    assert_error(client.get(url, headers=org.headers["support_assistant"]), 404, "form_id")

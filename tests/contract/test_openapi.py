@@ -173,6 +173,11 @@ def own() -> dict[str, Any]:
                 principal=principal,
                 form_in={"name": "C", "fields": [{"key": "email", "label": "Email"}]},
             )
+            page = capture_forms.create_page(
+                db=db,
+                principal=principal,
+                page_in={"name": "C", "slug": f"c-{uuid.uuid4().hex[:8]}"},
+            )
             headers = f.token(db, admin)  # commits
             return {
                 "headers": headers,
@@ -182,6 +187,7 @@ def own() -> dict[str, Any]:
                 "journey_id": journey.id,
                 "job_id": job.id,
                 "form_id": form.id,
+                "page_id": page.id,
             }
     finally:
         engine.dispose()

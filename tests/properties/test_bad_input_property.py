@@ -87,9 +87,13 @@ def world(client: TestClient, db: Session) -> dict[str, Any]:
         json={"name": "F", "fields": [{"key": "email", "label": "Email"}]},
         headers=admin,
     ).json()
+    page = client.post(
+        f"{API}/pages", json={"name": "P", "slug": "p-bad-input"}, headers=admin
+    ).json()
     ids = {
         "job_id": job["id"],
         "form_id": form["id"],
+        "page_id": page["id"],
         "segment_id": segment["id"],
         "list_id": mlist["id"],
         "event_id": event.id,

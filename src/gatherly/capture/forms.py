@@ -810,3 +810,64 @@ def stats(
         submissions=rows.get(FORM_SUBMITTED, 0),
         contacts=people or 0,
     )
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """A visit or a submission in a detail list: the contact when the viewer may read it,
+    else None (shown as anonymous; the counts include it either way, B11)."""
+
+    id: int
+    kind: str
+    at: Any
+    contact: Contact | None
+
+
+def interactions(
+    *,
+    db: Session,
+    principal: access.Principal,
+    form_id: int | None = None,
+    page_id: int | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """A form's or page's visits and submissions, newest first; a contact the viewer may
+    not read is anonymous."""
+    if form_id is not None:
+        get_form(db=db, principal=principal, form_id=form_id)
+        where = CaptureInteraction.form_id == form_id
+    elif page_id is not None:
+        get_page(db=db, principal=principal, page_id=page_id)
+        where = CaptureInteraction.page_id == page_id
+    else:
+        raise ValidationFailed("name a form or a page", field="form_id")
+    page = paginate(
+        db,
+        select(CaptureInteraction).where(where),
+        id_column=CaptureInteraction.id,
+        sortable={"id": CaptureInteraction.id},
+        sort="-id",
+        cursor=cursor,
+        limit=limit,
+    )
+    ids = {i.contact_id for i in page.items if i.contact_id is not None}
+    readable = (
+        {
+            c.id: c
+            for c in db.scalars(
+                access.scope(
+                    select(Contact).where(Contact.id.in_(ids)),
+                    principal=principal,
+                    record_type="contact",
+                )
+            )
+        }
+        if ids
+        else {}
+    )
+    items = [
+        Interaction(id=i.id, kind=i.kind, at=i.at, contact=readable.get(i.contact_id))
+        for i in page.items
+    ]
+    return Page(items=items, next_cursor=page.next_cursor)

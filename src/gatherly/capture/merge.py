@@ -2,7 +2,8 @@
 other's history; the other is deleted, leaving a tombstone that names the master.
 
 A contact's registrations, attendance, list memberships, email deliveries and
-interactions, journey passes and leads move to the master. Where the master already has the
+interactions, journey passes, leads, form submissions, page visits and LinkedIn leads move
+to the master (a lead's form submissions and LinkedIn leads too). Where the master already has the
 same thing (a delivery of the same send, a pass of the same journey) the master's is kept
 and the other's stays with the tombstone, anonymous, so aggregates do not change. Segment
 memberships are recomputed from the master's merged fields. Merging needs Write on both
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session, aliased
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
 from gatherly.access.models import RecordShare
+from gatherly.capture.models import CaptureInteraction, FormSubmission
 from gatherly.contact import matching
 from gatherly.contact import service as contact_service
 from gatherly.contact.models import Lead, PersonMixin, Tombstone
@@ -30,6 +32,7 @@ from gatherly.core.exceptions import NotFound, ValidationFailed
 from gatherly.email.models import EmailDelivery, EmailInteraction
 from gatherly.event.models import EventAttendance, EventRegistration
 from gatherly.journey.models import JourneyAction, JourneyMember
+from gatherly.linkedin.models import LinkedInLead
 from gatherly.segment.models import MarketingListMember, SegmentMember
 
 FIELDS = contact_service.PERSON_FIELDS
@@ -90,6 +93,7 @@ def merge(
         changed.append("custom")
     master.modified_at, master.modified_by_id = utcnow(), principal.user_id
     moved = _move_contact(db, master.id, other.id) if record_type == "contact" else {}
+    moved.update(_move_captured(db, record_type, master.id, other.id))
     if isinstance(master, Lead) and master.contact_id is None:
         master.contact_id = cast(Lead, other).contact_id
     label = contact_service._label(other)
@@ -139,6 +143,28 @@ def _get(
         raise NotFound(f"{kind.label} {record_id} not found", field="duplicate_id")
     access.require(db, principal, Privilege.WRITE, kind.record_type, found)
     return cast(PersonMixin, found)
+
+
+def _move_captured(db: Session, record_type: str, master: int, other: int) -> dict[str, int]:
+    """Form submissions, page visits and LinkedIn leads that name the duplicate."""
+    moved: dict[str, int] = {}
+    column = "contact_id" if record_type == "contact" else "lead_id"
+    models: list[Any] = [FormSubmission, LinkedInLead]
+    if record_type == "contact":
+        models.append(CaptureInteraction)
+    for model in models:
+        done = db.execute(
+            update(model)
+            .where(getattr(model, column) == other)
+            .values({column: master})
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount:  # type: ignore[attr-defined]
+            name = {FormSubmission: "form_submissions", LinkedInLead: "linkedin_leads"}.get(
+                model, "capture_interactions"
+            )
+            moved[name] = done.rowcount  # type: ignore[attr-defined]
+    return moved
 
 
 def _move_contact(db: Session, master: int, other: int) -> dict[str, int]:

@@ -222,6 +222,20 @@ def form_stats(form_id: PathId, db: DbSession, principal: CurrentPrincipal) -> A
 
 
 @forms_router.get(
+    "/{form_id}/interactions",
+    summary="Visits and submissions, naming only contacts you may read",
+    response_model=PageOut[s.InteractionOut],
+)
+def form_interactions(
+    form_id: PathId, db: DbSession, principal: CurrentPrincipal, paging: Paging
+) -> Any:
+    page = forms.interactions(
+        db=db, principal=principal, form_id=form_id, cursor=paging.cursor, limit=paging.limit
+    )
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@forms_router.get(
     "/submissions/{submission_id}",
     summary="One submission",
     response_model=s.SubmissionOut,
@@ -282,6 +296,20 @@ def page_state(page_id: PathId, body: s.StateIn, db: DbSession, principal: Curre
 @pages_router.get("/{page_id}/stats", summary="Visits, submissions and people")
 def page_stats(page_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
     return forms.stats(db=db, principal=principal, page_id=page_id)
+
+
+@pages_router.get(
+    "/{page_id}/interactions",
+    summary="Visits and submissions, naming only contacts you may read",
+    response_model=PageOut[s.InteractionOut],
+)
+def page_interactions(
+    page_id: PathId, db: DbSession, principal: CurrentPrincipal, paging: Paging
+) -> Any:
+    page = forms.interactions(
+        db=db, principal=principal, page_id=page_id, cursor=paging.cursor, limit=paging.limit
+    )
+    return {"items": page.items, "next_cursor": page.next_cursor}
 
 
 @pages_router.delete("/{page_id}", status_code=204, summary="Delete a page")

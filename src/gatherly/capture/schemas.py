@@ -243,3 +243,24 @@ class SubmissionOut(BaseModel):
     lead_id: int | None
     outcome: str
     error: str
+
+
+class InteractionContactOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    first_name: str
+    last_name: str
+    email: str | None
+
+
+class InteractionOut(BaseModel):
+    """A page visited or a form sent; ``contact`` is null (anonymous) when you may not
+    read it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    at: datetime
+    contact: InteractionContactOut | None

@@ -103,6 +103,9 @@ MOVED_WORDS = {
     "email_deliveries": ("email sent", "emails sent"),
     "email_interactions": ("email open or click", "email opens and clicks"),
     "journey_passes": ("journey pass", "journey passes"),
+    "form_submissions": ("form submission", "form submissions"),
+    "capture_interactions": ("page visit or form sent", "page visits and forms sent"),
+    "linkedin_leads": ("LinkedIn lead", "LinkedIn leads"),
 }
 FIELD_WORDS = {
     "email": "email",
