@@ -29,7 +29,7 @@ from gatherly.email.schemas import ContentSettingIn, MessageIn
 from gatherly.jobs.queue import app_jobs
 from gatherly.journey import service as journey_service
 from gatherly.linkedin import service as linkedin_service
-from gatherly.linkedin.models import LinkedInProfile, LinkedInSource
+from gatherly.linkedin.models import LinkedInLead, LinkedInProfile, LinkedInSource
 from gatherly.org import service as org_service
 from gatherly.segment import service as segment_service
 from tests import factories as f
@@ -276,8 +276,22 @@ def linkedin_targets(db: Session, admin: Any) -> dict[str, int]:
             name="Walk", owner=OwnerRef(type="user", id=admin.id), lead_type="SPONSORED"
         ),
     )
+    lead = LinkedInLead(
+        response_id="walk-1",
+        profile_id=profile.id,
+        submitted_at=utcnow(),
+        owner_type="user",
+        owner_id=admin.id,
+        owning_bu_id=admin.business_unit_id,
+    )
+    db.add(lead)
     db.flush()
-    return {"profile_id": profile.id, "source_id": source.id, "linkedin_rule_id": rule.id}
+    return {
+        "profile_id": profile.id,
+        "source_id": source.id,
+        "linkedin_rule_id": rule.id,
+        "lead_id": lead.id,
+    }
 
 
 def form_targets(db: Session, admin: Any, client: TestClient) -> tuple[int, int, int]:

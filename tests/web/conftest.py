@@ -77,6 +77,7 @@ class Live:
     url: str
     settings: Settings
     backend: str
+    app: Any = None  # the served app (a test may swap its ``state.settings`` and restore them)
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +89,7 @@ def live(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     )
     app = create_app(settings)
     with serve_asgi(app) as url:
-        yield Live(url, settings, database_url.split(":", 1)[0].split("+", 1)[0])
+        yield Live(url, settings, database_url.split(":", 1)[0].split("+", 1)[0], app)
     app.state.engine.dispose()
 
 

@@ -98,6 +98,21 @@ def test_the_walk_sees_the_pages() -> None:
         "/forms/{form_id}/submissions",
         "/forms/submissions/{submission_id}",
     } <= paths
+    # LinkedIn (issue B12): a profile's sources, reading now, disconnecting, the rules.
+    assert {
+        "/linkedin/profiles/{profile_id}/sources/{source_id}",
+        "/linkedin/profiles/{profile_id}/poll",
+        "/linkedin/profiles/{profile_id}/disconnect",
+        "/admin/linkedin-rules",
+        "/admin/linkedin-rules/{rule_id}/delete",
+    } <= changes
+    assert {
+        "/linkedin",
+        "/linkedin/connect",
+        "/linkedin/callback",
+        "/linkedin/profiles/{profile_id}",
+        "/linkedin/leads/{lead_id}",
+    } <= paths
 
 
 def test_no_page_answers_without_a_session(client: TestClient) -> None:

@@ -386,7 +386,7 @@ def update_page(
     for name, value in values.items():
         if value is None and name != "form_id":
             raise ValidationFailed(f"{name} cannot be null", field=name)
-    if values.get("form_id") == row.form_id:
+    if "form_id" in values and values["form_id"] == row.form_id:
         values.pop("form_id")  # unchanged: the caller need not be able to read it
     _check_page(db, principal, values, row.id)
     for name, value in values.items():

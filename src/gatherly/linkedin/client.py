@@ -95,7 +95,7 @@ class OAuth:
     ) -> None:
         self.auth_url = auth_url.rstrip("/")
         self.client_id, self.client_secret = client_id, client_secret
-        self.http = http or httpx.Client(timeout=30)
+        self._http = http
 
     def authorize_url(self, *, redirect_uri: str, state: str) -> str:
         """Where to send the member to allow Gatherly to read their leads."""
@@ -112,10 +112,14 @@ class OAuth:
         return f"{self.auth_url}/oauth/v2/authorization?{query}"
 
     def _grant(self, data: dict[str, str]) -> Tokens:
-        response = self.http.post(
-            f"{self.auth_url}/oauth/v2/accessToken",
-            data={**data, "client_id": self.client_id, "client_secret": self.client_secret},
-        )
+        try:
+            if self._http is None:
+                with httpx.Client(timeout=30) as http:
+                    response = self._post(http, data)
+            else:
+                response = self._post(self._http, data)
+        except httpx.HTTPError as exc:
+            raise LinkedInError(503, "UNREACHABLE", f"LinkedIn cannot be reached: {exc}") from None
         if response.status_code != 200:
             error = _error(response)
             if response.status_code in (400, 401):
@@ -130,6 +134,12 @@ class OAuth:
             expires_at=now + timedelta(seconds=int(body.get("expires_in", 3600))),
             refresh_expires_at=now + timedelta(seconds=int(refresh_in)) if refresh_in else None,
             scope=str(body.get("scope", "")),
+        )
+
+    def _post(self, http: httpx.Client, data: dict[str, str]) -> httpx.Response:
+        return http.post(
+            f"{self.auth_url}/oauth/v2/accessToken",
+            data={**data, "client_id": self.client_id, "client_secret": self.client_secret},
         )
 
     def exchange(self, *, code: str, redirect_uri: str) -> Tokens:
@@ -205,7 +215,12 @@ class LinkedInClient:
             sleep=time.sleep,
         ):
             with attempt:
-                return self._send(path, params)
+                try:
+                    return self._send(path, params)
+                except _TRANSIENT as exc:
+                    raise LinkedInError(
+                        503, "UNREACHABLE", f"LinkedIn cannot be reached: {exc}"
+                    ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def elements(self, path: str, params: str) -> Iterator[dict[str, Any]]:

@@ -302,19 +302,22 @@ def poll(
 
         client = service.client_for(db, settings, profile, http=http, on_tokens=keep)
     forms: dict[str, dict[str, Any]] = {}
+    problems = []
     try:
         for source_id in source_ids:
-            _poll_source(factory, client, source_id, now, forms, report)
+            try:
+                _poll_source(factory, client, source_id, now, forms, report)
+            except ReconnectNeeded:
+                raise
+            except LinkedInError as exc:  # this source fails; the others are still read
+                problems.append(exc.message)
     except ReconnectNeeded as exc:
         report.error = f"connect again: {exc.message}"
         _finish(factory, profile_id, now, report, state=NEEDS_RECONNECT)
         return report
-    except LinkedInError as exc:
-        report.error = exc.message
-        _finish(factory, profile_id, now, report)
-        return report
     finally:
         report.requests = client.requests
+    report.error = "; ".join(problems)
     _finish(factory, profile_id, now, report)
     return report
 

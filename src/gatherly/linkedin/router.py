@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
-from gatherly.api.params import Paging, PathId
+from gatherly.api.params import Paging, PathId, QueryId
 from gatherly.contact.schemas import CountOut, PageOut
 from gatherly.jobs.queue import app_jobs
 from gatherly.linkedin import schemas as s
@@ -81,17 +81,38 @@ def poll_now(
 
 @router.get("/leads", summary="LinkedIn leads you may read", response_model=PageOut[s.LeadOut])
 def list_leads(
-    db: DbSession, principal: CurrentPrincipal, paging: Paging, profile_id: int | None = None
+    db: DbSession,
+    principal: CurrentPrincipal,
+    paging: Paging,
+    profile_id: QueryId = None,
+    test: bool | None = None,
 ) -> Any:
     page = service.list_leads(
-        db=db, principal=principal, profile_id=profile_id, cursor=paging.cursor, limit=paging.limit
+        db=db,
+        principal=principal,
+        profile_id=profile_id,
+        test=test,
+        cursor=paging.cursor,
+        limit=paging.limit,
     )
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
 @router.get("/leads/count", summary="How many LinkedIn leads you may read")
-def count_leads(db: DbSession, principal: CurrentPrincipal) -> CountOut:
-    return CountOut(count=service.count_leads(db=db, principal=principal))
+def count_leads(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    profile_id: QueryId = None,
+    test: bool | None = None,
+) -> CountOut:
+    return CountOut(
+        count=service.count_leads(db=db, principal=principal, profile_id=profile_id, test=test)
+    )
+
+
+@router.get("/leads/{lead_id}", summary="One LinkedIn lead", response_model=s.LeadOut)
+def read_lead(lead_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
+    return service.get_lead(db=db, principal=principal, lead_id=lead_id)
 
 
 @router.get("/assignment-rules", summary="Assignment rules", response_model=list[s.RuleOut])

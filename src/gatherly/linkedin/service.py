@@ -204,6 +204,9 @@ def complete_connect(
             known[urn].role = role
         else:
             db.add(LinkedInSource(profile_id=profile.id, owner_urn=urn, kind=kind, role=role))
+    for urn, gone in known.items():
+        if urn not in {u for _k, u, _r in sources}:  # the member no longer has a role there
+            gone.enabled, gone.role = False, ""
     db.flush()
     audit.log(
         db,
@@ -262,11 +265,24 @@ def set_source(
 ) -> LinkedInSource:
     """Read a source's leads, or stop (Write on the profile)."""
     get_profile(db=db, principal=principal, profile_id=profile_id, privilege=Privilege.WRITE)
+    profile = db.get_one(LinkedInProfile, profile_id)
     source = db.get(LinkedInSource, source_id)
     if source is None or source.profile_id != profile_id:
         raise NotFound(f"source {source_id} not found", field="source_id")
-    source.enabled = enabled
-    db.flush()
+    if source.enabled != enabled:
+        source.enabled = enabled
+        owned.touch(profile, principal)
+        db.flush()
+        audit.log(
+            db,
+            actor=principal,
+            action="linkedin.source",
+            target_type=PROFILE,
+            target_id=str(profile.id),
+            target_label=profile.name,
+            before={source.owner_urn: not enabled},
+            after={source.owner_urn: enabled},
+        )
     return source
 
 
@@ -275,6 +291,9 @@ def disconnect(*, db: Session, principal: access.Principal, profile_id: int) -> 
     profile = get_profile(
         db=db, principal=principal, profile_id=profile_id, privilege=Privilege.WRITE
     )
+    before = profile.state
+    if before == DISCONNECTED:
+        return profile
     profile.access_token_encrypted = profile.refresh_token_encrypted = None
     profile.state = DISCONNECTED
     owned.touch(profile, principal)
@@ -286,7 +305,7 @@ def disconnect(*, db: Session, principal: access.Principal, profile_id: int) -> 
         target_type=PROFILE,
         target_id=str(profile.id),
         target_label=profile.name,
-        before={"state": CONNECTED},
+        before={"state": before},
         after={"state": DISCONNECTED},
     )
     return profile
@@ -314,19 +333,38 @@ def request_poll(
 # ------------------------------------------------------------------ leads taken in
 
 
+def _leads(
+    db: Session, principal: access.Principal, profile_id: int | None, test: bool | None
+) -> Any:
+    stmt = select(LinkedInLead)
+    if profile_id is not None:
+        get_profile(db=db, principal=principal, profile_id=profile_id)
+        stmt = stmt.where(LinkedInLead.profile_id == profile_id)
+    if test is not None:
+        stmt = stmt.where(LinkedInLead.test_lead == test)
+    return stmt
+
+
+def get_lead(*, db: Session, principal: access.Principal, lead_id: int) -> LinkedInLead:
+    """One LinkedIn lead the caller may read."""
+    found: LinkedInLead = owned.get(
+        db, principal, LEAD, lead_id, noun="LinkedIn lead", field="lead_id"
+    )
+    return found
+
+
 def list_leads(
     *,
     db: Session,
     principal: access.Principal,
     profile_id: int | None = None,
+    test: bool | None = None,
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page:
-    """The LinkedIn leads the caller may read (owned like the records they became)."""
-    stmt = select(LinkedInLead)
-    if profile_id is not None:
-        get_profile(db=db, principal=principal, profile_id=profile_id)
-        stmt = stmt.where(LinkedInLead.profile_id == profile_id)
+    """The LinkedIn leads the caller may read (owned like the records they became); ``test``
+    True or False keeps only test leads or only real ones."""
+    stmt = _leads(db, principal, profile_id, test)
     return paginate(
         db,
         access.scope(stmt, principal=principal, record_type=LEAD),
@@ -338,9 +376,19 @@ def list_leads(
     )
 
 
-def count_leads(*, db: Session, principal: access.Principal) -> int:
-    """How many LinkedIn leads the caller may read."""
-    stmt = access.scope(select(LinkedInLead.id), principal=principal, record_type=LEAD)
+def count_leads(
+    *,
+    db: Session,
+    principal: access.Principal,
+    profile_id: int | None = None,
+    test: bool | None = None,
+) -> int:
+    """How many LinkedIn leads the caller may read (of one profile)."""
+    stmt = access.scope(
+        _leads(db, principal, profile_id, test).with_only_columns(LinkedInLead.id),
+        principal=principal,
+        record_type=LEAD,
+    )
     return db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
 
 

@@ -29,7 +29,7 @@ from starlette.datastructures import FormData
 
 from gatherly.access import engine as access
 from gatherly.access.engine import Principal
-from gatherly.access.levels import SHARE_BITS
+from gatherly.access.levels import SHARE_BITS, Level, Privilege
 from gatherly.api.deps import get_db
 from gatherly.api.errors import plain
 from gatherly.core.exceptions import GatherlyError, ValidationFailed
@@ -110,6 +110,11 @@ class Viewer:
     def manages_teams(self) -> bool:
         """May open Integrations › Microsoft Teams (organization-level marketing admins)."""
         return teams_service.is_admin(self.principal)
+
+    @property
+    def reads_linkedin(self) -> bool:
+        """May open the LinkedIn page (their roles reach LinkedIn profiles)."""
+        return self.principal.max_level("linkedin_profile", Privilege.READ) != Level.NONE
 
 
 class SignInRequired(Exception):

@@ -123,7 +123,8 @@ def owner_choices(db: Session, viewer: Viewer) -> list[tuple[str, str]]:
     return choices
 
 
-def _owner_ref(value: str, field: str) -> OwnerRef:
+def owner_ref(value: str, field: str) -> OwnerRef:
+    """An owner picked from :func:`owner_choices` (``user:<id>``, ``team:<id>``)."""
     kind, _, raw = value.partition(":")
     number = int(raw) if raw.isascii() and raw.isdigit() else 0
     if kind not in (PRINCIPAL_USER, PRINCIPAL_TEAM) or not 1 <= number <= MAX_ID:
@@ -247,7 +248,7 @@ def _save(
         data["custom"] = parse_custom(values["custom"])
         if record is None:
             if values["owner"]:
-                data["owner"] = _owner_ref(values["owner"], "owner")
+                data["owner"] = owner_ref(values["owner"], "owner")
             body = parse_fields(pk.create, data)
             saved = service.create(
                 db=db,
@@ -434,7 +435,7 @@ def _routes(pk: PersonKind) -> None:
         _: CsrfChecked,
     ) -> Response:
         try:
-            owner = _owner_ref(_text(form, "owner"), "owner")
+            owner = owner_ref(_text(form, "owner"), "owner")
             service.assign(
                 db=db, principal=viewer.principal, kind=kind, record_id=record_id, owner=owner
             )
@@ -457,7 +458,7 @@ def _routes(pk: PersonKind) -> None:
             if who == PRINCIPAL_ORGANIZATION:
                 target: dict[str, Any] = {"principal_type": PRINCIPAL_ORGANIZATION}
             else:
-                ref = _owner_ref(who, "principal")
+                ref = owner_ref(who, "principal")
                 target = {"principal_type": ref.type, "principal_id": ref.id}
             rights = [r for r in form.getlist("rights") if isinstance(r, str)]
             if not rights:

@@ -20,6 +20,8 @@ from gatherly.web import (
     imports,
     journeys,
     leads,
+    linkedin,
+    linkedin_rules,
     marketing_forms,
     marketing_pages,
     pages,
@@ -59,6 +61,8 @@ def install(app: FastAPI) -> None:
         marketing_pages,
         admin,
         duplicate_rules,
+        linkedin,
+        linkedin_rules,
         tokens,
         catcher,
     ):
