@@ -48,15 +48,19 @@ from sqlalchemy.orm import Session
 from gatherly.access import engine as access
 from gatherly.access import registry
 from gatherly.access.levels import Privilege
-from gatherly.contact.models import RULE_FIELDS, Contact, DuplicateRule, Lead, PersonMixin
+from gatherly.contact.models import (
+    RULE_FIELDS,
+    Contact,
+    DuplicateRule,
+    Lead,
+    PersonMixin,
+)
 from gatherly.core import audit, changes
 from gatherly.core.db import utcnow
 from gatherly.core.exceptions import Conflict, NotFound, ValidationFailed
 from gatherly.org import service as org_service
 
 MODELS: dict[str, type[Contact] | type[Lead]] = {"contact": Contact, "lead": Lead}
-BUILTIN_NAME = "Same email address"
-BUILTIN_CONDITIONS = [{"field": "email", "match": "exact", "length": None, "ignore_case": True}]
 CHUNK = 500
 
 
@@ -184,29 +188,6 @@ def describe_condition(cond: Mapping[str, Any]) -> str:
         f"characters of {label}"
     )
     return said + (" (ignoring case)" if cond.get("ignore_case", True) else "")
-
-
-def ensure_builtin_rules(db: Session) -> None:
-    """The built-in rule of each type (published) exists; it is never rewritten."""
-    have = set(db.scalars(select(DuplicateRule.record_type).where(DuplicateRule.builtin)))
-    for record_type in MODELS:
-        if record_type not in have:
-            db.add(
-                DuplicateRule(
-                    record_type=record_type,
-                    name=BUILTIN_NAME,
-                    description="Two records with the same email address (compared "
-                    "normalised: trimmed, case-folded) are the same person.",
-                    conditions=BUILTIN_CONDITIONS,
-                    ignore_blank=True,
-                    published=True,
-                    builtin=True,
-                )
-            )
-    db.flush()
-
-
-registry.on(registry.DEFAULTS, ensure_builtin_rules)
 
 
 def published_rules(db: Session, record_type: str) -> list[Rule]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gatherly.access import registry
@@ -114,6 +114,32 @@ class DuplicateRule(Base):
     modified_by_id: Mapped[int | None] = mapped_column(Integer)
 
 
+BUILTIN_NAME = "Same email address"
+BUILTIN_CONDITIONS = [{"field": "email", "match": "exact", "length": None, "ignore_case": True}]
+
+
+def ensure_builtin_rules(db: Any) -> None:
+    """The built-in rule of each type (published) exists; it is never rewritten. Runs with
+    the organisation's defaults (``org.defaults.ensure_defaults``)."""
+    have = set(db.scalars(select(DuplicateRule.record_type).where(DuplicateRule.builtin)))
+    for record_type in ("contact", "lead"):
+        if record_type not in have:
+            db.add(
+                DuplicateRule(
+                    record_type=record_type,
+                    name=BUILTIN_NAME,
+                    description="Two records with the same email address (compared "
+                    "normalised: trimmed, case-folded) are the same person.",
+                    conditions=BUILTIN_CONDITIONS,
+                    ignore_blank=True,
+                    published=True,
+                    builtin=True,
+                )
+            )
+    db.flush()
+
+
+registry.on(registry.DEFAULTS, ensure_builtin_rules)
 registry.register("contact", "Contact", Contact)
 registry.register("lead", "Lead", Lead)
 # Organization-owned: everyone reads the rules (a form picks one), administrators change them.
