@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 
 def _has_nul(value: Any) -> bool:
@@ -40,3 +40,29 @@ def normalize_email(value: str) -> str:
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
     return result.normalized.casefold()
+
+
+def json_path(loc: tuple[int | str, ...]) -> str:
+    """Where a problem is in a JSON document: ``responses[3].answers`` (``$`` for the top)."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "$"
+
+
+def first_problem(exc: ValidationError) -> str:
+    """The first problem pydantic found, as ``path: what`` in plain words (the emulators'
+    fixtures report this way). The message keeps its case after the first letter, so
+    enum values read as the source spells them."""
+    error = exc.errors()[0]
+    kind = error["type"]
+    if kind == "missing":
+        problem = "missing"
+    elif kind == "extra_forbidden":
+        problem = "unknown property"
+    elif kind == "value_error":
+        problem = str(error["ctx"]["error"])
+    else:
+        message = str(error["msg"])
+        problem = message[:1].lower() + message[1:]
+    return f"{json_path(tuple(error['loc']))}: {problem}"

@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from tzlocal import windows_tz
 
 from gatherly.core.exceptions import ValidationFailed
+from gatherly.core.schemas import first_problem
 from gatherly.graph_emulator.shapes import parse_utc
 
 WebinarStatus = Literal["draft", "published", "canceled", "unknownFutureValue"]
@@ -206,32 +207,11 @@ class Fixture(BaseModel):
     webinars: list[Webinar]
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "$"
-
-
-def _problem(error: Any) -> str:
-    kind = error["type"]
-    if kind == "missing":
-        return "missing"
-    if kind == "extra_forbidden":
-        return "unknown property"
-    if kind == "value_error":
-        return str(error["ctx"]["error"])
-    # Keep the message's case: enum values such as 'pendingApproval' must read as Graph spells them.
-    message = str(error["msg"])
-    return message[:1].lower() + message[1:]
-
-
 def _validate(model: type[_M], data: Any) -> _M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise FixtureError(f"{_path(tuple(first['loc']))}: {_problem(first)}") from None
+        raise FixtureError(first_problem(exc)) from None
 
 
 def validate_webinar(data: Any) -> Webinar:

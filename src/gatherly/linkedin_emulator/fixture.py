@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from gatherly.core.exceptions import ValidationFailed
+from gatherly.core.schemas import first_problem
 
 LEAD_TYPES = ("SPONSORED", "EVENT", "COMPANY", "ORGANIZATION_PRODUCT")
 LeadType = Literal["SPONSORED", "EVENT", "COMPANY", "ORGANIZATION_PRODUCT"]
@@ -228,31 +229,11 @@ class Fixture(_Compact):
     responses: list[Response] = []
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "$"
-
-
-def _problem(error: Any) -> str:
-    kind = error["type"]
-    if kind == "missing":
-        return "missing"
-    if kind == "extra_forbidden":
-        return "unknown property"
-    if kind == "value_error":
-        return str(error["ctx"]["error"])
-    message = str(error["msg"])
-    return message[:1].lower() + message[1:]
-
-
 def _validate_model(model: type[Any], data: Any) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise FixtureError(f"{_path(tuple(first['loc']))}: {_problem(first)}") from None
+        raise FixtureError(first_problem(exc)) from None
 
 
 def _duplicates(values: list[Any], where: str, what: str = "id") -> None:
