@@ -23,6 +23,7 @@ from gatherly.contact.schemas import OwnerRef
 from gatherly.core import crypto
 from gatherly.core.audit import AuditEntry
 from gatherly.core.config import Settings
+from gatherly.core.exceptions import ValidationFailed
 from gatherly.linkedin import intake, service
 from gatherly.linkedin.models import LinkedInLead, LinkedInProfile, LinkedInSource
 from gatherly.linkedin_emulator import LinkedInState, create_linkedin_app
@@ -87,10 +88,18 @@ class _Li:
 
 def _connect(db: Session, li: _Li, settings: Settings, user: User, member: str) -> LinkedInProfile:
     principal = f.principal(db, user)
-    url = service.connect_url(principal=principal, settings=settings, redirect_uri=REDIRECT)
+    url = service.connect_url(
+        principal=principal, settings=settings, redirect_uri=REDIRECT, nonce="this-browser"
+    )
     code, state = li.allow(url, member)
     profile = service.complete_connect(
-        db=db, principal=principal, settings=settings, code=code, state=state, redirect_uri=REDIRECT
+        db=db,
+        principal=principal,
+        settings=settings,
+        code=code,
+        state=state,
+        redirect_uri=REDIRECT,
+        nonce="this-browser",
     )
     db.commit()
     return profile
@@ -330,3 +339,27 @@ def test_profiles_and_leads_through_the_api_follow_ownership(
     assert gone.json()["state"] == "disconnected"
     db.expire_all()
     assert db.get_one(LinkedInProfile, profile.id).access_token_encrypted is None
+
+
+def test_an_answer_is_only_taken_in_the_browser_that_asked(
+    db: Session, li: _Li, database_url: str, marketer: User
+) -> None:
+    settings = li.settings(database_url)
+    principal = f.principal(db, marketer)
+    url = service.connect_url(
+        principal=principal, settings=settings, redirect_uri=REDIRECT, nonce="mine"
+    )
+    code, state = li.allow(url, KEIKO)
+    for nonce in ("", "theirs"):
+        with pytest.raises(ValidationFailed) as refused:
+            service.complete_connect(
+                db=db,
+                principal=principal,
+                settings=settings,
+                code=code,
+                state=state,
+                redirect_uri=REDIRECT,
+                nonce=nonce,
+            )
+        assert refused.value.field == "state"
+    assert db.scalar(select(func.count()).select_from(LinkedInProfile)) == 0

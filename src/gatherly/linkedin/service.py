@@ -10,6 +10,7 @@ owner unless an assignment rule names another owner (``linkedin.intake``).
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -73,12 +74,15 @@ def _states(settings: Settings) -> URLSafeTimedSerializer:
     )
 
 
-def connect_url(*, principal: access.Principal, settings: Settings, redirect_uri: str) -> str:
-    """Where to send the user to allow Gatherly to read their LinkedIn leads; the state is
-    signed for this user and lasts ten minutes."""
+def connect_url(
+    *, principal: access.Principal, settings: Settings, redirect_uri: str, nonce: str = ""
+) -> str:
+    """Where to send the user to allow Gatherly to read their LinkedIn leads. The state is
+    signed for this user and ``nonce`` (which the web page also keeps in the browser, so the
+    answer is only taken in the browser that asked) and lasts ten minutes."""
     if principal.max_level(PROFILE, Privilege.CREATE) == Level.NONE:
         raise Forbidden("your roles do not let you connect a LinkedIn profile")
-    state = _states(settings).dumps(principal.user_id)
+    state = _states(settings).dumps([principal.user_id, nonce])
     return oauth(settings).authorize_url(redirect_uri=redirect_uri, state=str(state))
 
 
@@ -138,18 +142,26 @@ def complete_connect(
     code: str,
     state: str,
     redirect_uri: str,
+    nonce: str = "",
     http: httpx.Client | None = None,
 ) -> LinkedInProfile:
-    """Finish connecting: check the state was signed for this user, take the tokens, and
-    make (or reconnect) the member's profile owned by the user, with its sources."""
+    """Finish connecting: check the state was signed for this user and this ``nonce``, take
+    the tokens, and make (or reconnect) the member's profile owned by the user, with its
+    sources."""
     try:
-        user_id = _states(settings).loads(state, max_age=STATE_AGE)
+        signed = _states(settings).loads(state, max_age=STATE_AGE)
     except BadSignature:
         raise ValidationFailed(
             "this LinkedIn answer is out of date or not for you: connect again", field="state"
         ) from None
-    if user_id != principal.user_id:
+    if not isinstance(signed, list) or len(signed) != 2 or signed[0] != principal.user_id:
         raise ValidationFailed("this LinkedIn answer was for another user", field="state")
+    if not nonce or not hmac.compare_digest(str(signed[1]), nonce):
+        raise ValidationFailed(
+            "this LinkedIn answer was not asked for in this browser (or was used already): "
+            "connect again",
+            field="state",
+        )
     if http is None:
         with httpx.Client(timeout=30) as own:
             return complete_connect(
@@ -159,6 +171,7 @@ def complete_connect(
                 code=code,
                 state=state,
                 redirect_uri=redirect_uri,
+                nonce=nonce,
                 http=own,
             )
     try:

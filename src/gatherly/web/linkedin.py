@@ -12,6 +12,7 @@ for them, and LinkedIn sends them back to ``/linkedin/callback`` with a code (or
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 from urllib.parse import urlencode
 
@@ -187,17 +188,35 @@ def linkedin_page(request: Request, db: WebDb, viewer: CurrentViewer, done: str 
     return _linkedin_page(request, db, viewer, notice=_notice(done))
 
 
+NONCE = "gatherly_linkedin_connect"
+
+
 @router.get("/linkedin/connect")
 def connect(request: Request, db: WebDb, viewer: CurrentViewer) -> Response:
     """Send the viewer to LinkedIn to allow Gatherly to read their leads."""
     settings: Settings = request.app.state.settings
+    nonce = secrets.token_urlsafe(24)
     try:
         url = service.connect_url(
-            principal=viewer.principal, settings=settings, redirect_uri=_redirect_uri(settings)
+            principal=viewer.principal,
+            settings=settings,
+            redirect_uri=_redirect_uri(settings),
+            nonce=nonce,
         )
     except ValidationFailed as exc:
         return _linkedin_page(request, db, viewer, status_code=422, error=_sentence(exc.message))
-    return RedirectResponse(url, status_code=303)
+    response = RedirectResponse(url, status_code=303)
+    # LinkedIn's answer is taken only in this browser, once (the callback removes it).
+    response.set_cookie(
+        NONCE,
+        nonce,
+        max_age=service.STATE_AGE,
+        path="/linkedin",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    return response
 
 
 @router.get(CALLBACK)
@@ -243,6 +262,7 @@ def callback(
             code=code,
             state=state,
             redirect_uri=_redirect_uri(settings),
+            nonce=request.cookies.get(NONCE, ""),
         )
     except (ValidationFailed, Conflict, Forbidden) as exc:
         db.rollback()
@@ -264,7 +284,9 @@ def callback(
             error="Not connected: LinkedIn could not be reached. Try again in a moment.",
         )
     done = "reconnected" if profile.id in known else "connected"
-    return RedirectResponse(f"/linkedin/profiles/{profile.id}?done={done}", status_code=303)
+    response = RedirectResponse(f"/linkedin/profiles/{profile.id}?done={done}", status_code=303)
+    response.delete_cookie(NONCE, path="/linkedin")
+    return response
 
 
 # ------------------------------------------------------------------ a profile
