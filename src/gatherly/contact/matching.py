@@ -284,22 +284,6 @@ registry.on(registry.OWNERS_MOVED, _owners_moved)
 registry.on(registry.SCOPING_CHANGED, _scoping_changed)
 
 
-def _insert(db: Session, model: type[PersonMixin], rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert rows keyed by ``match_key``, skipping any whose key is already held (a record
-    made meanwhile, by another transaction too); returns key → id of the rows inserted."""
-    if not rows:
-        return {}
-    dialect = db.get_bind().dialect.name
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
-    stmt = ins.on_conflict_do_nothing(index_elements=["match_key"]).returning(
-        model.match_key, model.id
-    )
-    out: dict[str, int] = {}
-    for start in range(0, len(rows), CHUNK):
-        out.update({str(k): i for k, i in db.execute(stmt, rows[start : start + CHUNK]).all()})
-    return out
-
-
 # ------------------------------------------------------------------ finding
 
 
@@ -367,9 +351,9 @@ def create_claiming(
     scoped = scoping(db)
     key = key_of(columns.get("email"), columns["owning_bu_id"], scoped)
     if key is not None:
-        made = _insert(db, model, [{**columns, "match_key": key}])
+        ids, made = _upsert(db, model, [{**columns, "match_key": key}], (), columns["created_at"])
         if key in made:
-            return db.get_one(model, made[key]), True
+            return db.get_one(model, ids[key]), True
         if claim:
             return None, False
     record = model(**{**columns, "match_key": None})

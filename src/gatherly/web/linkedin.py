@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
@@ -122,18 +121,9 @@ def problem(profile: LinkedInProfile) -> str:
 
 
 def _lead_counts(db: Session, viewer: Viewer, profiles: list[LinkedInProfile]) -> dict[int, int]:
-    """Per profile, how many of the leads taken in through it the viewer may read.
-
-    ``service.count_leads`` counts every profile's together; until it takes a profile, each
-    count here goes through the access engine the same way.
-    """
+    """Per profile, how many of the leads taken in through it the viewer may read."""
     return {
-        p.id: access.count(
-            db,
-            select(LinkedInLead).where(LinkedInLead.profile_id == p.id),
-            principal=viewer.principal,
-            record_type=service.LEAD,
-        )
+        p.id: service.count_leads(db=db, principal=viewer.principal, profile_id=p.id)
         for p in profiles
     }
 
@@ -455,11 +445,7 @@ def lead_page(lead_id: PathId, request: Request, db: WebDb, viewer: CurrentViewe
     """One response taken in: the answers with their questions, the consents with their
     wording, what it became, and the assignment rule that chose its owner."""
     principal = viewer.principal
-    # The service has no get_lead yet: the access engine's lookup is the same check its
-    # list makes (a lead the viewer may not read is "not found").
-    lead = access.get(db, principal=principal, record_type=service.LEAD, record_id=lead_id)
-    if not isinstance(lead, LinkedInLead):
-        raise NotFound(f"LinkedIn lead {lead_id} not found", field="lead_id")
+    lead = service.get_lead(db=db, principal=principal, lead_id=lead_id)
     profile = None
     if lead.profile_id is not None:
         try:
