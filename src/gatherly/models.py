@@ -11,6 +11,7 @@ from gatherly.event import models as event_models
 from gatherly.journey import models as journey_models
 from gatherly.linkedin import models as linkedin_models
 from gatherly.org import models as org_models
+from gatherly.scoring import models as scoring_models
 from gatherly.segment import models as segment_models
 from gatherly.teams import models as teams_models
 from gatherly.web import models as web_models
@@ -27,6 +28,7 @@ __all__ = [
     "journey_models",
     "linkedin_models",
     "org_models",
+    "scoring_models",
     "segment_models",
     "teams_models",
     "web_models",

@@ -400,4 +400,5 @@ def test_who_enters_in_a_sentence_and_what_a_definition_names() -> None:
         "list": {4},
         "segment": set(),
         "event": set(),
+        "model": set(),
     }

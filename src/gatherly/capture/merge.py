@@ -33,6 +33,7 @@ from gatherly.email.models import EmailDelivery, EmailInteraction
 from gatherly.event.models import EventAttendance, EventRegistration
 from gatherly.journey.models import JourneyAction, JourneyMember
 from gatherly.linkedin.models import LinkedInLead
+from gatherly.scoring.models import LeadScore
 from gatherly.segment.models import MarketingListMember, SegmentMember
 
 FIELDS = contact_service.PERSON_FIELDS
@@ -117,6 +118,8 @@ def merge(
     matching.rekey(db, record_type=record_type, emails=list(emails))
     if record_type == "contact":
         changes.record(db, changes.CONTACT, contact_ids=[master.id, duplicate_id])
+    else:
+        changes.record(db, changes.LEAD, contact_ids=[master.id])
     audit.log(
         db,
         actor=principal,
@@ -187,6 +190,17 @@ def _move_contact(db: Session, master: int, other: int) -> dict[str, int]:
         )
     count(
         "leads", db.execute(update(Lead).where(Lead.contact_id == other).values(contact_id=master))
+    )
+    # The leads' scores follow their leads; the duplicate's own scores go with it, and the
+    # master is rescored with the history it now holds (the CONTACT change below).
+    count(
+        "lead_scores",
+        db.execute(
+            update(LeadScore)
+            .where(LeadScore.contact_id == other, LeadScore.lead_id.is_not(None))
+            .values(contact_id=master)
+            .execution_options(synchronize_session=False)
+        ),
     )
 
     mine = aliased(MarketingListMember)

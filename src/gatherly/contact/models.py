@@ -70,6 +70,9 @@ class Lead(PersonMixin, Base):
     contact_id: Mapped[int | None] = mapped_column(
         ForeignKey("contact.id", ondelete="SET NULL"), index=True
     )
+    # Set once, by the first scoring model whose threshold its score reached (SPEC B9).
+    sales_ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sales_ready_model_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class Tombstone(Base):

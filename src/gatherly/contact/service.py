@@ -276,9 +276,11 @@ def _check_lead_links(
 
 
 def _changed(db: Session, kind: Kind, record: PersonMixin) -> None:
-    """Contacts feed segments: note the change so dependent segments refresh."""
+    """Contacts feed segments and scores, leads scores: note the change so they follow."""
     if kind.record_type == CONTACT.record_type:
         changes.record(db, changes.CONTACT, contact_ids=[record.id])
+    else:
+        changes.record(db, changes.LEAD, contact_ids=[record.id])
 
 
 class DuplicateFound(Conflict):

@@ -25,7 +25,22 @@ MARKETING_LIST = "marketing_list"  # contact_ids joined or left list ref_id
 OWNER = "owner"  # the records of user ref_id moved BU (segment scopes follow owners)
 SEGMENT = "segment"  # segment ref_id's definition or scope changed: recompute it
 ALL = "all"  # everything may have changed (the BU-scoping switch was flipped)
-TOPICS = (CONTACT, EVENT, MARKETING_LIST, OWNER, SEGMENT, ALL)
+INTERACTION = "interaction"  # contact_ids opened, clicked, visited or submitted something
+LEAD = "lead"  # the leads whose ids are in contact_ids changed (made, edited, linked)
+SCORE = "score"  # scoring model ref_id's scores of contact_ids changed
+SCORING_MODEL = "scoring_model"  # scoring model ref_id changed: it is due a full rescore
+TOPICS = (
+    CONTACT,
+    EVENT,
+    MARKETING_LIST,
+    OWNER,
+    SEGMENT,
+    ALL,
+    INTERACTION,
+    LEAD,
+    SCORE,
+    SCORING_MODEL,
+)
 
 _FLAG = "gatherly.data_changed"
 

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         description="How often segments with relative dates ('in the last 90 days') are "
         "recomputed as time passes.",
     )
+    scoring_window_refresh_minutes: int = Field(
+        default=60,
+        ge=1,
+        description="How often lead-scoring models with windows ('in the last 30 days') are "
+        "rescored in full, so points expire as time passes.",
+    )
     graph_concurrency: int = Field(
         default=4, ge=1, le=32, description="Webinars fetched from Graph at the same time."
     )

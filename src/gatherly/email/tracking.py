@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gatherly.core import changes
 from gatherly.core.config import Settings
 from gatherly.core.db import utcnow
 from gatherly.core.exceptions import NotFound
@@ -110,6 +111,9 @@ def _record(
     )
     db.add(row)
     db.flush()
+    if row.contact_id is not None:
+        # Lead scores count opens and clicks: rescore this contact.
+        changes.record(db, changes.INTERACTION, contact_ids=[row.contact_id])
     return row
 
 

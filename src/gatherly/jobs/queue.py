@@ -8,6 +8,7 @@ it and ``gatherly worker`` consumes with it, so both sides agree on task names.
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from gatherly.core.db import make_engine, make_session_factory, utcnow
 from gatherly.email import delivery as email_delivery
 from gatherly.journey import engine as journey_engine
 from gatherly.linkedin import intake as linkedin_intake
+from gatherly.scoring import jobs as scoring_jobs
 from gatherly.segment import jobs as segment_jobs
 from gatherly.teams import jobs as teams_jobs
 from gatherly.teams import sync
@@ -172,16 +174,33 @@ class Jobs:
         One consumer at a time: a wake-up that finds the lock taken does nothing, since the
         holder drains what it finds and the schedule picks up the rest within a minute.
         """
+        scoring = scoring_jobs.ScoringReport()
         try:
             with self.huey.lock_task(SEGMENT_LOCK):
-                report = segment_jobs.process_changes(self.session_factory())
+                report = segment_jobs.process_changes(
+                    self.session_factory(),
+                    also=(functools.partial(scoring_jobs.handle_changes, report=scoring),),
+                )
+                # Models that changed, went live, or whose windows moved on: in full.
+                age = timedelta(minutes=self.settings.scoring_window_refresh_minutes)
+                full = scoring_jobs.rescore_due(self.session_factory(), max_age=age)
+                scoring.rescored.extend(full.rescored)
                 if periodic:
                     age = timedelta(minutes=self.settings.segment_relative_refresh_minutes)
                     due = segment_jobs.refresh_due(self.session_factory(), max_age=age)
                     report.refreshed.extend(due.refreshed)
         except TaskLockedException:
             return
-        if report.changes:
+        for rescored in scoring.rescored:
+            log.info(
+                "scoring model %s: %s scored, %s changed, %s sales-ready (%.3f s)",
+                rescored.model_id,
+                rescored.scored,
+                rescored.changed,
+                rescored.became_ready,
+                rescored.seconds,
+            )
+        if report.changes or scoring.became_ready:
             # New segment members, registrations, attendance and list additions enter
             # live journeys now, not at the next minute.
             self.journeys_tick()

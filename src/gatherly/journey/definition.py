@@ -57,26 +57,25 @@ class Audience(StrictModel):
     exclude_segments: Annotated[list[Id], Field(max_length=50)] = Field(default_factory=list)
 
 
+TRIGGER_KINDS = ("registered", "attended", "cancelled", "added_to_list", "sales_ready")
+
+
 class Trigger(StrictModel):
     """Who enters as it happens: people who register for, attend or cancel an event (as
-    the Teams sync records it), or who are added to a list after the journey went live."""
+    the Teams sync records it), who are added to a list, or whose score of a scoring
+    model becomes sales-ready, after the journey went live."""
 
     registered: Id | None = None
     attended: Id | None = None
     cancelled: Id | None = None
     added_to_list: Id | None = None
+    sales_ready: Id | None = None  # a scoring model
 
     @model_validator(mode="after")
     def _one(self) -> Trigger:
-        named = [
-            n
-            for n in ("registered", "attended", "cancelled", "added_to_list")
-            if getattr(self, n) is not None
-        ]
+        named = [n for n in TRIGGER_KINDS if getattr(self, n) is not None]
         if len(named) != 1:
-            raise ValueError(
-                "a trigger is exactly one of registered, attended, cancelled, added_to_list"
-            )
+            raise ValueError(f"a trigger is exactly one of {', '.join(TRIGGER_KINDS)}")
         return self
 
 

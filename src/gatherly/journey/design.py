@@ -77,6 +77,7 @@ TRIGGERS = {
     "attended": "attend an event",
     "cancelled": "cancel their registration for an event",
     "added_to_list": "are added to a list",
+    "sales_ready": "become sales-ready in a scoring model",
 }
 # What a setting is called in a sentence ("the duration must be …").
 LABELS = {
@@ -719,7 +720,13 @@ def flatten(nodes: list[Node]) -> list[Row]:
 def references(definition: Mapping[str, Any] | None) -> dict[str, set[int]]:
     """The records a definition names, by kind (``message``, ``list``, ``segment``,
     ``event``): what a page looks up to name them."""
-    found: dict[str, set[int]] = {"message": set(), "list": set(), "segment": set(), "event": set()}
+    found: dict[str, set[int]] = {
+        "message": set(),
+        "list": set(),
+        "segment": set(),
+        "event": set(),
+        "model": set(),
+    }
     definition = definition or {}
     audience = definition.get("audience") or {}
     found["segment"].update(audience.get("segments") or [])
@@ -731,6 +738,8 @@ def references(definition: Mapping[str, Any] | None) -> dict[str, set[int]]:
     )
     if trigger.get("added_to_list"):
         found["list"].add(trigger["added_to_list"])
+    if trigger.get("sales_ready"):
+        found["model"].add(trigger["sales_ready"])
     for step in (definition.get("steps") or {}).values():
         if step.get("message_id"):
             found["message"].add(step["message_id"])
@@ -767,6 +776,9 @@ def audience_summary(definition: Mapping[str, Any] | None, names: Names | None =
         kind = next(k for k in TRIGGERS if trigger.get(k))
         if kind == "added_to_list":
             said = f"People added to {named('list', [trigger[kind]])[0]} after it goes live"
+        elif kind == "sales_ready":
+            model = _named(names, "model", trigger[kind], "scoring model")
+            said = f"People whose score in {model} becomes sales-ready after it goes live"
         else:
             verb = {"registered": "register for", "attended": "attend", "cancelled": "cancel"}
             event = _named(names, "event", trigger[kind], "event")

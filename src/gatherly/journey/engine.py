@@ -73,6 +73,7 @@ from gatherly.journey.models import (
     JourneyMember,
 )
 from gatherly.org import directory
+from gatherly.scoring.models import LeadScore
 from gatherly.segment import criteria
 from gatherly.segment import service as segment_service
 from gatherly.segment.models import MarketingListMember, Segment, SegmentMember
@@ -260,6 +261,16 @@ class Walker:
         return parts
 
     def _triggered(self, trigger: jd.Trigger) -> Any:
+        if trigger.sales_ready is not None:
+            # Scores that rose to the threshold since the journey went live, among the
+            # scores its owner may read (a score is its model owner's record, B9).
+            since = self.journey.live_at or self.now
+            return select(LeadScore.contact_id, LeadScore.sales_ready_at).where(
+                LeadScore.model_id == trigger.sales_ready,
+                LeadScore.sales_ready.is_(True),
+                LeadScore.sales_ready_at >= since,
+                *self.context.may_read(criteria.SCORE),
+            )
         if trigger.added_to_list is not None:
             since = self.journey.live_at or self.now
             return select(MarketingListMember.contact_id, MarketingListMember.added_at).where(
@@ -790,6 +801,7 @@ class _Pass(Walker):
         )
         self.db.add(lead)
         self.db.flush()
+        changes.record(self.db, changes.LEAD, contact_ids=[lead.id])
         return lead
 
     def _list(self, contact: Contact, step: jd.ListChange) -> None:

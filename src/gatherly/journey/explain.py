@@ -221,6 +221,8 @@ def _why_not(db: Session, journey: Journey, contact_id: int) -> str:
 
 
 def _trigger_text(trigger: jd.Trigger) -> str:
+    if trigger.sales_ready is not None:
+        return f"became sales-ready in scoring model {trigger.sales_ready}"
     if trigger.added_to_list is not None:
         return f"added to list {trigger.added_to_list} after the journey went live"
     if trigger.attended is not None:

@@ -50,6 +50,7 @@ from gatherly.journey.models import (
     JourneyMember,
 )
 from gatherly.org.directory import load_principal
+from gatherly.scoring import service as scoring_service
 from gatherly.segment import service as segment_service
 from gatherly.segment.models import SCOPE_BUSINESS_UNIT, SCOPE_ORGANIZATION
 
@@ -284,6 +285,8 @@ def check(*, db: Session, principal: access.Principal, journey_id: int) -> list[
                     segment_service.get_segment(db=db, principal=reader, segment_id=record_id)
                 elif kind == "list":
                     segment_service.get_list(db=db, principal=reader, list_id=record_id)
+                elif kind == "scoring model":
+                    scoring_service.get_model(db=db, principal=reader, model_id=record_id)
                 else:
                     event_service.get_event(db=db, principal=reader, event_id=record_id)
             except NotFound:
@@ -298,6 +301,8 @@ def check(*, db: Session, principal: access.Principal, journey_id: int) -> list[
     if trigger is not None:
         if trigger.added_to_list is not None:
             readable("list", trigger.added_to_list, "definition.trigger")
+        if trigger.sales_ready is not None:
+            readable("scoring model", trigger.sales_ready, "definition.trigger")
         for event_id in (trigger.registered, trigger.attended, trigger.cancelled):
             if event_id is not None:
                 readable("event", event_id, "definition.trigger")

@@ -30,6 +30,7 @@ from gatherly.core.pagination import Page, paginate
 from gatherly.event.models import MarketingEvent
 from gatherly.org import directory
 from gatherly.org import service as org_service
+from gatherly.scoring.models import ScoringModel
 from gatherly.segment import criteria as crit
 from gatherly.segment.models import (
     SCOPE_BUSINESS_UNIT,
@@ -140,10 +141,12 @@ def scope_bu(*, db: Session, segment: Segment) -> int | None:
 def _check_references(db: Session, principal: access.Principal, parsed: crit.Criteria) -> None:
     """Lists and events a tree names must exist and be readable by its author."""
     for path, kind, ref_id in parsed.references:
-        record_type = LIST if kind == "list" else "marketing_event"
+        record_type = {"list": LIST, "event": "marketing_event"}.get(kind, kind)
         found = access.get(db, principal=principal, record_type=record_type, record_id=ref_id)
         if found is None:
-            label = "marketing list" if kind == "list" else "marketing event"
+            label = {"list": "marketing list", "event": "marketing event"}.get(
+                kind, "scoring model"
+            )
             raise crit.CriteriaError(f"{path}: {label} {ref_id} not found", field=path)
 
 
@@ -156,6 +159,7 @@ def reference_names(
     for kind, model, record_type, ids in (
         ("list", MarketingList, LIST, criteria.list_ids),
         ("event", MarketingEvent, "marketing_event", criteria.event_ids),
+        ("scoring_model", ScoringModel, "scoring_model", criteria.model_ids),
     ):
         if not ids:
             continue

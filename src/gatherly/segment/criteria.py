@@ -7,6 +7,7 @@ The language (docs/segments.md has the full reference)::
     {"contact": {"country": {"in": ["JP", "DE"]}, "custom.tier": "gold"}}
     {"participation": "attended", "event": {"start": {"in_last_days": 90}}, "min_minutes": 30}
     {"list": 7}
+    {"score": {"model": 3, "score": {"gte": 50}, "grade": {"in": ["A", "B"]}}}
 
 A field condition is ``{"<operator>": value}`` or a bare value (meaning ``equals``); several
 fields in one ``contact`` or ``event`` object must all hold. Participation is one of
@@ -50,6 +51,7 @@ from gatherly.core.db import UTCDateTime
 from gatherly.core.exceptions import ValidationFailed
 from gatherly.event.models import EventAttendance, EventRegistration, MarketingEvent
 from gatherly.event.participation import is_attended, is_cancelled, is_registered
+from gatherly.scoring.models import LeadScore
 from gatherly.segment.models import MarketingListMember
 
 MAX_NODES = 200
@@ -57,6 +59,7 @@ MAX_DEPTH = 12
 MAX_VALUES = 1000
 PARTICIPATIONS = ("registered", "attended", "cancelled", "not_attended")
 EVENT, REGISTRATION, ATTENDANCE = "marketing_event", "event_registration", "event_attendance"
+SCORE = "lead_score"
 
 STRING_OPS = (
     "equals",
@@ -110,7 +113,8 @@ class Condition:
 
 @dataclass(frozen=True)
 class Node:
-    """A parsed node: ``kind`` is all, any, not, contact, participation or list."""
+    """A parsed node: ``kind`` is all, any, not, contact, participation, list or score
+    (``list_id`` then holds the scoring model's id)."""
 
     path: str
     kind: str
@@ -142,6 +146,10 @@ class Node:
             name = names.get(("list", self.list_id or 0))
             return f"member of the list “{name}”" if name else f"member of list {self.list_id}"
         parts = [_describe(c) for c in self.conditions]
+        if self.kind == "score":
+            name = names.get(("scoring_model", self.list_id or 0))
+            model = f"“{name}”" if name else f"scoring model {self.list_id}"
+            return f"scored by {model}" + (" with " + " and ".join(parts) if parts else "")
         if self.kind == "contact":
             return "contact " + " and ".join(parts)
         ids = _event_ids_only(self.conditions)
@@ -187,9 +195,11 @@ class Criteria:
     root: Node
     list_ids: frozenset[int] = field(default_factory=frozenset)
     event_ids: frozenset[int] = field(default_factory=frozenset)
+    model_ids: frozenset[int] = field(default_factory=frozenset)
     uses_events: bool = False
     uses_relative_dates: bool = False
-    references: tuple[tuple[str, str, int], ...] = ()  # (path, "list"|"event", id)
+    # (path, "list" | "event" | "scoring_model", id)
+    references: tuple[tuple[str, str, int], ...] = ()
 
 
 # ---------------------------------------------------------------- validation
@@ -232,6 +242,11 @@ EVENT_FIELDS: dict[str, _FieldSpec] = {
     "attendees": _FieldSpec("number", NUMBER_OPS),
     "cancellations": _FieldSpec("number", NUMBER_OPS),
 }
+SCORE_FIELDS: dict[str, _FieldSpec] = {
+    "score": _FieldSpec("number", NUMBER_OPS),
+    "grade": _FieldSpec("string", STRING_OPS),
+    "sales_ready": _FieldSpec("bool", ("equals",)),
+}
 RELATIVE_OPS = ("in_last_days", "in_next_days", "more_than_days_ago")
 
 
@@ -256,14 +271,17 @@ def parse(tree: Any, path: str = "criteria") -> Criteria:
     for n in nodes:
         if n.kind == "list" and n.list_id is not None:
             refs.append((f"{n.path}.list", "list", n.list_id))
+        if n.kind == "score" and n.list_id is not None:
+            refs.append((f"{n.path}.score.model", "scoring_model", n.list_id))
         for c in n.conditions:
             if n.kind == "participation" and c.field == "id" and c.op in ("equals", "in"):
                 ids = c.value if isinstance(c.value, (list, tuple)) else [c.value]
                 refs.extend((c.path, "event", int(i)) for i in ids)
     return Criteria(
         root=root,
-        list_ids=frozenset(n.list_id for n in nodes if n.list_id is not None),
+        list_ids=frozenset(n.list_id for n in nodes if n.kind == "list" and n.list_id),
         event_ids=frozenset(i for _p, kind, i in refs if kind == "event"),
+        model_ids=frozenset(i for _p, kind, i in refs if kind == "scoring_model"),
         uses_events=any(n.kind == "participation" for n in nodes),
         uses_relative_dates=any(c.op in RELATIVE_OPS for n in nodes for c in n.conditions),
         references=tuple(refs),
@@ -311,6 +329,9 @@ def _node(raw: Any, path: str, depth: int, counter: list[int]) -> Node:
         if not _is_int(value) or not 1 <= value <= INT_MAX:
             raise _fail(f"{path}.list", f"{_show(value)} is not a marketing list id")
         return Node(path=path, kind="list", list_id=int(value))
+    if "score" in keys:
+        _only(raw, path, {"score"})
+        return _score(raw["score"], path)
     if "event" in keys:
         raise _fail(
             f"{path}.participation",
@@ -319,7 +340,7 @@ def _node(raw: Any, path: str, depth: int, counter: list[int]) -> Node:
     raise _fail(
         path,
         f"unknown criterion {sorted(keys)[0]!r}; use all, any, not, contact, participation "
-        "(with event) or list",
+        "(with event), list or score",
     )
 
 
@@ -359,6 +380,20 @@ def _participation(raw: dict[str, Any], path: str) -> Node:
         min_seconds=low,
         max_seconds=high,
     )
+
+
+def _score(raw: Any, node_path: str) -> Node:
+    """``{"model": id, "score": …, "grade": …, "sales_ready": …}``: the contact holds a
+    score of that model (through a lead too) meeting every condition given."""
+    path = f"{node_path}.score"
+    if not isinstance(raw, dict) or "model" not in raw:
+        raise _fail(path, "expected {'model': <scoring model id>, 'score': {'gte': 50}, …}")
+    model = raw["model"]
+    if not _is_int(model) or not 1 <= model <= INT_MAX:
+        raise _fail(f"{path}.model", f"{_show(model)} is not a scoring model id")
+    rest = {k: v for k, v in raw.items() if k != "model"}
+    conditions = _conditions(rest, path, SCORE_FIELDS, custom=False) if rest else ()
+    return Node(path=node_path, kind="score", conditions=conditions, list_id=model)
 
 
 def _conditions(
@@ -454,6 +489,10 @@ def _value(spec: _FieldSpec, name: str, op: str, value: Any, path: str) -> Any:
 
 
 def _scalar(spec: _FieldSpec, name: str, value: Any, path: str) -> Any:
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise _fail(path, "takes true or false")
+        return value
     if spec.kind == "date":
         return _date(value, path)
     if spec.kind == "number":
@@ -600,12 +639,12 @@ def _compile(node: Node, ctx: Context, *, negated: bool) -> ColumnElement[bool]:
         column: Any = m.contact_id
         where: list[ColumnElement[bool]] = [m.list_id == node.list_id]
     else:
-        rows = ATTENDANCE if node.participation == "attended" else REGISTRATION
+        rows = {"attended": ATTENDANCE, None: SCORE}.get(node.participation, REGISTRATION)
         if ctx.correlated and ctx.dialect == "sqlite" and ctx.may_read(rows):
             # The readers see only some events' rows (a BU's): on SQLite those, listed
             # once, beat a probe per contact of the BU (bench/segments.py).
             ctx = replace(ctx, correlated=False)
-        column, where = _participants(node, ctx)
+        column, where = participants(node, ctx) if node.kind != "score" else _scores(node, ctx)
     # On SQLite a node naming its events by id selects few rows: materialised once as an
     # IN list it beats a probe per contact whoever the viewer is.
     named = node.kind == "participation" and _event_ids_only(node.conditions) is not None
@@ -618,7 +657,23 @@ def _compile(node: Node, ctx: Context, *, negated: bool) -> ColumnElement[bool]:
 
 
 def _has_subqueries(node: Node) -> bool:
-    return any(n.kind in ("list", "participation") for n in node.walk())
+    return any(n.kind in ("list", "participation", "score") for n in node.walk())
+
+
+def _scores(node: Node, ctx: Context) -> tuple[Any, list[ColumnElement[bool]]]:
+    """The contacts holding a score of the node's model that meets its conditions, among
+    the scores every reader may read (a score is its model owner's record, SPEC B9)."""
+    s = LeadScore
+    where = [s.model_id == node.list_id, *ctx.may_read(SCORE)]
+    for c in node.conditions:
+        if c.field == "sales_ready":
+            where.append(s.sales_ready.is_(bool(c.value)))
+            continue
+        column = s.score if c.field == "score" else s.grade
+        spec = SCORE_FIELDS[c.field]
+        expr, _ = _compare(column, spec.kind, c.op, c.value, ctx)
+        where.append(expr)
+    return s.contact_id, where
 
 
 def _negate(expr: ColumnElement[bool], nullable: Sequence[Any]) -> ColumnElement[bool]:
@@ -776,8 +831,10 @@ def _event_ids_only(conditions: Sequence[Condition]) -> Any:
     return None
 
 
-def _participants(node: Node, ctx: Context) -> tuple[Any, list[ColumnElement[bool]]]:
-    """The contact column and conditions of the rows behind the node's participation."""
+def participants(node: Node, ctx: Context) -> tuple[Any, list[ColumnElement[bool]]]:
+    """The contact column and conditions of the registration or attendance rows behind a
+    participation node (``EventRegistration`` or ``EventAttendance``, by its kind): what
+    the node counts, among the rows ``ctx``'s readers may read. Lead scoring counts them."""
     ids = _event_ids_only(node.conditions)
     event_filter = [] if ids is not None else _event_predicate(node.conditions, ctx)
     if event_filter:

@@ -11,6 +11,7 @@ repeats the work, which is idempotent.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -21,6 +22,8 @@ from gatherly.contact.models import Contact
 from gatherly.core import changes
 from gatherly.core.changes import DataChange
 from gatherly.core.db import transaction, utcnow
+from gatherly.scoring import jobs as scoring_jobs
+from gatherly.segment import criteria as crit
 from gatherly.segment import service
 from gatherly.segment.models import DYNAMIC, STATE_FAILED, STATE_PENDING, Segment, SegmentListRef
 
@@ -59,6 +62,7 @@ def _plan(db: Session, rows: list[DataChange]) -> dict[int, _Work]:
     segments = list(
         db.execute(select(Segment.id, Segment.uses_events).where(Segment.kind == DYNAMIC))
     )
+    scored: dict[int, list[int]] | None = None  # scoring model id -> the segments using it
     work: dict[int, _Work] = {}
 
     def add(segment_id: int) -> _Work:
@@ -85,6 +89,15 @@ def _plan(db: Session, rows: list[DataChange]) -> dict[int, _Work]:
                     w = add(seg_id)
                     w.event_ids.add(row.ref_id)
                     w.contact_ids.update(row.contact_ids or ())
+        elif row.topic == changes.SCORE and row.ref_id is not None:
+            if scored is None:
+                scored = _score_users(db)
+            for seg_id in scored.get(row.ref_id, ()):
+                w = add(seg_id)
+                if row.contact_ids is None:
+                    w.full = True
+                else:
+                    w.contact_ids.update(row.contact_ids)
         elif row.topic == changes.MARKETING_LIST and row.ref_id is not None:
             users = db.execute(
                 select(SegmentListRef.segment_id).where(SegmentListRef.list_id == row.ref_id)
@@ -98,8 +111,35 @@ def _plan(db: Session, rows: list[DataChange]) -> dict[int, _Work]:
     return work
 
 
-def process_changes(factory: sessionmaker[Session], *, now: datetime | None = None) -> DrainReport:
-    """Refresh the segments pending changes concern, then forget those changes."""
+def _score_users(db: Session) -> dict[int, list[int]]:
+    """The dynamic segments whose criteria name each scoring model."""
+    users: dict[int, list[int]] = {}
+    rows = db.execute(
+        select(Segment.id, Segment.criteria).where(
+            Segment.kind == DYNAMIC, Segment.criteria.is_not(None)
+        )
+    )
+    for seg_id, tree in rows:
+        try:
+            model_ids = crit.parse(tree).model_ids
+        except crit.CriteriaError:  # a tree saved before a rule tightened: refreshed anyway
+            continue
+        for model_id in model_ids:
+            users.setdefault(model_id, []).append(seg_id)
+    return users
+
+
+Handler = Callable[[sessionmaker[Session], list[DataChange], datetime | None], object]
+
+
+def process_changes(
+    factory: sessionmaker[Session],
+    *,
+    now: datetime | None = None,
+    also: Sequence[Handler] = (scoring_jobs.handle_changes,),
+) -> DrainReport:
+    """Refresh the segments pending changes concern, hand each batch to the outbox's
+    other consumers (``also``: lead scoring), then forget those changes."""
     report = DrainReport()
     while True:
         with transaction(factory) as db:
@@ -112,6 +152,8 @@ def process_changes(factory: sessionmaker[Session], *, now: datetime | None = No
             plan = _plan(db, rows)
         for segment_id in sorted(plan):
             _refresh_one(factory, segment_id, plan[segment_id].restriction(), now, report)
+        for handle in also:
+            handle(factory, rows, now)
         with transaction(factory) as db:
             # Exactly the rows read: on PostgreSQL a transaction holding a lower id can
             # commit after this pass read a higher one; its row stays for the next pass.
