@@ -20,6 +20,7 @@ from gatherly.jobs.queue import app_jobs
 from gatherly.journey.router import router as journeys_router
 from gatherly.linkedin.router import router as linkedin_router
 from gatherly.org.router import router as org_router
+from gatherly.scoring.router import router as scoring_router
 from gatherly.segment.router import lists as lists_router
 from gatherly.segment.router import router as segments_router
 from gatherly.teams.router import event_content as teams_event_content
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         forms_router,
         pages_router,
         linkedin_router,
+        scoring_router,
     ):
         app.include_router(router, prefix=API)
 

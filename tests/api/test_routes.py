@@ -31,6 +31,8 @@ from gatherly.journey import service as journey_service
 from gatherly.linkedin import service as linkedin_service
 from gatherly.linkedin.models import LinkedInLead, LinkedInProfile, LinkedInSource
 from gatherly.org import service as org_service
+from gatherly.scoring import service as scoring_service
+from gatherly.scoring.models import LeadScore
 from gatherly.segment import service as segment_service
 from tests import factories as f
 from tests.api.conftest import Org
@@ -140,6 +142,7 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
     twins = [f.contact(db, org.users["admin"], email="twin@example.com").id for _ in range(2)]
     form, page, submission = form_targets(db, admin_actor, client)
     linkedin = linkedin_targets(db, org.users["admin"])
+    scoring = scoring_targets(db, admin_actor)
     bounce = audiences.suppress(
         db=db, email="gone@example.com", reason="hard_bounce", source="smtp"
     )
@@ -169,6 +172,7 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
         "page_id": page,
         "submission_id": submission,
         **linkedin,
+        **scoring,
         "job_id": job.id,
         **journeys,
     }
@@ -243,6 +247,10 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
             "owner": {"type": "user", "id": victim.id},
             "lead_type": "EVENT",
         },
+        "/scoring/models": {"name": "Intruder"},
+        "/scoring/models/{model_id}": {"name": "Renamed"},
+        "/scoring/models/{model_id}/state": {"state": "live"},
+        "/scoring/models/{model_id}/owner": {"type": "user", "id": victim.id},
         "/duplicates/merge": {
             "record_type": "contact",
             "master_id": twins[0],
@@ -250,6 +258,19 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
         },
     }
     return {"ids": ids, "bodies": bodies, "shares": shares, "org": org}
+
+
+def scoring_targets(db: Session, admin: Any) -> dict[str, int]:
+    """A live scoring model with its scores, owned by the administrator."""
+    conditions = [{"name": "Any country", "points": 5, "contact": {"country": {"empty": False}}}]
+    model = scoring_service.create_model(
+        db=db, principal=admin, name="Walk model", conditions=conditions
+    )
+    scoring_service.set_state(db=db, principal=admin, model_id=model.id, state="live")
+    scoring_service.rescore_model(db=db, principal=admin, model_id=model.id)
+    score = db.scalar(select(LeadScore.id).where(LeadScore.model_id == model.id))
+    assert score is not None
+    return {"model_id": model.id, "score_id": score}
 
 
 def linkedin_targets(db: Session, admin: Any) -> dict[str, int]:

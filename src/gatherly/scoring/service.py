@@ -10,7 +10,7 @@ person (B9).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -25,7 +25,8 @@ from gatherly.contact import owned
 from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact, Lead
 from gatherly.contact.schemas import OwnerRef
-from gatherly.core import audit, changes
+from gatherly.core import audit, changes, csvout
+from gatherly.core.csvout import CsvExport
 from gatherly.core.db import utcnow
 from gatherly.core.exceptions import Conflict, NotFound, ValidationFailed
 from gatherly.core.pagination import Page, paginate
@@ -243,6 +244,12 @@ def assign_model(
     worker rescores it as the new owner reads."""
     row = get_model(db=db, principal=principal, model_id=model_id, privilege=Privilege.ASSIGN)
     bu_id = contact_service.resolve_owner(db=db, owner=owner)
+    if not contact_service._owner_can_read(db, owner, MODEL):
+        raise ValidationFailed(
+            f"the new owner ({owner.type} {owner.id}) has no read privilege on scoring "
+            "models, so it cannot own one",
+            field="owner",
+        )
     before = {"owner": dict(row.owner), "owning_bu_id": row.owning_bu_id}
     row.owner_type, row.owner_id, row.owning_bu_id = owner.type, owner.id, bu_id
     db.execute(
@@ -618,3 +625,70 @@ def describe(chk: sd.Checked, names: criteria.Names) -> str:
     }[c.frequency]
     window = f", in the last {c.within_days} days" if c.within_days else ""
     return f"{what} — {how}{window}"
+
+
+# ------------------------------------------------------------------ export
+
+EXPORT_COLUMNS = (
+    "score_id",
+    "record_id",
+    "contact_id",
+    "lead_id",
+    "name",
+    "score",
+    "grade",
+    "sales_ready",
+    "sales_ready_at",
+    "changed_at",
+)
+
+
+def export_scores(
+    *,
+    db: Session,
+    principal: access.Principal,
+    model_id: int,
+    session_factory: Callable[[], Session],
+    chunk: int = 1000,
+) -> CsvExport:
+    """A model's scores the caller may read, as CSV through the one writer (the person's
+    name only where the caller may read the person); NotFound now, before rows stream."""
+    get_model(db=db, principal=principal, model_id=model_id)
+
+    def chunks() -> Iterator[str]:
+        with session_factory() as own:
+            yield from csvout.stream(EXPORT_COLUMNS, export_rows(own, principal, model_id, chunk))
+
+    return CsvExport(f"scoring-model-{model_id}-scores.csv", chunks())
+
+
+def export_rows(
+    db: Session, principal: access.Principal, model_id: int, chunk: int = 1000
+) -> Iterator[list[Any]]:
+    """The CSV rows of a model's scores the caller may read (``EXPORT_COLUMNS``), by id,
+    ``chunk`` scores per query."""
+    stmt = access.scope(
+        select(LeadScore).where(LeadScore.model_id == model_id),
+        principal=principal,
+        record_type=SCORE,
+    ).order_by(LeadScore.id)
+    last = 0
+    while True:
+        rows = list(db.execute(stmt.where(LeadScore.id > last).limit(chunk)).scalars())
+        for v in views(db, principal, rows):
+            s = v.score
+            yield [
+                s.id,
+                s.record_id,
+                s.contact_id,
+                s.lead_id,
+                v.label,
+                s.score,
+                s.grade,
+                s.sales_ready,
+                s.sales_ready_at,
+                s.changed_at,
+            ]
+        if len(rows) < chunk:
+            return
+        last = rows[-1].id
