@@ -11,6 +11,7 @@ from gatherly.event import models as event_models
 from gatherly.journey import models as journey_models
 from gatherly.linkedin import models as linkedin_models
 from gatherly.org import models as org_models
+from gatherly.report import models as report_models
 from gatherly.scoring import models as scoring_models
 from gatherly.segment import models as segment_models
 from gatherly.teams import models as teams_models
@@ -28,6 +29,7 @@ __all__ = [
     "journey_models",
     "linkedin_models",
     "org_models",
+    "report_models",
     "scoring_models",
     "segment_models",
     "teams_models",

@@ -166,7 +166,9 @@ def import_csv(
                 )
                 report.rows.append(RowResult(line, MATCHED, match.id))
                 continue
-            record = service.create(db=db, principal=principal, kind=kind, record_in=body)
+            record = service.create(
+                db=db, principal=principal, kind=kind, record_in=body, origin="import"
+            )
             report.rows.append(RowResult(line, CREATED, record.id))
         except GatherlyError as exc:  # raised before anything of this row was written
             report.rows.append(RowResult(line, REFUSED, message=exc.message, field=exc.field))

@@ -362,10 +362,12 @@ def create(
     kind: Kind,
     record_in: ContactCreate,
     allow_duplicate: bool = False,
+    origin: str = "manual",
 ) -> PersonMixin:
     """Create a record owned by ``record_in.owner`` (default: the caller) in the owner's BU.
     Unless ``allow_duplicate``, a record the published duplicate-detection rules find among
-    those the caller may read refuses it (DuplicateFound)."""
+    those the caller may read refuses it (DuplicateFound). ``origin`` says how it came
+    (``manual``, ``import``; reports count contacts by it)."""
     owner = record_in.owner or OwnerRef(type="user", id=principal.user_id)
     bu_id = resolve_owner(db=db, owner=owner)
     access.can_create_in(
@@ -379,7 +381,11 @@ def create(
     data = record_in.model_dump(exclude={"owner"})
     if kind.model is Lead:
         _check_lead_links(db, principal, data, None)
-    columns = {**data, **new_record_columns(owner=owner, bu_id=bu_id, principal=principal)}
+    columns = {
+        **data,
+        **new_record_columns(owner=owner, bu_id=bu_id, principal=principal),
+        "origin": origin,
+    }
     rules = [] if allow_duplicate else matching.published_rules(db, kind.record_type)
     check = bool(rules)
     if check:

@@ -797,7 +797,9 @@ def _event_column(name: str) -> Any:
     }[name]
 
 
-def _event_predicate(conditions: Sequence[Condition], ctx: Context) -> list[ColumnElement[bool]]:
+def event_predicate(conditions: Sequence[Condition], ctx: Context) -> list[ColumnElement[bool]]:
+    """Event field conditions as predicates over ``marketing_event`` (reports filter their
+    events with them too)."""
     found = []
     for c in conditions:
         if c.field == "organizer":
@@ -836,7 +838,7 @@ def participants(node: Node, ctx: Context) -> tuple[Any, list[ColumnElement[bool
     participation node (``EventRegistration`` or ``EventAttendance``, by its kind): what
     the node counts, among the rows ``ctx``'s readers may read. Lead scoring counts them."""
     ids = _event_ids_only(node.conditions)
-    event_filter = [] if ids is not None else _event_predicate(node.conditions, ctx)
+    event_filter = [] if ids is not None else event_predicate(node.conditions, ctx)
     if event_filter:
         # Comparing an event's fields reads the event: only events the readers may open.
         event_filter.extend(ctx.may_read(EVENT))
