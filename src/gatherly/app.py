@@ -20,6 +20,7 @@ from gatherly.jobs.queue import app_jobs
 from gatherly.journey.router import router as journeys_router
 from gatherly.linkedin.router import router as linkedin_router
 from gatherly.org.router import router as org_router
+from gatherly.report.router import router as reports_router
 from gatherly.scoring.router import router as scoring_router
 from gatherly.segment.router import lists as lists_router
 from gatherly.segment.router import router as segments_router
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pages_router,
         linkedin_router,
         scoring_router,
+        reports_router,
     ):
         app.include_router(router, prefix=API)
 

@@ -37,6 +37,7 @@ from gatherly.org.cli import (
     tokens_app,
     users_app,
 )
+from gatherly.report.cli import app as reports_app
 from gatherly.scoring.cli import app as scoring_app
 from gatherly.secret_key_cli import app as secret_key_app
 from gatherly.segment.cli import lists_app, segments_app
@@ -65,6 +66,7 @@ app.add_typer(duplicates_app, name="duplicates")
 app.add_typer(forms_app, name="forms")
 app.add_typer(linkedin_app, name="linkedin")
 app.add_typer(scoring_app, name="scoring")
+app.add_typer(reports_app, name="reports")
 app.add_typer(audit_app, name="audit")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(secret_key_app, name="secret-key")

@@ -31,6 +31,7 @@ from gatherly.journey import service as journey_service
 from gatherly.linkedin import service as linkedin_service
 from gatherly.linkedin.models import LinkedInLead, LinkedInProfile, LinkedInSource
 from gatherly.org import service as org_service
+from gatherly.report import service as report_service
 from gatherly.scoring import service as scoring_service
 from gatherly.scoring.models import LeadScore
 from gatherly.segment import service as segment_service
@@ -143,6 +144,12 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
     form, page, submission = form_targets(db, admin_actor, client)
     linkedin = linkedin_targets(db, org.users["admin"])
     scoring = scoring_targets(db, admin_actor)
+    report = report_service.create_report(
+        db=db, principal=admin_actor, name="Walk report", definition=WALK_REPORT
+    )
+    board = report_service.create_dashboard(
+        db=db, principal=admin_actor, name="Walk board", items=[{"report": report.id}]
+    )
     bounce = audiences.suppress(
         db=db, email="gone@example.com", reason="hard_bounce", source="smtp"
     )
@@ -173,6 +180,9 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
         "submission_id": submission,
         **linkedin,
         **scoring,
+        "report_id": report.id,
+        "dashboard_id": board.id,
+        "key": "webinar-performance",
         "job_id": job.id,
         **journeys,
     }
@@ -247,6 +257,11 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
             "owner": {"type": "user", "id": victim.id},
             "lead_type": "EVENT",
         },
+        "/reports": {"name": "Intruder", "definition": WALK_REPORT},
+        "/reports/preview": {"definition": WALK_REPORT},
+        "/reports/{report_id}": {"name": "Renamed"},
+        "/dashboards": {"name": "Intruder"},
+        "/dashboards/{dashboard_id}": {"name": "Renamed"},
         "/scoring/models": {"name": "Intruder"},
         "/scoring/models/{model_id}": {"name": "Renamed"},
         "/scoring/models/{model_id}/state": {"state": "live"},
@@ -258,6 +273,9 @@ def targets(db: Session, org: Org, client: TestClient, sink: Sink) -> dict[str, 
         },
     }
     return {"ids": ids, "bodies": bodies, "shares": shares, "org": org}
+
+
+WALK_REPORT = {"source": "events", "group_by": ["month"], "measures": ["events", "attendees"]}
 
 
 def scoring_targets(db: Session, admin: Any) -> dict[str, int]:
