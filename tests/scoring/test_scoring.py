@@ -310,3 +310,74 @@ def test_form_submissions_count_as_interactions(db: Session, org: dict[str, Any]
         org["ada"].id: (0, "D", False),
         org["bob"].id: (25, "D", False),
     }
+
+
+def test_a_journey_takes_in_people_as_they_become_sales_ready(
+    db: Session, session_factory: sessionmaker[Session]
+) -> None:
+    """The trigger "became sales-ready": people enter when their score reaches the threshold
+    after the journey went live — not those who were sales-ready before."""
+    from gatherly.journey import engine as journey_engine
+    from gatherly.journey import service as journey_service
+    from tests.journey.conftest import build_world, members
+
+    world = build_world(db, session_factory)
+    me = world.principal(db)
+    ada, bob = world.sales_people
+    webinar = f.event(db, world.marketer, "Launch")
+    f.attendance(db, webinar, db.get_one(Contact, ada), seconds=3600)
+    db.commit()
+    conditions = [{"name": "Attended", "points": 50, "interaction": "attended"}]
+    model_id = _live(db, world.marketer, conditions=conditions, sales_ready=50)
+    plan = {
+        "trigger": {"sales_ready": model_id},
+        "start": "tag",
+        "steps": {"tag": {"type": "add_to_list", "list_id": world.list_id}},
+    }
+    journey = journey_service.create_journey(db=db, principal=me, name="Hot", definition=plan)
+    later = T0 + timedelta(hours=1)
+    journey_service.go_live(db=db, principal=me, journey_id=journey.id, now=later)
+    db.commit()
+    journey_engine.tick(session_factory, now=later + timedelta(minutes=1))
+    assert members(db, journey.id) == {}  # Ada was sales-ready before it went live
+    # Bob attends; the outbox rescores him and he crosses the threshold: he enters.
+    f.attendance(db, webinar, db.get_one(Contact, bob), seconds=1800)
+    changes.record(db, changes.EVENT, ref_id=webinar.id, contact_ids=[bob])
+    db.commit()
+    jobs.handle_changes(session_factory, list(db.scalars(select(changes.DataChange))), later)
+    journey_engine.tick(session_factory, now=later + timedelta(minutes=2))
+    assert members(db, journey.id) == {bob: ("done", None)}
+
+
+def test_merging_contacts_moves_lead_scores_and_rescores_the_master(
+    db: Session, org: dict[str, Any]
+) -> None:
+    from gatherly.capture import merge
+
+    seller = org["seller"]
+    twin = f.contact(db, seller, email="ada.twin@example.com", country="DE")
+    f.attendance(db, org["webinar"], twin, seconds=50 * 60)
+    lead = Lead(
+        email="ada.twin@example.com",
+        contact_id=twin.id,
+        owner_type="user",
+        owner_id=seller.id,
+        owning_bu_id=seller.business_unit_id,
+    )
+    db.add(lead)
+    db.commit()
+    lead_model = _live(db, seller, target="lead", name="Leads")
+    assert _scores(db, lead_model)[lead.id][0] == 20 - 5  # attended once, never registered
+    me = f.principal(db, seller)
+    merged = merge.merge(
+        db=db, principal=me, record_type="contact", master_id=org["ada"].id, duplicate_id=twin.id
+    )
+    db.commit()
+    assert merged.moved["lead_scores"] == 1
+    score = db.scalar(select(LeadScore).where(LeadScore.model_id == lead_model))
+    assert score is not None
+    assert score.contact_id == org["ada"].id
+    segment_jobs.process_changes(_factory(db))
+    db.expire_all()
+    # Ada's history now holds the twin's attendance too: 10 + 3 × 20 + 15 − 5.
+    assert _scores(db, lead_model)[lead.id][0] == 80
