@@ -46,6 +46,7 @@ REFERENCES = {
     "form_id": ("marketing_form", MarketingForm, "marketing form"),
     "page_id": ("marketing_page", MarketingPage, "marketing page"),
 }
+NOUNS = {"message_id": "the email", "form_id": "the form", "page_id": "the page"}
 
 
 def get_model(
@@ -496,7 +497,9 @@ def explain(
     ctx = engine.context(db, model, now=now)
     both = criteria.Context(now, readers=(*ctx.readers, principal), dialect=ctx.dialect)
     parts = []
-    for chk in sd.parse_conditions(model.conditions):
+    checked = sd.parse_conditions(model.conditions)
+    words = condition_words(db=db, principal=principal, checked=checked)
+    for chk in checked:
         c = chk.condition
         if c.contact is not None:
             assert chk.node is not None
@@ -511,7 +514,7 @@ def explain(
                 Part(
                     chk.index,
                     c.name,
-                    describe(chk, {}),
+                    words[chk.index],
                     c.points,
                     None,
                     holds,
@@ -552,7 +555,7 @@ def explain(
             Part(
                 chk.index,
                 c.name,
-                describe(chk, {}),
+                words[chk.index],
                 c.points,
                 n,
                 holds,
@@ -604,9 +607,31 @@ INTERACTION_WORDS = {
 }
 
 
+def condition_words(
+    *, db: Session, principal: access.Principal, checked: Sequence[sd.Checked]
+) -> dict[int, str]:
+    """Each condition in words, by index, naming the events, emails, forms and pages it
+    names where the reader may read them (by number otherwise)."""
+    wanted: dict[str, set[int]] = {}
+    for chk in checked:
+        events = {ref for _path, kind, ref in chk.references if kind == "event"}
+        wanted.setdefault("marketing_event", set()).update(events)
+        for key, (record_type, _model, _noun) in REFERENCES.items():
+            ref = getattr(chk.condition, key)
+            if ref is not None:
+                wanted.setdefault(record_type, set()).add(ref)
+    names: dict[tuple[str, int], str] = {}
+    for record_type, ids in wanted.items():
+        kind = "event" if record_type == "marketing_event" else record_type
+        for i, name in _about_names(db, principal, record_type, ids).items():
+            names[(kind, i)] = name
+    return {chk.index: describe(chk, names) for chk in checked}
+
+
 def describe(chk: sd.Checked, names: criteria.Names) -> str:
     """A condition in words: "attended an event where type equals 'webinar' for at least
-    30 min — each time, in the last 90 days"."""
+    30 min — each time, in the last 90 days". ``names`` holds the names of the records it
+    names that the reader may read, by ``("event" | "email_message" | … , id)``."""
     c = chk.condition
     if c.contact is not None:
         assert chk.node is not None
@@ -615,9 +640,11 @@ def describe(chk: sd.Checked, names: criteria.Names) -> str:
         what = chk.node.describe(names)
     else:
         what = INTERACTION_WORDS[c.interaction or ""]
-        for key, (_t, _m, noun) in REFERENCES.items():
-            if getattr(c, key) is not None:
-                what += f" ({noun} {getattr(c, key)})"
+        for key, (record_type, _m, _noun) in REFERENCES.items():
+            ref = getattr(c, key)
+            if ref is not None:
+                name = names.get((record_type, ref))
+                what += f" ({NOUNS[key]} “{name}”)" if name else f" ({NOUNS[key]} #{ref})"
     how = {
         sd.EACH: "each time",
         sd.NEVER: "never",
