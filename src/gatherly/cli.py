@@ -273,6 +273,14 @@ def demo(
                 soft_wrap=True,
             )
         with transaction(factory) as db:
+            model_id, board_id = sample.sample_scoring(db)
+        out.print(
+            f"\nLead scoring: “{sample.DEMO_MODEL}” scores every contact ({base}/scoring/"
+            f"{model_id}); reports and a dashboard: {base}/reports, {base}/dashboards/{board_id}.",
+            markup=False,
+            soft_wrap=True,
+        )
+        with transaction(factory) as db:
             slug = sample.sample_form(db)
         out.print(
             f"\nForms: a sign-up page anyone can fill in is at {base}/p/{slug}; what people "

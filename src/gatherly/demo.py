@@ -308,6 +308,44 @@ def sample_segments(db: Session) -> list[DemoSegment]:
     return out
 
 
+DEMO_MODEL = "Webinar engagement"
+DEMO_DASHBOARD = "Webinars at a glance"
+
+
+def sample_scoring(db: Session) -> tuple[int, int]:
+    """A live lead-scoring model and a dashboard of the built-in reports, both Olivia's
+    (organization level), idempotent by name; the model is scored here, once."""
+    from gatherly.org.directory import load_principal
+    from gatherly.report import service as reports
+    from gatherly.report.models import Dashboard
+    from gatherly.scoring import service as scoring
+    from gatherly.scoring.models import ScoringModel
+
+    olivia = load_principal(db, org.get_user_by_username(db=db, username="olivia").id)
+    model = db.execute(select(ScoringModel).where(ScoringModel.name == DEMO_MODEL)).scalar()
+    if model is None:
+        conditions = [
+            {"name": "Attended a webinar for 30+ minutes", "points": 30,
+             "interaction": "attended", "min_minutes": 30, "frequency": "each"},
+            {"name": "Registered for two webinars", "points": 15,
+             "interaction": "registered", "times": 2},
+            {"name": "Opened our email lately", "points": 10,
+             "interaction": "email_opened", "within_days": 30},
+            {"name": "Registered but never attended", "points": -10,
+             "interaction": "attended", "frequency": "never"},
+        ]  # fmt: skip
+        model = scoring.create_model(
+            db=db, principal=olivia, name=DEMO_MODEL, conditions=conditions, sales_ready=60
+        )
+        scoring.set_state(db=db, principal=olivia, model_id=model.id, state="live")
+        scoring.rescore_model(db=db, principal=olivia, model_id=model.id)
+    board = db.execute(select(Dashboard).where(Dashboard.name == DEMO_DASHBOARD)).scalar()
+    if board is None:
+        items = [{"builtin": "webinar-performance"}, {"builtin": "contact-acquisition"}]
+        board = reports.create_dashboard(db=db, principal=olivia, name=DEMO_DASHBOARD, items=items)
+    return model.id, board.id
+
+
 DEMO_MESSAGE = "Thank you for joining our webinars"
 DEMO_HTML = """<style>
   .wrap { font-family: Arial, sans-serif; max-width: 560px; margin: 0 auto; color: #1a1a1a; }

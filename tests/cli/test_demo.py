@@ -272,3 +272,19 @@ def test_demo_publishes_a_sign_up_page_owned_by_gustav_and_offers_linkedin(
             "live",
             form.id,
         )
+
+
+def test_demo_scores_contacts_with_a_live_model_and_pins_reports(seeded_demo: SeededDemo) -> None:
+    from gatherly.report import service as reports
+    from gatherly.scoring.models import LeadScore, ScoringModel
+
+    assert "Lead scoring: “Webinar engagement” scores every contact" in seeded_demo.output.text
+    with session_on(seeded_demo.database_url) as db:
+        model = db.scalars(select(ScoringModel).where(ScoringModel.name == sample.DEMO_MODEL)).one()
+        assert (model.state, model.full_pending) == ("live", False)
+        scores = list(db.scalars(select(LeadScore.score).where(LeadScore.model_id == model.id)))
+        assert len(scores) == db.scalar(select(func.count()).select_from(Contact))
+        assert max(scores) >= 30  # some synced contacts attended for 30 minutes or more
+        olivia = load_principal(db, org.get_user_by_username(db=db, username="olivia").id)
+        run = reports.run_report(db=db, principal=olivia, builtin="webinar-performance")
+        assert run.result.rows
