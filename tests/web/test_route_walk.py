@@ -113,6 +113,40 @@ def test_the_walk_sees_the_pages() -> None:
         "/linkedin/profiles/{profile_id}",
         "/linkedin/leads/{lead_id}",
     } <= paths
+    # Lead scoring (issue 18): a model's editor, state, rescore, owner and deletion.
+    assert {
+        "/scoring",
+        "/scoring/{model_id}/edit",
+        "/scoring/{model_id}/state",
+        "/scoring/{model_id}/rescore",
+        "/scoring/{model_id}/owner",
+        "/scoring/{model_id}/delete",
+    } <= changes
+    assert {
+        "/scoring/{model_id}",
+        "/scoring/{model_id}/scores.csv",
+        "/scoring/scores/{score_id}",
+    } <= paths
+    # Reports and dashboards (issue 18): the builder, copies, pins, edits and deletions.
+    assert {
+        "/reports/new",
+        "/reports/{report_id}/edit",
+        "/reports/{report_id}/pin",
+        "/reports/{report_id}/delete",
+        "/reports/builtin/{key}/copy",
+        "/reports/builtin/{key}/pin",
+        "/dashboards",
+        "/dashboards/{dashboard_id}/edit",
+        "/dashboards/{dashboard_id}/delete",
+    } <= changes
+    assert {
+        "/reports",
+        "/reports/{report_id}",
+        "/reports/{report_id}/report.csv",
+        "/reports/builtin/{key}",
+        "/reports/builtin/{key}/report.csv",
+        "/dashboards/{dashboard_id}",
+    } <= paths
 
 
 def test_no_page_answers_without_a_session(client: TestClient) -> None:

@@ -27,6 +27,7 @@ from gatherly.contact.schemas import normalize_country
 from gatherly.core.exceptions import NotFound, ValidationFailed
 from gatherly.event import service as event_service
 from gatherly.org import service as org_service
+from gatherly.scoring import service as scoring_service
 from gatherly.segment import service as segment_service
 from gatherly.web import bulk
 from gatherly.web.pages import CurrentViewer, Viewer, WebDb, may, page
@@ -299,7 +300,8 @@ def contact_page(
     moved: str = "",
     took: str = "",
 ) -> Response:
-    """A contact's properties, origin, ownership, webinar timeline and marketing lists."""
+    """A contact's properties, origin, ownership, webinar timeline, marketing lists and the
+    scores the viewer may read (its own and its leads')."""
     contact = contact_service.get(
         db=db, principal=viewer.principal, kind=CONTACT, record_id=contact_id
     )
@@ -324,6 +326,7 @@ def contact_page(
         lists=segment_service.lists_of_contact(
             db=db, principal=viewer.principal, contact_id=contact.id
         ),
+        scores=scoring_service.scores_of(db=db, principal=viewer.principal, contact_id=contact.id),
         duration=duration,
         status_labels=STATUS_LABELS,
         merged_notice=merged_notice("contact", merged, moved, took),

@@ -93,6 +93,7 @@ FIELD_LABELS = {
     "exclude_segments": "But not members of",
     "trigger_event": "Event",
     "trigger_list": "List",
+    "trigger_model": "Scoring model",
 }
 
 
@@ -287,7 +288,8 @@ ENTRIES = {"audience": "members of segments and lists", **design.TRIGGERS}
 
 def audience_from_form(form: FormData) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(audience, trigger) from the Who enters form: segments and lists, or a trigger (an
-    event and what people did, or a list); excluded segments either way."""
+    event and what people did, a list, or a scoring model people become sales-ready in);
+    excluded segments either way."""
     entry = text(form, "entry") or "audience"
     exclude = _ids(form, "exclude_segments")
     if entry == "audience":
@@ -302,6 +304,11 @@ def audience_from_form(form: FormData) -> tuple[dict[str, Any], dict[str, Any] |
     if entry == "added_to_list":
         chosen = record_id(text(form, "trigger_list"), field="trigger_list", what="the list")
         return {"exclude_segments": exclude}, {"added_to_list": chosen}
+    if entry == "sales_ready":
+        model = record_id(
+            text(form, "trigger_model"), field="trigger_model", what="the scoring model"
+        )
+        return {"exclude_segments": exclude}, {"sales_ready": model}
     raise ValidationFailed("choose who enters the journey", field="entry")
 
 
@@ -320,6 +327,7 @@ def audience_values(definition: Mapping[str, Any]) -> dict[str, Any]:
             None,
         ),
         "trigger_list": int(trigger["added_to_list"]) if trigger.get("added_to_list") else None,
+        "trigger_model": int(trigger["sales_ready"]) if trigger.get("sales_ready") else None,
     }
 
 
@@ -342,4 +350,5 @@ def audience_typed(form: FormData) -> dict[str, Any]:
         "exclude_segments": ids("exclude_segments"),
         "trigger_event": one("trigger_event"),
         "trigger_list": one("trigger_list"),
+        "trigger_model": one("trigger_model"),
     }

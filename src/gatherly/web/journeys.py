@@ -26,6 +26,7 @@ from gatherly.event import service as event_service
 from gatherly.journey import definition as jd
 from gatherly.journey import design, explain, service
 from gatherly.journey.models import Journey
+from gatherly.scoring import service as scoring_service
 from gatherly.segment import service as segment_service
 from gatherly.web import journey_form as jf
 from gatherly.web.email import preview_contact
@@ -73,6 +74,7 @@ class Choices:
     lists: list[tuple[int, str]] = field(default_factory=list)
     segments: list[tuple[int, str]] = field(default_factory=list)
     events: list[tuple[int, str]] = field(default_factory=list)
+    models: list[tuple[int, str]] = field(default_factory=list)
     names: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
@@ -96,6 +98,10 @@ def _choices(
             (e.id, e.name)
             for e in event_service.list_events(db=db, principal=principal, limit=CHOICES).items
         ]
+        found.models = [
+            (m.id, m.name)
+            for m in scoring_service.list_models(db=db, principal=principal, limit=CHOICES).items
+        ]
     if offer and messages:
         for state in ("ready", "in_use"):  # both may be sent; drafts may not
             found.messages += [
@@ -110,6 +116,7 @@ def _choices(
         ("list", found.lists),
         ("segment", found.segments),
         ("event", found.events),
+        ("model", found.models),
     ):
         found.names.update(((kind, i), name) for i, name in items)
     wanted = design.references(definition)
@@ -125,6 +132,7 @@ def _choices(
         "list": lambda i: segment_service.get_list(db=db, principal=principal, list_id=i),
         "segment": lambda i: segment_service.get_segment(db=db, principal=principal, segment_id=i),
         "event": lambda i: event_service.get_event(db=db, principal=principal, event_id=i),
+        "model": lambda i: scoring_service.get_model(db=db, principal=principal, model_id=i),
     }
     for kind, get in getters.items():
         for record_id in sorted(wanted[kind]):

@@ -15,6 +15,8 @@ from gatherly.api.params import PathId
 from gatherly.contact import service
 from gatherly.contact.models import Lead
 from gatherly.core.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
+from gatherly.scoring import service as scoring_service
+from gatherly.scoring.models import ScoringModel
 from gatherly.web import people
 from gatherly.web.contacts import country_name, full_name, merged_notice, owners_of
 from gatherly.web.pages import CsrfChecked, CurrentViewer, WebDb, may, page
@@ -99,7 +101,8 @@ def lead_page(
     merged: str = "",
     took: str = "",
 ) -> Response:
-    """A lead's properties, ownership, its contact (when qualified) and what may be done."""
+    """A lead's properties, ownership, its contact (when qualified), its scores the viewer
+    may read (and since when it is sales-ready) and what may be done."""
     lead = service.get(db=db, principal=viewer.principal, kind=LEAD, record_id=lead_id)
     assert isinstance(lead, Lead)
     contact = None
@@ -110,6 +113,14 @@ def lead_page(
             )
         except NotFound:
             contact = None  # a contact the viewer may not read is not named
+    ready_in: ScoringModel | None = None
+    if lead.sales_ready_at is not None and lead.sales_ready_model_id is not None:
+        try:
+            ready_in = scoring_service.get_model(
+                db=db, principal=viewer.principal, model_id=lead.sales_ready_model_id
+            )
+        except NotFound:
+            ready_in = None  # a model the viewer may not read is not named
     return page(
         request,
         "leads/detail.html",
@@ -124,6 +135,8 @@ def lead_page(
         statuses=people.STATUS_LABELS,
         custom=people.custom_text(lead.custom),
         merged_notice=merged_notice("lead", merged, "", took),
+        scores=scoring_service.scores_of(db=db, principal=viewer.principal, lead_id=lead.id),
+        sales_ready_model=ready_in,
         **may(db, viewer, LEAD.record_type, lead),
     )
 
