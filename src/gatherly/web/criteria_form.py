@@ -1,7 +1,8 @@
 """The segment criteria builder of the web UI: rows of conditions read from a plain form,
 turned into the criteria tree the segment service takes, and back.
 
-"Match all / any of" and rows (a contact field, an event participation, or a marketing list).
+"Match all / any of" and rows (a contact field, an event participation, a marketing list, or a
+lead score of a scoring model).
 Buttons named ``action`` add or remove rows and re-render the form without saving. A tree the
 rows cannot show exactly (nested groups, several fields in one node …) is edited as JSON.
 """
@@ -62,6 +63,13 @@ PARTICIPATION_LABELS = {
     "cancelled": "cancelled their registration for",
     "not_attended": "registered for but did not attend",
 }
+SCORE_TEST_LABELS = {  # "The contact …" (a score row's test of the model's score)
+    "gte": "scores at least",
+    "lte": "scores at most",
+    "between": "scores between",
+    "grade": "has a grade among (comma-separated)",
+    "sales_ready": "is sales-ready",
+}
 
 # ---------------------------------------------------------------- the criteria builder
 
@@ -99,7 +107,7 @@ class CannotShow(Exception):
 class Row:
     """One condition of the builder, as the form holds it (text in, typed JSON out)."""
 
-    kind: str = "contact"  # contact, participation or list
+    kind: str = "contact"  # contact, participation, list or score
     field: str = "country"  # a contact field, or "custom" with ``prop``
     prop: str = ""
     op: str = "equals"
@@ -110,6 +118,11 @@ class Row:
     min_minutes: str = ""  # attended for at least / at most, "" for no bound
     max_minutes: str = ""
     list_id: str = ""
+    model_id: str = ""  # a scoring model (score rows)
+    score_test: str = "gte"  # a key of SCORE_TEST_LABELS
+    score_value: str = ""  # the score (at least / at most / between's low), or the grades
+    score_high: str = ""  # between's high
+    sales_ready: str = "true"  # "true" or "false"
 
     @property
     def field_kind(self) -> str:
@@ -145,6 +158,8 @@ class Row:
 
     def tree(self) -> dict[str, Any]:
         """This row as a criteria node."""
+        if self.kind == "score":
+            return {"score": self._score_tree()}
         if self.kind == "list":
             list_id = _whole(self.list_id)
             return {"list": self.list_id if list_id is None else list_id}
@@ -161,6 +176,21 @@ class Row:
         name = f"custom.{self.prop.strip()}" if self.field == "custom" else self.field
         return {"contact": {name: {self.op: self._typed()}}}
 
+    def _score_tree(self) -> dict[str, Any]:
+        model_id = _whole(self.model_id)
+        node: dict[str, Any] = {"model": self.model_id if model_id is None else model_id}
+        low, high = _number(self.score_value.strip()), _number(self.score_high.strip())
+        if self.score_test == "sales_ready":
+            node["sales_ready"] = self.sales_ready != "false"
+        elif self.score_test == "grade":
+            grades = [part.strip() for part in self.score_value.split(",") if part.strip()]
+            node["grade"] = {"in": grades}
+        elif self.score_test == "between":
+            node["score"] = {"between": [low, high]}
+        else:
+            node["score"] = {"lte" if self.score_test == "lte" else "gte": low}
+        return node
+
     @classmethod
     def from_node(cls, node: Any) -> Row:
         """The row showing a criteria node (CannotShow says why there is none)."""
@@ -172,6 +202,8 @@ class Row:
             raise CannotShow("rows cannot say “not”")
         if set(node) == {"list"}:
             return cls(kind="list", list_id=_as_text(node["list"]))
+        if set(node) == {"score"}:
+            return cls._score(node["score"])
         if "participation" in node:
             return cls._participation(node)
         fields = node.get("contact")
@@ -186,6 +218,39 @@ class Row:
         if str(name).startswith("custom."):
             return cls(field="custom", prop=str(name)[7:], op=str(op), value=_as_text(value))
         return cls(field=str(name), op=str(op), value=_as_text(value))
+
+    @classmethod
+    def _score(cls, score: Any) -> Row:
+        """A score node of one test: score at least / at most / between, grade is one of,
+        or sales-ready (the round trip in ``Builder.from_tree`` checks the rest)."""
+        if not isinstance(score, dict) or "model" not in score:
+            raise CannotShow("a score condition names no scoring model")
+        tests = sorted(set(score) - {"model"})
+        if not tests:
+            raise CannotShow(
+                "a score condition names only its model; a row tests the score, the grade "
+                "or sales-readiness"
+            )
+        if len(tests) > 1:
+            raise CannotShow(f"a score condition tests {' and '.join(tests)}; a row tests one")
+        row = cls(kind="score", model_id=_as_text(score["model"]))
+        name, condition = tests[0], score[tests[0]]
+        if name == "sales_ready" and isinstance(condition, bool):
+            row.score_test, row.sales_ready = "sales_ready", _as_text(condition)
+            return row
+        if not isinstance(condition, dict) or len(condition) != 1:
+            raise CannotShow(f"the score condition's {name} test is not one a row shows")
+        op, value = next(iter(condition.items()))
+        if name == "grade" and op == "in" and isinstance(value, list):
+            row.score_test, row.score_value = "grade", _as_text(value)
+        elif name == "score" and op in ("gte", "lte"):
+            row.score_test, row.score_value = str(op), _as_text(value)
+        elif name == "score" and op == "between" and isinstance(value, list) and len(value) == 2:
+            row.score_test = "between"
+            row.score_value, row.score_high = _as_text(value[0]), _as_text(value[1])
+        else:
+            raise CannotShow(f"the score condition's {name} test is not one a row shows")
+        return row
 
     @classmethod
     def _participation(cls, node: dict[str, Any]) -> Row:
@@ -283,6 +348,12 @@ def normal_tree(tree: Any) -> Any:
             for name, condition in fields.items():
                 test = condition if isinstance(condition, dict) else {"equals": condition}
                 out.append({"contact": {name: test}})
+        elif isinstance(node, dict) and set(node) == {"score"} and isinstance(node["score"], dict):
+            score = dict(node["score"])
+            ready = score.get("sales_ready")
+            if isinstance(ready, dict) and set(ready) == {"equals"}:
+                score["sales_ready"] = ready["equals"]
+            out.append({"score": score})
         elif isinstance(node, dict) and isinstance(node.get("event"), dict):
             event = dict(node["event"])
             if isinstance(event.get("id"), dict) and set(event["id"]) == {"equals"}:
@@ -314,6 +385,11 @@ def read_builder(form: FormData) -> Builder:
                 min_minutes=bounds["min"],
                 max_minutes=bounds["max"],
                 list_id=str(form.get(f"row-{i}-list") or "").strip(),
+                model_id=str(form.get(f"row-{i}-model") or "").strip(),
+                score_test=str(form.get(f"row-{i}-score_test") or "gte"),
+                score_value=str(form.get(f"row-{i}-score_value") or "").strip(),
+                score_high=str(form.get(f"row-{i}-score_high") or "").strip(),
+                sales_ready="false" if form.get(f"row-{i}-sales_ready") == "false" else "true",
             )
         )
     match = "any" if form.get("match") == "any" else "all"
@@ -334,7 +410,7 @@ def apply_action(builder: Builder, action: str) -> Builder:
     if builder.json_only:
         return builder
     if action.startswith("add_") and len(builder.rows) < MAX_ROWS:
-        kind = action[4:] if action[4:] in ("participation", "list") else "contact"
+        kind = action[4:] if action[4:] in ("participation", "list", "score") else "contact"
         builder.rows.append(Row(kind=kind))
     elif action.startswith("remove_"):
         index = _whole(action[7:])
@@ -343,4 +419,6 @@ def apply_action(builder: Builder, action: str) -> Builder:
     for row in builder.rows:
         if row.op not in row.ops:
             row.op = row.ops[0]
+        if row.score_test not in SCORE_TEST_LABELS:
+            row.score_test = "gte"
     return builder

@@ -36,11 +36,13 @@ from gatherly.report import definition as rd
 from gatherly.report import service
 from gatherly.report.models import Dashboard, Report
 from gatherly.report.schemas import ReportFields
+from gatherly.scoring import service as scoring_service
 from gatherly.segment import service as segment_service
 from gatherly.web.criteria_form import (
     FIELD_LABELS,
     OP_LABELS,
     PARTICIPATION_LABELS,
+    SCORE_TEST_LABELS,
     Builder,
     apply_action,
     as_int,
@@ -364,10 +366,12 @@ def _events(db: Session, viewer: Viewer, q: str) -> list[MarketingEvent]:
 
 
 def _builder_choices(db: Session, viewer: Viewer, builder: Builder) -> dict[str, Any]:
-    """What the contact filter's rows offer: the events and lists the viewer may read."""
+    """What the contact filter's rows offer: the events, lists and scoring models the viewer
+    may read."""
     recent: list[MarketingEvent] | None = None
     event_choices: dict[int, list[MarketingEvent]] = {}
     lists: list[Any] = []
+    models: list[Any] = []
     for i, row in enumerate(builder.rows):
         if row.kind == "participation":
             if row.event_q:
@@ -380,9 +384,15 @@ def _builder_choices(db: Session, viewer: Viewer, builder: Builder) -> dict[str,
             lists = list(
                 segment_service.list_lists(db=db, principal=viewer.principal, limit=CHOICES).items
             )
+        elif row.kind == "score" and not models:
+            models = list(
+                scoring_service.list_models(db=db, principal=viewer.principal, limit=CHOICES).items
+            )
     return {
         "event_choices": event_choices,
         "lists": lists,
+        "model_choices": models,
+        "score_test_labels": SCORE_TEST_LABELS,
         "field_labels": FIELD_LABELS,
         "op_labels": OP_LABELS,
         "participation_labels": PARTICIPATION_LABELS,

@@ -37,6 +37,7 @@ from gatherly.core.ids import MAX_ID
 from gatherly.event import service as event_service
 from gatherly.event.models import MarketingEvent
 from gatherly.org import service as org_service
+from gatherly.scoring import service as scoring_service
 from gatherly.segment import criteria as crit
 from gatherly.segment import service
 from gatherly.segment.models import DYNAMIC, SCOPE_BUSINESS_UNIT, SCOPE_ORGANIZATION, Segment
@@ -46,6 +47,7 @@ from gatherly.web.criteria_form import (
     FIELD_LABELS,
     OP_LABELS,
     PARTICIPATION_LABELS,
+    SCORE_TEST_LABELS,
     Builder,
     Row,
     apply_action,
@@ -66,7 +68,7 @@ from gatherly.web.pages import (
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
-CHOICES = 200  # events and lists offered in the builder's selects (newest first)
+CHOICES = 200  # events, lists and scoring models the builder's selects offer (newest first)
 MINUTE_COLUMNS = 3  # events named by the criteria shown as minutes beside the members
 MAX_UPLOAD = 20_000_000  # bytes, as the API's CsvIn allows
 # Form fields arrive as text and are checked here, so an error can name the builder row.
@@ -208,6 +210,11 @@ def _form_page(
         else:
             recent = found = recent if recent is not None else _events(db, principal, "")
         event_choices[i] = _with_chosen(db, principal, found, row)
+    model_choices: list[Any] = []
+    if any(row.kind == "score" for row in builder.rows):
+        model_choices = list(
+            scoring_service.list_models(db=db, principal=principal, limit=CHOICES).items
+        )
     dynamic = segment is None or segment.kind == DYNAMIC
     count = {}
     if dynamic and not any(k == "criteria" or k.startswith("row-") for k in errors):
@@ -226,6 +233,7 @@ def _form_page(
         scoping_on=service.scoping_on(db=db),
         event_choices=event_choices,
         lists=lists,
+        model_choices=model_choices,
         **count,
         **_labels(),
     )
@@ -236,6 +244,7 @@ def _labels() -> dict[str, Any]:
         "field_labels": FIELD_LABELS,
         "op_labels": OP_LABELS,
         "participation_labels": PARTICIPATION_LABELS,
+        "score_test_labels": SCORE_TEST_LABELS,
         "scope_labels": SCOPE_LABELS,
     }
 
