@@ -159,3 +159,11 @@ def test_giving_a_model_away_moves_its_scores_and_is_audited(
         db.scalars(select(AuditEntry.action).where(AuditEntry.target_type == "scoring_model"))
     )
     assert {"scoring_model.create", "scoring_model.live", "scoring_model.assign"} <= actions
+
+
+def test_explicit_nulls_mean_the_defaults(client: TestClient, org: Org) -> None:
+    body = {"name": "N", "conditions": None, "target": None, "grades": None, "description": None}
+    made = client.post(f"{API}/models", json=body, headers=org.headers["marketer"])
+    assert made.status_code == 201, made.text
+    assert (made.json()["target"], made.json()["conditions"]) == ("contact", [])
+    assert made.json()["grades"][0]["grade"] == "A"

@@ -129,20 +129,21 @@ def create_model(
     db: Session,
     principal: access.Principal,
     name: str,
-    target: str = CONTACT,
-    conditions: Sequence[dict[str, Any]] = (),
+    target: str | None = CONTACT,
+    conditions: Sequence[dict[str, Any]] | None = (),
     grades: Sequence[dict[str, Any]] | None = None,
     sales_ready: int | None = None,
-    description: str = "",
+    description: str | None = "",
     owner: OwnerRef | None = None,
 ) -> ScoringModel:
-    """A draft model owned by ``owner`` (default: the caller); grades default to A–D."""
+    """A draft model owned by ``owner`` (default: the caller); grades default to A–D, the
+    target to contacts (a null given for either means the default)."""
     columns = owned.new_columns(db, principal, MODEL, owner)
     values = {
         "name": name,
         "description": description or "",
-        "target": target,
-        "conditions": list(conditions),
+        "target": target or CONTACT,
+        "conditions": list(conditions or ()),
         "grades": sd.DEFAULT_GRADES if grades is None else list(grades),
         "sales_ready": sales_ready,
     }
