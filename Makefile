@@ -10,7 +10,7 @@ export GATHERLY_TEST_POSTGRES_URL
 # One worker more than cores: many tests wait on a browser, a worker process or HTTP.
 TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)) + 1)")
 
-.PHONY: demo test lint chromium bench bench-sync bench-segments bench-email bench-journeys bench-matching format clean
+.PHONY: demo test lint chromium bench bench-sync bench-segments bench-email bench-journeys bench-matching bench-scoring format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,9 @@ bench-journeys: $(VENV)/.installed-test
 
 bench-matching: $(VENV)/.installed-test
 	$(BIN)/python bench/matching.py
+
+bench-scoring: $(VENV)/.installed-test
+	$(BIN)/python bench/scoring.py
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format .

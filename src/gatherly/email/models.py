@@ -236,6 +236,8 @@ class EmailInteraction(Base):
         Index("ix_email_interaction_message", "message_id", "kind", "at"),
         Index("ix_email_interaction_send", "send_id", "kind", "at"),
         Index("ix_email_interaction_delivery", "delivery_id", "kind"),
+        # Lead scores count a contact's opens and clicks (scoring.engine, per contact).
+        Index("ix_email_interaction_contact", "contact_id", "kind", "at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

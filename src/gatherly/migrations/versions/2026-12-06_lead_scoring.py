@@ -98,12 +98,20 @@ def upgrade() -> None:
         batch_op.create_index("ix_lead_score_owning_bu_id", ["owning_bu_id"], unique=False)
         batch_op.create_index("ix_lead_score_ready", ["model_id", "sales_ready_at"], unique=False)
 
+    with op.batch_alter_table("email_interaction", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_email_interaction_contact", ["contact_id", "kind", "at"], unique=False
+        )
+
     with op.batch_alter_table("lead", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sales_ready_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("sales_ready_model_id", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("email_interaction", schema=None) as batch_op:
+        batch_op.drop_index("ix_email_interaction_contact")
+
     with op.batch_alter_table("lead", schema=None) as batch_op:
         batch_op.drop_column("sales_ready_model_id")
         batch_op.drop_column("sales_ready_at")
