@@ -381,3 +381,19 @@ def test_merging_contacts_moves_lead_scores_and_rescores_the_master(
     db.expire_all()
     # Ada's history now holds the twin's attendance too: 10 + 3 × 20 + 15 − 5.
     assert _scores(db, lead_model)[lead.id][0] == 80
+
+
+def test_rescoring_tens_of_thousands_of_touched_contacts_binds_no_parameter_per_id(
+    db: Session, org: dict[str, Any]
+) -> None:
+    """The worker rescores up to 20,000 touched contacts at once; one bound parameter per
+    id and interaction condition would pass PostgreSQL's 65,535 limit."""
+    from gatherly.scoring import engine
+    from gatherly.scoring.models import ScoringModel
+
+    model_id = _live(db, org["seller"])
+    model = db.get(ScoringModel, model_id)
+    assert model is not None
+    touched = [org["ada"].id, *range(10_000_000, 10_030_000)]
+    result = engine.rescore(db, model, now=T0 + timedelta(days=40), contact_ids=touched)
+    assert (result.scored, result.changed) == (1, 1)  # Ada's opens left the window
