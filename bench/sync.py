@@ -1,4 +1,5 @@
-"""Teams sync benchmark (issue 3): backfill, no-op re-run and Sync now, against a floor.
+"""Teams sync benchmark (issue 3; town halls, issue 19): backfill, no-op re-run and Sync
+now, against a floor.
 
 A tenant is generated from a seed: ``--webinars`` past webinars with Zipf-sized audiences
 capped at 1,000 (Teams' limit; about 100 registrations per webinar on average) with
@@ -14,21 +15,32 @@ and, from the emulator's request log, that no one-second window held more reques
 the configured rate and, in a throttled run, that no request was sent inside a
 Retry-After window it had been told about.
 
+With ``--townhall N`` it measures a town hall instead (issue 19): one of N attendees (a
+tenth anonymous, without an email; some leave and rejoin), synced with Sync now into an
+empty database (target under 15 s), then again (target: writes 0 rows), with the process's
+resident memory sampled throughout (target: flat, the same peak on the second run and
+nothing kept after either).
+
     python bench/sync.py                      # the issue's sizes, SQLite
     python bench/sync.py --webinars 100 --stress 2000 --rate 1000   # a quick look
     python bench/sync.py --database-url postgresql+psycopg://postgres@127.0.0.1/test
+    python bench/sync.py --townhall 20000     # a town hall of 20,000 attendees
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import sys
 import tempfile
+import threading
 import time
+import tracemalloc
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,7 +59,7 @@ from gatherly.org import defaults
 from gatherly.org import service as org
 from gatherly.teams import fetch
 from gatherly.teams import service as teams
-from gatherly.teams.models import TeamsWebinar
+from gatherly.teams.models import KIND_TOWNHALL, KIND_WEBINAR, TeamsWebinar
 from gatherly.teams.sync import run_sync
 
 TENANT = "5c1d2e3f-4a5b-4c6d-8e7f-901234567890"
@@ -194,11 +206,139 @@ def generate(seed: int, webinars: int, stress: int) -> dict[str, Any]:
     }
 
 
+def generate_townhall(seed: int, attendees: int) -> dict[str, Any]:
+    """A tenant with one past town hall of ``attendees`` people in one attendance report:
+    a tenth anonymous (no email), about one in five joining two or three times, plus the
+    organizer and a co-organizer (not counted). No registrations: town halls have none."""
+    rng = random.Random(seed)
+    guid = lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4))  # noqa: E731
+    organizer, co = (
+        {
+            "id": guid(),
+            "displayName": name,
+            "mail": f"{local}@contoso.example",
+            "userPrincipalName": f"{local}@contoso.example",
+            "applicationAccessPolicy": "Bench",
+        }
+        for name, local in (("Organizer 0", "organizer0"), ("Co Organizer", "co.organizer"))
+    )
+    start = datetime(2026, 2, 5, 16, tzinfo=UTC)
+    end = start + timedelta(hours=1)
+    records = [
+        {
+            "id": guid(),
+            "emailAddress": who["mail"],
+            "role": role,
+            "registrationId": None,
+            "identity": {"id": who["id"], "displayName": who["displayName"]},
+            "attendanceIntervals": [{"joinDateTime": _dto(start), "leaveDateTime": _dto(end)}],
+        }
+        for who, role in ((organizer, "Organizer"), (co, "Presenter"))
+    ]
+    for n in range(attendees):
+        pieces = 1 if rng.random() < 0.8 else rng.randint(2, 3)
+        slot = timedelta(hours=1) / pieces
+        intervals = []
+        for p in range(pieces):
+            join = start + slot * p + timedelta(seconds=rng.randint(0, 300))
+            leave = start + slot * (p + 1) - timedelta(seconds=rng.randint(0, 300))
+            intervals.append({"joinDateTime": _dto(join), "leaveDateTime": _dto(leave)})
+        anonymous = n % 10 == 9
+        email = f"person{n}@{DOMAINS[n % len(DOMAINS)]}"
+        records.append(
+            {
+                "id": guid(),
+                "emailAddress": None if anonymous else email,
+                "role": "Attendee",
+                "registrationId": None,
+                "identity": {
+                    "id": "",
+                    "displayName": "Anonymous" if anonymous else f"First{n} Last{n}",
+                    "tenantId": None,
+                },
+                "attendanceIntervals": intervals,
+            }
+        )
+    townhall = {
+        "id": f"{guid()}@{TENANT}",
+        "displayName": "Bench town hall",
+        "status": "published",
+        "audience": "everyone",
+        "description": {"contentType": "text", "content": "All hands"},
+        # Graph's own example zone name: read as UTC, noted on the run.
+        "startDateTime": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "PacificSt"},
+        "endDateTime": {"dateTime": end.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "PacificSt"},
+        "createdBy": {"user": {"id": organizer["id"], "displayName": organizer["displayName"]}},
+        "coOrganizers": [{"id": co["id"], "displayName": co["displayName"], "tenantId": TENANT}],
+        "invitedAttendees": [],
+        "isInviteOnly": False,
+        "sessions": [
+            {
+                "id": guid(),
+                "subject": "Bench town hall",
+                "startDateTime": _when(start),
+                "endDateTime": _when(end),
+                "joinWebUrl": "https://teams.microsoft.com/l/meetup-join/bench-townhall",
+                "attendanceReports": [
+                    {
+                        "id": guid(),
+                        "meetingStartDateTime": _dto(start),
+                        "meetingEndDateTime": _dto(end),
+                        "attendanceRecords": records,
+                    }
+                ],
+            }
+        ],
+    }
+    return {
+        "tenant": {"id": TENANT, "domains": ["contoso.example"]},
+        "applications": [{"appId": APP, "secret": SECRET, "permissions": PERMISSIONS}],
+        "users": [organizer, co],
+        "webinars": [],
+        "townhalls": [townhall],
+    }
+
+
 # ------------------------------------------------------------------ measuring
 
 
+def _rss_mib() -> float:
+    """This process's resident memory in MiB (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except OSError:
+        return 0.0
+    return pages * 4096 / 2**20
+
+
+@contextmanager
+def rss_peak() -> Iterator[dict[str, float]]:
+    """Sample resident memory every 20 ms while the block runs: before, peak, after."""
+    found = {"before": _rss_mib(), "peak": 0.0, "after": 0.0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            found["peak"] = max(found["peak"], _rss_mib())
+            stop.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield found
+    finally:
+        stop.set()
+        sampler.join()
+        found["after"] = _rss_mib()
+        found["peak"] = max(found["peak"], found["after"])
+
+
 class WriteCounter:
-    """Counts INSERT/UPDATE/DELETE statements' affected rows on an engine."""
+    """Counts INSERT/UPDATE/DELETE statements' affected rows on an engine, leaving out the
+    run's own bookkeeping (its ``sync_run`` row, each synced webinar's last-synced time)."""
+
+    BOOKKEEPING = ("sync_run", "UPDATE teams_webinar SET last_synced_at=")
 
     def __init__(self, engine: Engine) -> None:
         self.rows = 0
@@ -206,7 +346,8 @@ class WriteCounter:
 
     def _after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         verb = statement.lstrip().split(" ", 1)[0].upper()
-        if verb in ("INSERT", "UPDATE", "DELETE") and "sync_run" not in statement[:40]:
+        head = " ".join(statement.split())[:60]
+        if verb in ("INSERT", "UPDATE", "DELETE") and not any(b in head for b in self.BOOKKEEPING):
             self.rows += max(cursor.rowcount, 0)
 
 
@@ -274,7 +415,10 @@ def floor(settings: Settings, base_url: str) -> int:
     items = 0
     with teams.client_factory(settings)(connection) as client:
         targets = [
-            w for u in fetch.list_users(client) for w in fetch.organizer_webinars(client, u.id)
+            w
+            for u in fetch.list_users(client)
+            for kind in (KIND_WEBINAR, KIND_TOWNHALL)  # a sync asks for both, per user
+            for w in fetch.organizer_webinars(client, u.id, kind)
         ]
         with ThreadPoolExecutor(max_workers=settings.graph_concurrency) as pool:
             for data in pool.map(lambda w: fetch.fetch_webinar(client, w, now=now), targets):
@@ -321,16 +465,94 @@ def early_after_retry_after(entries: list[dict[str, Any]], slack: float) -> int:
     return early
 
 
+def townhall_bench(args: argparse.Namespace) -> int:
+    """Sync now of one town hall of ``args.townhall`` attendees, twice, memory sampled."""
+    print(f"generating: a town hall of {args.townhall} attendees (seed {args.seed})")
+    tenant = generate_townhall(args.seed, args.townhall)
+    townhall_id = tenant["townhalls"][0]["id"]
+    state = EmulatorState(tenant, page_size=args.page_size)
+    workdir = Path(tempfile.mkdtemp(prefix="gatherly-bench-townhall-"))
+    settings = Settings(
+        graph_rate_per_second=args.rate,
+        graph_concurrency=args.concurrency,
+        queue_path=str(workdir / "queue.db"),
+    )
+    with serve_in_thread(create_emulator_app(state)) as base_url:
+        print(f"emulator at {base_url}; Graph rate {args.rate}/s")
+        db_url, engine, owner = fresh_database(args.database_url, workdir, "townhall")
+        s = settings.model_copy(update={"database_url": db_url})
+        connect(engine, s, base_url, owner)
+        factory = make_session_factory(engine)
+        run_sync(factory, s)  # discovery only: nothing ticked
+        mark = log_size(base_url)
+        with rss_peak() as first_mem:
+            first_s, first = timed(
+                "Sync now, empty database",
+                lambda: run_sync(factory, s, webinar_graph_id=townhall_id),
+            )
+        requests = len(request_log(base_url, mark))
+        assert first.status == "succeeded", first.errors
+        print(f"      {dict(first.changes)}")
+        for note in first.notes:
+            print(f"      note: {note}")
+        counter = WriteCounter(engine)
+        with rss_peak() as again_mem:
+            again_s, again = timed(
+                "Sync now again, nothing changed",
+                lambda: run_sync(factory, s, webinar_graph_id=townhall_id),
+            )
+        assert again.status == "succeeded", again.errors
+        print(f"      changes {dict(again.changes) or 'none'}")
+        # Resident memory includes what the allocator keeps for reuse; what Python still
+        # holds after a run, and its peak during one, come from tracing a third run.
+        gc.collect()
+        tracemalloc.start()
+        run_sync(factory, s, webinar_graph_id=townhall_id)
+        gc.collect()
+        live, traced_peak = (n / 2**20 for n in tracemalloc.get_traced_memory())
+        tracemalloc.stop()
+        with make_session_factory(engine)() as db:
+            attendees = db.scalar(text("SELECT attendee_count FROM marketing_event"))
+        engine.dispose()
+
+    print()
+    print(f"town hall of {args.townhall} attendees, {db_url.split(':')[0]}:")
+    print(
+        f"  Sync now {first_s:.2f} s ({requests} Graph requests; "
+        f"{attendees} attendees counted)   (target < 15 s)"
+    )
+    print(f"  again {again_s:.2f} s, {counter.rows} rows written   (target 0)")
+    for label, mem in (("first", first_mem), ("again", again_mem)):
+        print(
+            f"  resident memory ({label}): {mem['before']:.0f} MiB before, peak "
+            f"{mem['peak']:.0f} MiB (+{mem['peak'] - mem['before']:.0f}), {mem['after']:.0f} MiB after"
+        )
+    print(
+        f"  Python memory (traced run): peak {traced_peak:.0f} MiB, {live:.1f} MiB still held "
+        "after it   (target: nothing kept; the emulator serves in this process)"
+    )
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--webinars", type=int, default=1000)
     parser.add_argument("--stress", type=int, default=10_000)
+    parser.add_argument(
+        "--townhall",
+        type=int,
+        default=None,
+        metavar="N",
+        help="measure Sync now of one town hall of N attendees instead",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rate", type=float, default=25.0, help="Graph requests per second")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--page-size", type=int, default=100, help="the emulator's page size")
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (default SQLite)")
     args = parser.parse_args(argv)
+    if args.townhall is not None:
+        return townhall_bench(args)
 
     print(
         f"generating: {args.webinars} webinars + 1 stress webinar of {args.stress} (seed {args.seed})"

@@ -5,8 +5,10 @@ Standard library only and seeded, so re-running it reproduces the file byte for 
     python examples/make_sample_tenant.py            # writes examples/sample-tenant.json
     python examples/make_sample_tenant.py OUT.json   # writes elsewhere
 
-Every webinar, session, registration, attendance report/record, recording and transcript
-is in Microsoft Graph v1.0's own JSON shape (see docs/graph-emulator.md). The scenario is
+Every webinar, town hall, session, registration, attendance report/record, recording and
+transcript is in Microsoft Graph v1.0's own JSON shape (see docs/graph-emulator.md). The
+town halls draw on their own seeded stream (``SEED + 1``), so adding them left every webinar
+exactly as it was. The scenario is
 built around a fixed reference "now", ``REFERENCE_NOW`` (2026-11-20T12:00:00Z): webinars
 before it are past (with attendance), one session is running at that instant, later ones
 are future. All dates lie between 2026-11-02 and 2027-03-07, when none of the zones used
@@ -615,12 +617,224 @@ def build(seed: int = SEED) -> dict[str, Any]:
                 _artifacts(g, session, org, tenant_id, start, end, spec, presenter)
         webinars.append(webinar)
 
+    townhalls = _townhalls(
+        Gen(seed + 1),
+        tenant_id=tenant_id,
+        marta=marta,
+        tomas=tomas,
+        kenji=kenji,
+        staff=staff,
+        presenter=presenter,
+        people=people,
+    )
     return {
         "tenant": {"id": tenant_id, "domains": [INTERNAL_DOMAIN, AGENCY_DOMAIN]},
         "applications": applications,
         "users": users,
         "webinars": webinars,
+        "townhalls": townhalls,
     }
+
+
+# Graph's own town-hall example writes this zone name, which is neither a Windows nor an
+# IANA name: the connector must keep the event, read the times as UTC and say so.
+GRAPH_EXAMPLE_ZONE = "PacificSt"
+
+
+def _townhalls(
+    g: Gen,
+    *,
+    tenant_id: str,
+    marta: dict[str, Any],
+    tomas: dict[str, Any],
+    kenji: dict[str, Any],
+    staff: list[dict[str, Any]],
+    presenter: dict[str, Any],
+    people: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Three town halls (virtualEventTownhall, no registrations):
+
+    - t01 *Customer Town Hall*, Marta's, past, public, its own times in Graph's example
+      zone ``"PacificSt"``: the organizer, Tomas (co-organizer), a presenter, two staff,
+      32 external attendees (some rejoin) and 4 anonymous attendees without an email;
+    - t02 *Q4 All-Hands*, Tomas's, future, organization-only and invite-only;
+    - t03 *Tokyo Office Town Hall*, Kenji's (no access policy: hidden from the app).
+    """
+
+    def user_invite(u: dict[str, Any]) -> dict[str, Any]:
+        return {**user_identity(u, tenant_id)}
+
+    def guest_invite(p: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "@odata.type": "#microsoft.graph.communicationsGuestIdentity",
+            "id": g.guid(),
+            "displayName": f"{p['firstName']} {p['lastName']}",
+            "email": p["email"],
+        }
+
+    def townhall(
+        org: dict[str, Any],
+        title: str,
+        zone: str,
+        start: datetime,
+        minutes: int,
+        *,
+        audience: str,
+        invite_only: bool,
+        co: list[dict[str, Any]],
+        invited: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        end = start + timedelta(minutes=minutes)
+        if zone in ZONE_OFFSETS:
+            when = dttz(start, zone), dttz(end, zone)
+        else:  # the wall time in the organizer's (Pacific) zone, under Graph's odd name
+            when = (
+                {**dttz(start, "Pacific Standard Time"), "timeZone": zone},
+                {**dttz(end, "Pacific Standard Time"), "timeZone": zone},
+            )
+        session = make_session(
+            g,
+            tenant_id=tenant_id,
+            organizer=org,
+            subject=title,
+            start=start,
+            end=end,
+            zone="UTC",
+            allow_recording=False,
+            allow_transcription=False,
+            capacity=None,
+        )
+        return {
+            "@odata.type": "#microsoft.graph.virtualEventTownhall",
+            "id": f"{g.guid()}@{tenant_id}",
+            "status": "published",
+            "displayName": title,
+            "description": {"contentType": "text", "content": f"{title}.\nQuestions welcome."},
+            "startDateTime": when[0],
+            "endDateTime": when[1],
+            "createdBy": {
+                "application": None,
+                "device": None,
+                "user": user_identity(org, tenant_id),
+            },
+            "audience": audience,
+            "coOrganizers": [co_organizer(u, tenant_id) for u in co],
+            "invitedAttendees": invited,
+            "isInviteOnly": invite_only,
+            "settings": {"isAttendeeEmailNotificationEnabled": True},
+            "externalEventInformation": [],
+            "sessions": [session],
+        }
+
+    # t01: past, public, "PacificSt".
+    start = datetime(2026, 11, 19, 17, 0, tzinfo=UTC)
+    t01 = townhall(
+        marta,
+        "Customer Town Hall: 2027 Product Vision",
+        GRAPH_EXAMPLE_ZONE,
+        start,
+        60,
+        audience="everyone",
+        invite_only=False,
+        co=[tomas],
+        invited=[user_invite(staff[0]), guest_invite(people[3]), guest_invite(people[7])],
+    )
+    end = start + timedelta(minutes=60)
+    meeting_start, meeting_end = start - g.secs(120, 300), end + g.secs(60, 240)
+
+    def record(
+        email: str | None,
+        name: str,
+        identity: dict[str, Any] | None,
+        role: str,
+        intervals: list[tuple[datetime, datetime]],
+    ) -> dict[str, Any]:
+        return make_record(
+            g,
+            email=email,
+            display_name=name,
+            identity_id=identity["id"] if identity else "",
+            identity_tenant=tenant_id if identity else None,
+            role=role,
+            registration=None,  # a town hall has no registrations
+            intervals=intervals,
+        )
+
+    records = [
+        record(marta["mail"], marta["displayName"], marta, "Organizer", [(meeting_start, meeting_end)]),
+        record(tomas["mail"], tomas["displayName"], tomas, "Presenter", [(start, end)]),
+        record(presenter["mail"], presenter["displayName"], presenter, "Presenter",
+               [(start + g.secs(60, 120), end - g.secs(60, 120))]),
+    ]  # fmt: skip
+    for u in staff[1:3]:
+        records.append(
+            record(u["mail"], u["displayName"], u, "Attendee", intervals_for(g, start, end, 1))
+        )
+    for i, p in enumerate(people[100:132]):
+        pieces = 2 if i % 5 == 0 else 1  # some leave and come back
+        records.append(
+            record(p["attEmail"], f"{p['firstName']} {p['lastName']}", None, "Attendee",
+                   intervals_for(g, start, end, pieces))
+        )  # fmt: skip
+    # Anonymous attendees: joined without signing in, so Teams has no email for them.
+    for n, name in enumerate(["Anonymous", "Anonymous", "Guest (unverified)", "Viewer 4417"]):
+        records.append(
+            record(None if n % 2 else "", name, None, "Attendee" if n < 3 else "None",
+                   intervals_for(g, start + timedelta(minutes=5 * n), end, 1))
+        )  # fmt: skip
+    t01["sessions"][0]["attendanceReports"] = [
+        {
+            "id": g.guid(),
+            "totalParticipantCount": len(records),
+            "meetingStartDateTime": dto3(meeting_start),
+            "meetingEndDateTime": dto3(meeting_end),
+            "externalEventInformation": [],
+            "attendanceRecords": records,
+        }
+    ]
+
+    # t02: future, internal and invite-only: no attendance yet.
+    t02 = townhall(
+        tomas,
+        "Q4 All-Hands (internal)",
+        "W. Europe Standard Time",
+        datetime(2026, 12, 8, 15, 0, tzinfo=UTC),
+        45,
+        audience="organization",
+        invite_only=True,
+        co=[],
+        invited=[user_invite(u) for u in [marta, *staff]],
+    )
+
+    # t03: Kenji holds no access policy: Graph hides it from the app.
+    start = datetime(2026, 11, 17, 4, 0, tzinfo=UTC)
+    t03 = townhall(
+        kenji,
+        "Tokyo Office Town Hall",
+        "Tokyo Standard Time",
+        start,
+        30,
+        audience="organization",
+        invite_only=False,
+        co=[],
+        invited=[],
+    )
+    end = start + timedelta(minutes=30)
+    t03["sessions"][0]["attendanceReports"] = [
+        {
+            "id": g.guid(),
+            "totalParticipantCount": 2,
+            "meetingStartDateTime": dto3(start),
+            "meetingEndDateTime": dto3(end),
+            "externalEventInformation": [],
+            "attendanceRecords": [
+                record(kenji["mail"], kenji["displayName"], kenji, "Organizer", [(start, end)]),
+                record(staff[3]["mail"], staff[3]["displayName"], staff[3], "Attendee",
+                       intervals_for(g, start, end, 1)),
+            ],
+        }
+    ]  # fmt: skip
+    return [t01, t02, t03]
 
 
 def _attendance(

@@ -224,7 +224,7 @@ def demo(
         run_with_progress(factory, settings)  # discovers organizers and their webinars
         with transaction(factory) as db:
             ticked = sample.tick_everything(db)
-        out.print(f"Syncing {ticked} webinars into marketing events …")
+        out.print(f"Syncing {ticked} webinars and town halls into marketing events …")
         print_report(run_with_progress(factory, settings))
         out.print(
             "\nMarketing events as Gustav (Marketer, Germany, where the synced webinars land)"
@@ -368,7 +368,8 @@ def mail_catcher(
 @app.command("graph-emulator")
 def graph_emulator(
     fixture: Annotated[
-        Path, typer.Option(help="Fixture JSON: tenant, applications, users, webinars.")
+        Path,
+        typer.Option(help="Fixture JSON: tenant, applications, users, webinars, townhalls."),
     ],
     port: Annotated[int, typer.Option(help="TCP port.")],
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",

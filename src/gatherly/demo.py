@@ -232,8 +232,8 @@ def connect_sample_tenant(
 
 
 def tick_everything(db: Session) -> int:
-    """Tick Sync on every discovered webinar of a syncable organizer, and make new webinars
-    of those organizers sync by default; returns how many webinars are ticked."""
+    """Tick Sync on every discovered webinar and town hall of a syncable organizer, and make
+    new ones of those organizers sync by default; returns how many are ticked."""
     ok = select(TeamsOrganizer.id).where(TeamsOrganizer.status == ORGANIZER_OK)
     db.execute(
         update(TeamsOrganizer).where(TeamsOrganizer.id.in_(ok)).values(sync_new_by_default=True)

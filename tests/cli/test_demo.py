@@ -52,7 +52,8 @@ def test_demo_syncs_the_emulated_teams_tenant_into_events(seeded_demo: SeededDem
         events = db.scalars(select(MarketingEvent)).all()
         gustav = org.get_user_by_username(db=db, username=sample.DEMO_EVENT_OWNER)
         marta = org.get_user_by_username(db=db, username=sample.DEMO_ORGANIZER)
-        assert len(events) == 8
+        assert len(events) == 10  # 8 webinars and 2 town halls
+        assert sorted(e.event_type for e in events).count("town hall") == 2
         # Marta's webinars are hers (her email maps her to the organizer); the rest land
         # with the default owner; all in Germany.
         owners = {(e.owner_id, e.owning_bu_id) for e in events}

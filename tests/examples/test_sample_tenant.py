@@ -138,7 +138,7 @@ def users_by_id(t: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_top_level_format(tenant: dict[str, Any]) -> None:
-    assert set(tenant) == {"tenant", "applications", "users", "webinars"}
+    assert set(tenant) == {"tenant", "applications", "users", "webinars", "townhalls"}
     assert GUID.match(tenant["tenant"]["id"])
     assert INTERNAL_DOMAIN in tenant["tenant"]["domains"]
     for user in tenant["users"]:
@@ -544,3 +544,48 @@ def test_generator_reproduces_the_file(tmp_path: Path) -> None:
         [sys.executable, str(GENERATOR), str(out)], check=True, cwd=tmp_path, timeout=120
     )
     assert out.read_bytes() == FIXTURE.read_bytes()
+
+
+# --- town halls (virtualEventTownhall: no registrations) -------------------------------
+
+TOWNHALL_KEYS = {
+    "@odata.type", "id", "status", "displayName", "description", "startDateTime",
+    "endDateTime", "createdBy", "audience", "coOrganizers", "invitedAttendees",
+    "isInviteOnly", "settings", "externalEventInformation", "sessions",
+}  # fmt: skip
+
+
+def test_townhalls(tenant: dict[str, Any]) -> None:
+    townhalls = {t["displayName"]: t for t in tenant["townhalls"]}
+    assert len(townhalls) == 3
+    users = users_by_id(tenant)
+    ids = {w["id"] for w in tenant["webinars"]}
+    for t in townhalls.values():
+        assert set(t) == TOWNHALL_KEYS
+        assert t["@odata.type"] == "#microsoft.graph.virtualEventTownhall"
+        assert t["id"].endswith("@" + tenant["tenant"]["id"])
+        assert t["id"] not in ids
+        assert t["createdBy"]["user"]["id"] in users
+        for invited in t["invitedAttendees"]:
+            assert invited["@odata.type"] in (
+                "#microsoft.graph.communicationsUserIdentity",
+                "#microsoft.graph.communicationsGuestIdentity",
+            )
+        for s in t["sessions"]:
+            for report in s["attendanceReports"]:
+                assert all(r["registrationId"] is None for r in report["attendanceRecords"])
+    vision = townhalls["Customer Town Hall: 2027 Product Vision"]
+    # Graph's own example zone name, which no zone table knows.
+    assert vision["startDateTime"]["timeZone"] == "PacificSt"
+    assert vision["audience"] == "everyone"
+    people = vision["sessions"][0]["attendanceReports"][0]["attendanceRecords"]
+    anonymous = [r for r in people if not r["emailAddress"]]
+    assert len(anonymous) == 4
+    assert {r["role"] for r in people} == {"Organizer", "Presenter", "Attendee", "None"}
+    assert sum(1 for r in people if len(r["attendanceIntervals"]) > 1) >= 3
+    all_hands = townhalls["Q4 All-Hands (internal)"]
+    assert all_hands["audience"] == "organization"
+    assert all_hands["isInviteOnly"] is True
+    assert all_hands["sessions"][0]["attendanceReports"] == []  # in the future
+    hidden = townhalls["Tokyo Office Town Hall"]
+    assert users[hidden["createdBy"]["user"]["id"]]["applicationAccessPolicy"] is None

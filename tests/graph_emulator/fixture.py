@@ -27,6 +27,10 @@ JOIN_URL = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_launch%40thre
 VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:05.320\n<v Marta Lindqvist>Welcome everyone.</v>\n"
 VIDEO = b"\x00\x00\x00\x18ftypmp42fake-video"
 REGISTRATION_COUNT = 23
+TOWNHALL = f"9c4f5d23-6e01-4a4d-af88-3b5a0e1d7c44@{TENANT}"
+HIDDEN_TOWNHALL = f"ad5a6e34-7f12-4b5e-8a99-4c6b1f2e8d55@{TENANT}"
+TOWNHALL_SESSION = "b2c3d4e5-0000-4000-8000-000000000003"
+TOWNHALL_REPORT = "f4c1d553-09ad-4d25-8b0c-05d9aa7e0c35"
 
 
 def _when(dt: str, tz: str = "W. Europe Standard Time") -> dict[str, str]:
@@ -72,6 +76,87 @@ def _registrations() -> list[dict[str, Any]]:
             }
         )
     return regs
+
+
+def _townhalls() -> list[dict[str, Any]]:
+    interval = {"joinDateTime": "2025-10-02T16:02:00Z", "leaveDateTime": "2025-10-02T16:50:00Z"}
+    return [
+        {
+            "id": TOWNHALL,
+            "status": "published",
+            "displayName": "All-hands town hall",
+            "description": {"contentType": "text", "content": "Everyone welcome."},
+            # Graph's own town-hall example writes this zone name (no zone table knows it).
+            "startDateTime": {"dateTime": "2025-10-02T09:00:00", "timeZone": "PacificSt"},
+            "endDateTime": {"dateTime": "2025-10-02T10:00:00", "timeZone": "PacificSt"},
+            "createdBy": _organizer(MARTA, "Marta Lindqvist"),
+            "audience": "everyone",
+            "coOrganizers": [{"id": TOMAS, "displayName": "Tomas Berg", "tenantId": TENANT}],
+            "invitedAttendees": [
+                {
+                    "@odata.type": "#microsoft.graph.communicationsUserIdentity",
+                    "id": OLAF,
+                    "displayName": "Olaf Hansen",
+                    "tenantId": TENANT,
+                },
+                {
+                    "@odata.type": "#microsoft.graph.communicationsGuestIdentity",
+                    "id": "0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f",
+                    "displayName": "Guest One",
+                    "email": "guest1@fabrikam.example",
+                },
+            ],
+            "isInviteOnly": False,
+            "settings": {"isAttendeeEmailNotificationEnabled": False},
+            "sessions": [
+                {
+                    "id": TOWNHALL_SESSION,
+                    "subject": "All-hands town hall",
+                    "startDateTime": _when("2025-10-02T16:00:00", "UTC"),
+                    "endDateTime": _when("2025-10-02T17:00:00", "UTC"),
+                    "joinWebUrl": JOIN_URL + "?townhall=1",
+                    "attendanceReports": [
+                        {
+                            "id": TOWNHALL_REPORT,
+                            "meetingStartDateTime": "2025-10-02T15:58:00Z",
+                            "meetingEndDateTime": "2025-10-02T17:01:00Z",
+                            "attendanceRecords": [
+                                {
+                                    "id": "1d2c3b4a-0000-4000-8000-00000000000a",
+                                    "emailAddress": "guest1@fabrikam.example",
+                                    "role": "Attendee",
+                                    "registrationId": None,
+                                    "attendanceIntervals": [interval],
+                                },
+                                {
+                                    "id": "1d2c3b4a-0000-4000-8000-00000000000b",
+                                    "emailAddress": None,
+                                    "role": "Attendee",
+                                    "registrationId": None,
+                                    "identity": {
+                                        "id": "",
+                                        "displayName": "Anonymous",
+                                        "tenantId": None,
+                                    },
+                                    "attendanceIntervals": [interval],
+                                },
+                            ],
+                        }
+                    ],
+                }
+            ],
+        },
+        {
+            "id": HIDDEN_TOWNHALL,
+            "status": "published",
+            "displayName": "Olaf's town hall (organizer has no policy)",
+            "startDateTime": _when("2025-10-03T10:00:00"),
+            "endDateTime": _when("2025-10-03T11:00:00"),
+            "createdBy": _organizer(OLAF, "Olaf Hansen"),
+            "audience": "organization",
+            "isInviteOnly": True,
+        },
+    ]
 
 
 def build() -> dict[str, Any]:
@@ -227,4 +312,5 @@ _FIXTURE: dict[str, Any] = {
             "coOrganizers": [{"id": TOMAS, "displayName": "Tomas Berg", "tenantId": TENANT}],
         },
     ],
+    "townhalls": _townhalls(),
 }

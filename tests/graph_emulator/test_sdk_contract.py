@@ -58,6 +58,10 @@ from msgraph.generated.models.virtual_event_session import VirtualEventSession
 from msgraph.generated.models.virtual_event_session_collection_response import (
     VirtualEventSessionCollectionResponse,
 )
+from msgraph.generated.models.virtual_event_townhall import VirtualEventTownhall
+from msgraph.generated.models.virtual_event_townhall_collection_response import (
+    VirtualEventTownhallCollectionResponse,
+)
 from msgraph.generated.models.virtual_event_webinar import VirtualEventWebinar
 from msgraph.generated.models.virtual_event_webinar_collection_response import (
     VirtualEventWebinarCollectionResponse,
@@ -69,6 +73,7 @@ from tests.graph_emulator.conftest import GRAPH_SCOPE, Emulator, serve
 
 SAMPLE = Path(__file__).parents[2] / "examples" / "sample-tenant.json"
 W = "/solutions/virtualEvents/webinars"
+TH = "/solutions/virtualEvents/townhalls"
 
 # OData control annotations: the SDK keeps those it does not model in additional_data.
 ODATA_ANNOTATIONS = {
@@ -198,8 +203,19 @@ def _granted_webinars(state: EmulatorState) -> list[dict[str, Any]]:
     return [w for w in state.data["webinars"] if state.granted(state.organizer_id(w))]
 
 
+def _granted_townhalls(state: EmulatorState) -> list[dict[str, Any]]:
+    """The town halls the app may read (the same access policy as webinars)."""
+    return [t for t in state.townhalls if state.granted(state.organizer_id(t))]
+
+
 def _webinar_path(webinar: dict[str, Any]) -> str:
+    if webinar.get("@odata.type") == "#microsoft.graph.virtualEventTownhall":
+        return _townhall_path(webinar)
     return f"{W}/{quote(webinar['id'], safe='@')}"
+
+
+def _townhall_path(townhall: dict[str, Any]) -> str:
+    return f"{TH}/{quote(townhall['id'], safe='@')}"
 
 
 def _registrations(state: EmulatorState) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -214,7 +230,8 @@ def _registrations(state: EmulatorState) -> Iterator[tuple[dict[str, Any], dict[
 
 
 def _sessions(state: EmulatorState) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    for w in _granted_webinars(state):
+    """Every session of a webinar or town hall the app may read (the same session API)."""
+    for w in [*_granted_webinars(state), *_granted_townhalls(state)]:
         for s in w.get("sessions", []):
             yield w, s
 
@@ -236,9 +253,9 @@ def _meetings(state: EmulatorState, kind: str) -> Iterator[tuple[str, dict[str, 
         yield f"/users/{organizer}/onlineMeetings/{meeting}/{kind}", s
 
 
-def _users_by_role(state: EmulatorState, role: str) -> list[str]:
+def _users_by_role(state: EmulatorState, role: str, base: str = W) -> list[str]:
     users = [u["id"] for u in state.data["users"] if state.granted(u["id"])]
-    return [f"{W}/getByUserIdAndRole(userId='{u}',role='{role}')" for u in users]
+    return [f"{base}/getByUserIdAndRole(userId='{u}',role='{role}')" for u in users]
 
 
 ENDPOINTS = [
@@ -270,6 +287,35 @@ ENDPOINTS = [
         "W3 getByUserIdAndRole coOrganizer",
         VirtualEventWebinarCollectionResponse,
         lambda st: _users_by_role(st, "coOrganizer"),
+        collection=True,
+    ),
+    Endpoint(
+        "TH1 list town halls",
+        VirtualEventTownhallCollectionResponse,
+        lambda st: [f"{TH}?$count=true"],
+        collection=True,
+    ),
+    Endpoint(
+        "TH2 get town hall",
+        VirtualEventTownhall,
+        lambda st: [_townhall_path(t) for t in _granted_townhalls(st)],
+    ),
+    Endpoint(
+        "TH3 getByUserIdAndRole organizer",
+        VirtualEventTownhallCollectionResponse,
+        lambda st: _users_by_role(st, "organizer", TH),
+        collection=True,
+    ),
+    Endpoint(
+        "TH3 getByUserIdAndRole coOrganizer",
+        VirtualEventTownhallCollectionResponse,
+        lambda st: _users_by_role(st, "coOrganizer", TH),
+        collection=True,
+    ),
+    Endpoint(
+        "TH S1 list town hall sessions",
+        VirtualEventSessionCollectionResponse,
+        lambda st: [f"{_townhall_path(t)}/sessions" for t in _granted_townhalls(st)],
         collection=True,
     ),
     Endpoint(

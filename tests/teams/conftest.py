@@ -60,6 +60,11 @@ class Tenant:
         """A fixture webinar (as currently served) by display name prefix."""
         return next(w for w in self.state.data["webinars"] if w["displayName"].startswith(name))
 
+    def townhall(self, name: str) -> dict[str, Any]:
+        """A fixture town hall (as currently served) by display name prefix."""
+        found = self.state.data.get("townhalls", [])
+        return next(t for t in found if t["displayName"].startswith(name))
+
     def control(self, path: str, body: Any = None) -> dict[str, Any]:
         """POST to an ``/_emulator/`` control endpoint; fails the test on an error."""
         response = httpx.post(f"{self.base_url}/_emulator/{path}", json=body, timeout=10)

@@ -23,12 +23,14 @@ from gatherly.event.models import (
 
 @dataclass(frozen=True)
 class Expected:
-    """What a webinar's event should say."""
+    """What a webinar's (or town hall's) event should say; ``anonymous``: a town hall's
+    attendance records without an email, each an attendee of its own."""
 
     registrants: set[str]
     cancellations: set[str]
     attendees: set[str]
     excluded: dict[str, str]
+    anonymous: int = 0
 
 
 def expected_counts(
@@ -37,8 +39,10 @@ def expected_counts(
     *,
     internal_domains: set[str],
     tombstoned: set[str] = frozenset(),  # type: ignore[assignment]
+    townhall: bool = False,
 ) -> Expected:
-    """The counted people of one webinar by the issue's rules, from Graph JSON alone."""
+    """The counted people of one webinar (or ``townhall``) by the issue's rules, from Graph
+    JSON alone."""
     mail = {u["id"]: (u.get("mail") or u["userPrincipalName"]).lower() for u in users}
     organizer_id = webinar["createdBy"]["user"]["id"]
     organizer_emails = {mail.get(organizer_id, "")}
@@ -78,8 +82,11 @@ def expected_counts(
             continue
         status.setdefault(email, set()).add(reg["status"])
     attendees = set()
+    anonymous = 0
     for r in records:
         email = (r.get("emailAddress") or "").strip().lower()
+        if townhall and not email and r.get("attendanceIntervals"):
+            anonymous += 1  # no email, so nobody to tie it to: one attendee per record
         if not email or not r.get("attendanceIntervals"):
             continue
         why = reason(email)
@@ -89,7 +96,7 @@ def expected_counts(
             attendees.add(email)
     registrants = {e for e, s in status.items() if "registered" in s}
     cancellations = {e for e, s in status.items() if "canceled" in s} - registrants
-    return Expected(registrants, cancellations, attendees, excluded)
+    return Expected(registrants, cancellations, attendees, excluded, anonymous)
 
 
 def snapshot(session_factory: sessionmaker[Session]) -> dict[str, list[tuple[Any, ...]]]:

@@ -609,7 +609,8 @@ def test_dry_run_reports_the_plan_and_writes_nothing(connected: Connected) -> No
     assert any(e.endswith(INTERNAL_DOMAIN) for e in autumn["excluded"]["internal"])
     real = connected.sync()
     assert real.changes["contacts_created"] == report.changes["contacts_created"]
-    assert real.changes["events_created"] == report.changes["events_created"] == 8
+    # 8 webinars and 2 town halls of organizers with the policy, outside excluded domains.
+    assert real.changes["events_created"] == report.changes["events_created"] == 10
 
 
 def test_every_run_is_recorded_with_what_it_fetched_and_changed(synced: Connected) -> None:
@@ -621,9 +622,9 @@ def test_every_run_is_recorded_with_what_it_fetched_and_changed(synced: Connecte
         assert run.status == "succeeded"
         assert run.finished_at is not None
         assert run.fetched["registrations"] > 0
-        assert run.changes["events_created"] == 8
+        assert run.changes["events_created"] == 10  # 8 webinars, 2 town halls
         assert run.graph_stats["requests"] > 0
-        assert run.progress_done == run.progress_total == 8
+        assert run.progress_done == run.progress_total == 10
         reg = db.scalars(select(EventRegistration)).first()
         assert reg is not None
         assert reg.created_by_sync_run_id == run.id

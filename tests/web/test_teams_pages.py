@@ -728,3 +728,23 @@ def test_an_admin_sets_the_default_owner_and_sees_where_events_land(
     assert cleared.status_code in (200, 303)
     assert _connection(site.session_factory)["default_owner_id"] is None
     assert "None is set: such webinars cannot sync" in admin.client.get("/integrations/teams").text
+
+
+def test_town_halls_are_listed_with_the_webinars(as_user: SignIn, site: Site) -> None:
+    marta = as_user("marta").client.get("/webinars")
+    assert marta.status_code == 200
+    row = re.search(r"<tr>\s*<td>Customer Town Hall: 2027 Product Vision.*?</tr>", marta.text, re.S)
+    assert row is not None
+    assert '<td data-kind="townhall">Town hall</td>' in row.group(0)
+    assert 'name="sync_enabled"' in row.group(0)  # its tick
+    assert f'hx-post="/webinars/{site.webinar("Customer Town Hall").id}/sync"' in row.group(0)
+    assert 'data-count="webinars">5<' in marta.text  # the webinars are still counted alone
+    assert 'data-count="townhalls">1<' in marta.text
+    assert '<td data-kind="webinar">Webinar</td>' in marta.text
+    # Tomas's internal all-hands is his, not hers; Kenji's is hidden from the app.
+    assert "Q4 All-Hands (internal)" not in marta.text
+    admin = as_user("admin").client.get(
+        "/webinars?organizer=" + str(site.organizer("Tomas Berg").id)
+    )
+    assert "Q4 All-Hands (internal)" in admin.text
+    assert "Tokyo Office Town Hall" not in admin.text

@@ -1,12 +1,15 @@
 """Graph's times: ``dateTimeTimeZone`` with Windows zone names, and UTC DateTimeOffsets.
 
-Windows names map to IANA through CLDR's windowsZones (``tzlocal.windows_tz``); an unknown
-zone is an error, never silently UTC (reference §6.11).
+Windows names map to IANA through CLDR's windowsZones (``tzlocal.windows_tz``). An unknown
+zone is an error to :func:`parse_date_time_zone`, never silently UTC (reference §6.11);
+:func:`read_date_time_zone` instead reads it as UTC *and says so*, for the Teams sync, which
+must never fail on a zone Graph itself made up (its town-hall example says ``"PacificSt"``).
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -103,3 +106,35 @@ def parse_date_time_zone(value: Any) -> tuple[datetime | None, str]:
     if local.tzinfo is not None:
         return local.astimezone(UTC), zone
     return local.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC), zone
+
+
+@dataclass(frozen=True)
+class GraphTime:
+    """A ``dateTimeTimeZone`` read: the instant in UTC and the zone it was written in.
+
+    ``zone`` is the IANA name, or, when Graph sent a name no zone table knows, that raw
+    name as sent; then ``unknown_zone`` holds it too and ``at`` was read as UTC wall time.
+    """
+
+    at: datetime | None
+    zone: str
+    unknown_zone: str | None = None
+
+
+def read_date_time_zone(value: Any) -> GraphTime:
+    """:func:`parse_date_time_zone` that never fails on the zone's name: an unknown one
+    (``"PacificSt"``) is kept as sent and the wall time read as UTC, which the caller reports.
+
+    Raises:
+        SkippableRecordError: the value is not a dateTimeTimeZone or its time is unreadable.
+    """
+    try:
+        at, zone = parse_date_time_zone(value)
+    except SkippableRecordError:
+        if not isinstance(value, dict) or not isinstance(value.get("dateTime"), str):
+            raise
+        raw = str(value.get("timeZone"))
+        local = _parse_iso(value["dateTime"])  # a bad time still fails, as it should
+        at = local.astimezone(UTC) if local.tzinfo else local.replace(tzinfo=UTC)
+        return GraphTime(at, raw, raw)
+    return GraphTime(at, zone)

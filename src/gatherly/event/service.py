@@ -406,7 +406,7 @@ PEOPLE_SORTS = ("name", "-minutes", "first_join", "registered_at")
 class Person:
     """One person on an event: their registration and attendance as far as the caller may
     read them, and the tabs they belong to (``TABS``; an attendee who never registered is
-    also a ``walk_in``)."""
+    also a ``walk_in``, and one without an email, a town hall's, ``anonymous``)."""
 
     name: str
     email: str
@@ -428,6 +428,8 @@ def _tabs(reg: EventRegistration | None, att: EventAttendance | None, active: se
         return {"not_counted"}
     attended = att is not None and participation.attended_row(att.total_seconds, None)
     tabs = {"attended"} if attended else set()
+    if attended and att is not None and not att.email:
+        tabs.add("anonymous")  # a town hall's attendee without an email: counted, no contact
     if reg is not None and reg.status == participation.REGISTERED:
         return tabs | {"registered"} | (set() if attended else {"no_show"})
     if (
@@ -528,6 +530,7 @@ class Numbers:
     no_shows: int
     cancelled: int
     not_counted: int
+    anonymous: int = 0  # attendees without an email (town halls), among ``attended``
 
     @property
     def registered_attended(self) -> int:
@@ -546,7 +549,13 @@ def people_numbers(people: Sequence[Person]) -> Numbers:
         return sum(1 for p in people if tab in p.tabs)
 
     return Numbers(
-        n("registered"), n("attended"), n("walk_in"), n("no_show"), n("cancelled"), n("not_counted")
+        n("registered"),
+        n("attended"),
+        n("walk_in"),
+        n("no_show"),
+        n("cancelled"),
+        n("not_counted"),
+        n("anonymous"),
     )
 
 

@@ -1,4 +1,5 @@
-"""The bundled Microsoft Graph emulator for Teams webinars (ASGI app, fixture loader, faults).
+"""The bundled Microsoft Graph emulator for Teams webinars and town halls (ASGI app, fixture
+loader, faults).
 
 Imports nothing from ``gatherly.graph`` or ``gatherly.teams``: the emulator and the
 connector are meant to check each other.

@@ -1,6 +1,7 @@
 """The Graph emulator's ASGI app, put together from its parts: the identity platform
-(``identity``), the ``/v1.0`` webinar surface (``graph_api``), the ``/_emulator`` control API
-(``control``) and the front door that logs every request and injects faults (``front_door``).
+(``identity``), the ``/v1.0`` webinar and town hall surface (``graph_api``), the
+``/_emulator`` control API (``control``) and the front door that logs every request and
+injects faults (``front_door``).
 
 Serves what the connector needs to prove SPEC T1 (token, permissions named on 403),
 T2 (application access policy 403s and silent omission) and T12 (paging, 429/503/504,
@@ -12,7 +13,8 @@ for a token.
 
 Follows ../shared/reference/graph-webinars.md: identity-platform token errors (§1.1),
 permissions and the application access policy (§1.2, §1.3), endpoints W1-W4, R1-R4, S1-S2,
-A1-A3, M1, C1-C3, T1-T3 (§2), paging (§2.6), the error envelope and throttling (§4).
+A1-A3, M1, C1-C3, T1-T3 (§2), paging (§2.6), the error envelope and throttling (§4); and
+../shared/reference/graph-notifications-townhalls.md §3 for town halls.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The ``/_emulator`` control API: state, request log, reset, faults, clock, and changes a test
-or a demo makes to the tenant (new webinars, registrations, attendance)."""
+or a demo makes to the tenant (new webinars and town halls, registrations, attendance)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from starlette.routing import Route
 from gatherly.graph_emulator import shapes
 from gatherly.graph_emulator.fixture import (
     FixtureError,
+    check_townhall_refs,
     check_webinar_refs,
     validate_registration,
+    validate_townhall,
     validate_webinar,
 )
 from gatherly.graph_emulator.state import FAULT_KINDS, EmulatorState
@@ -51,10 +53,13 @@ def _control(
 
 
 def _webinar_of(state: EmulatorState, request: Request) -> dict[str, Any]:
-    webinar = state.webinar(request.path_params["webinar_id"])
-    if webinar is None:
-        raise LookupError(f"no webinar {request.path_params['webinar_id']!r}")
-    return webinar
+    """The webinar (or, on a ``/_emulator/townhalls/…`` route, town hall) the path names."""
+    townhall = request.url.path.startswith("/_emulator/townhalls/")
+    event_id = request.path_params["webinar_id"]
+    found = state.townhall(event_id) if townhall else state.webinar(event_id)
+    if found is None:
+        raise LookupError(f"no {'town hall' if townhall else 'webinar'} {event_id!r}")
+    return found
 
 
 def _iso(now: datetime) -> str:
@@ -77,6 +82,10 @@ CONTROL_ROUTES = {
     "POST /_emulator/webinars/{id}/registrations/{rid}/cancel": "cancel a registration",
     "POST /_emulator/webinars/{id}/sessions/{sid}/attendance": '{"reportId", "emailAddress",'
     ' "joinDateTime", "leaveDateTime", "registrationId"?, "role"?, "displayName"?}',
+    "POST /_emulator/townhalls": "add a town hall (fixture shape)",
+    "POST /_emulator/townhalls/{id}/status": '{"status": "draft"|"published"|"canceled"}',
+    "POST /_emulator/townhalls/{id}/sessions/{sid}/attendance": "as for webinars, without"
+    ' "registrationId"; "emailAddress": "" adds an anonymous attendee',
 }
 
 
@@ -134,12 +143,23 @@ async def _clock(state: EmulatorState, request: Request) -> Response:
 async def _add_webinar(state: EmulatorState, request: Request) -> Response:
     body = await _json(request)
     webinar = validate_webinar(body)
-    if state.webinar(webinar.id) is not None:
+    if state.webinar(webinar.id) is not None or state.townhall(webinar.id) is not None:
         raise FixtureError(f"id: duplicate id {webinar.id!r}")
     users = {u["id"] for u in state.data["users"]}
     check_webinar_refs(webinar, tenant_id=state.tenant["id"], users=users, where="")
     state.data["webinars"].append(body)
     return JSONResponse(shapes.webinar(body), status_code=201)
+
+
+async def _add_townhall(state: EmulatorState, request: Request) -> Response:
+    body = await _json(request)
+    townhall = validate_townhall(body)
+    if state.townhall(townhall.id) is not None or state.webinar(townhall.id) is not None:
+        raise FixtureError(f"id: duplicate id {townhall.id!r}")
+    users = {u["id"] for u in state.data["users"]}
+    check_townhall_refs(townhall, tenant_id=state.tenant["id"], users=users, where="")
+    state.data.setdefault("townhalls", []).append(body)
+    return JSONResponse(shapes.townhall(body), status_code=201)
 
 
 async def _webinar_status(state: EmulatorState, request: Request) -> Response:
@@ -149,7 +169,8 @@ async def _webinar_status(state: EmulatorState, request: Request) -> Response:
     if status not in ("draft", "published", "canceled"):
         raise FixtureError("status: must be draft, published or canceled")
     webinar["status"] = status
-    return JSONResponse(shapes.webinar(webinar))
+    townhall = request.url.path.startswith("/_emulator/townhalls/")
+    return JSONResponse((shapes.townhall if townhall else shapes.webinar)(webinar))
 
 
 async def _add_registration(state: EmulatorState, request: Request) -> Response:
@@ -186,6 +207,8 @@ async def _add_attendance(state: EmulatorState, request: Request) -> Response:
     for key in ("reportId", "emailAddress", "joinDateTime", "leaveDateTime"):
         if not isinstance(body.get(key), str):
             raise FixtureError(f"{key}: missing")
+    if request.url.path.startswith("/_emulator/townhalls/") and body.get("registrationId"):
+        raise FixtureError("registrationId: a town hall has no registrations")
     for key in ("joinDateTime", "leaveDateTime"):
         try:
             shapes.parse_utc(body[key])
@@ -206,9 +229,15 @@ async def _add_attendance(state: EmulatorState, request: Request) -> Response:
         report["meetingEndDateTime"] = body["leaveDateTime"]
     records = report["attendanceRecords"]
     email = body["emailAddress"].lower()
-    rec = next((r for r in records if (r.get("emailAddress") or "").lower() == email), None)
+    # Without an email (anonymous, dial-in) nothing ties two joins together: a new record.
+    rec = (
+        next((r for r in records if (r.get("emailAddress") or "").lower() == email), None)
+        if email
+        else None
+    )
     if rec is None:
         rec = {
+            "id": str(uuid.uuid4()),
             "emailAddress": body["emailAddress"],
             "role": body.get("role", "Attendee"),
             "registrationId": body.get("registrationId"),
@@ -226,6 +255,7 @@ async def _add_attendance(state: EmulatorState, request: Request) -> Response:
 def routes() -> list[Route]:
     """The ``/_emulator`` control routes."""
     webinar = "/_emulator/webinars/{webinar_id}"
+    townhall = "/_emulator/townhalls/{webinar_id}"
     return [
         Route("/_emulator/", _control(_index), methods=["GET"]),
         Route("/_emulator/state", _control(_state), methods=["GET"]),
@@ -243,6 +273,13 @@ def routes() -> list[Route]:
         ),
         Route(
             f"{webinar}/sessions/{{session_id}}/attendance",
+            _control(_add_attendance),
+            methods=["POST"],
+        ),
+        Route("/_emulator/townhalls", _control(_add_townhall), methods=["POST"]),
+        Route(f"{townhall}/status", _control(_webinar_status), methods=["POST"]),
+        Route(
+            f"{townhall}/sessions/{{session_id}}/attendance",
             _control(_add_attendance),
             methods=["POST"],
         ),

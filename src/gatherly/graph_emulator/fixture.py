@@ -1,7 +1,8 @@
 """The emulator's fixture file: Pydantic models in Graph's own JSON shapes, and the loader.
 
 A fixture that does not match is refused with the JSON path of its first problem, e.g.
-``webinars[3].sessions[0].startDateTime: missing``.
+``webinars[3].sessions[0].startDateTime: missing`` or
+``townhalls[0].invitedAttendees[2].@odata.type: …``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -64,6 +66,14 @@ class _Graph(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+def _wall_time(value: str) -> str:
+    try:
+        parse_utc(value)
+    except ValueError:
+        raise ValueError("not an ISO 8601 date-time") from None
+    return value
+
+
 def _windows_zone(value: str) -> str:
     # Graph sends Windows zone names (CLDR windowsZones), never IANA names.
     if value not in windows_tz.win_tz:
@@ -78,6 +88,15 @@ class DateTimeTimeZone(_Graph):
 
     date_time: str = Field(alias="dateTime")
     time_zone: Annotated[str, AfterValidator(_windows_zone)] = Field(alias="timeZone")
+
+
+class LooseDateTimeTimeZone(_Graph):
+    """A town hall's own dateTimeTimeZone: any non-empty zone name, because Graph's own
+    town-hall example sends ``"PacificSt"`` (a name no zone table knows) and a connector
+    must cope with it; the wall time must still be a date-time."""
+
+    date_time: Annotated[str, AfterValidator(_wall_time)] = Field(alias="dateTime")
+    time_zone: str = Field(alias="timeZone", min_length=1)
 
 
 class Identity(_Graph):
@@ -169,6 +188,33 @@ class Webinar(_Graph):
     sessions: list[Session] = []
 
 
+class InvitedAttendee(_Graph):
+    """One of a town hall's ``invitedAttendees``: a tenant user (communicationsUserIdentity)
+    or a guest with an email (communicationsGuestIdentity), typed as Graph types them."""
+
+    odata_type: Literal[
+        "#microsoft.graph.communicationsUserIdentity",
+        "#microsoft.graph.communicationsGuestIdentity",
+    ] = Field(alias="@odata.type")
+    id: str
+
+
+class Townhall(_Graph):
+    """virtualEventTownhall with sessions nested; it has no registrations."""
+
+    id: str
+    display_name: str = Field(alias="displayName")
+    status: WebinarStatus
+    audience: Audience | None = None
+    start_date_time: LooseDateTimeTimeZone = Field(alias="startDateTime")
+    end_date_time: LooseDateTimeTimeZone = Field(alias="endDateTime")
+    created_by: IdentitySet = Field(alias="createdBy")
+    co_organizers: list[Identity] = Field(default=[], alias="coOrganizers")
+    invited_attendees: list[InvitedAttendee] = Field(default=[], alias="invitedAttendees")
+    is_invite_only: bool | None = Field(default=None, alias="isInviteOnly")
+    sessions: list[Session] = []
+
+
 class Tenant(BaseModel):
     """The tenant: its GUID and verified domains."""
 
@@ -205,6 +251,7 @@ class Fixture(BaseModel):
     applications: list[Application]
     users: list[User]
     webinars: list[Webinar]
+    townhalls: list[Townhall] = []
 
 
 def _validate(model: type[_M], data: Any) -> _M:
@@ -217,6 +264,11 @@ def _validate(model: type[_M], data: Any) -> _M:
 def validate_webinar(data: Any) -> Webinar:
     """Validate one webinar object (as in the fixture), raising FixtureError with its JSON path."""
     return _validate(Webinar, data)
+
+
+def validate_townhall(data: Any) -> Townhall:
+    """Validate one town hall object, raising FixtureError with its JSON path."""
+    return _validate(Townhall, data)
 
 
 def validate_registration(data: Any) -> Registration:
@@ -235,7 +287,47 @@ def validate_fixture(data: Any) -> Fixture:
             raise FixtureError(f"{where}.id: duplicate id {webinar.id!r}")
         seen.add(webinar.id)
         check_webinar_refs(webinar, tenant_id=fixture.tenant.id, users=users, where=where)
+    for i, townhall in enumerate(fixture.townhalls):
+        where = f"townhalls[{i}]"
+        if townhall.id in seen:  # one id space: a virtual event is a webinar or a town hall
+            raise FixtureError(f"{where}.id: duplicate id {townhall.id!r}")
+        seen.add(townhall.id)
+        check_townhall_refs(townhall, tenant_id=fixture.tenant.id, users=users, where=where)
     return fixture
+
+
+def check_townhall_refs(townhall: Townhall, *, tenant_id: str, users: set[str], where: str) -> None:
+    """Cross-reference checks of one town hall: id suffix, organizers, no registrations."""
+
+    def at(rest: str) -> str:
+        return f"{where}.{rest}" if where else rest
+
+    _check_organizers(townhall, tenant_id=tenant_id, users=users, at=at)
+    if "registrations" in (townhall.model_extra or {}):
+        raise FixtureError(
+            f"{at('registrations')}: a town hall has no registrations (people are invited: "
+            "invitedAttendees, or join openly)"
+        )
+    for j, session in enumerate(townhall.sessions):
+        for k, report in enumerate(session.attendance_reports):
+            for n, record in enumerate(report.attendance_records):
+                if (record.model_extra or {}).get("registrationId") is not None:
+                    raise FixtureError(
+                        f"{at(f'sessions[{j}].attendanceReports[{k}].attendanceRecords[{n}]')}"
+                        ".registrationId: must be null, a town hall has no registrations"
+                    )
+
+
+def _check_organizers(
+    event: Webinar | Townhall, *, tenant_id: str, users: set[str], at: Callable[[str], str]
+) -> None:
+    if not event.id.endswith(f"@{tenant_id}"):
+        raise FixtureError(f"{at('id')}: must end with '@{tenant_id}'")
+    if event.created_by.user.id not in users:
+        raise FixtureError(f"{at('createdBy.user.id')}: unknown user")
+    for j, co in enumerate(event.co_organizers):
+        if co.id not in users:
+            raise FixtureError(f"{at(f'coOrganizers[{j}].id')}: unknown user")
 
 
 def check_webinar_refs(webinar: Webinar, *, tenant_id: str, users: set[str], where: str) -> None:
@@ -244,13 +336,7 @@ def check_webinar_refs(webinar: Webinar, *, tenant_id: str, users: set[str], whe
     def at(rest: str) -> str:
         return f"{where}.{rest}" if where else rest
 
-    if not webinar.id.endswith(f"@{tenant_id}"):
-        raise FixtureError(f"{at('id')}: must end with '@{tenant_id}'")
-    if webinar.created_by.user.id not in users:
-        raise FixtureError(f"{at('createdBy.user.id')}: unknown user")
-    for j, co in enumerate(webinar.co_organizers):
-        if co.id not in users:
-            raise FixtureError(f"{at(f'coOrganizers[{j}].id')}: unknown user")
+    _check_organizers(webinar, tenant_id=tenant_id, users=users, at=at)
     registrations: set[str] = set()
     for j, reg in enumerate(webinar.registrations):
         if reg.id in registrations:

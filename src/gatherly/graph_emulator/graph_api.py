@@ -1,5 +1,9 @@
-"""The ``/v1.0`` webinar surface (reference graph-webinars.md §2): webinars, registrations,
-sessions, attendance, users, online meetings, recordings and transcripts, with Graph's paging."""
+"""The ``/v1.0`` virtual-event surface (reference graph-webinars.md §2, and
+graph-notifications-townhalls.md §3 for town halls): webinars, town halls, registrations,
+sessions, attendance, users, online meetings, recordings and transcripts, with Graph's paging.
+
+Town halls are served like webinars (list, get, ``getByUserIdAndRole``, sessions and their
+attendance reports, the same application access policy) but have no registrations."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, unquote
@@ -127,12 +132,27 @@ class _Call:
 
     # lookups ------------------------------------------------------
 
-    def webinar(self, webinar_id: str) -> dict[str, Any]:
-        webinar = self.state.webinar(webinar_id)
-        if webinar is None:
-            raise _not_found(f"Webinar '{webinar_id}' was not found.")
-        self.policy(self.state.organizer_id(webinar))
-        return webinar
+    def virtual_event(self, kind: _Kind, event_id: str) -> dict[str, Any]:
+        found = self.state.virtual_event(kind.collection, event_id)
+        if found is None:
+            raise _not_found(f"{kind.label} '{event_id}' was not found.")
+        self.policy(self.state.organizer_id(found))
+        return found
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """One collection of virtual events under /solutions/virtualEvents."""
+
+    collection: str  # webinars | townhalls
+    label: str  # as Graph's messages name it
+    odata_type: str
+    shape: Callable[[dict[str, Any]], dict[str, Any]]
+    registrations: bool
+
+
+WEBINARS = _Kind("webinars", "Webinar", "virtualEventWebinar", shapes.webinar, True)
+TOWNHALLS = _Kind("townhalls", "Townhall", "virtualEventTownhall", shapes.townhall, False)
 
 
 def _unauthenticated(message: str) -> GraphError:
@@ -167,19 +187,20 @@ def _find(items: list[dict[str, Any]], item_id: str, what: str) -> dict[str, Any
     raise _not_found(f"{what} '{item_id}' was not found.")
 
 
-def _webinars(call: _Call, rest: list[str]) -> Response:
+def _events(call: _Call, kind: _Kind, rest: list[str]) -> Response:
     state = call.state
     call.require(READ_EVENTS)
+    base = f"solutions/virtualEvents/{kind.collection}"
     if not rest:  # W1: ungranted organizers are silently left out
         visible = [
             w
-            for w in sorted(state.data["webinars"], key=lambda w: str(w["id"]))
+            for w in sorted(state.events(kind.collection), key=lambda w: str(w["id"]))
             if state.granted(state.organizer_id(w))
         ]
-        return call.collection("solutions/virtualEvents/webinars", visible, shape=shapes.webinar)
+        return call.collection(base, visible, shape=kind.shape)
     head = rest[0]
     if (args := _function(head, "getByUserIdAndRole")) is not None and len(rest) == 1:
-        return _by_user(call, args.get("userId", ""), args.get("role", ""))
+        return _by_user(call, kind, args.get("userId", ""), args.get("role", ""))
     if _function(head, "getByUserRole") is not None and len(rest) == 1:
         raise GraphError(
             403,
@@ -187,18 +208,19 @@ def _webinars(call: _Call, rest: list[str]) -> Response:
             "getByUserRole requires a signed-in user (delegated permission); "
             "app-only callers must use getByUserIdAndRole.",
         )
-    webinar = call.webinar(head)
-    fragment = f"solutions/virtualEvents/webinars('{head}')"
+    webinar = call.virtual_event(kind, head)
+    fragment = f"{base}('{head}')"
     if len(rest) == 1:
-        return call.entity("solutions/virtualEvents/webinars/$entity", shapes.webinar(webinar))
-    if rest[1] == "registrations" or rest[1].startswith("registrations("):
+        return call.entity(f"{base}/$entity", kind.shape(webinar))
+    registrations = rest[1] == "registrations" or rest[1].startswith("registrations(")
+    if registrations and kind.registrations:
         return _registrations(call, webinar, rest[1:], fragment)
     if rest[1] == "sessions":
         return _sessions(call, webinar, rest[2:], fragment)
     raise _bad_segment(rest[1])
 
 
-def _by_user(call: _Call, user_id: str, role: str) -> Response:
+def _by_user(call: _Call, kind: _Kind, user_id: str, role: str) -> Response:
     state = call.state
     if role not in ("organizer", "coOrganizer"):
         raise GraphError(400, "BadRequest", f"Invalid role '{role}'.")
@@ -213,10 +235,10 @@ def _by_user(call: _Call, user_id: str, role: str) -> Response:
         # The policy follows the webinar's organizer, so ungranted organizers are left out.
         return user_id in co_organizers and state.granted(state.organizer_id(webinar))
 
-    ordered = sorted(state.data["webinars"], key=lambda w: str(w["id"]))
+    ordered = sorted(state.events(kind.collection), key=lambda w: str(w["id"]))
     found = [w for w in ordered if matches(w)]
     return call.collection(
-        "Collection(microsoft.graph.virtualEventWebinar)", found, shape=shapes.webinar
+        f"Collection(microsoft.graph.{kind.odata_type})", found, shape=kind.shape
     )
 
 
@@ -394,7 +416,9 @@ async def _graph(request: Request) -> Response:
         call.authenticate()
         seg = call.segments
         if seg[:3] == ["solutions", "virtualEvents", "webinars"]:
-            response = _webinars(call, seg[3:])
+            response = _events(call, WEBINARS, seg[3:])
+        elif seg[:3] == ["solutions", "virtualEvents", "townhalls"]:
+            response = _events(call, TOWNHALLS, seg[3:])
         elif seg and seg[0] == "users" and len(seg) <= 2:
             response = _users(call, seg[1:])
         elif len(seg) >= 3 and seg[0] == "users":

@@ -37,6 +37,23 @@ WEBINAR: dict[str, Any] = {
     "audience": None,
     "coOrganizers": [],
 }
+# virtualEventTownhall (graph-notifications-townhalls.md §3): a virtualEvent with an
+# audience, co-organizers and invited attendees, and no registration properties.
+TOWNHALL: dict[str, Any] = {
+    "id": None,
+    "displayName": None,
+    "description": None,
+    "startDateTime": None,
+    "endDateTime": None,
+    "status": None,
+    "createdBy": None,
+    "settings": None,
+    "externalEventInformation": [],
+    "audience": None,
+    "coOrganizers": [],
+    "invitedAttendees": [],
+    "isInviteOnly": None,
+}
 SESSION: dict[str, Any] = {
     "id": None,
     "subject": None,
@@ -156,6 +173,11 @@ def user(obj: dict[str, Any]) -> dict[str, Any]:
 def webinar(obj: dict[str, Any]) -> dict[str, Any]:
     """A virtualEventWebinar."""
     return _shape("virtualEventWebinar", WEBINAR, obj)
+
+
+def townhall(obj: dict[str, Any]) -> dict[str, Any]:
+    """A virtualEventTownhall."""
+    return _shape("virtualEventTownhall", TOWNHALL, obj)
 
 
 def session(obj: dict[str, Any]) -> dict[str, Any]:

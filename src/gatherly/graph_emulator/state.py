@@ -146,11 +146,29 @@ class EmulatorState:
         self.tokens[value] = token
         return value, token
 
-    # ------------------------------------------------------------ webinars
+    # ------------------------------------------------------------ webinars and town halls
 
     def webinar(self, webinar_id: str) -> dict[str, Any] | None:
         """The webinar with this id."""
         return next((w for w in self.data["webinars"] if w["id"] == webinar_id), None)
+
+    @property
+    def townhalls(self) -> list[dict[str, Any]]:
+        """The town halls (a fixture without the optional key has none)."""
+        items: list[dict[str, Any]] = self.data.get("townhalls", [])
+        return items
+
+    def townhall(self, townhall_id: str) -> dict[str, Any] | None:
+        """The town hall with this id."""
+        return next((t for t in self.townhalls if t["id"] == townhall_id), None)
+
+    def events(self, collection: str) -> list[dict[str, Any]]:
+        """The virtual events of one collection: ``webinars`` or ``townhalls``."""
+        return self.townhalls if collection == "townhalls" else list(self.data["webinars"])
+
+    def virtual_event(self, collection: str, event_id: str) -> dict[str, Any] | None:
+        """A webinar or town hall by collection and id."""
+        return self.townhall(event_id) if collection == "townhalls" else self.webinar(event_id)
 
     @staticmethod
     def organizer_id(webinar: dict[str, Any]) -> str:
@@ -175,10 +193,10 @@ class EmulatorState:
         return base64.b64encode(raw.encode()).decode()
 
     def meetings_of(self, user_id: str) -> list[tuple[dict[str, Any], dict[str, Any], str]]:
-        """(webinar, session, meeting id) for every session the user organizes."""
+        """(webinar or town hall, session, meeting id) for every session the user organizes."""
         return [
             (w, s, self.meeting_id(w, s))
-            for w in self.data["webinars"]
+            for w in [*self.data["webinars"], *self.townhalls]
             if self.organizer_id(w) == user_id
             for s in w.get("sessions", [])
         ]
@@ -200,5 +218,14 @@ class EmulatorState:
                     "sessions": [s["id"] for s in w.get("sessions", [])],
                 }
                 for w in self.data["webinars"]
+            ],
+            "townhalls": [
+                {
+                    "id": t["id"],
+                    "status": t["status"],
+                    "organizer": self.organizer_id(t),
+                    "sessions": [s["id"] for s in t.get("sessions", [])],
+                }
+                for t in self.townhalls
             ],
         }

@@ -242,6 +242,8 @@ EVENT_FIELDS: dict[str, _FieldSpec] = {
     "attendees": _FieldSpec("number", NUMBER_OPS),
     "cancellations": _FieldSpec("number", NUMBER_OPS),
 }
+# Event types are stored lower-case: "webinar", "town hall" (Teams), or what a user typed.
+EVENT_TYPE_ALIASES = {"townhall": "town hall", "town-hall": "town hall", "town_hall": "town hall"}
 SCORE_FIELDS: dict[str, _FieldSpec] = {
     "score": _FieldSpec("number", NUMBER_OPS),
     "grade": _FieldSpec("string", STRING_OPS),
@@ -516,7 +518,10 @@ def _scalar(spec: _FieldSpec, name: str, value: Any, path: str) -> Any:
         return value.strip().upper()
     if name == "email":
         return value.strip().casefold()
-    if name in ("origin", "type", "status"):  # stored lower-case, compared exactly
+    if name == "type":  # stored lower-case, compared exactly; Graph's spelling of a town hall
+        text = value.strip().lower()  # ("townhall") names the stored type "town hall"
+        return EVENT_TYPE_ALIASES.get(text, text)
+    if name in ("origin", "status"):  # stored lower-case, compared exactly
         return value.strip().lower()
     return value
 

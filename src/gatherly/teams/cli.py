@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.access.engine import Principal
@@ -25,11 +25,18 @@ from gatherly.org import service as org
 from gatherly.org import service as org_service
 from gatherly.org.directory import load_principal
 from gatherly.teams import service as teams
-from gatherly.teams.models import RUN_FAILED, RUN_PARTIAL, TeamsConnection, TeamsOrganizer
+from gatherly.teams.models import (
+    KIND_LABELS,
+    RUN_FAILED,
+    RUN_PARTIAL,
+    TeamsConnection,
+    TeamsOrganizer,
+)
 from gatherly.teams.sync import ProgressCallback, RunReport, run_sync
 
 app = typer.Typer(
-    help="Microsoft Teams webinar sync: connection, settings, organizers, webinars, sync.",
+    help="Microsoft Teams webinar and town hall sync: connection, settings, organizers, "
+    "webinars, sync.",
     no_args_is_help=True,
 )
 out = Console()
@@ -366,7 +373,7 @@ def webinars(
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Webinars found in Teams, newest first, with their Sync tick and linked event."""
+    """Webinars and town halls found in Teams, newest first, with their Sync tick and event."""
     with session_scope(Settings().database_url) as db:
         principal = _principal(db, as_user)
         organizer_id = (
@@ -378,6 +385,7 @@ def webinars(
             {
                 "id": w.id,
                 "graph_id": w.graph_id,
+                "kind": w.kind,
                 "name": w.display_name,
                 "start_at": w.start_at,
                 "end_at": w.end_at,
@@ -394,10 +402,14 @@ def webinars(
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "name", "start (UTC)", "status", "organizer", "sync", "event", "error")
+    kind = Column("type", no_wrap=True)
+    table = Table(
+        "id", kind, "name", "start (UTC)", "status", "organizer", "sync", "event", "error"
+    )
     for r in rows:
         table.add_row(
             str(r["id"]),
+            KIND_LABELS.get(r["kind"], r["kind"]),
             escape(r["name"]),
             _when(r["start_at"]),
             escape(r["status"]),
@@ -411,7 +423,9 @@ def webinars(
 
 @app.command("tick")
 def tick(
-    refs: Annotated[list[str], typer.Argument(help="Webinar ids (Gatherly or Graph).")],
+    refs: Annotated[
+        list[str], typer.Argument(help="Webinar or town hall ids (Gatherly or Graph).")
+    ],
     off: Annotated[bool, typer.Option("--off", help="Untick instead.")] = False,
     as_user: AsOpt = None,
 ) -> None:
@@ -469,6 +483,8 @@ def print_report(report: RunReport) -> None:
             out.print(
                 f"  not counted ({reason}): {', '.join(people)}", markup=False, soft_wrap=True
             )
+        if plan.get("anonymous_attendees"):
+            out.print(f"  anonymous attendees (counted, no contact): {plan['anonymous_attendees']}")
     if report.errors:
         out.print(f"\n[red]errors ({len(report.errors)}):[/]")
     for e in report.errors:
@@ -506,7 +522,8 @@ def run_with_progress(
 @app.command("sync")
 def sync_command(
     webinar: Annotated[
-        str | None, typer.Option(help="Sync now: only this webinar (Gatherly or Graph id).")
+        str | None,
+        typer.Option(help="Sync now: only this webinar or town hall (Gatherly or Graph id)."),
     ] = None,
     everything: Annotated[
         bool,

@@ -1,10 +1,13 @@
-"""Reading a tenant's users and webinars from Graph into plain records (Graph's
-virtual-event webinar API; docs/teams.md says what is read).
+"""Reading a tenant's users, webinars and town halls from Graph into plain records (Graph's
+virtual-event API; docs/teams.md says what is read).
 
 Everything Graph-shaped stops here: ids stay opaque strings, Windows zones become IANA,
 times become aware UTC datetimes, PascalCase roles and unknown enum values are normalised,
 and Graph's quirks (summary sessions, reports only after a session ends, null
-registration ids for organizers and presenters) are handled once.
+registration ids for organizers and presenters, zone names no table knows) are handled once.
+
+A town hall (``/solutions/virtualEvents/townhalls``) reads like a webinar without
+registrations: the same records, ``kind`` telling them apart.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from urllib.parse import quote
 import webvtt
 
 from gatherly.core.exceptions import SkippableRecordError
-from gatherly.core.timezones import parse_date_time_zone, parse_offset
+from gatherly.core.timezones import parse_offset, read_date_time_zone
 from gatherly.graph.client import GraphClient
 from gatherly.graph.errors import GraphError
+from gatherly.teams.models import KIND_LABELS, KIND_TOWNHALL, KIND_WEBINAR
 
 # Needed for any sync: webinars and registrations, attendance, and the organizer list.
 REQUIRED_PERMISSIONS = ("VirtualEvent.Read.All", "OnlineMeetingArtifact.Read.All", "User.Read.All")
@@ -42,6 +46,8 @@ REGISTRATION_STATUSES = (
     "rejectedByOrganizer",
 )
 ROLES = ("Organizer", "Presenter", "Attendee", "None")
+# Where each kind of virtual event lives under /solutions/virtualEvents.
+COLLECTIONS = {KIND_WEBINAR: "webinars", KIND_TOWNHALL: "townhalls"}
 
 
 def normalize_email(value: Any) -> str | None:
@@ -113,7 +119,11 @@ class GraphUser:
 
 @dataclass(frozen=True)
 class Webinar:
-    """A webinar as listed (W3) or fetched (W2)."""
+    """A webinar (or, ``kind`` ``townhall``, a town hall) as listed (W3) or fetched (W2).
+
+    ``unknown_zone`` is the time-zone name Graph sent when no zone table knows it: the
+    times were then read as UTC and ``time_zone`` keeps the raw name.
+    """
 
     id: str
     display_name: str
@@ -126,6 +136,13 @@ class Webinar:
     organizer_name: str
     co_organizer_ids: frozenset[str]
     audience: str
+    kind: str = KIND_WEBINAR
+    unknown_zone: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``webinar`` or ``town hall``, for messages."""
+        return KIND_LABELS.get(self.kind, self.kind)
 
 
 @dataclass(frozen=True)
@@ -139,7 +156,8 @@ class Interval:
 
 @dataclass(frozen=True)
 class AttendanceRecord:
-    """One person in one attendance report."""
+    """One person in one attendance report (``id``: the record's Graph id, or its position
+    in the report when Graph gave none)."""
 
     email: str | None
     display_name: str
@@ -147,6 +165,7 @@ class AttendanceRecord:
     role: str
     registration_id: str | None
     intervals: tuple[Interval, ...]
+    id: str = ""
 
 
 @dataclass(frozen=True)
@@ -225,6 +244,9 @@ class WebinarData:
     # Recordings and transcripts Graph refused (402 metered, 403 policy or permission):
     # the webinar's other data still syncs, the run reports these.
     artifact_errors: list[str] = field(default_factory=list)
+    # Time-zone names no table knows, met on the event's sessions (read as UTC; the run
+    # says so): session subject -> the raw name.
+    unknown_session_zones: dict[str, str] = field(default_factory=dict)
 
 
 def parse_user(obj: dict[str, Any]) -> GraphUser:
@@ -233,12 +255,13 @@ def parse_user(obj: dict[str, Any]) -> GraphUser:
     return GraphUser(id=str(obj["id"]), display_name=str(obj.get("displayName") or ""), email=email)
 
 
-def parse_webinar(obj: dict[str, Any]) -> Webinar:
-    """A virtualEventWebinar; unknown status values become ``other`` (never a crash)."""
+def parse_webinar(obj: dict[str, Any], kind: str = KIND_WEBINAR) -> Webinar:
+    """A virtualEventWebinar (or virtualEventTownhall, ``kind`` ``townhall``); unknown status
+    values become ``other`` and unknown zone names are read as UTC (never a crash)."""
     if not obj.get("id"):
-        raise SkippableRecordError("webinar without an id")
-    start_at, zone = parse_date_time_zone(obj.get("startDateTime"))
-    end_at, _ = parse_date_time_zone(obj.get("endDateTime"))
+        raise SkippableRecordError(f"{KIND_LABELS.get(kind, kind)} without an id")
+    start = read_date_time_zone(obj.get("startDateTime"))
+    end = read_date_time_zone(obj.get("endDateTime"))
     organizer_id, organizer_name = _identity_id(obj.get("createdBy"))
     status = str(obj.get("status") or "")
     co_organizers = obj.get("coOrganizers") or []
@@ -247,15 +270,17 @@ def parse_webinar(obj: dict[str, Any]) -> Webinar:
         display_name=str(obj.get("displayName") or ""),
         description=_html(obj.get("description")),
         status=status if status in WEBINAR_STATUSES else "other",
-        start_at=start_at,
-        end_at=end_at,
-        time_zone=zone,
+        start_at=start.at,
+        end_at=end.at,
+        time_zone=start.zone,
         organizer_id=organizer_id,
         organizer_name=organizer_name,
         co_organizer_ids=frozenset(
             str(c["id"]) for c in co_organizers if isinstance(c, dict) and c.get("id")
         ),
         audience=str(obj.get("audience") or ""),
+        kind=kind,
+        unknown_zone=start.unknown_zone or end.unknown_zone,
     )
 
 
@@ -276,7 +301,7 @@ def parse_registration(obj: dict[str, Any]) -> Registration:
     )
 
 
-def parse_record(obj: dict[str, Any]) -> AttendanceRecord:
+def parse_record(obj: dict[str, Any], position: int = 0) -> AttendanceRecord:
     """An attendanceRecord; ``role`` is PascalCase and a free string in Graph."""
     raw_identity = obj.get("identity")
     identity: dict[str, Any] = raw_identity if isinstance(raw_identity, dict) else {}
@@ -299,6 +324,7 @@ def parse_record(obj: dict[str, Any]) -> AttendanceRecord:
         role=matched,
         registration_id=str(obj["registrationId"]) if obj.get("registrationId") else None,
         intervals=tuple(sorted(intervals, key=lambda i: i.join_at)),
+        id=str(obj.get("id") or f"#{position}"),
     )
 
 
@@ -307,21 +333,24 @@ def list_users(client: GraphClient) -> list[GraphUser]:
     return [parse_user(u) for u in client.paginate("/users")]
 
 
-def organizer_webinars(client: GraphClient, user_id: str) -> list[Webinar]:
-    """The webinars a user organizes (W3); 403s with the policy message when not granted."""
+def organizer_webinars(
+    client: GraphClient, user_id: str, kind: str = KIND_WEBINAR
+) -> list[Webinar]:
+    """The webinars (or town halls) a user organizes (W3, ``getByUserIdAndRole``); 403s with
+    the policy message when not granted."""
     path = _path(
         "solutions",
         "virtualEvents",
-        "webinars",
+        COLLECTIONS[kind],
         f"getByUserIdAndRole(userId='{user_id}',role='organizer')",
     )
-    return [parse_webinar(w) for w in client.paginate(path)]
+    return [parse_webinar(w, kind) for w in client.paginate(path)]
 
 
-def get_webinar(client: GraphClient, webinar_id: str) -> Webinar:
-    """One webinar (W2)."""
+def get_webinar(client: GraphClient, webinar_id: str, kind: str = KIND_WEBINAR) -> Webinar:
+    """One webinar (W2), or one town hall (``kind`` ``townhall``)."""
     return parse_webinar(
-        client.get_json(_path("solutions", "virtualEvents", "webinars", webinar_id))
+        client.get_json(_path("solutions", "virtualEvents", COLLECTIONS[kind], webinar_id)), kind
     )
 
 
@@ -412,20 +441,26 @@ def fetch_webinar(
     """Registrations, full sessions and the attendance of every started session, plus
     recordings and transcripts when ``artifacts`` (the organizer's T11 setting).
 
-    Sessions not yet started are not asked for reports or artifacts: none can exist.
+    Sessions not yet started are not asked for reports or artifacts: none can exist. A town
+    hall has no registrations (people are invited or join openly): none are asked for.
     """
-    base = ("solutions", "virtualEvents", "webinars", webinar.id)
+    base = ("solutions", "virtualEvents", COLLECTIONS[webinar.kind], webinar.id)
     data = WebinarData(webinar=webinar)
-    data.registrations = [
-        parse_registration(r) for r in client.paginate(_path(*base, "registrations"))
-    ]
+    if webinar.kind != KIND_TOWNHALL:
+        data.registrations = [
+            parse_registration(r) for r in client.paginate(_path(*base, "registrations"))
+        ]
     for summary in client.paginate(_path(*base, "sessions")):
         if not summary.get("id"):
             continue
         session_id = str(summary["id"])
         full = client.get_json(_path(*base, "sessions", session_id))  # S1 is a summary only
-        start_at, _ = parse_date_time_zone(full.get("startDateTime"))
-        end_at, _ = parse_date_time_zone(full.get("endDateTime"))
+        start = read_date_time_zone(full.get("startDateTime"))
+        end = read_date_time_zone(full.get("endDateTime"))
+        start_at, end_at = start.at, end.at
+        if start.unknown_zone or end.unknown_zone:
+            subject = str(full.get("subject") or session_id)
+            data.unknown_session_zones[subject] = str(start.unknown_zone or end.unknown_zone)
         reports: list[Report] = []
         if start_at is None or start_at <= now:
             report_base = (*base, "sessions", session_id, "attendanceReports")
@@ -437,7 +472,10 @@ def fetch_webinar(
                 seen.add(report_id)
                 records = report_records(client, _path(*report_base, report_id), report)
                 reports.append(
-                    Report(id=report_id, records=tuple(parse_record(r) for r in records))
+                    Report(
+                        id=report_id,
+                        records=tuple(parse_record(r, n) for n, r in enumerate(records)),
+                    )
                 )
         join_url = full.get("joinWebUrl") or None
         recordings: tuple[Recording, ...] = ()

@@ -27,6 +27,13 @@ RUN_PARTIAL = "partial"  # some organizers or webinars failed; the rest synced
 RUN_FAILED = "failed"
 RUN_INTERRUPTED = "interrupted"  # the process died; a re-run converges
 
+# Kinds of Teams virtual events (``TeamsWebinar.kind``) and the marketing event type each
+# becomes (``MarketingEvent.event_type``, stored lower-case; docs/teams.md).
+KIND_WEBINAR = "webinar"
+KIND_TOWNHALL = "townhall"
+EVENT_TYPES = {KIND_WEBINAR: "webinar", KIND_TOWNHALL: "town hall"}
+KIND_LABELS = {KIND_WEBINAR: "webinar", KIND_TOWNHALL: "town hall"}
+
 
 class TeamsConnection(Base):
     """The single Teams connection with its global settings (T1, T3).
@@ -80,13 +87,18 @@ class TeamsOrganizer(Base):
 
 
 class TeamsWebinar(Base):
-    """A webinar seen in Teams, whether or not it is synced (T4, T5)."""
+    """A webinar or town hall seen in Teams, whether or not it is synced (T4, T5).
+
+    ``kind`` says which Graph collection it lives in (``webinar``: ``…/webinars``,
+    ``townhall``: ``…/townhalls``); everything else is handled alike.
+    """
 
     __tablename__ = "teams_webinar"
     __table_args__ = (Index("ix_teams_webinar_organizer", "organizer_id", "start_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     graph_id: Mapped[str] = mapped_column(String(300), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default=KIND_WEBINAR, server_default=KIND_WEBINAR)
     organizer_id: Mapped[int] = mapped_column(ForeignKey("teams_organizer.id", ondelete="CASCADE"))
     display_name: Mapped[str] = mapped_column(String(500), default="")
     status: Mapped[str] = mapped_column(String(20), default="")
@@ -104,11 +116,18 @@ class TeamsWebinar(Base):
 
 def run_notes(kind: str, fetched: Mapping[str, int]) -> list[str]:
     """What a person should know about a finished run beyond its counts: a discovery that
-    found webinars but synced none because none is ticked."""
-    found, ticked = fetched.get("webinars", 0), fetched.get("webinars_ticked", 0)
+    found webinars (or town halls) but synced none because none is ticked."""
+    webinars, townhalls = fetched.get("webinars", 0), fetched.get("townhalls", 0)
+    ticked = fetched.get("webinars_ticked", 0) + fetched.get("townhalls_ticked", 0)
+    found = webinars + townhalls
     if kind != "webinar" and found and not ticked:
+        what = [
+            f"{n} {label}{'s' if n != 1 else ''}"
+            for n, label in ((webinars, "webinar"), (townhalls, "town hall"))
+            if n
+        ]
         return [
-            f"Found {found} webinar{'s' if found != 1 else ''}, but none is ticked for sync, so "
+            f"Found {' and '.join(what)}, but none is ticked for sync, so "
             "no marketing event was updated. Tick the webinars to sync on My webinars "
             "(/webinars) or with `gatherly teams tick WEBINAR_ID`; the next sync brings them in."
         ]
@@ -136,11 +155,17 @@ class SyncRun(Base):
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     graph_stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Notes the run wrote as it went (an unknown time-zone name read as UTC, …): not errors,
+    # the run still succeeds, but a person should know.
+    recorded_notes: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
 
     @property
     def notes(self) -> list[str]:
-        """What to know about the finished run beyond its counts (see ``run_notes``)."""
-        return run_notes(self.kind, self.fetched or {}) if self.finished_at else []
+        """What to know about the finished run beyond its counts (see ``run_notes``), then
+        what the run recorded as it went."""
+        if not self.finished_at:
+            return []
+        return run_notes(self.kind, self.fetched or {}) + list(self.recorded_notes or [])
 
 
 registry.register(

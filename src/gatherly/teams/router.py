@@ -203,7 +203,7 @@ def patch_organizer(
 # ------------------------------------------------------------------ webinars (T4, T5)
 
 
-@router.get("/webinars", summary="Webinars seen in Teams, newest first")
+@router.get("/webinars", summary="Webinars and town halls seen in Teams, newest first")
 def list_webinars(
     db: DbSession, principal: CurrentPrincipal, organizer_id: QueryId = None
 ) -> list[s.WebinarOut]:
@@ -211,7 +211,7 @@ def list_webinars(
     return [_webinar_out(w, o) for w, o in rows]
 
 
-@router.patch("/webinars/{webinar_id}", summary="Tick or untick Sync on a webinar")
+@router.patch("/webinars/{webinar_id}", summary="Tick or untick Sync on a webinar or town hall")
 def patch_webinar(
     webinar_id: PathId, body: s.WebinarPatch, db: DbSession, principal: CurrentPrincipal
 ) -> s.WebinarOut:

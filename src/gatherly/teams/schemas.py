@@ -140,12 +140,15 @@ class OrganizerPatch(StrictModel):
 
 
 class WebinarOut(BaseModel):
-    """A webinar seen in Teams and whether it is synced."""
+    """A webinar (or town hall, ``kind`` ``townhall``) seen in Teams and whether it is synced."""
 
     model_config = ConfigDict(from_attributes=True)
 
     id: int
     graph_id: str
+    kind: Literal["webinar", "townhall"] = Field(
+        description="webinar, or townhall (its marketing event's type is 'town hall')"
+    )
     organizer_id: int
     organizer_name: str
     display_name: str
@@ -168,7 +171,9 @@ class WebinarPatch(StrictModel):
 class SyncIn(StrictModel):
     """Run a sync: the whole tenant, or one webinar (*Sync now*); ``dry_run`` only plans."""
 
-    webinar_id: Id | None = Field(default=None, description="A Gatherly Teams webinar id")
+    webinar_id: Id | None = Field(
+        default=None, description="A Gatherly Teams webinar (or town hall) id"
+    )
     dry_run: bool = False
 
 
@@ -191,6 +196,9 @@ class PlanItemOut(BaseModel):
     changes: dict[str, int]
     contacts_to_create: list[str]
     excluded: dict[str, list[str]]
+    anonymous_attendees: int = Field(
+        default=0, description="Town halls: attendees without an email (counted, no contact)"
+    )
 
 
 class SyncReportOut(BaseModel):
@@ -228,6 +236,7 @@ class SyncRunOut(BaseModel):
     graph_stats: dict[str, int | float]
     errors: list[SyncErrorOut]
     notes: list[str] = Field(
-        default_factory=list, description="What to know beyond the counts (e.g. none ticked)"
+        default_factory=list,
+        description="What to know beyond the counts (e.g. none ticked, a time zone read as UTC)",
     )
     links: dict[str, str] = Field(default_factory=dict)

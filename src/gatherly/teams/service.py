@@ -528,7 +528,8 @@ def update_organizer(
 def list_webinars(
     *, db: Session, principal: Principal, organizer_id: int | None = None
 ) -> list[tuple[TeamsWebinar, TeamsOrganizer]]:
-    """Webinars seen in Teams with their organizer, newest first, as the user may see them."""
+    """Webinars and town halls seen in Teams with their organizer, newest first, as the user
+    may see them (``TeamsWebinar.kind`` tells them apart)."""
     stmt = (
         select(TeamsWebinar, TeamsOrganizer)
         .join(TeamsOrganizer, TeamsOrganizer.id == TeamsWebinar.organizer_id)
@@ -581,7 +582,8 @@ def find_webinar(*, db: Session, principal: Principal, ref: str) -> TeamsWebinar
     webinar_id = db.scalar(select(TeamsWebinar.id).where(TeamsWebinar.graph_id == ref))
     if webinar_id is None:
         raise NotFound(
-            f"no Teams webinar {ref!r}; run a sync to discover webinars", field="webinar"
+            f"no Teams webinar or town hall {ref!r}; run a sync to discover them",
+            field="webinar",
         )
     return get_webinar(db=db, principal=principal, webinar_id=webinar_id)
 

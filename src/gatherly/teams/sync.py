@@ -1,11 +1,14 @@
 """The Teams webinar sync run: discover, fetch, schedule, progress and the run's record
-(SPEC T2, T4, T12); :mod:`gatherly.teams.apply` writes each fetched webinar.
+(SPEC T2, T4, T12, R "town halls"); :mod:`gatherly.teams.apply` writes each fetched webinar.
+
+Town halls go through every step exactly as webinars do (``TeamsWebinar.kind`` tells them
+apart); only the fetch differs (no registrations).
 
 Shape of a run (every step idempotent, so a killed run re-run converges):
 
 1. *Discover* (full runs): list the tenant's users, refresh each organizer's status (T2)
-   by asking Graph for the webinars they organize, and record new webinars, ticked or
-   not per the organizer's default (T4). One transaction per organizer.
+   by asking Graph for the webinars and town halls they organize, and record new ones,
+   ticked or not per the organizer's default (T4). One transaction per organizer.
 2. *Fetch* each ticked webinar completely (registrations, sessions, attendance) from Graph,
    a few at a time, before writing anything about it.
 3. *Apply* one webinar per transaction: diff the fetched state against the stored one and
@@ -37,6 +40,7 @@ from gatherly.graph.errors import AccessPolicyMissing, PermissionMissing
 from gatherly.teams import apply, fetch
 from gatherly.teams import connection as teams_connection
 from gatherly.teams.models import (
+    KIND_TOWNHALL,
     ORGANIZER_ERROR,
     ORGANIZER_EXCLUDED,
     ORGANIZER_OK,
@@ -82,6 +86,7 @@ class RunReport:
     errors: list[dict[str, Any]] = field(default_factory=list)
     plan: list[dict[str, Any]] = field(default_factory=list)
     graph_stats: dict[str, float] = field(default_factory=dict)
+    recorded_notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -99,8 +104,14 @@ class RunReport:
 
     @property
     def notes(self) -> list[str]:
-        """What to know beyond the counts (``teams.models.run_notes``)."""
-        return run_notes(self.kind, self.fetched)
+        """What to know beyond the counts (``teams.models.run_notes``), then what the run
+        noted as it went (``recorded_notes``)."""
+        return run_notes(self.kind, self.fetched) + self.recorded_notes
+
+    def note(self, text: str) -> None:
+        """Record a note on the run (once): not an error, the run still succeeds."""
+        if text not in self.recorded_notes:
+            self.recorded_notes.append(text)
 
 
 class Syncer:
@@ -198,6 +209,7 @@ class Syncer:
             run.changes = dict(self.report.changes)
             run.graph_stats = self.report.graph_stats
             run.errors = self.report.errors
+            run.recorded_notes = self.report.recorded_notes
 
     # -------------------------------------------------------------- the run
 
@@ -270,6 +282,7 @@ class Syncer:
             else:
                 try:
                     webinars = fetch.organizer_webinars(client, user.id)
+                    webinars += self._townhalls_of(client, user)
                 except AccessPolicyMissing as exc:
                     status, detail = ORGANIZER_POLICY, exc.graph_message
                 except PermissionMissing as exc:
@@ -277,7 +290,9 @@ class Syncer:
                 except SyncError as exc:
                     status, detail = ORGANIZER_ERROR, str(exc)
                     self._error("organizer", user.id, user.display_name, exc)
-            self.report.fetched["webinars"] += len(webinars)
+            self.report.fetched["webinars"] += 0  # always reported, even when none
+            for webinar in webinars:
+                self.report.fetched[_plural(webinar.kind)] += 1
             with self._unit() as db:
                 organizer = self._upsert_organizer(db, user, status, detail)
                 artifacts = self._artifacts_allowed(connection, organizer)
@@ -285,8 +300,28 @@ class Syncer:
                     row = self._upsert_webinar(db, organizer, webinar)
                     if row.sync_enabled and status == ORGANIZER_OK:
                         targets.append(Target(webinar, organizer.id, artifacts))
-                        self.report.fetched["webinars_ticked"] += 1
+                        self.report.fetched[f"{_plural(webinar.kind)}_ticked"] += 1
         return targets
+
+    def _townhalls_of(self, client: GraphClient, user: fetch.GraphUser) -> list[fetch.Webinar]:
+        """The town halls a user organizes, asked after their webinars (the same access
+        policy and permission cover both, so those refusals stay the organizer's status);
+        any other failure is reported and never holds up the organizer's webinars."""
+        try:
+            return fetch.organizer_webinars(client, user.id, KIND_TOWNHALL)
+        except (AccessPolicyMissing, PermissionMissing):
+            raise
+        except SyncError as exc:
+            self.report.errors.append(
+                {
+                    "scope": "organizer",
+                    "id": user.id,
+                    "name": user.display_name,
+                    "code": exc.code,
+                    "message": f"the town halls could not be listed (webinars still sync): {exc}",
+                }
+            )
+            return []
 
     def _artifacts_allowed(self, connection: TeamsConnection, organizer: TeamsOrganizer) -> bool:
         """Recordings and transcripts when the organizer's setting says so (T11) and the app
@@ -333,6 +368,7 @@ class Syncer:
     ) -> TeamsWebinar:
         row = db.scalar(select(TeamsWebinar).where(TeamsWebinar.graph_id == webinar.id))
         values = {
+            "kind": webinar.kind,
             "organizer_id": organizer.id,
             "display_name": webinar.display_name[:500],
             "status": webinar.status,
@@ -348,9 +384,9 @@ class Syncer:
                 **values,
             )
             db.add(row)
-            self.report.changes["webinars_discovered"] += 1
+            self.report.changes[f"{_plural(webinar.kind)}_discovered"] += 1
         elif apply.assign(row, values):
-            self.report.changes["webinars_updated"] += 1
+            self.report.changes[f"{_plural(webinar.kind)}_updated"] += 1
         db.flush()
         return row
 
@@ -359,7 +395,7 @@ class Syncer:
             row = db.scalar(select(TeamsWebinar).where(TeamsWebinar.graph_id == graph_id))
             if row is None:
                 raise FatalSyncError(
-                    f"unknown webinar {graph_id!r}: run a full sync to discover it"
+                    f"unknown webinar or town hall {graph_id!r}: run a full sync to discover it"
                 )
             organizer = db.get(TeamsOrganizer, row.organizer_id)
             assert organizer is not None
@@ -367,10 +403,10 @@ class Syncer:
                 raise FatalSyncError(
                     f"the organizer of {row.display_name!r} is in an excluded domain; never synced"
                 )
-            organizer_id, name = organizer.id, organizer.display_name
+            organizer_id, name, kind = organizer.id, organizer.display_name, row.kind
             artifacts = self._artifacts_allowed(connection, organizer)
         try:
-            webinar = fetch.get_webinar(client, graph_id)
+            webinar = fetch.get_webinar(client, graph_id, kind)
         except AccessPolicyMissing as exc:
             with self._unit() as db:
                 organizer = db.get(TeamsOrganizer, organizer_id)
@@ -378,9 +414,9 @@ class Syncer:
                 organizer.status, organizer.status_detail = ORGANIZER_POLICY, exc.graph_message
             raise FatalSyncError(
                 f"no application access policy grants this app access to {name}'s webinars "
-                "(see `gatherly teams organizers` for the commands)"
+                "and town halls (see `gatherly teams organizers` for the commands)"
             ) from None
-        self.report.fetched["webinars"] += 1
+        self.report.fetched[_plural(webinar.kind)] += 1
         return [Target(webinar, organizer_id, artifacts)]
 
     # -------------------------------------------------------------- fetch + apply
@@ -414,6 +450,7 @@ class Syncer:
                     self.report.fetched["attendance_reports"] += sum(
                         len(s.reports) for s in data.sessions
                     )
+                    self._note_zones(data)
                     try:
                         self._apply(connection, target, data)
                     except GatherlyError as exc:
@@ -430,8 +467,22 @@ class Syncer:
                         )
                 self._beat(done, total, name)
 
+    def _note_zones(self, data: fetch.WebinarData) -> None:
+        """Say which time-zone names no table knows were read as UTC (never a failure)."""
+        webinar = data.webinar
+        found = (
+            [f"the event's own times ({webinar.unknown_zone!r})"] if webinar.unknown_zone else []
+        )
+        found += [f"session {s!r} ({z!r})" for s, z in sorted(data.unknown_session_zones.items())]
+        if found:
+            self.report.note(
+                f"{webinar.label.capitalize()} {webinar.display_name!r}: Teams gave a time zone "
+                f"no time-zone table knows for {', '.join(found)}; those times were read as "
+                "UTC and the zone name is kept as Teams gave it."
+            )
+
     def _webinar_failed(self, target: Target, exc: BaseException) -> None:
-        self._error("webinar", target.webinar.id, target.webinar.display_name, exc)
+        self._error(target.webinar.label, target.webinar.id, target.webinar.display_name, exc)
         if self.dry_run:
             return
         with self._unit() as db:
@@ -446,6 +497,11 @@ class Syncer:
             self.report.changes.update(applier.changes)
             if self.dry_run:
                 self.report.plan.append(applier.plan())
+
+
+def _plural(kind: str) -> str:
+    """The counter prefix of a kind: ``webinars``, ``townhalls``."""
+    return f"{kind}s"
 
 
 def create_run(
