@@ -252,11 +252,20 @@ def test_lead_models_score_leads_on_their_contact_and_mark_them_sales_ready(
         owner_id=seller.id,
         owning_bu_id=seller.business_unit_id,
     )
-    db.add_all([lead, orphan])
+    # A lead of the seller's on a contact of Support's, which the seller cannot read.
+    elsewhere = Lead(
+        email="cy@example.com",
+        contact_id=org["cy"].id,
+        owner_type="user",
+        owner_id=seller.id,
+        owning_bu_id=seller.business_unit_id,
+    )
+    db.add_all([lead, orphan, elsewhere])
     db.commit()
     first = _live(db, seller, target="lead", sales_ready=50, name="First")
     _live(db, seller, target="lead", sales_ready=10, name="Second")
-    # A lead without a contact is not scored (nothing to score it on).
+    # A lead without a contact is not scored (nothing to score it on), nor one whose
+    # contact the model's owner may not read.
     assert _scores(db, first) == {lead.id: (60, "B", True)}
     db.refresh(lead)
     assert lead.sales_ready_at == T0

@@ -167,7 +167,12 @@ def records_select(
                 Lead.id.label("lead_id"),
             )
             .join(Contact, Contact.id == Lead.contact_id)
-            .where(access.readable(owner, "lead", shape="count"))
+            # A lead scores on its contact's fields and history: the owner must be able to
+            # read that contact too, or a score would tell of a contact it cannot open.
+            .where(
+                access.readable(owner, "lead", shape="count"),
+                access.readable(owner, "contact", shape="count"),
+            )
         )
     if contact_ids is not None:
         stmt = stmt.where(among(Contact.id, contact_ids))
