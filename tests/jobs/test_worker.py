@@ -59,10 +59,17 @@ def _queued_sync_through_worker(connected: Connected, settings: Settings) -> Non
     assert jobs.pending() == 1
     with worker_process(settings) as proc:
         run = _wait_for_run(connected, run_id, proc)
-        # The sync's commits woke the segment refresh: the worker takes it next. Wait for
-        # the queue to drain rather than catch it in between.
-        deadline = time.monotonic() + 30
-        while jobs.pending() and time.monotonic() < deadline:
+        # The sync's commits woke the segment refresh, whose changes wake the journeys in
+        # turn: the worker takes them next. Wait for the queue to stay empty for a while
+        # rather than catch it between a job taken and the job it queues.
+        deadline, quiet_since = time.monotonic() + 30, None
+        while time.monotonic() < deadline:
+            if jobs.pending():
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > 2:
+                break
             time.sleep(0.1)
     assert run.status == "succeeded", run.errors
     assert run.changes["events_created"] == 1
