@@ -176,6 +176,7 @@ _FIXTURE: dict[str, Any] = {
                 "OnlineMeetings.Read.All",
                 "OnlineMeetingRecording.Read.All",
                 "OnlineMeetingTranscript.Read.All",
+                "User.Read.All",
             ],
         },
         {"appId": LIMITED_APP, "secret": LIMITED_SECRET, "permissions": ["VirtualEvent.Read.All"]},

@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -47,6 +48,10 @@ from msgraph.generated.models.meeting_attendance_report_collection_response impo
 from msgraph.generated.models.online_meeting_collection_response import (
     OnlineMeetingCollectionResponse,
 )
+from msgraph.generated.models.subscription import Subscription
+from msgraph.generated.models.subscription_collection_response import (
+    SubscriptionCollectionResponse,
+)
 from msgraph.generated.models.teamwork_user_identity import TeamworkUserIdentity
 from msgraph.generated.models.user import User
 from msgraph.generated.models.user_collection_response import UserCollectionResponse
@@ -66,10 +71,12 @@ from msgraph.generated.models.virtual_event_webinar import VirtualEventWebinar
 from msgraph.generated.models.virtual_event_webinar_collection_response import (
     VirtualEventWebinarCollectionResponse,
 )
+from msgraph.generated.users.delta.delta_get_response import DeltaGetResponse
 
 from gatherly.graph_emulator import EmulatorState
 from gatherly.graph_emulator.fixture import load_fixture
-from tests.graph_emulator.conftest import GRAPH_SCOPE, Emulator, serve
+from tests.graph_emulator.conftest import GRAPH_SCOPE, SSL, Emulator, serve
+from tests.graph_emulator.receiver import serve_receiver
 
 SAMPLE = Path(__file__).parents[2] / "examples" / "sample-tenant.json"
 W = "/solutions/virtualEvents/webinars"
@@ -266,6 +273,7 @@ ENDPOINTS = [
         collection=True,
     ),
     Endpoint("U2 get user", User, lambda st: [f"/users/{u['id']}" for u in st.data["users"]]),
+    Endpoint("U3 users delta", DeltaGetResponse, lambda st: ["/users/delta"], collection=True),
     Endpoint(
         "W1 list webinars",
         VirtualEventWebinarCollectionResponse,
@@ -435,6 +443,7 @@ def sample_graph(sample: Emulator) -> Iterator[httpx.Client]:
     app = max(state.data["applications"], key=lambda a: len(a["permissions"]))
     response = httpx.post(
         f"{sample.base_url}/{state.tenant['id']}/oauth2/v2.0/token",
+        verify=SSL,
         data={
             "client_id": app["appId"],
             "client_secret": app["secret"],
@@ -474,6 +483,36 @@ def test_sdk_models_accept_every_response(
     assert not problems, f"{endpoint.name}: {len(problems)} contract breaks\n" + "\n".join(
         problems[:40]
     )
+
+
+def test_sdk_models_accept_subscriptions(sample: Emulator, sample_graph: httpx.Client) -> None:
+    """POST, GET and the list of /subscriptions (a real endpoint answers the handshake)."""
+    expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+    with serve_receiver() as hook:
+        created = sample_graph.post(
+            "/subscriptions",
+            json={
+                "changeType": "created",
+                "notificationUrl": hook.url(),
+                "lifecycleNotificationUrl": hook.url("lifecycle"),
+                "resource": "solutions/virtualEvents/events",
+                "expirationDateTime": expires,
+                "clientState": "contract",
+            },
+        )
+    assert created.status_code == 201, created.text
+    try:
+        fetched = sample_graph.get(f"/subscriptions/{created.json()['id']}")
+        listed = sample_graph.get("/subscriptions")
+        problems = [
+            *contract_problems(created.content, Subscription),
+            *contract_problems(fetched.content, Subscription),
+            *contract_problems(listed.content, SubscriptionCollectionResponse),
+        ]
+        assert len(listed.json()["value"]) == 1
+        assert not problems, "\n".join(problems)
+    finally:
+        assert sample_graph.delete(f"/subscriptions/{created.json()['id']}").status_code == 204
 
 
 # ------------------------------------------------------------------ the checker itself

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -276,10 +276,19 @@ def validate_registration(data: Any) -> Registration:
     return _validate(Registration, data)
 
 
+def validate_user(data: Any) -> User:
+    """Validate one directory user object, raising FixtureError with its JSON path."""
+    return _validate(User, data)
+
+
 def validate_fixture(data: Any) -> Fixture:
     """Validate a parsed fixture, raising FixtureError naming the first problem's JSON path."""
     fixture = _validate(Fixture, data)
-    users = {u.id for u in fixture.users}
+    users: set[str] = set()
+    for i, user in enumerate(fixture.users):
+        if user.id in users:
+            raise FixtureError(f"users[{i}].id: duplicate id {user.id!r}")
+        users.add(user.id)
     seen: set[str] = set()
     for i, webinar in enumerate(fixture.webinars):
         where = f"webinars[{i}]"
@@ -296,7 +305,9 @@ def validate_fixture(data: Any) -> Fixture:
     return fixture
 
 
-def check_townhall_refs(townhall: Townhall, *, tenant_id: str, users: set[str], where: str) -> None:
+def check_townhall_refs(
+    townhall: Townhall, *, tenant_id: str, users: Container[str], where: str
+) -> None:
     """Cross-reference checks of one town hall: id suffix, organizers, no registrations."""
 
     def at(rest: str) -> str:
@@ -319,7 +330,7 @@ def check_townhall_refs(townhall: Townhall, *, tenant_id: str, users: set[str], 
 
 
 def _check_organizers(
-    event: Webinar | Townhall, *, tenant_id: str, users: set[str], at: Callable[[str], str]
+    event: Webinar | Townhall, *, tenant_id: str, users: Container[str], at: Callable[[str], str]
 ) -> None:
     if not event.id.endswith(f"@{tenant_id}"):
         raise FixtureError(f"{at('id')}: must end with '@{tenant_id}'")
@@ -330,7 +341,9 @@ def _check_organizers(
             raise FixtureError(f"{at(f'coOrganizers[{j}].id')}: unknown user")
 
 
-def check_webinar_refs(webinar: Webinar, *, tenant_id: str, users: set[str], where: str) -> None:
+def check_webinar_refs(
+    webinar: Webinar, *, tenant_id: str, users: Container[str], where: str
+) -> None:
     """Cross-reference checks of one webinar: id suffix, organizers, registration ids."""
 
     def at(rest: str) -> str:

@@ -1,6 +1,7 @@
 """The ``/v1.0`` virtual-event surface (reference graph-webinars.md §2, and
 graph-notifications-townhalls.md §3 for town halls): webinars, town halls, registrations,
-sessions, attendance, users, online meetings, recordings and transcripts, with Graph's paging.
+sessions, attendance, users (and the directory's ``/users/delta``), online meetings,
+recordings and transcripts, with Graph's paging.
 
 Town halls are served like webinars (list, get, ``getByUserIdAndRole``, sessions and their
 attendance reports, the same application access policy) but have no registrations."""
@@ -10,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -34,7 +35,7 @@ from gatherly.graph_emulator.errors import (
     _ids,
     error_response,
 )
-from gatherly.graph_emulator.state import EmulatorState, Token
+from gatherly.graph_emulator.state import DeltaTokenError, EmulatorState, Token
 
 
 class _Call:
@@ -99,6 +100,25 @@ class _Call:
             page["value"] = [shape(item) for item in page["value"]]
         return JSONResponse(page)
 
+    def page_size(self) -> int:
+        """``$top`` when given, else the emulator's page size."""
+        top = self.request.query_params.get("$top")
+        if top is None:
+            return self.state.page_size
+        if not (top.isascii() and top.isdigit()) or int(top) < 1:
+            raise GraphError(400, "BadRequest", f"Invalid value '{top}' for $top.")
+        return int(top)
+
+    def link(self, **changes: str) -> str:
+        """This request's URL with the given query parameters replaced (or added), and
+        ``$skiptoken`` and ``$deltatoken`` dropped unless given."""
+        params = self.request.query_params
+        drop = {"$skiptoken", "$deltatoken", *changes}
+        query = [(k, v) for k, v in params.multi_items() if k not in drop]
+        query += list(changes.items())
+        encoded = "&".join(f"{quote(k, safe='$')}={quote(v, safe='')}" for k, v in query)
+        return f"{self.base}{self.raw_path.lstrip('/')}?{encoded}"
+
     def _page(self, fragment: str, items: list[dict[str, Any]], *, paged: bool) -> dict[str, Any]:
         params = self.request.query_params
         body: dict[str, Any] = {"@odata.context": self.context(fragment)}
@@ -107,12 +127,7 @@ class _Call:
         if not paged:
             body["value"] = items
             return body
-        size = self.state.page_size
-        if "$top" in params:
-            top = params["$top"]
-            if not (top.isascii() and top.isdigit()) or int(top) < 1:
-                raise GraphError(400, "BadRequest", f"Invalid value '{top}' for $top.")
-            size = int(top)
+        size = self.page_size()
         offset = 0
         if "$skiptoken" in params:
             try:
@@ -124,10 +139,7 @@ class _Call:
         body["value"] = items[offset : offset + size]
         if offset + size < len(items):
             token = base64.urlsafe_b64encode(str(offset + size).encode()).decode()
-            query = [(k, v) for k, v in params.multi_items() if k != "$skiptoken"]
-            query.append(("$skiptoken", token))
-            encoded = "&".join(f"{quote(k, safe='$')}={quote(v, safe='')}" for k, v in query)
-            body["@odata.nextLink"] = f"{self.base}{self.raw_path.lstrip('/')}?{encoded}"
+            body["@odata.nextLink"] = self.link(**{"$skiptoken": token})
         return body
 
     # lookups ------------------------------------------------------
@@ -322,13 +334,11 @@ def _sessions(call: _Call, webinar: dict[str, Any], rest: list[str], fragment: s
 def _users(call: _Call, rest: list[str]) -> Response:
     """GET /users and /users/{id or userPrincipalName} (User.Read.All)."""
     call.require(READ_USERS, "Directory.Read.All")
-    users = sorted(call.state.data["users"], key=lambda u: str(u["id"]))
     if not rest:
-        return call.collection("users", users, shape=shapes.user)
-    wanted = rest[0].lower()
-    for u in users:
-        if wanted in (str(u["id"]).lower(), str(u.get("userPrincipalName") or "").lower()):
-            return call.entity("users/$entity", shapes.user(u))
+        return call.collection("users", call.state.users_sorted(), shape=shapes.user)
+    found = call.state.user(rest[0])
+    if found is not None:
+        return call.entity("users/$entity", shapes.user(found))
     raise GraphError(
         404,
         "Request_ResourceNotFound",
@@ -337,9 +347,50 @@ def _users(call: _Call, rest: list[str]) -> Response:
     )
 
 
+SYNC_STATE_NOT_FOUND = (
+    "The sync state is not found or has expired (delta tokens are kept for a limited time). "
+    "Restart the synchronization with a full sync: call delta without a token."
+)
+
+
+def _users_delta(call: _Call) -> Response:
+    """GET /users/delta: a full sync, then only the changes, each round ending in a
+    deltaLink; removed users as ``@removed``. A bad or expired token answers 410."""
+    call.require(READ_USERS, "Directory.Read.All")
+    state = call.state
+    params = call.request.query_params
+    size = call.page_size()
+    body: dict[str, Any] = {"@odata.context": call.context("users"), "value": []}
+    try:
+        if params.get("$deltatoken") == "latest":  # no items: a deltaLink for "now"
+            body["@odata.deltaLink"] = call.link(**{"$deltatoken": state.delta_token()})
+            return JSONResponse(body)
+        if "$skiptoken" in params:
+            cursor = state.delta_resume(params["$skiptoken"])
+        else:
+            cursor = state.delta_start(params.get("$deltatoken"))
+    except DeltaTokenError:
+        raise GraphError(410, "syncStateNotFound", SYNC_STATE_NOT_FOUND) from None
+    page, following = state.delta_page(cursor, size)
+    selected = [p.strip() for p in params.get("$select", "").split(",") if p.strip()]
+    for user_id, user in page:
+        if user is None:
+            body["value"].append({"id": user_id, "@removed": {"reason": "changed"}})
+            continue
+        shaped = shapes.user(user)
+        if selected:  # Graph returns the selected properties and always the id
+            shaped = {k: v for k, v in shaped.items() if k == "id" or k in selected}
+        body["value"].append(shaped)
+    if following is not None:
+        body["@odata.nextLink"] = call.link(**{"$skiptoken": state.skip_token(following)})
+    else:
+        body["@odata.deltaLink"] = call.link(**{"$deltatoken": state.delta_token(cursor)})
+    return JSONResponse(body)
+
+
 def _meetings(call: _Call, user_id: str, rest: list[str]) -> Response:
     state = call.state
-    user = next((u for u in state.data["users"] if u["id"] == user_id), None)
+    user = state.user(user_id)
     if rest[0] != "onlineMeetings":
         raise _bad_segment(rest[0])
     if len(rest) == 1:
@@ -350,8 +401,8 @@ def _meetings(call: _Call, user_id: str, rest: list[str]) -> Response:
         raise _bad_segment(rest[-1])
     if user is None:
         raise _not_found(f"User '{user_id}' was not found.")
-    call.policy(user_id)
-    meetings = state.meetings_of(user_id)
+    call.policy(user["id"])
+    meetings = state.meetings_of(user["id"])
     fragment = f"users('{user_id}')/onlineMeetings"
     if len(rest) == 1:  # M1
         wanted = re.fullmatch(
@@ -408,23 +459,15 @@ def _meetings(call: _Call, user_id: str, rest: list[str]) -> Response:
     return Response(item["content"], media_type="text/vtt")
 
 
-async def _graph(request: Request) -> Response:
+async def answer(request: Request, handler: Callable[[_Call], Awaitable[Response]]) -> Response:
+    """Answer a ``/v1.0`` request: check the bearer token, run ``handler``, turn a GraphError
+    into Graph's error envelope, and add the request ids."""
     state: EmulatorState = request.app.state.emulator
     call = _Call(state, request)
     request_id, client_request_id = _ids(request)
     try:
         call.authenticate()
-        seg = call.segments
-        if seg[:3] == ["solutions", "virtualEvents", "webinars"]:
-            response = _events(call, WEBINARS, seg[3:])
-        elif seg[:3] == ["solutions", "virtualEvents", "townhalls"]:
-            response = _events(call, TOWNHALLS, seg[3:])
-        elif seg and seg[0] == "users" and len(seg) <= 2:
-            response = _users(call, seg[1:])
-        elif len(seg) >= 3 and seg[0] == "users":
-            response = _meetings(call, seg[1], seg[2:])
-        else:
-            raise _bad_segment(seg[0] if seg else "v1.0")
+        response = await handler(call)
     except GraphError as exc:
         return error_response(
             exc, request_id=request_id, client_request_id=client_request_id, now=state.now()
@@ -432,6 +475,25 @@ async def _graph(request: Request) -> Response:
     response.headers["request-id"] = request_id
     response.headers["client-request-id"] = client_request_id
     return response
+
+
+async def _dispatch(call: _Call) -> Response:
+    seg = call.segments
+    if seg[:3] == ["solutions", "virtualEvents", "webinars"]:
+        return _events(call, WEBINARS, seg[3:])
+    if seg[:3] == ["solutions", "virtualEvents", "townhalls"]:
+        return _events(call, TOWNHALLS, seg[3:])
+    if seg in (["users", "delta"], ["users", "delta()"]):
+        return _users_delta(call)
+    if seg and seg[0] == "users" and len(seg) <= 2:
+        return _users(call, seg[1:])
+    if len(seg) >= 3 and seg[0] == "users":
+        return _meetings(call, seg[1], seg[2:])
+    raise _bad_segment(seg[0] if seg else "v1.0")
+
+
+async def _graph(request: Request) -> Response:
+    return await answer(request, _dispatch)
 
 
 def routes() -> list[Route]:

@@ -208,6 +208,11 @@ def parse_utc(value: str) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def timestamp(value: datetime) -> str:
+    """A UTC DateTimeOffset as Graph writes it: seven fraction digits and ``Z``."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+
+
 def _seconds(start: str, end: str) -> int:
     return max(0, round((parse_utc(end) - parse_utc(start)).total_seconds()))
 
