@@ -414,11 +414,9 @@ def floor(settings: Settings, base_url: str) -> int:
     now = utcnow()
     items = 0
     with teams.client_factory(settings)(connection) as client:
+        fetch.directory_changes(client, None)  # a first sync reads the whole directory
         targets = [
-            w
-            for u in fetch.list_users(client)
-            for kind in (KIND_WEBINAR, KIND_TOWNHALL)  # a sync asks for both, per user
-            for w in fetch.organizer_webinars(client, u.id, kind)
+            w for kind in (KIND_WEBINAR, KIND_TOWNHALL) for w in fetch.tenant_events(client, kind)
         ]
         with ThreadPoolExecutor(max_workers=settings.graph_concurrency) as pool:
             for data in pool.map(lambda w: fetch.fetch_webinar(client, w, now=now), targets):

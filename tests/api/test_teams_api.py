@@ -403,7 +403,23 @@ def test_organizers_show_status_and_remedy(api: TestClient, tenant: Tenant, peop
     run = sync(api, admin)  # discovery
     assert run["status"] == "succeeded", run["errors"]
     organizers = by_name(api.get(f"{API}/integrations/teams/organizers", headers=admin).json())
+    # Who organizes, and users mapped to Gatherly users; others only when asked for.
+    assert set(organizers) == {"Marta Lindqvist", "Tomas Berg", "Priya Natarajan"}
+    assert organizers["Marta Lindqvist"]["organizes"] is True
+    everyone = api.get(
+        f"{API}/integrations/teams/organizers", params={"everyone": "true"}, headers=admin
+    )
+    organizers = by_name(everyone.json())
     assert set(organizers) == {u["displayName"] for u in tenant.data["users"]}
+    summary = api.get(f"{API}/integrations/teams/directory", headers=admin).json()
+    assert summary == {
+        "users": 9,
+        "organizers": 3,
+        "blocked": 0,
+        "others_blocked": 6,
+        "unchecked": 0,
+        "excluded": 1,
+    }
     kenji = organizers["Kenji Sato"]
     assert kenji["status"] == "policy_not_granted"
     assert kenji["graph_user_id"] == tenant.user("Kenji Sato")["id"]

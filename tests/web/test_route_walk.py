@@ -127,6 +127,11 @@ def test_the_walk_sees_the_pages() -> None:
         "/scoring/{model_id}/scores.csv",
         "/scoring/scores/{score_id}",
     } <= paths
+    # Microsoft Teams: Check now (the panel) and Check again (My webinars) ask Graph now.
+    assert {
+        "/integrations/teams/organizers/{organizer_id}/check",
+        "/webinars/organizers/{organizer_id}/check",
+    } <= changes
     # Reports and dashboards (issue 18): the builder, copies, pins, edits and deletions.
     assert {
         "/reports/new",

@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     graph_concurrency: int = Field(
         default=4, ge=1, le=32, description="Webinars fetched from Graph at the same time."
     )
+    teams_probes_per_day: int = Field(
+        default=1000,
+        ge=1,
+        description="Teams users Graph is asked about one at a time per day (their access "
+        "policy), spread over the day's scheduled syncs; webinars themselves come from the "
+        "tenant-wide list.",
+    )
 
     smtp_url: SecretStr | None = Field(
         default=None,

@@ -87,13 +87,18 @@ class GraphClient:
             >>> for webinar in client.paginate("/solutions/virtualEvents/webinars"):
             ...     print(webinar["id"])  # doctest: +SKIP
         """
+        for page in self.pages(path, params):
+            yield from page["value"]
+
+    def pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Yield each page of a Graph collection (its ``value`` checked to be a list), following
+        ``@odata.nextLink``; the last page of a delta round carries ``@odata.deltaLink``."""
         url, query, seen = path, params, set[str]()
         while True:
             page = self.get_json(url, query)
-            items = page.get("value")
-            if not isinstance(items, list):
+            if not isinstance(page.get("value"), list):
                 raise FatalSyncError(f"Graph page of {path} has no 'value' list")
-            yield from items
+            yield page
             next_link = page.get("@odata.nextLink")
             if not next_link:
                 return

@@ -112,6 +112,12 @@ class GraphNotFound(GraphFatalError):
     code = "graph_not_found"
 
 
+class SyncStateGone(GraphFatalError):
+    """410: a delta link Graph no longer honours (too old, or reset): read in full again."""
+
+    code = "graph_sync_state_gone"
+
+
 class GraphConnectionError(RetriableSyncError):
     """Graph could not be reached or dropped the connection, even after retries."""
 
@@ -153,4 +159,6 @@ def classify(response: httpx.Response, retry_after: float | None = None) -> Grap
         return PermissionMissing(status, code, message, request_id)
     if status == 404:
         return GraphNotFound(status, code, message, request_id)
+    if status == 410:
+        return SyncStateGone(status, code, message, request_id)
     return GraphFatalError(status, code, message, request_id)

@@ -270,6 +270,8 @@ def _organizer_dict(connection: TeamsConnection, o: TeamsOrganizer) -> dict[str,
         "sync_new_by_default": o.sync_new_by_default,
         "sync_recordings": o.sync_recordings,
         "user_id": o.user_id,
+        "organizes": o.organizes,
+        "probed_at": o.probed_at.isoformat() if o.probed_at else None,
         "remedy": teams.remedy(connection, o),
     }
 
@@ -293,19 +295,38 @@ def _tick(value: bool) -> str:
 
 
 @app.command("organizers")
-def organizers(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
-    """Teams users with their sync status; prints the fix for each one that cannot sync."""
+def organizers(
+    everyone: Annotated[
+        bool, typer.Option("--all", help="Every directory user, not only organizers.")
+    ] = False,
+    search: Annotated[
+        str | None, typer.Option("--search", help="Only users whose name or email has this.")
+    ] = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Organizers (and users mapped to Gatherly users) with their sync status; prints the fix
+    for each one that cannot sync. Other directory users: --all, --search."""
     with session_scope(Settings().database_url) as db:
         connection = teams.get_connection(db)
-        rows = [
-            _organizer_dict(connection, o)
-            for o in teams.list_organizers(db=db, principal=_principal(db, as_user))
-        ]
+        principal = _principal(db, as_user)
+        found = teams.list_organizers(
+            db=db, principal=principal, everyone=everyone or bool(search), query=search
+        )
+        rows = [_organizer_dict(connection, o) for o in found]
+        summary = None
+        if not search and teams.is_admin(principal, Privilege.READ):
+            summary = teams.directory_summary(db=db, principal=principal)
     if as_json:
         print_json(rows)
         return
+    if summary is not None and summary.others_blocked and not everyone:
+        out.print(
+            f"{summary.others_blocked} other directory users have no access policy; they "
+            "organize nothing Gatherly can see, so they need nothing (list them with --all)"
+        )
     if not rows:
-        out.print("no organizers yet: run `gatherly teams sync` to discover them")
+        out.print("no users match" if search else "no organizers yet: run `gatherly teams sync`")
         return
     table = Table("id", "name", "email", "status", "sync new", "recordings")
     for o in rows:
@@ -358,6 +379,30 @@ def organizer(
         out.print(f"{key}: {data[key] or ''}", markup=False, soft_wrap=True)
     out.print(f"sync new webinars by default: {'yes' if data['sync_new_by_default'] else 'no'}")
     out.print(f"sync recordings and transcripts: {'yes' if data['sync_recordings'] else 'no'}")
+    if data["remedy"]:
+        _print_remedy(data, set())
+
+
+@app.command("check")
+def check_organizer(
+    ref: Annotated[str, typer.Argument(help="User email, Graph user id or Gatherly id.")],
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask Teams now whether the access policy covers one user, and record the answer."""
+    settings = crypto.resolve(Settings())
+    with session_scope(settings.database_url) as db:
+        principal = _principal(db, as_user)
+        found = teams.find_organizer(db=db, principal=principal, ref=ref)
+        found = teams.check_organizer(
+            db=db, principal=principal, organizer_id=found.id, settings=settings
+        )
+        data = _organizer_dict(teams.get_connection(db), found)
+    if as_json:
+        print_json(data)
+        return
+    name = data["display_name"] or data["graph_user_id"]
+    out.print(f"{name}: {data['status']}", markup=False, soft_wrap=True)
     if data["remedy"]:
         _print_remedy(data, set())
 

@@ -100,3 +100,13 @@ def map_organizer_user(db: Session, email: str | None) -> int | None:
         return None
     ids = db.scalars(select(User.id).where(func.lower(User.email) == email).limit(2)).all()
     return ids[0] if len(ids) == 1 else None
+
+
+def user_emails(db: Session) -> dict[str, int]:
+    """Gatherly users by lower-cased email, for emails held by exactly one user (organizers
+    are mapped to them)."""
+    counts: dict[str, list[int]] = {}
+    for user_id, email in db.execute(select(User.id, func.lower(User.email))):
+        if email:
+            counts.setdefault(email, []).append(user_id)
+    return {email: ids[0] for email, ids in counts.items() if len(ids) == 1}

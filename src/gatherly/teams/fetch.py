@@ -23,10 +23,10 @@ from urllib.parse import quote
 
 import webvtt
 
-from gatherly.core.exceptions import SkippableRecordError
+from gatherly.core.exceptions import FatalSyncError, SkippableRecordError
 from gatherly.core.timezones import parse_offset, read_date_time_zone
 from gatherly.graph.client import GraphClient
-from gatherly.graph.errors import GraphError
+from gatherly.graph.errors import GraphError, SyncStateGone
 from gatherly.teams.models import KIND_LABELS, KIND_TOWNHALL, KIND_WEBINAR
 
 # Needed for any sync: webinars and registrations, attendance, and the organizer list.
@@ -331,6 +331,66 @@ def parse_record(obj: dict[str, Any], position: int = 0) -> AttendanceRecord:
 def list_users(client: GraphClient) -> list[GraphUser]:
     """Every user of the tenant (``GET /users``, User.Read.All)."""
     return [parse_user(u) for u in client.paginate("/users")]
+
+
+@dataclass
+class DirectoryChanges:
+    """What ``/users/delta`` said since the stored link: users added or changed (their current
+    state), ids removed, and the link to ask from next time. ``restarted``: the stored link
+    was refused (410) and the whole directory was read again."""
+
+    users: list[GraphUser]
+    removed: list[str]
+    delta_link: str
+    restarted: bool = False
+
+
+USER_FIELDS = "id,displayName,mail,userPrincipalName"
+
+
+def directory_changes(client: GraphClient, delta_link: str | None) -> DirectoryChanges:
+    """The directory's changes since ``delta_link`` (Graph's delta query on users), or every
+    user when there is none. A link Graph no longer honours (410) starts over in full."""
+    restarted = False
+    if delta_link:
+        try:
+            return _read_delta(client, delta_link, None)
+        except SyncStateGone:
+            restarted = True
+    changes = _read_delta(client, "/users/delta", {"$select": USER_FIELDS})
+    changes.restarted = restarted
+    return changes
+
+
+def _read_delta(client: GraphClient, url: str, params: dict[str, Any] | None) -> DirectoryChanges:
+    users: list[GraphUser] = []
+    removed: list[str] = []
+    link: Any = None
+    for page in client.pages(url, params):
+        for obj in page["value"]:
+            if not isinstance(obj, dict) or not obj.get("id"):
+                continue
+            if "@removed" in obj:
+                removed.append(str(obj["id"]))
+            else:
+                users.append(parse_user(obj))
+        link = page.get("@odata.deltaLink")
+    if not isinstance(link, str) or not link:
+        raise FatalSyncError("Graph's directory delta ended without an @odata.deltaLink")
+    return DirectoryChanges(users=users, removed=removed, delta_link=link)
+
+
+def tenant_events(client: GraphClient, kind: str = KIND_WEBINAR) -> list[Webinar]:
+    """Every webinar (or town hall) of the tenant whose organizer holds the application access
+    policy (W1: Graph leaves the others out without an error)."""
+    path = _path("solutions", "virtualEvents", COLLECTIONS[kind])
+    found = []
+    for obj in client.paginate(path):
+        try:
+            found.append(parse_webinar(obj, kind))
+        except SkippableRecordError:
+            continue
+    return found
 
 
 def organizer_webinars(

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gatherly.access import registry
@@ -62,13 +62,22 @@ class TeamsConnection(Base):
     )
     policy_name: Mapped[str] = mapped_column(String(100), default="Gatherly-Webinar-Sync")
     sync_interval_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    # Where the directory was last read up to (Graph's ``/users/delta`` deltaLink): the next
+    # run asks only for what changed since. None: read the whole directory.
+    users_delta_link: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified_by_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class TeamsOrganizer(Base):
-    """A Teams user of the tenant, with their per-user settings (T4) and status (T2)."""
+    """A Teams user of the tenant (the directory, read through ``/users/delta``), with their
+    per-user settings (T4) and status (T2).
+
+    ``organizes``: seen organizing or co-organizing a webinar or town hall. ``probed_at``:
+    when Graph was last asked about this user alone (the access-policy probe, spread over
+    the day's budget). ``removed_at``: gone from the directory (kept for their webinars).
+    """
 
     __tablename__ = "teams_organizer"
 
@@ -84,6 +93,9 @@ class TeamsOrganizer(Base):
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL"), index=True
     )
+    organizes: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    probed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class TeamsWebinar(Base):

@@ -9,9 +9,9 @@ organizers and webinars are visible to admins and to the organizer mapped to the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,7 @@ from gatherly.api.responses import media_stream
 from gatherly.contact.schemas import PageOut
 from gatherly.core.config import Settings
 from gatherly.core.exceptions import GatherlyError, NotFound
-from gatherly.core.pagination import paginate
+from gatherly.core.pagination import MAX_LIMIT, paginate
 from gatherly.jobs.queue import Jobs, app_jobs
 from gatherly.teams import schemas as s
 from gatherly.teams import service
@@ -83,6 +83,9 @@ def _organizer_out(organizer: TeamsOrganizer, connection: TeamsConnection | None
         sync_new_by_default=organizer.sync_new_by_default,
         sync_recordings=organizer.sync_recordings,
         user_id=organizer.user_id,
+        organizes=organizer.organizes,
+        probed_at=organizer.probed_at,
+        removed_at=organizer.removed_at,
     )
 
 
@@ -178,12 +181,49 @@ def patch_settings(
 # ------------------------------------------------------------------ organizers (T2, T4)
 
 
-@router.get("/organizers", summary="Teams users with their status and the remedy for it")
-def list_organizers(db: DbSession, principal: CurrentPrincipal) -> list[s.OrganizerOut]:
+@router.get(
+    "/organizers",
+    summary="Organizers (and users mapped to Gatherly users) with their status and remedy",
+)
+def list_organizers(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    everyone: Annotated[
+        bool, Query(description="Every directory user, not only those who organize")
+    ] = False,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Part of a name or an email")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Rows at most")] = 500,
+) -> list[s.OrganizerOut]:
     connection = _optional_connection(db)
-    return [
-        _organizer_out(o, connection) for o in service.list_organizers(db=db, principal=principal)
-    ]
+    found = service.list_organizers(
+        db=db, principal=principal, everyone=everyone, query=q, limit=limit
+    )
+    return [_organizer_out(o, connection) for o in found]
+
+
+@router.get("/directory", summary="The tenant's users by what the sync knows of them (admin)")
+def directory_summary(db: DbSession, principal: CurrentPrincipal) -> s.DirectorySummaryOut:
+    summary = service.directory_summary(db=db, principal=principal)
+    return s.DirectorySummaryOut.model_validate(summary, from_attributes=True)
+
+
+@router.post(
+    "/organizers/{organizer_id}/check",
+    summary="Ask Teams now whether the access policy covers this user",
+)
+def check_organizer(
+    request: Request, organizer_id: PathId, db: DbSession, principal: CurrentPrincipal
+) -> s.OrganizerOut:
+    organizer = service.check_organizer(
+        db=db,
+        principal=principal,
+        organizer_id=organizer_id,
+        settings=_settings(request),
+        make_client=_client_factory(request),
+    )
+    return _organizer_out(organizer, _optional_connection(db))
 
 
 @router.patch("/organizers/{organizer_id}", summary="An organizer's sync defaults")

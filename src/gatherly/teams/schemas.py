@@ -130,6 +130,29 @@ class OrganizerOut(BaseModel):
     sync_new_by_default: bool
     sync_recordings: bool
     user_id: int | None
+    organizes: bool = Field(
+        description="Seen organizing or co-organizing a webinar or town hall (Graph lists "
+        "only granted organizers' webinars, so a blocked user is known to organize only "
+        "from an earlier sync or as a co-organizer)"
+    )
+    probed_at: datetime | None = Field(
+        description="When Graph was last asked about this user alone"
+    )
+    removed_at: datetime | None = Field(description="When the user left the directory")
+
+
+class DirectorySummaryOut(BaseModel):
+    """The tenant's directory users by what the sync knows of them."""
+
+    users: int = Field(description="Users in the directory")
+    organizers: int = Field(description="Who organize webinars or are mapped to Gatherly users")
+    blocked: int = Field(description="Of those, who cannot sync until an admin acts")
+    others_blocked: int = Field(
+        description="Other users Graph refused; they may organize nothing, so they are not "
+        "reported as needing an admin"
+    )
+    unchecked: int = Field(description="Users not asked about yet (the daily budget)")
+    excluded: int = Field(description="Users in an excluded domain")
 
 
 class OrganizerPatch(StrictModel):

@@ -52,6 +52,7 @@ from gatherly.teams.models import (
     ORGANIZER_EXCLUDED,
     ORGANIZER_PERMISSION,
     ORGANIZER_POLICY,
+    ORGANIZER_UNCHECKED,
     SyncRun,
     TeamsConnection,
     TeamsOrganizer,
@@ -450,20 +451,118 @@ def remedy(connection: TeamsConnection, organizer: TeamsOrganizer) -> list[str]:
     return []
 
 
-def list_organizers(
-    *, db: Session, principal: Principal, user_id: int | None = None
-) -> list[TeamsOrganizer]:
-    """Admins see every Teams user; others see only the organizer mapped to them.
+BLOCKED = (ORGANIZER_POLICY, ORGANIZER_PERMISSION, ORGANIZER_ERROR)
 
-    ``user_id`` keeps only the organizers mapped to that Gatherly user (the web page's
-    "My webinars" for an admin who also organizes).
+
+def _relevant() -> Any:
+    """Users who matter on the organizer list: they organize or co-organize a webinar or
+    town hall, or they are mapped to a Gatherly user. Other directory users are listed only
+    when asked for (``everyone``) — a tenant of 50,000 users does not show 50,000 rows."""
+    return or_(TeamsOrganizer.organizes, TeamsOrganizer.user_id.is_not(None))
+
+
+def list_organizers(
+    *,
+    db: Session,
+    principal: Principal,
+    user_id: int | None = None,
+    everyone: bool = False,
+    query: str | None = None,
+    limit: int | None = None,
+) -> list[TeamsOrganizer]:
+    """The organizers: users who organize (or co-organize) webinars or town halls, and users
+    mapped to Gatherly users, with their status. Admins see them all; others only the
+    organizer mapped to them.
+
+    ``everyone`` lists every directory user instead (an admin looking someone up, with
+    ``query`` matching name or email); ``user_id`` keeps only the organizers mapped to that
+    Gatherly user (the web page's "My webinars" for an admin who also organizes).
     """
     stmt = select(TeamsOrganizer).order_by(TeamsOrganizer.display_name, TeamsOrganizer.id)
     if not is_admin(principal, Privilege.READ):
         stmt = stmt.where(TeamsOrganizer.user_id == principal.user_id)
     if user_id is not None:
         stmt = stmt.where(TeamsOrganizer.user_id == user_id)
+    if not everyone:
+        stmt = stmt.where(_relevant())
+    if query and query.strip():
+        like = f"%{query.strip().lower()}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(TeamsOrganizer.display_name).like(like),
+                func.lower(TeamsOrganizer.email).like(like),
+            )
+        )
+    if limit is not None:
+        stmt = stmt.limit(limit)
     return list(db.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class DirectorySummary:
+    """The tenant's directory as the sync knows it (the Teams integration page)."""
+
+    users: int
+    organizers: int
+    blocked: int  # organizers (or mapped users) who cannot sync until an admin acts
+    others_blocked: int  # other users Graph refused: they may organize nothing
+    unchecked: int
+    excluded: int
+
+
+def directory_summary(*, db: Session, principal: Principal) -> DirectorySummary:
+    """Counts of directory users by what the sync knows of them (admins only)."""
+    require_admin(principal, Privilege.READ)
+    live = TeamsOrganizer.removed_at.is_(None)
+    relevant = _relevant()
+    blocked = TeamsOrganizer.status.in_(BLOCKED)
+    row = db.execute(
+        select(
+            func.count(),
+            func.count().filter(relevant),
+            func.count().filter(relevant, blocked),
+            func.count().filter(~relevant, blocked),
+            func.count().filter(TeamsOrganizer.status == ORGANIZER_UNCHECKED),
+            func.count().filter(TeamsOrganizer.status == ORGANIZER_EXCLUDED),
+        ).where(live)
+    ).one()
+    return DirectorySummary(*(int(n or 0) for n in row))
+
+
+def check_organizer(
+    *,
+    db: Session,
+    principal: Principal,
+    organizer_id: int,
+    settings: Settings,
+    make_client: ClientFactory | None = None,
+) -> TeamsOrganizer:
+    """Ask Graph about this one user now (does the access policy cover them?) and record the
+    answer: what an admin does for a user they are told about, or an organizer for
+    themselves. One Graph request; it counts against the day's probes."""
+    organizer = get_organizer(db=db, principal=principal, organizer_id=organizer_id)
+    if not can_manage_organizer(principal, organizer):
+        raise Forbidden("only an administrator or the organizer may check this user")
+    if organizer.status == ORGANIZER_EXCLUDED:
+        raise Conflict(
+            "this user's domain is excluded from sync; remove it from the organizer "
+            "exclusions first",
+            field="organizer_id",
+        )
+    connection = get_connection(db)
+    try:
+        client = (make_client or client_factory(settings))(connection)
+    except SecretUnavailable as exc:
+        raise ValidationFailed(str(exc), field="client_secret") from None
+    with client:
+        status, detail, organizes = sync.probe_user(client, organizer.graph_user_id)
+    if organizer.status != status or organizer.status_detail != detail:
+        organizer.status, organizer.status_detail = status, detail
+        organizer.status_changed_at = utcnow()
+    organizer.probed_at = utcnow()
+    organizer.organizes = organizer.organizes or organizes
+    db.flush()
+    return organizer
 
 
 def get_organizer(*, db: Session, principal: Principal, organizer_id: int) -> TeamsOrganizer:
@@ -780,9 +879,9 @@ def sync_now(
 
 def organizers_needing_admin(*, db: Session, principal: Principal) -> list[TeamsOrganizer]:
     """The organizers the caller may see whose webinars cannot sync until an administrator
-    acts (no access policy, a missing permission, an error)."""
-    blocked = (ORGANIZER_POLICY, ORGANIZER_PERMISSION, ORGANIZER_ERROR)
-    return [o for o in list_organizers(db=db, principal=principal) if o.status in blocked]
+    acts (no access policy, a missing permission, an error). Users who organize nothing
+    (as far as Graph lets the sync see) are not among them."""
+    return [o for o in list_organizers(db=db, principal=principal) if o.status in BLOCKED]
 
 
 def recent_runs(*, db: Session, principal: Principal, limit: int = 10) -> list[SyncRun]:

@@ -6,9 +6,11 @@ apart); only the fetch differs (no registrations).
 
 Shape of a run (every step idempotent, so a killed run re-run converges):
 
-1. *Discover* (full runs): list the tenant's users, refresh each organizer's status (T2)
-   by asking Graph for the webinars and town halls they organize, and record new ones,
-   ticked or not per the organizer's default (T4). One transaction per organizer.
+1. *Discover* (full runs): read the directory's changes (``/users/delta``), list the
+   tenant's webinars and town halls (only granted organizers' are listed), record new ones
+   ticked or not per the organizer's default (T4), and ask Graph about a few single users
+   (their access policy, T2) within the day's budget. A steady-state run costs a handful of
+   requests whatever the tenant's size.
 2. *Fetch* each ticked webinar completely (registrations, sessions, attendance) from Graph,
    a few at a time, before writing anything about it.
 3. *Apply* one webinar per transaction: diff the fetched state against the stored one and
@@ -22,14 +24,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.core.config import Settings
@@ -46,6 +48,7 @@ from gatherly.teams.models import (
     ORGANIZER_OK,
     ORGANIZER_PERMISSION,
     ORGANIZER_POLICY,
+    ORGANIZER_UNCHECKED,
     RUN_FAILED,
     RUN_INTERRUPTED,
     RUN_PARTIAL,
@@ -59,6 +62,7 @@ from gatherly.teams.models import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ProgressCallback = Callable[[int, int, str], None]
 STALE_AFTER = timedelta(minutes=10)  # a running run without a heartbeat this long is dead
@@ -267,61 +271,255 @@ class Syncer:
     # -------------------------------------------------------------- discovery (T2, T4)
 
     def _discover(self, client: GraphClient, connection: TeamsConnection) -> list[Target]:
-        users = fetch.list_users(client)
-        self.report.fetched["users"] += len(users)
-        excluded = set(connection.organizer_exclusion_domains)
-        targets: list[Target] = []
-        for index, user in enumerate(users, 1):
-            self.progress(index, len(users), f"checking {user.display_name or user.id}")
-            status, detail, webinars = ORGANIZER_OK, "", list[fetch.Webinar]()
-            if fetch.email_domain(user.email) in excluded:
-                status, detail = (
-                    ORGANIZER_EXCLUDED,
-                    f"domain {fetch.email_domain(user.email)} is excluded",
-                )
-            else:
-                try:
-                    webinars = fetch.organizer_webinars(client, user.id)
-                    webinars += self._townhalls_of(client, user)
-                except AccessPolicyMissing as exc:
-                    status, detail = ORGANIZER_POLICY, exc.graph_message
-                except PermissionMissing as exc:
-                    status, detail = ORGANIZER_PERMISSION, exc.describe()
-                except SyncError as exc:
-                    status, detail = ORGANIZER_ERROR, str(exc)
-                    self._error("organizer", user.id, user.display_name, exc)
-            self.report.fetched["webinars"] += 0  # always reported, even when none
-            for webinar in webinars:
-                self.report.fetched[_plural(webinar.kind)] += 1
-            with self._unit() as db:
-                organizer = self._upsert_organizer(db, user, status, detail)
-                artifacts = self._artifacts_allowed(connection, organizer)
-                for webinar in webinars:
-                    row = self._upsert_webinar(db, organizer, webinar)
-                    if row.sync_enabled and status == ORGANIZER_OK:
-                        targets.append(Target(webinar, organizer.id, artifacts))
-                        self.report.fetched[f"{_plural(webinar.kind)}_ticked"] += 1
+        """Directory changes, the tenant's webinars and town halls, and the day's share of
+        per-user probes (docs/teams.md, "Discovery"): a steady-state run costs a few requests
+        whatever the number of users."""
+        self.progress(0, 0, "reading the directory")
+        self._read_directory(client, connection)
+        self._apply_exclusions(connection)
+        self.progress(0, 0, "listing webinars and town halls")
+        events = fetch.tenant_events(client) + self._tenant_townhalls(client)
+        self.report.fetched["webinars"] += 0  # always reported, even when none
+        targets, vanished = self._record_events(connection, events)
+        self._probe_due(client, vanished)
         return targets
 
-    def _townhalls_of(self, client: GraphClient, user: fetch.GraphUser) -> list[fetch.Webinar]:
-        """The town halls a user organizes, asked after their webinars (the same access
-        policy and permission cover both, so those refusals stay the organizer's status);
-        any other failure is reported and never holds up the organizer's webinars."""
+    def _read_directory(self, client: GraphClient, connection: TeamsConnection) -> None:
+        """Users added, changed and removed since the last run (``/users/delta``); on the
+        first run, or when Graph no longer honours the stored link, the whole directory."""
+        changes = fetch.directory_changes(client, connection.users_delta_link)
+        full = connection.users_delta_link is None or changes.restarted
+        if changes.restarted:
+            self.report.note(
+                "Microsoft Graph no longer honoured the directory's change link, so the whole "
+                "directory was read again."
+            )
+        self.report.fetched["users"] += len(changes.users)
+        with self._unit() as db:
+            emails = teams_connection.user_emails(db)
+        seen: set[str] = set()
+        for chunk in _chunks(changes.users, 1000):
+            with self._unit() as db:
+                ids = [u.id for u in chunk]
+                rows = {
+                    o.graph_user_id: o
+                    for o in db.scalars(
+                        select(TeamsOrganizer).where(TeamsOrganizer.graph_user_id.in_(ids))
+                    )
+                }
+                for user in chunk:
+                    seen.add(user.id)
+                    row = rows.get(user.id)
+                    if row is None:
+                        row = TeamsOrganizer(graph_user_id=user.id, sync_new_by_default=False)
+                        row.status, row.status_detail = ORGANIZER_UNCHECKED, ""
+                        db.add(row)
+                        self.report.changes["users_added"] += 1
+                    values = {
+                        "display_name": user.display_name[:300],
+                        "email": user.email,
+                        "user_id": row.user_id or emails.get(user.email or ""),
+                        "removed_at": None,
+                    }
+                    if apply.assign(row, values) and row.id is not None:
+                        self.report.changes["users_updated"] += 1
+        removed = set(changes.removed)
+        with self._unit() as db:
+            if full:  # whoever the whole directory no longer holds is gone
+                present = db.scalars(
+                    select(TeamsOrganizer.graph_user_id).where(TeamsOrganizer.removed_at.is_(None))
+                )
+                removed |= set(present) - seen
+            for gone_ids in _chunks(sorted(removed), 1000):
+                gone = db.execute(
+                    update(TeamsOrganizer)
+                    .execution_options(preserve_rowcount=True)
+                    .where(
+                        TeamsOrganizer.graph_user_id.in_(gone_ids),
+                        TeamsOrganizer.removed_at.is_(None),
+                    )
+                    .values(removed_at=self.now())
+                )
+                if count := _rowcount(gone):
+                    self.report.changes["users_removed"] += count
+            stored = db.get(TeamsConnection, connection.id)
+            if stored is not None:
+                stored.users_delta_link = changes.delta_link
+            # Gatherly users made since: their Teams users are theirs now.
+            for mapped_emails in _chunks(sorted(emails), 1000):
+                for row in db.scalars(
+                    select(TeamsOrganizer).where(
+                        TeamsOrganizer.user_id.is_(None),
+                        func.lower(TeamsOrganizer.email).in_(mapped_emails),
+                    )
+                ):
+                    row.user_id = emails[(row.email or "").lower()]
+        connection.users_delta_link = changes.delta_link
+
+    def _apply_exclusions(self, connection: TeamsConnection) -> None:
+        """Users in an excluded domain are never probed nor synced; users whose domain is no
+        longer excluded go back to *not checked yet*."""
+        domains = list(connection.organizer_exclusion_domains)
+        with self._unit() as db:
+            for domain in domains:
+                moved = db.execute(
+                    update(TeamsOrganizer)
+                    .execution_options(preserve_rowcount=True)
+                    .where(
+                        TeamsOrganizer.email.endswith(f"@{domain}", autoescape=True),
+                        TeamsOrganizer.status != ORGANIZER_EXCLUDED,
+                    )
+                    .values(
+                        status=ORGANIZER_EXCLUDED,
+                        status_detail=f"domain {domain} is excluded",
+                        status_changed_at=self.now(),
+                    )
+                )
+                if count := _rowcount(moved):
+                    self.report.changes["organizer_statuses_changed"] += count
+            for row in db.scalars(
+                select(TeamsOrganizer).where(TeamsOrganizer.status == ORGANIZER_EXCLUDED)
+            ):
+                if fetch.email_domain(row.email) not in domains:
+                    self._set_status(row, ORGANIZER_UNCHECKED, "")
+
+    def _tenant_townhalls(self, client: GraphClient) -> list[fetch.Webinar]:
+        """The tenant's town halls, listed after its webinars; a failure is reported and never
+        holds up the webinars."""
         try:
-            return fetch.organizer_webinars(client, user.id, KIND_TOWNHALL)
+            return fetch.tenant_events(client, KIND_TOWNHALL)
         except (AccessPolicyMissing, PermissionMissing):
             raise
         except SyncError as exc:
-            self.report.errors.append(
-                {
-                    "scope": "organizer",
-                    "id": user.id,
-                    "name": user.display_name,
-                    "code": exc.code,
-                    "message": f"the town halls could not be listed (webinars still sync): {exc}",
-                }
-            )
+            self._error("installation", "", "town halls", exc)
             return []
+
+    def _set_status(self, organizer: TeamsOrganizer, status: str, detail: str) -> None:
+        if organizer.status != status or organizer.status_detail != detail:
+            organizer.status, organizer.status_detail = status, detail
+            organizer.status_changed_at = self.now()
+            self.report.changes["organizer_statuses_changed"] += 1
+
+    def _record_events(
+        self, connection: TeamsConnection, events: list[fetch.Webinar]
+    ) -> tuple[list[Target], set[int]]:
+        """Record the listed webinars and town halls under their organizers (who hold the
+        access policy, or Graph would not list them) and return the ticked ones to sync, and
+        the organizers thought granted whose webinars all left the list (to probe)."""
+        targets: list[Target] = []
+        with self._unit() as db:
+            organizers = self._organizers_of(db, events)
+            listed: dict[int, int] = {}
+            for webinar in events:
+                organizer = organizers.get(webinar.organizer_id or "")
+                if organizer is None:
+                    continue
+                for co_id in webinar.co_organizer_ids:
+                    if co_id in organizers:
+                        organizers[co_id].organizes = True
+                organizer.organizes = True
+                if organizer.status == ORGANIZER_EXCLUDED:
+                    self.report.fetched[f"{_plural(webinar.kind)}_excluded"] += 1
+                    continue
+                self.report.fetched[_plural(webinar.kind)] += 1
+                self._set_status(organizer, ORGANIZER_OK, "")
+                listed[organizer.id] = listed.get(organizer.id, 0) + 1
+            rows = self._webinar_rows(db, [w.id for w in events])
+            for webinar in events:
+                organizer = organizers.get(webinar.organizer_id or "")
+                if organizer is None or organizer.status != ORGANIZER_OK:
+                    continue
+                row = self._upsert_webinar(db, organizer, webinar, rows.get(webinar.id))
+                if row.sync_enabled:
+                    artifacts = self._artifacts_allowed(connection, organizer)
+                    targets.append(Target(webinar, organizer.id, artifacts))
+                    self.report.fetched[f"{_plural(webinar.kind)}_ticked"] += 1
+            known = db.scalars(
+                select(TeamsOrganizer.id)
+                .where(TeamsOrganizer.status == ORGANIZER_OK)
+                .where(TeamsOrganizer.id.in_(select(TeamsWebinar.organizer_id)))
+            )
+            vanished = set(known) - set(listed)
+        return targets, vanished
+
+    def _organizers_of(self, db: Session, events: list[fetch.Webinar]) -> dict[str, TeamsOrganizer]:
+        """The rows of the listed events' organizers and co-organizers, by Graph id; an
+        organizer the directory has not shown yet is added from the event's ``createdBy``."""
+        wanted: dict[str, str] = {}
+        for webinar in events:
+            if webinar.organizer_id:
+                wanted[webinar.organizer_id] = webinar.organizer_name
+            for co_id in webinar.co_organizer_ids:
+                wanted.setdefault(co_id, "")
+        found: dict[str, TeamsOrganizer] = {}
+        for chunk in _chunks(sorted(wanted), 1000):
+            found.update(
+                (o.graph_user_id, o)
+                for o in db.scalars(
+                    select(TeamsOrganizer).where(TeamsOrganizer.graph_user_id.in_(chunk))
+                )
+            )
+        for graph_id, name in wanted.items():
+            if graph_id not in found and name:
+                row = TeamsOrganizer(
+                    graph_user_id=graph_id,
+                    display_name=name[:300],
+                    status=ORGANIZER_UNCHECKED,
+                    status_detail="",
+                    sync_new_by_default=False,
+                )
+                db.add(row)
+                found[graph_id] = row
+                self.report.changes["users_added"] += 1
+        db.flush()
+        return found
+
+    @staticmethod
+    def _webinar_rows(db: Session, graph_ids: list[str]) -> dict[str, TeamsWebinar]:
+        rows: dict[str, TeamsWebinar] = {}
+        for chunk in _chunks(graph_ids, 1000):
+            rows.update(
+                (w.graph_id, w)
+                for w in db.scalars(select(TeamsWebinar).where(TeamsWebinar.graph_id.in_(chunk)))
+            )
+        return rows
+
+    def _probe_due(self, client: GraphClient, vanished: set[int]) -> None:
+        """Ask Graph about single users, within the day's budget (``teams_probes_per_day``,
+        shared over the day's runs), the users who matter first: organizers whose webinars
+        all left the list, users mapped to Gatherly users, co-organizers not known to be
+        granted, then users never checked."""
+        now = self.now()
+        with self.session_factory() as db:
+            connection = teams_connection.get_connection(db)
+            runs_per_day = max(1, 1440 // max(1, connection.sync_interval_minutes))
+            per_day = self.settings.teams_probes_per_day
+            spent = db.scalar(
+                select(func.count())
+                .select_from(TeamsOrganizer)
+                .where(TeamsOrganizer.probed_at > now - timedelta(days=1))
+            )
+            budget = min(-(-per_day // runs_per_day), per_day - int(spent or 0))
+            due = probe_candidates(db, vanished=vanished, now=now, limit=max(0, budget))
+        for index, (organizer_id, graph_id, name) in enumerate(due, 1):
+            self.progress(index, len(due), f"checking {name or graph_id}")
+            self.probe(client, organizer_id, graph_id, name)
+        self.report.fetched["users_probed"] += len(due)
+
+    def probe(self, client: GraphClient, organizer_id: int, graph_id: str, name: str) -> None:
+        """Probe one user (``probe_user``) and record the answer as their status."""
+        status, detail, organizes = probe_user(client, graph_id)
+        if status == ORGANIZER_ERROR:
+            self.report.errors.append(
+                {"scope": "organizer", "id": graph_id, "name": name, "code": "probe_failed"}
+                | {"message": detail}
+            )
+        with self._unit() as db:
+            organizer = db.get(TeamsOrganizer, organizer_id)
+            if organizer is not None:
+                self._set_status(organizer, status, detail)
+                organizer.probed_at = self.now()
+                organizer.organizes = organizer.organizes or organizes
 
     def _artifacts_allowed(self, connection: TeamsConnection, organizer: TeamsOrganizer) -> bool:
         """Recordings and transcripts when the organizer's setting says so (T11) and the app
@@ -345,28 +543,13 @@ class Syncer:
             )
         return not missing
 
-    def _upsert_organizer(
-        self, db: Session, user: fetch.GraphUser, status: str, detail: str
-    ) -> TeamsOrganizer:
-        organizer = db.scalar(select(TeamsOrganizer).where(TeamsOrganizer.graph_user_id == user.id))
-        if organizer is None:
-            organizer = TeamsOrganizer(graph_user_id=user.id, sync_new_by_default=False)
-            db.add(organizer)
-            self.report.changes["organizers_created"] += 1
-        user_id = organizer.user_id or teams_connection.map_organizer_user(db, user.email)
-        values = {"display_name": user.display_name, "email": user.email, "user_id": user_id}
-        apply.assign(organizer, values)
-        if organizer.status != status or organizer.status_detail != detail:
-            organizer.status, organizer.status_detail = status, detail
-            organizer.status_changed_at = self.now()
-            self.report.changes["organizer_statuses_changed"] += 1
-        db.flush()
-        return organizer
-
     def _upsert_webinar(
-        self, db: Session, organizer: TeamsOrganizer, webinar: fetch.Webinar
+        self,
+        db: Session,
+        organizer: TeamsOrganizer,
+        webinar: fetch.Webinar,
+        row: TeamsWebinar | None,
     ) -> TeamsWebinar:
-        row = db.scalar(select(TeamsWebinar).where(TeamsWebinar.graph_id == webinar.id))
         values = {
             "kind": webinar.kind,
             "organizer_id": organizer.id,
@@ -387,7 +570,6 @@ class Syncer:
             self.report.changes[f"{_plural(webinar.kind)}_discovered"] += 1
         elif apply.assign(row, values):
             self.report.changes[f"{_plural(webinar.kind)}_updated"] += 1
-        db.flush()
         return row
 
     def _one(self, client: GraphClient, connection: TeamsConnection, graph_id: str) -> list[Target]:
@@ -497,6 +679,65 @@ class Syncer:
             self.report.changes.update(applier.changes)
             if self.dry_run:
                 self.report.plan.append(applier.plan())
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE changed (psycopg reports them when asked to preserve the count)."""
+    return max(int(result.rowcount or 0), 0)
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def probe_user(client: GraphClient, graph_id: str) -> tuple[str, str, bool]:
+    """Ask Graph for the webinars one user organizes, which tells whether the access policy
+    covers them: (status, detail, whether they organize any)."""
+    try:
+        return ORGANIZER_OK, "", bool(fetch.organizer_webinars(client, graph_id))
+    except AccessPolicyMissing as exc:
+        return ORGANIZER_POLICY, exc.graph_message, False
+    except PermissionMissing as exc:
+        return ORGANIZER_PERMISSION, exc.describe(), False
+    except SyncError as exc:
+        return ORGANIZER_ERROR, str(exc), False
+
+
+def probe_candidates(
+    db: Session, *, vanished: set[int], now: datetime, limit: int
+) -> list[tuple[int, str, str]]:
+    """Who to ask Graph about alone this run, most useful first, at most ``limit``: (id, Graph
+    id, name). A user checked within the day is not asked again (within the hour for an
+    organizer whose webinars all left the tenant's list)."""
+    if limit <= 0:
+        return []
+    day, hour = now - timedelta(days=1), now - timedelta(hours=1)
+    live = select(TeamsOrganizer.id, TeamsOrganizer.graph_user_id, TeamsOrganizer.display_name)
+    live = live.where(
+        TeamsOrganizer.removed_at.is_(None), TeamsOrganizer.status != ORGANIZER_EXCLUDED
+    )
+    never = TeamsOrganizer.probed_at.is_(None)
+    tiers = [
+        live.where(TeamsOrganizer.id.in_(sorted(vanished) or [-1])).where(
+            or_(never, TeamsOrganizer.probed_at < hour)
+        ),
+        live.where(
+            TeamsOrganizer.user_id.is_not(None), TeamsOrganizer.status != ORGANIZER_OK
+        ).where(or_(never, TeamsOrganizer.probed_at < day)),
+        live.where(TeamsOrganizer.organizes, TeamsOrganizer.status != ORGANIZER_OK).where(
+            or_(never, TeamsOrganizer.probed_at < day)
+        ),
+        live.where(TeamsOrganizer.status == ORGANIZER_UNCHECKED, never),
+    ]
+    chosen: dict[int, tuple[int, str, str]] = {}
+    for tier in tiers:
+        if len(chosen) >= limit:
+            break
+        for row_id, graph_id, name in db.execute(tier.order_by(TeamsOrganizer.id).limit(limit)):
+            if len(chosen) < limit:
+                chosen.setdefault(row_id, (row_id, graph_id, name))
+    return list(chosen.values())
 
 
 def _plural(kind: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -29,7 +29,7 @@ from gatherly.jobs.queue import app_jobs
 from gatherly.org import service as org_service
 from gatherly.teams import schemas as s
 from gatherly.teams import service
-from gatherly.teams.models import RUN_RUNNING, SyncRun, TeamsConnection
+from gatherly.teams.models import RUN_RUNNING, SyncRun, TeamsConnection, TeamsOrganizer
 from gatherly.web.pages import CsrfChecked, CurrentViewer, Viewer, WebDb, page
 
 router = APIRouter(include_in_schema=False)
@@ -37,6 +37,8 @@ router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=500)]
 Domains = Annotated[str, Form(max_length=100_000)]
 Flag = Annotated[str | None, Form(max_length=10)]
+Who = Annotated[str | None, Query(max_length=200)]
+LOOKUP_LIMIT = 50  # directory users a look-up lists at most
 ORGANIZER_FIELDS = {
     "sync_new_by_default": "Sync newly scheduled webinars by default",
     "sync_recordings": "Sync recordings and transcripts",
@@ -69,9 +71,11 @@ def _integrations(
     viewer: Viewer,
     *,
     status_code: int = 200,
+    who: str | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    """The Integrations › Microsoft Teams page (``context`` carries form input and errors)."""
+    """The Integrations › Microsoft Teams page (``context`` carries form input and errors);
+    ``who`` looks a directory user up among all of them, not only the organizers."""
     request_settings = request.app.state.settings
     connection = _optional_connection(db)
     check = source = None
@@ -85,6 +89,14 @@ def _integrations(
             source = "missing"
     organizers = service.list_organizers(db=db, principal=viewer.principal)
     remedies = {o.id: service.remedy(connection, o) if connection else [] for o in organizers}
+    who = (who or "").strip() or None
+    found = (
+        service.list_organizers(
+            db=db, principal=viewer.principal, everyone=True, query=who, limit=LOOKUP_LIMIT
+        )
+        if who
+        else []
+    )
     users: list[Any] = []
     if access.can(db, viewer.principal, Privilege.READ, "user"):
         users, _total = org_service.list_users(db=db, principal=viewer.principal, limit=500)
@@ -98,6 +110,10 @@ def _integrations(
         secret_source=source,
         organizers=organizers,
         remedies=remedies,
+        summary=service.directory_summary(db=db, principal=viewer.principal),
+        who=who,
+        found=found,
+        lookup_limit=LOOKUP_LIMIT,
         runs=service.recent_runs(db=db, principal=viewer.principal),
         users=users,
         landing=service.where_events_land(db=db, connection=connection) if connection else None,
@@ -107,10 +123,10 @@ def _integrations(
 
 @router.get("/integrations/teams", response_class=HTMLResponse)
 def integrations_page(
-    request: Request, db: WebDb, viewer: CurrentViewer, saved: str | None = None
+    request: Request, db: WebDb, viewer: CurrentViewer, saved: str | None = None, who: Who = None
 ) -> Response:
     service.require_admin(viewer.principal, Privilege.READ)
-    return _integrations(request, db, viewer, saved=saved)
+    return _integrations(request, db, viewer, saved=saved, who=who)
 
 
 @router.post("/integrations/teams/connection", response_class=HTMLResponse)
@@ -224,6 +240,33 @@ def save_settings(
     return RedirectResponse("/integrations/teams?saved=settings", status_code=303)
 
 
+def _panel(
+    request: Request,
+    db: Session,
+    viewer: Viewer,
+    organizer: TeamsOrganizer,
+    *,
+    status_code: int = 200,
+    checked: bool = False,
+    error: GatherlyError | None = None,
+) -> HTMLResponse:
+    """The side panel of one directory user: status, what to do, their settings, Check now."""
+    connection = _optional_connection(db)
+    return page(
+        request,
+        "teams/_organizer_panel.html",
+        viewer,
+        status_code=status_code,
+        organizer=organizer,
+        remedy=service.remedy(connection, organizer) if connection else [],
+        manageable=service.can_manage_organizer(viewer.principal, organizer),
+        checked=checked,
+        check_error=error,
+        fields=list(ORGANIZER_FIELDS),
+        labels=ORGANIZER_FIELDS,
+    )
+
+
 @router.get("/integrations/teams/organizers/{organizer_id}", response_class=HTMLResponse)
 def organizer_panel(
     request: Request, organizer_id: PathId, db: WebDb, viewer: CurrentViewer
@@ -235,15 +278,36 @@ def organizer_panel(
         )
     except GatherlyError as exc:
         return _fragment_error(request, viewer, exc)
-    connection = _optional_connection(db)
-    return page(
-        request,
-        "teams/_organizer_panel.html",
-        viewer,
-        organizer=organizer,
-        remedy=service.remedy(connection, organizer) if connection else [],
-        fields=list(ORGANIZER_FIELDS),
-        labels=ORGANIZER_FIELDS,
+    return _panel(request, db, viewer, organizer)
+
+
+@router.post("/integrations/teams/organizers/{organizer_id}/check", response_class=HTMLResponse)
+def check_organizer_panel(
+    request: Request, organizer_id: PathId, db: WebDb, viewer: CurrentViewer, _: CsrfChecked
+) -> Response:
+    """*Check now* in the panel: ask Teams about this user now; the panel again, saying so."""
+    try:
+        service.require_admin(viewer.principal, Privilege.READ)
+        organizer = service.get_organizer(
+            db=db, principal=viewer.principal, organizer_id=organizer_id
+        )
+    except GatherlyError as exc:
+        return _fragment_error(request, viewer, exc)
+    try:
+        organizer = _check(request, db, viewer, organizer_id)
+    except GatherlyError as exc:  # excluded, not allowed to, not connected: said in the panel
+        return _panel(request, db, viewer, organizer, status_code=exc.status_code, error=exc)
+    return _panel(request, db, viewer, organizer, checked=True)
+
+
+def _check(request: Request, db: Session, viewer: Viewer, organizer_id: int) -> TeamsOrganizer:
+    """Ask Graph about one user now, as POST /api/v1/integrations/teams/organizers/{id}/check."""
+    return service.check_organizer(
+        db=db,
+        principal=viewer.principal,
+        organizer_id=organizer_id,
+        settings=request.app.state.settings,
+        make_client=getattr(request.app.state, "graph_client_factory", None),
     )
 
 
@@ -353,6 +417,22 @@ def save_organizer(
         saved=error is None,
         error=error,
     )
+
+
+@router.post("/webinars/organizers/{organizer_id}/check")
+def check_organizer_again(
+    request: Request,
+    organizer_id: PathId,
+    db: WebDb,
+    viewer: CurrentViewer,
+    _: CsrfChecked,
+    organizer: QueryId = None,
+) -> Response:
+    """*Check again* on My webinars: has the administrator's grant reached Teams? Back to the
+    page (the organizer shown, ``organizer``), which shows the status just recorded."""
+    _check(request, db, viewer, organizer_id)  # errors: the error page
+    back = "/webinars" if organizer is None else f"/webinars?organizer={organizer}"
+    return RedirectResponse(back, status_code=303)
 
 
 @router.post("/webinars/{webinar_id}/sync", response_class=HTMLResponse)
