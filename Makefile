@@ -10,7 +10,7 @@ export GATHERLY_TEST_POSTGRES_URL
 # One worker more than cores: many tests wait on a browser, a worker process or HTTP.
 TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)) + 1)")
 
-.PHONY: demo test lint chromium bench bench-sync bench-segments bench-email bench-journeys bench-matching bench-scoring bench-reports bench-discovery format clean
+.PHONY: demo test lint chromium bench bench-sync bench-segments bench-email bench-journeys bench-matching bench-scoring bench-reports bench-discovery bench-notifications format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,9 @@ bench-reports: $(VENV)/.installed-test
 
 bench-discovery: $(VENV)/.installed-test
 	$(BIN)/python bench/discovery.py
+
+bench-notifications: $(VENV)/.installed-test
+	$(BIN)/python bench/notifications.py
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format .

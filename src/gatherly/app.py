@@ -25,6 +25,7 @@ from gatherly.scoring.router import router as scoring_router
 from gatherly.segment.router import lists as lists_router
 from gatherly.segment.router import router as segments_router
 from gatherly.teams.router import event_content as teams_event_content
+from gatherly.teams.router import hooks as teams_hooks
 from gatherly.teams.router import router as teams_router
 from gatherly.web import pages, site
 
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router, prefix=API)
 
+    app.include_router(teams_hooks)
     site.install(app)
 
     @app.get("/healthz", include_in_schema=False)

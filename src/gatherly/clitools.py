@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import pydantic_core
@@ -22,6 +23,15 @@ from gatherly.org import service as org
 from gatherly.org.directory import load_principal
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def read_input(path: Path, *, field: str = "file") -> str:
+    """A file's text (``-``: standard input) as UTF-8; a ValidationFailed naming the option
+    when it cannot be read, so the CLI says so in one line."""
+    try:
+        return sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"cannot read {path}: {exc}", field=field) from None
 
 
 def validated(model: type[M], **data: Any) -> M:

@@ -321,6 +321,10 @@ def test_settings_are_validated_with_field_paths_and_change_nothing_on_error(
         ({"default_owner_id": 999999}, "default_owner_id"),
         ({"sync_enabled": None}, "sync_enabled"),
         ({"sync_enabled": True, "surprise": 1}, "surprise"),
+        ({"notifications_enabled": True}, "public_base_url"),  # Graph needs somewhere to post
+        ({"public_base_url": "ftp://gatherly.example"}, "public_base_url"),
+        ({"public_base_url": "https://gatherly.example/?x=1"}, "public_base_url"),
+        ({"notifications_enabled": None}, "notifications_enabled"),
     ]
     for body, field_path in bad:
         response = api.patch(f"{API}/integrations/teams/settings", json=body, headers=admin)
@@ -340,6 +344,19 @@ def test_settings_are_validated_with_field_paths_and_change_nothing_on_error(
     assert current()["sync_interval_minutes"] == 60
     assert current()["default_owner_id"] is None
     assert current()["sync_enabled"] is False
+    body = {"notifications_enabled": True, "public_base_url": " https://gatherly.example/ "}
+    response = api.patch(f"{API}/integrations/teams/settings", json=body, headers=admin)
+    assert response.status_code == 200, response.text
+    assert (current()["notifications_enabled"], current()["public_base_url"]) == (
+        True,
+        "https://gatherly.example",
+    )
+    # Its health: admins only; no subscription yet (the worker subscribes).
+    listed = api.get(f"{API}/integrations/teams/subscriptions", headers=admin)
+    assert listed.json() == []
+    for who in ("marketer", "marta"):
+        refused = api.get(f"{API}/integrations/teams/subscriptions", headers=people.headers[who])
+        assert refused.status_code == 403, who
 
 
 # ------------------------------------------------------------------ security

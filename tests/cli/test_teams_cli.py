@@ -185,6 +185,25 @@ def test_settings_change_and_a_bad_domain_changes_nothing(run: CliRun, database_
     one_line_error(result, "contact_exclusion_domains[1]", "'not a domain'")
     assert as_json(run("teams", "settings", "--json")) == changed
 
+    result = run_script(database_url, "teams", "settings", "--notifications")
+    one_line_error(result, "public_base_url", "public base URL")
+    on = as_json(
+        run(
+            "teams",
+            "settings",
+            "--notifications",
+            "--public-url",
+            "https://gatherly.example",
+            "--json",
+        )
+    )
+    assert (on["notifications_enabled"], on["public_base_url"]) == (
+        True,
+        "https://gatherly.example",
+    )
+    assert "no subscriptions" in plain(run("teams", "subscriptions").stdout)
+    assert as_json(run("teams", "subscriptions", "--json")) == []
+
 
 # ------------------------------------------------------------------ organizers (T2, T4)
 

@@ -36,6 +36,10 @@ OPEN = {
     ("GET", "/p/{slug}"),
     ("GET", "/f/{form_id}"),
     ("POST", "/f/{form_id}"),
+    # Microsoft Graph's change notifications (teams/notifications.py;
+    # tests/teams/test_notifications.py): each item's clientState authenticates it.
+    ("POST", "/hooks/graph"),
+    ("POST", "/hooks/graph/lifecycle"),
 }
 CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
 

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from gatherly.capture import duplicates, forms, merge
 from gatherly.capture import schemas as s
-from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json, validated
+from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json, read_input, validated
 from gatherly.contact import matching
 from gatherly.contact.models import DuplicateRule
 from gatherly.core.config import Settings
@@ -298,10 +298,10 @@ PageArg = Annotated[int, typer.Argument(help="Page id.", min=1, max=MAX_ID)]
 
 
 def _read_spec(path: Path) -> dict[str, Any]:
+    text = read_input(path)
     try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
         data = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except yaml.YAMLError as exc:
         raise ValidationFailed(f"cannot read {path}: {exc}", field="file") from None
     if not isinstance(data, dict):
         raise ValidationFailed("the file must hold a mapping of the form's settings", field="file")

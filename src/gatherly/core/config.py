@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     graph_concurrency: int = Field(
         default=4, ge=1, le=32, description="Webinars fetched from Graph at the same time."
     )
+    teams_watch_days_after_end: int = Field(
+        default=7,
+        ge=0,
+        description="Days after a ticked webinar ends that Gatherly stays subscribed to its "
+        "change notifications (attendance reports come after the end); later changes "
+        "arrive with the scheduled sync.",
+    )
     teams_probes_per_day: int = Field(
         default=1000,
         ge=1,

@@ -18,9 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json, validated
+from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json, read_input, validated
 from gatherly.core.config import Settings
-from gatherly.core.exceptions import ValidationFailed
 from gatherly.core.ids import MAX_ID
 from gatherly.email import audience as audiences
 from gatherly.email import bounces, insights, sends, service
@@ -55,14 +54,7 @@ class DefaultFor(StrEnum):
 
 def _read(path: Path | None, field: str) -> str | None:
     """A file's text (``-``: standard input); ValidationFailed naming the option."""
-    if path is None:
-        return None
-    if str(path) == "-":
-        return sys.stdin.read()
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"cannot read {path}: {exc}", field=field) from None
+    return None if path is None else read_input(path, field=field)
 
 
 def _public_url() -> str:

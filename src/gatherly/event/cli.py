@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,10 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json
+from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json, read_input
 from gatherly.contact import imports
 from gatherly.contact import service as contact_service
-from gatherly.core.exceptions import ValidationFailed
 from gatherly.event import service as events
 from gatherly.event.models import MarketingEvent
 
@@ -169,10 +167,7 @@ def contacts_import(
 ) -> None:
     """Import contacts (or leads) from CSV, matched by the duplicate detection rules; every
     row's outcome is printed. A bad file changes nothing."""
-    try:
-        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"cannot read {file}: {exc}", field="file") from None
+    text = read_input(file)
     kind = contact_service.LEAD if leads else contact_service.CONTACT
     with acting(as_user) as (db, principal):
         report = imports.import_csv(

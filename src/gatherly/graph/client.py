@@ -54,6 +54,19 @@ class GraphClient:
             raise FatalSyncError(f"Graph answered {path} with JSON that is not an object")
         return body
 
+    def send_json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """POST, PATCH or DELETE a Graph resource; its JSON answer ({} for 204 No Content)."""
+        response = self._transport.request(method, path, json=body)
+        if response.status_code == 204 or not response.content:
+            return {}
+        try:
+            answer = response.json()
+        except ValueError:
+            raise FatalSyncError(f"Graph answered {path} with a body that is not JSON") from None
+        if not isinstance(answer, dict):
+            raise FatalSyncError(f"Graph answered {path} with JSON that is not an object")
+        return answer
+
     def get_bytes(self, path: str, params: dict[str, Any] | None = None) -> bytes:
         """GET raw content (transcript VTT, recording MP4) as bytes."""
         return self._transport.get(path, params).content

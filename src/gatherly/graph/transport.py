@@ -240,6 +240,19 @@ class GraphTransport:
 
         With ``stream`` the body is not read: the caller iterates it and closes the response
         (retries happen only before the body starts)."""
+        return self.request("GET", url, params, stream=stream)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, Any] | None = None,
+        *,
+        json: Any = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Any Graph request (subscriptions are created, renewed and deleted), retried and
+        classified as ``get`` is."""
         retrying = Retrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=self._wait,
@@ -249,15 +262,17 @@ class GraphTransport:
             reraise=True,
         )
         try:
-            response: httpx.Response = retrying(self._attempt, url, params, stream)
+            response: httpx.Response = retrying(self._attempt, method, url, params, json, stream)
         except _Retry as exc:
             raise exc.error from None
         return response
 
-    def _attempt(self, url: str, params: dict[str, Any] | None, stream: bool) -> httpx.Response:
+    def _attempt(
+        self, method: str, url: str, params: dict[str, Any] | None, body: Any, stream: bool
+    ) -> httpx.Response:
         refreshed = False
         while True:
-            response = self._send(url, params, stream)
+            response = self._send(method, url, params, body, stream)
             if response.status_code == 401 and not refreshed:
                 response.close()
                 # Expired or revoked token: fetch a new one once and resend.
@@ -284,12 +299,16 @@ class GraphTransport:
             raise _Retry(error, retry_after)
         raise error
 
-    def _send(self, url: str, params: dict[str, Any] | None, stream: bool) -> httpx.Response:
+    def _send(
+        self, method: str, url: str, params: dict[str, Any] | None, body: Any, stream: bool
+    ) -> httpx.Response:
         self._limiter.acquire()
         self.stats.requests += 1
         headers = {"Authorization": f"Bearer {self.credential.token()}"}
         try:
-            request = self._http.build_request("GET", url, params=params, headers=headers)
+            request = self._http.build_request(
+                method, url, params=params, headers=headers, json=body
+            )
             response = self._http.send(request, stream=stream)
         except _TRANSIENT as exc:
             self.stats.connection_errors += 1

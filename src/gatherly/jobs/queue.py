@@ -30,13 +30,15 @@ from gatherly.linkedin import intake as linkedin_intake
 from gatherly.scoring import jobs as scoring_jobs
 from gatherly.segment import jobs as segment_jobs
 from gatherly.teams import jobs as teams_jobs
-from gatherly.teams import sync
+from gatherly.teams import notifications, sync
 from gatherly.teams.models import SyncRun
 
 log = logging.getLogger(__name__)
 SCHEDULE_LOCK = "teams-scheduled-sync"
 SEGMENT_LOCK = "segment-refresh"
 JOURNEY_LOCK = "journey-tick"
+NOTIFIED_LOCK = "teams-notified"
+SUBSCRIPTION_LOCK = "teams-subscriptions"
 
 
 def make_huey(settings: Settings) -> Huey:
@@ -75,6 +77,21 @@ class Jobs:
                 report = teams_jobs.run_scheduled_if_due(self.session_factory(), self.settings)
             if report is not None:
                 log.info("scheduled sync run %s: %s", report.run_id, report.status)
+
+        @self.huey.task(name="teams.notified")  # type: ignore[untyped-decorator]
+        def teams_notified() -> None:
+            self._sync_notified()
+
+        @self.huey.task(name="teams.subscriptions")  # type: ignore[untyped-decorator]
+        def teams_subscriptions() -> None:
+            self._manage_subscriptions()
+
+        @self.huey.periodic_task(crontab(minute="*"), name="teams.notifications.schedule")  # type: ignore[untyped-decorator]
+        def teams_notifications_schedule() -> None:
+            # Renewals, re-creations and catch-ups; and any notified event whose wake-up
+            # was lost (the webhook commits, then queues).
+            self._manage_subscriptions()
+            self._sync_notified()
 
         @self.huey.task(name="segments.process")  # type: ignore[untyped-decorator]
         def segments_process() -> None:
@@ -165,6 +182,9 @@ class Jobs:
         self.email_schedule: Any = email_schedule
         self.teams_sync: Any = teams_sync
         self.teams_schedule: Any = teams_schedule
+        self.teams_notified: Any = teams_notified
+        self.teams_subscriptions: Any = teams_subscriptions
+        self.teams_notifications_schedule: Any = teams_notifications_schedule
         self.segments_process: Any = segments_process
         self.segments_schedule: Any = segments_schedule
 
@@ -213,6 +233,46 @@ class Jobs:
                 result.total,
                 result.seconds,
             )
+
+    def _sync_notified(self) -> None:
+        """Targeted syncs of the events Graph notified (one drain at a time)."""
+        try:
+            with self.huey.lock_task(NOTIFIED_LOCK):
+                report = notifications.sync_notified(self.session_factory(), self.settings)
+        except TaskLockedException:
+            return
+        for run in report.runs:
+            log.info("notified sync run %s: %s", run.run_id, run.status)
+
+    def _manage_subscriptions(self) -> None:
+        """Hold the change-notification subscriptions; poll where some may have been missed."""
+        try:
+            with self.huey.lock_task(SUBSCRIPTION_LOCK):
+                report = notifications.manage(self.session_factory(), self.settings)
+        except TaskLockedException:
+            return
+        if report.created or report.renewed or report.deleted or report.failed:
+            log.info(
+                "graph subscriptions: %s created, %s renewed, %s deleted, %s failed",
+                report.created,
+                report.renewed,
+                report.deleted,
+                report.failed,
+            )
+        if report.full_catch_up:
+            with self.session_factory()() as db:
+                if not teams_jobs.running(db, now=utcnow()):
+                    self.start_sync(db, webinar_graph_id=None, by_user_id=None)
+        if report.caught_up:
+            self.teams_notified()
+
+    def enqueue_notified(self) -> None:
+        """Queue the targeted syncs of notified events (the webhook, after its commit)."""
+        self.teams_notified()
+
+    def enqueue_subscriptions(self) -> None:
+        """Queue a pass of the subscription manager (after a lifecycle notification)."""
+        self.teams_subscriptions()
 
     def _tick_journeys(self) -> None:
         """Advance the live journeys (one worker at a time: the others' wake-ups find the
@@ -296,7 +356,12 @@ class Jobs:
             worker_type="thread",
             periodic=schedule,
             flush_locks=True,
-            extra_locks=",".join((SCHEDULE_LOCK, SEGMENT_LOCK, JOURNEY_LOCK)),
+            extra_locks=",".join(
+                (SCHEDULE_LOCK, SEGMENT_LOCK, JOURNEY_LOCK, NOTIFIED_LOCK, SUBSCRIPTION_LOCK)
+            ),
+            # Idle, the consumer looks for work at least every second (Huey's default lets
+            # the wait grow to 10 s): a notified change or a Sync now starts within a second.
+            max_delay=1.0,
         )
 
     def pending(self) -> int:

@@ -5,7 +5,6 @@ Every command acts as the ``--as`` user through ``journey.service``, as the API 
 
 from __future__ import annotations
 
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,8 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json, validated
-from gatherly.core.exceptions import ValidationFailed
+from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json, read_input, validated
 from gatherly.core.ids import MAX_ID
 from gatherly.journey import definition as jd
 from gatherly.journey import explain, service
@@ -34,11 +32,7 @@ FileOpt = Annotated[
 def _definition(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
-    try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"cannot read {path}: {exc}", field="file") from None
-    return jd.from_text(text, field="file", source=str(path))
+    return jd.from_text(read_input(path), field="file", source=str(path))
 
 
 def _out(row: Any) -> dict[str, Any]:

@@ -16,9 +16,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json, validated
+from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json, read_input, validated
 from gatherly.core import csvout
-from gatherly.core.exceptions import ValidationFailed
 from gatherly.core.ids import MAX_ID
 from gatherly.journey import definition as jd
 from gatherly.report import definition as rd
@@ -97,11 +96,8 @@ def save_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Save a report from a definition file (see docs/reports.md)."""
-    try:
-        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"cannot read {file}: {exc}", field="file") from None
-    body = validated(s.ReportIn, name=name, definition=jd.from_text(text, field="file"))
+    definition = jd.from_text(read_input(file), field="file")
+    body = validated(s.ReportIn, name=name, definition=definition)
     with acting(as_user) as (db, principal):
         row = service.create_report(
             db=db, principal=principal, name=body.name, definition=body.definition

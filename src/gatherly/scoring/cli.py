@@ -16,9 +16,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json, validated
+from gatherly.clitools import AsOpt, JsonOpt, acting, every_page, print_json, read_input, validated
 from gatherly.core import csvout
-from gatherly.core.exceptions import ValidationFailed
 from gatherly.core.ids import MAX_ID
 from gatherly.journey import definition as jd
 from gatherly.scoring import router as api
@@ -43,11 +42,7 @@ FileOpt = Annotated[
 def _read(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
-    try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"cannot read {path}: {exc}", field="file") from None
-    return jd.from_text(text, field="file", source=str(path))
+    return jd.from_text(read_input(path), field="file", source=str(path))
 
 
 def _out(row: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -99,6 +100,8 @@ def _settings_dict(db: Session, c: TeamsConnection) -> dict[str, Any]:
         "default_owner": owner.username if owner else None,
         "sync_interval_minutes": c.sync_interval_minutes,
         "policy_name": c.policy_name,
+        "notifications_enabled": c.notifications_enabled,
+        "public_base_url": c.public_base_url,
     }
 
 
@@ -220,6 +223,20 @@ def settings_command(
     policy_name: Annotated[
         str | None, typer.Option(help="Application access policy name in the remedies.")
     ] = None,
+    notifications: Annotated[
+        bool | None,
+        typer.Option(
+            "--notifications/--no-notifications",
+            help="Subscribe to Graph's change notifications (needs --public-url).",
+        ),
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            help="This installation's base URL as Microsoft Graph reaches it (https://…); "
+            "'' clears it."
+        ),
+    ] = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -239,6 +256,10 @@ def settings_command(
         changes["sync_interval_minutes"] = interval
     if policy_name is not None:
         changes["policy_name"] = policy_name
+    if public_url is not None:
+        changes["public_base_url"] = public_url or None
+    if notifications is not None:
+        changes["notifications_enabled"] = notifications
     with session_scope(Settings().database_url) as db:
         principal = _principal(db, as_user)
         if default_owner is not None:
@@ -254,6 +275,50 @@ def settings_command(
     for key, value in data.items():
         text = ", ".join(value) if isinstance(value, list) else value
         out.print(f"{key}: {'' if text is None else text}", markup=False, soft_wrap=True)
+
+
+@app.command("subscriptions")
+def subscriptions_command(as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """The change-notification subscriptions and their health."""
+    with session_scope(Settings().database_url) as db:
+        rows: list[dict[str, Any]] = [
+            {
+                "id": v.subscription.id,
+                "resource": v.subscription.resource,
+                "scope": v.subscription.scope,
+                "webinar": v.webinar_name,
+                "status": v.subscription.status,
+                "expires_at": _iso(v.subscription.expires_at),
+                "last_notification_at": _iso(v.subscription.last_notification_at),
+                "last_catch_up_at": _iso(v.subscription.last_catch_up_at),
+                "last_error": v.subscription.last_error,
+            }
+            for v in teams.list_subscriptions(db=db, principal=_principal(db, as_user))
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out.print(
+            "no subscriptions: turn change notifications on with `gatherly teams settings "
+            "--notifications --public-url https://…`; the worker subscribes within a minute"
+        )
+        return
+    table = Table("what", "status", "expires", "last notification", "last catch-up")
+    for r in rows:
+        what = r["scope"] if r["webinar"] is None else f"{r['webinar']}: {r['scope']}"
+        table.add_row(
+            escape(what),
+            escape(r["status"] + (f" ({r['last_error']})" if r["last_error"] else "")),
+            r["expires_at"] or "",
+            r["last_notification_at"] or "never",
+            r["last_catch_up_at"] or "never",
+        )
+    out.print(table)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 # ------------------------------------------------------------------ organizers (T2, T4)

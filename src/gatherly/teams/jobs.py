@@ -14,28 +14,26 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.core.config import Settings
 from gatherly.core.db import utcnow
-from gatherly.teams import sync
+from gatherly.teams import notifications, sync
 from gatherly.teams.connection import CONNECTION_ID, ClientFactory
 from gatherly.teams.models import RUN_RUNNING, SyncRun, TeamsConnection
 
 SCHEDULED_KINDS = ("full", "scheduled")
+NOTIFIED_SLOWDOWN = 4  # scheduled syncs this many times further apart while notifications flow
 
 
-def due(db: Session, *, now: datetime) -> bool:
+def due(db: Session, *, now: datetime, settings: Settings | None = None) -> bool:
     """Whether a scheduled full sync should start now.
 
     Due when Teams is connected with 'sync webinar data' on, no sync is running (a run
     without a heartbeat for ``sync.STALE_AFTER`` counts as dead), and the last full or
-    scheduled run started at least the configured interval ago.
+    scheduled run started at least the configured interval ago (four times that while
+    change notifications flow: ``notifications.healthy``).
     """
     connection = db.get(TeamsConnection, CONNECTION_ID)
     if connection is None or not connection.sync_enabled:
         return False
-    alive = now - sync.STALE_AFTER
-    running = db.scalar(
-        select(SyncRun.id).where(SyncRun.status == RUN_RUNNING, SyncRun.heartbeat_at >= alive)
-    )
-    if running is not None:
+    if running(db, now=now):
         return False
     last = db.scalar(
         select(SyncRun.started_at)
@@ -43,7 +41,21 @@ def due(db: Session, *, now: datetime) -> bool:
         .order_by(SyncRun.started_at.desc())
         .limit(1)
     )
-    return last is None or now - last >= timedelta(minutes=connection.sync_interval_minutes)
+    interval = timedelta(minutes=connection.sync_interval_minutes)
+    if notifications.healthy(db, now=now, settings=settings or Settings()):
+        interval *= NOTIFIED_SLOWDOWN  # changes arrive as they happen: polling is the net
+    return last is None or now - last >= interval
+
+
+def running(db: Session, *, now: datetime) -> bool:
+    """Whether a sync is running (one without a heartbeat for ``sync.STALE_AFTER`` is dead)."""
+    alive = now - sync.STALE_AFTER
+    return (
+        db.scalar(
+            select(SyncRun.id).where(SyncRun.status == RUN_RUNNING, SyncRun.heartbeat_at >= alive)
+        )
+        is not None
+    )
 
 
 def run_scheduled_if_due(
@@ -55,7 +67,7 @@ def run_scheduled_if_due(
 ) -> sync.RunReport | None:
     """Refresh ticked webinars and pick up new ones, when the schedule says so."""
     with session_factory() as db:
-        if not due(db, now=now()):
+        if not due(db, now=now(), settings=settings):
             return None
     return sync.run_sync(session_factory, settings, kind="scheduled", make_client=make_client)
 

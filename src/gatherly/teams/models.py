@@ -65,6 +65,12 @@ class TeamsConnection(Base):
     # Where the directory was last read up to (Graph's ``/users/delta`` deltaLink): the next
     # run asks only for what changed since. None: read the whole directory.
     users_delta_link: Mapped[str | None] = mapped_column(Text)
+    # Change notifications (docs/teams.md §10): whether Gatherly subscribes to them, and the
+    # public address Graph posts them to (this installation's base URL, as Microsoft sees it).
+    notifications_enabled: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    public_base_url: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified_by_id: Mapped[int | None] = mapped_column(Integer)
@@ -126,13 +132,66 @@ class TeamsWebinar(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
 
 
+# Change-notification subscriptions: what each watches, and their states.
+SCOPE_TENANT = "tenant"  # every virtual event created in the tenant
+SCOPE_EVENT = "event"  # one webinar's (or town hall's) own properties
+SCOPE_SESSIONS = "sessions"
+SCOPE_REGISTRATIONS = "registrations"
+SUB_ACTIVE = "active"
+SUB_FAILED = "failed"  # Graph refused to create or renew it: retried, polling covers
+SUB_REMOVED = "removed"  # Graph said it removed it: created again, then a catch-up
+
+
+class TeamsSubscription(Base):
+    """One Graph change-notification subscription Gatherly holds (or means to hold).
+
+    Graph sends ``clientState`` back with every notification; only its SHA-256 is kept, so
+    a database read does not let anyone forge notifications.
+    """
+
+    __tablename__ = "teams_subscription"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource: Mapped[str] = mapped_column(String(600), unique=True)
+    scope: Mapped[str] = mapped_column(String(20))
+    webinar_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teams_webinar.id", ondelete="CASCADE"), index=True
+    )
+    graph_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    client_state_hash: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(20), default=SUB_FAILED)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    renewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_notification_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_catch_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    needs_catch_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class TeamsNotified(Base):
+    """A webinar or town hall Graph said changed, waiting for its targeted sync.
+
+    One row per event however many notifications name it (repeats and reordering collapse
+    here); ``received_at`` moves on with each, and the row is deleted only by a sync that
+    started after it, so nothing notified is lost to a killed worker.
+    """
+
+    __tablename__ = "teams_notified"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    graph_id: Mapped[str] = mapped_column(String(300), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default=KIND_WEBINAR)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 def run_notes(kind: str, fetched: Mapping[str, int]) -> list[str]:
     """What a person should know about a finished run beyond its counts: a discovery that
     found webinars (or town halls) but synced none because none is ticked."""
     webinars, townhalls = fetched.get("webinars", 0), fetched.get("townhalls", 0)
     ticked = fetched.get("webinars_ticked", 0) + fetched.get("townhalls_ticked", 0)
     found = webinars + townhalls
-    if kind != "webinar" and found and not ticked:
+    if kind not in ("webinar", "notified") and found and not ticked:
         what = [
             f"{n} {label}{'s' if n != 1 else ''}"
             for n, label in ((webinars, "webinar"), (townhalls, "town hall"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
 from gatherly.access.levels import Privilege
@@ -24,11 +24,14 @@ from gatherly.core.config import Settings
 from gatherly.core.exceptions import GatherlyError, NotFound
 from gatherly.core.pagination import MAX_LIMIT, paginate
 from gatherly.jobs.queue import Jobs, app_jobs
+from gatherly.teams import notifications, service
 from gatherly.teams import schemas as s
-from gatherly.teams import service
 from gatherly.teams.models import SyncRun, TeamsConnection, TeamsOrganizer, TeamsWebinar
 
 router = APIRouter(prefix="/integrations/teams", tags=["microsoft teams"])
+# Microsoft Graph's change notifications: public (outside the token-guarded API), each item
+# authenticated by its subscription's clientState.
+hooks = APIRouter(prefix="/hooks", include_in_schema=False)
 # What Teams holds for an event, read through the connection: under /events like the rest.
 event_content = APIRouter(prefix="/events", tags=["events"])
 
@@ -176,6 +179,93 @@ def patch_settings(
         db=db, by_user_id=principal.user_id, **body.model_dump(exclude_unset=True)
     )
     return s.TeamsSettingsOut.model_validate(connection)
+
+
+# ------------------------------------------------------------------ change notifications
+
+
+@router.get("/subscriptions", summary="Change-notification subscriptions and their health (admin)")
+def list_subscriptions(db: DbSession, principal: CurrentPrincipal) -> list[s.SubscriptionOut]:
+    return [
+        s.SubscriptionOut.model_validate(
+            {
+                **{
+                    k: getattr(v.subscription, k)
+                    for k in s.SubscriptionOut.model_fields
+                    if k != "webinar_name"
+                },
+                "webinar_name": v.webinar_name,
+            }
+        )
+        for v in service.list_subscriptions(db=db, principal=principal)
+    ]
+
+
+ValidationToken = Annotated[
+    str | None,
+    Query(
+        alias="validationToken",
+        max_length=4096,
+        description="Graph's validation handshake: answered with the token, as text",
+    ),
+]
+
+
+def _hook(
+    request: Request,
+    db: Session,
+    validation_token: str | None,
+    body: s.NotificationsIn | None,
+    take: Any,
+) -> Response:
+    """Graph's handshake (the token back, as text), or a delivery: ``take`` checks and
+    records its items; what they call for is queued after the commit, and Graph is told
+    202 at once."""
+    if validation_token is not None:
+        return PlainTextResponse(validation_token)
+    receipt: notifications.Receipt = take(db=db, items=body.value if body else [])
+    db.commit()
+    jobs = app_jobs(request.app)
+    if receipt.queued:
+        jobs.enqueue_notified()
+    if receipt.catch_up:
+        jobs.enqueue_subscriptions()
+    return JSONResponse({"status": "accepted"}, status_code=202)
+
+
+@hooks.post(
+    "/graph",
+    status_code=202,
+    summary="Graph's change notifications (public: each item's clientState is checked)",
+    description="Microsoft Graph posts here. With `validationToken` it is the subscription "
+    "handshake, answered with the token as text/plain. Otherwise each notification whose "
+    "clientState matches its subscription queues a sync of the webinar it names; others "
+    "are discarded. Answers 202 at once; the work runs on the worker.",
+)
+def graph_notifications(
+    request: Request,
+    db: DbSession,
+    validation_token: ValidationToken = None,
+    body: s.NotificationsIn | None = None,
+) -> Response:
+    return _hook(request, db, validation_token, body, notifications.receive)
+
+
+@hooks.post(
+    "/graph/lifecycle",
+    status_code=202,
+    summary="Graph's lifecycle notifications (public: each item's clientState is checked)",
+    description="Microsoft Graph posts `reauthorizationRequired`, `subscriptionRemoved` and "
+    "`missed` here; the subscription manager renews, creates again and catches up by "
+    "polling. With `validationToken` it is the handshake, answered as text/plain.",
+)
+def graph_lifecycle(
+    request: Request,
+    db: DbSession,
+    validation_token: ValidationToken = None,
+    body: s.NotificationsIn | None = None,
+) -> Response:
+    return _hook(request, db, validation_token, body, notifications.lifecycle)
 
 
 # ------------------------------------------------------------------ organizers (T2, T4)

@@ -70,8 +70,17 @@ class SettingsPatch(StrictModel):
     default_owner_id: Id | None = Field(default=None, description="null clears it")
     sync_interval_minutes: int | None = Field(default=None, description="5 … 1440")
     policy_name: Annotated[str, Field(max_length=200)] | None = None
+    notifications_enabled: bool | None = Field(
+        default=None, description="Subscribe to Graph's change notifications"
+    )
+    public_base_url: Annotated[str, Field(max_length=500)] | None = Field(
+        default=None,
+        description="This installation's base URL as Microsoft Graph reaches it "
+        "(https://…); null clears it",
+    )
 
     @field_validator(
+        "notifications_enabled",
         "sync_enabled",
         "organizer_exclusion_domains",
         "contact_exclusion_domains",
@@ -97,6 +106,30 @@ class TeamsSettingsOut(BaseModel):
     default_owner_id: int | None
     sync_interval_minutes: int
     policy_name: str
+    notifications_enabled: bool
+    public_base_url: str | None
+
+
+class NotificationsIn(BaseModel):
+    """What Graph posts to the webhook: notifications (or lifecycle notifications) in
+    ``value``; each item is read as Graph shapes it and checked against its subscription."""
+
+    value: Annotated[list[dict[str, Any]], Field(max_length=1000)] = []
+
+
+class SubscriptionOut(BaseModel):
+    """A change-notification subscription Gatherly holds, and how it stands."""
+
+    id: int
+    resource: str
+    scope: str = Field(description="tenant | event | sessions | registrations")
+    webinar_id: int | None
+    webinar_name: str | None
+    status: str = Field(description="active | failed | removed")
+    expires_at: datetime | None
+    last_notification_at: datetime | None
+    last_catch_up_at: datetime | None
+    last_error: str
 
 
 class ConnectionOut(BaseModel):

@@ -56,6 +56,7 @@ from gatherly.teams.models import (
     SyncRun,
     TeamsConnection,
     TeamsOrganizer,
+    TeamsSubscription,
     TeamsWebinar,
 )
 
@@ -276,6 +277,8 @@ def _settings_state(connection: TeamsConnection) -> dict[str, Any]:
         "default_owner_id": connection.default_owner_id,
         "sync_interval_minutes": connection.sync_interval_minutes,
         "policy_name": connection.policy_name,
+        "notifications_enabled": connection.notifications_enabled,
+        "public_base_url": connection.public_base_url,
     }
 
 
@@ -377,6 +380,8 @@ def update_settings(
     default_owner_id: int | None = _UNSET,
     sync_interval_minutes: int = _UNSET,
     policy_name: str = _UNSET,
+    notifications_enabled: bool = _UNSET,
+    public_base_url: str | None = _UNSET,
     by_user_id: int | None = None,
 ) -> TeamsConnection:
     """Change global settings; everything is validated before anything changes."""
@@ -410,6 +415,18 @@ def update_settings(
                 field="policy_name",
             )
         changes["policy_name"] = policy_name
+    if public_base_url is not _UNSET:
+        changes["public_base_url"] = _public_url(public_base_url)
+    if notifications_enabled is not _UNSET:
+        changes["notifications_enabled"] = bool(notifications_enabled)
+    if changes.get("notifications_enabled", connection.notifications_enabled) and not changes.get(
+        "public_base_url", connection.public_base_url
+    ):
+        raise ValidationFailed(
+            "change notifications need the public base URL Microsoft Graph can reach this "
+            "installation at (https://…)",
+            field="public_base_url",
+        )
     old = _settings_state(connection)
     for key, value in changes.items():
         setattr(connection, key, value)
@@ -421,6 +438,53 @@ def update_settings(
     if after:
         _log_connection(db, by_user_id, "teams.settings", connection, before, after)
     return connection
+
+
+def _public_url(value: str | None) -> str | None:
+    """The installation's base URL as Microsoft Graph calls it: absolute http(s), no query
+    (Graph itself calls only https; http is for a local emulator)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip().rstrip("/")
+    try:
+        parsed: httpx.URL | None = httpx.URL(text)
+    except httpx.InvalidURL:
+        parsed = None
+    if (
+        parsed is None
+        or parsed.scheme not in ("http", "https")
+        or not parsed.host
+        or parsed.query
+        or parsed.fragment
+        or any(c.isspace() for c in text)
+        or len(text) > 400
+    ):
+        raise ValidationFailed(
+            f"{value!r} is not a base URL like https://gatherly.example.com (no query, at "
+            "most 400 characters)",
+            field="public_base_url",
+        )
+    return text
+
+
+def list_subscriptions(*, db: Session, principal: Principal) -> list[SubscriptionView]:
+    """The change-notification subscriptions and their health, for admins (with the name of
+    the webinar each watches)."""
+    require_admin(principal, Privilege.READ)
+    rows = db.execute(
+        select(TeamsSubscription, TeamsWebinar.display_name)
+        .outerjoin(TeamsWebinar, TeamsWebinar.id == TeamsSubscription.webinar_id)
+        .order_by(TeamsSubscription.webinar_id.is_not(None), TeamsSubscription.id)
+    )
+    return [SubscriptionView(row, name) for row, name in rows]
+
+
+@dataclass(frozen=True)
+class SubscriptionView:
+    """A subscription with the name of the webinar or town hall it watches."""
+
+    subscription: TeamsSubscription
+    webinar_name: str | None
 
 
 # ------------------------------------------------------------------ organizers (T2, T4)

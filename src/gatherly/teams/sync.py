@@ -38,11 +38,12 @@ from gatherly.core.config import Settings
 from gatherly.core.db import utcnow
 from gatherly.core.exceptions import FatalSyncError, GatherlyError, SyncError
 from gatherly.graph.client import GraphClient
-from gatherly.graph.errors import AccessPolicyMissing, PermissionMissing
+from gatherly.graph.errors import AccessPolicyMissing, GraphNotFound, PermissionMissing
 from gatherly.teams import apply, fetch
 from gatherly.teams import connection as teams_connection
 from gatherly.teams.models import (
     KIND_TOWNHALL,
+    KIND_WEBINAR,
     ORGANIZER_ERROR,
     ORGANIZER_EXCLUDED,
     ORGANIZER_OK,
@@ -65,7 +66,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ProgressCallback = Callable[[int, int, str], None]
-STALE_AFTER = timedelta(minutes=10)  # a running run without a heartbeat this long is dead
+STALE_AFTER = timedelta(minutes=10)
+KIND_NOTIFIED = "notified"  # a run for one event a change notification named  # a running run without a heartbeat this long is dead
 
 
 @dataclass
@@ -224,8 +226,12 @@ class Syncer:
         kind: str | None = None,
         by_user_id: int | None = None,
         run_id: int | None = None,
+        event_kind: str = KIND_WEBINAR,
     ) -> RunReport:
-        """Run a full sync, or one webinar's (Sync now); ``run_id`` continues a queued run."""
+        """Run a full sync, or one webinar's (Sync now); ``run_id`` continues a queued run.
+
+        ``kind`` ``notified``: the webinar (or town hall, ``event_kind``) Graph notified a
+        change of — synced only when ticked, and discovered first when new."""
         kind = kind or ("webinar" if webinar_graph_id else "full")
         self.report.kind = kind
         self._start(kind, webinar_graph_id, by_user_id, run_id)
@@ -247,7 +253,9 @@ class Syncer:
                 self.report.status = RUN_SUCCEEDED
                 return self.report
             client = self.make_client(connection)
-            if webinar_graph_id:
+            if webinar_graph_id and kind == KIND_NOTIFIED:
+                targets = self._notified(client, connection, webinar_graph_id, event_kind)
+            elif webinar_graph_id:
                 targets = self._one(client, connection, webinar_graph_id)
             else:
                 targets = self._discover(client, connection)
@@ -601,6 +609,29 @@ class Syncer:
         self.report.fetched[_plural(webinar.kind)] += 1
         return [Target(webinar, organizer_id, artifacts)]
 
+    def _notified(
+        self, client: GraphClient, connection: TeamsConnection, graph_id: str, event_kind: str
+    ) -> list[Target]:
+        """The event a change notification named: synced when ticked; when Gatherly has not
+        seen it yet (a new webinar), recorded as discovery would (ticked per its organizer's
+        default) and then synced if ticked."""
+        with self.session_factory() as db:
+            row = db.scalar(select(TeamsWebinar).where(TeamsWebinar.graph_id == graph_id))
+            known, ticked = row is not None, row is not None and row.sync_enabled
+        if known and not ticked:
+            return []
+        if known:
+            return self._one(client, connection, graph_id)
+        kinds = [event_kind] + [k for k in fetch.COLLECTIONS if k != event_kind]
+        for kind in kinds:
+            try:
+                webinar = fetch.get_webinar(client, graph_id, kind)
+            except GraphNotFound:
+                continue
+            targets, _vanished = self._record_events(connection, [webinar])
+            return targets
+        raise FatalSyncError(f"Teams has no webinar or town hall {graph_id!r} (deleted?)")
+
     # -------------------------------------------------------------- fetch + apply
 
     def _sync_targets(
@@ -791,6 +822,7 @@ def run_sync(
     run_id: int | None = None,
     progress: ProgressCallback | None = None,
     make_client: teams_connection.ClientFactory | None = None,
+    event_kind: str = KIND_WEBINAR,
 ) -> RunReport:
     """Run a sync: the whole tenant, or one webinar (``webinar_graph_id``, *Sync now*).
 
@@ -800,11 +832,13 @@ def run_sync(
         webinar_graph_id: Sync only this webinar, ticked or not.
         dry_run: Do everything but roll every transaction back; the report's ``plan`` says
             what would change.
-        kind: Recorded on the run (``full``, ``webinar``, ``scheduled``).
+        kind: Recorded on the run (``full``, ``webinar``, ``scheduled``, ``notified``: the
+            event a change notification named, synced only if ticked).
         by_user_id: Who asked (recorded on the run).
         run_id: A run already recorded by ``create_run`` (queued by the API) to carry out.
         progress: Called with (done, total, label) as webinars complete.
         make_client: Builds the Graph client (tests pass one on the in-process emulator).
+        event_kind: With ``notified``: ``webinar`` or ``townhall``, where to look first.
 
     Returns:
         The run's report; the same facts are stored on its ``sync_run`` row.
@@ -817,5 +851,9 @@ def run_sync(
         session_factory, settings, dry_run=dry_run, progress=progress, make_client=make_client
     )
     return syncer.run(
-        webinar_graph_id=webinar_graph_id, kind=kind, by_user_id=by_user_id, run_id=run_id
+        webinar_graph_id=webinar_graph_id,
+        kind=kind,
+        by_user_id=by_user_id,
+        run_id=run_id,
+        event_kind=event_kind,
     )

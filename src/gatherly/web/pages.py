@@ -261,9 +261,10 @@ def page(
 
 
 def is_web(request: Request) -> bool:
-    """Web pages are everything outside the API (and the health check)."""
+    """Web pages are everything outside the API (and the health check, the static files and
+    the webhooks other services post to, which answer JSON)."""
     path = request.url.path
-    return not (path.startswith("/api/") or path == "/healthz" or path.startswith("/static/"))
+    return not (path.startswith(("/api/", "/static/", "/hooks/")) or path == "/healthz")
 
 
 def page_error(request: Request, exc: GatherlyError) -> HTMLResponse | None:

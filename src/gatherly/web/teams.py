@@ -29,6 +29,7 @@ from gatherly.jobs.queue import app_jobs
 from gatherly.org import service as org_service
 from gatherly.teams import schemas as s
 from gatherly.teams import service
+from gatherly.teams.jobs import NOTIFIED_SLOWDOWN
 from gatherly.teams.models import RUN_RUNNING, SyncRun, TeamsConnection, TeamsOrganizer
 from gatherly.web.pages import CsrfChecked, CurrentViewer, Viewer, WebDb, page
 
@@ -37,6 +38,7 @@ router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=500)]
 Domains = Annotated[str, Form(max_length=100_000)]
 Flag = Annotated[str | None, Form(max_length=10)]
+Url = Annotated[str | None, Form(max_length=500)]
 Who = Annotated[str | None, Query(max_length=200)]
 LOOKUP_LIMIT = 50  # directory users a look-up lists at most
 ORGANIZER_FIELDS = {
@@ -117,6 +119,10 @@ def _integrations(
         runs=service.recent_runs(db=db, principal=viewer.principal),
         users=users,
         landing=service.where_events_land(db=db, connection=connection) if connection else None,
+        subscriptions=(
+            service.list_subscriptions(db=db, principal=viewer.principal) if connection else []
+        ),
+        slowdown=NOTIFIED_SLOWDOWN,
         **context,
     )
 
@@ -203,24 +209,30 @@ def save_settings(
     organizer_exclusion_domains: Domains = "",
     contact_exclusion_domains: Domains = "",
     default_owner_id: Annotated[str | None, Form(max_length=20)] = None,
+    notifications_enabled: Flag = None,
+    public_base_url: Url = None,
 ) -> Response:
     service.require_admin(viewer.principal)
     try:
-        # The owner changes only when the form holds its field ("none": no default owner).
-        owner: dict[str, Any] = {}
+        # The owner and the public URL change only when the form holds their fields ("none":
+        # no default owner; the service checks the URL, and an empty one clears it).
+        given: dict[str, Any] = {}
+        if public_base_url is not None:
+            given["public_base_url"] = public_base_url
         if default_owner_id == "none":
-            owner["default_owner_id"] = None
+            given["default_owner_id"] = None
         elif default_owner_id:
-            owner["default_owner_id"] = parse_id(default_owner_id)
-            if owner["default_owner_id"] is None:
+            given["default_owner_id"] = parse_id(default_owner_id)
+            if given["default_owner_id"] is None:
                 raise ValidationFailed("choose a user from the list", field="default_owner_id")
         service.update_settings(
             db=db,
             sync_enabled=sync_enabled is not None,
             organizer_exclusion_domains=_lines(organizer_exclusion_domains),
             contact_exclusion_domains=_lines(contact_exclusion_domains),
+            notifications_enabled=notifications_enabled is not None,
             by_user_id=viewer.user.id,
-            **owner,
+            **given,
         )
     except ValidationFailed as exc:
         return _integrations(
@@ -233,6 +245,8 @@ def save_settings(
                 "organizer_exclusion_domains": organizer_exclusion_domains,
                 "contact_exclusion_domains": contact_exclusion_domains,
                 "default_owner_id": default_owner_id or "",
+                "notifications_enabled": notifications_enabled is not None,
+                "public_base_url": public_base_url,
             },
             settings_error=exc,
             settings_field=(exc.field or "").split("[", 1)[0],
