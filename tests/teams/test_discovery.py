@@ -15,6 +15,7 @@ from gatherly.core.db import utcnow
 from gatherly.core.exceptions import Conflict, NotFound
 from gatherly.org import directory
 from gatherly.org import service as org
+from gatherly.teams import fetch
 from gatherly.teams import service as teams
 from gatherly.teams.models import TeamsOrganizer, TeamsWebinar
 from tests.teams.conftest import Connected, Tenant
@@ -228,3 +229,38 @@ def test_an_admin_checks_one_user_at_once_and_others_cannot(
             )
         assert refused.value.field == "organizer_id"
         assert _organizer(synced, "Priya Natarajan").probed_at is None
+
+
+def test_a_changed_user_comes_with_what_changed_and_keeps_the_rest(
+    connected: Connected, tenant: Tenant
+) -> None:
+    """Graph's delta sends a changed user with the changed properties only: a new name
+    keeps the email (and so an exclusion), a new email keeps the name."""
+    connected.sync()
+    base = f"{tenant.base_url}/_emulator/users"
+    priya = tenant.user("Priya Natarajan")["id"]
+    ben = tenant.user("Ben Okoro")["id"]
+    httpx.patch(f"{base}/{priya}", json={"displayName": "Priya N."}, timeout=10)
+    httpx.patch(f"{base}/{ben}", json={"mail": "ben.okoro@fabrikam.example"}, timeout=10)
+    mark = len(tenant.requests())
+    report = connected.sync()
+    assert report.status == "succeeded", report.errors
+    delta = next(r for r in tenant.requests()[mark:] if r["path"] == "/v1.0/users/delta")
+    assert delta["status"] == 200
+    priya_row = _organizer(connected, "Priya N.")
+    assert priya_row.email == "priya.natarajan@partner-agency.example"
+    assert priya_row.status == "excluded"
+    ben_row = _organizer(connected, "Ben Okoro")
+    assert ben_row.email == "ben.okoro@fabrikam.example"
+    with connected.session_factory() as db:
+        assert not db.scalars(
+            select(TeamsWebinar).where(TeamsWebinar.display_name.startswith("Agency"))
+        ).all()
+
+
+def test_one_round_telling_a_user_twice_keeps_the_last_word() -> None:
+    first = fetch.directory_entry({"id": "u1", "displayName": "A", "mail": "a@x.example"})
+    renamed = fetch.directory_entry({"id": "u1", "displayName": "B"}, first)
+    assert (renamed.display_name, renamed.email) == ("B", "a@x.example")
+    bare = fetch.directory_entry({"id": "u2"})
+    assert (bare.display_name, bare.email) == (None, None)  # nothing told: nothing changes

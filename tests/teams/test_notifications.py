@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from gatherly.app import create_app
 from gatherly.core.db import utcnow
@@ -338,3 +338,70 @@ def test_polling_slows_while_notifications_flow_and_settings_are_checked(live: L
     assert _subscriptions(live) == {}
     graph_side = httpx.get(f"{live.tenant.base_url}/_emulator/subscriptions", timeout=10).json()
     assert graph_side["value"] == []
+
+
+def test_a_new_public_address_moves_the_subscriptions_and_orphans_are_cleared(
+    live: Live,
+) -> None:
+    live.manage()
+    before = _subscriptions(live)
+    # The same app under another name for this machine: Graph must post there now.
+    moved = live.base_url.replace("127.0.0.1", "localhost")
+    with live.connected.session_factory() as db, db.begin():
+        teams.update_settings(db=db, public_base_url=moved)
+    report = live.manage()
+    assert report.created == len(before)
+    after = _subscriptions(live)
+    assert {r.notification_url for r in after.values()} == {f"{moved}/hooks/graph"}
+    assert not {r.graph_id for r in after.values()} & {r.graph_id for r in before.values()}
+    graph_side = httpx.get(f"{live.tenant.base_url}/_emulator/subscriptions", timeout=10).json()
+    assert len(graph_side["value"]) == len(after)  # the old ones were deleted on Graph
+    # A pass killed between Graph's answer and its commit leaves subscriptions Graph holds
+    # and Gatherly does not know: the next pass deletes them and makes its own.
+    with live.connected.session_factory() as db, db.begin():
+        db.execute(delete(TeamsSubscription))
+    report = live.manage()
+    assert report.failed == 0, report.errors
+    assert report.created == len(after)
+    graph_side = httpx.get(f"{live.tenant.base_url}/_emulator/subscriptions", timeout=10).json()
+    assert len(graph_side["value"]) == len(after)
+
+
+def test_the_public_webhook_refuses_what_is_not_a_delivery(live: Live) -> None:
+    hook = f"{live.base_url}/hooks/graph"
+    huge = httpx.post(
+        hook,
+        content=b" " * (1024 * 1024 + 1),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert huge.status_code == 413
+    odd = {"value": [1, "x", None, {"subscriptionId": 5}, {"resourceData": []}]}
+    assert httpx.post(hook, json=odd, timeout=10).status_code == 202
+    too_many = {"value": [{}] * 1001}
+    refused = httpx.post(hook, json=too_many, timeout=10)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["message"]
+    shake = httpx.post(f"{live.base_url}/hooks/graph/lifecycle", params={"validationToken": "t"})
+    assert (shake.status_code, shake.text) == (200, "t")
+    assert shake.headers["x-content-type-options"] == "nosniff"
+    with live.connected.session_factory() as db:
+        assert db.scalar(select(func.count()).select_from(TeamsNotified)) == 0
+
+
+def test_a_failing_targeted_sync_keeps_the_event_for_the_next_drain(live: Live) -> None:
+    live.manage()
+    live.register(AUTUMN, "kept@fabrikam.example")
+    live.settled()
+    # Teams refuses every request for a while: the sync fails, the event waits.
+    live.tenant.control("faults", {"rate": 1.0, "kinds": ["503"], "retry_after": 0.01})
+    failed = live.drain()
+    assert [r.status for r in failed.runs] == ["failed"]
+    with live.connected.session_factory() as db:
+        waiting = db.scalars(select(TeamsNotified)).one()
+        assert waiting.attempts == 1
+    live.tenant.control("faults", {"rate": 0.0})
+    live.drain()
+    assert live.registered("kept@fabrikam.example") == 1
+    with live.connected.session_factory() as db:
+        assert db.scalar(select(func.count()).select_from(TeamsNotified)) == 0

@@ -380,6 +380,9 @@ def _users_delta(call: _Call) -> Response:
         shaped = shapes.user(user)
         if selected:  # Graph returns the selected properties and always the id
             shaped = {k: v for k, v in shaped.items() if k == "id" or k in selected}
+        told = state.changed_properties(user_id, cursor.since)
+        if told is not None:  # a changed user: what changed (and the id)
+            shaped = {k: v for k, v in shaped.items() if k == "id" or k in told}
         body["value"].append(shaped)
     if following is not None:
         body["@odata.nextLink"] = call.link(**{"$skiptoken": state.skip_token(following)})

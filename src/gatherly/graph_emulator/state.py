@@ -157,6 +157,11 @@ class EmulatorState:
         self._sorted: list[dict[str, Any]] | None = None
         self._sequence = 0  # the directory change sequence; fixture users are at 0
         self._stamps: dict[str, int] = {}  # user id -> sequence of its last directory change
+        # As Graph does, a delta round sends a user changed (not added) since its token with
+        # the properties that changed: user id -> sequence it was added at, and
+        # user id -> property -> sequence of its last change.
+        self._added: dict[str, int] = {}
+        self._property_seqs: dict[str, dict[str, int]] = {}
         self._tombstones: dict[str, int] = {}  # removed user id -> sequence of the removal
         self._change_seqs: list[int] = []  # (sequence, id) of every change, in order
         self._change_ids: list[str] = []
@@ -208,7 +213,8 @@ class EmulatorState:
         bisect.insort(self._ids, user["id"])
         self._sorted = None
         self._tombstones.pop(user["id"], None)
-        self._stamps[user["id"]] = self._changed(user["id"])
+        self._stamps[user["id"]] = self._added[user["id"]] = self._changed(user["id"])
+        self._property_seqs.pop(user["id"], None)
 
     def update_user(self, user_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Apply validated property changes; any change but the access policy is a directory
@@ -226,10 +232,23 @@ class EmulatorState:
         directory = any(
             user.get(k) != v for k, v in changes.items() if k != "applicationAccessPolicy"
         )
+        changed = [
+            k for k, v in changes.items() if k != "applicationAccessPolicy" and user.get(k) != v
+        ]
         user.update(changes)
         if directory:
             self._stamps[user_id] = self._changed(user_id)
+            seqs = self._property_seqs.setdefault(user_id, {})
+            for key in changed:
+                seqs[key] = self._stamps[user_id]
         return user
+
+    def changed_properties(self, user_id: str, since: int | None) -> set[str] | None:
+        """What a delta round after ``since`` tells of the user: None for everything (a full
+        round, or a user added since), else the properties changed since."""
+        if since is None or self._added.get(user_id, 0) > since:
+            return None
+        return {k for k, seq in self._property_seqs.get(user_id, {}).items() if seq > since}
 
     def remove_user(self, user_id: str) -> None:
         """Remove a user: delta shows it as ``@removed``. Raises LookupError for an unknown id."""

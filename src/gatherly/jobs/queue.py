@@ -243,6 +243,8 @@ class Jobs:
             return
         for run in report.runs:
             log.info("notified sync run %s: %s", run.run_id, run.status)
+        if report.more:  # its time was up: the rest after the jobs waiting meanwhile
+            self.teams_notified()
 
     def _manage_subscriptions(self) -> None:
         """Hold the change-notification subscriptions; poll where some may have been missed."""
@@ -260,9 +262,11 @@ class Jobs:
                 report.failed,
             )
         if report.full_catch_up:
+            # Started once no run is going (the flag stays until then: next minute).
             with self.session_factory()() as db:
                 if not teams_jobs.running(db, now=utcnow()):
                     self.start_sync(db, webinar_graph_id=None, by_user_id=None)
+                    notifications.full_catch_up_started(self.session_factory(), now=utcnow())
         if report.caught_up:
             self.teams_notified()
 

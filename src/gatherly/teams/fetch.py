@@ -339,10 +339,34 @@ class DirectoryChanges:
     state), ids removed, and the link to ask from next time. ``restarted``: the stored link
     was refused (410) and the whole directory was read again."""
 
-    users: list[GraphUser]
+    users: list[DirectoryEntry]
     removed: list[str]
     delta_link: str
     restarted: bool = False
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """A user as one delta round told it: Graph sends a changed user with the properties
+    that changed (and may send more), so ``None`` here means *not told*, never *empty*."""
+
+    id: str
+    display_name: str | None
+    email: str | None
+
+
+def directory_entry(obj: dict[str, Any], before: DirectoryEntry | None = None) -> DirectoryEntry:
+    """A delta item read onto what the same round said before of the user (Graph may send a
+    user twice in one round)."""
+    name = str(obj.get("displayName") or "") if "displayName" in obj else None
+    email = None
+    if "mail" in obj or "userPrincipalName" in obj:
+        email = normalize_email(obj.get("mail")) or normalize_email(obj.get("userPrincipalName"))
+    return DirectoryEntry(
+        id=str(obj["id"]),
+        display_name=name if name is not None else (before.display_name if before else None),
+        email=email if email is not None else (before.email if before else None),
+    )
 
 
 USER_FIELDS = "id,displayName,mail,userPrincipalName"
@@ -363,20 +387,23 @@ def directory_changes(client: GraphClient, delta_link: str | None) -> DirectoryC
 
 
 def _read_delta(client: GraphClient, url: str, params: dict[str, Any] | None) -> DirectoryChanges:
-    users: list[GraphUser] = []
-    removed: list[str] = []
+    """One delta round, each user once in their last state (removed, or what was told)."""
+    last: dict[str, DirectoryEntry | None] = {}  # None: removed
     link: Any = None
     for page in client.pages(url, params):
         for obj in page["value"]:
             if not isinstance(obj, dict) or not obj.get("id"):
                 continue
+            user_id = str(obj["id"])
             if "@removed" in obj:
-                removed.append(str(obj["id"]))
+                last[user_id] = None
             else:
-                users.append(parse_user(obj))
+                last[user_id] = directory_entry(obj, last.get(user_id))
         link = page.get("@odata.deltaLink")
     if not isinstance(link, str) or not link:
         raise FatalSyncError("Graph's directory delta ended without an @odata.deltaLink")
+    users = [entry for entry in last.values() if entry is not None]
+    removed = [user_id for user_id, entry in last.items() if entry is None]
     return DirectoryChanges(users=users, removed=removed, delta_link=link)
 
 

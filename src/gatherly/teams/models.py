@@ -167,14 +167,17 @@ class TeamsSubscription(Base):
     last_catch_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     needs_catch_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     last_error: Mapped[str] = mapped_column(Text, default="")
+    # Where Graph posts this subscription's notifications: a new public base URL means the
+    # subscription is made again there.
+    notification_url: Mapped[str] = mapped_column(String(600), default="")
 
 
 class TeamsNotified(Base):
     """A webinar or town hall Graph said changed, waiting for its targeted sync.
 
     One row per event however many notifications name it (repeats and reordering collapse
-    here); ``received_at`` moves on with each, and the row is deleted only by a sync that
-    started after it, so nothing notified is lost to a killed worker.
+    here); ``version`` moves on with each, and the row is deleted only by a sync that read
+    it at its latest version, so nothing notified is lost to a killed worker.
     """
 
     __tablename__ = "teams_notified"
@@ -183,6 +186,10 @@ class TeamsNotified(Base):
     graph_id: Mapped[str] = mapped_column(String(300), unique=True)
     kind: Mapped[str] = mapped_column(String(20), default=KIND_WEBINAR)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bumped by every notification naming the event: a sync deletes the row only if no
+    # notification came while it ran (no clock is compared across processes).
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # syncs that failed
 
 
 def run_notes(kind: str, fetched: Mapping[str, int]) -> list[str]:

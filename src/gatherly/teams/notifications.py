@@ -25,14 +25,16 @@ import hmac
 import logging
 import re
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.core.config import Settings
@@ -40,13 +42,15 @@ from gatherly.core.db import utcnow
 from gatherly.core.exceptions import GatherlyError, SyncError
 from gatherly.core.timezones import parse_offset
 from gatherly.graph.client import GraphClient
-from gatherly.graph.errors import GraphNotFound
+from gatherly.graph.errors import GraphError, GraphNotFound
 from gatherly.teams import connection as teams_connection
 from gatherly.teams import sync
 from gatherly.teams.models import (
     KIND_TOWNHALL,
     KIND_WEBINAR,
     ORGANIZER_OK,
+    RUN_FAILED,
+    RUN_RUNNING,
     SCOPE_EVENT,
     SCOPE_REGISTRATIONS,
     SCOPE_SESSIONS,
@@ -54,6 +58,7 @@ from gatherly.teams.models import (
     SUB_ACTIVE,
     SUB_FAILED,
     SUB_REMOVED,
+    SyncRun,
     TeamsConnection,
     TeamsNotified,
     TeamsOrganizer,
@@ -93,17 +98,28 @@ class Receipt:
     catch_up: bool = False  # a lifecycle event asked the manager to act now
 
 
-def _authentic(db: Session, item: Any, receipt: Receipt) -> TeamsSubscription | None:
+def _subscriptions_named(db: Session, items: list[Any]) -> dict[str, TeamsSubscription]:
+    """The subscriptions a delivery's items name, in one query."""
+    ids = {
+        str(item["subscriptionId"])[:100]
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("subscriptionId"), str)
+    }
+    if not ids:
+        return {}
+    rows = db.scalars(select(TeamsSubscription).where(TeamsSubscription.graph_id.in_(ids)))
+    return {row.graph_id: row for row in rows if row.graph_id}
+
+
+def _authentic(
+    item: Any, held: dict[str, TeamsSubscription], receipt: Receipt
+) -> TeamsSubscription | None:
     """The item's subscription, when its ``clientState`` is the one it was created with."""
     if not isinstance(item, dict):
         receipt.rejected += 1
         return None
     graph_id = item.get("subscriptionId")
-    row = (
-        db.scalar(select(TeamsSubscription).where(TeamsSubscription.graph_id == graph_id))
-        if isinstance(graph_id, str) and graph_id
-        else None
-    )
+    row = held.get(graph_id) if isinstance(graph_id, str) else None
     if row is None:
         receipt.unknown += 1
         return None
@@ -111,7 +127,6 @@ def _authentic(db: Session, item: Any, receipt: Receipt) -> TeamsSubscription | 
     expected = row.client_state_hash
     if not isinstance(given, str) or not hmac.compare_digest(_digest(given), expected):
         receipt.rejected += 1
-        log.warning("graph notification for subscription %s with a wrong clientState", row.id)
         return None
     receipt.accepted += 1
     return row
@@ -120,30 +135,43 @@ def _authentic(db: Session, item: Any, receipt: Receipt) -> TeamsSubscription | 
 def _event_named(item: dict[str, Any]) -> tuple[str, str] | None:
     data = item.get("resourceData")
     for text in (data.get("id") if isinstance(data, dict) else None, item.get("resource")):
-        if isinstance(text, str) and (found := _EVENT.search(text)):
-            return found.group(2), _KINDS[found.group(1)]
+        if isinstance(text, str) and (found := _EVENT.search(unquote(text))):
+            return found.group(2).strip("'()"), _KINDS[found.group(1)]
     return None
 
 
 def _queue(db: Session, graph_id: str, kind: str, now: datetime) -> None:
-    """One waiting row per event: a repeat moves ``received_at`` on (see TeamsNotified)."""
+    """One waiting row per event: a repeat bumps its ``version`` (see TeamsNotified)."""
     table: Table = TeamsNotified.__table__  # type: ignore[assignment]
     dialect = db.get_bind().dialect.name
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-    stmt = insert.values(graph_id=graph_id[:300], kind=kind, received_at=now)
+    stmt = insert.values(graph_id=graph_id[:300], kind=kind, received_at=now, version=1, attempts=0)
     db.execute(
         stmt.on_conflict_do_update(
-            index_elements=["graph_id"], set_={"received_at": stmt.excluded.received_at}
+            index_elements=["graph_id"],
+            set_={"received_at": stmt.excluded.received_at, "version": table.c.version + 1},
         )
     )
+
+
+def _log_refused(receipt: Receipt) -> None:
+    if receipt.rejected or receipt.unknown:  # one line per delivery, not per item
+        log.warning(
+            "graph delivery: %s items refused (wrong clientState or not an object), "
+            "%s for no subscription held",
+            receipt.rejected,
+            receipt.unknown,
+        )
 
 
 def receive(*, db: Session, items: Iterable[Any], now: datetime | None = None) -> Receipt:
     """Change notifications from Graph: queue a targeted sync of each event they name."""
     now = now or utcnow()
     receipt = Receipt()
-    for item in items:
-        row = _authentic(db, item, receipt)
+    batch = list(items)
+    held = _subscriptions_named(db, batch)
+    for item in batch:
+        row = _authentic(item, held, receipt)
         if row is None:
             continue
         row.last_notification_at = now
@@ -152,6 +180,7 @@ def receive(*, db: Session, items: Iterable[Any], now: datetime | None = None) -
             _queue(db, named[0], named[1], now)
             if named[0] not in receipt.queued:
                 receipt.queued.append(named[0])
+    _log_refused(receipt)
     db.flush()
     return receipt
 
@@ -161,8 +190,10 @@ def lifecycle(*, db: Session, items: Iterable[Any], now: datetime | None = None)
     catch up (``subscriptionRemoved``), catch up (``missed``)."""
     now = now or utcnow()
     receipt = Receipt()
-    for item in items:
-        row = _authentic(db, item, receipt)
+    batch = list(items)
+    held = _subscriptions_named(db, batch)
+    for item in batch:
+        row = _authentic(item, held, receipt)
         if row is None:
             continue
         event = item.get("lifecycleEvent")
@@ -176,6 +207,7 @@ def lifecycle(*, db: Session, items: Iterable[Any], now: datetime | None = None)
         else:
             continue
         receipt.catch_up = True
+    _log_refused(receipt)
     db.flush()
     return receipt
 
@@ -311,41 +343,88 @@ def _hold(
     now: datetime,
     report: ManageReport,
 ) -> None:
-    """Create, renew or leave one subscription; record how it stands."""
+    """Create, renew or leave one subscription; record how it stands. One made for another
+    public address (the setting changed) is made again at the new one."""
+    url = f"{base}{WEBHOOK_PATH}"
     if row is not None and row.status == SUB_ACTIVE and row.graph_id:
-        if row.expires_at is not None and row.expires_at - now > RENEW_BEFORE:
-            return
-        try:
-            answer = client.send_json(
-                "PATCH",
-                f"/subscriptions/{quote(row.graph_id)}",
-                {"expirationDateTime": _graph_time(now + LIFETIME)},
-            )
-        except GraphNotFound:
-            pass  # gone (expired while nobody renewed): created again below, with a catch-up
-        except SyncError as exc:
-            _record(factory, item, row, report, error=f"not renewed: {exc}")
+        if row.notification_url != url:
+            _forget_on_graph(client, row.graph_id)
+        elif row.expires_at is not None and row.expires_at - now > RENEW_BEFORE:
             return
         else:
-            _record(factory, item, row, report, answer=answer, renewed=now)
-            return
-    if row is not None and row.status == SUB_FAILED and row.created_at > now - RETRY_FAILED_AFTER:
+            try:
+                answer = client.send_json(
+                    "PATCH",
+                    f"/subscriptions/{quote(row.graph_id)}",
+                    {"expirationDateTime": _graph_time(now + LIFETIME)},
+                )
+            except GraphNotFound:
+                pass  # gone (lapsed while nobody renewed): made again below, with a catch-up
+            except SyncError as exc:
+                _record(factory, item, row, report, error=f"not renewed: {exc}")
+                return
+            else:
+                _record(factory, item, row, report, answer=answer, renewed=now)
+                return
+    elif row is not None and row.status == SUB_FAILED and row.created_at > now - RETRY_FAILED_AFTER:
         return  # Graph refused lately: ask again after a while (polling covers meanwhile)
     client_state = secrets.token_urlsafe(48)
     body = {
         "changeType": item.change_type,
-        "notificationUrl": f"{base}{WEBHOOK_PATH}",
+        "notificationUrl": url,
         "lifecycleNotificationUrl": f"{base}{LIFECYCLE_PATH}",
         "resource": item.resource,
         "expirationDateTime": _graph_time(now + LIFETIME),
         "clientState": client_state,
     }
     try:
-        answer = client.send_json("POST", "/subscriptions", body)
+        try:
+            answer = client.send_json("POST", "/subscriptions", body)
+        except GraphError as exc:
+            # Graph holds one already that Gatherly does not know (a pass killed between
+            # Graph's answer and the commit): delete it, then make ours.
+            if exc.status != 409 or not _forget_orphan(client, item.resource):
+                raise
+            answer = client.send_json("POST", "/subscriptions", body)
     except SyncError as exc:
         _record(factory, item, row, report, error=f"not created: {exc}", attempted=now)
         return
-    _record(factory, item, row, report, answer=answer, client_state=client_state, created=now)
+    try:
+        _record(
+            factory,
+            item,
+            row,
+            report,
+            answer=answer,
+            client_state=client_state,
+            created=now,
+            url=url,
+        )
+    except IntegrityError:  # another worker's pass recorded one at once: keep theirs
+        _forget_on_graph(client, str(answer.get("id") or ""))
+
+
+def _forget_on_graph(client: GraphClient, graph_id: str) -> None:
+    """Delete a subscription on Graph; one already gone is fine."""
+    if not graph_id:
+        return
+    try:
+        client.send_json("DELETE", f"/subscriptions/{quote(graph_id)}")
+    except GraphNotFound:
+        pass
+    except SyncError as exc:
+        log.warning("graph subscription %s not deleted: %s", graph_id, exc)
+
+
+def _forget_orphan(client: GraphClient, resource: str) -> bool:
+    """Delete this application's subscriptions to ``resource`` Gatherly holds no row for."""
+    found = False
+    for held in client.paginate("/subscriptions"):
+        same = str(held.get("resource") or "").strip("/") == resource.strip("/")
+        if same and held.get("id"):
+            _forget_on_graph(client, str(held["id"]))
+            found = True
+    return found
 
 
 def _record(
@@ -360,6 +439,7 @@ def _record(
     renewed: datetime | None = None,
     attempted: datetime | None = None,
     error: str = "",
+    url: str | None = None,
 ) -> None:
     with factory() as db, db.begin():
         stored = db.get(TeamsSubscription, row.id) if row is not None else None
@@ -381,6 +461,7 @@ def _record(
             stored.client_state_hash = _digest(client_state)
             stored.graph_id = str(answer.get("id") or "")[:100] or None
             stored.created_at = created or utcnow()
+            stored.notification_url = url or ""
             report.created += 1
         if renewed is not None:
             stored.renewed_at = renewed
@@ -390,19 +471,31 @@ def _record(
 
 
 def _catch_up(factory: sessionmaker[Session], now: datetime, report: ManageReport) -> None:
-    """Poll wherever notifications may have been missed: the one webinar, or (the
-    tenant-level subscription) a full sync, queued now."""
+    """Poll wherever notifications may have been missed: the one webinar, queued now. The
+    tenant-level subscription's catch-up is a full sync: it is said in the report and its
+    flag stays until the worker has started one (``full_catch_up_started``)."""
     with factory() as db, db.begin():
         rows = list(db.scalars(select(TeamsSubscription).where(TeamsSubscription.needs_catch_up)))
         for row in rows:
             if row.scope == SCOPE_TENANT:
                 report.full_catch_up = True
-            elif row.webinar_id is not None:
+                continue
+            if row.webinar_id is not None:
                 webinar = db.get(TeamsWebinar, row.webinar_id)
                 if webinar is not None:
                     _queue(db, webinar.graph_id, webinar.kind, now)
             row.needs_catch_up, row.last_catch_up_at = False, now
             report.caught_up.append(row.resource)
+
+
+def full_catch_up_started(factory: sessionmaker[Session], *, now: datetime) -> None:
+    """A full sync was started for the tenant-level subscription's catch-up."""
+    with factory() as db, db.begin():
+        db.execute(
+            update(TeamsSubscription)
+            .where(TeamsSubscription.scope == SCOPE_TENANT, TeamsSubscription.needs_catch_up)
+            .values(needs_catch_up=False, last_catch_up_at=now)
+        )
 
 
 def _graph_time(value: datetime) -> str:
@@ -417,6 +510,11 @@ class NotifiedReport:
     """The targeted syncs one drain ran."""
 
     runs: list[sync.RunReport] = field(default_factory=list)
+    more: bool = False  # stopped at its time budget: events still wait
+
+
+MAX_ATTEMPTS = 5  # a notified event whose sync keeps failing is left to the schedule
+DRAIN_SECONDS = 60.0  # one drain's time on the worker; the rest waits for the next
 
 
 def sync_notified(
@@ -424,37 +522,89 @@ def sync_notified(
     settings: Settings,
     *,
     make_client: teams_connection.ClientFactory | None = None,
-    now: Callable[[], datetime] = utcnow,
+    budget: float = DRAIN_SECONDS,
 ) -> NotifiedReport:
-    """Sync each event notified, oldest first; a row goes only when a sync that started
-    after its last notification has run (so a notification during a sync is not lost)."""
+    """Sync each event notified, oldest first, each at most once per drain, for at most
+    ``budget`` seconds (the worker's other jobs wait meanwhile; the rest is left for the
+    next drain, queued again).
+
+    A row goes when a sync has run that read it at its latest version (a notification that
+    came during the sync keeps it). A sync that fails keeps it for the next drain, up to
+    ``MAX_ATTEMPTS``; then the scheduled sync is left to bring the change. While a full or
+    *Sync now* run is going, nothing is drained (two runs would write the same webinar)."""
     report = NotifiedReport()
-    while True:
+    started = time.monotonic()
+    tried: set[tuple[str, int]] = set()
+    while time.monotonic() - started < budget:
         with session_factory() as db:
-            pending = db.execute(
-                select(TeamsNotified.graph_id, TeamsNotified.kind, TeamsNotified.received_at)
-                .order_by(TeamsNotified.received_at, TeamsNotified.id)
-                .limit(50)
-            ).all()
+            if _busy(db):
+                return report
+            pending = [
+                row
+                for row in db.execute(
+                    select(TeamsNotified.graph_id, TeamsNotified.kind, TeamsNotified.version)
+                    .order_by(TeamsNotified.received_at, TeamsNotified.id)
+                    .limit(50 + len(tried))
+                ).all()
+                if (row.graph_id, row.version) not in tried
+            ]
         if not pending:
             return report
-        for graph_id, kind, _received in pending:
-            started = now()
-            run = sync.run_sync(
-                session_factory,
-                settings,
-                webinar_graph_id=graph_id,
-                kind=sync.KIND_NOTIFIED,
-                event_kind=kind,
-                make_client=make_client,
-            )
-            report.runs.append(run)
-            with session_factory() as db, db.begin():
-                db.execute(
-                    delete(TeamsNotified).where(
-                        TeamsNotified.graph_id == graph_id, TeamsNotified.received_at <= started
-                    )
+        for graph_id, kind, version in pending:
+            if time.monotonic() - started >= budget:
+                report.more = True
+                return report
+            tried.add((graph_id, version))
+            try:
+                run = sync.run_sync(
+                    session_factory,
+                    settings,
+                    webinar_graph_id=graph_id,
+                    kind=sync.KIND_NOTIFIED,
+                    event_kind=kind,
+                    make_client=make_client,
                 )
+            except Exception:  # recorded on the run; the other events still sync
+                log.exception("notified sync of %s failed", graph_id)
+                failed = True
+            else:
+                report.runs.append(run)
+                failed = run.status == RUN_FAILED
+            _settle(session_factory, graph_id, version, failed=failed)
+    report.more = True
+    return report
+
+
+def _busy(db: Session) -> bool:
+    """A full, scheduled or Sync now run is going (not stale)."""
+    alive = utcnow() - sync.STALE_AFTER
+    return (
+        db.scalar(
+            select(SyncRun.id).where(
+                SyncRun.status == RUN_RUNNING,
+                SyncRun.heartbeat_at >= alive,
+                SyncRun.kind != sync.KIND_NOTIFIED,
+            )
+        )
+        is not None
+    )
+
+
+def _settle(factory: sessionmaker[Session], graph_id: str, version: int, *, failed: bool) -> None:
+    with factory() as db, db.begin():
+        row = db.scalar(select(TeamsNotified).where(TeamsNotified.graph_id == graph_id))
+        if row is None or row.version != version:
+            return  # notified again while it synced: synced again next
+        if failed and row.attempts + 1 < MAX_ATTEMPTS:
+            row.attempts += 1
+            return
+        if failed:
+            log.warning(
+                "notified sync of %s failed %s times; the scheduled sync brings it",
+                graph_id,
+                MAX_ATTEMPTS,
+            )
+        db.delete(row)
 
 
 def healthy(db: Session, *, now: datetime, settings: Settings) -> bool:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from gatherly.access.levels import Privilege
@@ -211,20 +214,50 @@ ValidationToken = Annotated[
 ]
 
 
-def _hook(
+MAX_DELIVERY = 1024 * 1024  # bytes of one delivery from Graph (1,000 notifications fit)
+
+
+def small_delivery(request: Request) -> None:
+    """Refuse a body larger than a Graph delivery before it is read (the webhook is public)."""
+    length = request.headers.get("content-length")
+    if length is None and "validationToken" not in request.query_params:
+        raise HTTPException(411, "a Content-Length is required")
+    if length is not None and (not length.isdigit() or int(length) > MAX_DELIVERY):
+        raise HTTPException(413, f"a delivery is at most {MAX_DELIVERY // 1024} KB")
+
+
+async def _delivery(request: Request) -> s.NotificationsIn:
+    """The body of a delivery, read up to ``MAX_DELIVERY`` bytes whatever the headers say."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_DELIVERY:
+            raise HTTPException(413, f"a delivery is at most {MAX_DELIVERY // 1024} KB")
+    try:
+        return s.NotificationsIn.model_validate_json(bytes(raw) or b"{}")
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+
+
+async def _hook(
     request: Request,
     db: Session,
     validation_token: str | None,
-    body: s.NotificationsIn | None,
     take: Any,
 ) -> Response:
     """Graph's handshake (the token back, as text), or a delivery: ``take`` checks and
     records its items; what they call for is queued after the commit, and Graph is told
     202 at once."""
     if validation_token is not None:
-        return PlainTextResponse(validation_token)
-    receipt: notifications.Receipt = take(db=db, items=body.value if body else [])
-    db.commit()
+        return PlainTextResponse(validation_token, headers={"X-Content-Type-Options": "nosniff"})
+    body = await _delivery(request)
+
+    def record() -> notifications.Receipt:
+        receipt: notifications.Receipt = take(db=db, items=body.value)
+        db.commit()
+        return receipt
+
+    receipt = await run_in_threadpool(record)  # the database waits off the event loop
     jobs = app_jobs(request.app)
     if receipt.queued:
         jobs.enqueue_notified()
@@ -236,36 +269,32 @@ def _hook(
 @hooks.post(
     "/graph",
     status_code=202,
+    dependencies=[Depends(small_delivery)],
     summary="Graph's change notifications (public: each item's clientState is checked)",
     description="Microsoft Graph posts here. With `validationToken` it is the subscription "
     "handshake, answered with the token as text/plain. Otherwise each notification whose "
     "clientState matches its subscription queues a sync of the webinar it names; others "
     "are discarded. Answers 202 at once; the work runs on the worker.",
 )
-def graph_notifications(
-    request: Request,
-    db: DbSession,
-    validation_token: ValidationToken = None,
-    body: s.NotificationsIn | None = None,
+async def graph_notifications(
+    request: Request, db: DbSession, validation_token: ValidationToken = None
 ) -> Response:
-    return _hook(request, db, validation_token, body, notifications.receive)
+    return await _hook(request, db, validation_token, notifications.receive)
 
 
 @hooks.post(
     "/graph/lifecycle",
     status_code=202,
+    dependencies=[Depends(small_delivery)],
     summary="Graph's lifecycle notifications (public: each item's clientState is checked)",
     description="Microsoft Graph posts `reauthorizationRequired`, `subscriptionRemoved` and "
     "`missed` here; the subscription manager renews, creates again and catches up by "
     "polling. With `validationToken` it is the handshake, answered as text/plain.",
 )
-def graph_lifecycle(
-    request: Request,
-    db: DbSession,
-    validation_token: ValidationToken = None,
-    body: s.NotificationsIn | None = None,
+async def graph_lifecycle(
+    request: Request, db: DbSession, validation_token: ValidationToken = None
 ) -> Response:
-    return _hook(request, db, validation_token, body, notifications.lifecycle)
+    return await _hook(request, db, validation_token, notifications.lifecycle)
 
 
 # ------------------------------------------------------------------ organizers (T2, T4)

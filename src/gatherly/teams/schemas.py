@@ -114,7 +114,7 @@ class NotificationsIn(BaseModel):
     """What Graph posts to the webhook: notifications (or lifecycle notifications) in
     ``value``; each item is read as Graph shapes it and checked against its subscription."""
 
-    value: Annotated[list[dict[str, Any]], Field(max_length=1000)] = []
+    value: Annotated[list[Any], Field(max_length=1000)] = []
 
 
 class SubscriptionOut(BaseModel):

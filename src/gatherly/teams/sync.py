@@ -321,14 +321,18 @@ class Syncer:
                     if row is None:
                         row = TeamsOrganizer(graph_user_id=user.id, sync_new_by_default=False)
                         row.status, row.status_detail = ORGANIZER_UNCHECKED, ""
+                        row.display_name = ""
                         db.add(row)
                         self.report.changes["users_added"] += 1
-                    values = {
-                        "display_name": user.display_name[:300],
-                        "email": user.email,
-                        "user_id": row.user_id or emails.get(user.email or ""),
-                        "removed_at": None,
-                    }
+                    # Only what Graph told: a changed user comes with what changed.
+                    values: dict[str, Any] = {"removed_at": None}
+                    if user.display_name is not None:
+                        values["display_name"] = user.display_name[:300]
+                    if user.email is not None:
+                        values["email"] = user.email
+                    values["user_id"] = row.user_id or emails.get(
+                        values.get("email", row.email) or ""
+                    )
                     if apply.assign(row, values) and row.id is not None:
                         self.report.changes["users_updated"] += 1
         removed = set(changes.removed)
@@ -415,6 +419,7 @@ class Syncer:
         access policy, or Graph would not list them) and return the ticked ones to sync, and
         the organizers thought granted whose webinars all left the list (to probe)."""
         targets: list[Target] = []
+        excluded = set(connection.organizer_exclusion_domains)
         with self._unit() as db:
             organizers = self._organizers_of(db, events)
             listed: dict[int, int] = {}
@@ -422,6 +427,9 @@ class Syncer:
                 organizer = organizers.get(webinar.organizer_id or "")
                 if organizer is None:
                     continue
+                domain = fetch.email_domain(organizer.email)
+                if domain in excluded:  # as the settings say now, whatever the stored status
+                    self._set_status(organizer, ORGANIZER_EXCLUDED, f"domain {domain} is excluded")
                 for co_id in webinar.co_organizer_ids:
                     if co_id in organizers:
                         organizers[co_id].organizes = True
@@ -589,7 +597,11 @@ class Syncer:
                 )
             organizer = db.get(TeamsOrganizer, row.organizer_id)
             assert organizer is not None
-            if organizer.status == ORGANIZER_EXCLUDED:
+            excluded = set(connection.organizer_exclusion_domains)
+            if (
+                organizer.status == ORGANIZER_EXCLUDED
+                or fetch.email_domain(organizer.email) in excluded
+            ):
                 raise FatalSyncError(
                     f"the organizer of {row.display_name!r} is in an excluded domain; never synced"
                 )

@@ -24,6 +24,8 @@ def upgrade() -> None:
         sa.Column("graph_id", sa.String(length=300), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_teams_notified")),
         sa.UniqueConstraint("graph_id", name=op.f("uq_teams_notified_graph_id")),
     )
@@ -43,6 +45,7 @@ def upgrade() -> None:
         sa.Column("last_catch_up_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("needs_catch_up", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=False),
+        sa.Column("notification_url", sa.String(length=600), nullable=False),
         sa.ForeignKeyConstraint(
             ["webinar_id"],
             ["teams_webinar.id"],
