@@ -35,6 +35,39 @@ os.environ["GATHERLY_SECRET_KEY"] = "gatherly-test-suite-secret-key-0123456789ab
 os.environ["GATHERLY_SECRET_KEY_FILE"] = f"{os.devnull}/tests-name-their-own-key-file"
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("GATHERLY_TEST_POSTGRES_URL") else [])
+# The interfaces' own suites (web pages, the CLI) run on SQLite; on PostgreSQL too only with
+# GATHERLY_TEST_INTERFACES_POSTGRES=1 (docs/decisions.md: "Interface tests on SQLite").
+INTERFACES_ON_POSTGRES = os.environ.get("GATHERLY_TEST_INTERFACES_POSTGRES") == "1"
+INTERFACE_SUITES = ("tests/web/", "tests/cli/")
+# The web's own session store (web/auth.py) holds SQL: its tests run on both.
+ON_BOTH_ANYWAY = ("tests/web/test_signin.py",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Pages and commands call the same service functions the API and service suites run
+    on both databases, and hold no SQL of their own (tests/test_layers.py checks; the web's
+    session store is the exception, and its tests run on both):
+    running them a second time on PostgreSQL tests no new SQL and cost a fifth of the
+    suite's time. They run on SQLite unless asked for; so do tests marked ``sqlite_only``."""
+
+    def sqlite_only(item: pytest.Function) -> bool:
+        if item.get_closest_marker("sqlite_only") is not None:
+            return True
+        where = str(item.path.relative_to(config.rootpath))
+        interface = where.startswith(INTERFACE_SUITES) and not where.startswith(ON_BOTH_ANYWAY)
+        return interface and not INTERFACES_ON_POSTGRES
+
+    skipped = [
+        item
+        for item in items
+        if isinstance(item, pytest.Function)
+        and getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("database_url") == "postgresql"
+        and sqlite_only(item)
+    ]
+    if skipped:
+        config.hook.pytest_deselected(items=skipped)
+        items[:] = [item for item in items if item not in skipped]
 
 
 def _postgres_url(schema: str) -> str:

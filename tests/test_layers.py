@@ -69,3 +69,26 @@ def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from gatherly.org import directory\n", encoding="utf-8")
     assert "gatherly.org.directory" in _imports(module)
+
+
+SQL = {"select", "insert", "update", "delete", "text", "func", "and_", "or_"}
+
+
+def _sql_imports(path: Path) -> set[str]:
+    """The SQL-building names ``path`` imports from SQLAlchemy."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+            found.update(a.name for a in node.names if a.name in SQL)
+    return found
+
+
+def test_pages_and_commands_hold_no_sql() -> None:
+    """Thin interfaces: pages and commands call services (which is also why their suites
+    run on SQLite alone: tests/conftest.py). The web's session store is the one exception."""
+    interfaces = [p for p in (SRC / "web").glob("*.py") if p.name != "auth.py"]
+    interfaces += [*SRC.glob("*/cli.py"), SRC / "cli.py", SRC / "clitools.py"]
+    offenders = {
+        str(path.relative_to(SRC)): found for path in interfaces if (found := _sql_imports(path))
+    }
+    assert offenders == {}

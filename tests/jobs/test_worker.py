@@ -88,6 +88,7 @@ def test_t12_worker_runs_queued_sync_from_the_sqlite_queue(
 
 
 @pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
+@pytest.mark.sqlite_only  # the queue's backend is what differs here, not the database's
 def test_t12_worker_runs_queued_sync_from_redis(connected: Connected, tmp_path: Path) -> None:
     settings = connected.settings.model_copy(
         update={

@@ -179,6 +179,7 @@ def test_repeats_and_reordering_collapse_into_one_sync_and_change_nothing_more(
     assert live.drain().runs == []  # nothing waits any more
 
 
+@pytest.mark.sqlite_only  # the manager's and the webhook's rules; no SQL of their own
 def test_a_dropped_notification_is_repaired_by_the_catch_up(live: Live) -> None:
     live.manage()
     live.tenant.control("notification-faults", {"drop": 1.0, "seed": 1})
@@ -199,6 +200,7 @@ def test_a_dropped_notification_is_repaired_by_the_catch_up(live: Live) -> None:
     assert _subscriptions(live)[registrations.resource].last_catch_up_at is not None
 
 
+@pytest.mark.sqlite_only  # the manager's and the webhook's rules; no SQL of their own
 def test_a_forged_client_state_changes_nothing(live: Live) -> None:
     live.manage()
     held = _subscriptions(live)
@@ -238,6 +240,7 @@ def test_a_forged_client_state_changes_nothing(live: Live) -> None:
     assert shake.headers["content-type"].startswith("text/plain")
 
 
+@pytest.mark.sqlite_only  # the manager's and the webhook's rules; no SQL of their own
 def test_renewal_removal_and_unticking(live: Live) -> None:
     live.manage()
     held = _subscriptions(live)
@@ -282,6 +285,7 @@ def _views(live: Live) -> list[teams.SubscriptionView]:
         return teams.list_subscriptions(db=db, principal=admin)
 
 
+@pytest.mark.sqlite_only  # the manager's and the webhook's rules; no SQL of their own
 def test_a_new_webinar_is_discovered_from_the_tenant_notification(live: Live) -> None:
     live.manage()
     template = dict(live.tenant.webinar(AUTUMN))
@@ -311,6 +315,7 @@ def test_a_new_webinar_is_discovered_from_the_tenant_notification(live: Live) ->
         )
 
 
+@pytest.mark.sqlite_only  # the manager's and the webhook's rules; no SQL of their own
 def test_polling_slows_while_notifications_flow_and_settings_are_checked(live: Live) -> None:
     with live.connected.session_factory() as db:
         last = db.scalar(select(func.max(SyncRun.started_at)))
@@ -340,6 +345,7 @@ def test_polling_slows_while_notifications_flow_and_settings_are_checked(live: L
     assert graph_side["value"] == []
 
 
+@pytest.mark.sqlite_only  # the manager's and the webhook's rules; no SQL of their own
 def test_a_new_public_address_moves_the_subscriptions_and_orphans_are_cleared(
     live: Live,
 ) -> None:
@@ -367,6 +373,7 @@ def test_a_new_public_address_moves_the_subscriptions_and_orphans_are_cleared(
     assert len(graph_side["value"]) == len(after)
 
 
+@pytest.mark.sqlite_only  # the manager's and the webhook's rules; no SQL of their own
 def test_the_public_webhook_refuses_what_is_not_a_delivery(live: Live) -> None:
     hook = f"{live.base_url}/hooks/graph"
     huge = httpx.post(

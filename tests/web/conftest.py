@@ -45,31 +45,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-BROWSER_ON_POSTGRES = os.environ.get("GATHERLY_TEST_BROWSER_POSTGRES") == "1"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Browser tests run on SQLite; on PostgreSQL only with GATHERLY_TEST_BROWSER_POSTGRES=1.
-
-    What a page shows comes from the services, whose SQL runs on both databases in the
-    route tests here (TestClient) and in the service suites; driving Chromium a second time
-    over the same pages would double the suite's slowest part for no new SQL.
-    """
-    if BROWSER_ON_POSTGRES:
-        return
-    skipped = [
-        item
-        for item in items
-        if isinstance(item, pytest.Function)
-        and {"page", "phone"} & set(item.fixturenames)
-        and getattr(item, "callspec", None) is not None
-        and item.callspec.params.get("database_url") == "postgresql"
-    ]
-    if skipped:
-        config.hook.pytest_deselected(items=skipped)
-        items[:] = [item for item in items if item not in skipped]
-
-
 @dataclass
 class Live:
     """The app served over HTTP on loopback, and the settings it runs with."""
