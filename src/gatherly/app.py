@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
 import gatherly.models  # noqa: F401 - registers every record type with the access engine
@@ -11,7 +12,7 @@ from gatherly.api import errors
 from gatherly.capture.router import forms_router, pages_router
 from gatherly.capture.router import router as duplicates_router
 from gatherly.contact.router import contacts, leads
-from gatherly.core import changes, crypto
+from gatherly.core import changes, crypto, health
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory
 from gatherly.email.router import router as email_router
@@ -85,5 +86,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz(request: Request) -> JSONResponse:
+        # For load balancers and orchestrators: 503 names what is not ready (docs/operations.md).
+        state = request.app.state  # the app's engine and queue, as every route finds them
+        result = health.readiness(engine=state.engine, jobs=lambda: app_jobs(request.app))
+        return JSONResponse(
+            result.as_json(),
+            status_code=200 if result.ready else 503,
+            headers={"Cache-Control": "no-store"},
+        )
 
     return app

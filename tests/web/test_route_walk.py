@@ -42,13 +42,15 @@ OPEN = {
     ("POST", "/hooks/graph/lifecycle"),
 }
 CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
+# Liveness and readiness (tests/test_readyz.py): for probes, JSON, no session.
+HEALTH = {"/healthz", "/readyz"}
 
 
 def _web_routes() -> list[tuple[str, str]]:
     app = create_app(Settings(database_url="sqlite://"))
     found = []
     for route, path in api_route_pairs(app):
-        if path.startswith("/api/") or path == "/healthz":
+        if path.startswith("/api/") or path in HEALTH:
             continue
         for method in sorted(route.methods):
             if (method, path) not in OPEN and method != "HEAD":

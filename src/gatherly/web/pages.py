@@ -75,6 +75,8 @@ templates.env.filters["safe_html"] = safe_html
 templates.env.globals["when"] = when
 WebDb = Annotated[Session, Depends(get_db, scope="function")]
 CSRF_HEADER = "X-CSRF-Token"
+# The health checks (app.py): open to probes, and answering JSON.
+HEALTH_PATHS = ("/healthz", "/readyz")
 ZONE_COOKIE = "gatherly_tz"  # the browser's zone, written by gatherly.js
 
 
@@ -261,10 +263,10 @@ def page(
 
 
 def is_web(request: Request) -> bool:
-    """Web pages are everything outside the API (and the health check, the static files and
+    """Web pages are everything outside the API (and the health checks, the static files and
     the webhooks other services post to, which answer JSON)."""
     path = request.url.path
-    return not (path.startswith(("/api/", "/static/", "/hooks/")) or path == "/healthz")
+    return not (path.startswith(("/api/", "/static/", "/hooks/")) or path in HEALTH_PATHS)
 
 
 def page_error(request: Request, exc: GatherlyError) -> HTMLResponse | None:
