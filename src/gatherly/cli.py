@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 import gatherly.models  # noqa: F401 - registers every record type
 from gatherly.capture.cli import app as duplicates_app
 from gatherly.capture.cli import forms_app
-from gatherly.core import crypto, migrate
+from gatherly.core import backup, crypto, migrate
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory, session_scope, transaction
 from gatherly.core.exceptions import GatherlyError
@@ -102,6 +102,43 @@ def db_upgrade() -> None:
     settings = Settings()
     upgrade_database(settings)
     out.print(f"database is up to date: {make_engine(settings.database_url).url!r}", markup=False)
+
+
+@db_app.command("backup")
+def db_backup(
+    file: Annotated[Path, typer.Argument(help="The backup file to write.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
+) -> None:
+    """Back up the database to FILE (SQLite: online backup, safe while the server runs;
+    PostgreSQL: pg_dump's custom format)."""
+    done = backup.backup(database_url=Settings().database_url, path=file, force=force)
+    out.print(
+        f"backed up the {done.backend} database to {done.path} "
+        f"({done.size:,} bytes, revision {done.revision})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Annotated[Path, typer.Argument(help="A backup written by `gatherly db backup`.")],
+) -> None:
+    """Replace the database with the backup in FILE (its revision must be one this release
+    knows); stop the server and workers first."""
+    done = backup.restore(database_url=Settings().database_url, path=file)
+    then = (
+        f"; the code's head is {done.head}: run `gatherly db upgrade`"
+        if done.behind
+        else " (the code's head)"
+    )
+    out.print(
+        f"restored the {done.backend} database from {done.path}: revision {done.revision}{then}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()

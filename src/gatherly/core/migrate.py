@@ -69,3 +69,19 @@ def current_matches_head(engine: Engine) -> tuple[bool, str]:
             f"(a newer release migrated it); the code needs {need}"
         )
     return False, f"behind: the database is at {at}, the code needs {need}; {upgrade}"
+
+
+def head_revisions() -> list[str]:
+    """The code's head revision(s), sorted."""
+    return sorted(_scripts().get_heads())
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether this code's migrations contain ``revision`` (so it is the head or behind it)."""
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
+    try:
+        return _scripts().get_revision(revision) is not None
+    except (CommandError, RevisionError):
+        return False
