@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import sqlite3
 import sys
 import tempfile
 import time
@@ -59,6 +58,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bulkload import Table, load_tables
 from mailbench import database, log
 from sqlalchemy import Engine, event, insert, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -91,6 +91,14 @@ COUNTRIES += (None,)
 REGISTRATIONS_PER_CONTACT = (0, 0, 1, 1, 1, 2, 2, 2, 3, 3)  # 1.5
 DELIVERIES_PER_CONTACT = (1, 1, 1, 2, 2, 2, 2, 3, 3, 3)  # 2.0
 SUBMISSIONS_PER_CONTACT = (0, 0, 0, 1, 1, 1, 1, 2, 2, 2)  # 1.0
+
+
+# Tables whose id sequence is moved past the ids loaded (PostgreSQL).
+SEQUENCED = (
+    "marketing_event", "email_message", "email_send", "marketing_form", "contact",
+    "event_registration", "event_attendance", "email_delivery", "email_interaction",
+    "capture_interaction",
+)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ the models
@@ -485,7 +493,6 @@ class Plan:
                 yield did, c, s
 
 
-Table = tuple[str, tuple[str, ...], Callable[[], Iterator[tuple[Any, ...]]]]
 OWNED = ("owner_type", "owner_id", "owning_bu_id")
 
 
@@ -650,107 +657,6 @@ def small_tables(factory: sessionmaker[Session], plan: Plan, setup: Setup) -> No
              for f in range(FORMS)],
         )  # fmt: skip
         db.commit()
-
-
-def load_sqlite(engine: Engine, tables: list[Table]) -> dict[str, int]:
-    """executemany in one transaction with the tables' indexes dropped (made again after,
-    from their own definitions: a sort beats random inserts), then ANALYZE."""
-    path = engine.url.database
-    assert path
-    counts = {}
-    names = [table for table, _cols, _rows in tables]
-    con = sqlite3.connect(path, isolation_level=None)
-    try:
-        con.execute("PRAGMA synchronous=OFF")
-        con.execute("PRAGMA cache_size=-1048576")
-        con.execute("BEGIN")
-        marks = ", ".join("?" * len(names))
-        indexes = con.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-            f"AND tbl_name IN ({marks})",
-            names,
-        ).fetchall()
-        for name, _sql in indexes:
-            con.execute(f'DROP INDEX "{name}"')
-        for table, cols, rows in tables:
-            t0 = time.perf_counter()
-            marks = ", ".join("?" * len(cols))
-            cur = con.executemany(
-                f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", rows()
-            )
-            counts[table] = cur.rowcount
-            log(f"  {table}: {cur.rowcount:,} rows ({time.perf_counter() - t0:.1f} s)")
-        t0 = time.perf_counter()
-        for _name, sql in indexes:
-            con.execute(sql)
-        con.execute("COMMIT")
-        log(f"  {len(indexes)} indexes ({time.perf_counter() - t0:.1f} s)")
-        con.execute("ANALYZE")
-        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        con.close()
-    return counts
-
-
-SEQUENCED = (
-    "marketing_event", "email_message", "email_send", "marketing_form", "contact",
-    "event_registration", "event_attendance", "email_delivery", "email_interaction",
-    "capture_interaction",
-)  # fmt: skip
-
-
-def load_postgresql(engine: Engine, tables: list[Table]) -> dict[str, int]:
-    """COPY with the tables' indexes (those no constraint needs) dropped and made again
-    after, foreign keys not checked row by row (the rows are consistent by construction);
-    the sequences moved past the ids, then VACUUM (ANALYZE)."""
-    counts = {}
-    names = [table for table, _cols, _rows in tables]
-    raw = engine.raw_connection()
-    try:
-        con = raw.driver_connection
-        assert con is not None
-        with con.cursor() as cur:
-            cur.execute("SET session_replication_role = replica")
-            cur.execute(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-                "AND tablename = ANY(%s) AND indexname NOT IN (SELECT conname FROM pg_constraint "
-                "WHERE connamespace = current_schema()::regnamespace)",
-                [names],
-            )
-            indexes = cur.fetchall()
-            for name, _sql in indexes:
-                cur.execute(f'DROP INDEX "{name}"')
-            for table, cols, rows in tables:
-                t0 = time.perf_counter()
-                n = 0
-                with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
-                    for row in rows():
-                        copy.write_row(row)
-                        n += 1
-                counts[table] = n
-                log(f"  {table}: {n:,} rows ({time.perf_counter() - t0:.1f} s)")
-            t0 = time.perf_counter()
-            cur.execute("SET maintenance_work_mem = '256MB'")
-            for _name, sql in indexes:
-                cur.execute(sql)
-            log(f"  {len(indexes)} indexes ({time.perf_counter() - t0:.1f} s)")
-            cur.execute("SET session_replication_role = DEFAULT")
-            cur.execute("RESET maintenance_work_mem")
-            for table in SEQUENCED:
-                cur.execute(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                    f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
-                )
-        con.commit()
-        con.autocommit = True
-        with con.cursor() as cur:
-            cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
-            every = ", ".join(f'"{name}"' for (name,) in cur.fetchall())
-            cur.execute(f"VACUUM (ANALYZE) {every}")
-        con.autocommit = False
-    finally:
-        raw.close()
-    return counts
 
 
 def make_models(factory: sessionmaker[Session], setup: Setup) -> list[int]:
@@ -978,8 +884,7 @@ def main() -> int:
         plan = Plan.make(args.seed, args.contacts)
         small_tables(factory, plan, setup)
         tables = big_tables(plan, setup, engine.dialect.name)
-        load = load_postgresql if engine.dialect.name == "postgresql" else load_sqlite
-        counts = load(engine, tables)
+        counts = load_tables(engine, tables, sequenced=SEQUENCED)
         model_ids = make_models(factory, setup)
         FLOOR.create(engine)
         log(f"seeded {args.contacts:,} contacts in {time.perf_counter() - t:.1f} s")
