@@ -47,12 +47,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datagen
 import hand
 
-from gatherly.access.engine import Principal, can, count, get, load_principal, readable, scope
+from gatherly.access.engine import Principal, can, count, get, readable, scope
 from gatherly.contact import service as contact_service
 from gatherly.contact.models import Contact
 from gatherly.contact.service import CONTACT as CONTACTS
 from gatherly.contact.service import ListFilter
 from gatherly.core.db import make_engine
+from gatherly.org.directory import load_principal
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -83,8 +83,9 @@ import datagen
 import hand
 from access import Timing, timed
 
-from gatherly.access.engine import Principal, load_principal
+from gatherly.access.engine import Principal
 from gatherly.core.db import make_engine
+from gatherly.org.directory import load_principal
 from gatherly.segment import service
 
 DATA_DIR = Path(__file__).resolve().parent / "data"

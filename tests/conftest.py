@@ -12,6 +12,7 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,6 +34,19 @@ org_service._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=
 # their own file; one that forgets fails on this path, which cannot be created.
 os.environ["GATHERLY_SECRET_KEY"] = "gatherly-test-suite-secret-key-0123456789abcdef"
 os.environ["GATHERLY_SECRET_KEY_FILE"] = f"{os.devnull}/tests-name-their-own-key-file"
+
+# `pytest --hypothesis-profile long tests/properties/test_access_property.py`: the long
+# authorization run, 10,000 random organisations checked against the oracle (bench notes
+# in docs/access.md); the suite's own runs keep each property's small default.
+hypothesis_settings.register_profile("long", max_examples=10_000, deadline=None)
+
+
+def examples(default: int) -> int:
+    """Examples for a property: ``default``, or the loaded profile's under ``long``."""
+    if hypothesis_settings.get_current_profile_name() == "long":
+        return hypothesis_settings.default.max_examples
+    return default
+
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("GATHERLY_TEST_POSTGRES_URL") else [])
 # The interfaces' own suites (web pages, the CLI) run on SQLite; on PostgreSQL too only with

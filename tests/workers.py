@@ -13,8 +13,10 @@ from gatherly.core.config import Settings
 
 
 @contextmanager
-def worker_process(settings: Settings) -> Iterator[subprocess.Popen[str]]:
-    """``gatherly worker --no-schedule`` with the test's settings in the environment."""
+def worker_process(
+    settings: Settings, *args: str, schedule: bool = False
+) -> Iterator[subprocess.Popen[str]]:
+    """``gatherly worker --no-schedule ARGS…`` with the test's settings in the environment."""
     env = {
         **os.environ,
         "GATHERLY_DATABASE_URL": settings.database_url,
@@ -36,8 +38,9 @@ def worker_process(settings: Settings) -> Iterator[subprocess.Popen[str]]:
     env.pop("GATHERLY_REDIS_URL", None)
     if settings.redis_url:
         env["GATHERLY_REDIS_URL"] = settings.redis_url
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from gatherly.cli import main; main()", "worker", "--no-schedule"],
+    proc = subprocess.Popen(  # noqa: S603 - our own command line
+        [sys.executable, "-c", "from gatherly.cli import main; main()", "worker", *args]
+        + ([] if schedule else ["--no-schedule"]),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

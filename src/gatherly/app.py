@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 
 import gatherly.models  # noqa: F401 - registers every record type with the access engine
@@ -12,14 +12,16 @@ from gatherly.api import errors
 from gatherly.capture.router import forms_router, pages_router
 from gatherly.capture.router import router as duplicates_router
 from gatherly.contact.router import contacts, leads
-from gatherly.core import changes, crypto, health
+from gatherly.core import changes, crypto, health, logs, metrics
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory
+from gatherly.core.exceptions import GatherlyError
 from gatherly.email.router import router as email_router
 from gatherly.event.router import router as events_router
 from gatherly.jobs.queue import app_jobs
 from gatherly.journey.router import router as journeys_router
 from gatherly.linkedin.router import router as linkedin_router
+from gatherly.org.directory import PrincipalCache
 from gatherly.org.router import router as org_router
 from gatherly.report.router import router as reports_router
 from gatherly.scoring.router import router as scoring_router
@@ -31,6 +33,7 @@ from gatherly.teams.router import router as teams_router
 from gatherly.web import pages, site
 
 API = "/api/v1"
+METRICS = "/metrics"  # Prometheus scrapes it (docs/operations.md, "Metrics")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -57,9 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.principals = PrincipalCache(settings.principal_cache_size)  # see org.directory
     # Commits that change what segments depend on queue their refresh on the worker.
     changes.install_waker(app.state.session_factory, lambda: app_jobs(app).wake_segments())
     errors.install(app, error_page=pages.page_error)
+    logs.install(app)  # X-Request-ID, the request id on its lines, one access line each
+    app.add_middleware(metrics.RequestMetrics)  # latency by route (docs/operations.md)
     for router in (
         teams_router,
         teams_event_content,
@@ -97,5 +103,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status_code=200 if result.ready else 503,
             headers={"Cache-Control": "no-store"},
         )
+
+    @app.get(METRICS, include_in_schema=False)
+    def prometheus(request: Request) -> Response:
+        # For Prometheus, with its own token; errors in JSON (docs/operations.md, "Metrics").
+        state = request.app.state
+        try:
+            metrics.check_token(state.settings, request.headers.get("Authorization"))
+        except GatherlyError as exc:
+            return errors.as_json(exc)
+        body, media_type = metrics.exposition(
+            request.headers.get("Accept"),
+            metrics.probes(
+                pending_jobs=lambda: app_jobs(request.app).pending(),
+                oldest_change=lambda: changes.oldest_pending_at(state.session_factory),
+            ),
+        )
+        return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})
 
     return app

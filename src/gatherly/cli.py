@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
@@ -145,6 +145,10 @@ def db_restore(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, max=64, help="API processes (about one per core; see docs/deploy.md)."),
+    ] = 1,
     worker: Annotated[
         bool,
         typer.Option(
@@ -153,33 +157,91 @@ def serve(
             "when separate `gatherly worker` processes consume the queue.",
         ),
     ] = True,
+    upgrade: Annotated[
+        bool,
+        typer.Option(
+            "--upgrade/--no-upgrade",
+            help="Upgrade the database first; with --no-upgrade, refuse to start on a "
+            "database whose schema is not this release's (run `gatherly db upgrade` once "
+            "before starting several servers).",
+        ),
+    ] = True,
+    grace: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="On SIGTERM or Ctrl-C, seconds to let requests in flight (and the worker's "
+            "tasks at hand) finish.",
+        ),
+    ] = 30.0,
 ) -> None:
-    """Upgrade the database, then serve the API (docs at /api/v1/docs) and, by default, a worker."""
+    """Serve the API (docs at /api/v1/docs) and the web UI and, by default, a worker."""
+    from gatherly.core import logs
     from gatherly.core.background import check_port
 
     check_port(host, port)
-    # The secret key, once: a weak one is warned about, the old public default refused.
-    run_server(crypto.resolve(Settings()), host=host, port=port, worker=worker)
+    settings = Settings()
+    logs.configure(settings)  # first: the key's warnings come out as log lines too
+    # The secret key, once: a weak one is warned about, the old public default refused;
+    # a generated key file exists before the API processes start and read it.
+    settings = crypto.resolve(settings)
+    if not upgrade:
+        engine = make_engine(settings.database_url)
+        try:
+            current, why = migrate.current_matches_head(engine)
+        finally:
+            engine.dispose()
+        if not current:
+            raise GatherlyError(f"not starting: {why}")
+    run_server(
+        settings, host=host, port=port, worker=worker, workers=workers, grace=grace, upgrade=upgrade
+    )
 
 
-def run_server(settings: Settings, *, host: str, port: int, worker: bool) -> None:
-    """Upgrade the database, then serve the app (and a worker) with these settings."""
+def run_server(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    worker: bool,
+    workers: int = 1,
+    grace: float = 30.0,
+    upgrade: bool = True,
+) -> None:
+    """Upgrade the database, then serve the app (and a worker) with these settings.
+
+    With several ``workers``, each API process builds the app from the environment's
+    settings (``gatherly.app:create_app``), as ``serve`` read them.
+    """
     import uvicorn
 
     from gatherly.app import create_app
+    from gatherly.core import logs, metrics
     from gatherly.jobs.queue import Jobs
 
-    upgrade_database(settings)
-    consumer = Jobs(settings).consumer(workers=2) if worker else None
+    logs.configure(settings)
+    # Before any process starts or any metric is recorded: one scrape sums them all.
+    metrics.prepare_processes(settings, processes=workers, role="serve")
+    if upgrade:
+        upgrade_database(settings)
+    consumer = Jobs(settings).consumer(workers=2, shutdown_timeout=grace) if worker else None
     if consumer is not None:
         consumer.start()
     try:
         uvicorn.run(
-            create_app(settings), host=host, port=port, log_level=settings.log_level.lower()
+            "gatherly.app:create_app" if workers > 1 else create_app(settings),
+            factory=workers > 1,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level=settings.log_level.lower(),
+            log_config=logs.uvicorn_config(settings),  # also for each of the --workers
+            access_log=False,  # the app writes one access line a request (core/logs.py)
+            timeout_graceful_shutdown=round(grace),
         )
     finally:
         if consumer is not None:
-            consumer.stop()
+            consumer.stop(graceful=True)
 
 
 @app.command()
@@ -432,6 +494,15 @@ def main() -> None:
     except GatherlyError as exc:
         where = f" ({exc.field})" if exc.field else ""
         err.print(f"error{where}: {exc.message}", highlight=False, markup=False, soft_wrap=True)
+        raise SystemExit(1) from None
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        for problem in exc.errors():  # a setting from the environment or .env
+            name = "GATHERLY_" + "__".join(str(part) for part in problem["loc"]).upper()
+            err.print(
+                f"error ({name}): {problem['msg']}", highlight=False, markup=False, soft_wrap=True
+            )
         raise SystemExit(1) from None
     except SQLAlchemyError as exc:
         err.print(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +21,11 @@ from tests.cli.test_email_sends_cli import dsn
 from tests.smtp_sink import smtp_sink
 
 WEBHOOK = f"{API}/email/webhook"
+
+
+def _counted(name: str, **labels: str) -> float:
+    """A Prometheus counter's value in this process (tests compare two readings)."""
+    return REGISTRY.get_sample_value(f"gatherly_email_{name}_total", labels) or 0.0
 
 
 def test_the_webhook_records_each_bounce_and_complaint_once(
@@ -36,9 +42,15 @@ def test_the_webhook_records_each_bounce_and_complaint_once(
     send_id = client.post(
         SENDS, json={"message_id": message_id, "list_ids": [list_id]}, headers=headers
     ).json()["id"]
+    counted = _counted("deliveries", outcome="sent")
     with smtp_sink() as sink:
         delivery.run_send(session_factory, _settings(database_url, sink, tmp_path), send_id=send_id)
     sent = {c.rcpt_tos[0]: c.message["Message-ID"] for c in sink.caught}
+    assert _counted("deliveries", outcome="sent") - counted == 2  # the metrics (issue 20)
+    bounced = {
+        kind: _counted("bounces", kind=kind, source="webhook")
+        for kind in ("soft", "hard", "complaint")
+    }
 
     events = {
         "events": [
@@ -75,6 +87,8 @@ def test_the_webhook_records_each_bounce_and_complaint_once(
         }
         again = client.post(WEBHOOK, json=events, headers=hook).json()
         assert (again["recorded"], again["repeated"], again["suppressed"]) == (0, 2, 0)
+        for kind, recorded in (("soft", 1), ("hard", 0), ("complaint", 1)):  # once each
+            assert _counted("bounces", kind=kind, source="webhook") - bounced[kind] == recorded
         report = client.post(
             f"{WEBHOOK}/report",
             content=dsn("bob@example.com", sent["bob@example.com"]),

@@ -1,11 +1,16 @@
-"""``gatherly serve`` for real: a uvicorn subprocess on the seeded demo database, over HTTP."""
+"""``gatherly serve --workers 2`` for real: two API processes on (a copy of) the seeded demo
+database, over HTTP; a role change reaches both on the next request, and SIGTERM stops
+them cleanly."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,26 +59,54 @@ def wait_until_healthy(proc: subprocess.Popen[bytes], base_url: str, log: Path) 
     pytest.fail(f"gatherly serve did not answer /healthz in {STARTUP_TIMEOUT}s:\n{log.read_text()}")
 
 
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().split()[3]) == pid:
+                found.append(int(entry.name))
+        except (OSError, IndexError):  # gone meanwhile
+            continue
+    return found
+
+
+def _api_processes(pid: int) -> list[int]:
+    return [
+        child
+        for child in _children(pid)
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
 @pytest.fixture(scope="module")
 def server(seeded_demo: SeededDemo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("serve") / "server.log"
+    where = tmp_path_factory.mktemp("serve")
+    log = where / "server.log"
+    # A copy: the tests change roles, and the demo database is shared read-only.
+    source = seeded_demo.database_url.removeprefix("sqlite:///")
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(where / "g.db")) as dst:
+        src.backup(dst)
+    database_url = f"sqlite:///{where / 'g.db'}"
     with log.open("wb") as sink:
         proc = subprocess.Popen(  # noqa: S603 - our own console script with fixed arguments
-            [gatherly_executable(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=subprocess_env(seeded_demo.database_url),
+            [gatherly_executable(), "serve", "--port", str(port), "--workers", "2", "--no-worker"],
+            env=subprocess_env(database_url),
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
         try:
             wait_until_healthy(proc, base_url, log)
-            yield Server(base_url, seeded_demo.output.tokens, seeded_demo.database_url)
+            assert len(_api_processes(proc.pid)) == 2, log.read_text()
+            yield Server(base_url, seeded_demo.output.tokens, database_url)
+            children = _api_processes(proc.pid)
+            proc.send_signal(signal.SIGTERM)  # what systemd sends
+            assert proc.wait(timeout=20) == 0, log.read_text()
+            assert not [c for c in children if Path(f"/proc/{c}").exists()]
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+            if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=10)
 
@@ -139,3 +172,66 @@ def test_contact_count_narrows_from_organization_to_user_level(server: Server) -
         ulla = org.get_user_by_username(db=db, username="ulla")
         owned = org.owned_record_count(db=db, owner_type="user", owner_id=ulla.id)
         assert counts["ulla"] == owned["contact"]
+
+
+def test_a_role_taken_away_counts_on_the_next_request_in_both_processes(server: Server) -> None:
+    def counts() -> set[int]:
+        # A new connection each time: the kernel hands them to either process.
+        return {count_as(server, "gustav").json()["count"] for _ in range(12)}
+
+    with session_on(server.database_url) as db:
+        gustav = org.get_user_by_username(db=db, username="gustav").id
+        marketer = org.get_role_by_name(db=db, name="Marketer").id
+    (before,) = counts()  # every answer the same, from both processes' caches
+    with session_on(server.database_url) as db:
+        org.unassign_role(db=db, role_id=marketer, user_id=gustav)
+        db.commit()
+    try:
+        (after,) = counts()
+        assert after < before
+    finally:
+        with session_on(server.database_url) as db:
+            org.assign_role(db=db, role_id=marketer, user_id=gustav)
+            db.commit()
+    assert counts() == {before}
+
+
+def test_serve_refuses_a_database_it_would_not_upgrade(tmp_path: Path) -> None:
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    done = subprocess.run(  # noqa: S603 - our own console script with fixed arguments
+        [gatherly_executable(), "serve", "--no-upgrade", "--port", str(free_port())],
+        env=subprocess_env(empty),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "not starting: no schema" in done.stderr
+    assert "gatherly db upgrade" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("GATHERLY_LOG_LEVEL", "loud", "error (GATHERLY_LOG_LEVEL): Input should be 'DEBUG'"),
+        ("GATHERLY_QUEUE_NAME", "two words", "error (GATHERLY_QUEUE_NAME): String should match"),
+    ],
+)
+def test_a_bad_setting_is_named_without_a_traceback(
+    tmp_path: Path, variable: str, value: str, says: str
+) -> None:
+    env = subprocess_env(f"sqlite:///{tmp_path / 'g.db'}") | {variable: value}
+    done = subprocess.run(  # noqa: S603 - our own console script with fixed arguments
+        [gatherly_executable(), "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "g.db").exists()  # nothing done

@@ -30,11 +30,11 @@ from gatherly.core.exceptions import GatherlyError
 from gatherly.org import service as org
 from gatherly.org.directory import load_principal
 from tests.access.helpers import selected
-from tests.conftest import reset_database
+from tests.conftest import examples, reset_database
 
 PRIVILEGES = ("read", "write", "share")
 BITS = {"read": 1, "write": 2, "share": 64}
-EXAMPLES = int(os.environ.get("GATHERLY_PROPERTY_EXAMPLES", "60"))
+EXAMPLES = examples(int(os.environ.get("GATHERLY_PROPERTY_EXAMPLES", "60")))
 
 
 @dataclass

@@ -42,8 +42,9 @@ OPEN = {
     ("POST", "/hooks/graph/lifecycle"),
 }
 CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
-# Liveness and readiness (tests/test_readyz.py): for probes, JSON, no session.
-HEALTH = {"/healthz", "/readyz"}
+# Liveness and readiness (tests/test_readyz.py): for probes, JSON, no session. Prometheus's
+# /metrics likewise, behind its own token (tests/test_metrics.py).
+HEALTH = {"/healthz", "/readyz", "/metrics"}
 
 
 def _web_routes() -> list[tuple[str, str]]:

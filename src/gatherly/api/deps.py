@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from gatherly.access.engine import Principal
 from gatherly.core.exceptions import Unauthenticated
 from gatherly.org import service as org_service
-from gatherly.org.directory import load_principal
 
 bearer = HTTPBearer(auto_error=False, description="A per-user API token: `gly_…`")
 
@@ -35,16 +34,21 @@ DbSession = Annotated[Session, Depends(get_db, scope="function")]
 
 
 def current_principal(
+    request: Request,
     db: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The caller, from ``Authorization: Bearer <token>``; 401 without a valid token."""
+    """The caller, from ``Authorization: Bearer <token>``; 401 without a valid token.
+
+    From the process's principal cache while nothing security-relevant changed."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send an API token as 'Authorization: Bearer <token>'")
-    user = org_service.authenticate_token(db=db, secret=credentials.credentials)
+    principal = org_service.token_principal(
+        db=db, secret=credentials.credentials, cache=request.app.state.principals
+    )
     if db.dirty:
         db.commit()  # keep last_used_at even when the route then fails
-    return load_principal(db, user.id)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -84,16 +84,22 @@ def _page_message(error: Mapping[str, Any]) -> str:
     return f"The {name}{where}{shown} {plain(error)}."
 
 
-async def _gatherly_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, GatherlyError)
-    if (shown := _page(request, exc)) is not None:
-        return shown
+def as_json(exc: GatherlyError) -> JSONResponse:
+    """The error's JSON answer, whatever the path (for endpoints outside the API that
+    answer machines, never a page: ``/metrics``)."""
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
     return JSONResponse(
         _body(exc.code, exc.message, exc.field, **exc.extra),
         status_code=exc.status_code,
         headers=headers,
     )
+
+
+async def _gatherly_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatherlyError)
+    if (shown := _page(request, exc)) is not None:
+        return shown
+    return as_json(exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

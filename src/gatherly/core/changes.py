@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, String, event
+from sqlalchemy import JSON, Index, Integer, String, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from gatherly.core.db import Base, UTCDateTime, utcnow
@@ -83,3 +83,10 @@ def install_waker(factory: sessionmaker[Session], wake: Callable[[], Any]) -> No
 
     event.listen(factory, "after_commit", _after_commit)
     event.listen(factory, "after_soft_rollback", lambda s, _t: _after_rollback(s))
+
+
+def oldest_pending_at(factory: sessionmaker[Session]) -> datetime | None:
+    """When the oldest change still in the outbox was recorded (None: none is waiting);
+    the segment refresh lag an operator alerts on (docs/operations.md, "Metrics")."""
+    with factory() as db:
+        return db.scalar(select(DataChange.created_at).order_by(DataChange.id).limit(1))

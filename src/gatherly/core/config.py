@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,7 +41,39 @@ class Settings(BaseSettings):
         default=Path("var/secret.key"),
         description="Where the generated secret key lives (mode 0600) when `secret_key` is unset.",
     )
-    log_level: str = Field(default="INFO")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="The lowest level of the lines logged (any case)."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="Log lines on stderr: `json` (one object a line, for collectors), "
+        "`console` (readable), or `auto`: console on a terminal, JSON otherwise.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="The bearer token Prometheus presents to scrape /metrics "
+        "(`Authorization: Bearer <token>`). Unset or empty: /metrics answers 404.",
+    )
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="Where the server's and workers' processes on this machine keep their "
+        "metrics files (Prometheus multi-process mode), so one scrape sums them all. Unset: "
+        "`metrics` beside the queue file, used only when a command starts several processes.",
+    )
+    principal_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        le=1_000_000,
+        description="Callers (API tokens, signed-in users) whose roles and teams each API "
+        "process keeps between requests; dropped on the next request after any change to "
+        "users, teams, roles or tokens. 0 turns the cache off.",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000",
         pattern=r"^https?://[^\s/]+(/[^\s]*)?$",

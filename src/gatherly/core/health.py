@@ -20,7 +20,7 @@ from typing import Protocol
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from gatherly.core import migrate
+from gatherly.core import logs, migrate
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,11 @@ def readiness(
     """Check the database, its migrations and the queue (opened by ``jobs()``) side by
     side, waiting ``timeout`` seconds at most: a check with no answer by then fails."""
     out = _Answers()
-    threads = [
-        threading.Thread(target=_check_database, args=(engine, timeout, out), daemon=True),
-        threading.Thread(target=_check_queue, args=(jobs, out), daemon=True),
+    threads = [  # their log lines carry the request's id (logs.in_this_context)
+        threading.Thread(
+            target=logs.in_this_context(_check_database), args=(engine, timeout, out), daemon=True
+        ),
+        threading.Thread(target=logs.in_this_context(_check_queue), args=(jobs, out), daemon=True),
     ]
     deadline = time.monotonic() + timeout
     for thread in threads:

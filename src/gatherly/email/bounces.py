@@ -25,6 +25,7 @@ from flufl.bounce import all_failures
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gatherly.core import metrics
 from gatherly.core.config import Settings
 from gatherly.core.exceptions import NotFound, Unauthenticated, ValidationFailed
 from gatherly.core.schemas import normalize_email
@@ -203,6 +204,9 @@ def apply(*, db: Session, events: Iterable[Event], source: str) -> Applied:
         )
         db.flush()
         done.recorded += 1
+        metrics.EMAIL_BOUNCES.labels(
+            "complaint" if event.kind == "complaint" else event.bounce_type, source
+        ).inc()
     return done
 
 

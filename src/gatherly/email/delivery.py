@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
 from gatherly.contact.models import Contact
+from gatherly.core import metrics
 from gatherly.core.config import Settings
 from gatherly.core.db import utcnow
 from gatherly.core.exceptions import NotFound, ValidationFailed
@@ -494,6 +495,7 @@ class _Run:
         except ValidationFailed as exc:
             self._settle(delivery, FAILED, NOT_RENDERED, f"{exc.field}: {exc.message}")
             self.report.failed += 1
+            metrics.EMAIL_DELIVERIES.labels("not_rendered").inc()
             return True
         attempts = delivery.attempts + 1
         self._write_answer()
@@ -528,6 +530,7 @@ class _Run:
             values.update(state=SENT, sent_at=now)
             self._interaction(delivery, DELIVERED, now)
             self.report.sent += 1
+            metrics.EMAIL_DELIVERIES.labels("sent").inc()
         elif outcome.status == smtp.HARD_BOUNCE:
             values.update(state=FAILED, reason=HARD_BOUNCE)
             audience_service.suppress(
@@ -539,9 +542,12 @@ class _Run:
             )
             self._interaction(delivery, BOUNCED, now, {"type": "hard", "answer": outcome.detail})
             self.report.failed += 1
+            metrics.EMAIL_DELIVERIES.labels("hard_bounce").inc()
+            metrics.EMAIL_BOUNCES.labels("hard", "smtp").inc()
         elif outcome.status == smtp.REJECTED:
             values.update(state=FAILED, reason=REJECTED)
             self.report.failed += 1
+            metrics.EMAIL_DELIVERIES.labels("rejected").inc()
         elif (
             outcome.status == smtp.DEFERRED
             and delivery.attempts >= self.settings.email_max_attempts
@@ -549,10 +555,13 @@ class _Run:
             values.update(state=FAILED, reason=SOFT_BOUNCE)
             self._interaction(delivery, BOUNCED, now, {"type": "soft", "answer": outcome.detail})
             self.report.failed += 1
+            metrics.EMAIL_DELIVERIES.labels("soft_bounce").inc()
+            metrics.EMAIL_BOUNCES.labels("soft", "smtp").inc()
         elif outcome.status == smtp.DEFERRED:
             wait = self.settings.email_retry_seconds * 2 ** (delivery.attempts - 1)
             values.update(state=QUEUED, next_attempt_at=now + timedelta(seconds=wait))
             self.report.deferred += 1
+            metrics.EMAIL_DELIVERIES.labels("deferred").inc()
         else:  # unavailable: nothing was tried; the send waits and tries again
             values.update(state=QUEUED, attempts=delivery.attempts - 1)
             wake = now + timedelta(seconds=self.settings.email_retry_seconds)

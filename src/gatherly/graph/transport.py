@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from gatherly.core import metrics
 from gatherly.graph.auth import Credential
 from gatherly.graph.errors import (
     RETRIABLE_STATUSES,
@@ -231,6 +232,8 @@ class GraphTransport:
         outcome = state.outcome
         error = outcome.exception() if outcome is not None else None
         reason = error.error if isinstance(error, _Retry) else error
+        told = isinstance(error, _Retry) and error.retry_after is not None
+        metrics.GRAPH_RETRY_WAIT.labels("retry_after" if told else "backoff").inc(seconds)
         log.warning("graph retry %d in %.3fs after %s", state.attempt_number, seconds, reason)
 
     def get(
@@ -292,6 +295,10 @@ class GraphTransport:
             self.stats.throttled += 1
         elif response.status_code in RETRIABLE_STATUSES:
             self.stats.unavailable += 1
+        if response.status_code == 429 or (
+            retry_after is not None and response.status_code in RETRIABLE_STATUSES
+        ):
+            metrics.GRAPH_THROTTLED.labels(str(response.status_code)).inc()
         if isinstance(error, GraphRetriableError):
             if retry_after is not None:
                 # Every thread of this client waits, not only the one that was told to.
@@ -312,8 +319,10 @@ class GraphTransport:
             response = self._http.send(request, stream=stream)
         except _TRANSIENT as exc:
             self.stats.connection_errors += 1
+            metrics.graph_answered(method, None)
             error = GraphConnectionError(f"Graph request failed: {type(exc).__name__}: {exc}")
             raise _Retry(error, None) from None
+        metrics.graph_answered(method, response.status_code)
         return response
 
 

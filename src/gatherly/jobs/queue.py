@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from huey import Huey, RedisHuey, SqliteHuey, crontab  # type: ignore[import-untyped]
+from huey import Huey, RedisExpireHuey, SqliteHuey, crontab  # type: ignore[import-untyped]
 from huey.consumer import Consumer  # type: ignore[import-untyped]
 from huey.exceptions import TaskLockedException  # type: ignore[import-untyped]
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.capture import duplicates as duplicate_jobs
 from gatherly.capture import forms as capture_forms
-from gatherly.core import changes
+from gatherly.core import changes, metrics
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory, utcnow
 from gatherly.email import delivery as email_delivery
+from gatherly.jobs.context import with_request_ids
 from gatherly.journey import engine as journey_engine
 from gatherly.linkedin import intake as linkedin_intake
 from gatherly.scoring import jobs as scoring_jobs
@@ -39,15 +41,29 @@ SEGMENT_LOCK = "segment-refresh"
 JOURNEY_LOCK = "journey-tick"
 NOTIFIED_LOCK = "teams-notified"
 SUBSCRIPTION_LOCK = "teams-subscriptions"
+LOCKS = (SCHEDULE_LOCK, SEGMENT_LOCK, JOURNEY_LOCK, NOTIFIED_LOCK, SUBSCRIPTION_LOCK)
+# On Redis, where many consumers share the queue, a lock outlives a killed holder by at
+# most this long (a starting consumer cannot clear locks others may hold).
+LOCK_TTL_SECONDS = 15 * 60
+# Each consumer's scheduler queues every periodic task each minute; the first to run
+# claims the minute and the others' copies do nothing.
+PERIODIC_CLAIM_SECONDS = 55
 
 
 def make_huey(settings: Settings) -> Huey:
-    """Redis storage when a Redis URL is configured, else a SQLite file beside the data."""
+    """Redis storage when a Redis URL is configured, else a SQLite file beside the data;
+    either way, a request's id goes with the tasks it queues (``jobs/context.py``)."""
     if settings.redis_url:
-        return RedisHuey(settings.queue_name, url=settings.redis_url, results=False, utc=True)
+        # The expiring storage: its locks and schedule claims can carry a time to live on
+        # any Redis (hash-field expiry needs Redis 7.4).
+        return with_request_ids(RedisExpireHuey)(
+            settings.queue_name, url=settings.redis_url, results=False, utc=True
+        )
     path = Path(settings.queue_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey(settings.queue_name, filename=str(path), results=False, utc=True)
+    return with_request_ids(SqliteHuey)(
+        settings.queue_name, filename=str(path), results=False, utc=True
+    )
 
 
 class Jobs:
@@ -58,6 +74,7 @@ class Jobs:
     ) -> None:
         self.settings = settings
         self.huey = make_huey(settings)
+        metrics.watch_jobs(self.huey)  # job durations by task and outcome
         self._factory = session_factory
 
         @self.huey.task(name="teams.sync")  # type: ignore[untyped-decorator]
@@ -70,10 +87,10 @@ class Jobs:
             )
             log.info("sync run %s: %s", run_id, report.status)
 
-        @self.huey.periodic_task(crontab(minute="*"), name="teams.schedule")  # type: ignore[untyped-decorator]
+        @self._every_minute("teams.schedule")
         def teams_schedule() -> None:
             # With many consumers (Redis), only one decides and runs the scheduled sync.
-            with self.huey.lock_task(SCHEDULE_LOCK):
+            with self._lock(SCHEDULE_LOCK):
                 report = teams_jobs.run_scheduled_if_due(self.session_factory(), self.settings)
             if report is not None:
                 log.info("scheduled sync run %s: %s", report.run_id, report.status)
@@ -86,7 +103,7 @@ class Jobs:
         def teams_subscriptions() -> None:
             self._manage_subscriptions()
 
-        @self.huey.periodic_task(crontab(minute="*"), name="teams.notifications.schedule")  # type: ignore[untyped-decorator]
+        @self._every_minute("teams.notifications.schedule")
         def teams_notifications_schedule() -> None:
             # Renewals, re-creations and catch-ups; and any notified event whose wake-up
             # was lost (the webhook commits, then queues).
@@ -97,7 +114,7 @@ class Jobs:
         def segments_process() -> None:
             self._refresh_segments(periodic=False)
 
-        @self.huey.periodic_task(crontab(minute="*"), name="segments.schedule")  # type: ignore[untyped-decorator]
+        @self._every_minute("segments.schedule")
         def segments_schedule() -> None:
             self._refresh_segments(periodic=True)
 
@@ -115,7 +132,7 @@ class Jobs:
             if report.wake_at is not None:
                 self.enqueue_send(send_id=send_id, at=report.wake_at)
 
-        @self.huey.periodic_task(crontab(minute="*"), name="email.schedule")  # type: ignore[untyped-decorator]
+        @self._every_minute("email.schedule")
         def email_schedule() -> None:
             for send_id in email_delivery.due(self.session_factory()):
                 self.email_send(send_id)
@@ -131,7 +148,7 @@ class Jobs:
         def journeys_tick() -> None:
             self._tick_journeys()
 
-        @self.huey.periodic_task(crontab(minute="*"), name="journeys.schedule")  # type: ignore[untyped-decorator]
+        @self._every_minute("journeys.schedule")
         def journeys_schedule() -> None:
             self._tick_journeys()
 
@@ -147,7 +164,7 @@ class Jobs:
             if row is not None:
                 log.info("submission %s: %s (%s)", submission_id, row.state, row.outcome)
 
-        @self.huey.periodic_task(crontab(minute="*"), name="forms.schedule")  # type: ignore[untyped-decorator]
+        @self._every_minute("forms.schedule")
         def forms_schedule() -> None:
             # Submissions a lost wake-up or a killed worker left pending.
             for submission_id in capture_forms.pending(self.session_factory()):
@@ -167,7 +184,7 @@ class Jobs:
                 f" ({report.error})" if report.error else "",
             )
 
-        @self.huey.periodic_task(crontab(minute="*"), name="linkedin.schedule")  # type: ignore[untyped-decorator]
+        @self._every_minute("linkedin.schedule")
         def linkedin_schedule() -> None:
             for profile_id in linkedin_intake.due(self.session_factory(), self.settings):
                 self.linkedin_poll(profile_id)
@@ -188,6 +205,36 @@ class Jobs:
         self.segments_process: Any = segments_process
         self.segments_schedule: Any = segments_schedule
 
+    def _every_minute(self, name: str) -> Callable[[Callable[[], None]], Any]:
+        """Register a periodic task run once a minute, however many consumers queue it."""
+
+        def register(fn: Callable[[], None]) -> Any:
+            @functools.wraps(fn)
+            def once() -> None:
+                if self._claim(name):
+                    fn()
+
+            return self.huey.periodic_task(crontab(minute="*"), name=name)(once)
+
+        return register
+
+    def _claim(self, name: str) -> bool:
+        """True for the first consumer to run periodic task ``name`` this minute.
+
+        The SQLite queue has one consumer, whose scheduler queues each task once; on Redis
+        every consumer's scheduler does, at its own second of the minute.
+        """
+        if not self.settings.redis_url:
+            return True
+        key = f"periodic.{name}"
+        return bool(self.huey.put_if_empty(key, "1", PERIODIC_CLAIM_SECONDS))
+
+    def _lock(self, name: str) -> Any:
+        """Huey's task lock; on Redis with a time to live, so that a killed holder's lock
+        runs out (on SQLite a starting consumer clears it: see ``consumer``)."""
+        ttl = LOCK_TTL_SECONDS if self.settings.redis_url else None
+        return self.huey.lock_task(name, ttl)
+
     def _refresh_segments(self, *, periodic: bool) -> None:
         """Drain the change outbox (and, on the schedule, refresh segments that are due).
 
@@ -196,7 +243,7 @@ class Jobs:
         """
         scoring = scoring_jobs.ScoringReport()
         try:
-            with self.huey.lock_task(SEGMENT_LOCK):
+            with self._lock(SEGMENT_LOCK):
                 report = segment_jobs.process_changes(
                     self.session_factory(),
                     also=(functools.partial(scoring_jobs.handle_changes, report=scoring),),
@@ -237,7 +284,7 @@ class Jobs:
     def _sync_notified(self) -> None:
         """Targeted syncs of the events Graph notified (one drain at a time)."""
         try:
-            with self.huey.lock_task(NOTIFIED_LOCK):
+            with self._lock(NOTIFIED_LOCK):
                 report = notifications.sync_notified(self.session_factory(), self.settings)
         except TaskLockedException:
             return
@@ -249,7 +296,7 @@ class Jobs:
     def _manage_subscriptions(self) -> None:
         """Hold the change-notification subscriptions; poll where some may have been missed."""
         try:
-            with self.huey.lock_task(SUBSCRIPTION_LOCK):
+            with self._lock(SUBSCRIPTION_LOCK):
                 report = notifications.manage(self.session_factory(), self.settings)
         except TaskLockedException:
             return
@@ -282,7 +329,7 @@ class Jobs:
         """Advance the live journeys (one worker at a time: the others' wake-ups find the
         lock taken, and the holder's pass covers what they would have done)."""
         try:
-            with self.huey.lock_task(JOURNEY_LOCK):
+            with self._lock(JOURNEY_LOCK):
                 report = journey_engine.tick(
                     self.session_factory(), queue=self, batch=self.settings.journey_batch
                 )
@@ -350,22 +397,37 @@ class Jobs:
         else:
             self.email_send(send_id)
 
-    def consumer(self, *, workers: int = 1, schedule: bool = True) -> Consumer:
-        """A consumer running tasks and, unless told not to, the schedule."""
+    def consumer(
+        self,
+        *,
+        workers: int = 1,
+        schedule: bool = True,
+        pool: str = "thread",
+        shutdown_timeout: float | None = None,
+    ) -> Consumer:
+        """A consumer running tasks on ``workers`` threads or processes (``pool``) and,
+        unless told not to, the schedule.
+
+        SIGTERM (systemd's stop) and SIGINT stop it gracefully: it takes no new task and
+        waits for the tasks at hand, up to ``shutdown_timeout`` seconds (then interrupts
+        them: every task is idempotent and its work is found again on the database).
+        """
         # A worker killed while holding a lock (the journey pass, the segment refresh)
-        # would leave it taken for good: a starting worker clears the locks. Two passes
-        # at once are safe, only wasteful (every step is unique in the database).
+        # would leave it taken: on SQLite (one consumer) a starting consumer clears the
+        # locks; on Redis they run out (LOCK_TTL_SECONDS), since other consumers may hold
+        # them. Two passes at once are safe, only wasteful (every step is unique in the
+        # database).
         return self.huey.create_consumer(
             workers=workers,
-            worker_type="thread",
+            worker_type=pool,
             periodic=schedule,
-            flush_locks=True,
-            extra_locks=",".join(
-                (SCHEDULE_LOCK, SEGMENT_LOCK, JOURNEY_LOCK, NOTIFIED_LOCK, SUBSCRIPTION_LOCK)
-            ),
+            flush_locks=not self.settings.redis_url,
+            extra_locks=",".join(LOCKS),
             # Idle, the consumer looks for work at least every second (Huey's default lets
             # the wait grow to 10 s): a notified change or a Sync now starts within a second.
             max_delay=1.0,
+            graceful_signal="TERM",
+            shutdown_timeout=shutdown_timeout,
         )
 
     def pending(self) -> int:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from gatherly.access import registry
 from gatherly.access.levels import Level, Privilege
 from gatherly.org import service
-from gatherly.org.models import BusinessUnit
+from gatherly.org.models import BusinessUnit, SecurityEpoch
 
 ROOT_BU_NAME = "Organization"
 
@@ -98,6 +98,8 @@ def ensure_defaults(db: Session, *, org_name: str = ROOT_BU_NAME) -> BusinessUni
             privileges=builtin_privileges(role),
             system_admin=role.system_admin,
         )
+    if db.get(SecurityEpoch, 1) is None:
+        db.add(SecurityEpoch(id=1, value=0))
     db.flush()
     registry.fire(registry.DEFAULTS, db)
     return root

@@ -7,7 +7,11 @@ teams and roles, so loading who someone is lives here (docs/decisions.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Integer, null, select, union_all
@@ -19,6 +23,7 @@ from gatherly.access.models import OWNER_TEAM
 from gatherly.core.exceptions import NotFound
 from gatherly.org.models import (
     RolePrivilege,
+    SecurityEpoch,
     SecurityRole,
     Team,
     TeamMember,
@@ -148,3 +153,82 @@ def load_owner_principal(db: Session, owner_type: str, owner_id: int) -> Princip
     if owner_type == OWNER_TEAM:
         return load_team_principal(db, owner_id)
     return load_principal(db, owner_id)
+
+
+# ------------------------------------------------------------------ the principal cache
+
+
+def security_epoch(db: Session) -> int | None:
+    """The security epoch's value (``org.models.SecurityEpoch``); None when its row is
+    missing, which turns caching off rather than trusting anything."""
+    return db.scalar(select(SecurityEpoch.value).where(SecurityEpoch.id == 1))
+
+
+@dataclass(frozen=True)
+class _Cached:
+    epoch: int
+    principal: Principal
+    fresh_until: datetime | None
+
+
+class PrincipalCache:
+    """A process's principals, each valid while the security epoch keeps the value it was
+    loaded under (and, for a token, until ``fresh_until``). Bounded, least recently used
+    first out; safe across the server's threads.
+
+    Read the epoch *before* loading what it covers: a change committed in between then
+    leaves an entry under the older value, dropped on the next request, never a stale
+    principal under the newer one.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._entries: OrderedDict[Hashable, _Cached] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, *, epoch: int | None, now: datetime) -> Principal | None:
+        """The principal cached under ``key`` if still valid, else None."""
+        if epoch is None:
+            return None
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry.epoch != epoch or (entry.fresh_until is not None and now >= entry.fresh_until):
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return entry.principal
+
+    def put(
+        self,
+        key: Hashable,
+        principal: Principal,
+        *,
+        epoch: int | None,
+        fresh_until: datetime | None = None,
+    ) -> None:
+        """Remember ``principal`` as loaded under ``epoch`` (read before loading it)."""
+        if epoch is None or self._size == 0:
+            return
+        with self._lock:
+            self._entries[key] = _Cached(epoch, principal, fresh_until)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def cached_principal(
+    db: Session, user_id: int, *, cache: PrincipalCache, now: datetime
+) -> Principal:
+    """``load_principal``, from ``cache`` while the security epoch is unchanged."""
+    epoch = security_epoch(db)
+    key = ("user", user_id)
+    found = cache.get(key, epoch=epoch, now=now)
+    if found is None:
+        found = load_principal(db, user_id)
+        cache.put(key, found, epoch=epoch)
+    return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gatherly.core.db import Base, UTCDateTime, utcnow
@@ -197,3 +197,20 @@ class FeatureSwitch(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     changed_by_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class SecurityEpoch(Base):
+    """One row whose value changes, by database triggers, in the same transaction as every
+    change to what a principal is made of: a user's BU, name or status, team membership,
+    a team's BU or name, role assignments, a role's privileges or administrator flag, API
+    tokens revoked or expiring, and any of these rows added or deleted (migration 0022).
+
+    API processes cache principals with the value they were loaded under and use them
+    while it is unchanged; the value is random, not a counter, so a restored backup can
+    never bring back a value a process cached under (docs/operations.md).
+    """
+
+    __tablename__ = "security_epoch"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)

@@ -1508,10 +1508,37 @@ def authenticate_token(*, db: Session, secret: str) -> User:
         Unauthenticated: an unknown, revoked or expired token (the message says which), or
             a disabled user.
     """
+    return _check_token(db, secret, utcnow())[1]
+
+
+def token_principal(*, db: Session, secret: str, cache: directory.PrincipalCache) -> Principal:
+    """The principal behind a bearer token, from the process's ``cache`` while the security
+    epoch is unchanged — no change to roles, teams, the user or the token since it was
+    loaded — and for at most a minute (so that the token's use is still recorded), never
+    past the token's expiry.
+
+    Raises:
+        Unauthenticated: as ``authenticate_token``.
+    """
+    now = utcnow()
+    key = ("token", _digest(secret))
+    epoch = directory.security_epoch(db)  # first: see PrincipalCache
+    found = cache.get(key, epoch=epoch, now=now)
+    if found is not None:
+        return found
+    token, user = _check_token(db, secret, now)
+    found = directory.load_principal(db, user.id)
+    fresh_until = (token.last_used_at or now) + TOKEN_USE_RESOLUTION
+    if token.expires_at is not None:
+        fresh_until = min(fresh_until, token.expires_at)
+    cache.put(key, found, epoch=epoch, fresh_until=fresh_until)
+    return found
+
+
+def _check_token(db: Session, secret: str, now: datetime) -> tuple[ApiToken, User]:
     token = db.execute(select(ApiToken).where(ApiToken.token_hash == _digest(secret))).scalar()
     if token is None:
         raise Unauthenticated("invalid API token")
-    now = utcnow()
     if token.revoked_at is not None:
         raise Unauthenticated(
             f"this API token was revoked at {token.revoked_at.isoformat(timespec='seconds')}"
@@ -1528,7 +1555,7 @@ def authenticate_token(*, db: Session, secret: str) -> User:
     # a write transaction (on SQLite, a trip through the single write lock).
     if token.last_used_at is None or now - token.last_used_at >= TOKEN_USE_RESOLUTION:
         token.last_used_at = now
-    return user
+    return token, user
 
 
 # ------------------------------------------------------------------ audit trail

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.contact.models import Contact
-from gatherly.core import changes
+from gatherly.core import changes, metrics
 from gatherly.core.changes import DataChange
 from gatherly.core.db import transaction, utcnow
 from gatherly.scoring import jobs as scoring_jobs
@@ -149,6 +149,7 @@ def process_changes(
             if not rows:
                 return report
             read = [row.id for row in rows]
+            recorded = [(row.topic, row.created_at) for row in rows]
             plan = _plan(db, rows)
         for segment_id in sorted(plan):
             _refresh_one(factory, segment_id, plan[segment_id].restriction(), now, report)
@@ -158,6 +159,7 @@ def process_changes(
             # Exactly the rows read: on PostgreSQL a transaction holding a lower id can
             # commit after this pass read a higher one; its row stays for the next pass.
             db.execute(delete(DataChange).where(DataChange.id.in_(read)))
+        metrics.observe_change_lag(recorded)
         report.changes += len(rows)
 
 

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from gatherly.core import logs, metrics
 from gatherly.core.config import Settings
 from gatherly.core.db import utcnow
 from gatherly.core.exceptions import FatalSyncError, GatherlyError, SyncError
@@ -204,6 +205,8 @@ class Syncer:
             self.report.graph_stats = client.stats.as_dict()
         if self.report.status == RUN_RUNNING:
             self.report.status = RUN_PARTIAL if self.report.errors else RUN_SUCCEEDED
+        if not self.dry_run:
+            metrics.SYNC_RUNS.labels(self.report.kind, self.report.status).inc()
         if self.report.run_id is None:
             return
         with self._unit() as db:
@@ -664,7 +667,9 @@ class Syncer:
         workers = max(1, min(self.settings.graph_concurrency, total))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="graph") as pool:
             for done, (target, data) in enumerate(
-                zip(targets, pool.map(load, targets), strict=True), 1
+                # The pool's threads log with the task's (and its request's) id too.
+                zip(targets, pool.map(logs.in_this_context(load), targets), strict=True),
+                1,
             ):
                 name = target.webinar.display_name
                 if isinstance(data, BaseException):

@@ -32,9 +32,10 @@ from gatherly.access.engine import Principal
 from gatherly.access.levels import SHARE_BITS, Level, Privilege
 from gatherly.api.deps import get_db
 from gatherly.api.errors import plain
+from gatherly.core.db import utcnow
 from gatherly.core.exceptions import GatherlyError, ValidationFailed
 from gatherly.core.timezones import known_zone, zone_label
-from gatherly.org.directory import load_principal
+from gatherly.org.directory import cached_principal
 from gatherly.teams import service as teams_service
 from gatherly.web import auth
 
@@ -75,8 +76,8 @@ templates.env.filters["safe_html"] = safe_html
 templates.env.globals["when"] = when
 WebDb = Annotated[Session, Depends(get_db, scope="function")]
 CSRF_HEADER = "X-CSRF-Token"
-# The health checks (app.py): open to probes, and answering JSON.
-HEALTH_PATHS = ("/healthz", "/readyz")
+# The health checks and metrics (app.py): machine endpoints, whose errors are JSON.
+HEALTH_PATHS = ("/healthz", "/readyz", "/metrics")
 ZONE_COOKIE = "gatherly_tz"  # the browser's zone, written by gatherly.js
 
 
@@ -158,7 +159,7 @@ def current_viewer(request: Request, db: WebDb) -> Viewer:
             email=user.email,
             business_unit_id=user.business_unit_id,
         ),
-        principal=load_principal(db, user.id),
+        principal=cached_principal(db, user.id, cache=request.app.state.principals, now=utcnow()),
         csrf=row.csrf_token,
         session_id=row.id,
         time_zone=zone,
