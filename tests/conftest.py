@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import resource
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,6 +84,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if skipped:
         config.hook.pytest_deselected(items=skipped)
         items[:] = [item for item in items if item not in skipped]
+
+
+# GATHERLY_TEST_CPU_REPORT=DIR: each test process appends, per test, its wall time and the
+# CPU time it spent itself and in children it reaped (not Chromium's, the PostgreSQL
+# server's or the Graph emulator threads' of other tests) — to find where the suite's CPU
+# goes, since on two cores the slowest tests by wall time are not the costliest.
+_CPU_REPORT = os.environ.get("GATHERLY_TEST_CPU_REPORT")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    if not _CPU_REPORT:
+        return (yield)
+    started = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        return (yield)
+    finally:
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        children = (after.ru_utime + after.ru_stime) - (started[2].ru_utime + started[2].ru_stime)
+        line = (
+            f"{time.perf_counter() - started[0]:.3f}\t{time.process_time() - started[1]:.3f}"
+            f"\t{children:.3f}\t{item.nodeid}\n"
+        )
+        with open(Path(_CPU_REPORT) / f"cpu-{os.getpid()}.tsv", "a") as out:
+            out.write(line)
 
 
 def _postgres_url(schema: str) -> str:

@@ -93,7 +93,9 @@ def test_simulate_counts_each_step_and_branch_and_writes_nothing(db: Session, wo
     journey = service.create_journey(db=db, principal=me, name="Try", definition=plan)
     db.commit()
     found = explain.simulate(db=db, principal=me, journey_id=journey.id)
-    assert (found.audience, found.out_of_scope, found.excluded) == (4, 2, 0)  # Support's two
+    # Support's two contacts are out of the journey's scope, and out of the caller's
+    # reach: a simulation neither walks nor counts people the caller may not read.
+    assert (found.audience, found.out_of_scope, found.excluded) == (2, 0, 0)
     assert found.reached == {"invite": 2, "pause": 2, "clicked?": 2}
     assert found.branches == {"clicked?": {"yes": 0, "no": 2}}
     assert found.assumed == ["clicked?"]

@@ -5,6 +5,8 @@ each step and branch, without sending or writing anything.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -253,7 +255,11 @@ def simulate(
 ) -> Simulation:
     """Walk today's audience through the journey's steps, writing and sending nothing.
     Waits pass at once; a condition about opens or clicks of the journey's own emails
-    cannot be known yet and counts as *no* (said in ``assumed``)."""
+    cannot be known yet and counts as *no* (said in ``assumed``).
+
+    Only the people the caller may read are walked and counted: a simulation of a list
+    shared with them must not count, or answer conditions about, contacts they may not
+    read. The live journey takes its whole audience (its progress says so)."""
     journey = service.get_journey(db=db, principal=principal, journey_id=journey_id)
     definition = jd.parse(journey.definition)
     result = Simulation()
@@ -263,7 +269,7 @@ def simulate(
     scope = journey.scope if segment_service.scoping_on(db=db) else SCOPE_ORGANIZATION
     scope_bu = journey.owning_bu_id if scope == SCOPE_BUSINESS_UNIT else None
     walker = engine.Walker(db, journey, definition, now or utcnow())
-    for contact, excluded in walker.audience():
+    for contact, excluded in _readable(db, principal, walker.audience()):
         result.audience += 1
         if excluded:
             result.excluded += 1
@@ -273,6 +279,18 @@ def simulate(
             continue
         _walk(db, walker, definition, contact, result)
     return result
+
+
+def _readable(
+    db: Session, principal: access.Principal, people: Iterable[tuple[Contact, bool]]
+) -> Iterator[tuple[Contact, bool]]:
+    """``people`` without those the caller may not read (checked a batch at a time)."""
+    people = iter(people)
+    while batch := list(itertools.islice(people, 500)):
+        ids = [contact.id for contact, _ in batch]
+        stmt = select(Contact.id).where(Contact.id.in_(ids))
+        readable = set(db.scalars(access.scope(stmt, principal=principal, record_type="contact")))
+        yield from (person for person in batch if person[0].id in readable)
 
 
 def raise_first(problems: list[tuple[str, str]]) -> None:

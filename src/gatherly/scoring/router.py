@@ -14,6 +14,7 @@ from gatherly.contact.schemas import OwnerRef, PageOut
 from gatherly.core.ids import MAX_ID
 from gatherly.scoring import schemas as s
 from gatherly.scoring import service
+from gatherly.scoring.models import ScoringModel
 
 router = APIRouter(prefix="/scoring", tags=["scoring"])
 OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
@@ -30,7 +31,7 @@ def list_models(
     page = service.list_models(
         db=db, principal=principal, q=q, state=state, cursor=paging.cursor, limit=paging.limit
     )
-    return {"items": page.items, "next_cursor": page.next_cursor}
+    return {"items": _out(db, principal, *page.items), "next_cursor": page.next_cursor}
 
 
 @router.post(
@@ -38,12 +39,16 @@ def list_models(
 )
 def create_model(body: s.ModelIn, db: DbSession, principal: CurrentPrincipal) -> Any:
     data = body.model_dump(exclude={"owner"}, exclude_unset=True)
-    return service.create_model(db=db, principal=principal, owner=body.owner, **data)
+    (out,) = _out(
+        db, principal, service.create_model(db=db, principal=principal, owner=body.owner, **data)
+    )
+    return out
 
 
 @router.get("/models/{model_id}", summary="Read a scoring model", response_model=s.ModelOut)
 def read_model(model_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
-    return service.get_model(db=db, principal=principal, model_id=model_id)
+    (out,) = _out(db, principal, service.get_model(db=db, principal=principal, model_id=model_id))
+    return out
 
 
 @router.patch(
@@ -55,7 +60,12 @@ def update_model(
     model_id: PathId, body: s.ModelFields, db: DbSession, principal: CurrentPrincipal
 ) -> Any:
     changes = body.model_dump(include=body.model_fields_set)
-    return service.update_model(db=db, principal=principal, model_id=model_id, changes=changes)
+    (out,) = _out(
+        db,
+        principal,
+        service.update_model(db=db, principal=principal, model_id=model_id, changes=changes),
+    )
+    return out
 
 
 @router.delete("/models/{model_id}", status_code=204, summary="Delete a model and its scores")
@@ -70,7 +80,12 @@ def delete_model(model_id: PathId, db: DbSession, principal: CurrentPrincipal) -
     response_model=s.ModelOut,
 )
 def set_state(model_id: PathId, body: s.StateIn, db: DbSession, principal: CurrentPrincipal) -> Any:
-    return service.set_state(db=db, principal=principal, model_id=model_id, state=body.state)
+    (out,) = _out(
+        db,
+        principal,
+        service.set_state(db=db, principal=principal, model_id=model_id, state=body.state),
+    )
+    return out
 
 
 @router.put(
@@ -81,7 +96,12 @@ def set_state(model_id: PathId, body: s.StateIn, db: DbSession, principal: Curre
 def assign_model(
     model_id: PathId, body: OwnerRef, db: DbSession, principal: CurrentPrincipal
 ) -> Any:
-    return service.assign_model(db=db, principal=principal, model_id=model_id, owner=body)
+    (out,) = _out(
+        db,
+        principal,
+        service.assign_model(db=db, principal=principal, model_id=model_id, owner=body),
+    )
+    return out
 
 
 @router.post(
@@ -91,7 +111,10 @@ def assign_model(
     response_model=s.ModelOut,
 )
 def rescore(model_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
-    return service.request_rescore(db=db, principal=principal, model_id=model_id)
+    (out,) = _out(
+        db, principal, service.request_rescore(db=db, principal=principal, model_id=model_id)
+    )
+    return out
 
 
 @router.get(
@@ -183,3 +206,16 @@ def score_out(view: service.ScoreView) -> dict[str, Any]:
         "owner": row.owner,
         "owning_bu_id": row.owning_bu_id,
     }
+
+
+def _out(db: DbSession, principal: CurrentPrincipal, *rows: ScoringModel) -> list[s.ModelOut]:
+    """Models as the caller sees them: ``scored_count`` counts the scores they may read."""
+    counts = service.readable_score_counts(
+        db=db, principal=principal, model_ids=[row.id for row in rows]
+    )
+    return [
+        s.ModelOut.model_validate(row).model_copy(
+            update={"scored_count": None if row.scored_at is None else counts.get(row.id, 0)}
+        )
+        for row in rows
+    ]

@@ -60,7 +60,9 @@ class ModelOut(BaseModel):
     sales_ready: int | None
     full_pending: bool = Field(description="A full rescore is due (the worker runs it)")
     scored_at: datetime | None = Field(description="When its last full rescore finished")
-    scored_count: int | None
+    scored_count: int | None = Field(
+        description="Scores of this model you may read (null before its first full rescore)"
+    )
     score_seconds: float | None
     score_error: str
     owner: OwnerRef

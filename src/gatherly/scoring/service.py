@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from gatherly.access import engine as access
@@ -372,6 +372,23 @@ def count_scores(
     if sales_ready is not None:
         stmt = stmt.where(LeadScore.sales_ready.is_(sales_ready))
     return int(db.scalar(access.scope(stmt, principal=principal, record_type=SCORE)) or 0)
+
+
+def readable_score_counts(
+    *, db: Session, principal: access.Principal, model_ids: Sequence[int]
+) -> dict[int, int]:
+    """For each model, how many of its scores the caller may read (one statement): what a
+    model's output says it scored, never the number of every score it holds."""
+    if not model_ids:
+        return {}
+    stmt = (
+        select(LeadScore.model_id, func.count())
+        .where(LeadScore.model_id.in_(set(model_ids)))
+        .group_by(LeadScore.model_id)
+    )
+    scoped = access.scope(cast("Select[Any]", stmt), principal=principal, record_type=SCORE)
+    found = db.execute(scoped).all()
+    return {model_id: int(n) for model_id, n in found}
 
 
 def views(db: Session, principal: access.Principal, rows: Sequence[LeadScore]) -> list[ScoreView]:
