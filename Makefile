@@ -10,7 +10,7 @@ export GATHERLY_TEST_POSTGRES_URL
 # One worker more than cores: many tests wait on a browser, a worker process or HTTP.
 TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)) + 1)")
 
-.PHONY: demo test lint chromium bench bench-sync bench-segments bench-email bench-journeys bench-matching bench-scoring bench-reports bench-discovery bench-notifications format clean
+.PHONY: demo test lint chromium bench bench-load bench-sync bench-segments bench-email bench-journeys bench-matching bench-scoring bench-reports bench-discovery bench-notifications format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(VENV)/.installed $@
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test,bench]"
+	touch $(VENV)/.installed $(VENV)/.installed-test $@
 
 # `make demo PORT=8010` serves on another port when 8000 is taken.
 demo: $(VENV)/.installed
@@ -47,6 +51,12 @@ test: lint chromium
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/access.py
+
+# The L1 load benchmark: locust against `gatherly serve` on PostgreSQL, 1M contacts; 15-25
+# minutes (the first run 1 more, to build the data). A quick run:
+# `make bench-load ARGS="--contacts 50000 --duration 30 --step-seconds 15"`.
+bench-load: $(VENV)/.installed-bench
+	$(BIN)/python bench/load.py $(ARGS)
 
 bench-sync: $(VENV)/.installed-test
 	$(BIN)/python bench/sync.py
@@ -74,6 +84,19 @@ bench-discovery: $(VENV)/.installed-test
 
 bench-notifications: $(VENV)/.installed-test
 	$(BIN)/python bench/notifications.py
+
+# R3: 2 API processes and 2 workers on PostgreSQL + Redis under load for 10 minutes, a
+# worker killed every minute; prints what was done and every invariant's verdict.
+# `make bench-soak ARGS="--minutes 3"`.
+.PHONY: bench-soak
+bench-soak: $(VENV)/.installed-test
+	$(BIN)/python bench/soak.py $(ARGS)
+
+# S1: the access property against its oracle on 10,000 random organisations (about 20
+# minutes on SQLite; on PostgreSQL too when GATHERLY_TEST_POSTGRES_URL is set).
+.PHONY: test-authz-long
+test-authz-long: $(VENV)/.installed-test
+	$(BIN)/pytest -p no:xdist -s -q --timeout 0 --hypothesis-profile long tests/properties/test_access_property.py
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format .

@@ -560,25 +560,11 @@ def report(
     return missed
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments, prepare the data, run, report (exit 1 on a miss only with --check)."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
-    ap.add_argument(
-        "--contacts",
-        type=int,
-        default=datagen.Sizes.contacts,
-        help="contacts to generate (e.g. 20000 for a smoke run; cached per size)",
-    )
+def data_arguments(ap: argparse.ArgumentParser, contacts_help: str) -> None:
+    """The options that choose the data (also bench/load.py's): --contacts, --seed,
+    --rebuild, --pg-url."""
+    ap.add_argument("--contacts", type=int, default=datagen.Sizes.contacts, help=contacts_help)
     ap.add_argument("--seed", type=int, default=datagen.Sizes.seed, help="data generator seed")
-    ap.add_argument("--repeat", type=int, default=20, help="timed runs per query and side")
-    ap.add_argument(
-        "--warmup",
-        type=int,
-        default=None,
-        help="untimed runs first (default 3 on SQLite, 12 on PostgreSQL: past psycopg's "
-        "prepare threshold and the server's 5 custom plans, so timings see the steady plan)",
-    )
     ap.add_argument("--rebuild", action="store_true", help="regenerate the cached data")
     ap.add_argument(
         "--pg-url",
@@ -586,6 +572,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         or os.environ.get("GATHERLY_TEST_POSTGRES_URL")
         or PG_DEFAULT,
         help="SQLAlchemy URL of the PostgreSQL database (the bench uses its own schema)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, prepare the data, run, report (exit 1 on a miss only with --check)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    data_arguments(ap, "contacts to generate (e.g. 20000 for a smoke run; cached per size)")
+    ap.add_argument("--repeat", type=int, default=20, help="timed runs per query and side")
+    ap.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed runs first (default 3 on SQLite, 12 on PostgreSQL: past psycopg's "
+        "prepare threshold and the server's 5 custom plans, so timings see the steady plan)",
     )
     ap.add_argument(
         "--trial", type=int, default=5, help="timed runs per hand-written form to pick the floor"

@@ -59,7 +59,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import random
 import re
 import sqlite3
@@ -81,7 +80,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import datagen
 import hand
-from access import Timing, timed
+from access import Timing, data_arguments, timed
 
 from gatherly.access.engine import Principal
 from gatherly.core.db import make_engine
@@ -89,7 +88,6 @@ from gatherly.org.directory import load_principal
 from gatherly.segment import service
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 RATIO_TARGET = 1.3
 PG_A_ORG_MS = 1000.0
 
@@ -1527,14 +1525,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, prepare the data, run, report (exit 1 on a miss only with --check)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
-    ap.add_argument(
-        "--contacts",
-        type=int,
-        default=datagen.Sizes.contacts,
-        help="contacts to generate; events, registrations, attendance and the list scale "
+    data_arguments(
+        ap,
+        "contacts to generate; events, registrations, attendance and the list scale "
         "with it (e.g. 20000 for a smoke run; cached per size)",
     )
-    ap.add_argument("--seed", type=int, default=datagen.Sizes.seed, help="data generator seed")
     ap.add_argument("--runs", type=int, default=10, help="timed runs per question and side")
     ap.add_argument(
         "--warmup",
@@ -1548,14 +1543,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument(
         "--pick-warmup", type=int, default=1, help="untimed runs per form before its trial"
-    )
-    ap.add_argument("--rebuild", action="store_true", help="regenerate the cached data")
-    ap.add_argument(
-        "--pg-url",
-        default=os.environ.get("GATHERLY_BENCH_POSTGRES_URL")
-        or os.environ.get("GATHERLY_TEST_POSTGRES_URL")
-        or PG_DEFAULT,
-        help="SQLAlchemy URL of the PostgreSQL database (the bench uses its own schema)",
     )
     ap.add_argument(
         "--timeout",

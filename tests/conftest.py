@@ -37,9 +37,9 @@ org_service._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=
 os.environ["GATHERLY_SECRET_KEY"] = "gatherly-test-suite-secret-key-0123456789abcdef"
 os.environ["GATHERLY_SECRET_KEY_FILE"] = f"{os.devnull}/tests-name-their-own-key-file"
 
-# `pytest --hypothesis-profile long tests/properties/test_access_property.py`: the long
-# authorization run, 10,000 random organisations checked against the oracle (bench notes
-# in docs/access.md); the suite's own runs keep each property's small default.
+# `make test-authz-long`: the long authorization run, 10,000 random organisations checked
+# against the oracle (docs/access.md, "How it is tested"); the suite's own runs keep each
+# property's small default.
 hypothesis_settings.register_profile("long", max_examples=10_000, deadline=None)
 
 

@@ -22,7 +22,10 @@ from sqlalchemy import Connection, Engine, Table, bindparam, func, select, text,
 import gatherly.models
 
 T = TypeVar("T")
-TABLES: list[Table] = list(gatherly.models.Base.metadata.sorted_tables)
+# The security epoch goes last: triggers change it as the other tables are restored.
+TABLES: list[Table] = sorted(
+    gatherly.models.Base.metadata.sorted_tables, key=lambda t: t.name == "security_epoch"
+)
 _SERIAL = [t for t in TABLES if "id" in t.c and t.c.id.autoincrement is not False]
 
 
@@ -39,17 +42,19 @@ class Snapshot:
         with engine.connect() as conn:
             rows = {t.name: [dict(r) for r in conn.execute(select(t)).mappings()] for t in TABLES}
             found = {name: r for name, r in rows.items() if r}
-            prints = _fingerprints(conn, list(found)) if engine.dialect.name == "postgresql" else {}
+            prints = _fingerprints(conn, list(found))
         return cls(found, prints)
 
     def _unchanged(self, conn: Connection) -> set[str]:
         """Tables whose rows are still the snapshot's and that reference no table that must
-        be restored (PostgreSQL: the built-in roles' 700 privilege rows are most of a
-        restore's time, and most tests never touch them)."""
+        be restored (the built-in roles' 700 privilege rows are most of a restore's time —
+        and on SQLite each fires the security-epoch trigger — and most tests never touch
+        them)."""
         if not self.fingerprints:
             return set()
         now = _fingerprints(conn, list(self.fingerprints))
         kept = {name for name, value in self.fingerprints.items() if now.get(name) == value}
+        kept.discard("security_epoch")  # restored last, after the triggers
         changed = True
         while changed:
             changed = False
@@ -72,12 +77,14 @@ class Snapshot:
             empty = [
                 f'DELETE FROM "{t.name}"'  # noqa: S608 - our names
                 for t in reversed(TABLES)
-                if t.name not in kept
+                if t.name not in kept and t.name != "security_epoch"
             ]
             cut = [] if "business_unit" in kept else ["UPDATE business_unit SET parent_id = NULL"]
             _script(conn, [*cut, *empty])
             for table in TABLES:
                 found = self.rows.get(table.name)
+                if table.name == "security_epoch":  # last, whatever the triggers did
+                    conn.execute(table.delete())
                 if not found or table.name in kept:
                     continue
                 if table.name == "business_unit":
@@ -97,14 +104,23 @@ class Snapshot:
 
 
 def _fingerprints(conn: Connection, names: list[str]) -> dict[str, str]:
-    """md5 of each table's rows as text, in one query (PostgreSQL)."""
+    """Each table's rows as one text (PostgreSQL: its md5), in one query."""
     if not names:
         return {}
-    parts = [
-        f"(SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "  # noqa: S608
-        f'FROM "{name}" t)'
-        for name in names
-    ]
+    if conn.dialect.name == "postgresql":
+        parts = [
+            f"(SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "  # noqa: S608
+            f'FROM "{name}" t)'
+            for name in names
+        ]
+    else:
+        columns = {t.name: [c.name for c in t.columns] for t in TABLES}
+        parts = [
+            "(SELECT coalesce(group_concat(r, '|'), '') FROM (SELECT "  # noqa: S608
+            + " || ',' || ".join(f'quote("{c}")' for c in columns[name])
+            + f' AS r FROM "{name}" ORDER BY r))'
+            for name in names
+        ]
     values = conn.execute(text(f"SELECT {', '.join(parts)}")).one()
     return dict(zip(names, values, strict=True))
 

@@ -6,17 +6,22 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from gatherly.core.config import Settings
 
 
 @contextmanager
 def worker_process(
-    settings: Settings, *args: str, schedule: bool = False
+    settings: Settings,
+    *args: str,
+    schedule: bool = False,
+    env_extra: Mapping[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[str]]:
-    """``gatherly worker --no-schedule ARGS…`` with the test's settings in the environment."""
+    """``gatherly worker --no-schedule ARGS…`` with the test's settings in the environment
+    (and ``env_extra``: settings a test sets only for its workers, such as the log level)."""
     env = {
         **os.environ,
         "GATHERLY_DATABASE_URL": settings.database_url,
@@ -38,6 +43,7 @@ def worker_process(
     env.pop("GATHERLY_REDIS_URL", None)
     if settings.redis_url:
         env["GATHERLY_REDIS_URL"] = settings.redis_url
+    env.update(env_extra or {})
     proc = subprocess.Popen(  # noqa: S603 - our own command line
         [sys.executable, "-c", "from gatherly.cli import main; main()", "worker", *args]
         + ([] if schedule else ["--no-schedule"]),
@@ -49,11 +55,18 @@ def worker_process(
     try:
         yield proc
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, signal.SIGINT)
         if proc.stdout:
             proc.stdout.close()
+
+
+def stop(proc: subprocess.Popen[Any], how: signal.Signals, timeout: float = 20) -> None:
+    """Stop a process with the signal ``how`` (if it still runs), SIGKILL it after
+    ``timeout`` seconds, and reap it."""
+    if proc.poll() is None:
+        proc.send_signal(how)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

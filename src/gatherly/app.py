@@ -13,6 +13,7 @@ from gatherly.capture.router import forms_router, pages_router
 from gatherly.capture.router import router as duplicates_router
 from gatherly.contact.router import contacts, leads
 from gatherly.core import changes, crypto, health, logs, metrics
+from gatherly.core.admission import Admission
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory
 from gatherly.core.exceptions import GatherlyError
@@ -56,7 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_oauth2_redirect_url=f"{API}/docs/oauth2-redirect",
         dependencies=[Depends(errors.no_nul_in_query)],
     )
-    engine = make_engine(settings.database_url)
+    # One connection per request let in (Admission), and a few for the readiness checks'
+    # threads and the scrape: no overflow, so no connection is opened and closed per burst.
+    engine = make_engine(settings.database_url, connections=settings.api_concurrency + 4)
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
@@ -65,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     changes.install_waker(app.state.session_factory, lambda: app_jobs(app).wake_segments())
     errors.install(app, error_page=pages.page_error)
     logs.install(app)  # X-Request-ID, the request id on its lines, one access line each
-    app.add_middleware(metrics.RequestMetrics)  # latency by route (docs/operations.md)
+    app.add_middleware(Admission, limit=settings.api_concurrency)  # see core/admission.py
+    app.add_middleware(metrics.RequestMetrics)  # latency by route, waiting included
     for router in (
         teams_router,
         teams_event_content,

@@ -356,6 +356,7 @@ def _dedupe_shares(world: World) -> None:
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(world=worlds())
 def _check(engine: Engine, world: World) -> None:
+    CHECKED.append(len(world.users))
     _dedupe_shares(world)
     reset_database(engine)
     with Session(engine) as db:
@@ -379,5 +380,12 @@ def _check(engine: Engine, world: World) -> None:
                 assert by_can == expected, f"can != oracle for u{ui} {privilege}"
 
 
+CHECKED: list[int] = []  # the users of each organisation checked, for the long run's figures
+
+
 def test_readable_equals_can_equals_oracle(engine: Engine) -> None:
+    CHECKED.clear()
     _check(engine)
+    # With -s, the long run (make test-authz-long) says how much it checked.
+    print(f"\n{len(CHECKED)} organisations, {sum(CHECKED)} users checked against the oracle")
+    assert len(CHECKED) >= min(EXAMPLES, 20)

@@ -4,6 +4,7 @@ where it can; relative dates are refreshed by ``jobs.refresh_due`` (SPEC B5)."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -219,6 +220,21 @@ def test_moving_a_user_rescopes_their_business_unit_segments(acme: Org) -> None:
     assert stored(acme, theirs) == acme.ids("c3")
 
 
+def test_moving_a_business_unit_refreshes_what_participation_sees(acme: Org) -> None:
+    # The Marketing Manager in A reads events along A's subtree: an attendance of an event
+    # owned in A1 counts for their segment until A1 moves under B (found by the soak).
+    event = f.event(acme.db, acme.users["uOrg"], "A1 webinar")
+    f.attendance(acme.db, event, acme.contacts["c3"], seconds=600)
+    attended = acme.segment("uA_deep", {"participation": "attended"})
+    acme.drain()
+    assert stored(acme, attended) == acme.ids("c3")
+    org.update_bu(db=acme.db, bu_id=acme.bus["A1"], parent_id=acme.bus["B"])
+    acme.db.commit()
+    assert acme.db.execute(select(DataChange.topic)).scalars().all() == ["all"]
+    acme.drain()
+    assert stored(acme, attended) == set()
+
+
 def test_a_rolled_back_change_leaves_no_outbox_row(acme: Org) -> None:
     seg_id = acme.segment("uOrg", scope="organization")
     acme.drain()
@@ -389,3 +405,29 @@ def test_a_change_committed_during_a_drain_is_not_lost(
         acme.drain()
     acme.drain()
     assert stored(acme, seg_id) == acme.ids("c3")  # c1 is in DE now too
+
+
+@pytest.mark.usefixtures("postgres_only")
+def test_two_refreshes_of_a_segment_at_once_take_turns(acme: Org) -> None:
+    """A user's refresh beside the worker's (found by the soak): the second waits for the
+    first, then finds its members there, instead of inserting them again and failing."""
+    seg_id = acme.segment("uOrg", scope="organization")
+    errors: list[BaseException] = []
+    with acme.factory() as first:
+        seg.refresh(db=first, segment_id=seg_id)  # members inserted, not committed yet
+
+        def second() -> None:
+            try:
+                with acme.factory() as db, db.begin():
+                    seg.refresh(db=db, segment_id=seg_id)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(timeout=1)
+        assert thread.is_alive()  # waiting for the first
+        first.commit()
+    thread.join(timeout=30)
+    assert not errors
+    assert stored(acme, seg_id) == acme.ids("c1", "c2", "c3")

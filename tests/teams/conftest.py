@@ -135,20 +135,29 @@ class Connected:
 
 
 def connect(
-    session_factory: sessionmaker[Session], settings: Settings, tenant: Tenant, app_index: int = 0
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    tenant: Tenant,
+    app_index: int = 0,
+    *,
+    admin_id: int | None = None,
 ) -> int:
-    """Create the admin and connect with one of the fixture's applications; returns admin id."""
+    """Create the admin (or take the System Administrator ``admin_id``) and connect with one
+    of the fixture's applications; returns the admin's id."""
     app = tenant.app(app_index)
     with session_factory() as db, db.begin():
-        root = org.get_root(db=db)
-        admin = org.create_user(
-            db=db, username="admin", business_unit_id=root.id, email="admin@gatherly.example"
-        )
-        org.assign_role(
-            db=db,
-            role_id=org.get_role_by_name(db=db, name="System Administrator").id,
-            user_id=admin.id,
-        )
+        if admin_id is not None:
+            admin = org.get_user(db=db, user_id=admin_id)
+        else:
+            root = org.get_root(db=db)
+            admin = org.create_user(
+                db=db, username="admin", business_unit_id=root.id, email="admin@gatherly.example"
+            )
+            org.assign_role(
+                db=db,
+                role_id=org.get_role_by_name(db=db, name="System Administrator").id,
+                user_id=admin.id,
+            )
         teams.connect(
             db=db,
             settings=settings,

@@ -369,7 +369,8 @@ def test_the_designer_adds_edits_and_removes_steps_and_refuses_bad_input_by_name
     saved = post({"entry": "audience", "lists": world.list_id}, "/audience")
     assert saved.status_code == 303
     simulated = text_of(post({}, "/simulate").text)
-    assert "4 in the audience; 0 out of scope, 0 excluded." in simulated
+    # The list holds 4 people; the simulation walks the 2 the designer may read.
+    assert "2 in the audience; 0 out of scope, 0 excluded." in simulated
     # The YAML below the tree edits the same definition.
     written = _definition(db, url)
     written["steps"]["wait-1"]["duration"] = "P1D"

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
         "metrics files (Prometheus multi-process mode), so one scrape sums them all. Unset: "
         "`metrics` beside the queue file, used only when a command starts several processes.",
     )
+    api_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Requests each API process works on at once (the others wait their turn, "
+        "holding nothing); its database pool keeps this many connections and a few more.",
+    )
     principal_cache_size: int = Field(
         default=10_000,
         ge=0,

@@ -122,11 +122,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(database_url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a parent directory."""
+def make_engine(database_url: str, *, connections: int | None = None, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and a parent directory. With
+    ``connections``, its pool keeps that many and opens no more (an in-memory SQLite
+    database has one per thread whatever it is told)."""
     url = make_url(database_url)
+    in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+    if connections is not None and not in_memory:
+        kwargs.update(pool_size=connections, max_overflow=0)
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
+        if not in_memory:
+            assert url.database is not None
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)

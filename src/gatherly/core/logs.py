@@ -167,21 +167,36 @@ def resolve_format(log_format: str, stream: IO[str]) -> Literal["json", "console
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The root handler ``configure`` installs (and replaces when called again)."""
+    """The root handler ``configure`` installs (and replaces when called again). Without a
+    stream of its own it writes to whatever ``sys.stderr`` is at the time, as logging's
+    last-resort handler does: a stderr replaced meanwhile (and closed: a test runner's
+    capture) must not break logging for the rest of the process."""
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        super().__init__(stream or sys.stderr)
+        self._own = stream is not None
+
+    @property
+    def stream(self) -> IO[str]:
+        return self._stream if self._own else sys.stderr
+
+    @stream.setter
+    def stream(self, value: IO[str]) -> None:
+        self._stream = value
 
 
 def handler(log_format: str = "auto", stream: IO[str] | None = None) -> logging.Handler:
     """A handler rendering every record (JSON or console), secrets masked; also sets up
     structlog. The factory uvicorn's ``log_config`` names, so that its worker processes
     log the same way (see ``uvicorn_config``)."""
-    stream = stream or sys.stderr
+    where = stream or sys.stderr
     _configure_structlog()
-    fmt = resolve_format(log_format, stream)
+    fmt = resolve_format(log_format, where)
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(
-            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+            colors=where.isatty(), exception_formatter=structlog.dev.plain_traceback
         )
     )
     out = _Handler(stream)
@@ -218,6 +233,8 @@ def configure(settings: Settings, *, stream: IO[str] | None = None) -> None:
         server = logging.getLogger(name)
         server.handlers.clear()
         server.propagate = True
+        # The root's level, not one an in-process uvicorn (an emulator's) set for all.
+        server.setLevel(logging.NOTSET)
 
 
 def uvicorn_config(settings: Settings) -> dict[str, Any]:

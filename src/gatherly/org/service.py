@@ -256,6 +256,9 @@ def update_bu(
         bu.description = description
     if parent_id is not None and parent_id != bu.parent_id:
         _reparent(db, bu, parent_id)
+        # Parent: child business units levels read along the tree, and a segment's
+        # participation criteria see what its owner may read: every segment may change.
+        changes.record(db, changes.ALL)
     db.flush()
     new = _bu_state(db, bu)
     for action, keys in (

@@ -78,7 +78,11 @@ def refresh(
     touched: members among them that no longer match leave, matching ones join. Without it
     the whole membership is recomputed. Static segments are left alone (None).
     """
-    segment = db.get(Segment, segment_id)
+    # One refresh of a segment at a time (a user's refresh beside the worker's): the later
+    # waits, then its statements see the earlier one's members. Side by side, both would
+    # insert the same members (the later failing on the key), and one working from a
+    # snapshot older than the other's could leave a member that no longer matches.
+    segment = db.get(Segment, segment_id, with_for_update=True)
     if segment is None or segment.kind != DYNAMIC:
         return None
     started = clock.perf_counter()
