@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gatherly.core.exceptions import GatherlyError, Unauthenticated, ValidationFailed
+from gatherly.core.exceptions import Conflict, GatherlyError, Unauthenticated, ValidationFailed
 
 PageRenderer = Callable[[Request, GatherlyError], Response | None]
 """Renders an error as a web page when the request is a page's, else returns None (the web
@@ -144,6 +144,24 @@ async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# PostgreSQL's answers when two transactions' locks crossed: one of them was rolled back
+# whole, so nothing it did stays, and the same request again succeeds.
+_RETRYABLE = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+
+
+async def _operational_error(request: Request, exc: Exception) -> Response:
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if code not in _RETRYABLE:
+        raise exc  # a real failure: the server error it is
+    crossed = Conflict(
+        "another change to the same records was being made at the same moment; "
+        "nothing was changed: send the request again"
+    )
+    response = await _gatherly_error(request, crossed)  # a page for the web UI's requests
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def no_nul_in_query(request: Request) -> None:
     """Refuse a query parameter holding a NUL character, naming it (an app-wide dependency).
 
@@ -159,6 +177,7 @@ def install(app: FastAPI, *, error_page: PageRenderer | None = None) -> None:
     """Register the handlers on ``app``; ``error_page`` shows errors of page requests."""
     app.state.error_page = error_page
     app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(OperationalError, _operational_error)
     app.add_exception_handler(GatherlyError, _gatherly_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -90,6 +90,7 @@ class Jobs:
         @self._every_minute("teams.schedule")
         def teams_schedule() -> None:
             # With many consumers (Redis), only one decides and runs the scheduled sync.
+            teams_jobs.sweep(self.session_factory(), now=utcnow())  # runs of dead workers
             with self._lock(SCHEDULE_LOCK):
                 report = teams_jobs.run_scheduled_if_due(self.session_factory(), self.settings)
             if report is not None:
@@ -139,6 +140,9 @@ class Jobs:
 
         @self.huey.on_startup()  # type: ignore[untyped-decorator]
         def resume_sends() -> None:
+            # Sync runs of a worker that died on this machine: given up now (a minute after
+            # their last heartbeat for one elsewhere), so they hold back no other sync.
+            teams_jobs.sweep(self.session_factory(), now=utcnow())
             # Sends a worker that stopped left unfinished: taken now, or (while another
             # worker's lease on one runs) when the lease runs out.
             for send_id in email_delivery.unfinished(self.session_factory()):

@@ -16,7 +16,7 @@ from gatherly.core.config import Settings
 from gatherly.core.db import utcnow
 from gatherly.teams import notifications, sync
 from gatherly.teams.connection import CONNECTION_ID, ClientFactory
-from gatherly.teams.models import RUN_RUNNING, SyncRun, TeamsConnection
+from gatherly.teams.models import SyncRun, TeamsConnection
 
 SCHEDULED_KINDS = ("full", "scheduled")
 NOTIFIED_SLOWDOWN = 4  # scheduled syncs this many times further apart while notifications flow
@@ -26,7 +26,7 @@ def due(db: Session, *, now: datetime, settings: Settings | None = None) -> bool
     """Whether a scheduled full sync should start now.
 
     Due when Teams is connected with 'sync webinar data' on, no sync is running (a run
-    without a heartbeat for ``sync.STALE_AFTER`` counts as dead), and the last full or
+    whose worker died does not count: ``sync.alive``), and the last full or
     scheduled run started at least the configured interval ago (four times that while
     change notifications flow: ``notifications.healthy``).
     """
@@ -47,15 +47,15 @@ def due(db: Session, *, now: datetime, settings: Settings | None = None) -> bool
     return last is None or now - last >= interval
 
 
+def sweep(session_factory: sessionmaker[Session], *, now: datetime) -> list[int]:
+    """Mark the runs whose worker died interrupted (every minute, from the schedule)."""
+    with session_factory() as db, db.begin():
+        return sync.sweep(db, now=now)
+
+
 def running(db: Session, *, now: datetime) -> bool:
-    """Whether a sync is running (one without a heartbeat for ``sync.STALE_AFTER`` is dead)."""
-    alive = now - sync.STALE_AFTER
-    return (
-        db.scalar(
-            select(SyncRun.id).where(SyncRun.status == RUN_RUNNING, SyncRun.heartbeat_at >= alive)
-        )
-        is not None
-    )
+    """Whether a sync is running (one whose worker died is not: ``sync.alive``)."""
+    return db.scalar(select(SyncRun.id).where(sync.alive(now))) is not None
 
 
 def run_scheduled_if_due(

@@ -225,6 +225,9 @@ class SyncRun(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When a worker took the queued run; it then beats every few seconds (sync.HEARTBEAT).
+    taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    taken_by: Mapped[str | None] = mapped_column(String(300))  # "host:pid" of that worker
     triggered_by_id: Mapped[int | None] = mapped_column(Integer)
     progress_done: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)

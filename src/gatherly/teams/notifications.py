@@ -50,7 +50,6 @@ from gatherly.teams.models import (
     KIND_WEBINAR,
     ORGANIZER_OK,
     RUN_FAILED,
-    RUN_RUNNING,
     SCOPE_EVENT,
     SCOPE_REGISTRATIONS,
     SCOPE_SESSIONS,
@@ -577,14 +576,9 @@ def sync_notified(
 
 def _busy(db: Session) -> bool:
     """A full, scheduled or Sync now run is going (not stale)."""
-    alive = utcnow() - sync.STALE_AFTER
     return (
         db.scalar(
-            select(SyncRun.id).where(
-                SyncRun.status == RUN_RUNNING,
-                SyncRun.heartbeat_at >= alive,
-                SyncRun.kind != sync.KIND_NOTIFIED,
-            )
+            select(SyncRun.id).where(sync.alive(utcnow()), SyncRun.kind != sync.KIND_NOTIFIED)
         )
         is not None
     )

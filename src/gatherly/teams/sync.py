@@ -23,6 +23,9 @@ would change. What is counted and who is kept but not counted: docs/teams.md.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.core import logs, metrics
@@ -67,8 +70,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ProgressCallback = Callable[[int, int, str], None]
+KIND_NOTIFIED = "notified"  # a run for one event a change notification named
+# A worker's run beats every HEARTBEAT from a thread of its own; one silent for DEAD_AFTER
+# died with its worker (a SIGKILL, a lost machine). A run still waiting in the queue, never
+# taken, is given up after STALE_AFTER (its message was lost with a killed worker).
+HEARTBEAT = timedelta(seconds=10)
+DEAD_AFTER = timedelta(minutes=1)
 STALE_AFTER = timedelta(minutes=10)
-KIND_NOTIFIED = "notified"  # a run for one event a change notification named  # a running run without a heartbeat this long is dead
 
 
 @dataclass
@@ -178,6 +186,14 @@ class Syncer:
             return
         if run_id is not None:
             self.report.run_id = run_id
+            with self._unit() as db:
+                run = db.get(SyncRun, run_id)
+                if run is not None:  # taken: from now on it beats (or is found dead)
+                    if run.status == RUN_INTERRUPTED and run.taken_at is None:
+                        # Given up while it waited in a long queue: it runs after all.
+                        run.status, run.finished_at = RUN_RUNNING, None
+                    run.taken_at = run.heartbeat_at = self.now()
+                    run.taken_by = current_process()
             return
         with self._unit() as db:
             self.report.run_id = create_run(
@@ -239,6 +255,15 @@ class Syncer:
         self.report.kind = kind
         self._start(kind, webinar_graph_id, by_user_id, run_id)
         client: GraphClient | None = None
+        stop = threading.Event()
+        beating = threading.Thread(
+            target=logs.in_this_context(self._keep_beating),
+            args=(stop,),
+            name=f"sync-run-{self.report.run_id}-heartbeat",
+            daemon=True,
+        )
+        if self.report.run_id is not None:
+            beating.start()
         try:
             with self.session_factory() as db:
                 connection = teams_connection.get_connection(db)
@@ -274,10 +299,27 @@ class Syncer:
             self.report.status = RUN_INTERRUPTED
             raise
         finally:
+            stop.set()
+            if beating.is_alive():
+                beating.join()
             self._finish(client)
             if client is not None:
                 client.close()
         return self.report
+
+    def _keep_beating(self, stop: threading.Event) -> None:
+        """The run's heartbeat, from its own thread: a long Graph wait or a large webinar
+        between progress beats must not make the run look dead (``DEAD_AFTER``)."""
+        while not stop.wait(HEARTBEAT.total_seconds()):
+            try:
+                with self._unit() as db:
+                    db.execute(
+                        update(SyncRun)
+                        .where(SyncRun.id == self.report.run_id, SyncRun.status == RUN_RUNNING)
+                        .values(heartbeat_at=self.now())
+                    )
+            except Exception:  # the next beat tries again; the run itself goes on
+                log.warning("sync run %s: heartbeat failed", self.report.run_id, exc_info=True)
 
     # -------------------------------------------------------------- discovery (T2, T4)
 
@@ -793,6 +835,59 @@ def _plural(kind: str) -> str:
     return f"{kind}s"
 
 
+def alive(now: datetime) -> ColumnElement[bool]:
+    """Runs that are going: taken and beating, or queued and not given up."""
+    return and_(
+        SyncRun.status == RUN_RUNNING,
+        or_(
+            and_(SyncRun.taken_at.is_not(None), SyncRun.heartbeat_at >= now - DEAD_AFTER),
+            and_(SyncRun.taken_at.is_(None), SyncRun.heartbeat_at >= now - STALE_AFTER),
+        ),
+    )
+
+
+def sweep(db: Session, *, now: datetime) -> list[int]:
+    """Mark runs whose worker died (or whose queued message was lost) interrupted: their
+    status is final, and they no longer hold back scheduled or notified syncs. Returns
+    their ids."""
+    going = list(db.scalars(select(SyncRun).where(SyncRun.status == RUN_RUNNING)))
+    dead = [run for run in going if _process_gone(run.taken_by) or not _alive_at(run, now)]
+    for run in dead:
+        run.status, run.finished_at = RUN_INTERRUPTED, run.heartbeat_at
+        log.warning(
+            "sync run %s interrupted: %s",
+            run.id,
+            "its worker stopped" if run.taken_at else "never taken",
+        )
+    return [run.id for run in dead]
+
+
+def _alive_at(run: SyncRun, now: datetime) -> bool:
+    """``alive`` for one run, in Python."""
+    limit = DEAD_AFTER if run.taken_at is not None else STALE_AFTER
+    return run.heartbeat_at >= now - limit
+
+
+def _process_gone(taken_by: str | None) -> bool:
+    """Whether the worker process that took a run is on this machine and no longer runs
+    (a SIGKILLed worker's run is given up as soon as the next sweep, not a minute later)."""
+    host, _, pid = (taken_by or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or taken_by == current_process():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # a process of that number another user runs: not gone
+        return False
+    return False
+
+
+def current_process() -> str:
+    """This process as a run's ``taken_by`` names it (a forked worker has its own pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def create_run(
     db: Session,
     *,
@@ -803,14 +898,9 @@ def create_run(
 ) -> SyncRun:
     """Record a run about to start (the API creates it, then a worker runs it).
 
-    Runs still marked running without a heartbeat for ``STALE_AFTER`` died with their
-    process: they are marked interrupted here.
+    Runs whose worker died are marked interrupted here (``sweep``).
     """
-    cutoff = now() - STALE_AFTER
-    for stale in db.scalars(
-        select(SyncRun).where(SyncRun.status == RUN_RUNNING, SyncRun.heartbeat_at < cutoff)
-    ):
-        stale.status, stale.finished_at = RUN_INTERRUPTED, stale.heartbeat_at
+    sweep(db, now=now())
     run = SyncRun(
         kind=kind,
         webinar_graph_id=webinar_graph_id,
