@@ -216,7 +216,7 @@ def run_server(
     import uvicorn
 
     from gatherly.app import create_app
-    from gatherly.core import logs, metrics
+    from gatherly.core import logs, metrics, serving
     from gatherly.jobs.queue import Jobs
 
     logs.configure(settings)
@@ -227,18 +227,17 @@ def run_server(
     consumer = Jobs(settings).consumer(workers=2, shutdown_timeout=grace) if worker else None
     if consumer is not None:
         consumer.start()
+    options: dict[str, Any] = {
+        "log_level": settings.log_level.lower(),
+        "log_config": logs.uvicorn_config(settings),  # also for each of several processes
+        "access_log": False,  # the app writes one access line a request (core/logs.py)
+        "timeout_graceful_shutdown": round(grace),
+    }
     try:
-        uvicorn.run(
-            "gatherly.app:create_app" if workers > 1 else create_app(settings),
-            factory=workers > 1,
-            workers=workers,
-            host=host,
-            port=port,
-            log_level=settings.log_level.lower(),
-            log_config=logs.uvicorn_config(settings),  # also for each of the --workers
-            access_log=False,  # the app writes one access line a request (core/logs.py)
-            timeout_graceful_shutdown=round(grace),
-        )
+        if workers > 1:  # a socket each, on one port (core/serving.py)
+            serving.run(host=host, port=port, processes=workers, options=options)
+        else:
+            uvicorn.run(create_app(settings), host=host, port=port, **options)
     finally:
         if consumer is not None:
             consumer.stop(graceful=True)

@@ -4,6 +4,7 @@ them cleanly."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sqlite3
@@ -34,6 +35,7 @@ class Server:
     base_url: str
     tokens: dict[str, str]
     database_url: str
+    pid: int  # of `gatherly serve`, whose children are the API processes
 
 
 def free_port() -> int:
@@ -100,7 +102,7 @@ def server(seeded_demo: SeededDemo, tmp_path_factory: pytest.TempPathFactory) ->
         try:
             wait_until_healthy(proc, base_url, log)
             assert len(_api_processes(proc.pid)) == 2, log.read_text()
-            yield Server(base_url, seeded_demo.output.tokens, database_url)
+            yield Server(base_url, seeded_demo.output.tokens, database_url, proc.pid)
             children = _api_processes(proc.pid)
             proc.send_signal(signal.SIGTERM)  # what systemd sends
             assert proc.wait(timeout=20) == 0, log.read_text()
@@ -235,3 +237,45 @@ def test_a_bad_setting_is_named_without_a_traceback(
     assert says in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "g.db").exists()  # nothing done
+
+
+def _connections_of(pid: int, port: int) -> int:
+    """Established TCP connections on ``port`` that process ``pid`` holds (Linux /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01" and fields[9] in inodes:  # ESTABLISHED
+                found += 1
+    return found
+
+
+def test_a_burst_of_keep_alive_connections_is_spread_over_both_processes(
+    server: Server,
+) -> None:
+    # What a proxy's pool or a load generator opens at once: with one shared socket, the
+    # first process to wake took them all, and kept them (core/serving.py).
+    port = int(server.base_url.rsplit(":", 1)[1])
+    # Connected all at once (the kernel completes them before any process accepts), then
+    # each asked for something, so that every one has been accepted by some process.
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(24)]
+    try:
+        for client in clients:
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: gatherly\r\n\r\n")
+        for client in clients:
+            assert client.recv(4096).startswith(b"HTTP/1.1 200")
+        held = [_connections_of(pid, port) for pid in _api_processes(server.pid)]
+    finally:
+        for client in clients:
+            client.close()
+    assert sum(held) == 24
+    assert min(held) >= 4, held  # an even split is 12 each; all on one is the bug
