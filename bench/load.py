@@ -863,7 +863,8 @@ def phase_b(
     run = run_locust(fx, srv, pg, args, tmp, args.rate, args.duration)
     print(
         f"\nB · L1: {args.rate:g} requests/s for {args.duration} s, 2 API processes (principal "
-        f"cache on), locust {run.users} users at {args.rate / run.users:g} request/s each;\n"
+        f"cache on), locust {run.users} users at {args.rate / run.users:g} request/s each "
+        "(Poisson arrivals);\n"
         f"    mix {', '.join(f'{k} {v}' for k, v in MIX.items())} (lists followed up to "
         f"{PAGES_DEEP} pages of {PAGE_SIZE}); the first {args.warmup_seconds} s not counted"
     )
