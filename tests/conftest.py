@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import time
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import structlog
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -19,7 +21,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.app import create_app
-from gatherly.core import crypto, migrate
+from gatherly.core import crypto, logs, migrate
 from gatherly.core.config import Settings
 from gatherly.core.db import make_engine, make_session_factory
 from gatherly.org import defaults
@@ -109,6 +111,32 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         )
         with open(Path(_CPU_REPORT) / f"cpu-{os.getpid()}.tsv", "a") as out:
             out.write(line)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Put the root logger, uvicorn's, Huey's and structlog back as they were after each
+    test: a command run in-process (``serve``, ``worker``) configures logging for the
+    whole process, and its handler would write the next tests' lines into their output."""
+    root = logging.getLogger()
+    handlers, level, config = root.handlers[:], root.level, structlog.get_config()
+    named = {
+        n: (
+            logging.getLogger(n).handlers[:],
+            logging.getLogger(n).propagate,
+            logging.getLogger(n).level,
+        )
+        for n in (*logs.SERVER_LOGGERS, "huey")
+    }
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.configure(**config)
+    for name, (own, propagate, own_level) in named.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = own
+        logger.propagate = propagate
+        logger.setLevel(own_level)
 
 
 def _postgres_url(schema: str) -> str:

@@ -10,7 +10,6 @@ import logging
 import re
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -64,24 +63,6 @@ class Terminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """Put the root logger, uvicorn's and structlog back as they were after the test."""
-    root = logging.getLogger()
-    handlers, level, config = root.handlers[:], root.level, structlog.get_config()
-    servers = {
-        n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate)
-        for n in logs.SERVER_LOGGERS
-    }
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.configure(**config)
-    for name, (own, propagate) in servers.items():
-        logging.getLogger(name).handlers[:] = own
-        logging.getLogger(name).propagate = propagate
 
 
 def configure(log_format: str = "json", stream: io.StringIO | None = None) -> Captured:
