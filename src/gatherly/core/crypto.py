@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -350,3 +351,12 @@ def rotate(db: Session, *, old: SecretStr, new: SecretStr) -> dict[str, int]:
             setattr(row, column.attribute.key, boxes.rotate(token.encode()).decode())
     db.flush()
     return counts
+
+
+def bearer_matches(authorization: str | None, expected: str) -> bool:
+    """Whether ``Authorization: Bearer <token>`` presents ``expected`` (compared in constant
+    time): the machine endpoints' own credentials (the email webhook, the metrics scrape)."""
+    scheme, _, presented = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        presented.strip().encode(), expected.encode()
+    )

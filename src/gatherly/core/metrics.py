@@ -19,7 +19,6 @@ registers them on its default registry).
 from __future__ import annotations
 
 import glob
-import hmac
 import logging
 import os
 import re
@@ -37,6 +36,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from gatherly.core import crypto
 from gatherly.core.exceptions import NotFound, Unauthenticated
 
 if TYPE_CHECKING:
@@ -383,10 +383,7 @@ def check_token(settings: Settings, authorization: str | None) -> None:
     expected = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
     if not expected:
         raise NotFound("metrics are off: set GATHERLY_METRICS_TOKEN to turn them on")
-    scheme, _, presented = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        presented.strip().encode(), expected.encode()
-    ):
+    if not crypto.bearer_matches(authorization, expected):
         raise Unauthenticated("send the metrics token as 'Authorization: Bearer <token>'")
 
 

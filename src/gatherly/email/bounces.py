@@ -9,7 +9,6 @@ a hard bounce or a complaint suppresses the address for every later send.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import mailbox
 import re
@@ -25,7 +24,7 @@ from flufl.bounce import all_failures
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gatherly.core import metrics
+from gatherly.core import crypto, metrics
 from gatherly.core.config import Settings
 from gatherly.core.exceptions import NotFound, Unauthenticated, ValidationFailed
 from gatherly.core.schemas import normalize_email
@@ -284,10 +283,7 @@ def check_webhook(settings: Settings, authorization: str | None) -> None:
     expected = settings.email_webhook_token
     if expected is None:
         raise Unauthenticated("the webhook is closed: set GATHERLY_EMAIL_WEBHOOK_TOKEN to open it")
-    scheme, _, presented = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        presented.strip().encode(), expected.get_secret_value().encode()
-    ):
+    if not crypto.bearer_matches(authorization, expected.get_secret_value()):
         raise Unauthenticated("send the webhook token as 'Authorization: Bearer <token>'")
 
 

@@ -287,9 +287,9 @@ def _readable(
     """``people`` without those the caller may not read (checked a batch at a time)."""
     people = iter(people)
     while batch := list(itertools.islice(people, 500)):
-        ids = [contact.id for contact, _ in batch]
-        stmt = select(Contact.id).where(Contact.id.in_(ids))
-        readable = set(db.scalars(access.scope(stmt, principal=principal, record_type="contact")))
+        readable = contact_service.readable_ids(
+            db=db, principal=principal, kind=contact_service.CONTACT, ids=(c.id for c, _ in batch)
+        )
         yield from (person for person in batch if person[0].id in readable)
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.core import logs, metrics
@@ -850,22 +850,21 @@ def sweep(db: Session, *, now: datetime) -> list[int]:
     """Mark runs whose worker died (or whose queued message was lost) interrupted: their
     status is final, and they no longer hold back scheduled or notified syncs. Returns
     their ids."""
-    going = list(db.scalars(select(SyncRun).where(SyncRun.status == RUN_RUNNING)))
-    dead = [run for run in going if _process_gone(run.taken_by) or not _alive_at(run, now)]
-    for run in dead:
+    silent = db.scalars(select(SyncRun).where(SyncRun.status == RUN_RUNNING, not_(alive(now))))
+    taken = db.scalars(
+        select(SyncRun).where(SyncRun.status == RUN_RUNNING, SyncRun.taken_by.is_not(None))
+    )
+    dead = {run.id: run for run in silent} | {
+        run.id: run for run in taken if _process_gone(run.taken_by)
+    }
+    for run in dead.values():
         run.status, run.finished_at = RUN_INTERRUPTED, run.heartbeat_at
         log.warning(
             "sync run %s interrupted: %s",
             run.id,
             "its worker stopped" if run.taken_at else "never taken",
         )
-    return [run.id for run in dead]
-
-
-def _alive_at(run: SyncRun, now: datetime) -> bool:
-    """``alive`` for one run, in Python."""
-    limit = DEAD_AFTER if run.taken_at is not None else STALE_AFTER
-    return run.heartbeat_at >= now - limit
+    return sorted(dead)
 
 
 def _process_gone(taken_by: str | None) -> bool:
