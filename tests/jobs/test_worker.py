@@ -142,3 +142,34 @@ def test_t12_scheduled_task_syncs_ticked_webinars_and_picks_up_new_ones(
     jobs.teams_schedule.call_local()  # not due again yet: no new run
     with connected.session_factory() as db:
         assert len(db.scalars(select(SyncRun)).all()) == 1
+
+
+@pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
+def test_a_periodic_task_runs_once_a_minute_however_many_workers_queue_it(
+    tmp_path: Path,
+) -> None:
+    # Every consumer's scheduler queues each periodic task each minute; the copies the
+    # other workers run find the minute claimed and do nothing.
+    settings = Settings(
+        redis_url="redis://127.0.0.1:6379/15",
+        queue_name=f"gatherly-test-periodic-{os.getpid()}-{time.monotonic_ns()}",
+        queue_path=str(tmp_path / "unused.db"),
+    )
+    ran: list[str] = []
+    workers = [Jobs(settings) for _ in range(3)]
+    copies = [
+        jobs._every_minute("test.tick")(lambda name=f"worker {i}": ran.append(name))
+        for i, jobs in enumerate(workers)
+    ]
+    try:
+        for copy in copies:
+            copy.call_local()
+        assert ran == ["worker 0"]
+        # On the SQLite queue (one consumer, one scheduler) nothing is claimed.
+        alone = Jobs(Settings(queue_path=str(tmp_path / "queue.db")))
+        tick = alone._every_minute("test.tick")(lambda: ran.append("alone"))
+        tick.call_local()
+        tick.call_local()
+        assert ran == ["worker 0", "alone", "alone"]
+    finally:
+        workers[0].huey.storage.flush_all()
