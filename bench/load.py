@@ -6,9 +6,9 @@ most contacts) reads through the real server, ``gatherly serve``, over HTTP on l
   A. per-request cost: ``--requests`` sequential GETs of contacts it may read, on one
      keep-alive connection to each of two servers of one API process, one with the per-token
      principal cache on, the other with it off (``GATHERLY_PRINCIPAL_CACHE_SIZE=0``: the
-     baseline, measured in the same run), answering in turn so that both see the same
-     background load; p50/p95/p99 client-side, the server's own time from the product's
-     latency histogram (/metrics), CPU per request. Target: server time under 3 ms at p95.
+     baseline, measured in the same run), answering in turn (``--block`` requests each, 50)
+     so that both see the same background load; p50/p95/p99 client-side, the server's own
+     time from its access log, CPU per request. Target: server time under 3 ms at p95.
   B. L1: two API processes, locust (headless, FastHttpUser, bench/locustfile.py) at a constant
      ``--rate`` requests/s (200) for ``--duration`` seconds (600): contact list pages
      following the cursor a few pages deep, one contact by id, the events list (its pages
@@ -612,23 +612,27 @@ class Cost:
         return cores * self.seconds * 1000 / len(self.ms)
 
 
-def sequential_gets(servers: Sequence[Server], fx: Fixture, n: int) -> list[list[float]]:
-    """``n`` GETs of readable contacts from each server, the servers taking turns, each on
-    one keep-alive connection: each server's sorted client-side ms."""
+def sequential_gets(
+    servers: Sequence[Server], fx: Fixture, n: int, block: int = 1
+) -> list[list[float]]:
+    """``n`` GETs of readable contacts from each server, the servers taking turns every
+    ``block`` requests, each on one keep-alive connection: each server's sorted client-side
+    ms."""
     conns = [http.client.HTTPConnection(HOST, srv.port, timeout=30) for srv in servers]
     headers = {"Authorization": f"Bearer {fx.token}"}
     out: list[list[float]] = [[] for _ in servers]
     try:
-        for i in range(n):
-            path = f"{API}/contacts/{fx.contacts[i % len(fx.contacts)]}"
+        for first in range(0, n, block):
             for conn, ms in zip(conns, out, strict=True):
-                t0 = time.perf_counter_ns()
-                conn.request("GET", path, headers=headers)
-                resp = conn.getresponse()
-                body = resp.read()
-                ms.append((time.perf_counter_ns() - t0) / 1e6)
-                if resp.status != 200:
-                    raise RuntimeError(f"GET {path}: {resp.status} {body[:200]!r}")
+                for i in range(first, min(first + block, n)):
+                    path = f"{API}/contacts/{fx.contacts[i % len(fx.contacts)]}"
+                    t0 = time.perf_counter_ns()
+                    conn.request("GET", path, headers=headers)
+                    resp = conn.getresponse()
+                    body = resp.read()
+                    ms.append((time.perf_counter_ns() - t0) / 1e6)
+                    if resp.status != 200:
+                        raise RuntimeError(f"GET {path}: {resp.status} {body[:200]!r}")
     finally:
         for conn in conns:
             conn.close()
@@ -657,7 +661,7 @@ def phase_a(
         sequential_gets(servers, fx, args.warmup_requests)
         offsets = [srv.logfile.stat().st_size for srv in servers]
         before = [Snapshot.take(srv, pg) for srv in servers]
-        timed = sequential_gets(servers, fx, args.requests)
+        timed = sequential_gets(servers, fx, args.requests, args.block)
         after = [Snapshot.take(srv, pg) for srv in servers]
         time.sleep(0.5)  # the last access lines are written after their answers
         server_ms = [
@@ -673,7 +677,8 @@ def phase_a(
         f"\nA · per-request cost: GET {API}/contacts/{{id}} as the BU-level user, {args.requests:,} "
         f"sequential requests after {args.warmup_requests:,} warm-up,\n    "
         f"{len(fx.contacts):,} readable contacts in turn; two servers of 1 API process each, "
-        "one keep-alive connection to each,\n    answering in turn"
+        f"one keep-alive connection to each,\n    answering in turn, {args.block} "
+        f"request{'s' if args.block > 1 else ''} each"
     )
     head = (
         f"{'':<21} {'client ms: p50':>14} {'p95':>6} {'p99':>6}  {'server ms: p50':>14} "
@@ -960,6 +965,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--phases", default="A,B,C", help="which phases to run, e.g. A or B,C")
     ap.add_argument("--requests", type=int, default=2000, help="A: timed sequential GETs")
     ap.add_argument("--warmup-requests", type=int, default=200, help="A: untimed GETs first")
+    ap.add_argument(
+        "--block",
+        type=int,
+        default=50,
+        help="A: the servers take turns every this many requests (1: every request, where "
+        "each request finds the processor's caches filled by the other server)",
+    )
     ap.add_argument("--rate", type=float, default=200.0, help="B: requests per second")
     ap.add_argument("--duration", type=int, default=600, help="B: measured seconds")
     ap.add_argument("--step-seconds", type=int, default=60, help="C: measured seconds a step")

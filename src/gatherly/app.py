@@ -70,13 +70,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logs.install(app)  # X-Request-ID, the request id on its lines, one access line each
     app.add_middleware(Admission, limit=settings.api_concurrency)  # see core/admission.py
     app.add_middleware(metrics.RequestMetrics)  # latency by route, waiting included
+    # Routes are matched in order, one by one: the most read first. Routers sharing a first
+    # path segment keep their order (teams_event_content before events_router: /events).
     for router in (
-        teams_router,
         teams_event_content,
-        org_router,
         contacts,
         leads,
         events_router,
+        teams_router,
+        org_router,
         segments_router,
         lists_router,
         email_router,

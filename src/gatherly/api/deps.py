@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio.to_thread
+from anyio import CancelScope, CapacityLimiter
 from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -16,17 +18,41 @@ from gatherly.org import service as org_service
 bearer = HTTPBearer(auto_error=False, description="A per-user API token: `gly_…`")
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    """A session committed when the route returns, rolled back when it raises."""
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """A session committed when the route returns, rolled back when it raises.
+
+    Async, so that opening the session (which does no I/O) costs no trip to a worker thread;
+    ending it does, but only when it began a transaction."""
     session: Session = request.app.state.session_factory()
     try:
         yield session
-        session.commit()
+    except BaseException:
+        await _end(session, commit=False)
+        raise
+    await _end(session, commit=True)
+
+
+def _finish(session: Session, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+async def _end(session: Session, *, commit: bool) -> None:
+    if not session.in_transaction():
+        session.close()  # nothing began: no connection to give back, no I/O
+        return
+    # Shielded, on a limiter of its own (as FastAPI ends a sync dependency): a cancelled or
+    # crowded request still gives its connection back to the pool.
+    with CancelScope(shield=True):
+        await anyio.to_thread.run_sync(_finish, session, commit, limiter=CapacityLimiter(1))
 
 
 # scope="function": commit before the response is sent, so a 2xx means the data is stored.

@@ -11,7 +11,13 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gatherly.core.exceptions import Conflict, GatherlyError, Unauthenticated, ValidationFailed
+from gatherly.core.exceptions import (
+    Conflict,
+    GatherlyError,
+    Unauthenticated,
+    Unavailable,
+    ValidationFailed,
+)
 
 PageRenderer = Callable[[Request, GatherlyError], Response | None]
 """Renders an error as a web page when the request is a page's, else returns None (the web
@@ -151,19 +157,26 @@ _RETRYABLE = {"40P01", "40001"}  # deadlock_detected, serialization_failure
 
 async def _operational_error(request: Request, exc: Exception) -> Response:
     code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    if code not in _RETRYABLE:
+    if getattr(exc, "connection_invalidated", False):
+        # The server ended the connection (a restart): the pool replaces it and its siblings.
+        error: GatherlyError = Unavailable(
+            "the connection to the database was lost; nothing was changed: send the request again"
+        )
+    elif code in _RETRYABLE:
+        error = Conflict(
+            "another change to the same records was being made at the same moment; "
+            "nothing was changed: send the request again"
+        )
+    else:
         raise exc  # a real failure: the server error it is
-    crossed = Conflict(
-        "another change to the same records was being made at the same moment; "
-        "nothing was changed: send the request again"
-    )
-    response = await _gatherly_error(request, crossed)  # a page for the web UI's requests
+    response = await _gatherly_error(request, error)  # a page for the web UI's requests
     response.headers["Retry-After"] = "1"
     return response
 
 
-def no_nul_in_query(request: Request) -> None:
-    """Refuse a query parameter holding a NUL character, naming it (an app-wide dependency).
+async def no_nul_in_query(request: Request) -> None:
+    """Refuse a query parameter holding a NUL character, naming it (an app-wide dependency;
+    async, as it does no I/O: a sync one would cost each request a trip to a worker thread).
 
     PostgreSQL cannot compare text that holds one, so a search for it would fail in the
     database instead of being answered; no name, email or filter value contains one.

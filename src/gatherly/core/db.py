@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import select
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,11 +18,13 @@ from sqlalchemy import (
     TypeDecorator,
     create_engine,
     event,
+    exc,
     func,
     or_,
 )
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -137,7 +141,49 @@ def make_engine(database_url: str, *, connections: int | None = None, **kwargs: 
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _check_on_checkout(engine)
+    return engine
+
+
+PING_AFTER = 10.0  # seconds a pooled connection may rest before it is pinged again
+
+
+def _check_on_checkout(engine: Engine) -> None:
+    """Make sure a pooled connection still works before it is handed out — as SQLAlchemy's
+    ``pool_pre_ping`` does, but without its round trip for a connection given back less
+    than ``PING_AFTER`` seconds ago whose socket has nothing to read. A server that ended
+    the connection (a restart, ``pg_terminate_backend``, an idle timeout) has written its
+    farewell or closed the socket, which makes it readable; such a connection, and any that
+    rested longer, is pinged, and one that fails is replaced (the pool tries again)."""
+
+    def checked_in(_dbapi: Any, record: ConnectionPoolEntry) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    def checkout(dbapi: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
+        rested = time.monotonic() - record.info.get("checked_in", float("-inf"))
+        if rested < PING_AFTER and not _readable(dbapi):
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise exc.DisconnectionError(str(error)) from error
+        if not alive:
+            raise exc.DisconnectionError("the database did not answer a ping")
+
+    event.listen(engine, "connect", checked_in)  # a new connection needs no ping
+    event.listen(engine, "checkin", checked_in)
+    event.listen(engine, "checkout", checkout)
+
+
+def _readable(dbapi: Any) -> bool:
+    """Whether an idle connection's socket has something to read (or is closed): nothing
+    should arrive unasked, so it means the server has ended it. True when unknown."""
+    try:
+        fd = dbapi.fileno()
+    except Exception:  # closed, or no socket: ping to find out
+        return True
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

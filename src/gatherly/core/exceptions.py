@@ -67,6 +67,14 @@ class Conflict(GatherlyError):
     code = "conflict"
 
 
+class Unavailable(GatherlyError):
+    """The database (or another part the answer needs) cannot be reached just now; the same
+    request a moment later may succeed."""
+
+    status_code = 503
+    code = "unavailable"
+
+
 class RateLimited(GatherlyError):
     """Too many requests of this kind from here in a short time; try again later."""
 

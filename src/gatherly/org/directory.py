@@ -23,7 +23,6 @@ from gatherly.access.models import OWNER_TEAM
 from gatherly.core.exceptions import NotFound
 from gatherly.org.models import (
     RolePrivilege,
-    SecurityEpoch,
     SecurityRole,
     Team,
     TeamMember,
@@ -160,8 +159,17 @@ def load_owner_principal(db: Session, owner_type: str, owner_id: int) -> Princip
 
 def security_epoch(db: Session) -> int | None:
     """The security epoch's value (``org.models.SecurityEpoch``); None when its row is
-    missing, which turns caching off rather than trusting anything."""
-    return db.scalar(select(SecurityEpoch.value).where(SecurityEpoch.id == 1))
+    missing, which turns caching off rather than trusting anything.
+
+    Read on every authenticated request, so as plain SQL on the session's connection: the
+    ORM's statement machinery would double its CPU. Pending changes are flushed first, as a
+    query through the ORM would (their triggers may change the value)."""
+    if db.new or db.dirty or db.deleted:
+        db.flush()
+    return db.connection().exec_driver_sql(_EPOCH_SQL).scalar()
+
+
+_EPOCH_SQL = "SELECT value FROM security_epoch WHERE id = 1"  # SecurityEpoch
 
 
 @dataclass(frozen=True)
