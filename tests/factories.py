@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -148,3 +150,12 @@ def share_with_organization(db: Session, record_type: str, record_id: int) -> No
         )
     )
     db.commit()
+
+
+def csv_text(rows: list[dict[str, str]]) -> str:
+    """A CSV file's text: a header line from the first row's keys, then the rows."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()

@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
-import io
 import itertools
 import os
 import random
@@ -262,21 +260,13 @@ class Setup:
     message_id: int = 0
 
 
-def _csv(rows: list[dict[str, str]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
-
-
 def _import(db: Session, org: Org, who: str, rows: list[dict[str, str]]) -> list[int]:
     """People imported as ``who`` through the matching service; their contact ids."""
     report = imports.import_csv(
         db=db,
         principal=f.principal(db, org.users[who]),
         kind=contact_service.CONTACT,
-        text=_csv(rows),
+        text=f.csv_text(rows),
     )
     return [r.record_id for r in report.rows if r.record_id is not None]
 
@@ -508,7 +498,7 @@ class Driver:
                 who,
                 "POST",
                 f"{API}/contacts/import",
-                content=_csv(rows),
+                content=f.csv_text(rows),
                 headers={"Content-Type": "text/csv"},
             )
             if response is not None and response.status_code == 200:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from gatherly.access import engine as access
 from gatherly.access.levels import Privilege
-from gatherly.contact import service
+from gatherly.contact import matching, service
 from gatherly.contact.schemas import ContactCreate, ContactUpdate, LeadCreate, LeadUpdate, OwnerRef
 from gatherly.core.exceptions import GatherlyError, ValidationFailed
 
@@ -121,6 +121,7 @@ def import_csv(
         rows = list(_rows(text, kind.record_type))
     except csv.Error as exc:
         raise ValidationFailed(f"the file is not CSV: {exc}", field="file") from None
+    matching.hold(db, record_type=kind.record_type, emails=(row.get("email") for _, row in rows))
     for line, row in rows:
         if "__error__" in row:
             report.rows.append(RowResult(line, REFUSED, message=row["__error__"]))

@@ -284,6 +284,40 @@ registry.on(registry.OWNERS_MOVED, _owners_moved)
 registry.on(registry.SCOPING_CHANGED, _scoping_changed)
 
 
+CLAIMS = 1024  # claims a writer can take: people share them when there are more
+
+
+def hold(db: Session, *, record_type: str, emails: Iterable[str | None]) -> None:
+    """Claim these people (by email, in any BU) for the rest of the transaction, all at
+    once and in one order, before anything of them is changed. Two writers of many people
+    (imports) that claim first never wait on each other in a circle, which PostgreSQL would
+    end by rolling one back as a deadlock: the second waits for the first to commit, then
+    finds what it made.
+
+    PostgreSQL's transaction-level advisory locks, in ascending order; people share one of
+    ``CLAIMS`` claims per record type (by a hash of the email), which bounds the locks a
+    transaction holds (the server's lock table is small) — large imports therefore take
+    turns. Nothing on SQLite, whose writers take turns anyway."""
+    if db.get_bind().dialect.name != "postgresql":
+        return
+    claims = sorted({_claim(record_type, e) for e in emails if e})
+    if claims:
+        db.execute(
+            text("SELECT count(pg_advisory_xact_lock(c)) FROM unnest(CAST(:c AS bigint[])) c"),
+            {"c": claims},
+        )
+
+
+def _claim(record_type: str, email: str) -> int:
+    key = email.strip().lower().encode()
+    bucket = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % CLAIMS
+    # One range of claims per record type, clear of other users of advisory locks.
+    return _CLAIM_BASE + sorted(MODELS).index(record_type) * CLAIMS + bucket
+
+
+_CLAIM_BASE = 0x6761_7468_0000  # "gath": the application's own range of advisory lock keys
+
+
 # ------------------------------------------------------------------ finding
 
 
