@@ -17,6 +17,7 @@ from gatherly.core import changes
 from gatherly.core.changes import DataChange
 from gatherly.event.models import EventAttendance
 from gatherly.org import service as org
+from gatherly.org.models import BusinessUnit
 from gatherly.segment import jobs
 from gatherly.segment import service as seg
 from gatherly.segment.models import Segment, SegmentMember
@@ -218,6 +219,22 @@ def test_moving_a_user_rescopes_their_business_unit_segments(acme: Org) -> None:
     assert stored(acme, mine) == acme.ids("c3")
     assert acme.visible("uOrg", mine) == acme.ids("c3")
     assert stored(acme, theirs) == acme.ids("c3")
+
+
+def test_moving_a_team_brings_its_contacts_into_the_new_units_segments(acme: Org) -> None:
+    acme.scoping(True)
+    a = acme.db.get(BusinessUnit, acme.bus["A"])
+    assert a is not None
+    team = f.team(acme.db, "Campaign", a)
+    c4 = f.contact(acme.db, team, email="c4@x.example", country="JP", last_name="Four")
+    theirs = acme.segment("uB", name="B's")  # business-unit scope: B
+    acme.drain()
+    assert stored(acme, theirs) == acme.ids("c3")
+    org.update_team(db=acme.db, team_id=team.id, business_unit_id=acme.bus["B"])
+    acme.db.commit()
+    assert acme.db.execute(select(DataChange.topic)).scalars().all() == ["owner"]
+    acme.drain()
+    assert stored(acme, theirs) == acme.ids("c3") | {c4.id}
 
 
 def test_moving_a_business_unit_refreshes_what_participation_sees(acme: Org) -> None:

@@ -86,6 +86,7 @@ def owned_types() -> list[RecordType]:
 # is set up, without the directory importing the domain: contacts re-key their matching
 # keys (SPEC B8) after a user or a team moves BU with its records, or after BU scoping is
 # turned on or off.
+OWNERS_MOVING = "owners_moving"  # fn(db, *, owner_type, owner_id): records about to follow
 OWNERS_MOVED = "owners_moved"  # fn(db, *, owner_type, owner_id): records followed their owner
 SCOPING_CHANGED = "scoping_changed"  # fn(db): BU scoping was turned on or off
 DEFAULTS = "defaults"  # fn(db): make the rows every installation starts with

@@ -280,6 +280,15 @@ def _scoping_changed(db: Session) -> None:
         rekey(db, record_type=record_type)
 
 
+def _owners_moving(db: Session, *, owner_type: str, owner_id: int) -> None:
+    for record_type, model in MODELS.items():
+        emails = db.scalars(
+            select(model.email).where(model.owner_type == owner_type, model.owner_id == owner_id)
+        )
+        hold(db, record_type=record_type, emails=emails)
+
+
+registry.on(registry.OWNERS_MOVING, _owners_moving)
 registry.on(registry.OWNERS_MOVED, _owners_moved)
 registry.on(registry.SCOPING_CHANGED, _scoping_changed)
 

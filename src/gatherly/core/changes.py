@@ -22,7 +22,7 @@ from gatherly.core.db import Base, UTCDateTime, utcnow
 CONTACT = "contact"  # contact_ids changed (created, edited, assigned, moved BU)
 EVENT = "event"  # the event ref_id changed, or its registrations or attendance did
 MARKETING_LIST = "marketing_list"  # contact_ids joined or left list ref_id
-OWNER = "owner"  # the records of user ref_id moved BU (segment scopes follow owners)
+OWNER = "owner"  # the records of user or team ref_id moved BU (segment scopes follow owners)
 SEGMENT = "segment"  # segment ref_id's definition or scope changed: recompute it
 ALL = "all"  # everything may have changed (the BU-scoping switch flipped, a BU re-parented)
 INTERACTION = "interaction"  # contact_ids opened, clicked, visited or submitted something

@@ -628,16 +628,7 @@ def move_user(
     db.add(TeamMember(team_id=default_team(db=db, bu_id=new_bu.id).id, user_id=user.id))
     user.business_unit_id = new_bu.id
     if move_records:
-        for rtype in registry.owned_types():
-            m = rtype.model
-            db.execute(
-                update(m)
-                .where(m.owner_type == OWNER_USER, m.owner_id == user.id)
-                .values(owning_bu_id=new_bu.id)
-            )
-        # Segment scopes follow their owner's BU, and so do the contacts that moved.
-        changes.record(db, changes.OWNER, ref_id=user.id)
-        registry.fire(registry.OWNERS_MOVED, db, owner_type=OWNER_USER, owner_id=user.id)
+        _move_owned(db, owner_type=OWNER_USER, owner_id=user.id, bu_id=new_bu.id)
     db.flush()
     _log(
         db,
@@ -702,6 +693,22 @@ def _manual_team(db: Session, team_id: int) -> Team:
     return team
 
 
+def _move_owned(db: Session, *, owner_type: str, owner_id: int, bu_id: int) -> None:
+    """The records of a user or team follow it to the BU ``bu_id``: claimed first (in the
+    order every writer of many people claims them), moved, then re-keyed."""
+    registry.fire(registry.OWNERS_MOVING, db, owner_type=owner_type, owner_id=owner_id)
+    for rtype in registry.owned_types():
+        m = rtype.model
+        db.execute(
+            update(m)
+            .where(m.owner_type == owner_type, m.owner_id == owner_id)
+            .values(owning_bu_id=bu_id)
+        )
+    # Segment scopes follow their owner's BU, and so do the contacts that moved.
+    changes.record(db, changes.OWNER, ref_id=owner_id)
+    registry.fire(registry.OWNERS_MOVED, db, owner_type=owner_type, owner_id=owner_id)
+
+
 def update_team(
     *,
     db: Session,
@@ -725,14 +732,7 @@ def update_team(
         _manual_team(db, team_id)
         get_bu(db=db, bu_id=business_unit_id)
         team.business_unit_id = business_unit_id
-        for rtype in registry.owned_types():
-            m = rtype.model
-            db.execute(
-                update(m)
-                .where(m.owner_type == OWNER_TEAM, m.owner_id == team.id)
-                .values(owning_bu_id=business_unit_id)
-            )
-        registry.fire(registry.OWNERS_MOVED, db, owner_type=OWNER_TEAM, owner_id=team.id)
+        _move_owned(db, owner_type=OWNER_TEAM, owner_id=team.id, bu_id=business_unit_id)
     db.flush()
     before, after = audit.diff(old, _team_state(db, team))
     if after:
