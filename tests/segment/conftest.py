@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.access.engine import Principal
 from gatherly.contact.models import Contact
+from gatherly.core.changes import DataChange
 from gatherly.org import service as org
 from gatherly.org.models import User
 from gatherly.segment import jobs
@@ -84,6 +86,8 @@ def acme(db: Session, session_factory: sessionmaker[Session]) -> Org:
         "c2": f.contact(db, owner_a1, email="c2@x.example", country="JP", last_name="Two"),
         "c3": f.contact(db, owner_b, email="c3@x.example", country="JP", last_name="Three"),
     }
+    # The set-up's changes (roles given) were handled before any segment existed.
+    db.execute(delete(DataChange))
     db.commit()
     return Org(
         db,

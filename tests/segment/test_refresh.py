@@ -252,6 +252,24 @@ def test_moving_a_business_unit_refreshes_what_participation_sees(acme: Org) -> 
     assert stored(acme, attended) == set()
 
 
+def test_a_role_taken_or_given_refreshes_what_participation_sees(acme: Org) -> None:
+    event = f.event(acme.db, acme.users["uOrg"], "A1 webinar")
+    f.attendance(acme.db, event, acme.contacts["c3"], seconds=600)
+    attended = acme.segment("uA_deep", {"participation": "attended"})
+    acme.drain()
+    assert stored(acme, attended) == acme.ids("c3")
+    manager = org.get_role_by_name(db=acme.db, name="Marketing Manager").id
+    owner = acme.users["uA_deep"].id
+    org.unassign_role(db=acme.db, role_id=manager, user_id=owner)
+    acme.db.commit()
+    assert acme.db.execute(select(DataChange.topic)).scalars().all() == ["access"]
+    acme.drain()
+    assert stored(acme, attended) == set()  # its owner reads no event any more
+    org.assign_role(db=acme.db, role_id=manager, user_id=owner)
+    acme.drain()
+    assert stored(acme, attended) == acme.ids("c3")
+
+
 def test_a_rolled_back_change_leaves_no_outbox_row(acme: Org) -> None:
     seg_id = acme.segment("uOrg", scope="organization")
     acme.drain()

@@ -25,6 +25,7 @@ MARKETING_LIST = "marketing_list"  # contact_ids joined or left list ref_id
 OWNER = "owner"  # the records of user or team ref_id moved BU (segment scopes follow owners)
 SEGMENT = "segment"  # segment ref_id's definition or scope changed: recompute it
 ALL = "all"  # everything may have changed (the BU-scoping switch flipped, a BU re-parented)
+ACCESS = "access"  # what users may read changed: a role given, taken, edited; a team's members
 INTERACTION = "interaction"  # contact_ids opened, clicked, visited or submitted something
 LEAD = "lead"  # the leads whose ids are in contact_ids changed (made, edited, linked)
 SCORE = "score"  # scoring model ref_id's scores of contact_ids changed
@@ -36,6 +37,7 @@ TOPICS = (
     OWNER,
     SEGMENT,
     ALL,
+    ACCESS,
     INTERACTION,
     LEAD,
     SCORE,

@@ -771,6 +771,7 @@ def add_member(
     user = get_user(db=db, user_id=user_id)
     if db.get(TeamMember, (team.id, user_id)) is None:
         db.add(TeamMember(team_id=team.id, user_id=user_id))
+        changes.record(db, changes.ACCESS)  # segments and scores read as their owners do
         db.flush()
         member = {"user_id": user.id, "username": user.username}
         _log(db, principal, "member_add", team, None, member)
@@ -787,6 +788,7 @@ def remove_member(
         raise NotFound(f"user {user_id} is not a member of team {team.name!r}", field="user_id")
     user = get_user(db=db, user_id=user_id)
     db.delete(member)
+    changes.record(db, changes.ACCESS)
     db.flush()
     _log(
         db, principal, "member_remove", team, {"user_id": user.id, "username": user.username}, None
@@ -976,6 +978,8 @@ def update_role(
     before, after = audit.diff(old, _role_state(db, role))
     if after:
         _log(db, principal, "update", role, before, after)
+    if "privileges" in after:
+        changes.record(db, changes.ACCESS)  # segments and scores read as their owners do
     return role
 
 
@@ -998,6 +1002,7 @@ def delete_role(*, db: Session, role_id: int, principal: Principal | None = None
     before = {**_role_state(db, role), "users": list(users), "teams": list(teams)}
     _log(db, principal, "delete", role, before, None)
     db.delete(role)
+    changes.record(db, changes.ACCESS)
     db.flush()
 
 
@@ -1054,6 +1059,7 @@ def assign_role(
         raise ValidationFailed("give a user or a team", field="user_id")
     db.flush()
     if added:
+        changes.record(db, changes.ACCESS)  # segments and scores read as their owners do
         _log_assignment(db, principal, "assign", role, user_id=user_id, team_id=team_id)
 
 
@@ -1076,6 +1082,7 @@ def unassign_role(
         raise NotFound(f"role {role_id} is not assigned there", field="role_id")
     role = get_role(db=db, role_id=role_id)
     db.delete(link)
+    changes.record(db, changes.ACCESS)
     db.flush()
     _log_assignment(db, principal, "unassign", role, user_id=user_id, team_id=team_id)
 

@@ -52,8 +52,8 @@ def _touched(db: Session, rows: Sequence[DataChange]) -> set[int] | None:
     """The contacts a batch of changes touched (None: too many, or not known)."""
     found: set[int] = set()
     for row in rows:
-        if row.topic in (changes.ALL, changes.OWNER):
-            return None
+        if row.topic in (changes.ALL, changes.OWNER, changes.ACCESS):
+            return None  # ACCESS: a model scores what its owner may read
         if row.topic in (changes.CONTACT, changes.INTERACTION):
             if row.contact_ids is None:
                 return None

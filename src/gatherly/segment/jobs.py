@@ -69,9 +69,10 @@ def _plan(db: Session, rows: list[DataChange]) -> dict[int, _Work]:
         return work.setdefault(segment_id, _Work())
 
     for row in rows:
-        if row.topic in (changes.ALL, changes.OWNER):
+        if row.topic in (changes.ALL, changes.OWNER, changes.ACCESS):
             # A flipped scoping switch, or a user's records (segments and contacts alike)
-            # moving BU: any segment's scope may now select differently.
+            # moving BU: any segment's scope may now select differently. Access: criteria
+            # count the events, messages and scores the segment's owner may read.
             for seg_id, _uses in segments:
                 add(seg_id).full = True
         elif row.topic == changes.SEGMENT and row.ref_id is not None:
