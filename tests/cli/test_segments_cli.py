@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 import typer
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.cli import app
 from gatherly.core import audit
+from gatherly.core.changes import DataChange
 from gatherly.segment.models import MarketingListMember, Segment
 from tests import factories as f
 from tests.cli.helpers import CliRun, make_cli, plain, run_script
@@ -69,6 +70,8 @@ def acme(session_factory: sessionmaker[Session]) -> Acme:
             ).id
             for owner, first, last, country in people
         }
+        # The set-up's changes (roles given) were handled before any segment existed.
+        db.execute(delete(DataChange))
         db.commit()
         return Acme(contacts, {"A": a.id, "B": b.id}, session_factory)
 

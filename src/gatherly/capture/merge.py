@@ -77,6 +77,7 @@ def merge(
     other = _get(db, principal, kind, duplicate_id)
     before = {name: getattr(master, name) for name in (*FIELDS, "custom")}
     emails = {master.email, other.email}
+    matching.hold(db, record_type=record_type, emails=emails)  # first, as imports do
     changed = []
     for name in FIELDS:
         theirs = getattr(other, name)

@@ -415,6 +415,8 @@ def update(
         db=db, principal=principal, kind=kind, record_id=record_id, privilege=Privilege.WRITE
     )
     data = record_in.model_dump(include=record_in.model_fields_set)
+    # Re-keying may touch the other records of either email: claim them first, as imports do.
+    matching.hold(db, record_type=kind.record_type, emails=[record.email, data.get("email")])
     if kind.model is Lead:
         _check_lead_links(db, principal, data, record)
     person_changed = any(
@@ -445,6 +447,7 @@ def delete_record(*, db: Session, principal: access.Principal, kind: Kind, recor
     record = get(
         db=db, principal=principal, kind=kind, record_id=record_id, privilege=Privilege.DELETE
     )
+    matching.hold(db, record_type=kind.record_type, emails=[record.email])
     db.add(
         Tombstone(
             record_type=kind.record_type,
