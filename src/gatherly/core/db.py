@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import select
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -184,6 +184,26 @@ def _readable(dbapi: Any) -> bool:
     except Exception:  # closed, or no socket: ping to find out
         return True
     return bool(select.select([fd], [], [], 0)[0])
+
+
+_AFTER_COMMIT = "gatherly.after_commit"
+
+
+def after_commit(db: Session, fn: Callable[[], object]) -> None:
+    """Call ``fn`` once the session's transaction commits, never if it rolls back: for what
+    must count only what was stored (a metric of reports a webhook received)."""
+    db.info.setdefault(_AFTER_COMMIT, []).append(fn)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for fn in session.info.pop(_AFTER_COMMIT, ()):
+        fn()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_commit(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

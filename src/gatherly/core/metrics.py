@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -366,8 +367,11 @@ def _use_files() -> None:
     if getattr(values.ValueClass, "_multiprocess", False):
         return
     values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
-    for metric in RECORDED:
-        metric.clear()
+    with warnings.catch_warnings():
+        # It warns that clearing does not reach the files: there are none yet to reach.
+        warnings.filterwarnings("ignore", "Clearing labels", UserWarning)
+        for metric in RECORDED:
+            metric.clear()
 
 
 # ------------------------------------------------------------------ the scrape

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from gatherly.core import crypto, metrics
 from gatherly.core.config import Settings
+from gatherly.core.db import after_commit
 from gatherly.core.exceptions import NotFound, Unauthenticated, ValidationFailed
 from gatherly.core.schemas import normalize_email
 from gatherly.email import audience as audience_service
@@ -203,9 +204,10 @@ def apply(*, db: Session, events: Iterable[Event], source: str) -> Applied:
         )
         db.flush()
         done.recorded += 1
-        metrics.EMAIL_BOUNCES.labels(
+        counted = metrics.EMAIL_BOUNCES.labels(
             "complaint" if event.kind == "complaint" else event.bounce_type, source
-        ).inc()
+        )
+        after_commit(db, counted.inc)  # a report rolled back is sent again, then counted
     return done
 
 
