@@ -6,6 +6,7 @@ import logging
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from gatherly.core.exceptions import FatalSyncError
@@ -17,12 +18,20 @@ from tests.graph_emulator.conftest import Emulator
 WEBINARS = "/solutions/virtualEvents/webinars"
 
 
+def _tokens(outcome: str) -> float:
+    return (
+        REGISTRY.get_sample_value("gatherly_graph_token_requests_total", {"outcome": outcome}) or 0
+    )
+
+
 def test_token_via_msal_is_cached(emulator: Emulator) -> None:
+    acquired = _tokens("acquired")
     cred = credential(emulator)
     first = cred.token()
     assert first.count(".") == 2
     assert cred.token() == first
     assert cred.acquired == 1
+    assert _tokens("acquired") - acquired == 1  # the metric counts requests, not cache hits
     paths = [(r["method"], r["path"]) for r in request_log(emulator)]
     assert paths == [
         ("GET", f"/{fx.TENANT}/v2.0/.well-known/openid-configuration"),
@@ -35,9 +44,11 @@ def test_wrong_secret_refused_clearly_secret_never_shown(
 ) -> None:
     secret = "wrong-secret-Zq9"
     caplog.set_level(logging.DEBUG)
+    refused = _tokens("refused")
     cred = credential(emulator, secret=secret)
     with pytest.raises(TokenError) as info:
         cred.token()
+    assert _tokens("refused") - refused == 1
     message = str(info.value)
     assert "invalid_client" in message
     assert "AADSTS7000215" in message

@@ -103,6 +103,12 @@ GRAPH_REQUESTS = Counter(
     "none came: timeout, dropped connection).",
     ("method", "status"),
 )
+GRAPH_TOKENS = Counter(
+    "gatherly_graph_token_requests",
+    "Token requests to the Microsoft identity platform (msal), by outcome: 'acquired', "
+    "'refused' (it answered with an error), 'unreachable'.",
+    ("outcome",),
+)
 GRAPH_THROTTLED = Counter(
     "gatherly_graph_throttled",
     "Graph answers asking the connector to slow down: 429, or 503/504 with Retry-After.",
@@ -138,6 +144,7 @@ RECORDED = (
     JOB_SECONDS,
     SYNC_RUNS,
     GRAPH_REQUESTS,
+    GRAPH_TOKENS,
     GRAPH_THROTTLED,
     GRAPH_RETRY_WAIT,
     EMAIL_DELIVERIES,

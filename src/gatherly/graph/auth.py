@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr
 
+from gatherly.core import metrics
 from gatherly.core.exceptions import FatalSyncError, RetriableSyncError
 
 if TYPE_CHECKING:  # msal (and requests under it) loads on the first token, not on import
@@ -206,10 +207,12 @@ class ClientSecretCredential:
         try:
             result: dict[str, Any] = app.acquire_token_for_client(scopes=[GRAPH_SCOPE])
         except httpx.TransportError as exc:
+            metrics.GRAPH_TOKENS.labels("unreachable").inc()
             raise TokenUnavailable(
                 f"Identity platform at {self.authority} unreachable: {type(exc).__name__}"
             ) from None
         if "access_token" not in result:
+            metrics.GRAPH_TOKENS.labels("refused").inc()
             error = str(result.get("error") or "token_error")
             description = str(result.get("error_description") or "").splitlines()
             first = self._scrub(description[0] if description else "")
@@ -217,6 +220,7 @@ class ClientSecretCredential:
         self._token = str(result["access_token"])
         self._expires_at = self._clock() + float(result.get("expires_in") or 0)
         self.acquired += 1
+        metrics.GRAPH_TOKENS.labels("acquired").inc()
         log.info(
             "graph token acquired for app %s (expires in %ss)",
             self.client_id,
