@@ -6,9 +6,10 @@ writer at a time)."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.contact import imports, matching
@@ -99,3 +100,31 @@ def test_claims_are_bounded_however_many_people(
         )
         db.rollback()
         assert 900 < held <= matching.CLAIMS  # 5,000 people share the claims
+
+
+def test_claims_held_are_not_asked_for_again_in_the_same_transaction(
+    session_factory: sessionmaker[Session], database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("advisory locks are PostgreSQL's")
+    sent: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        sent.append(statement)
+
+    held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+    with session_factory() as db:
+        bind = db.get_bind()
+        event.listen(bind, "before_cursor_execute", note)
+        try:
+            matching.hold(db, record_type="contact", emails=["a@claims.example"])
+            matching.hold(db, record_type="contact", emails=["A@claims.example "])  # the same
+            assert sum("pg_advisory_xact_lock" in s for s in sent) == 1
+            matching.hold(db, record_type="contact", emails=["b@claims.example"])
+            assert db.scalar(text(held)) == 2
+            db.rollback()  # the locks go with the transaction: the next one claims afresh
+            matching.hold(db, record_type="contact", emails=["a@claims.example"])
+            assert db.scalar(text(held)) == 1
+            db.rollback()
+        finally:
+            event.remove(bind, "before_cursor_execute", note)

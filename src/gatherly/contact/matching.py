@@ -309,12 +309,22 @@ def hold(db: Session, *, record_type: str, emails: Iterable[str | None]) -> None
     turns. Nothing on SQLite, whose writers take turns anyway."""
     if db.get_bind().dialect.name != "postgresql":
         return
-    claims = sorted({_claim(record_type, e) for e in emails if e})
+    # The claims this transaction holds already (an import's rows each pass through the
+    # edit, which claims again): asked for again, they would cost a round trip each.
+    transaction = db.get_transaction()
+    held_in, held = db.info.get(_HELD, (None, set()))
+    if held_in is not transaction:
+        held = set()
+    claims = sorted({_claim(record_type, e) for e in emails if e} - held)
     if claims:
         db.execute(
             text("SELECT count(pg_advisory_xact_lock(c)) FROM unnest(CAST(:c AS bigint[])) c"),
             {"c": claims},
         )
+        db.info[_HELD] = (db.get_transaction(), held | set(claims))
+
+
+_HELD = "gatherly.claims_held"
 
 
 def _claim(record_type: str, email: str) -> int:

@@ -183,7 +183,9 @@ def _readable(dbapi: Any) -> bool:
         fd = dbapi.fileno()
     except Exception:  # closed, or no socket: ping to find out
         return True
-    return bool(select.select([fd], [], [], 0)[0])
+    poller = select.poll()  # not select.select: it refuses descriptors above 1023
+    poller.register(fd, select.POLLIN)  # hang-ups and errors are reported too
+    return bool(poller.poll(0))
 
 
 _AFTER_COMMIT = "gatherly.after_commit"
