@@ -239,8 +239,10 @@ def test_a_bad_setting_is_named_without_a_traceback(
     assert not (tmp_path / "g.db").exists()  # nothing done
 
 
-def _connections_of(pid: int, port: int) -> int:
-    """Established TCP connections on ``port`` that process ``pid`` holds (Linux /proc)."""
+def _connections_of(pid: int, port: int, peers: set[int]) -> int:
+    """Established TCP connections on ``port`` from the local ports ``peers`` that process
+    ``pid`` holds (Linux /proc). Only the test's own: a connection another test left open
+    must not count."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
@@ -254,7 +256,13 @@ def _connections_of(pid: int, port: int) -> int:
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
             local_port = int(fields[1].rsplit(":", 1)[1], 16)
-            if local_port == port and fields[3] == "01" and fields[9] in inodes:  # ESTABLISHED
+            peer_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if (
+                local_port == port
+                and peer_port in peers
+                and fields[3] == "01"  # ESTABLISHED
+                and fields[9] in inodes
+            ):
                 found += 1
     return found
 
@@ -273,7 +281,8 @@ def test_a_burst_of_keep_alive_connections_is_spread_over_both_processes(
             client.sendall(b"GET /healthz HTTP/1.1\r\nHost: gatherly\r\n\r\n")
         for client in clients:
             assert client.recv(4096).startswith(b"HTTP/1.1 200")
-        held = [_connections_of(pid, port) for pid in _api_processes(server.pid)]
+        peers = {client.getsockname()[1] for client in clients}
+        held = [_connections_of(pid, port, peers) for pid in _api_processes(server.pid)]
     finally:
         for client in clients:
             client.close()
