@@ -145,10 +145,18 @@ def page_statement(
     if after:
         bound = bindparam("page_after_key", type_=getattr(key, "type", None))
         last_id = bindparam("page_after_id", type_=Integer)
+        # The first condition repeats what the second implies: it is the one a database
+        # reads as the start of an index range. Without it, the index on (key, id) was read
+        # from the first row on every page and the rows before the cursor filtered out: page
+        # 400 of a list took 530 ms on PostgreSQL, against 9 ms for page 1.
         if descending:
-            stmt = stmt.where(or_(key < bound, and_(key == bound, id_column < last_id)))
+            stmt = stmt.where(
+                key <= bound, or_(key < bound, and_(key == bound, id_column < last_id))
+            )
         else:
-            stmt = stmt.where(or_(key > bound, and_(key == bound, id_column > last_id)))
+            stmt = stmt.where(
+                key >= bound, or_(key > bound, and_(key == bound, id_column > last_id))
+            )
     order = (key.desc(), id_column.desc()) if descending else (key.asc(), id_column.asc())
     if _attribute(key) is None:
         # A computed key (a coalesce over a nullable column, say) is selected with the row,
