@@ -444,20 +444,30 @@ class Server(Child):
         """The server's base URL."""
         return f"http://{HOST}:{self.port}"
 
-    def latency(self) -> Histograms | None:
-        """The product's request latency histogram, per route: cumulative (le s, count);
-        None when /metrics does not answer in time (a stuck server)."""
+    def scrape(self) -> tuple[Histograms | None, dict[str, tuple[float, float]]]:
+        """From /metrics: the product's request latency histogram, per route: cumulative
+        (le s, count), None when /metrics does not answer in time (a stuck server); and
+        the garbage collector's pauses so far by generation: (collections, seconds)."""
         auth = {"Authorization": f"Bearer {self.metrics_token}"}
         try:
             status, body = self.get("/metrics", auth, timeout=10)
         except (OSError, http.client.HTTPException) as exc:
             log(f"/metrics: {type(exc).__name__}: {exc}")
-            return None
+            return None, {}
         if status != 200:
             log(f"/metrics answered {status}: {body[:200]!r}")
-            return None
+            return None, {}
         counts: dict[str, dict[float, float]] = {}
+        gc: dict[str, tuple[float, float]] = {}
         for family in text_string_to_metric_families(body.decode()):
+            if family.name == "gatherly_gc_pause_seconds":
+                for sample in family.samples:
+                    n, secs = gc.get(sample.labels["generation"], (0.0, 0.0))
+                    if sample.name.endswith("_count"):
+                        n += sample.value
+                    elif sample.name.endswith("_sum"):
+                        secs += sample.value
+                    gc[sample.labels["generation"]] = (n, secs)
             if family.name != "gatherly_http_request_duration_seconds":
                 continue
             for sample in family.samples:
@@ -465,7 +475,7 @@ class Server(Child):
                     route = counts.setdefault(sample.labels["route"], {})
                     le = float(sample.labels["le"])
                     route[le] = route.get(le, 0.0) + sample.value
-        return {route: sorted(b.items()) for route, b in counts.items()}
+        return {route: sorted(b.items()) for route, b in counts.items()}, gc
 
 
 def verify(srv: Server, fx: Fixture) -> None:
@@ -563,11 +573,13 @@ class Snapshot:
     sessions: int  # connections opened so far on the database, by anyone
     locust: float
     latency: Histograms | None
+    gc: dict[str, tuple[float, float]]  # generation -> (collections, seconds) so far
 
     @classmethod
     def take(cls, srv: Server, pg: PgProbe, locust: Child | None = None) -> Snapshot:
         """Sample now."""
         pg_cpu, pg_states, pg_all, sessions = pg.sample(srv.app_name)
+        latency, gc = srv.scrape()
         return cls(
             wall=time.monotonic(),
             box=_box_busy(),
@@ -577,7 +589,8 @@ class Snapshot:
             pg_all=pg_all,
             sessions=sessions,
             locust=group_cpu(locust.pgid) if locust else 0.0,
-            latency=srv.latency(),
+            latency=latency,
+            gc=gc,
         )
 
     def until(self, end: Snapshot) -> Cpu:
@@ -741,6 +754,16 @@ class Run:
     saturated: bool = False  # locust said its own CPU was over 90 %
     pg_states: dict[str, int] = field(default_factory=dict)  # at the window's end
     sessions: int = 0  # PostgreSQL connections opened on the database in the window
+    gc: dict[str, tuple[float, float]] = field(default_factory=dict)  # in the window
+
+    def gc_line(self) -> str:
+        """The API processes' garbage-collector pauses in the window, by generation."""
+        parts = [
+            f"generation {gen}: {n:,.0f} × (mean {secs / n * 1000:.2f} ms)"
+            for gen, (n, secs) in sorted(self.gc.items())
+            if n
+        ]
+        return "garbage collector pauses, all API processes: " + ("; ".join(parts) or "none")
 
     @property
     def achieved(self) -> float:
@@ -821,6 +844,10 @@ def run_locust(
     run.pg_states = after.pg_states
     run.sessions = after.sessions - before.sessions
     run.server = hist_diff(before.latency, after.latency)
+    run.gc = {
+        gen: (n - before.gc.get(gen, (0.0, 0.0))[0], secs - before.gc.get(gen, (0.0, 0.0))[1])
+        for gen, (n, secs) in after.gc.items()
+    }
     lo, hi = start + warm, start + warm + seconds
     for line in samples.read_text().splitlines():
         t, ms, name, error = line.split("\t", 3)
@@ -887,6 +914,7 @@ def phase_b(
         f"histogram, all API routes), ms: {server}"
     )
     print(run.cpu.line() + (" · locust reported its CPU over 90 %" if run.saturated else ""))
+    print(run.gc_line())
     print(
         f"PostgreSQL connections opened in the window: {run.sessions:,} (by every client of "
         "the database; the API's pool opens one for each checkout past its pool_size)"

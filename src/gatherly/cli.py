@@ -237,7 +237,9 @@ def run_server(
         if workers > 1:  # a socket each, on one port (core/serving.py)
             serving.run(host=host, port=port, processes=workers, options=options)
         else:
-            uvicorn.run(create_app(settings), host=host, port=port, **options)
+            app = create_app(settings)
+            serving.settle(app)
+            uvicorn.run(app, host=host, port=port, **options)
     finally:
         if consumer is not None:
             consumer.stop(graceful=True)

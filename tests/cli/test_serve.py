@@ -102,6 +102,11 @@ def server(seeded_demo: SeededDemo, tmp_path_factory: pytest.TempPathFactory) ->
         try:
             wait_until_healthy(proc, base_url, log)
             assert len(_api_processes(proc.pid)) == 2, log.read_text()
+            # One process answering is not both listening: each settles first (core/serving.py).
+            deadline = time.monotonic() + 30
+            while not all(_sockets_of(pid, port, "0A") for pid in _api_processes(proc.pid)):
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
             yield Server(base_url, seeded_demo.output.tokens, database_url, proc.pid)
             children = _api_processes(proc.pid)
             proc.send_signal(signal.SIGTERM)  # what systemd sends
@@ -239,10 +244,10 @@ def test_a_bad_setting_is_named_without_a_traceback(
     assert not (tmp_path / "g.db").exists()  # nothing done
 
 
-def _connections_of(pid: int, port: int, peers: set[int]) -> int:
-    """Established TCP connections on ``port`` from the local ports ``peers`` that process
-    ``pid`` holds (Linux /proc). Only the test's own: a connection another test left open
-    must not count."""
+def _sockets_of(pid: int, port: int, state: str, peers: set[int] | None = None) -> int:
+    """TCP sockets on local ``port`` in ``state`` (Linux /proc: "01" established, "0A"
+    listening) that process ``pid`` holds; with ``peers``, only those connected from these
+    local ports: the test's own, not a connection another test left open."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
@@ -259,8 +264,8 @@ def _connections_of(pid: int, port: int, peers: set[int]) -> int:
             peer_port = int(fields[2].rsplit(":", 1)[1], 16)
             if (
                 local_port == port
-                and peer_port in peers
-                and fields[3] == "01"  # ESTABLISHED
+                and (peers is None or peer_port in peers)
+                and fields[3] == state
                 and fields[9] in inodes
             ):
                 found += 1
@@ -282,7 +287,7 @@ def test_a_burst_of_keep_alive_connections_is_spread_over_both_processes(
         for client in clients:
             assert client.recv(4096).startswith(b"HTTP/1.1 200")
         peers = {client.getsockname()[1] for client in clients}
-        held = [_connections_of(pid, port, peers) for pid in _api_processes(server.pid)]
+        held = [_sockets_of(pid, port, "01", peers) for pid in _api_processes(server.pid)]
     finally:
         for client in clients:
             client.close()

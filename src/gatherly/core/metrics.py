@@ -18,6 +18,7 @@ registers them on its default registry).
 
 from __future__ import annotations
 
+import gc
 import glob
 import logging
 import os
@@ -137,6 +138,13 @@ SEGMENT_CHANGE_LAG = Histogram(
     ("topic",),
     buckets=LAG_BUCKETS,
 )
+GC_PAUSE_SECONDS = Histogram(
+    "gatherly_gc_pause_seconds",
+    "Time an API process stopped for Python's cyclic garbage collector, by generation (1, "
+    "or 2: a full collection). Every request in the process waits meanwhile.",
+    ("generation",),
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
 # Every metric above has labels: their values are made on first use, after
 # ``prepare_processes`` has chosen where they live (see there).
 RECORDED = (
@@ -150,6 +158,7 @@ RECORDED = (
     EMAIL_DELIVERIES,
     EMAIL_BOUNCES,
     SEGMENT_CHANGE_LAG,
+    GC_PAUSE_SECONDS,
 )
 
 # Read when scraped (the queue and the database are the same for every process).
@@ -206,6 +215,27 @@ def watch_jobs(huey: Any) -> None:
             JOB_SECONDS.labels(task.name, _JOB_ENDS[signal]).observe(perf_counter() - began)
 
     huey.signal("executing", *_JOB_ENDS)(on_signal)
+
+
+def watch_gc() -> None:
+    """Time this process's collections of generations 1 and 2 (``gc.callbacks``; generation
+    0's, every 700 allocations and some microseconds long, are left out as too frequent to
+    be worth a write each). Installed once per process, however often called."""
+    if _on_gc in gc.callbacks:
+        return
+    gc.callbacks.append(_on_gc)
+
+
+_gc_started = [0.0]  # one collection runs at a time in a process (the collector's own lock)
+
+
+def _on_gc(phase: str, info: dict[str, int]) -> None:
+    if info["generation"] == 0:
+        return
+    if phase == "start":
+        _gc_started[0] = perf_counter()
+    else:
+        GC_PAUSE_SECONDS.labels(str(info["generation"])).observe(perf_counter() - _gc_started[0])
 
 
 # ------------------------------------------------------------------ request latency
