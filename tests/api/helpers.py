@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi.testclient import TestClient
 from httpx2 import Response
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from gatherly.contact.models import Lead
@@ -88,3 +94,30 @@ def lead(db: Session, owner: User | Team, *, bu_id: int | None = None, **fields:
     db.add(record)
     db.flush()
     return record
+
+
+@dataclass(frozen=True)
+class Executed:
+    """One statement the app ran: its SQL, the thread it ran on, and the isolation level its
+    connection was asked for (None: the engine's default, in a transaction)."""
+
+    sql: str
+    thread: str
+    isolation_level: str | None
+
+
+@contextmanager
+def statements(client: TestClient) -> Iterator[list[Executed]]:
+    """Every statement the client's app runs meanwhile."""
+    seen: list[Executed] = []
+
+    def note(conn: Connection, _cursor: Any, sql: str, *_args: Any) -> None:
+        level = conn.get_execution_options().get("isolation_level")
+        seen.append(Executed(sql, threading.current_thread().name, level))
+
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)

@@ -5,13 +5,12 @@ very next request in every process; changes that do not touch access leave the c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import event, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gatherly.access.levels import Level
@@ -24,6 +23,7 @@ from gatherly.org.models import ApiToken, User
 from gatherly.web import auth
 from tests import factories as f
 from tests.api.conftest import Org
+from tests.api.helpers import statements
 
 Change = Callable[[Session], object]
 
@@ -78,22 +78,6 @@ def test_the_epoch_moves_with_every_change_to_what_a_principal_is_made_of(
         assert moved == ((what, change) in changes), what
 
 
-@contextmanager
-def _statements(client: TestClient) -> Iterator[list[str]]:
-    """The SQL statements the app runs meanwhile."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    engine = client.app.state.engine  # type: ignore[attr-defined]
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def _two_processes(database_url: str, tmp_path: Any) -> tuple[TestClient, TestClient]:
     """Two apps, as two API processes would be: each with its own principal cache."""
     settings = Settings(database_url=database_url, queue_path=str(tmp_path / "queue.db"))
@@ -109,9 +93,9 @@ def test_a_cached_principal_is_dropped_on_the_next_request_in_every_process(
     with first, second:
         for client in (first, second):
             assert client.get(contact, headers=headers).status_code == 200
-            with _statements(client) as seen:  # now from the cache: no role is read
+            with statements(client) as seen:  # now from the cache: no role is read
                 assert client.get(contact, headers=headers).status_code == 200
-            assert not [sql for sql in seen if "user_role" in sql], seen
+            assert not [e.sql for e in seen if "user_role" in e.sql], seen
         # The admin takes the marketer's role away through the first process...
         marketer = org.users["marketer"].id
         with session_factory() as db:

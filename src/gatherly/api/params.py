@@ -25,7 +25,7 @@ class PageParams:
     limit: int
 
 
-def page_params(
+async def page_params(  # async: no I/O, so no trip to a worker thread
     # A cursor holds the last row's sort value, so a long name makes a long cursor.
     cursor: Annotated[
         str | None, Query(max_length=4096, description="The next_cursor of the page before")

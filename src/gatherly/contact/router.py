@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from gatherly.access.levels import rights_from_mask
 from gatherly.access.models import RecordShare
-from gatherly.api.deps import CurrentPrincipal, DbSession, no_content
+from gatherly.api.deps import CurrentPrincipal, DbSession, QuickPrincipal, no_content
 from gatherly.api.params import Paging, PathId, QueryId
 from gatherly.contact import imports, service
 from gatherly.contact.schemas import (
@@ -67,7 +67,7 @@ def make_router(
     router = APIRouter(prefix=f"/{kind.record_type}s", tags=[f"{kind.record_type}s"])
     label = kind.label
 
-    def filters(
+    async def filters(  # async: no I/O, so no trip to a worker thread
         q: Annotated[
             str | None, Query(description="Part of the full name, company or email (any case)")
         ] = None,
@@ -102,9 +102,9 @@ def make_router(
     FilterDep = Annotated[service.ListFilter, Depends(filters)]  # noqa: N806 - a type alias
 
     @router.get("", summary=f"List {label}s you may read", response_model=PageOut[out_schema])  # type: ignore[valid-type]
-    def list_(
+    async def list_(  # a quick read (api/deps.py): one page, on the event loop
         db: DbSession,
-        principal: CurrentPrincipal,
+        principal: QuickPrincipal,
         paging: Paging,
         flt: FilterDep,
         sort: str = "-modified_at",
@@ -169,7 +169,8 @@ def make_router(
         return ImportOut(record_type=report.record_type, totals=report.totals, rows=report.rows)
 
     @router.get("/{record_id}", summary=f"Read a {label}", response_model=out_schema)
-    def read(record_id: PathId, db: DbSession, principal: CurrentPrincipal) -> Any:
+    async def read(record_id: PathId, db: DbSession, principal: QuickPrincipal) -> Any:
+        # a quick read (api/deps.py): one record, on the event loop
         return service.get(db=db, principal=principal, kind=kind, record_id=record_id)
 
     @router.patch("/{record_id}", summary=f"Change a {label}", response_model=out_schema)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from gatherly.api.deps import CurrentPrincipal, DbSession
+from gatherly.api.deps import CurrentPrincipal, DbSession, QuickPrincipal
 from gatherly.api.params import Paging, PathId
 from gatherly.contact.schemas import CountOut, PageOut
 from gatherly.event import schemas as s
@@ -20,7 +20,7 @@ from gatherly.event import service
 router = APIRouter(tags=["events"])
 
 
-def filters(
+async def filters(  # async: no I/O, so no trip to a worker thread
     q: Annotated[str | None, Query(max_length=200, description="Search event names")] = None,
     status: Literal["draft", "published", "canceled", "other"] | None = None,
     organizer: Annotated[str | None, Query(max_length=320, description="Name or email")] = None,
@@ -43,9 +43,9 @@ Filters = Annotated[service.EventFilter, Depends(filters)]
 
 
 @router.get("/events", summary="List events you may read", response_model=PageOut[s.EventOut])
-def list_events(
+async def list_events(  # a quick read (api/deps.py): one page, on the event loop
     db: DbSession,
-    principal: CurrentPrincipal,
+    principal: QuickPrincipal,
     paging: Paging,
     flt: Filters,
     sort: Annotated[
@@ -64,7 +64,9 @@ def count_events(db: DbSession, principal: CurrentPrincipal, flt: Filters) -> Co
 
 
 @router.get("/events/{event_id}", summary="One event: properties, counts and sessions")
-def get_event(event_id: PathId, db: DbSession, principal: CurrentPrincipal) -> s.EventDetailOut:
+async def get_event(
+    event_id: PathId, db: DbSession, principal: QuickPrincipal
+) -> s.EventDetailOut:  # a quick read (api/deps.py): one event and its sessions, on the loop
     event = service.get_event(db=db, principal=principal, event_id=event_id)
     sessions = service.sessions(db=db, principal=principal, event_id=event_id)
     return s.EventDetailOut.model_validate(
