@@ -62,7 +62,7 @@ async def _end(session: Session, *, commit: bool) -> None:
         session.close()  # nothing began: no connection to give back, no I/O
         return
     if session.info.get(QUICK):
-        _finish(session, commit)  # a quick read's: a round trip, on the loop as the rest
+        _finish(session, commit)  # a quick read's: autocommit, so nothing left to send
         return
     # Shielded, on a limiter of its own (as FastAPI ends a sync dependency): a cancelled or
     # crowded request still gives its connection back to the pool.
@@ -71,9 +71,24 @@ async def _end(session: Session, *, commit: bool) -> None:
 
 
 QUICK = "gatherly.quick"  # in Session.info: the request is a quick read (see the top)
+AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 # scope="function": commit before the response is sent, so a 2xx means the data is stored.
 DbSession = Annotated[Session, Depends(get_db, scope="function")]
+
+
+def _authenticated(
+    request: Request, db: Session, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
+    """The caller behind the bearer token, with the token's use (once a minute) left pending
+    in ``db``: the queries that load the principal do not flush it, so its row lock is taken
+    only by the commit that records it, never held through the rest of the request."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("send an API token as 'Authorization: Bearer <token>'")
+    with db.no_autoflush:
+        return org_service.token_principal(
+            db=db, secret=credentials.credentials, cache=request.app.state.principals
+        )
 
 
 def current_principal(
@@ -84,11 +99,7 @@ def current_principal(
     """The caller, from ``Authorization: Bearer <token>``; 401 without a valid token.
 
     From the process's principal cache while nothing security-relevant changed."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthenticated("send an API token as 'Authorization: Bearer <token>'")
-    principal = org_service.token_principal(
-        db=db, secret=credentials.credentials, cache=request.app.state.principals
-    )
+    principal = _authenticated(request, db, credentials)
     if db.dirty:
         db.commit()  # keep last_used_at even when the route then fails
     return principal
@@ -103,12 +114,21 @@ async def quick_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """``current_principal`` on the event loop, for a quick read (see the top): from the
-    cache, one query of one row."""
+    cache, one query of one row.
+
+    Nothing here may wait for a lock on the loop: a request of this process holding it on a
+    worker thread needs the loop to commit, so both would wait for ever. Reads take no lock;
+    the one write, the token's use, is recorded on a worker thread."""
     db.info[QUICK] = True
     # Each statement on its own: no BEGIN and COMMIT, two round trips fewer. Under
-    # PostgreSQL's READ COMMITTED each statement saw its own snapshot anyway.
-    db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    return current_principal(request, db, credentials)
+    # PostgreSQL's READ COMMITTED each statement saw its own snapshot anyway. Asked for
+    # again after a commit, which gives the connection back.
+    db.connection(execution_options=AUTOCOMMIT)
+    principal = _authenticated(request, db, credentials)
+    if db.dirty:
+        await anyio.to_thread.run_sync(db.commit)
+        db.connection(execution_options=AUTOCOMMIT)
+    return principal
 
 
 QuickPrincipal = Annotated[Principal, Depends(quick_principal)]
