@@ -141,11 +141,19 @@ def make_engine(database_url: str, *, connections: int | None = None, **kwargs: 
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if "connect_timeout" not in url.query:
+        # libpq waits for ever by default: a server that stopped answering would hold a
+        # request (a quick read, its whole API process) until TCP gave up.
+        kwargs["connect_args"] = {
+            "connect_timeout": CONNECT_TIMEOUT,
+            **kwargs.get("connect_args", {}),
+        }
     engine = create_engine(url, **kwargs)
     _check_on_checkout(engine)
     return engine
 
 
+CONNECT_TIMEOUT = 10  # seconds to open a PostgreSQL connection, unless the URL says otherwise
 PING_AFTER = 10.0  # seconds a pooled connection may rest before it is pinged again
 
 
