@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 from pathlib import Path
 
 from prometheus_client import REGISTRY
@@ -15,6 +16,7 @@ from gatherly.core.config import Settings
 
 
 def _full_collections() -> float:
+    metrics.record_gc_pauses()
     value = REGISTRY.get_sample_value("gatherly_gc_pause_seconds_count", {"generation": "2"})
     return value or 0.0
 
@@ -43,4 +45,28 @@ def test_settle_freezes_the_app_as_its_first_request_leaves_it(tmp_path: Path) -
         assert _full_collections() == before + 3
     finally:
         gc.unfreeze()
+        gc.callbacks.remove(metrics._on_gc)
+
+
+def test_a_collection_inside_a_metrics_update_does_not_wait_for_its_lock() -> None:
+    # A collection can start at any allocation, inside prometheus_client's lock too (one
+    # per process in multi-process mode). Here: the very lock the pause's own histogram
+    # takes, held while collecting. Observing from the callback would never return.
+    metrics.watch_gc()
+    held = metrics.GC_PAUSE_SECONDS.labels("2")._sum._lock  # type: ignore[attr-defined]
+    before = _full_collections()
+    done = threading.Event()
+
+    def collect_holding_the_lock() -> None:
+        with held:
+            gc.collect()
+        done.set()
+
+    try:
+        worker = threading.Thread(target=collect_holding_the_lock, daemon=True)
+        worker.start()
+        worker.join(timeout=10)
+        assert done.is_set()
+        assert _full_collections() == before + 1  # noted, then observed after
+    finally:
         gc.callbacks.remove(metrics._on_gc)

@@ -26,6 +26,7 @@ import re
 import shutil
 import threading
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -220,13 +221,19 @@ def watch_jobs(huey: Any) -> None:
 def watch_gc() -> None:
     """Time this process's collections of generations 1 and 2 (``gc.callbacks``; generation
     0's, every 700 allocations and some microseconds long, are left out as too frequent to
-    be worth a write each). Installed once per process, however often called."""
+    be worth a write each). Installed once per process, however often called.
+
+    A collection can start inside a metric's update, which holds prometheus_client's lock
+    (one per process in multi-process mode, not reentrant): observing from the callback
+    would wait for that lock for ever. The callback only notes the pause;
+    ``record_gc_pauses`` observes it later, after each request."""
     if _on_gc in gc.callbacks:
         return
     gc.callbacks.append(_on_gc)
 
 
 _gc_started = [0.0]  # one collection runs at a time in a process (the collector's own lock)
+_gc_pauses: deque[tuple[str, float]] = deque(maxlen=10_000)  # (generation, seconds)
 
 
 def _on_gc(phase: str, info: dict[str, int]) -> None:
@@ -235,7 +242,17 @@ def _on_gc(phase: str, info: dict[str, int]) -> None:
     if phase == "start":
         _gc_started[0] = perf_counter()
     else:
-        GC_PAUSE_SECONDS.labels(str(info["generation"])).observe(perf_counter() - _gc_started[0])
+        _gc_pauses.append((str(info["generation"]), perf_counter() - _gc_started[0]))
+
+
+def record_gc_pauses() -> None:
+    """Observe the collections ``watch_gc`` noted since the last call."""
+    while True:
+        try:
+            generation, seconds = _gc_pauses.popleft()
+        except IndexError:  # none left
+            return
+        GC_PAUSE_SECONDS.labels(generation).observe(seconds)
 
 
 # ------------------------------------------------------------------ request latency
@@ -274,6 +291,7 @@ class RequestMetrics:
             HTTP_REQUEST_SECONDS.labels(method, self._templates.of(scope), status_class).observe(
                 perf_counter() - start
             )
+            record_gc_pauses()
 
 
 @dataclass(frozen=True)
