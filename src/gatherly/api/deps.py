@@ -6,8 +6,8 @@ load those threads and the event loop queue for the interpreter's lock, each wai
 its switch interval, and a process works on several requests at once, each slower. The
 routes that read one record or one page (bounded by the page limit) take ``QuickPrincipal``
 and are ``async def``, calling the same services: all of their work runs on the event loop,
-one request after another (measured on 2 cores at 200 requests/s: p99 146 -> 39 ms, a fifth
-less CPU per request; docs/decisions.md). While one runs its process does nothing else, so
+one request after another (measured on 2 cores at 200 requests/s for 10 minutes: p99
+146 -> 30 ms, with less CPU per request; docs/decisions.md). While one runs its process does nothing else, so
 only short reads may be quick: never writes, files, exports, counts over a whole table, or
 calls to another service.
 """

@@ -247,10 +247,10 @@ def _on_gc(phase: str, info: dict[str, int]) -> None:
 
 def record_gc_pauses() -> None:
     """Observe the collections ``watch_gc`` noted since the last call."""
-    while True:
+    while _gc_pauses:  # after every request: mostly empty, so no exception raised
         try:
             generation, seconds = _gc_pauses.popleft()
-        except IndexError:  # none left
+        except IndexError:  # taken meanwhile by another thread
             return
         GC_PAUSE_SECONDS.labels(generation).observe(seconds)
 
