@@ -6,13 +6,25 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY
 
 from gatherly.app import create_app
 from gatherly.core import crypto, metrics, serving
 from gatherly.core.config import Settings
+
+
+@pytest.fixture(autouse=True)
+def only_our_collections() -> Iterator[None]:
+    """No automatic collection meanwhile: the counts below are of the tests' own."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    yield
+    if was_enabled:
+        gc.enable()
 
 
 def _full_collections() -> float:
